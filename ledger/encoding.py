@@ -1,0 +1,245 @@
+"""Canonical msgpack: the only byte form that sceau hashes, signs or stores.
+
+Theory of operation
+-------------------
+Every hash and signature in sceau is computed over bytes produced by :func:`pack`. For two
+implementations (a node and an auditor, say, or Python and another language) to agree on a
+hash, one value must have exactly one encoding. Plain msgpack allows several (a small integer
+may be written in 1, 2, 3, 5 or 9 bytes; map keys may come in any order), so sceau uses a
+strict subset:
+
+* Allowed types: nil, bool, integers in [-2**63, 2**64 - 1], bytes (msgpack ``bin``), text
+  (msgpack ``str``, valid UTF-8), arrays and maps. No floats, no extension types (hence no
+  msgpack timestamps).
+* Every integer, string, bytes, array and map header uses its shortest form. Non-negative
+  integers always use the unsigned families (positive fixint, uint8..uint64); negative ones the
+  signed families (negative fixint, int8..int64).
+* Map keys are text, bytes or integers, unique, and sorted by their *encoded* bytes
+  (byte-wise lexicographic order).
+* A document is exactly one value: no trailing bytes.
+
+:func:`unpack` accepts only bytes that :func:`pack` could have produced: it decodes with
+msgpack's C decoder under hard length limits, then re-encodes the result canonically and
+compares. Any difference (non-shortest form, unsorted or duplicate keys, a float, an extension
+type…) is a :class:`NonCanonicalError`. The re-encoding walk also enforces the depth limit.
+
+Limits are carried by a frozen :class:`DecodeLimits` value passed in by the caller; the default
+suits anything sceau stores. Errors form a small hierarchy rooted at :class:`EncodingError`
+(a ``ValueError``) so that a caller handling peer or client input catches one type.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "INT_MAX",
+    "INT_MIN",
+    "DecodeLimits",
+    "DepthLimitError",
+    "EncodingError",
+    "LengthLimitError",
+    "MalformedError",
+    "NonCanonicalError",
+    "SizeLimitError",
+    "UnsupportedTypeError",
+    "pack",
+    "unpack",
+]
+
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1
+
+
+class EncodingError(ValueError):
+    """Base class of every canonical encoding or decoding failure."""
+
+
+class UnsupportedTypeError(EncodingError):
+    """A value of a type outside the canonical subset (float, set, object, …)."""
+
+
+class MalformedError(EncodingError):
+    """Bytes that are not msgpack at all (truncated, invalid UTF-8, trailing bytes)."""
+
+
+class NonCanonicalError(EncodingError):
+    """Valid msgpack that is not the canonical encoding of the value it holds."""
+
+
+class SizeLimitError(EncodingError):
+    """The whole document is larger than ``total_bytes_max``."""
+
+
+class DepthLimitError(EncodingError):
+    """Arrays and maps nest deeper than ``depth_max``."""
+
+
+class LengthLimitError(EncodingError):
+    """A string, bytes, array or map is longer than its limit."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecodeLimits:
+    """Upper bounds that a decoded document must respect.
+
+    ``depth_max`` counts container levels: a scalar has depth 0, ``[1]`` depth 1, ``[[1]]``
+    depth 2.
+    """
+
+    total_bytes_max: int = 32 * 1024 * 1024
+    depth_max: int = 32
+    str_bytes_max: int = 1024 * 1024
+    bin_bytes_max: int = 16 * 1024 * 1024
+    array_length_max: int = 1_000_000
+    map_length_max: int = 100_000
+
+    def __post_init__(self) -> None:
+        for name in (
+            "total_bytes_max",
+            "depth_max",
+            "str_bytes_max",
+            "bin_bytes_max",
+            "array_length_max",
+            "map_length_max",
+        ):
+            value = getattr(self, name)
+            assert isinstance(value, int) and value >= 0, f"{name} must be a non-negative int"
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+_PACKER_OPTIONS = {"use_bin_type": True, "strict_types": True, "autoreset": True}
+
+
+def pack(value: Any, *, depth_max: int = DEFAULT_LIMITS.depth_max) -> bytes:
+    """Return the canonical msgpack encoding of ``value``.
+
+    Tuples are encoded as arrays (and decode as lists). Raises :class:`UnsupportedTypeError`
+    for a value outside the canonical subset, :class:`DepthLimitError` when containers nest
+    deeper than ``depth_max``.
+    """
+    return msgpack.packb(_canonical(value, depth_max), **_PACKER_OPTIONS)
+
+
+def unpack(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
+    """Decode one canonical msgpack document, rejecting anything non-canonical.
+
+    Returns nil/bool/int/bytes/str/list/dict values. Raises :class:`SizeLimitError`,
+    :class:`LengthLimitError`, :class:`DepthLimitError`, :class:`MalformedError`,
+    :class:`NonCanonicalError` or :class:`UnsupportedTypeError` (all :class:`EncodingError`).
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MalformedError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > limits.total_bytes_max:
+        raise SizeLimitError(
+            f"document is {len(data)} bytes, more than the limit of {limits.total_bytes_max}"
+        )
+    if not data:
+        raise MalformedError("empty document")
+    value = _decode(data, limits)
+    try:
+        again = pack(value, depth_max=limits.depth_max)
+    except UnsupportedTypeError as error:
+        raise NonCanonicalError(f"document holds a non-canonical type: {error}") from None
+    if again != data:
+        raise NonCanonicalError(_describe_difference(data, again))
+    return value
+
+
+def _decode(data: bytes, limits: DecodeLimits) -> Any:
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=False,
+            max_str_len=limits.str_bytes_max,
+            max_bin_len=limits.bin_bytes_max,
+            max_array_len=limits.array_length_max,
+            max_map_len=limits.map_length_max,
+            max_ext_len=0,
+            ext_hook=_reject_extension,
+        )
+    except EncodingError:
+        raise
+    except msgpack.ExtraData:
+        raise MalformedError("trailing bytes after the document") from None
+    except (msgpack.OutOfData, UnicodeDecodeError) as error:
+        raise MalformedError(f"malformed msgpack: {type(error).__name__}") from None
+    except TypeError as error:
+        # An unhashable map key (an array or map used as a key).
+        raise NonCanonicalError(f"map key of a non-canonical type: {error}") from None
+    except (ValueError, msgpack.FormatError, msgpack.StackError) as error:
+        message = str(error)
+        if "max_ext_len" in message:
+            raise NonCanonicalError("extension types are not allowed") from None
+        if "exceeds max" in message:
+            raise LengthLimitError(message) from None
+        if isinstance(error, msgpack.StackError):
+            raise DepthLimitError("document nests deeper than the decoder allows") from None
+        raise MalformedError(f"malformed msgpack: {message or type(error).__name__}") from None
+
+
+def _reject_extension(code: int, data: bytes) -> Any:
+    raise NonCanonicalError(f"extension type {code} is not allowed")
+
+
+def _canonical(value: Any, depth_left: int) -> Any:
+    """Validate ``value`` and return it with every map rebuilt in canonical key order."""
+    kind = type(value)
+    if kind is bytes or kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise UnsupportedTypeError(f"integer {value} is outside [-2**63, 2**64 - 1]")
+        return value
+    if kind is list or kind is tuple:
+        if depth_left <= 0:
+            raise DepthLimitError("containers nest deeper than the depth limit")
+        return [_canonical(item, depth_left - 1) for item in value]
+    if kind is dict:
+        if depth_left <= 0:
+            raise DepthLimitError("containers nest deeper than the depth limit")
+        return _canonical_map(value, depth_left - 1)
+    if kind is bytearray or kind is memoryview:
+        return bytes(value)
+    if isinstance(value, bool | int | str | bytes):
+        # Subclasses (IntEnum, StrEnum…) encode as their base value.
+        for base in (bool, int, str, bytes):
+            if isinstance(value, base):
+                return _canonical(base(value), depth_left)
+    raise UnsupportedTypeError(f"type {kind.__name__} has no canonical encoding")
+
+
+def _canonical_map(value: dict, depth_left: int) -> dict:
+    entries = []
+    for key, item in value.items():
+        if type(key) not in (str, bytes, int) or type(key) is bool:
+            raise UnsupportedTypeError(
+                f"map key of type {type(key).__name__}: keys must be str, bytes or int"
+            )
+        encoded_key = msgpack.packb(_canonical(key, depth_left), **_PACKER_OPTIONS)
+        entries.append((encoded_key, key, _canonical(item, depth_left)))
+    entries.sort(key=lambda entry: entry[0])
+    for previous, current in itertools.pairwise(entries):
+        if previous[0] == current[0]:
+            raise UnsupportedTypeError(f"duplicate map key {current[1]!r}")
+    return {key: item for _, key, item in entries}
+
+
+def _describe_difference(data: bytes, canonical: bytes) -> str:
+    offset = next(
+        (index for index, (a, b) in enumerate(zip(data, canonical, strict=False)) if a != b),
+        min(len(data), len(canonical)),
+    )
+    return (
+        f"not the canonical encoding (first difference at byte {offset}; "
+        f"{len(data)} bytes given, canonical form has {len(canonical)})"
+    )

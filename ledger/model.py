@@ -1,0 +1,488 @@
+"""The chain's data: members, genesis, transactions, block headers, blocks, certificates.
+
+Every model is a frozen pydantic v2 model with two forms:
+
+* the **canonical form**, a plain dict with the field names as keys, that :mod:`ledger.encoding`
+  turns into the bytes that are hashed, signed and stored (``to_bytes`` / ``from_bytes``);
+* the **JSON form** for people and HTTP clients (``model_dump_json`` / ``model_validate_json``),
+  where hashes and signatures are lowercase hex and public keys ``ed25519:<base64url>``.
+
+Decoding is strict: a canonical document must hold exactly the model's fields, bytes as bytes
+and integers as integers, so that one model has exactly one byte form. Identities follow
+DESIGN.md decision 3::
+
+    chain_id   = SHA-256(canonical(genesis))
+    tx_id      = SHA-256(canonical(transaction without "signature"))
+    block_hash = SHA-256(canonical(header))
+
+The byte-level specification of all of this is docs/format.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from ledger import crypto, domains, encoding
+
+__all__ = [
+    "Block",
+    "BlockHeader",
+    "CommitCertificate",
+    "ConsensusParameters",
+    "ContractRef",
+    "Genesis",
+    "InvalidCertificateError",
+    "Member",
+    "ModelDecodeError",
+    "Transaction",
+    "fault_tolerance",
+    "members_hash",
+    "quorum_size",
+    "sha256",
+    "vote_payload",
+]
+
+U63_MAX = 2**63 - 1
+U64_MAX = 2**64 - 1
+TRANSACTION_BYTES_MAX = 64 * 1024
+"""Hard ceiling on one transaction's canonical size, whatever the consortium's parameters."""
+ARGUMENTS_DEPTH_MAX = 8
+MEMBERS_MAX = 256
+CONTRACTS_MAX = 64
+
+
+def sha256(data: bytes) -> bytes:
+    """Return SHA-256 of ``data`` (the only hash function of sceau)."""
+    return hashlib.sha256(data).digest()
+
+
+class ModelDecodeError(ValueError):
+    """Bytes or a document that do not make a valid model; the message names the field."""
+
+
+class InvalidCertificateError(ValueError):
+    """A commit certificate that does not certify what it claims; the message says why."""
+
+
+# --- field types ------------------------------------------------------------------------------
+
+
+def _bytes_field(length: int, text_form: str = "hex") -> Any:
+    """An exact-length bytes field: raw bytes in canonical form, hex in JSON."""
+
+    def parse(value: Any, info: ValidationInfo) -> Any:
+        if info.mode == "json" and isinstance(value, str):
+            if not re.fullmatch(r"[0-9a-f]*", value):
+                raise ValueError("expected lowercase hex")
+            return bytes.fromhex(value)
+        return value
+
+    def check(value: Any) -> bytes:
+        if type(value) is not bytes:
+            raise ValueError("expected bytes")
+        if len(value) != length:
+            raise ValueError(f"expected {length} bytes, got {len(value)}")
+        return value
+
+    return Annotated[
+        bytes,
+        BeforeValidator(parse),
+        AfterValidator(check),
+        PlainSerializer(lambda value: value.hex(), return_type=str, when_used="json"),
+        Field(strict=True),
+    ]
+
+
+def _parse_public_key(value: Any, info: ValidationInfo) -> Any:
+    if info.mode == "json" and isinstance(value, str):
+        return crypto.public_key_from_text(value)
+    return value
+
+
+def _check_public_key(value: bytes) -> bytes:
+    if not crypto.is_acceptable_public_key(value):
+        raise ValueError("not an acceptable Ed25519 public key (wrong length, or small order)")
+    return value
+
+
+Hash32 = _bytes_field(32)
+Signature = _bytes_field(crypto.SIGNATURE_BYTES)
+PublicKey = Annotated[
+    bytes,
+    BeforeValidator(_parse_public_key),
+    Field(strict=True, min_length=32, max_length=32),
+    AfterValidator(_check_public_key),
+    PlainSerializer(crypto.public_key_to_text, return_type=str, when_used="json"),
+]
+Height = Annotated[StrictInt, Field(ge=1, le=U63_MAX)]
+View = Annotated[StrictInt, Field(ge=0, le=U63_MAX)]
+Count = Annotated[StrictInt, Field(ge=0, le=U63_MAX)]
+MemberId = Annotated[StrictStr, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")]
+"""A member's id: a lowercase slug of 1 to 48 characters, for example ``metropole-lyon``."""
+Name = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+"""A contract or action name: lowercase letters, digits and underscores, at most 32."""
+
+
+def _check_display_text(value: str) -> str:
+    if any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in value):
+        raise ValueError("control characters are not allowed")
+    if value != value.strip():
+        raise ValueError("no leading or trailing white space")
+    return value
+
+
+DisplayName = Annotated[
+    StrictStr, Field(min_length=1, max_length=128), AfterValidator(_check_display_text)
+]
+Endpoint = Annotated[
+    StrictStr, Field(pattern=r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}$", max_length=260)
+]
+"""A peer endpoint ``host:port`` (an IPv6 host in brackets)."""
+Version = Annotated[StrictStr, Field(pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$", max_length=32)]
+
+
+def _check_arguments(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        encoded = encoding.pack(value, depth_max=ARGUMENTS_DEPTH_MAX)
+    except encoding.EncodingError as error:
+        raise ValueError(f"not canonically encodable: {error}") from None
+    if len(encoded) > TRANSACTION_BYTES_MAX:
+        raise ValueError(f"arguments take {len(encoded)} bytes, over {TRANSACTION_BYTES_MAX}")
+    return value
+
+
+Arguments = Annotated[dict[StrictStr, Any], AfterValidator(_check_arguments)]
+
+
+# --- base model -------------------------------------------------------------------------------
+
+
+class CanonicalModel(BaseModel):
+    """Base of every model that has a canonical byte form."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    def to_canonical(self) -> dict[str, Any]:
+        """Return the canonical form: a dict that :func:`ledger.encoding.pack` encodes."""
+        return self.model_dump(mode="python")
+
+    def to_bytes(self) -> bytes:
+        """Return the canonical encoding of this model."""
+        return encoding.pack(self.to_canonical())
+
+    @classmethod
+    def from_canonical(cls, document: Any) -> Self:
+        """Build the model from its canonical form; raises :class:`ModelDecodeError`."""
+        if not isinstance(document, dict):
+            raise ModelDecodeError(f"{cls.__name__}: expected a map, got {type(document).__name__}")
+        missing = cls.model_fields.keys() - document.keys()
+        if missing:
+            raise ModelDecodeError(f"{cls.__name__}: missing field {sorted(missing)[0]!r}")
+        try:
+            return cls.model_validate(document)
+        except ValidationError as error:
+            raise ModelDecodeError(_describe(cls.__name__, error)) from None
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, limits: encoding.DecodeLimits = encoding.DEFAULT_LIMITS
+    ) -> Self:
+        """Decode canonical bytes; raises :class:`ModelDecodeError` (or an EncodingError)."""
+        return cls.from_canonical(encoding.unpack(data, limits))
+
+
+def _describe(model_name: str, error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(model)"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{model_name}.{location}: {first['msg']}{more}"
+
+
+# --- members and genesis ----------------------------------------------------------------------
+
+
+class Member(CanonicalModel):
+    """A member collectivity: its id, display name, node key and peer endpoint."""
+
+    id: MemberId
+    name: DisplayName
+    public_key: PublicKey
+    endpoint: Endpoint
+
+
+class ContractRef(CanonicalModel):
+    """A contract that the consortium runs, pinned to a version."""
+
+    name: Name
+    version: Version
+
+
+class ConsensusParameters(CanonicalModel):
+    """Limits and timeouts that every member applies alike (changeable by governance)."""
+
+    block_transactions_max: Annotated[StrictInt, Field(ge=1, le=100_000)] = 2_000
+    block_bytes_max: Annotated[StrictInt, Field(ge=1024, le=32 * 1024 * 1024)] = 8 * 1024 * 1024
+    transaction_bytes_max: Annotated[StrictInt, Field(ge=256, le=TRANSACTION_BYTES_MAX)] = 16_384
+    view_timeout_ms: Annotated[StrictInt, Field(ge=100, le=600_000)] = 2_000
+    timestamp_drift_ms_max: Annotated[StrictInt, Field(ge=100, le=3_600_000)] = 10_000
+    governance_threshold_percent: Annotated[StrictInt, Field(ge=51, le=100)] = 67
+    proposal_lifetime_blocks: Annotated[StrictInt, Field(ge=1, le=10_000_000)] = 10_000
+
+
+def members_hash(members: Sequence[Member]) -> bytes:
+    """SHA-256 of the canonical array of the member set, in its order (decision 9)."""
+    return sha256(encoding.pack([member.to_canonical() for member in members]))
+
+
+def fault_tolerance(member_count: int) -> int:
+    """f = ⌊(n − 1) / 3⌋: how many byzantine members n members tolerate."""
+    assert member_count >= 1
+    return (member_count - 1) // 3
+
+
+def quorum_size(member_count: int) -> int:
+    """q = n − f: the number of distinct members whose votes make a certificate."""
+    return member_count - fault_tolerance(member_count)
+
+
+class Genesis(CanonicalModel):
+    """The founding document of a consortium; its hash is the chain_id."""
+
+    format_version: Annotated[StrictInt, Field(ge=1, le=1)] = 1
+    consortium: DisplayName
+    created_at_ms: Annotated[StrictInt, Field(ge=0, le=U63_MAX)]
+    members: Annotated[tuple[Member, ...], Field(min_length=1, max_length=MEMBERS_MAX)]
+    parameters: ConsensusParameters = ConsensusParameters()
+    contracts: Annotated[tuple[ContractRef, ...], Field(max_length=CONTRACTS_MAX)] = ()
+
+    @model_validator(mode="after")
+    def _unique_members_and_contracts(self) -> Self:
+        for label, values in (
+            ("members: member id", [member.id for member in self.members]),
+            ("members: public key", [member.public_key.hex() for member in self.members]),
+            ("members: endpoint", [member.endpoint for member in self.members]),
+            ("contracts: contract name", [contract.name for contract in self.contracts]),
+        ):
+            duplicate = _first_duplicate(values)
+            if duplicate is not None:
+                raise ValueError(f"{label} {duplicate!r} appears twice")
+        return self
+
+    @cached_property
+    def chain_id(self) -> bytes:
+        """SHA-256 of the canonical genesis: the consortium's identity."""
+        return sha256(self.to_bytes())
+
+    @cached_property
+    def members_hash(self) -> bytes:
+        return members_hash(self.members)
+
+    def member(self, member_id: str) -> Member | None:
+        return next((member for member in self.members if member.id == member_id), None)
+
+
+def _first_duplicate(values: Sequence[str]) -> str | None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
+# --- transactions -----------------------------------------------------------------------------
+
+
+class Transaction(CanonicalModel):
+    """A signed request to a contract. Immutable once built: treat ``args`` as read-only."""
+
+    chain_id: Hash32
+    contract: Name
+    action: Name
+    args: Arguments
+    signer: PublicKey
+    nonce: Annotated[StrictInt, Field(ge=0, le=U64_MAX)]
+    expiry_height: Height
+    signature: Signature
+
+    SIGNED_FIELDS: ClassVar[tuple[str, ...]] = (
+        "chain_id",
+        "contract",
+        "action",
+        "args",
+        "signer",
+        "nonce",
+        "expiry_height",
+    )
+
+    @classmethod
+    def create(
+        cls,
+        key: crypto.PrivateKey,
+        *,
+        chain_id: bytes,
+        contract: str,
+        action: str,
+        args: dict[str, Any],
+        nonce: int,
+        expiry_height: int,
+    ) -> Transaction:
+        """Build and sign a transaction with ``key``; raises ModelDecodeError on bad fields."""
+        body = {
+            "chain_id": chain_id,
+            "contract": contract,
+            "action": action,
+            "args": args,
+            "signer": crypto.public_key_bytes(key),
+            "nonce": nonce,
+            "expiry_height": expiry_height,
+        }
+        tx_id = sha256(encoding.pack(body))
+        signature = crypto.sign(key, crypto.Domain(domains.TRANSACTION, chain_id), tx_id)
+        return cls.from_canonical({**body, "signature": signature})
+
+    def body(self) -> dict[str, Any]:
+        """The signed part of the transaction, in canonical form (everything but signature)."""
+        canonical = self.to_canonical()
+        del canonical["signature"]
+        return canonical
+
+    @cached_property
+    def tx_id(self) -> bytes:
+        """SHA-256 of the canonical body: the transaction's identity."""
+        return sha256(encoding.pack(self.body()))
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The canonical bytes of the whole signed transaction (the Merkle leaf)."""
+        return self.to_bytes()
+
+    def signature_is_valid(self) -> bool:
+        """True if ``signature`` is the signer's signature of ``tx_id`` for this chain."""
+        domain = crypto.Domain(domains.TRANSACTION, self.chain_id)
+        return crypto.verify(self.signer, domain, self.tx_id, self.signature)
+
+
+# --- blocks -----------------------------------------------------------------------------------
+
+
+class BlockHeader(CanonicalModel):
+    """What a commit certificate signs (through its hash)."""
+
+    chain_id: Hash32
+    height: Height
+    prev_hash: Hash32
+    """Hash of the previous header; for height 1, the chain_id."""
+    timestamp_ms: Annotated[StrictInt, Field(ge=0, le=U63_MAX)]
+    proposer: MemberId
+    view: View
+    tx_count: Count
+    tx_root: Hash32
+    """RFC 9162 Merkle tree hash over the canonical bytes of the transactions."""
+    state_root: Hash32
+    """Root of the authenticated state after this block's transactions."""
+    members_hash: Hash32
+    """Hash of the member set that certifies this block (the set in force at this height)."""
+
+    @cached_property
+    def block_hash(self) -> bytes:
+        return sha256(self.to_bytes())
+
+
+class Block(CanonicalModel):
+    """A header and the transactions it commits to, in order."""
+
+    header: BlockHeader
+    transactions: tuple[Transaction, ...]
+
+    @model_validator(mode="after")
+    def _count_matches(self) -> Self:
+        if self.header.tx_count != len(self.transactions):
+            raise ValueError(
+                f"header.tx_count is {self.header.tx_count} but the block holds "
+                f"{len(self.transactions)} transactions"
+            )
+        return self
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    @property
+    def block_hash(self) -> bytes:
+        return self.header.block_hash
+
+    def transaction_leaves(self) -> list[bytes]:
+        """The Merkle leaves of the transaction tree: each transaction's canonical bytes."""
+        return [transaction.encoded for transaction in self.transactions]
+
+
+def vote_payload(height: int, view: int, block_hash: bytes) -> bytes:
+    """The payload of prepare and commit votes: canonical ``[height, view, block_hash]``."""
+    return encoding.pack([height, view, block_hash])
+
+
+class CommitCertificate(CanonicalModel):
+    """Signatures of a quorum of distinct members over ``(height, view, block_hash)``.
+
+    Entries are ``(member_id, signature)`` sorted by member id, each id at most once.
+    """
+
+    height: Height
+    view: View
+    block_hash: Hash32
+    signatures: Annotated[
+        tuple[tuple[MemberId, Signature], ...], Field(min_length=1, max_length=MEMBERS_MAX)
+    ]
+
+    @model_validator(mode="after")
+    def _sorted_and_unique(self) -> Self:
+        ids = [member_id for member_id, _ in self.signatures]
+        if any(left >= right for left, right in itertools.pairwise(ids)):
+            raise ValueError("signatures must be sorted by member id, each member once")
+        return self
+
+    def verify(self, chain_id: bytes, members: Sequence[Member]) -> None:
+        """Check that a quorum of ``members`` signed this certificate's commit vote.
+
+        ``members`` is the member set in force at ``height``. Raises
+        :class:`InvalidCertificateError` naming the first problem found.
+        """
+        by_id = {member.id: member for member in members}
+        domain = crypto.Domain(domains.COMMIT, chain_id)
+        payload = vote_payload(self.height, self.view, self.block_hash)
+        for member_id, signature in self.signatures:
+            member = by_id.get(member_id)
+            if member is None:
+                raise InvalidCertificateError(
+                    f"certificate for height {self.height}: {member_id!r} is not a member"
+                )
+            if not crypto.verify(member.public_key, domain, payload, signature):
+                raise InvalidCertificateError(
+                    f"certificate for height {self.height}: bad signature from {member_id!r}"
+                )
+        needed = quorum_size(len(members))
+        if len(self.signatures) < needed:
+            raise InvalidCertificateError(
+                f"certificate for height {self.height}: {len(self.signatures)} signatures, "
+                f"{needed} needed of {len(members)} members"
+            )

@@ -1,0 +1,354 @@
+"""The chain store: blocks, certificates, indexes and the authenticated state, in LevelDB.
+
+Theory of operation
+-------------------
+A node's chain lives in one LevelDB database (key layouts in :mod:`ledger.schema`). The only
+way to change it after creation is :meth:`ChainStore.append_block`, which writes a block, its
+commit certificate, its state writes (the new state tree nodes and the value index), the
+transaction index and the new tip in **one write batch with** ``sync=True`` (DESIGN.md
+decision 10). LevelDB applies a batch atomically and its log is fsynced before the call
+returns, so after a crash at any instant the database holds exactly the blocks whose append
+returned, plus possibly the one being written, whole or not at all.
+
+The store is a mechanism, not a judge of consensus: it checks that a block *fits* (it extends
+the tip, its transaction root and state root are what its content and writes give, its
+certificate names it, no transaction is already in the chain) but not who signed the
+certificate: that needs the member set, which the caller (consensus, the auditor) knows.
+
+Reads verify what they return: a block read back must hash to the hash it was stored with,
+at the height it was stored under, with a matching transaction root; a mismatch raises
+:class:`CorruptionError` naming the height.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import plyvel
+
+from ledger import encoding, merkle, schema
+from ledger.model import Block, CommitCertificate, Genesis, ModelDecodeError, Transaction
+from ledger.state import EMPTY_ROOT, SparseMerkleTree, StateProof
+
+__all__ = [
+    "BlockRejectedError",
+    "ChainStore",
+    "CorruptionError",
+    "StoreError",
+    "Tip",
+]
+
+
+class StoreError(Exception):
+    """Base class of the store's errors."""
+
+
+class BlockRejectedError(StoreError):
+    """A block that does not fit on the tip; nothing was written."""
+
+
+class CorruptionError(StoreError):
+    """Data read back is not what was written. ``height`` names the block when known."""
+
+    def __init__(self, message: str, *, height: int | None = None) -> None:
+        super().__init__(message if height is None else f"height {height}: {message}")
+        self.height = height
+
+
+@dataclass(frozen=True, slots=True)
+class Tip:
+    """The last block appended (height 0 and the chain_id before the first block)."""
+
+    height: int
+    block_hash: bytes
+    state_root: bytes
+
+
+class _NodeReader:
+    """Reads state tree records from the chain database (and a pending batch, if any)."""
+
+    def __init__(self, database: plyvel.DB) -> None:
+        self._database = database
+
+    def get_node(self, node_hash: bytes) -> bytes | None:
+        return self._database.get(schema.node_key(node_hash))
+
+
+class ChainStore:
+    """A node's chain: open with :meth:`create` or :meth:`open`, close when done."""
+
+    def __init__(self, database: plyvel.DB, genesis: Genesis, tip: Tip, path: Path) -> None:
+        self._database = database
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self._tip = tip
+        self.path = path
+        self._tree = SparseMerkleTree(_NodeReader(database))
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        genesis: Genesis,
+        initial_state: Mapping[bytes, bytes] | None = None,
+    ) -> ChainStore:
+        """Create a new chain database at ``path`` for ``genesis``.
+
+        ``initial_state`` is the state at height 0 (for example the member set the genesis
+        declares). Raises :class:`StoreError` if a database already exists there.
+        """
+        target = Path(path)
+        if target.exists() and any(target.iterdir()):
+            raise StoreError(f"{target} is not empty; refusing to create a chain there")
+        database = plyvel.DB(str(target), create_if_missing=True, error_if_exists=True)
+        tree = SparseMerkleTree(_NodeReader(database))
+        update = tree.update(EMPTY_ROOT, dict(initial_state or {}))
+        tip = Tip(0, genesis.chain_id, update.root)
+        with database.write_batch(sync=True, transaction=True) as batch:
+            for node_hash, record in update.new_nodes.items():
+                batch.put(schema.node_key(node_hash), record)
+            for key, value in (initial_state or {}).items():
+                batch.put(schema.value_key(key), value)
+            batch.put(schema.GENESIS, genesis.to_bytes())
+            batch.put(schema.TIP, _encode_tip(tip))
+            batch.put(schema.FORMAT, schema.FORMAT_VERSION)
+        return cls(database, genesis, tip, target)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> ChainStore:
+        """Open an existing chain database. Raises :class:`StoreError` if there is none."""
+        target = Path(path)
+        if not (target / "CURRENT").exists():
+            raise StoreError(f"no chain database at {target}")
+        try:
+            database = plyvel.DB(str(target), create_if_missing=False)
+        except plyvel.IOError as error:
+            raise StoreError(f"cannot open {target}: {error}") from None
+        try:
+            format_version = database.get(schema.FORMAT)
+            if format_version != schema.FORMAT_VERSION:
+                raise StoreError(f"{target}: unknown store format {format_version!r}")
+            genesis = Genesis.from_bytes(_required(database, schema.GENESIS, "genesis"))
+            tip = _decode_tip(_required(database, schema.TIP, "tip"))
+        except BaseException:
+            database.close()
+            raise
+        return cls(database, genesis, tip, target)
+
+    def close(self) -> None:
+        self._database.close()
+
+    def __enter__(self) -> ChainStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def preview_state_root(self, state_writes: Mapping[bytes, bytes | None]) -> bytes:
+        """The state root that ``state_writes`` applied on the tip would give; writes nothing."""
+        return self._tree.update(self._tip.state_root, state_writes).root
+
+    def append_block(
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        state_writes: Mapping[bytes, bytes | None],
+    ) -> Tip:
+        """Append ``block`` with its certificate and state writes in one synced write batch.
+
+        ``state_writes`` maps state keys to their new value (``None`` deletes). Raises
+        :class:`BlockRejectedError`, writing nothing, if the block does not extend the tip,
+        its roots do not match its content and writes, the certificate names another block,
+        or a transaction is already in the chain. Returns the new tip.
+        """
+        header = block.header
+        self._check_fits(block, certificate)
+        update = self._tree.update(self._tip.state_root, state_writes)
+        if update.root != header.state_root:
+            raise BlockRejectedError(
+                f"block {header.height}: state_root {header.state_root.hex()} but the state "
+                f"writes give {update.root.hex()}"
+            )
+        tip = Tip(header.height, block.block_hash, update.root)
+        with self._database.write_batch(sync=True, transaction=True) as batch:
+            batch.put(schema.block_key(header.height), block.block_hash + block.to_bytes())
+            batch.put(schema.hash_key(block.block_hash), schema.encode_height(header.height))
+            batch.put(schema.certificate_key(header.height), certificate.to_bytes())
+            for position, transaction in enumerate(block.transactions):
+                batch.put(
+                    schema.transaction_key(transaction.tx_id),
+                    schema.encode_location(header.height, position),
+                )
+            for node_hash, record in update.new_nodes.items():
+                batch.put(schema.node_key(node_hash), record)
+            for key, value in state_writes.items():
+                if value is None:
+                    batch.delete(schema.value_key(key))
+                else:
+                    batch.put(schema.value_key(key), value)
+            batch.put(schema.TIP, _encode_tip(tip))
+        self._tip = tip
+        return tip
+
+    def _check_fits(self, block: Block, certificate: CommitCertificate) -> None:
+        header = block.header
+        expected_height = self._tip.height + 1
+        if header.chain_id != self.chain_id:
+            raise BlockRejectedError(f"block {header.height}: chain_id of another consortium")
+        if header.height != expected_height:
+            raise BlockRejectedError(
+                f"block {header.height} does not extend the tip: expected height {expected_height}"
+            )
+        if header.prev_hash != self._tip.block_hash:
+            raise BlockRejectedError(
+                f"block {header.height}: prev_hash {header.prev_hash.hex()} is not the tip's "
+                f"hash {self._tip.block_hash.hex()}"
+            )
+        if certificate.height != header.height or certificate.block_hash != block.block_hash:
+            raise BlockRejectedError(f"block {header.height}: the certificate is for another block")
+        if certificate.view != header.view:
+            raise BlockRejectedError(
+                f"block {header.height}: certificate of view {certificate.view}, block of "
+                f"view {header.view}"
+            )
+        tx_root = merkle.root(block.transaction_leaves())
+        if tx_root != header.tx_root:
+            raise BlockRejectedError(f"block {header.height}: tx_root does not match")
+        seen: set[bytes] = set()
+        for transaction in block.transactions:
+            if transaction.tx_id in seen or self.transaction_location(transaction.tx_id):
+                raise BlockRejectedError(
+                    f"block {header.height}: transaction {transaction.tx_id.hex()} is already "
+                    "in the chain"
+                )
+            seen.add(transaction.tx_id)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    @property
+    def tip(self) -> Tip:
+        return self._tip
+
+    @property
+    def height(self) -> int:
+        return self._tip.height
+
+    def block(self, height: int) -> Block | None:
+        """The block at ``height``, verified; None above the tip. Raises CorruptionError."""
+        record = self._database.get(schema.block_key(height))
+        if record is None:
+            if 1 <= height <= self._tip.height:
+                raise CorruptionError("block is missing", height=height)
+            return None
+        stored_hash, data = record[:32], record[32:]
+        try:
+            block = Block.from_bytes(data)
+        except (encoding.EncodingError, ModelDecodeError) as error:
+            raise CorruptionError(f"block does not decode: {error}", height=height) from None
+        if block.height != height:
+            raise CorruptionError(f"holds the block of height {block.height}", height=height)
+        if block.block_hash != stored_hash:
+            raise CorruptionError("block hash does not match the stored hash", height=height)
+        if merkle.root(block.transaction_leaves()) != block.header.tx_root:
+            raise CorruptionError("transactions do not match tx_root", height=height)
+        return block
+
+    def block_by_hash(self, block_hash: bytes) -> Block | None:
+        """The block whose header hashes to ``block_hash``, or None."""
+        encoded_height = self._database.get(schema.hash_key(block_hash))
+        if encoded_height is None:
+            return None
+        height = schema.decode_height(encoded_height)
+        block = self.block(height)
+        if block is None or block.block_hash != block_hash:
+            raise CorruptionError("hash index points at another block", height=height)
+        return block
+
+    def certificate(self, height: int) -> CommitCertificate | None:
+        """The commit certificate of block ``height``, checked against the stored block hash."""
+        data = self._database.get(schema.certificate_key(height))
+        if data is None:
+            if 1 <= height <= self._tip.height:
+                raise CorruptionError("certificate is missing", height=height)
+            return None
+        try:
+            certificate = CommitCertificate.from_bytes(data)
+        except (encoding.EncodingError, ModelDecodeError) as error:
+            raise CorruptionError(f"certificate does not decode: {error}", height=height) from None
+        record = self._database.get(schema.block_key(height))
+        if certificate.height != height or record is None or record[:32] != certificate.block_hash:
+            raise CorruptionError("certificate is for another block", height=height)
+        return certificate
+
+    def blocks(self, start: int = 1, stop: int | None = None) -> Iterator[Block]:
+        """Blocks from ``start`` to ``stop`` (inclusive, default the tip), in order."""
+        last = self._tip.height if stop is None else min(stop, self._tip.height)
+        for height in range(max(start, 1), last + 1):
+            block = self.block(height)
+            assert block is not None
+            yield block
+
+    def transaction_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        """``(height, position)`` of a committed transaction, or None."""
+        data = self._database.get(schema.transaction_key(tx_id))
+        return None if data is None else schema.decode_location(data)
+
+    def transaction(self, tx_id: bytes) -> tuple[Transaction, int, int] | None:
+        """A committed transaction with its height and position, or None."""
+        location = self.transaction_location(tx_id)
+        if location is None:
+            return None
+        height, position = location
+        block = self.block(height)
+        if block is None or position >= len(block.transactions):
+            raise CorruptionError("transaction index points outside the block", height=height)
+        transaction = block.transactions[position]
+        if transaction.tx_id != tx_id:
+            raise CorruptionError("transaction index points at another transaction", height=height)
+        return transaction, height, position
+
+    def state_get(self, key: bytes) -> bytes | None:
+        """The value of state ``key`` at the tip, or None."""
+        return self._database.get(schema.value_key(key))
+
+    def state_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """State entries at the tip whose key starts with ``prefix``, in key order."""
+        full_prefix = schema.value_key(prefix)
+        for key, value in self._database.iterator(prefix=full_prefix):
+            yield key[len(schema.VALUE_PREFIX) :], value
+
+    def state_prove(self, key: bytes, state_root: bytes | None = None) -> StateProof:
+        """A proof of ``key``'s value (or absence) under ``state_root`` (default: the tip's)."""
+        return self._tree.prove(self._tip.state_root if state_root is None else state_root, key)
+
+    def state_get_at(self, key: bytes, state_root: bytes) -> bytes | None:
+        """The value of ``key`` under any earlier state root (walks the state tree)."""
+        return self._tree.get(state_root, key)
+
+
+def _required(database: plyvel.DB, key: bytes, what: str) -> bytes:
+    value = database.get(key)
+    if value is None:
+        raise CorruptionError(f"the chain database has no {what}")
+    return value
+
+
+def _encode_tip(tip: Tip) -> bytes:
+    return encoding.pack([tip.height, tip.block_hash, tip.state_root])
+
+
+def _decode_tip(data: bytes) -> Tip:
+    try:
+        height, block_hash, state_root = encoding.unpack(data)
+    except (encoding.EncodingError, ValueError, TypeError):
+        raise CorruptionError("the tip record does not decode") from None
+    if not (isinstance(height, int) and isinstance(block_hash, bytes) and len(block_hash) == 32):
+        raise CorruptionError("the tip record is malformed")
+    return Tip(height, block_hash, state_root)
