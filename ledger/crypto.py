@@ -48,6 +48,7 @@ __all__ = [
     "PrivateKey",
     "generate_key",
     "is_acceptable_public_key",
+    "key_from_seed",
     "load_private_key",
     "public_key_bytes",
     "public_key_from_text",
@@ -118,6 +119,17 @@ def generate_key() -> PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
+def key_from_seed(seed: bytes) -> PrivateKey:
+    """The Ed25519 key whose 32-byte RFC 8032 secret is ``seed``.
+
+    For tests, simulations and demos that must rebuild the same keys: such a key is exactly
+    as secret as its seed.
+    """
+    if not isinstance(seed, bytes) or len(seed) != 32:
+        raise ValueError("an Ed25519 seed is 32 bytes")
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
 def public_key_bytes(key: PrivateKey) -> bytes:
     """Return the raw 32-byte public key of ``key``."""
     return key.public_key().public_bytes(
@@ -174,11 +186,21 @@ def verify(public_key: bytes, domain: Domain, payload: bytes, signature: bytes) 
         return False
     if int.from_bytes(signature[32:], "little") >= _GROUP_ORDER:
         return False
-    loaded = _load_public_key(public_key) if is_acceptable_public_key(public_key) else None
+    if not is_acceptable_public_key(public_key):
+        return False
+    return _verify_once(public_key, domain.message(payload), signature)
+
+
+@lru_cache(maxsize=65_536)
+def _verify_once(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Ed25519 verification, remembered: a vote broadcast to every replica, or a transaction
+    seen by the mempool and again in a block, is verified once per process. The result is a
+    pure function of the three byte strings, so remembering it changes nothing else."""
+    loaded = _load_public_key(public_key)
     if loaded is None:
         return False
     try:
-        loaded.verify(signature, domain.message(payload))
+        loaded.verify(signature, message)
     except InvalidSignature:
         return False
     return True

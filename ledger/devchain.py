@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from ledger import crypto, domains, merkle
 from ledger.model import (
     Block,
@@ -62,7 +60,7 @@ class LocalConsortium:
         """
         keys = {
             member_id: (
-                Ed25519PrivateKey.from_private_bytes(sha256(seed + member_id.encode()))
+                crypto.key_from_seed(sha256(seed + member_id.encode()))
                 if seed is not None
                 else crypto.generate_key()
             )
@@ -95,19 +93,22 @@ class LocalConsortium:
         *,
         signers: Sequence[str] | None = None,
         members: Sequence[Member] | None = None,
+        view: int | None = None,
     ) -> CommitCertificate:
-        """A commit certificate for ``block`` signed by ``signers``.
+        """A commit certificate for ``block`` signed by ``signers`` in ``view``.
 
-        By default the first quorum of ``members`` (the genesis member set) signs.
+        By default the first quorum of ``members`` (the genesis member set) signs, in the view
+        the block was proposed in.
         """
+        view = block.header.view if view is None else view
         member_set = members if members is not None else self.genesis.members
         if signers is None:
             signers = [member.id for member in member_set][: quorum_size(len(member_set))]
         domain = crypto.Domain(domains.COMMIT, self.chain_id)
-        payload = vote_payload(block.height, block.header.view, block.block_hash)
+        payload = vote_payload(block.height, view, block.block_hash)
         return CommitCertificate(
             height=block.height,
-            view=block.header.view,
+            view=view,
             block_hash=block.block_hash,
             signatures=tuple(
                 (member_id, crypto.sign(self.keys[member_id], domain, payload))

@@ -84,6 +84,12 @@ class LengthLimitError(EncodingError):
     """A string, bytes, array or map is longer than its limit."""
 
 
+_DEPTH_MAX_SUPPORTED = 256
+"""The deepest nesting pack and unpack can walk: both recurse (as does msgpack's packer, which
+stops at 511 levels), so a larger limit would turn deep input into a RecursionError instead of a
+DepthLimitError."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DecodeLimits:
     """Upper bounds that a decoded document must respect.
@@ -110,6 +116,7 @@ class DecodeLimits:
         ):
             value = getattr(self, name)
             assert isinstance(value, int) and value >= 0, f"{name} must be a non-negative int"
+        assert self.depth_max <= _DEPTH_MAX_SUPPORTED, f"depth_max over {_DEPTH_MAX_SUPPORTED}"
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -124,7 +131,16 @@ def pack(value: Any, *, depth_max: int = DEFAULT_LIMITS.depth_max) -> bytes:
     for a value outside the canonical subset, :class:`DepthLimitError` when containers nest
     deeper than ``depth_max``.
     """
-    return msgpack.packb(_canonical(value, depth_max), **_PACKER_OPTIONS)
+    assert 0 <= depth_max <= _DEPTH_MAX_SUPPORTED, f"depth_max over {_DEPTH_MAX_SUPPORTED}"
+    return _packb(_canonical(value, depth_max))
+
+
+def _packb(value: Any) -> bytes:
+    try:
+        return msgpack.packb(value, **_PACKER_OPTIONS)
+    except UnicodeEncodeError as error:
+        # A str holding a lone surrogate has no UTF-8 form, hence no canonical encoding.
+        raise UnsupportedTypeError(f"text that is not valid Unicode: {error.reason}") from None
 
 
 def unpack(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
@@ -144,8 +160,11 @@ def unpack(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
     if not data:
         raise MalformedError("empty document")
     value = _decode(data, limits)
+    # The decoded value keeps the document's map order: if the document is canonical, its
+    # maps are already sorted and msgpack re-encodes it to the very same bytes.
+    _check_decoded(value, limits.depth_max)
     try:
-        again = pack(value, depth_max=limits.depth_max)
+        again = _packb(value)
     except UnsupportedTypeError as error:
         raise NonCanonicalError(f"document holds a non-canonical type: {error}") from None
     if again != data:
@@ -218,6 +237,51 @@ def _canonical(value: Any, depth_left: int) -> Any:
     raise UnsupportedTypeError(f"type {kind.__name__} has no canonical encoding")
 
 
+_KEY_CACHE: dict[str, bytes] = {}
+_KEY_CACHE_SIZE_MAX = 4096
+
+
+def _encoded_key(key: str | bytes | int) -> bytes:
+    """The canonical encoding of a map key (text keys, nearly always field names, cached)."""
+    if type(key) is str:
+        encoded = _KEY_CACHE.get(key)
+        if encoded is None:
+            encoded = _packb(key)
+            if len(_KEY_CACHE) < _KEY_CACHE_SIZE_MAX:
+                _KEY_CACHE[key] = encoded
+        return encoded
+    return _packb(_canonical(key, 0))
+
+
+def _check_decoded(value: Any, depth_left: int) -> None:
+    """Reject floats, bad map keys, unsorted maps and excess depth in a decoded value."""
+    kind = type(value)
+    if kind is float:
+        raise NonCanonicalError("floats are not allowed")
+    if kind is not list and kind is not dict:
+        return
+    if depth_left <= 0:
+        raise DepthLimitError("containers nest deeper than the depth limit")
+    if kind is list:
+        for item in value:
+            item_kind = type(item)
+            if item_kind is list or item_kind is dict or item_kind is float:
+                _check_decoded(item, depth_left - 1)
+        return
+    previous = b""
+    for key, item in value.items():
+        key_kind = type(key)
+        if key_kind is not str and key_kind is not bytes and key_kind is not int:
+            raise NonCanonicalError(f"map key of type {key_kind.__name__} is not allowed")
+        encoded = _encoded_key(key)
+        if encoded <= previous:
+            raise NonCanonicalError("map keys are not sorted by their encoding")
+        previous = encoded
+        item_kind = type(item)
+        if item_kind is list or item_kind is dict or item_kind is float:
+            _check_decoded(item, depth_left - 1)
+
+
 def _canonical_map(value: dict, depth_left: int) -> dict:
     entries = []
     for key, item in value.items():
@@ -225,8 +289,7 @@ def _canonical_map(value: dict, depth_left: int) -> dict:
             raise UnsupportedTypeError(
                 f"map key of type {type(key).__name__}: keys must be str, bytes or int"
             )
-        encoded_key = msgpack.packb(_canonical(key, depth_left), **_PACKER_OPTIONS)
-        entries.append((encoded_key, key, _canonical(item, depth_left)))
+        entries.append((_encoded_key(key), key, _canonical(item, depth_left)))
     entries.sort(key=lambda entry: entry[0])
     for previous, current in itertools.pairwise(entries):
         if previous[0] == current[0]:

@@ -20,10 +20,11 @@ The byte-level specification of all of this is docs/format.md.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Self
 
@@ -167,7 +168,10 @@ def _check_arguments(value: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"not canonically encodable: {error}") from None
     if len(encoded) > TRANSACTION_BYTES_MAX:
         raise ValueError(f"arguments take {len(encoded)} bytes, over {TRANSACTION_BYTES_MAX}")
-    return value
+    # Keep the decoded canonical form, not the caller's objects: a private copy that a caller
+    # cannot mutate after the fact (tx_id is cached), with tuples as lists and keys sorted, so
+    # that a transaction equals its own decoding.
+    return encoding.unpack(encoded)
 
 
 Arguments = Annotated[dict[StrictStr, Any], AfterValidator(_check_arguments)]
@@ -175,11 +179,26 @@ Arguments = Annotated[dict[StrictStr, Any], AfterValidator(_check_arguments)]
 
 # --- base model -------------------------------------------------------------------------------
 
+_CANONICAL_CONTEXT: dict[str, Any] = {"form": "canonical"}
+"""Validation context of :meth:`CanonicalModel.from_canonical` (compared by identity)."""
+
 
 class CanonicalModel(BaseModel):
     """Base of every model that has a canonical byte form."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_form_has_every_field(cls, data: Any, info: ValidationInfo) -> Any:
+        # A default filled in for a missing field would give one model two byte forms (the
+        # hash of a genesis file would differ from its chain_id); from_canonical checks the top
+        # level itself, this checks nested models.
+        if info.context is _CANONICAL_CONTEXT and isinstance(data, dict):
+            missing = cls.model_fields.keys() - data.keys()
+            if missing:
+                raise ValueError(f"missing field {sorted(missing)[0]!r}")
+        return data
 
     def to_canonical(self) -> dict[str, Any]:
         """Return the canonical form: a dict that :func:`ledger.encoding.pack` encodes."""
@@ -188,6 +207,16 @@ class CanonicalModel(BaseModel):
     def to_bytes(self) -> bytes:
         """Return the canonical encoding of this model."""
         return encoding.pack(self.to_canonical())
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; with ``update``, values cached from the old fields (ids, hashes) are dropped."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            for cls in type(self).__mro__:
+                for name, attribute in vars(cls).items():
+                    if isinstance(attribute, cached_property):
+                        copied.__dict__.pop(name, None)
+        return copied
 
     @classmethod
     def from_canonical(cls, document: Any) -> Self:
@@ -198,7 +227,7 @@ class CanonicalModel(BaseModel):
         if missing:
             raise ModelDecodeError(f"{cls.__name__}: missing field {sorted(missing)[0]!r}")
         try:
-            return cls.model_validate(document)
+            return cls.model_validate(document, context=_CANONICAL_CONTEXT)
         except ValidationError as error:
             raise ModelDecodeError(_describe(cls.__name__, error)) from None
 
@@ -246,6 +275,12 @@ class ConsensusParameters(CanonicalModel):
     timestamp_drift_ms_max: Annotated[StrictInt, Field(ge=100, le=3_600_000)] = 10_000
     governance_threshold_percent: Annotated[StrictInt, Field(ge=51, le=100)] = 67
     proposal_lifetime_blocks: Annotated[StrictInt, Field(ge=1, le=10_000_000)] = 10_000
+
+    @model_validator(mode="after")
+    def _a_transaction_fits_in_a_block(self) -> Self:
+        if self.block_bytes_max < self.transaction_bytes_max:
+            raise ValueError("block_bytes_max must be at least transaction_bytes_max")
+        return self
 
 
 def members_hash(members: Sequence[Member]) -> bytes:
@@ -356,9 +391,12 @@ class Transaction(CanonicalModel):
             "nonce": nonce,
             "expiry_height": expiry_height,
         }
-        tx_id = sha256(encoding.pack(body))
-        signature = crypto.sign(key, crypto.Domain(domains.TRANSACTION, chain_id), tx_id)
-        return cls.from_canonical({**body, "signature": signature})
+        # Validate before signing, so that a bad field raises ModelDecodeError (not whatever
+        # Domain or pack would raise) and the signature covers the validated body.
+        unsigned = cls.from_canonical({**body, "signature": bytes(crypto.SIGNATURE_BYTES)})
+        domain = crypto.Domain(domains.TRANSACTION, unsigned.chain_id)
+        signature = crypto.sign(key, domain, unsigned.tx_id)
+        return cls.from_canonical({**unsigned.body(), "signature": signature})
 
     def body(self) -> dict[str, Any]:
         """The signed part of the transaction, in canonical form (everything but signature)."""
@@ -375,6 +413,17 @@ class Transaction(CanonicalModel):
     def encoded(self) -> bytes:
         """The canonical bytes of the whole signed transaction (the Merkle leaf)."""
         return self.to_bytes()
+
+    def with_private_arguments(self) -> Transaction:
+        """A copy whose ``args`` is a deep copy, keeping this transaction's id and bytes.
+
+        The execution engine hands contracts such a copy: whatever a contract does to the
+        arguments, the signed transaction that goes into the block stays as it was.
+        """
+        copied = super().model_copy(update={"args": copy.deepcopy(self.args)})
+        copied.__dict__["tx_id"] = self.tx_id
+        copied.__dict__["encoded"] = self.encoded
+        return copied
 
     def signature_is_valid(self) -> bool:
         """True if ``signature`` is the signer's signature of ``tx_id`` for this chain."""

@@ -17,7 +17,9 @@ certificate: that needs the member set, which the caller (consensus, the auditor
 
 Reads verify what they return: a block read back must hash to the hash it was stored with,
 at the height it was stored under, with a matching transaction root; a mismatch raises
-:class:`CorruptionError` naming the height.
+:class:`CorruptionError` naming the height. Opening checks the tip record against the tip
+block, because the next append builds on it: a tip that lags or names another block would
+let a committed block be rewritten.
 """
 
 from __future__ import annotations
@@ -103,9 +105,12 @@ class ChainStore:
         declares). Raises :class:`StoreError` if a database already exists there.
         """
         target = Path(path)
-        if target.exists() and any(target.iterdir()):
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
             raise StoreError(f"{target} is not empty; refusing to create a chain there")
-        database = plyvel.DB(str(target), create_if_missing=True, error_if_exists=True)
+        try:
+            database = plyvel.DB(str(target), create_if_missing=True, error_if_exists=True)
+        except plyvel.Error as error:
+            raise StoreError(f"cannot create a chain at {target}: {_describe(error)}") from None
         tree = SparseMerkleTree(_NodeReader(database))
         update = tree.update(EMPTY_ROOT, dict(initial_state or {}))
         tip = Tip(0, genesis.chain_id, update.root)
@@ -121,27 +126,71 @@ class ChainStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> ChainStore:
-        """Open an existing chain database. Raises :class:`StoreError` if there is none."""
+        """Open an existing chain database.
+
+        Raises :class:`StoreError` if there is none, if its creation did not complete, or if
+        another store holds it open; :class:`CorruptionError` if its records do not decode or
+        the tip record disagrees with the blocks on disk.
+        """
         target = Path(path)
         if not (target / "CURRENT").exists():
             raise StoreError(f"no chain database at {target}")
         try:
             database = plyvel.DB(str(target), create_if_missing=False)
         except plyvel.IOError as error:
-            raise StoreError(f"cannot open {target}: {error}") from None
+            # LevelDB allows one open handle per database: another process or another
+            # ChainStore of this process holds its LOCK file.
+            raise StoreError(
+                f"cannot open {target}: {_describe(error)} (is the chain already open in "
+                "another store or process?)"
+            ) from None
+        except plyvel.Error as error:
+            raise CorruptionError(f"cannot open {target}: {_describe(error)}") from None
         try:
             format_version = database.get(schema.FORMAT)
+            if format_version is None and database.get(schema.TIP) is None:
+                # create() writes every record in one batch, so none means it was interrupted.
+                raise StoreError(f"{target}: the chain's creation did not complete")
             if format_version != schema.FORMAT_VERSION:
                 raise StoreError(f"{target}: unknown store format {format_version!r}")
-            genesis = Genesis.from_bytes(_required(database, schema.GENESIS, "genesis"))
+            genesis = _decode_genesis(_required(database, schema.GENESIS, "genesis"))
             tip = _decode_tip(_required(database, schema.TIP, "tip"))
+            store = cls(database, genesis, tip, target)
+            store._check_tip()
         except BaseException:
             database.close()
             raise
-        return cls(database, genesis, tip, target)
+        return store
 
     def close(self) -> None:
         self._database.close()
+
+    def _check_tip(self) -> None:
+        """Check the tip record against the blocks on disk; raises CorruptionError.
+
+        The next append trusts the tip (its height, hash and state root), so a tip that
+        disagrees with the chain must stop the node here, before a block is rewritten.
+        """
+        tip = self._tip
+        if tip.height == 0:
+            if tip.block_hash != self.chain_id:
+                raise CorruptionError("the tip record of height 0 does not hold the chain_id")
+        else:
+            block = self.block(tip.height)
+            if block is None or block.block_hash != tip.block_hash:
+                raise CorruptionError("the tip record names another block hash", height=tip.height)
+            if block.header.state_root != tip.state_root:
+                raise CorruptionError("the tip record names another state root", height=tip.height)
+        if self._database.get(schema.block_key(tip.height + 1)) is not None:
+            raise CorruptionError(
+                f"a block is stored above the tip record's height {tip.height}",
+                height=tip.height + 1,
+            )
+        if (
+            tip.state_root != EMPTY_ROOT
+            and self._database.get(schema.node_key(tip.state_root)) is None
+        ):
+            raise CorruptionError("the tip's state root has no state tree node", height=tip.height)
 
     def __enter__(self) -> ChainStore:
         return self
@@ -213,20 +262,28 @@ class ChainStore:
             )
         if certificate.height != header.height or certificate.block_hash != block.block_hash:
             raise BlockRejectedError(f"block {header.height}: the certificate is for another block")
-        if certificate.view != header.view:
+        if certificate.view < header.view:
+            # A block proposed in view v may be committed in v or, re-proposed after a view
+            # change, in a later view; never in an earlier one.
             raise BlockRejectedError(
-                f"block {header.height}: certificate of view {certificate.view}, block of "
-                f"view {header.view}"
+                f"block {header.height}: certificate of view {certificate.view}, before the "
+                f"block's view {header.view}"
             )
         tx_root = merkle.root(block.transaction_leaves())
         if tx_root != header.tx_root:
             raise BlockRejectedError(f"block {header.height}: tx_root does not match")
         seen: set[bytes] = set()
         for transaction in block.transactions:
-            if transaction.tx_id in seen or self.transaction_location(transaction.tx_id):
+            if transaction.tx_id in seen:
+                raise BlockRejectedError(
+                    f"block {header.height}: transaction {transaction.tx_id.hex()} appears "
+                    "twice in the block"
+                )
+            location = self.transaction_location(transaction.tx_id)
+            if location is not None:
                 raise BlockRejectedError(
                     f"block {header.height}: transaction {transaction.tx_id.hex()} is already "
-                    "in the chain"
+                    f"in the chain (block {location[0]})"
                 )
             seen.add(transaction.tx_id)
 
@@ -340,6 +397,19 @@ def _required(database: plyvel.DB, key: bytes, what: str) -> bytes:
     return value
 
 
+def _describe(error: plyvel.Error) -> str:
+    """plyvel's message, which it carries as bytes."""
+    message = error.args[0] if error.args else error
+    return message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+
+
+def _decode_genesis(data: bytes) -> Genesis:
+    try:
+        return Genesis.from_bytes(data)
+    except (encoding.EncodingError, ModelDecodeError) as error:
+        raise CorruptionError(f"the genesis record does not decode: {error}") from None
+
+
 def _encode_tip(tip: Tip) -> bytes:
     return encoding.pack([tip.height, tip.block_hash, tip.state_root])
 
@@ -349,6 +419,13 @@ def _decode_tip(data: bytes) -> Tip:
         height, block_hash, state_root = encoding.unpack(data)
     except (encoding.EncodingError, ValueError, TypeError):
         raise CorruptionError("the tip record does not decode") from None
-    if not (isinstance(height, int) and isinstance(block_hash, bytes) and len(block_hash) == 32):
+    if not (
+        type(height) is int
+        and height >= 0
+        and isinstance(block_hash, bytes)
+        and len(block_hash) == 32
+        and isinstance(state_root, bytes)
+        and len(state_root) == 32
+    ):
         raise CorruptionError("the tip record is malformed")
     return Tip(height, block_hash, state_root)
