@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ledger import crypto, domains, merkle
 from ledger.model import (
@@ -29,7 +30,9 @@ from ledger.model import (
     sha256,
     vote_payload,
 )
-from ledger.store import ChainStore
+
+if TYPE_CHECKING:  # the store (and plyvel) only for type checking: the simulator uses this too
+    from ledger.store import ChainStore
 
 __all__ = ["LocalConsortium"]
 

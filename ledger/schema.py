@@ -8,6 +8,7 @@ key                    value                                       written
 ``meta/format``        ``b"1"``                                    at creation
 ``meta/genesis``       canonical genesis                           at creation
 ``meta/tip``           canonical ``[height, block_hash, state_root]``  with every block
+``meta/safety``        the replica's safety record (consensus)     before each vote it covers
 ``block/<h>``          ``block_hash (32) || canonical block``      with block h
 ``hash/<block_hash>``  ``<h>``                                     with block h
 ``cert/<h>``           canonical commit certificate                with block h
@@ -30,6 +31,7 @@ FORMAT_VERSION = b"1"
 FORMAT = b"meta/format"
 GENESIS = b"meta/genesis"
 TIP = b"meta/tip"
+SAFETY = b"meta/safety"
 
 BLOCK_PREFIX = b"block/"
 HASH_PREFIX = b"hash/"

@@ -287,6 +287,18 @@ class ChainStore:
                 )
             seen.add(transaction.tx_id)
 
+    def save_safety_record(self, record: bytes) -> None:
+        """Durably replace the consensus safety record (synced before the call returns).
+
+        The replica's votes must be on disk before they are sent (docs/consensus.md); the
+        record lives in the chain database so that one directory holds a node's whole state.
+        """
+        self._database.put(schema.SAFETY, record, sync=True)
+
+    def safety_record(self) -> bytes | None:
+        """The last safety record saved, or None."""
+        return self._database.get(schema.SAFETY)
+
     # --- reading ------------------------------------------------------------------------------
 
     @property

@@ -1,21 +1,45 @@
 """The ``sceau`` command line.
 
-Each command is a small function that takes parsed arguments and returns an exit status;
-errors the user can fix are printed as one line on stderr with exit status 2, never as a
-traceback. Only commands that work are listed: later steps add theirs here.
+Each command is a small function that takes parsed arguments and returns an exit status.
+Errors the user can fix are printed as one line on stderr with exit status 2, never as a
+traceback; a check that fails (a document that does not match) exits with status 1.
+
+Commands, for the people who use them:
+
+* a collectivity's IT department: ``key generate``, ``genesis create`` / ``genesis
+  add-member`` / ``genesis show``, ``node init``, ``node run``, ``status``;
+* a developer trying sceau: ``devnet up`` / ``devnet down``;
+* an application or an agent: ``anchor``, ``act show``, ``act find``, ``act status``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
+import json
+import logging
 import sys
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from ledger import crypto
 
+EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
+DEFAULT_API = "http://127.0.0.1:8700"
+ACT_KINDS = (
+    "deliberation",
+    "decree",
+    "decision",
+    "permit",
+    "contract",
+    "budget",
+    "dataset",
+    "other",
+)
 
 
 class CommandError(Exception):
@@ -34,6 +58,20 @@ def _read_passphrase(path: str | None) -> bytes | None:
     return passphrase
 
 
+def _load_key(path: str, passphrase_file: str | None = None) -> crypto.PrivateKey:
+    try:
+        return crypto.load_private_key(path, passphrase=_read_passphrase(passphrase_file))
+    except crypto.KeyFileError as error:
+        raise CommandError(str(error)) from None
+
+
+def _print_json(document: Any) -> None:
+    print(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
 def command_key_generate(arguments: argparse.Namespace) -> int:
     key = crypto.generate_key()
     passphrase = _read_passphrase(arguments.passphrase_file)
@@ -48,49 +86,391 @@ def command_key_generate(arguments: argparse.Namespace) -> int:
 
 
 def command_key_show(arguments: argparse.Namespace) -> int:
-    passphrase = _read_passphrase(arguments.passphrase_file)
-    try:
-        key = crypto.load_private_key(arguments.path, passphrase=passphrase)
-    except crypto.KeyFileError as error:
-        raise CommandError(str(error)) from None
+    key = _load_key(arguments.path, arguments.passphrase_file)
     print(crypto.public_key_to_text(crypto.public_key_bytes(key)))
     return 0
+
+
+# --- genesis ----------------------------------------------------------------------------------
+
+
+def _parse_member(text: str) -> dict[str, Any]:
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise CommandError(
+            f"--member {text!r}: expected ID,NAME,PUBLIC_KEY,HOST:PORT (four comma-separated "
+            "fields; the name may not contain a comma)"
+        )
+    member_id, name, public_key, endpoint = (part.strip() for part in parts)
+    return {"id": member_id, "name": name, "public_key": public_key, "endpoint": endpoint}
+
+
+def _genesis_from_json(document: dict[str, Any]) -> Any:
+    from ledger.model import Genesis
+
+    try:
+        return Genesis.model_validate_json(json.dumps(document))
+    except ValueError as error:
+        raise CommandError(f"invalid genesis: {_first_error(error)}") from None
+
+
+def _first_error(error: Exception) -> str:
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return ".".join(str(part) for part in first["loc"]) + ": " + first["msg"]
+    return str(error)
+
+
+def _write_new(path: Path, text: str, force: bool) -> None:
+    if path.exists() and not force:
+        raise CommandError(f"{path} exists; use --force to replace it")
+    path.write_text(text)
+
+
+def command_genesis_create(arguments: argparse.Namespace) -> int:
+    import time
+
+    document = {
+        "consortium": arguments.consortium,
+        "created_at_ms": arguments.created_at_ms or time.time_ns() // 1_000_000,
+        "members": [_parse_member(text) for text in arguments.member],
+        "contracts": [
+            {"name": "membership", "version": "1.0"},
+            {"name": "deeds", "version": "1.0"},
+        ],
+    }
+    genesis = _genesis_from_json(document)
+    _write_new(Path(arguments.out), genesis.model_dump_json(indent=2) + "\n", arguments.force)
+    print(
+        f"wrote {arguments.out}: {len(genesis.members)} members, chain_id {genesis.chain_id.hex()}"
+    )
+    if len(genesis.members) < 4:
+        print(
+            "note: a consortium needs at least 4 members to tolerate a faulty one; add "
+            "members with 'sceau genesis add-member' before starting nodes"
+        )
+    return 0
+
+
+def command_genesis_add_member(arguments: argparse.Namespace) -> int:
+    path = Path(arguments.genesis)
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read {path}: {error}") from None
+    document.setdefault("members", []).append(
+        {
+            "id": arguments.id,
+            "name": arguments.name,
+            "public_key": arguments.public_key,
+            "endpoint": arguments.endpoint,
+        }
+    )
+    genesis = _genesis_from_json(document)
+    path.write_text(genesis.model_dump_json(indent=2) + "\n")
+    print(f"{path}: {len(genesis.members)} members, chain_id {genesis.chain_id.hex()}")
+    return 0
+
+
+def command_genesis_show(arguments: argparse.Namespace) -> int:
+    from node.launch import StartupError, read_genesis
+
+    try:
+        genesis = read_genesis(Path(arguments.genesis))
+    except StartupError as error:
+        raise CommandError(str(error)) from None
+    print(f"consortium: {genesis.consortium}")
+    print(f"chain_id:   {genesis.chain_id.hex()}")
+    print(
+        f"members:    {len(genesis.members)} (tolerates {(len(genesis.members) - 1) // 3} faulty)"
+    )
+    for member in genesis.members:
+        print(f"  {member.id:<28} {member.endpoint:<22} {member.name}")
+    print("contracts:  " + ", ".join(f"{c.name} {c.version}" for c in genesis.contracts))
+    return 0
+
+
+# --- node -------------------------------------------------------------------------------------
+
+
+def _config(arguments: argparse.Namespace) -> Any:
+    from node.config import ConfigError, load_config
+
+    try:
+        return load_config(Path(arguments.config))
+    except ConfigError as error:
+        raise CommandError(str(error)) from None
+
+
+def command_node_init(arguments: argparse.Namespace) -> int:
+    from node.launch import StartupError, initialise_data_dir, read_genesis
+
+    config = _config(arguments)
+    try:
+        genesis = read_genesis(config.genesis_file)
+        initialise_data_dir(config.data_dir, genesis).close()
+    except StartupError as error:
+        raise CommandError(str(error)) from None
+    print(f"initialised {config.chain_path} for chain {genesis.chain_id.hex()}")
+    return 0
+
+
+def command_node_run(arguments: argparse.Namespace) -> int:
+    from node.launch import StartupError, run_node
+
+    config = _config(arguments)
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(run_node(config))
+    except StartupError as error:
+        raise CommandError(str(error)) from None
+    except OSError as error:
+        raise CommandError(f"cannot listen: {error}") from None
+    return 0
+
+
+# --- devnet -----------------------------------------------------------------------------------
+
+
+def command_devnet_up(arguments: argparse.Namespace) -> int:
+    from node.devnet import DevnetError, devnet_up
+
+    try:
+        processes = devnet_up(Path(arguments.dir), arguments.nodes)
+    except DevnetError as error:
+        raise CommandError(str(error)) from None
+    print(f"devnet of {len(processes)} members running in {arguments.dir}:")
+    for process in processes:
+        print(f"  {process.member_id:<28} api {process.api_url:<24} pid {process.pid}")
+    first = processes[0]
+    print(
+        f"\ntry: sceau anchor FILE --api {first.api_url} --key {first.key_file} "
+        f"--issuer {first.member_id} --reference 2026-DEL-001 --kind deliberation "
+        f"--date 2026-11-28 --title 'A first act'"
+    )
+    print(f"stop it with: sceau devnet down --dir {arguments.dir}")
+    return 0
+
+
+def command_devnet_down(arguments: argparse.Namespace) -> int:
+    from node.devnet import DevnetError, devnet_down
+
+    try:
+        stopped = devnet_down(Path(arguments.dir))
+    except DevnetError as error:
+        raise CommandError(str(error)) from None
+    print(f"stopped {len(stopped)} members")
+    return 0
+
+
+# --- client commands --------------------------------------------------------------------------
+
+
+def _client(arguments: argparse.Namespace, *, signer: bool) -> Any:
+    from ledger.client import Client
+
+    key = _load_key(arguments.key, arguments.passphrase_file) if signer else None
+    return Client(arguments.api, signer=key)
+
+
+def _api_call(call: Any) -> Any:
+    from ledger.client import ApiError
+
+    try:
+        return call()
+    except ApiError as error:
+        raise CommandError(
+            f"the node answered {error.status} {error.code}: {error.detail}"
+        ) from None
+
+
+def command_status(arguments: argparse.Namespace) -> int:
+    with _client(arguments, signer=False) as client:
+        _print_json(_api_call(client.status))
+    return 0
+
+
+def command_anchor(arguments: argparse.Namespace) -> int:
+    from ledger.client import digest_of_file
+
+    try:
+        digest = digest_of_file(arguments.file)
+    except OSError as error:
+        raise CommandError(f"cannot read {arguments.file}: {error.strerror}") from None
+    with _client(arguments, signer=True) as client:
+        outcome = _api_call(
+            lambda: client.anchor(
+                issuer=arguments.issuer,
+                reference=arguments.reference,
+                kind=arguments.kind,
+                digest=digest,
+                act_date=arguments.date,
+                title=arguments.title,
+                legal_basis=arguments.legal_basis,
+                url=arguments.url,
+                wait_s=arguments.wait,
+            )
+        )
+    status = outcome.get("status")
+    print(f"{arguments.file}: sha256 {digest.hex()}")
+    print(
+        f"transaction {outcome['tx_id']}: {status}"
+        + (f" at height {outcome.get('height')}" if status == "committed" else "")
+    )
+    if status == "rejected":
+        print(f"reason: {outcome.get('code')}: {outcome.get('reason')}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    if status == "committed" and outcome.get("receipt") is not None:
+        receipt_path = Path(arguments.receipt or f"{arguments.file}.receipt.json")
+        receipt_path.write_text(json.dumps(outcome["receipt"], indent=2) + "\n")
+        print(f"receipt saved to {receipt_path}")
+    return 0
+
+
+def command_act_show(arguments: argparse.Namespace) -> int:
+    with _client(arguments, signer=False) as client:
+        act = _api_call(lambda: client.act(arguments.issuer, arguments.reference))
+        _print_json(act)
+        if arguments.history:
+            _print_json(_api_call(lambda: client.history(arguments.issuer, arguments.reference)))
+    return 0
+
+
+def command_act_find(arguments: argparse.Namespace) -> int:
+    from ledger.client import ApiError, digest_of_file
+
+    if arguments.digest:
+        try:
+            digest = bytes.fromhex(arguments.digest)
+        except ValueError:
+            raise CommandError("--digest takes 64 hex characters") from None
+    else:
+        try:
+            digest = digest_of_file(arguments.file)
+        except OSError as error:
+            raise CommandError(f"cannot read {arguments.file}: {error.strerror}") from None
+    with _client(arguments, signer=False) as client:
+        try:
+            acts = client.acts_by_digest(digest)
+        except ApiError as error:
+            if error.status == 404:
+                print(f"sha256 {digest.hex()}: no act anchors this document")
+                return EXIT_CHECK_FAILED
+            raise CommandError(
+                f"the node answered {error.status} {error.code}: {error.detail}"
+            ) from None
+    print(f"sha256 {digest.hex()}: anchored by {len(acts)} act(s)")
+    for act in acts:
+        print(
+            f"  {act.get('issuer')}/{act.get('reference')}: {act.get('kind')} of "
+            f"{act.get('act_date')}, status {act.get('status')}"
+        )
+    return 0
+
+
+def command_act_status(arguments: argparse.Namespace) -> int:
+    changes = [
+        name
+        for name in ("amend_by", "supersede_by", "withdraw", "annul")
+        if getattr(arguments, name)
+    ]
+    if len(changes) != 1:
+        raise CommandError("give exactly one of --amend-by, --supersede-by, --withdraw, --annul")
+    change = changes[0]
+    fields: dict[str, Any] = {}
+    if change in ("amend_by", "supersede_by"):
+        action = change.removesuffix("_by")
+        fields["by_reference"] = getattr(arguments, change)
+    else:
+        action = change
+        fields["reason"] = getattr(arguments, change)
+        fields["decision_reference"] = arguments.decision_reference
+    with _client(arguments, signer=True) as client:
+        outcome = _api_call(
+            lambda: client.change_status(
+                action, issuer=arguments.issuer, reference=arguments.reference, **fields
+            )
+        )
+    print(f"transaction {outcome['tx_id']}: {outcome.get('status')}")
+    if outcome.get("status") == "rejected":
+        print(f"reason: {outcome.get('code')}: {outcome.get('reason')}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    return 0
+
+
+def command_hash(arguments: argparse.Namespace) -> int:
+    hasher = hashlib.sha256()
+    try:
+        with open(arguments.file, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                hasher.update(chunk)
+    except OSError as error:
+        raise CommandError(f"cannot read {arguments.file}: {error.strerror}") from None
+    print(hasher.hexdigest())
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+
+def _api_options(parser: argparse.ArgumentParser, *, signer: bool) -> None:
+    parser.add_argument(
+        "--api",
+        default=DEFAULT_API,
+        metavar="URL",
+        help=f"a member node's API (default {DEFAULT_API})",
+    )
+    if signer:
+        parser.add_argument(
+            "--key",
+            required=True,
+            metavar="PEM",
+            help="the signer key (a member's node key or a delegated key)",
+        )
+        parser.add_argument("--passphrase-file", metavar="FILE", help="the key's passphrase")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sceau",
-        description=(
-            "sceau: a permissioned consortium ledger for the administrative acts of public "
-            "administrations."
-        ),
+        description="sceau: a permissioned consortium ledger for the administrative acts of "
+        "public administrations.",
         epilog="Run 'sceau COMMAND --help' for the options of a command.",
     )
     parser.add_argument("--version", action="version", version=f"sceau {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_key_commands(commands)
+    _add_genesis_commands(commands)
+    _add_node_commands(commands)
+    _add_devnet_commands(commands)
+    _add_client_commands(commands)
+    return parser
 
+
+def _add_key_commands(commands: Any) -> None:
     key = commands.add_parser(
         "key",
         help="generate and inspect Ed25519 keys",
         description="Generate and inspect the Ed25519 keys of members and signers.",
     )
-    key_commands = key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
-    generate = key_commands.add_parser(
+    actions = key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
+    generate = actions.add_parser(
         "generate",
         help="write a new private key and print its public key",
-        description=(
-            "Write a new Ed25519 private key as PKCS#8 PEM (mode 0600) and print its public "
-            "key in the form ed25519:<base64url>, which goes into a genesis file."
-        ),
+        description="Write a new Ed25519 private key as PKCS#8 PEM (mode 0600) and print its "
+        "public key in the form ed25519:<base64url>, which goes into a genesis file.",
     )
     generate.add_argument("path", help="where to write the private key (PEM)")
     generate.add_argument(
         "--passphrase-file", metavar="FILE", help="encrypt the key with the passphrase in FILE"
     )
-    generate.add_argument("--force", action="store_true", help="replace an existing file at PATH")
+    generate.add_argument("--force", action="store_true", help="replace an existing file")
     generate.set_defaults(handler=command_key_generate)
-
-    show = key_commands.add_parser(
+    show = actions.add_parser(
         "show",
         help="print the public key of a private key file",
         description="Print the public key (ed25519:<base64url>) of a private key file.",
@@ -98,7 +478,146 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("path", help="the private key file (PEM)")
     show.add_argument("--passphrase-file", metavar="FILE", help="the key's passphrase")
     show.set_defaults(handler=command_key_show)
-    return parser
+
+
+def _add_genesis_commands(commands: Any) -> None:
+    genesis = commands.add_parser(
+        "genesis",
+        help="create and inspect a consortium's genesis",
+        description="Create the genesis file that founds a "
+        "consortium: its members, keys, endpoints and contracts.",
+    )
+    actions = genesis.add_subparsers(dest="genesis_command", metavar="ACTION", required=True)
+    create = actions.add_parser(
+        "create",
+        help="write a genesis from a list of members",
+        description="Write a genesis (JSON). Each --member is ID,NAME,PUBLIC_KEY,HOST:PORT; "
+        "the public key is what 'sceau key generate' printed.",
+    )
+    create.add_argument("--consortium", required=True, help="the consortium's display name")
+    create.add_argument(
+        "--member",
+        action="append",
+        default=[],
+        metavar="ID,NAME,KEY,ENDPOINT",
+        help="a member (repeat for each)",
+    )
+    create.add_argument("--out", default="genesis.json", help="output file (genesis.json)")
+    create.add_argument("--created-at-ms", type=int, help="creation time (default: now)")
+    create.add_argument("--force", action="store_true", help="replace an existing file")
+    create.set_defaults(handler=command_genesis_create)
+    add = actions.add_parser(
+        "add-member",
+        help="add a member to a draft genesis",
+        description="Add a member to a genesis that no node runs yet "
+        "(afterwards, members are admitted by governance vote).",
+    )
+    add.add_argument("genesis", help="the draft genesis file")
+    add.add_argument("--id", required=True, help="member id: a lowercase slug")
+    add.add_argument("--name", required=True, help="display name")
+    add.add_argument("--public-key", required=True, help="ed25519:<base64url>")
+    add.add_argument("--endpoint", required=True, help="peer endpoint HOST:PORT")
+    add.set_defaults(handler=command_genesis_add_member)
+    show = actions.add_parser("show", help="summarise a genesis and print its chain_id")
+    show.add_argument("genesis", help="the genesis file")
+    show.set_defaults(handler=command_genesis_show)
+
+
+def _add_node_commands(commands: Any) -> None:
+    node = commands.add_parser(
+        "node",
+        help="initialise and run a member node",
+        description="Initialise and run a member's node. The "
+        "configuration file is described in docs/operations.md.",
+    )
+    actions = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
+    init = actions.add_parser("init", help="create the node's chain database from the genesis")
+    init.add_argument("--config", required=True, help="the node's TOML configuration")
+    init.set_defaults(handler=command_node_init)
+    run = actions.add_parser("run", help="run the node until SIGINT/SIGTERM")
+    run.add_argument("--config", required=True, help="the node's TOML configuration")
+    run.set_defaults(handler=command_node_run)
+
+
+def _add_devnet_commands(commands: Any) -> None:
+    devnet = commands.add_parser(
+        "devnet",
+        help="run a local consortium for development",
+        description="Run N member nodes as separate processes on "
+        "loopback, with generated keys and a genesis.",
+    )
+    actions = devnet.add_subparsers(dest="devnet_command", metavar="ACTION", required=True)
+    up = actions.add_parser("up", help="start a devnet and wait until it is ready")
+    up.add_argument("--nodes", type=int, default=4, help="number of members (4 to 30)")
+    up.add_argument("--dir", required=True, help="a new folder for keys, configs, data, logs")
+    up.set_defaults(handler=command_devnet_up)
+    down = actions.add_parser("down", help="stop the devnet recorded in DIR")
+    down.add_argument("--dir", required=True, help="the devnet's folder")
+    down.set_defaults(handler=command_devnet_down)
+
+
+def _add_client_commands(commands: Any) -> None:
+    status = commands.add_parser("status", help="show a node's status (height, view, peers)")
+    _api_options(status, signer=False)
+    status.set_defaults(handler=command_status)
+
+    anchor = commands.add_parser(
+        "anchor",
+        help="anchor a document as an act (hashes it locally, waits for commit)",
+        description="Hash FILE locally (the document never leaves this machine), submit its "
+        "SHA-256 with the act's metadata, wait for commit and save the receipt.",
+    )
+    anchor.add_argument("file", help="the document (PDF, …)")
+    anchor.add_argument("--issuer", required=True, help="the issuing member's id")
+    anchor.add_argument(
+        "--reference", required=True, help="the issuer's reference, e.g. 2026-DEL-042"
+    )
+    anchor.add_argument("--kind", required=True, choices=ACT_KINDS, help="the kind of act")
+    anchor.add_argument("--date", required=True, help="the act's date, YYYY-MM-DD")
+    anchor.add_argument("--title", required=True, help="public title (no personal data)")
+    anchor.add_argument("--legal-basis", help="legal basis (optional)")
+    anchor.add_argument("--url", help="URL of the published document (optional)")
+    anchor.add_argument(
+        "--receipt", metavar="PATH", help="where to save the receipt (default FILE.receipt.json)"
+    )
+    anchor.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for commit (default 30)",
+    )
+    _api_options(anchor, signer=True)
+    anchor.set_defaults(handler=command_anchor)
+
+    act = commands.add_parser("act", help="look up acts and change their status")
+    actions = act.add_subparsers(dest="act_command", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="show an act by issuer and reference")
+    show.add_argument("issuer")
+    show.add_argument("reference")
+    show.add_argument("--history", action="store_true", help="also show its history")
+    _api_options(show, signer=False)
+    show.set_defaults(handler=command_act_show)
+    find = actions.add_parser("find", help="is this document an anchored act? which status?")
+    group = find.add_mutually_exclusive_group(required=True)
+    group.add_argument("--file", help="the document to look up (hashed locally)")
+    group.add_argument("--digest", help="its SHA-256 in hex")
+    _api_options(find, signer=False)
+    find.set_defaults(handler=command_act_find)
+    status_change = actions.add_parser("status", help="amend, supersede, withdraw or annul")
+    status_change.add_argument("issuer")
+    status_change.add_argument("reference")
+    status_change.add_argument("--amend-by", metavar="REFERENCE", help="amended by that act")
+    status_change.add_argument("--supersede-by", metavar="REFERENCE", help="superseded by that act")
+    status_change.add_argument("--withdraw", metavar="REASON", help="withdrawn, for REASON")
+    status_change.add_argument("--annul", metavar="REASON", help="annulled, for REASON")
+    status_change.add_argument("--decision-reference", help="the annulling decision (optional)")
+    _api_options(status_change, signer=True)
+    status_change.set_defaults(handler=command_act_status)
+
+    digest = commands.add_parser("hash", help="print a file's SHA-256 (what anchoring uses)")
+    digest.add_argument("file")
+    digest.set_defaults(handler=command_hash)
 
 
 def _version() -> str:
@@ -116,6 +635,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"sceau: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,175 @@
+"""The contract interface: what an application plugs into sceau.
+
+Theory of operation
+-------------------
+A contract is a small deterministic state machine over its own slice of the authenticated
+state, in the spirit of CometBFT's ABCI. The execution engine (:mod:`contracts.engine`) calls:
+
+``check(transaction)``
+    Stateless: are the arguments well formed? No state, no context. Cheap enough to run when a
+    transaction enters a node's mempool.
+``apply(transaction, state, context)``
+    Deterministic: read and write through ``state`` (a :class:`StateView` namespaced to the
+    contract), decide from the transaction and the block ``context`` only, and return a small
+    result document, or raise :class:`Rejection` with a stable code and a reason. A rejected
+    transaction leaves no trace: its writes are discarded.
+``query(path, state)``
+    Reads for clients, over a :class:`ReadView` of the committed state.
+``genesis_state(genesis, state)``
+    The contract's initial state, written at height 0.
+
+A contract gets no clock, no randomness and no I/O: the context carries only block data
+(height, the block's timestamp as proposed by the primary, the proposer, the member set in
+force, and what the signer is authorized to do). It sees other contracts' state only through
+explicit read-only views (:meth:`StateView.read_only_view`).
+
+Values stored are bytes; contracts store canonical msgpack (:mod:`ledger.encoding`) so that
+every node computes the same state root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from ledger import encoding
+from ledger.model import ConsensusParameters, Genesis, Member, Transaction
+
+__all__ = [
+    "BlockContext",
+    "Contract",
+    "Delegation",
+    "ReadView",
+    "Rejection",
+    "StateView",
+    "decode_record",
+    "encode_record",
+]
+
+NAMESPACE_SEPARATOR = b"/"
+
+
+class Rejection(Exception):
+    """A transaction refused for a reason its submitter can read.
+
+    ``code`` is stable (clients and tests match on it); ``reason`` is for people.
+    """
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delegation:
+    """What a signer key may do on behalf of a member."""
+
+    member_id: str
+    roles: frozenset[str]
+    expiry_height: int | None
+    """The last height at which the delegation is valid; None: until revoked."""
+    is_member_key: bool = False
+    """The member's own node key, which holds every role of its member."""
+
+    def allows(self, role: str, height: int) -> bool:
+        if self.expiry_height is not None and height > self.expiry_height:
+            return False
+        return self.is_member_key or role in self.roles
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlockContext:
+    """Everything a contract may know besides the transaction and its state: block data."""
+
+    height: int
+    timestamp_ms: int
+    proposer: str
+    members: tuple[Member, ...]
+    """The member set in force at this height."""
+    signer_delegations: tuple[Delegation, ...] = ()
+    """What the transaction's signer may do, for which members (filled per transaction)."""
+    parameters: ConsensusParameters = field(default_factory=ConsensusParameters)
+    """The consensus parameters in force at this height."""
+
+    def member(self, member_id: str) -> Member | None:
+        return next((member for member in self.members if member.id == member_id), None)
+
+    def authorization(self, member_id: str, role: str) -> Delegation:
+        """The signer's delegation from ``member_id`` for ``role``, or a :class:`Rejection`.
+
+        Codes: ``not_a_member`` (no such member), ``wrong_signer`` (the signer holds nothing
+        for that member), ``expired_delegation``, ``unauthorized_role``.
+        """
+        if self.member(member_id) is None:
+            raise Rejection("not_a_member", f"{member_id!r} is not a member")
+        held = [entry for entry in self.signer_delegations if entry.member_id == member_id]
+        if not held:
+            raise Rejection("wrong_signer", f"the signer holds no key of {member_id!r}")
+        for entry in held:
+            if entry.allows(role, self.height):
+                return entry
+        if all(
+            entry.expiry_height is not None and self.height > entry.expiry_height for entry in held
+        ):
+            raise Rejection(
+                "expired_delegation", f"the signer's delegation from {member_id!r} has expired"
+            )
+        raise Rejection("unauthorized_role", f"the signer may not {role} for {member_id!r}")
+
+
+class ReadView(Protocol):
+    """Read access to one contract's namespace."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+class StateView(Protocol):
+    """Read and write access to one contract's namespace during ``apply``."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def put(self, key: bytes, value: bytes) -> None: ...
+
+    def delete(self, key: bytes) -> None: ...
+
+    def read_only_view(self, contract_name: str) -> ReadView: ...
+
+
+class Contract:
+    """Base class of contracts, with do-nothing defaults.
+
+    Subclasses set ``name`` (a slug, the namespace of their state) and ``version``, and
+    override what they need. Instances must hold no mutable state of their own: everything
+    lives in the state view, so that every node computes the same thing.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0.0"
+
+    def check(self, transaction: Transaction) -> None:
+        """Stateless validation of ``transaction.action`` and ``args``; raise Rejection."""
+
+    def apply(self, transaction: Transaction, state: StateView, context: BlockContext) -> Any:
+        """Apply the transaction; return a small canonical document or raise Rejection."""
+        raise Rejection("unknown_action", f"{self.name} has no action {transaction.action!r}")
+
+    def query(self, path: str, state: ReadView) -> Any:
+        """Answer a read; raise LookupError when nothing is at ``path``."""
+        raise LookupError(path)
+
+    def genesis_state(self, genesis: Genesis, state: StateView) -> None:
+        """Write the contract's initial state from the genesis."""
+
+
+def encode_record(value: Any) -> bytes:
+    """Encode a stored record canonically."""
+    return encoding.pack(value)
+
+
+def decode_record(data: bytes) -> Any:
+    """Decode a stored record (written by :func:`encode_record`)."""
+    return encoding.unpack(data)

@@ -1,0 +1,157 @@
+"""The node's application: the consensus interface over the store, the engine and the mempool.
+
+:class:`ChainApplication` implements :class:`consensus.application.Application` for a real
+node. The primary builds proposals from the mempool with the contract engine; replicas
+validate proposals by executing them (decision 6: a block holding a failing transaction is
+refused); a committed block is appended to the LevelDB store with the state writes its
+execution produced. Executions are remembered by block hash between ``validate`` and
+``commit`` so that a block is executed once per node, not twice.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+from consensus.application import ChainTip
+from contracts.base import Rejection
+from contracts.engine import Engine, ExecutionResult, InvalidProposalError
+from ledger import merkle
+from ledger.model import Block, BlockHeader, CommitCertificate, Member
+from ledger.store import ChainStore
+from node.mempool import Mempool
+
+__all__ = ["ChainApplication", "CommittedTransaction"]
+
+EXECUTIONS_REMEMBERED_MAX = 64
+RESULTS_REMEMBERED_MAX = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedTransaction:
+    height: int
+    position: int
+    result: object
+
+
+class ChainApplication:
+    """The application a node's replica talks to (see the module doc)."""
+
+    def __init__(self, store: ChainStore, engine: Engine, mempool: Mempool) -> None:
+        self.store = store
+        self.engine = engine
+        self.mempool = mempool
+        self._executions: collections.OrderedDict[bytes, ExecutionResult] = (
+            collections.OrderedDict()
+        )
+        self._results: collections.OrderedDict[bytes, object] = collections.OrderedDict()
+        self._tip = self._read_tip()
+        self._members = engine.members(store)
+
+    def _read_tip(self) -> ChainTip:
+        tip = self.store.tip
+        if tip.height == 0:
+            genesis = self.store.genesis
+            return ChainTip(0, genesis.chain_id, genesis.created_at_ms, 0)
+        block = self.store.block(tip.height)
+        certificate = self.store.certificate(tip.height)
+        assert block is not None and certificate is not None
+        return ChainTip(tip.height, tip.block_hash, block.header.timestamp_ms, certificate.view)
+
+    # --- consensus.Application ----------------------------------------------------------------
+
+    def tip(self) -> ChainTip:
+        return self._tip
+
+    def members(self) -> tuple[Member, ...]:
+        return self._members
+
+    def has_pending_transactions(self) -> bool:
+        return len(self.mempool) > 0
+
+    def propose(self, *, height: int, view: int, timestamp_ms: int, proposer: str) -> Block:
+        parameters = self.engine.directory(self.store).parameters
+        result = self.engine.execute(
+            self.store,
+            self.mempool.candidates(),
+            height=height,
+            timestamp_ms=timestamp_ms,
+            proposer=proposer,
+            transactions_max=parameters.block_transactions_max,
+            bytes_max=parameters.block_bytes_max,
+        )
+        for transaction, rejection in result.rejected:
+            self.mempool.remember_rejection(transaction.tx_id, rejection)
+        self.mempool.remove(transaction.tx_id for transaction, _ in result.rejected)
+        header = BlockHeader(
+            chain_id=self.store.chain_id,
+            height=height,
+            prev_hash=self._tip.block_hash,
+            timestamp_ms=timestamp_ms,
+            proposer=proposer,
+            view=view,
+            tx_count=len(result.accepted),
+            tx_root=merkle.root([transaction.encoded for transaction in result.accepted]),
+            state_root=result.state_root,
+            members_hash=result.members_hash,
+        )
+        block = Block(header=header, transactions=result.accepted)
+        self._remember(block.block_hash, result)
+        return block
+
+    def validate(self, block: Block) -> str | None:
+        if block.height != self._tip.height + 1 or block.header.prev_hash != self._tip.block_hash:
+            return "does not extend the tip"
+        try:
+            result = self.engine.process_proposal(self.store, block)
+        except InvalidProposalError as error:
+            return str(error)
+        self._remember(block.block_hash, result)
+        return None
+
+    def committed_block(self, height: int) -> tuple[Block, CommitCertificate] | None:
+        if not 1 <= height <= self._tip.height:
+            return None
+        block = self.store.block(height)
+        certificate = self.store.certificate(height)
+        if block is None or certificate is None:
+            return None
+        return block, certificate
+
+    # --- driven by the daemon -----------------------------------------------------------------
+
+    def commit(self, block: Block, certificate: CommitCertificate) -> None:
+        """Append a certified block durably (the replica's CommitBlock action)."""
+        result = self._executions.pop(block.block_hash, None)
+        if result is None:
+            result = self.engine.process_proposal(self.store, block)
+        self.store.append_block(block, certificate, result.state_writes)
+        self._executions.clear()
+        self.mempool.remove(transaction.tx_id for transaction in block.transactions)
+        for transaction, outcome in zip(block.transactions, result.results, strict=True):
+            self._results[transaction.tx_id] = outcome
+        while len(self._results) > RESULTS_REMEMBERED_MAX:
+            self._results.popitem(last=False)
+        self._tip = ChainTip(
+            block.height, block.block_hash, block.header.timestamp_ms, certificate.view
+        )
+        self._members = self.engine.members(self.store)
+        self.mempool.drop_expired(block.height + 1)
+
+    def submit(self, transaction: object) -> bool:
+        """Admit a transaction into the mempool (raises Rejection); False if known."""
+        committed = self.store.transaction_location(transaction.tx_id) is not None
+        if committed:
+            return False
+        if transaction.expiry_height <= self._tip.height:
+            raise Rejection("expired_transaction", "expiry_height is already past")
+        return self.mempool.add(transaction)
+
+    def result(self, tx_id: bytes) -> object | None:
+        """The result document of a recently committed transaction (kept in memory)."""
+        return self._results.get(tx_id)
+
+    def _remember(self, block_hash: bytes, result: ExecutionResult) -> None:
+        self._executions[block_hash] = result
+        while len(self._executions) > EXECUTIONS_REMEMBERED_MAX:
+            self._executions.popitem(last=False)

@@ -1,0 +1,128 @@
+"""A node's configuration: one validated object, from a TOML file and the environment.
+
+``sceau node run --config node.toml`` reads the file; every field can be overridden by an
+environment variable ``SCEAU_<FIELD>`` (for example ``SCEAU_API_LISTEN=0.0.0.0:8700``), which
+suits containers and service managers. Relative paths in the file are relative to the file.
+The object is frozen and passed down explicitly; nothing reads configuration from a global.
+
+Example::
+
+    member_id = "metropole-valbrune"
+    data_dir = "data"                 # the chain database (LevelDB) lives in data/chain
+    genesis_file = "genesis.json"
+    key_file = "node.pem"             # the member's node key (PKCS#8 PEM, mode 0600)
+    # key_passphrase_file = "node.pass"
+    peer_listen = "0.0.0.0:7400"      # default: the port of this member's endpoint
+    api_listen = "127.0.0.1:8700"
+    # tls_cert_file = "tls.crt"      # optional: TLS for peers and clients
+    # tls_key_file = "tls.key"
+    tick_ms = 50
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = ["ConfigError", "NodeConfig", "load_config"]
+
+ENVIRONMENT_PREFIX = "SCEAU_"
+HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}$")]
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the field and the fix."""
+
+
+class NodeConfig(BaseModel):
+    """Everything a member node needs to run (see the module doc for the file format)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    member_id: Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")]
+    data_dir: Path
+    genesis_file: Path
+    key_file: Path
+    key_passphrase_file: Path | None = None
+    peer_listen: HostPort | None = None
+    api_listen: HostPort = "127.0.0.1:8700"
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tick_ms: Annotated[int, Field(ge=5, le=1_000)] = 50
+    api_body_bytes_max: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    api_submissions_per_s: Annotated[float, Field(gt=0, le=100_000)] = 200.0
+    api_submission_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 400
+    mempool_transactions_max: Annotated[int, Field(ge=1, le=10_000_000)] = 20_000
+    mempool_bytes_max: Annotated[int, Field(ge=1024, le=4 * 1024**3)] = 64 * 1024 * 1024
+    mempool_per_signer_max: Annotated[int, Field(ge=1, le=10_000_000)] = 5_000
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _tls_needs_both_files(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
+
+    @property
+    def chain_path(self) -> Path:
+        return self.data_dir / "chain"
+
+
+def _split_host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def host_and_port(text: str) -> tuple[str, int]:
+    """``"host:port"`` → ``(host, port)`` (brackets of an IPv6 host removed)."""
+    return _split_host_port(text)
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    environment: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> NodeConfig:
+    """Read the TOML file at ``path`` (if any), apply ``SCEAU_*`` variables and overrides.
+
+    Raises :class:`ConfigError` with a message naming the field.
+    """
+    values: dict[str, Any] = {}
+    base = Path(".")
+    if path is not None:
+        try:
+            values = tomllib.loads(Path(path).read_text())
+        except OSError as error:
+            raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from None
+        base = Path(path).resolve().parent
+    environment = os.environ if environment is None else environment
+    for name in NodeConfig.model_fields:
+        variable = ENVIRONMENT_PREFIX + name.upper()
+        if variable in environment:
+            values[name] = environment[variable]
+    values.update(overrides or {})
+    for name in (
+        "data_dir",
+        "genesis_file",
+        "key_file",
+        "key_passphrase_file",
+        "tls_cert_file",
+        "tls_key_file",
+    ):
+        if values.get(name) is not None:
+            values[name] = base / Path(values[name])
+    try:
+        return NodeConfig.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(config)"
+        source = f"{path}" if path is not None else "the configuration"
+        raise ConfigError(f"{source}: {field}: {first['msg']}") from None

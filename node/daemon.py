@@ -1,0 +1,327 @@
+"""The node daemon: an asyncio loop that drives the sans-I/O replica.
+
+Theory of operation
+-------------------
+A :class:`Node` is composed of a handful of collaborators passed in explicitly: the LevelDB
+:class:`~ledger.store.ChainStore`, the contract :class:`~contracts.engine.Engine`, the
+:class:`~node.mempool.Mempool`, the :class:`~node.application.ChainApplication` that joins
+them for consensus, the :class:`~consensus.replica.Replica`, and the peer transport. The node
+feeds the replica three kinds of events — a tick every ``tick_ms`` (with the wall clock, used
+only to stamp and check block times), peer messages, and new transactions — and executes the
+actions it returns, in order, exactly as the replica's contract demands:
+
+* ``PersistSafety`` → written to the store with ``sync=True`` before anything after it;
+* ``Send`` / ``Broadcast`` / ``FetchBlocks`` → frames queued on the peer transport;
+* ``CommitBlock`` → the block, certificate and state writes appended in one synced batch,
+  then ``on_block_committed`` and its own actions.
+
+Everything runs on the event loop's thread, so the replica, the store and the mempool are
+never touched concurrently. A node killed at any instant restarts from its store (blocks and
+the last safety record) and catches up from its peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from consensus.actions import (
+    Broadcast,
+    CommitBlock,
+    FetchBlocks,
+    PersistSafety,
+    ReportEvidence,
+    ReportRejectedProposal,
+    Send,
+)
+from consensus.messages import BlockRequest
+from consensus.replica import Replica, ReplicaConfig
+from consensus.safety import SafetyRecord
+from contracts.base import Rejection
+from contracts.engine import Engine
+from ledger import crypto
+from ledger.model import Block, CommitCertificate, Genesis, Transaction
+from ledger.store import ChainStore
+from node.application import ChainApplication
+from node.mempool import Mempool
+from node.wire import FrameError, TransactionGossip, decode_frame, encode_frame
+
+__all__ = ["Node", "NodeMetrics", "replica_config_for"]
+
+log = logging.getLogger("sceau.node")
+
+GOSSIP_BATCH_MAX = 256
+LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
+
+
+def replica_config_for(genesis: Genesis, tick_ms: int) -> ReplicaConfig:
+    """Replica limits from the consortium's parameters and this node's tick."""
+    parameters = genesis.parameters
+    timeout_ticks = max(2, math.ceil(parameters.view_timeout_ms / tick_ms))
+    return ReplicaConfig(
+        view_timeout_ticks=timeout_ticks,
+        view_timeout_ticks_max=timeout_ticks * 32,
+        status_interval_ticks=max(1, math.ceil(1_000 / tick_ms)),
+        retransmit_interval_ticks=max(1, math.ceil(500 / tick_ms)),
+        fetch_timeout_ticks=max(1, math.ceil(2_000 / tick_ms)),
+        timestamp_drift_ms_max=parameters.timestamp_drift_ms_max,
+    )
+
+
+@dataclass(slots=True)
+class NodeMetrics:
+    """Counters and a histogram for /metrics (Prometheus text format)."""
+
+    view_changes: int = 0
+    blocks_committed: int = 0
+    transactions_committed: int = 0
+    frames_rejected: collections.Counter[str] = field(default_factory=collections.Counter)
+    proposals_rejected: int = 0
+    evidence: int = 0
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_MS))
+    latency_count: int = 0
+    latency_sum_ms: float = 0.0
+
+    def observe_latency(self, milliseconds: float) -> None:
+        self.latency_count += 1
+        self.latency_sum_ms += milliseconds
+        for index, bound in enumerate(LATENCY_BUCKETS_MS):
+            if milliseconds <= bound:
+                self.latency_buckets[index] += 1
+
+
+class Node:
+    """One member's running node (see the module doc)."""
+
+    def __init__(
+        self,
+        *,
+        member_id: str,
+        key: crypto.PrivateKey,
+        store: ChainStore,
+        engine: Engine,
+        mempool: Mempool,
+        application: ChainApplication,
+        replica_config: ReplicaConfig,
+        tick_ms: int,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.member_id = member_id
+        self.store = store
+        self.engine = engine
+        self.mempool = mempool
+        self.application = application
+        self.tick_ms = tick_ms
+        self.metrics = NodeMetrics()
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self.transport: Any = None
+        saved = store.safety_record()
+        safety = SafetyRecord.from_bytes(saved) if saved is not None else None
+        self.replica = Replica(
+            member_id=member_id,
+            key=key,
+            chain_id=store.chain_id,
+            application=application,
+            config=replica_config,
+            safety=safety,
+        )
+        self.evidence: collections.deque[tuple[str, Any, Any]] = collections.deque(maxlen=256)
+        self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._submitted_at: dict[bytes, float] = {}
+        self._gossip: list[Transaction] = []
+        self._ticker: asyncio.Task[None] | None = None
+        self._last_view = self.replica.view
+        self.started_at = time.monotonic()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def attach_transport(self, transport: Any) -> None:
+        """The peer transport: ``send``, ``broadcast``, ``refresh_members``, ``connected_peers``."""
+        self.transport = transport
+
+    async def start(self) -> None:
+        assert self.transport is not None, "attach a transport before starting"
+        await self.transport.start()
+        self._ticker = asyncio.create_task(self._tick_forever(), name="sceau-ticker")
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self.transport is not None:
+            await self.transport.close()
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.cancel()
+
+    async def _tick_forever(self) -> None:
+        interval_s = self.tick_ms / 1000
+        next_at = time.monotonic()
+        while True:
+            next_at += interval_s
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            try:
+                self._flush_gossip()
+                self._execute(self.replica.on_tick(self._clock_ms()))
+            except Exception:  # our bug: log loudly, keep the node alive for diagnosis
+                log.exception("tick failed")
+                raise
+
+    # --- events in ----------------------------------------------------------------------------
+
+    def on_frame(self, sender: str, data: bytes) -> None:
+        """A payload from an authenticated peer (called by the transport)."""
+        try:
+            message = decode_frame(data)
+        except FrameError as error:
+            self.metrics.frames_rejected["malformed"] += 1
+            log.debug("malformed frame from %s: %s", sender, error)
+            return
+        if isinstance(message, TransactionGossip):
+            self._on_gossip(sender, message)
+            return
+        self._execute(self.replica.on_message(sender, message))
+
+    def _on_gossip(self, sender: str, gossip: TransactionGossip) -> None:
+        if gossip.sender != sender:
+            self.metrics.frames_rejected["sender_mismatch"] += 1
+            return
+        added = 0
+        for transaction in gossip.transactions:
+            try:
+                added += self.application.submit(transaction)
+            except Rejection as rejection:
+                self.metrics.frames_rejected[f"gossip_{rejection.code}"] += 1
+        if added:
+            self._execute(self.replica.on_transactions())
+
+    def submit(self, transaction: Transaction) -> bool:
+        """A client's transaction: admit it (raises Rejection), gossip it, wake the replica.
+
+        Returns False if it was already pending or committed.
+        """
+        added = self.application.submit(transaction)
+        if added:
+            self._submitted_at[transaction.tx_id] = time.monotonic()
+            self._gossip.append(transaction)
+            if len(self._gossip) >= GOSSIP_BATCH_MAX:
+                self._flush_gossip()
+            self._execute(self.replica.on_transactions())
+        return added
+
+    def _flush_gossip(self) -> None:
+        if not self._gossip or self.transport is None:
+            return
+        batch, self._gossip = self._gossip, []
+        for start in range(0, len(batch), GOSSIP_BATCH_MAX):
+            chunk = tuple(batch[start : start + GOSSIP_BATCH_MAX])
+            gossip = TransactionGossip(transactions=chunk, sender=self.member_id)
+            self.transport.broadcast(encode_frame(gossip))
+
+    # --- actions out --------------------------------------------------------------------------
+
+    def _execute(self, actions: Iterable[Any]) -> None:
+        pending = collections.deque(actions)
+        while pending:
+            action = pending.popleft()
+            if isinstance(action, PersistSafety):
+                self.store.save_safety_record(action.record.to_bytes())
+            elif isinstance(action, Broadcast):
+                self.transport.broadcast(encode_frame(action.message))
+            elif isinstance(action, Send):
+                self.transport.send(action.to, encode_frame(action.message))
+            elif isinstance(action, FetchBlocks):
+                request = BlockRequest(
+                    from_height=action.from_height,
+                    to_height=action.to_height,
+                    sender=self.member_id,
+                )
+                self.transport.send(action.peer, encode_frame(request))
+            elif isinstance(action, CommitBlock):
+                pending.extendleft(reversed(self._commit(action.block, action.certificate)))
+            elif isinstance(action, ReportRejectedProposal):
+                self.metrics.proposals_rejected += 1
+                log.warning(
+                    "refused proposal h=%d v=%d from %s: %s",
+                    action.height,
+                    action.view,
+                    action.proposer,
+                    action.reason,
+                )
+            elif isinstance(action, ReportEvidence):
+                self.metrics.evidence += 1
+                self.evidence.append((action.member, action.first, action.second))
+                log.warning("equivocation evidence against %s", action.member)
+            else:
+                raise AssertionError(f"unknown action {action!r}")
+        if self.replica.view != self._last_view:
+            self.metrics.view_changes += self.replica.view - self._last_view
+            self._last_view = self.replica.view
+
+    def _commit(self, block: Block, certificate: CommitCertificate) -> list[Any]:
+        members_before = self.application.members()
+        self.application.commit(block, certificate)
+        self.metrics.blocks_committed += 1
+        self.metrics.transactions_committed += len(block.transactions)
+        now = time.monotonic()
+        for transaction in block.transactions:
+            submitted = self._submitted_at.pop(transaction.tx_id, None)
+            if submitted is not None:
+                self.metrics.observe_latency((now - submitted) * 1000)
+            for waiter in self._waiters.pop(transaction.tx_id, []):
+                if not waiter.done():
+                    waiter.set_result(None)
+        if self.application.members() != members_before and self.transport is not None:
+            self.transport.refresh_members()
+        log.info(
+            "committed height %d (view %d, %d transactions)",
+            block.height,
+            certificate.view,
+            len(block.transactions),
+        )
+        return self.replica.on_block_committed(block.height)
+
+    # --- queries for the API ------------------------------------------------------------------
+
+    async def wait_for_commit(self, tx_id: bytes, timeout_s: float) -> bool:
+        """Wait until ``tx_id`` is committed (True) or the timeout passes (False)."""
+        if self.store.transaction_location(tx_id) is not None:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(tx_id, []).append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+            return True
+        except TimeoutError:
+            return self.store.transaction_location(tx_id) is not None
+        finally:
+            waiters = self._waiters.get(tx_id)
+            if waiters and waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._waiters[tx_id]
+
+    def status(self) -> dict[str, Any]:
+        tip = self.store.tip
+        peers = self.transport.connected_peers() if self.transport is not None else []
+        return {
+            "member_id": self.member_id,
+            "chain_id": self.store.chain_id.hex(),
+            "height": tip.height,
+            "block_hash": tip.block_hash.hex(),
+            "view": self.replica.view,
+            "members": len(self.application.members()),
+            "peers_connected": sorted(peers),
+            "mempool_transactions": len(self.mempool),
+            "mempool_bytes": self.mempool.size_bytes,
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+        }

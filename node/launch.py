@@ -1,0 +1,198 @@
+"""Build a node from its configuration and run it until it is told to stop.
+
+:func:`build_node` does the composing (store, contracts, engine, mempool, application,
+replica, transport) and refuses to start, with a clear message, when something does not fit:
+no chain database, a genesis file that is not the chain's, a member id that is not in the
+member set, a key that is not the member's, a contract missing or in another version.
+:func:`run_node` adds the HTTP API and runs until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from pathlib import Path
+
+from contracts.engine import Engine
+from contracts.registry import ContractLoadError, load_contracts
+from ledger import crypto
+from ledger.model import Genesis, ModelDecodeError
+from ledger.store import ChainStore, StoreError
+from node.application import ChainApplication
+from node.config import NodeConfig, host_and_port
+from node.daemon import Node, replica_config_for
+from node.mempool import Mempool, MempoolLimits
+
+__all__ = ["StartupError", "build_node", "initialise_data_dir", "read_genesis", "run_node"]
+
+log = logging.getLogger("sceau.node")
+
+
+class StartupError(Exception):
+    """The node cannot start as configured; the message says what to fix."""
+
+
+def read_genesis(path: Path) -> Genesis:
+    """Read a genesis JSON file; raises StartupError naming the problem."""
+    try:
+        return Genesis.model_validate_json(Path(path).read_text())
+    except OSError as error:
+        raise StartupError(f"cannot read genesis file {path}: {error.strerror}") from None
+    except (ValueError, ModelDecodeError) as error:
+        raise StartupError(f"{path} is not a valid genesis: {error}") from None
+
+
+def engine_for(genesis: Genesis) -> Engine:
+    """The contract engine for ``genesis``: its contracts, as pinned, from the registry."""
+    try:
+        return Engine(genesis, load_contracts(genesis))
+    except ContractLoadError as error:
+        raise StartupError(str(error)) from None
+
+
+def initialise_data_dir(data_dir: Path, genesis: Genesis) -> ChainStore:
+    """Create the chain database of a new node; raises StartupError if one exists."""
+    engine = engine_for(genesis)
+    try:
+        return ChainStore.create(Path(data_dir) / "chain", genesis, engine.genesis_state())
+    except StoreError as error:
+        raise StartupError(str(error)) from None
+
+
+def _load_key(config: NodeConfig) -> crypto.PrivateKey:
+    passphrase = None
+    if config.key_passphrase_file is not None:
+        try:
+            passphrase = config.key_passphrase_file.read_bytes().rstrip(b"\r\n")
+        except OSError as error:
+            raise StartupError(
+                f"cannot read {config.key_passphrase_file}: {error.strerror}"
+            ) from None
+    try:
+        return crypto.load_private_key(config.key_file, passphrase=passphrase)
+    except crypto.KeyFileError as error:
+        raise StartupError(str(error)) from None
+
+
+def server_ssl_context(config: NodeConfig) -> ssl.SSLContext | None:
+    if config.tls_cert_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(config.tls_cert_file), str(config.tls_key_file))
+    return context
+
+
+def client_ssl_context(config: NodeConfig) -> ssl.SSLContext | None:
+    """Peers authenticate each other by their member keys (the handshake), so the TLS layer
+    only encrypts: certificates of peers are not checked against a CA."""
+    if config.tls_cert_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def build_node(config: NodeConfig) -> Node:
+    """Open the store and compose a node for ``config``; raises StartupError."""
+    genesis = read_genesis(config.genesis_file)
+    try:
+        store = ChainStore.open(config.chain_path)
+    except StoreError as error:
+        raise StartupError(
+            f"{error} (create it first with 'sceau node init --config ...')"
+        ) from None
+    try:
+        if store.chain_id != genesis.chain_id:
+            raise StartupError(
+                f"{config.genesis_file} is not the genesis of the chain in {config.chain_path}"
+            )
+        engine = engine_for(genesis)
+        key = _load_key(config)
+        members = engine.members(store)
+        me = next((member for member in members if member.id == config.member_id), None)
+        if me is None:
+            raise StartupError(f"{config.member_id!r} is not in the current member set")
+        if me.public_key != crypto.public_key_bytes(key):
+            raise StartupError(
+                f"{config.key_file} is not the current node key of {config.member_id!r}"
+            )
+        mempool = Mempool(
+            engine,
+            MempoolLimits(
+                transactions_max=config.mempool_transactions_max,
+                bytes_max=config.mempool_bytes_max,
+                per_signer_max=config.mempool_per_signer_max,
+            ),
+        )
+        application = ChainApplication(store, engine, mempool)
+        node = Node(
+            member_id=config.member_id,
+            key=key,
+            store=store,
+            engine=engine,
+            mempool=mempool,
+            application=application,
+            replica_config=replica_config_for(genesis, config.tick_ms),
+            tick_ms=config.tick_ms,
+        )
+        from node.transport import PeerTransport, TransportConfig
+
+        listen = config.peer_listen or f"0.0.0.0:{host_and_port(me.endpoint)[1]}"
+        host, port = host_and_port(listen)
+        node.attach_transport(
+            PeerTransport(
+                member_id=config.member_id,
+                key=key,
+                chain_id=store.chain_id,
+                members=application.members,
+                on_frame=node.on_frame,
+                config=TransportConfig(listen_host=host, listen_port=port),
+                server_ssl=server_ssl_context(config),
+                client_ssl=client_ssl_context(config),
+            )
+        )
+        return node
+    except BaseException:
+        store.close()
+        raise
+
+
+async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) -> None:
+    """Run a node and its API until SIGINT or SIGTERM."""
+    from aiohttp import web
+
+    from node.api import create_app
+
+    node = build_node(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    runner = web.AppRunner(create_app(node, config), access_log=None)
+    try:
+        await node.start()
+        await runner.setup()
+        host, port = host_and_port(config.api_listen)
+        site = web.TCPSite(runner, host, port, ssl_context=server_ssl_context(config))
+        await site.start()
+        log.info(
+            "member %s running: height %d, API on %s",
+            config.member_id,
+            node.store.height,
+            config.api_listen,
+        )
+        if ready is not None:
+            ready.set()
+        ticker = node._ticker
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({waiter, ticker}, return_when=asyncio.FIRST_COMPLETED)
+        if ticker in done and ticker.exception() is not None:
+            raise ticker.exception()
+    finally:
+        await runner.cleanup()
+        await node.stop()
+        node.store.close()
+        log.info("member %s stopped", config.member_id)

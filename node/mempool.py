@@ -1,0 +1,119 @@
+"""The mempool: signed transactions waiting to be ordered, bounded in every dimension.
+
+A transaction is checked once, when it enters (chain, signature, contract, the contract's
+stateless check: :meth:`contracts.engine.Engine.check`), then kept until a block commits it,
+its expiry height passes, or the primary's execution rejects it. Duplicates are ignored;
+the pool is bounded in count, in bytes and per signer, so that no client can fill it alone.
+Transactions enter from the client API and from peers' gossip alike; the node gossips what
+it accepted from clients to every member, so that any primary can include it after a view
+change.
+
+The pool also remembers, for a while (a bounded record), why recent transactions were
+rejected, so a client asking about its transaction gets the reason.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from contracts.base import Rejection
+from contracts.engine import Engine
+from ledger.model import Transaction
+
+__all__ = ["Mempool", "MempoolLimits"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MempoolLimits:
+    transactions_max: int = 20_000
+    bytes_max: int = 64 * 1024 * 1024
+    per_signer_max: int = 2_000
+    rejections_remembered_max: int = 20_000
+
+
+class Mempool:
+    """Pending transactions in arrival order (see the module doc)."""
+
+    def __init__(self, engine: Engine, limits: MempoolLimits | None = None) -> None:
+        self._engine = engine
+        self.limits = limits or MempoolLimits()
+        self._pending: dict[bytes, Transaction] = {}
+        self._per_signer: collections.Counter[bytes] = collections.Counter()
+        self._bytes = 0
+        self._rejections: collections.OrderedDict[bytes, Rejection] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, tx_id: object) -> bool:
+        return tx_id in self._pending
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def add(self, transaction: Transaction, *, committed: bool = False) -> bool:
+        """Admit ``transaction``; False if it is already pending or ``committed``.
+
+        Raises :class:`~contracts.base.Rejection` when it fails its checks (the reason is
+        remembered) or a limit is reached (``mempool_full``, ``signer_quota``).
+        """
+        tx_id = transaction.tx_id
+        if tx_id in self._pending or committed:
+            return False
+        size = len(transaction.encoded)
+        if len(self._pending) >= self.limits.transactions_max or (
+            self._bytes + size > self.limits.bytes_max
+        ):
+            raise Rejection("mempool_full", "the node's mempool is full; retry later")
+        if self._per_signer[transaction.signer] >= self.limits.per_signer_max:
+            raise Rejection("signer_quota", "too many pending transactions from this signer")
+        try:
+            self._engine.check(transaction)
+        except Rejection as rejection:
+            self.remember_rejection(tx_id, rejection)
+            raise
+        self._pending[tx_id] = transaction
+        self._per_signer[transaction.signer] += 1
+        self._bytes += size
+        return True
+
+    def candidates(self) -> list[Transaction]:
+        """Pending transactions in arrival order (the primary executes a prefix of them)."""
+        return list(self._pending.values())
+
+    def get(self, tx_id: bytes) -> Transaction | None:
+        return self._pending.get(tx_id)
+
+    def remove(self, tx_ids: Iterable[bytes]) -> None:
+        """Forget transactions (committed, or rejected by execution)."""
+        for tx_id in tx_ids:
+            transaction = self._pending.pop(tx_id, None)
+            if transaction is None:
+                continue
+            self._bytes -= len(transaction.encoded)
+            self._per_signer[transaction.signer] -= 1
+            if self._per_signer[transaction.signer] <= 0:
+                del self._per_signer[transaction.signer]
+
+    def drop_expired(self, next_height: int) -> list[bytes]:
+        """Drop transactions that can no longer be included at ``next_height``."""
+        expired = [tx_id for tx_id, tx in self._pending.items() if tx.expiry_height < next_height]
+        self.remove(expired)
+        for tx_id in expired:
+            self.remember_rejection(
+                tx_id, Rejection("expired_transaction", "expired before it was included")
+            )
+        return expired
+
+    def remember_rejection(self, tx_id: bytes, rejection: Rejection) -> None:
+        self._rejections[tx_id] = rejection
+        self._rejections.move_to_end(tx_id)
+        while len(self._rejections) > self.limits.rejections_remembered_max:
+            self._rejections.popitem(last=False)
+
+    def rejection(self, tx_id: bytes) -> Rejection | None:
+        """Why a recent transaction was refused, if it was."""
+        return self._rejections.get(tx_id)

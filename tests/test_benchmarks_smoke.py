@@ -1,0 +1,90 @@
+"""Smoke test of benchmarks/ledger_micro.py: the quick run works and its report is complete.
+
+No assertion here is about speed: the machine running the tests is shared and noisy. The test
+checks only that every operation was measured and reported with consistent, positive figures.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ledger_micro.py"
+RUN_TIMEOUT_S = 120
+
+OPERATIONS = (
+    "transaction_pack",
+    "encoding_pack",
+    "encoding_unpack",
+    "transaction_unpack",
+    "transaction_tx_id",
+    "ed25519_sign",
+    "ed25519_verify",
+    "ed25519_verify_repeated",
+    "transaction_signature_verify",
+    "merkle_root_1000",
+    "state_build_100k_memory",
+    "state_build_100k_leveldb",
+    "state_update_at_100k",
+    "state_update_at_100k_memory",
+    "append_block_1000",
+)
+FIGURES = ("median_us", "p10_us", "p90_us", "min_us", "ops_per_s", "cpu_median_us")
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+def test_quick_run_says_it_is_quick(report: dict) -> None:
+    assert report["benchmark"] == "ledger_micro"
+    assert report["quick"] is True
+    assert report["method"]["samples"] >= 1
+
+
+def test_every_operation_reports_positive_consistent_figures(report: dict) -> None:
+    assert set(OPERATIONS) <= report["operations"].keys()
+    for name in OPERATIONS:
+        entry = report["operations"][name]
+        for figure in FIGURES:
+            assert isinstance(entry[figure], int | float), (name, figure)
+            assert entry[figure] > 0, (name, figure)
+        assert entry["min_us"] <= entry["p10_us"] <= entry["median_us"] <= entry["p90_us"], name
+        assert entry["samples"] >= 1 and entry["calls_per_sample"] >= 1, name
+        assert entry["what"], name
+
+
+def test_sizes_used_are_stated(report: dict) -> None:
+    operations = report["operations"]
+    assert operations["state_update_at_100k"]["state_keys"] == 1_000
+    assert operations["merkle_root_1000"]["leaves"] == 1_000
+    append = operations["append_block_1000"]
+    assert append["transactions_per_block"] == 100
+    assert append["per_transaction_median_us"] > 0
+    assert append["transactions_per_s"] > 0
+    assert operations["transaction_pack"]["transaction_bytes"] > 0
+
+
+def test_derived_verify_rate_and_environment_are_recorded(report: dict) -> None:
+    assert report["single_core_ed25519_verify_per_s"] > 0
+    assert report["single_core_ed25519_verify_per_s_cpu"] > 0
+    machine = report["machine"]
+    for key in ("python", "platform", "cpu_count", "cpu_model"):
+        assert key in machine, key
+    assert machine["cpu_count"] >= 1
+    for library in ("cryptography", "msgpack", "pydantic", "plyvel"):
+        assert report["libraries"][library], library
+    assert report["timestamp"]

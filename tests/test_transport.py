@@ -1,0 +1,945 @@
+"""Specification of the peer transport (node.transport), over real sockets on 127.0.0.1.
+
+Each test is a short scenario run with ``asyncio.run`` (no pytest plugin): transports listen on
+ephemeral ports, the member set is published once every port is known, and conditions are
+polled with a deadline rather than slept for. Hostile peers are played by a minimal client
+that speaks the handshake with the module's own functions, then misbehaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import functools
+import hashlib
+import hmac
+import ipaddress
+import logging
+import ssl
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.x509.oid import NameOID
+
+from ledger import crypto, domains, encoding
+from ledger.model import Member
+from node.transport import (
+    FRAME_OVERHEAD_BYTES,
+    BadFrame,
+    FrameOpener,
+    FrameSealer,
+    HandshakeRefused,
+    Hello,
+    Identity,
+    PeerTransport,
+    Role,
+    Session,
+    TransportConfig,
+    derive_frame_keys,
+    encode_proof,
+    handshake_transcript,
+    perform_handshake,
+)
+
+CHAIN_ID = hashlib.sha256(b"consortium of the Rhone valley").digest()
+OTHER_CHAIN_ID = hashlib.sha256(b"another consortium").digest()
+DEADLINE_S = 5.0
+SCENARIO_TIMEOUT_S = 20.0
+UNUSED_ENDPOINT = "127.0.0.1:9"  # never dialed: the member it belongs to dials, or is down
+
+
+def scenario(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test body in its own event loop, bounded in time."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(asyncio.wait_for(test(*args, **kwargs), SCENARIO_TIMEOUT_S))
+
+    return run
+
+
+async def until(condition: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``deadline_s``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while not condition():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.005)
+
+
+def config(**overrides: Any) -> TransportConfig:
+    """Limits and timings scaled down so that scenarios take milliseconds."""
+    values: dict[str, Any] = {
+        "listen_host": "127.0.0.1",
+        "listen_port": 0,
+        "handshake_timeout_ms": 2_000,
+        "reconnect_delay_ms_min": 10,
+        "reconnect_delay_ms_max": 100,
+        "heartbeat_ms": 2_000,
+        "close_timeout_ms": 300,
+    }
+    values.update(overrides)
+    return TransportConfig(**values)
+
+
+def member(member_id: str, key: crypto.PrivateKey, endpoint: str = UNUSED_ENDPOINT) -> Member:
+    return Member(
+        id=member_id,
+        name=member_id.title(),
+        public_key=crypto.public_key_bytes(key),
+        endpoint=endpoint,
+    )
+
+
+@dataclass
+class Node:
+    member_id: str
+    key: crypto.PrivateKey
+    transport: PeerTransport
+    received: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def payloads_from(self, sender: str) -> list[bytes]:
+        return [payload for who, payload in self.received if who == sender]
+
+
+class Mesh:
+    """Transports sharing one member list (``members``), unless a node is given its own."""
+
+    def __init__(self) -> None:
+        self.members: list[Member] = []
+        self.nodes: dict[str, Node] = {}
+
+    async def add(
+        self,
+        member_id: str,
+        *,
+        key: crypto.PrivateKey | None = None,
+        transport_config: TransportConfig | None = None,
+        chain_id: bytes = CHAIN_ID,
+        members: Callable[[], Sequence[Member]] | None = None,
+        on_frame: Callable[[str, bytes], None] | None = None,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+    ) -> Node:
+        """Start a transport and list it as a member (replacing an entry of the same id)."""
+        key = key or crypto.generate_key()
+        received: list[tuple[str, bytes]] = []
+        transport = PeerTransport(
+            member_id=member_id,
+            key=key,
+            chain_id=chain_id,
+            members=members or (lambda: list(self.members)),
+            on_frame=on_frame or (lambda sender, payload: received.append((sender, payload))),
+            config=transport_config or config(),
+            server_ssl=server_ssl,
+            client_ssl=client_ssl,
+        )
+        await transport.start()
+        node = Node(member_id, key, transport, received)
+        self.nodes[member_id] = node
+        self.list_member(member(member_id, key, f"127.0.0.1:{transport.bound_port}"))
+        return node
+
+    def list_member(self, entry: Member) -> None:
+        self.members = [m for m in self.members if m.id != entry.id] + [entry]
+        self.members.sort(key=lambda m: m.id)
+
+    def unlist_member(self, member_id: str) -> None:
+        self.members = [m for m in self.members if m.id != member_id]
+
+    def refresh(self) -> None:
+        for node in self.nodes.values():
+            node.transport.refresh_members()
+
+    async def restart(self, member_id: str, **overrides: Any) -> Node:
+        """Close a member's transport and start a new one with the same key on the same port."""
+        old = self.nodes[member_id]
+        port = old.transport.bound_port
+        await old.transport.close()
+        transport_config = replace(overrides.pop("transport_config", config()), listen_port=port)
+        overrides.setdefault("key", old.key)
+        node = await self.add(member_id, transport_config=transport_config, **overrides)
+        self.refresh()
+        return node
+
+    def fully_connected(self) -> bool:
+        ids = set(self.nodes)
+        return all(
+            set(node.transport.connected_peers()) == ids - {member_id}
+            for member_id, node in self.nodes.items()
+        )
+
+    async def close(self) -> None:
+        for node in self.nodes.values():
+            await node.transport.close()
+
+
+async def start_mesh(member_ids: Sequence[str], **add_options: Any) -> Mesh:
+    mesh = Mesh()
+    for member_id in member_ids:
+        await mesh.add(member_id, **add_options)
+    mesh.refresh()
+    await until(mesh.fully_connected, "a full mesh")
+    return mesh
+
+
+@dataclass
+class RawPeer:
+    """A hand-driven dialer: a genuine handshake from the module's own functions, then
+    whatever frames the test chooses to send."""
+
+    http: aiohttp.ClientSession
+    ws: aiohttp.ClientWebSocketResponse
+    session: Session | None = None
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.http.close()
+
+    async def close_code(self) -> int | None:
+        """Wait for the remote side to close the connection; return its close code."""
+        while True:
+            message = await asyncio.wait_for(self.ws.receive(), DEADLINE_S)
+            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                return self.ws.close_code
+
+
+async def raw_connect(port: int) -> RawPeer:
+    http = aiohttp.ClientSession()
+    try:
+        ws = await http.ws_connect(f"ws://127.0.0.1:{port}/peer")
+    except BaseException:
+        await http.close()
+        raise
+    return RawPeer(http, ws)
+
+
+async def raw_dial(
+    port: int,
+    *,
+    member_id: str,
+    key: crypto.PrivateKey,
+    members: Sequence[Member],
+    expected_peer_id: str,
+    chain_id: bytes = CHAIN_ID,
+) -> RawPeer:
+    peer = await raw_connect(port)
+    try:
+        peer.session = await perform_handshake(
+            peer.ws,
+            role=Role.DIALER,
+            identity=Identity(member_id=member_id, key=key, chain_id=chain_id),
+            members=lambda: members,
+            expected_peer_id=expected_peer_id,
+            timeout_ms=2_000,
+            frame_bytes_max=1024,
+        )
+    except BaseException:
+        await peer.close()
+        raise
+    return peer
+
+
+# --- the mesh ------------------------------------------------------------------------------------
+
+COMMUNES = ["bron", "caluire", "lyon", "villeurbanne"]
+
+
+@scenario
+async def test_a_full_mesh_delivers_broadcasts_and_sends_in_order_from_the_real_sender() -> None:
+    mesh = await start_mesh(COMMUNES)
+    try:
+        count = 50
+        for index in range(count):
+            for sender in COMMUNES:
+                mesh.nodes[sender].transport.broadcast(f"{sender}/{index}".encode())
+        mesh.nodes["villeurbanne"].transport.send("bron", b"direct")
+        expected_total = count * (len(COMMUNES) - 1)
+        await until(
+            lambda: all(
+                len(node.received) >= expected_total + (node.member_id == "bron")
+                for node in mesh.nodes.values()
+            ),
+            "every broadcast delivered",
+        )
+        for receiver in mesh.nodes.values():
+            for sender in COMMUNES:
+                if sender == receiver.member_id:
+                    continue
+                broadcasts = [p for p in receiver.payloads_from(sender) if p != b"direct"]
+                assert broadcasts == [f"{sender}/{i}".encode() for i in range(count)]
+        assert mesh.nodes["bron"].payloads_from("villeurbanne")[-1] == b"direct"
+        assert mesh.nodes["lyon"].payloads_from("villeurbanne").count(b"direct") == 0
+        # Exactly one connection per pair, each counted by both of its ends.
+        pairs = len(COMMUNES) * (len(COMMUNES) - 1) // 2
+        established = sum(
+            n.transport.counters["connections_established"] for n in mesh.nodes.values()
+        )
+        assert established == 2 * pairs
+        for node in mesh.nodes.values():
+            assert node.transport.counters["frames_sent"] == expected_total + (
+                node.member_id == "villeurbanne"
+            )
+            assert not [c for c in node.transport.counters if c.startswith(("bad_", "handshake"))]
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_payloads_up_to_the_frame_limit_pass_and_larger_ones_are_refused() -> None:
+    limit = 256 * 1024
+    mesh = await start_mesh(["bron", "lyon"], transport_config=config(frame_bytes_max=limit))
+    try:
+        bron, lyon = mesh.nodes["bron"], mesh.nodes["lyon"]
+        largest = bytes(range(256)) * (limit // 256)
+        assert len(largest) == limit
+        bron.transport.send("lyon", largest)
+        bron.transport.send("lyon", largest + b"!")
+        lyon.transport.send("bron", b"")
+        await until(lambda: len(lyon.received) == 1 and len(bron.received) == 1, "delivery")
+        assert lyon.received == [("bron", largest)]
+        assert bron.received == [("lyon", b"")]
+        assert bron.transport.counters["send_refused:too_large"] == 1
+        assert bron.transport.counters["frames_sent"] == 1
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_a_frame_over_the_receivers_limit_is_refused_and_the_connection_reopened() -> None:
+    limit = 64 * 1024
+    mesh = Mesh()
+    try:
+        bron = await mesh.add("bron", transport_config=config(frame_bytes_max=4 * limit))
+        lyon = await mesh.add("lyon", transport_config=config(frame_bytes_max=limit))
+        mesh.refresh()
+        await until(mesh.fully_connected, "connected")
+        bron.transport.send("lyon", bytes(limit + 1))
+        await until(lambda: lyon.transport.counters["bad_frame:too_large"] == 1, "refusal")
+        await until(lambda: bron.transport.counters["connections_established"] == 2, "redial")
+        bron.transport.send("lyon", bytes(limit))
+        await until(lambda: len(lyon.received) == 1, "delivery after the refusal")
+        assert lyon.received == [("bron", bytes(limit))]
+    finally:
+        await mesh.close()
+
+
+# --- handshake refusals ----------------------------------------------------------------------
+
+
+@scenario
+async def test_a_non_member_with_a_valid_key_is_refused() -> None:
+    mesh = await start_mesh(["lyon"])
+    try:
+        lyon = mesh.nodes["lyon"]
+        stranger = crypto.generate_key()
+        with pytest.raises(HandshakeRefused) as refused:
+            await raw_dial(
+                lyon.transport.bound_port,
+                member_id="bron",
+                key=stranger,
+                members=mesh.members,
+                expected_peer_id="lyon",
+            )
+        assert refused.value.reason == "closed_by_peer"
+        assert lyon.transport.counters["handshake_refused:not_member"] == 1
+        assert lyon.transport.connected_peers() == []
+    finally:
+        await mesh.close()
+
+
+@pytest.mark.parametrize("stale_side", ["dialer", "acceptor"])
+@scenario
+async def test_a_member_presenting_a_rotated_out_key_is_refused(stale_side: str) -> None:
+    # bron < lyon, so bron dials and lyon accepts. The stale side still holds its old key
+    # while the other side's member set already lists its new one.
+    stale_id, verifier_id = ("bron", "lyon") if stale_side == "dialer" else ("lyon", "bron")
+    mesh = Mesh()
+    rotated: list[Member] = []
+    try:
+        for member_id in ("bron", "lyon"):
+            own = member_id == verifier_id
+            await mesh.add(member_id, members=(lambda: rotated) if own else None)
+        new_key = crypto.generate_key()
+        rotated[:] = [
+            m.model_copy(update={"public_key": crypto.public_key_bytes(new_key)})
+            if m.id == stale_id
+            else m
+            for m in mesh.members
+        ]
+        mesh.refresh()
+        verifier = mesh.nodes[verifier_id].transport
+        await until(lambda: verifier.counters["handshake_refused:bad_proof"] >= 2, "refusals")
+        assert verifier.connected_peers() == []
+        assert mesh.nodes[stale_id].transport.connected_peers() == []
+        assert mesh.nodes["bron"].transport.counters["reconnects"] >= 1
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_a_peer_of_another_consortium_is_refused() -> None:
+    mesh = Mesh()
+    try:
+        await mesh.add("bron", chain_id=OTHER_CHAIN_ID)
+        lyon = await mesh.add("lyon")
+        mesh.refresh()
+        await until(lambda: lyon.transport.counters["handshake_refused:wrong_chain"] >= 1, "x")
+        assert lyon.transport.connected_peers() == []
+        assert mesh.nodes["bron"].transport.connected_peers() == []
+    finally:
+        await mesh.close()
+
+
+HOSTILE_OPENINGS: dict[str, Any] = {
+    "timeout": None,  # connects, then says nothing
+    "malformed_hello": b"\x81\xa5nonce\xc0",
+    "oversized_message": bytes(300),
+    "unexpected_message": "hello?",
+}
+
+
+@pytest.mark.parametrize("reason", sorted(HOSTILE_OPENINGS))
+@scenario
+async def test_a_handshake_that_is_silent_or_garbled_is_refused(reason: str) -> None:
+    mesh = await start_mesh(["lyon"], transport_config=config(handshake_timeout_ms=200))
+    try:
+        lyon = mesh.nodes["lyon"].transport
+        raw = await raw_connect(lyon.bound_port)
+        try:
+            opening = HOSTILE_OPENINGS[reason]
+            if isinstance(opening, str):
+                await raw.ws.send_str(opening)
+            elif opening is not None:
+                await raw.ws.send_bytes(opening)
+            assert await raw.close_code() == aiohttp.WSCloseCode.POLICY_VIOLATION
+        finally:
+            await raw.close()
+        assert lyon.counters[f"handshake_refused:{reason}"] == 1
+        assert lyon.connected_peers() == []
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_unauthenticated_connections_are_bounded() -> None:
+    mesh = await start_mesh(["lyon"], transport_config=config(handshakes_pending_max=2))
+    raws: list[RawPeer] = []
+    try:
+        lyon = mesh.nodes["lyon"].transport
+        raws += [await raw_connect(lyon.bound_port) for _ in range(2)]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            raws.append(await raw_connect(lyon.bound_port))
+        assert refused.value.status == 503
+        assert lyon.counters["handshake_refused:too_many_pending"] == 1
+    finally:
+        for raw in raws:
+            await raw.close()
+        await mesh.close()
+
+
+@scenario
+async def test_a_peer_that_stops_answering_pings_is_disconnected() -> None:
+    mesh = await start_mesh(["lyon"], transport_config=config(heartbeat_ms=100))
+    try:
+        lyon = mesh.nodes["lyon"]
+        key = crypto.generate_key()
+        mesh.list_member(member("bron", key))
+        # Never reading from the socket, the raw peer never answers lyon's pings.
+        raw = await raw_dial(
+            lyon.transport.bound_port,
+            member_id="bron",
+            key=key,
+            members=mesh.members,
+            expected_peer_id="lyon",
+        )
+        try:
+            await until(lambda: lyon.transport.connected_peers() == ["bron"], "connected")
+            await until(lambda: lyon.transport.counters["heartbeat_timeouts"] == 1, "timeout")
+            assert lyon.transport.connected_peers() == []
+        finally:
+            await raw.close()
+    finally:
+        await mesh.close()
+
+
+@pytest.mark.parametrize(
+    ("claimed_id", "reason"),
+    [("villeurbanne", "wrong_direction"), ("lyon", "self_connection")],
+)
+@scenario
+async def test_a_member_may_only_dial_members_above_it_and_never_itself(
+    claimed_id: str, reason: str
+) -> None:
+    mesh = await start_mesh(["lyon"])
+    try:
+        lyon = mesh.nodes["lyon"]
+        claimed_key = lyon.key if claimed_id == "lyon" else crypto.generate_key()
+        mesh.list_member(member(claimed_id, claimed_key))
+        with pytest.raises(HandshakeRefused):
+            await raw_dial(
+                lyon.transport.bound_port,
+                member_id=claimed_id,
+                key=claimed_key,
+                members=mesh.members,
+                expected_peer_id="lyon",
+            )
+        assert lyon.transport.counters[f"handshake_refused:{reason}"] == 1
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_a_dialer_refuses_to_talk_to_a_member_it_did_not_dial() -> None:
+    mesh = await start_mesh(["lyon"])
+    try:
+        key = crypto.generate_key()
+        mesh.list_member(member("bron", key))
+        mesh.list_member(member("caluire", crypto.generate_key()))
+        with pytest.raises(HandshakeRefused) as refused:
+            await raw_dial(
+                mesh.nodes["lyon"].transport.bound_port,
+                member_id="bron",
+                key=key,
+                members=mesh.members,
+                expected_peer_id="caluire",
+            )
+        assert refused.value.reason == "unexpected_peer"
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_members_known_before_start_are_dialed_once_started() -> None:
+    mesh = Mesh()
+    try:
+        lyon = await mesh.add("lyon")
+        key = crypto.generate_key()
+        mesh.list_member(member("bron", key))
+        received: list[tuple[str, bytes]] = []
+        bron = PeerTransport(
+            member_id="bron",
+            key=key,
+            chain_id=CHAIN_ID,
+            members=lambda: mesh.members,
+            on_frame=lambda sender, payload: received.append((sender, payload)),
+            config=config(),
+        )
+        bron.refresh_members()
+        bron.send("lyon", b"queued before start")
+        await bron.start()
+        try:
+            lyon.transport.refresh_members()
+            await until(lambda: lyon.received == [("bron", b"queued before start")], "delivery")
+        finally:
+            await bron.close()
+    finally:
+        await mesh.close()
+
+
+def test_hello_decoding_refuses_anything_but_the_exact_canonical_shape() -> None:
+    good = {
+        "chain_id": CHAIN_ID,
+        "member_id": "bron",
+        "nonce": bytes(32),
+        "ephemeral_key": bytes(32),
+    }
+    assert Hello.from_bytes(encoding.pack(good)) == Hello(**good)
+    bad_documents = [
+        {**good, "nonce": bytes(31)},
+        {**good, "member_id": 7},
+        {**good, "extra": b""},
+        {k: v for k, v in good.items() if k != "nonce"},
+        [good],
+    ]
+    for document in bad_documents:
+        with pytest.raises(HandshakeRefused) as refused:
+            Hello.from_bytes(encoding.pack(document))
+        assert refused.value.reason == "malformed_hello"
+    with pytest.raises(HandshakeRefused):
+        Hello.from_bytes(b"\xc1")
+    with pytest.raises(HandshakeRefused):
+        Hello.from_bytes(encoding.pack({**good, "member_id": "x" * 300}))
+
+
+def test_proofs_and_session_keys_follow_the_documented_byte_format() -> None:
+    dialer_ephemeral = X25519PrivateKey.from_private_bytes(bytes([1]) * 32)
+    acceptor_ephemeral = X25519PrivateKey.from_private_bytes(bytes([2]) * 32)
+
+    def hello(member_id: str, ephemeral: X25519PrivateKey, nonce: bytes) -> Hello:
+        raw = ephemeral.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return Hello(chain_id=CHAIN_ID, member_id=member_id, nonce=nonce, ephemeral_key=raw)
+
+    dialer = hello("bron", dialer_ephemeral, bytes([3]) * 32)
+    acceptor = hello("lyon", acceptor_ephemeral, bytes([4]) * 32)
+    transcript = handshake_transcript(dialer=dialer, acceptor=acceptor)
+    assert transcript == encoding.pack(
+        ["bron", "lyon", dialer.nonce, acceptor.nonce, dialer.ephemeral_key, acceptor.ephemeral_key]
+    )
+
+    key = crypto.key_from_seed(bytes([5]) * 32)
+    identity = Identity(member_id="bron", key=key, chain_id=CHAIN_ID)
+    signature = encoding.unpack(encode_proof(identity, transcript))["signature"]
+    domain = crypto.Domain(domains.PEER_HANDSHAKE, CHAIN_ID)
+    assert crypto.verify(crypto.public_key_bytes(key), domain, transcript, signature)
+
+    # RFC 5869 by hand: PRK = HMAC(salt, shared); key = HMAC(PRK, info || 0x01).
+    shared = dialer_ephemeral.exchange(acceptor_ephemeral.public_key())
+    prk = hmac.new(hashlib.sha256(transcript).digest(), shared, hashlib.sha256).digest()
+
+    def expand(info: bytes) -> bytes:
+        return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+    dialer_keys = derive_frame_keys(
+        Role.DIALER, dialer_ephemeral, acceptor.ephemeral_key, transcript
+    )
+    acceptor_keys = derive_frame_keys(
+        Role.ACCEPTOR, acceptor_ephemeral, dialer.ephemeral_key, transcript
+    )
+    assert dialer_keys.send_key == expand(b"sceau/peer-frame/v1 dialer->acceptor")
+    assert dialer_keys.receive_key == expand(b"sceau/peer-frame/v1 acceptor->dialer")
+    assert (acceptor_keys.send_key, acceptor_keys.receive_key) == (
+        dialer_keys.receive_key,
+        dialer_keys.send_key,
+    )
+    with pytest.raises(HandshakeRefused) as refused:
+        derive_frame_keys(Role.DIALER, dialer_ephemeral, bytes(32), transcript)
+    assert refused.value.reason == "bad_ephemeral_key"
+
+    frame = FrameSealer(dialer_keys.send_key).seal(b"payload")
+    expected_tag = hmac.new(dialer_keys.send_key, bytes(8) + b"payload", hashlib.sha256).digest()
+    assert frame == bytes(8) + b"payload" + expected_tag
+
+
+# --- frames ------------------------------------------------------------------------------------
+
+
+def test_frames_are_sequence_payload_and_tag_and_open_only_in_order() -> None:
+    key = bytes(range(32))
+    sealer, opener = FrameSealer(key), FrameOpener(key, frame_bytes_max=100)
+    frames = [sealer.seal(bytes([i]) * i) for i in range(5)]
+    assert frames[3][:8] == (3).to_bytes(8, "big")
+    assert len(frames[3]) == 3 + FRAME_OVERHEAD_BYTES
+    assert [opener.open(frame) for frame in frames] == [bytes([i]) * i for i in range(5)]
+    for frame, reason in [
+        (frames[4], "wrong_sequence"),
+        (frames[4][:-1] + b"\x00", "bad_tag"),
+        (b"\x00" * 39, "too_short"),
+        (bytes(141), "too_large"),
+    ]:
+        with pytest.raises(BadFrame) as bad:
+            opener.open(frame)
+        assert bad.value.reason == reason
+    other_direction = FrameOpener(bytes(32), frame_bytes_max=100)
+    with pytest.raises(BadFrame):
+        other_direction.open(frames[0])
+
+
+def _tamper_cases() -> dict[str, Callable[[FrameSealer, bytes], list[Any]]]:
+    def flip_tag(sealer: FrameSealer, genuine: bytes) -> list[Any]:
+        frame = sealer.seal(b"forged")
+        return [frame[:-1] + bytes([frame[-1] ^ 1])]
+
+    def alter_payload(sealer: FrameSealer, genuine: bytes) -> list[Any]:
+        frame = bytearray(sealer.seal(b"forged"))
+        frame[9] ^= 0x20
+        return [bytes(frame)]
+
+    def skip_a_sequence_number(sealer: FrameSealer, genuine: bytes) -> list[Any]:
+        sealer.seal(b"never sent")
+        return [sealer.seal(b"forged")]
+
+    def reorder(sealer: FrameSealer, genuine: bytes) -> list[Any]:
+        first, second = sealer.seal(b"first"), sealer.seal(b"second")
+        return [second, first]
+
+    return {
+        "bad_tag/flipped_tag": flip_tag,
+        "bad_tag/altered_payload": alter_payload,
+        "wrong_sequence/skipped": skip_a_sequence_number,
+        "wrong_sequence/reordered": reorder,
+        "wrong_sequence/replayed": lambda sealer, genuine: [genuine],
+        "too_short/truncated": lambda sealer, genuine: [genuine[:20]],
+        "text_frame/text": lambda sealer, genuine: ["text instead of bytes"],
+    }
+
+
+TAMPER_CASES = _tamper_cases()
+
+
+@pytest.mark.parametrize("case", sorted(TAMPER_CASES))
+@scenario
+async def test_a_tampered_frame_is_counted_closes_the_connection_and_is_never_delivered(
+    case: str,
+) -> None:
+    mesh = await start_mesh(["lyon"])
+    try:
+        lyon = mesh.nodes["lyon"]
+        key = crypto.generate_key()
+        mesh.list_member(member("bron", key))
+        raw = await raw_dial(
+            lyon.transport.bound_port,
+            member_id="bron",
+            key=key,
+            members=mesh.members,
+            expected_peer_id="lyon",
+        )
+        try:
+            assert raw.session is not None
+            genuine = raw.session.sealer.seal(b"genuine")
+            await raw.ws.send_bytes(genuine)
+            await until(lambda: lyon.received == [("bron", b"genuine")], "genuine delivery")
+            for message in TAMPER_CASES[case](raw.session.sealer, genuine):
+                if isinstance(message, str):
+                    await raw.ws.send_str(message)
+                else:
+                    await raw.ws.send_bytes(message)
+            assert await raw.close_code() == aiohttp.WSCloseCode.POLICY_VIOLATION
+        finally:
+            await raw.close()
+        reason = case.split("/")[0]
+        assert lyon.transport.counters[f"bad_frame:{reason}"] == 1
+        assert lyon.received == [("bron", b"genuine")]
+        await until(lambda: lyon.transport.connected_peers() == [], "connection dropped")
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_an_on_frame_exception_is_logged_and_the_connection_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    received: list[bytes] = []
+
+    def fragile(sender: str, payload: bytes) -> None:
+        if payload == b"boom":
+            raise RuntimeError("the daemon's bug")
+        received.append(payload)
+
+    mesh = Mesh()
+    try:
+        bron = await mesh.add("bron")
+        lyon = await mesh.add("lyon", on_frame=fragile)
+        mesh.refresh()
+        await until(mesh.fully_connected, "connected")
+        with caplog.at_level(logging.ERROR, logger="sceau.transport"):
+            for payload in (b"before", b"boom", b"after"):
+                bron.transport.send("lyon", payload)
+            await until(lambda: received == [b"before", b"after"], "delivery around the bug")
+        assert lyon.transport.counters["on_frame_errors"] == 1
+        assert lyon.transport.counters["connections_established"] == 1
+        [record] = [r for r in caplog.records if r.name == "sceau.transport"]
+        assert record.exc_info is not None and "the daemon's bug" in str(record.exc_info[1])
+    finally:
+        await mesh.close()
+
+
+# --- reconnection and queues -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("restarting", ["bron", "lyon"])  # the dialer, then the acceptor
+@scenario
+async def test_peers_reconnect_after_a_restart_and_deliver_what_was_queued(restarting: str) -> None:
+    mesh = await start_mesh(["bron", "lyon"])
+    try:
+        staying = "lyon" if restarting == "bron" else "bron"
+        await mesh.nodes[restarting].transport.close()
+        survivor = mesh.nodes[staying].transport
+        await until(lambda: survivor.connected_peers() == [], "the loss noticed")
+        for index in range(5):
+            survivor.send(restarting, b"queued %d" % index)
+        assert survivor.queued_frames(restarting) == 5
+        restarted = await mesh.restart(restarting)
+        await until(lambda: len(restarted.received) == 5, "queued frames delivered")
+        assert restarted.payloads_from(staying) == [b"queued %d" % i for i in range(5)]
+        restarted.transport.send(staying, b"and back")
+        await until(
+            lambda: mesh.nodes[staying].payloads_from(restarting)[-1:] == [b"and back"], "reply"
+        )
+        assert mesh.nodes["bron"].transport.counters["reconnects"] >= (restarting == "lyon")
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_a_full_queue_drops_its_oldest_frames_and_counts_them() -> None:
+    mesh = Mesh()
+    try:
+        bron = await mesh.add("bron", transport_config=config(queue_frames_max=8))
+        lyon = await mesh.add("lyon")
+        mesh.refresh()
+        await until(mesh.fully_connected, "connected")
+        await lyon.transport.close()
+        await until(lambda: bron.transport.connected_peers() == [], "lyon down")
+        for index in range(20):
+            bron.transport.send("lyon", b"%d" % index)
+        assert bron.transport.counters["queue_full_dropped"] == 12
+        assert bron.transport.queued_frames("lyon") == 8
+        lyon = await mesh.restart("lyon")
+        await until(lambda: len(lyon.received) == 8, "the newest frames delivered")
+        assert lyon.payloads_from("bron") == [b"%d" % i for i in range(12, 20)]
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_the_queue_is_bounded_in_bytes_too_while_a_peer_is_unreachable() -> None:
+    bounded = config(frame_bytes_max=1000, queue_bytes_max=2500)
+    mesh = Mesh()
+    try:
+        bron = await mesh.add("bron", transport_config=bounded)
+        mesh.list_member(member("lyon", crypto.generate_key(), "127.0.0.1:1"))  # nobody there
+        mesh.refresh()
+        for index in range(4):
+            bron.transport.send("lyon", bytes([index]) * 1000)
+        assert bron.transport.counters["queue_full_dropped"] == 2
+        assert bron.transport.queued_frames("lyon") == 2
+        await until(lambda: bron.transport.counters["dial_failed"] >= 2, "redials")
+        assert bron.transport.counters["reconnects"] >= 1
+    finally:
+        await mesh.close()
+
+
+# --- membership changes ----------------------------------------------------------------------
+
+
+@scenario
+async def test_refresh_members_drops_a_removed_member_who_can_no_longer_connect() -> None:
+    mesh = await start_mesh(["bron", "caluire", "lyon"])
+    try:
+        mesh.unlist_member("bron")  # bron dials the others, and keeps trying
+        for member_id in ("caluire", "lyon"):
+            mesh.nodes[member_id].transport.refresh_members()
+        for member_id in ("caluire", "lyon"):
+            transport = mesh.nodes[member_id].transport
+            assert transport.counters["connections_dropped:removed_member"] == 1
+            await until(lambda t=transport: "bron" not in t.connected_peers(), "bron dropped")
+            await until(
+                lambda t=transport: t.counters["handshake_refused:not_member"] >= 1,
+                "bron refused",
+            )
+            transport.send("bron", b"to a former member")
+            assert transport.counters["send_refused:not_a_peer"] == 1
+        assert mesh.nodes["caluire"].transport.connected_peers() == ["lyon"]
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_refresh_members_drops_a_connection_whose_key_has_rotated() -> None:
+    mesh = await start_mesh(["bron", "lyon"])
+    try:
+        bron = mesh.nodes["bron"].transport
+        new_key = crypto.generate_key()
+        mesh.list_member(member("lyon", new_key, mesh.members[1].endpoint))
+        bron.refresh_members()
+        assert bron.counters["connections_dropped:key_rotated"] == 1
+        # lyon still runs with its old key, so bron's redials fail until lyon restarts.
+        await until(lambda: bron.counters["handshake_refused:bad_proof"] >= 1, "stale refused")
+        assert bron.connected_peers() == []
+        await mesh.restart("lyon", key=new_key)
+        await until(mesh.fully_connected, "reconnected with the new key")
+    finally:
+        await mesh.close()
+
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sceau test peer")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path, key_path = directory / "peer.pem", directory / "peer.key"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certificate_path, key_path
+
+
+@scenario
+async def test_peers_talk_over_tls_too(tmp_path: Path) -> None:
+    certificate_path, key_path = self_signed_certificate(tmp_path)
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.load_cert_chain(certificate_path, key_path)
+    client_ssl = ssl.create_default_context(cafile=str(certificate_path))
+    mesh = await start_mesh(["bron", "lyon"], server_ssl=server_ssl, client_ssl=client_ssl)
+    try:
+        mesh.nodes["bron"].transport.send("lyon", b"over tls")
+        mesh.nodes["lyon"].transport.send("bron", b"and back")
+        await until(
+            lambda: (
+                mesh.nodes["lyon"].received == [("bron", b"over tls")]
+                and mesh.nodes["bron"].received == [("lyon", b"and back")]
+            ),
+            "delivery over wss",
+        )
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_a_plain_dialer_cannot_reach_a_tls_listener(tmp_path: Path) -> None:
+    # Not a refusal the transport counts (TLS fails first), but the connection never forms.
+    mesh = Mesh()
+    try:
+        server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        certificate_path, key_path = self_signed_certificate(tmp_path)
+        server_ssl.load_cert_chain(certificate_path, key_path)
+        await mesh.add("bron")
+        await mesh.add("lyon", server_ssl=server_ssl)
+        mesh.refresh()
+        bron = mesh.nodes["bron"].transport
+        await until(lambda: bron.counters["dial_failed"] >= 1, "failed dial")
+        assert bron.connected_peers() == []
+    finally:
+        await mesh.close()
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"frame_bytes_max": 0},
+        {"queue_frames_max": -1},
+        {"reconnect_delay_ms_min": 500, "reconnect_delay_ms_max": 100},
+        {"frame_bytes_max": 2048, "queue_bytes_max": 1024},
+        {"listen_port": 70_000},
+    ],
+)
+def test_the_configuration_refuses_inconsistent_limits(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        config(**overrides)
