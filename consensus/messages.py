@@ -249,7 +249,7 @@ class Status(CanonicalModel):
     """The sender's committed tip, with the certificate that proves it (none at height 0)."""
 
     kind: Literal["status"] = "status"
-    height: Annotated[int, Field(ge=0, strict=True)]
+    height: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)]
     certificate: CommitCertificate | None
     sender: MemberId
 

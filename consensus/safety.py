@@ -30,7 +30,7 @@ __all__ = ["SafetyRecord"]
 class SafetyRecord(CanonicalModel):
     """The replica's signing history for the height in progress (see the module doc)."""
 
-    height: Annotated[StrictInt, Field(ge=1)]
+    height: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
     view: View
     pre_prepare_hash: Hash32 | None = None
     prepare_hash: Hash32 | None = None

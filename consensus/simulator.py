@@ -143,7 +143,10 @@ def random_config(seed: int, nodes: int | None = None) -> SimulationConfig:
         partition_rate_per_s=rng.choice((0.0, 0.0, 0.1, 0.3)),
         crash_rate_per_s=rng.choice((0.0, 0.05, 0.2)),
         clock_skew_ms_max=rng.choice((0, 200, 2_000)),
-        member_change=rng.random() < 0.2 and count < 7,
+        # The joining member stays silent: it counts as one more faulty member of n + 1.
+        member_change=(
+            rng.random() < 0.2 and count < 7 and faulty + 1 <= fault_tolerance(count + 1)
+        ),
         outsider=rng.random() < 0.3,
     )
 

@@ -136,6 +136,10 @@ class StateView(Protocol):
 
     def delete(self, key: bytes) -> None: ...
 
+    def items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Entries under ``prefix`` in key order, this transaction's writes included."""
+        ...
+
     def read_only_view(self, contract_name: str) -> ReadView: ...
 
 

@@ -52,7 +52,8 @@ __all__ = [
     "InvalidProposalError",
 ]
 
-STATE_VALUE_BYTES_MAX = 64 * 1024
+STATE_VALUE_BYTES_MAX = 256 * 1024
+"""Room for the largest member set (256 members with every field at its longest)."""
 WRITES_PER_TRANSACTION_MAX = 256
 RESULT_BYTES_MAX = 4096
 

@@ -129,7 +129,7 @@ DELEGATIONS_PER_MEMBER_MAX = 64
 """Signer keys one member may delegate to; also bounds the writes of a member's removal."""
 ROLES_PER_DELEGATION_MAX = 16
 ROLE_CHARACTERS_MAX = 40
-"""With the bounds above, a ``signer/`` record stays under the engine's 64 KiB value limit."""
+"""With the bounds above, a ``signer/`` record stays well under the engine's value limit."""
 
 _ROLE_PATTERN = re.compile(r"[a-z]+\.[a-z_]+")
 

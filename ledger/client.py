@@ -142,19 +142,23 @@ class AsyncClient:
         return await self._request("GET", f"/v1/blocks/{where}")
 
     async def act(self, issuer: str, reference: str) -> dict[str, Any]:
-        return await self._request(
+        """The act record (status, links, metadata); ApiError 404 ``unknown_act`` if none."""
+        answer = await self._request(
             "GET", f"/v1/acts/{_path_segment(issuer)}/{_reference_path(reference)}"
         )
+        return answer["act"]
 
     async def acts_by_digest(self, digest: bytes | str) -> list[dict[str, Any]]:
+        """The acts anchoring a document digest (ApiError 404 if none): the citizen's check."""
         digest_hex = digest.hex() if isinstance(digest, bytes) else digest
-        answer = await self._request("GET", f"/v1/digests/{digest_hex}")
-        return answer["acts"] if isinstance(answer, dict) and "acts" in answer else answer
+        return (await self._request("GET", f"/v1/digests/{digest_hex}"))["acts"]
 
-    async def history(self, issuer: str, reference: str) -> Any:
-        return await self._request(
+    async def history(self, issuer: str, reference: str) -> list[dict[str, Any]]:
+        """Every change of an act's status, in order."""
+        answer = await self._request(
             "GET", f"/v1/history/{_path_segment(issuer)}/{_reference_path(reference)}"
         )
+        return answer["history"]
 
     async def acts(
         self,
@@ -169,12 +173,13 @@ class AsyncClient:
             for name, value in (("from", date_from), ("to", date_to), ("limit", limit))
             if value is not None
         }
-        return await self._request(
+        answer = await self._request(
             "GET", f"/v1/issuers/{_path_segment(issuer)}/acts", params=parameters
         )
+        return answer["acts"]
 
     async def members(self) -> Any:
-        return await self._request("GET", "/v1/members")
+        return (await self._request("GET", "/v1/members"))["members"]
 
     # --- writes -------------------------------------------------------------------------------
 

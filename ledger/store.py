@@ -108,6 +108,7 @@ class ChainStore:
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
             raise StoreError(f"{target} is not empty; refusing to create a chain there")
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             database = plyvel.DB(str(target), create_if_missing=True, error_if_exists=True)
         except plyvel.Error as error:
             raise StoreError(f"cannot create a chain at {target}: {_describe(error)}") from None

@@ -1051,9 +1051,7 @@ class _Api:
 
     async def get_health(self, request: web.Request) -> web.Response:
         _query_parameters(request, ())
-        # Node has no public "running" flag yet; run_node watches the same task.
-        ticker = getattr(self.node, "_ticker", None)
-        if ticker is None or ticker.done():
+        if not self.node.running:
             raise ProblemError("unhealthy", "the node's ticker is not running")
         try:
             self.node.store.safety_record()  # one read: fails once the store is closed

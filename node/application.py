@@ -46,7 +46,7 @@ class ChainApplication:
         )
         self._results: collections.OrderedDict[bytes, object] = collections.OrderedDict()
         self._tip = self._read_tip()
-        self._members = engine.members(store)
+        self._refresh_directory()
 
     def _read_tip(self) -> ChainTip:
         tip = self.store.tip
@@ -70,7 +70,7 @@ class ChainApplication:
         return len(self.mempool) > 0
 
     def propose(self, *, height: int, view: int, timestamp_ms: int, proposer: str) -> Block:
-        parameters = self.engine.directory(self.store).parameters
+        parameters = self._parameters
         result = self.engine.execute(
             self.store,
             self.mempool.candidates(),
@@ -135,7 +135,7 @@ class ChainApplication:
         self._tip = ChainTip(
             block.height, block.block_hash, block.header.timestamp_ms, certificate.view
         )
-        self._members = self.engine.members(self.store)
+        self._refresh_directory()
         self.mempool.drop_expired(block.height + 1)
 
     def submit(self, transaction: object) -> bool:
@@ -145,11 +145,22 @@ class ChainApplication:
             return False
         if transaction.expiry_height <= self._tip.height:
             raise Rejection("expired_transaction", "expiry_height is already past")
+        parameters = self._parameters
+        if len(transaction.encoded) > parameters.transaction_bytes_max:
+            raise Rejection(
+                "transaction_too_large",
+                f"{len(transaction.encoded)} bytes, over {parameters.transaction_bytes_max}",
+            )
         return self.mempool.add(transaction)
 
     def result(self, tx_id: bytes) -> object | None:
         """The result document of a recently committed transaction (kept in memory)."""
         return self._results.get(tx_id)
+
+    def _refresh_directory(self) -> None:
+        directory = self.engine.directory(self.store)
+        self._members = directory.members
+        self._parameters = directory.parameters
 
     def _remember(self, block_hash: bytes, result: ExecutionResult) -> None:
         self._executions[block_hash] = result

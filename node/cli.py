@@ -288,6 +288,20 @@ def _api_call(call: Any) -> Any:
         ) from None
 
 
+def _rejection_or(call: Any) -> Any:
+    """Call; a transaction the node refused (422) becomes a ``rejected`` outcome."""
+    from ledger.client import ApiError
+
+    try:
+        return call()
+    except ApiError as error:
+        if error.status == 422:
+            return {"status": "rejected", "code": error.code, "reason": error.detail, "tx_id": "-"}
+        raise CommandError(
+            f"the node answered {error.status} {error.code}: {error.detail}"
+        ) from None
+
+
 def command_status(arguments: argparse.Namespace) -> int:
     with _client(arguments, signer=False) as client:
         _print_json(_api_call(client.status))

@@ -142,6 +142,15 @@ class Node:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
+    @property
+    def running(self) -> bool:
+        """True while the ticker drives the replica (what /healthz reports)."""
+        return self._ticker is not None and not self._ticker.done()
+
+    @property
+    def ticker(self) -> asyncio.Task[None] | None:
+        return self._ticker
+
     def attach_transport(self, transport: Any) -> None:
         """The peer transport: ``send``, ``broadcast``, ``refresh_members``, ``connected_peers``."""
         self.transport = transport

@@ -1,42 +1,38 @@
-"""``make demo``: the main job of sceau, as far as it is built.
+"""``make demo``: a local consortium of four collectivities anchoring and verifying acts.
 
-Step 1 of the roadmap (the ledger core) is in place: canonical encoding, keys and signatures,
-models, RFC 9162 transaction trees, the authenticated state and the LevelDB chain store. The
-demo runs all of it for real, in a temporary folder:
+What it does, for real (separate processes, loopback sockets, LevelDB on disk, fsync):
 
-1. four collectivities generate Ed25519 keys (PKCS#8 files, mode 0600) and write a genesis;
-2. acts are anchored: each is a transaction signed by its issuer, carrying the SHA-256 of a
-   document; blocks are built, certified by a quorum of member signatures and appended to a
-   LevelDB store with synced write batches;
-3. the store is closed and reopened, and everything is verified from the genesis alone: hash
-   links, transaction roots, certificates, an act's inclusion proof and its state proof; a
-   document altered by one byte is shown not to match.
+1. starts a devnet of four member nodes (a metropolis, a town, a commune, a water syndicate);
+2. each member anchors acts through the client library — the documents are hashed locally,
+   only their SHA-256 and public metadata go on chain;
+3. one act is amended by a later one, another is withdrawn;
+4. one node is killed with SIGKILL; the other three (n = 4 tolerates f = 1) keep anchoring;
+5. the killed node restarts from its LevelDB store and catches up from its peers;
+6. a citizen's check: a document is looked up by its digest, and a copy altered by one byte is
+   not found; a receipt's inclusion proof is checked against the certified header;
+7. a summary: the height on every node and every act with its status.
 
-The contract layer (step 2) will compute the state writes; until then the demo writes the
-act records itself, in the layout the deeds contract will own.
+It cleans up after itself (``--keep DIR`` keeps the folder) and exits 0 when every check held.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
+import os
 import shutil
+import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
-from ledger import crypto, encoding, merkle
-from ledger.devchain import LocalConsortium
-from ledger.model import Transaction
-from ledger.state import verify_state_proof
-from ledger.store import ChainStore
-
-MEMBERS = (
-    ("metropole-valbrune", "Métropole de Valbrune"),
-    ("ville-valbrune", "Ville de Valbrune"),
-    ("saint-leger-les-vignes", "Commune de Saint-Léger-les-Vignes"),
-    ("syndicat-eaux-valbrunois", "Syndicat des eaux du Valbrunois"),
-)
+from ledger import crypto, merkle
+from ledger.client import ApiError, Client
+from ledger.model import BlockHeader, CommitCertificate, Genesis
+from node.devnet import MemberProcess, devnet_down, devnet_up, start_member, write_devnet
 
 ACTS = (
     ("metropole-valbrune", "2026-DEL-042", "deliberation", "Plan local d'urbanisme, révision 3"),
@@ -46,117 +42,229 @@ ACTS = (
     ("metropole-valbrune", "2026-OD-007", "dataset", "Qualité de l'air, jeu de données"),
     ("ville-valbrune", "2026-DEL-043", "deliberation", "Tarifs de la cantine scolaire"),
 )
+AMENDMENT = (
+    "metropole-valbrune",
+    "2026-DEL-051",
+    "deliberation",
+    "Plan local d'urbanisme, modification du règlement",
+)
+WHILE_DOWN = (
+    ("ville-valbrune", "2026-ARR-130", "decree", "Arrêté de stationnement, place du Marché"),
+    ("saint-leger-les-vignes", "2026-DEL-012", "deliberation", "Subvention aux associations"),
+    ("metropole-valbrune", "2026-DEC-019", "decision", "Attribution du marché de voirie"),
+)
+KILLED = "syndicat-eaux-valbrunois"
 
-START_MS = 1_790_000_000_000
+
+class DemoFailure(Exception):
+    """A check of the demo did not hold."""
 
 
-def _document(issuer: str, reference: str, title: str) -> bytes:
+def document(issuer: str, reference: str, title: str) -> bytes:
+    """The stand-in for a PDF: what matters is that its bytes are hashed, not sent."""
     return f"{issuer}\n{reference}\n{title}\n(document text)\n".encode()
 
 
-def _act_key(issuer: str, reference: str) -> bytes:
-    return b"deeds/act/" + issuer.encode() + b"/" + reference.encode()
+def say(text: str = "") -> None:
+    print(text, flush=True)
 
 
-def run(work: Path) -> int:
-    consortium = LocalConsortium.create(
-        MEMBERS, consortium="Consortium des actes du Valbrunois", created_at_ms=START_MS
-    )
-    for member_id, key in consortium.keys.items():
-        crypto.save_private_key(key, work / f"{member_id}.pem")
-    (work / "genesis.json").write_text(consortium.genesis.model_dump_json(indent=2))
-    print(f"genesis written: {len(MEMBERS)} members, chain_id {consortium.chain_id.hex()[:16]}…")
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        raise DemoFailure(what)
 
-    chain_path = work / "chain"
-    store = ChainStore.create(chain_path, consortium.genesis)
-    receipts = []
-    for index, (issuer, reference, kind, title) in enumerate(ACTS):
-        digest = hashlib.sha256(_document(issuer, reference, title)).digest()
-        args = {
-            "issuer": issuer,
-            "reference": reference,
-            "kind": kind,
-            "digest": digest,
-            "title": title,
-            "act_date": "2026-11-28",
-        }
-        transaction = Transaction.create(
-            consortium.keys[issuer],
-            chain_id=consortium.chain_id,
-            contract="deeds",
-            action="anchor",
-            args=args,
-            nonce=index,
-            expiry_height=100,
+
+class Demo:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.members: dict[str, MemberProcess] = {}
+        self.clients: dict[str, Client] = {}
+        self.anchored: list[tuple[str, str, str]] = []
+
+    def client(self, member_id: str, via: str | None = None) -> Client:
+        """A client signing with ``member_id``'s key, talking to ``via``'s node."""
+        via = via or member_id
+        key = (member_id, via)
+        if key not in self.clients:
+            member = self.members[member_id]
+            self.clients[key] = Client(
+                self.members[via].api_url, signer=crypto.load_private_key(member.key_file)
+            )
+        return self.clients[key]
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+    def anchor(
+        self, issuer: str, reference: str, kind: str, title: str, via: str | None = None
+    ) -> dict[str, Any]:
+        content = document(issuer, reference, title)
+        outcome = self.client(issuer, via).anchor(
+            issuer=issuer,
+            reference=reference,
+            kind=kind,
+            digest=hashlib.sha256(content).digest(),
+            act_date="2026-11-28",
+            title=title,
         )
-        record = encoding.pack({**args, "status": "in_force", "tx_id": transaction.tx_id})
-        block, certificate = consortium.append(
-            store,
-            [transaction],
-            {_act_key(issuer, reference): record},
-            timestamp_ms=START_MS + 60_000 * (index + 1),
+        check(
+            outcome.get("status") == "committed", f"{issuer}/{reference} not committed: {outcome}"
         )
-        receipts.append((issuer, reference, title, transaction.tx_id))
-        print(
-            f"block {block.height}: {kind:<12} {issuer}/{reference} certified by "
-            f"{len(certificate.signatures)} of {len(MEMBERS)} members"
+        self.anchored.append((issuer, reference, title))
+        say(
+            f"  anchored {issuer}/{reference:<13} {kind:<12} at height {outcome['height']}"
+            f" (via {via or issuer})"
         )
-    store.close()
+        return outcome
 
-    print("\nreopening the store and verifying from the genesis alone…")
-    with ChainStore.open(chain_path) as store:
-        previous = consortium.chain_id
-        for block in store.blocks():
-            assert block.header.prev_hash == previous, f"broken link at {block.height}"
-            assert merkle.root(block.transaction_leaves()) == block.header.tx_root
-            certificate = store.certificate(block.height)
-            certificate.verify(store.chain_id, store.genesis.members)
-            previous = block.block_hash
-        print(f"  {store.height} blocks: hash links, tx roots and certificates verified")
+    def heights(self) -> dict[str, int | None]:
+        heights = {}
+        for member_id, member in self.members.items():
+            try:
+                with Client(member.api_url, timeout_s=2) as client:
+                    heights[member_id] = client.status()["height"]
+            except ApiError:
+                heights[member_id] = None
+        return heights
 
-        issuer, reference, title, tx_id = receipts[0]
-        height, position = store.transaction_location(tx_id)
-        block = store.block(height)
-        proof = merkle.inclusion_proof(block.transaction_leaves(), position)
+    def run(self) -> None:
+        say("starting a devnet of four member nodes (separate processes on loopback)…")
+        processes = devnet_up(self.work, 4)
+        self.members = {process.member_id: process for process in processes}
+        genesis = Genesis.model_validate_json((self.work / "genesis.json").read_text())
+        for process in processes:
+            say(f"  {process.member_id:<26} {process.name:<36} {process.api_url}")
+
+        say("\neach member anchors its acts (documents hashed locally):")
+        receipts = {}
+        for issuer, reference, kind, title in ACTS:
+            receipts[(issuer, reference)] = self.anchor(issuer, reference, kind, title)
+
+        say("\nthe metropolis amends its deliberation by a later one, the town withdraws one:")
+        self.anchor(*AMENDMENT)
+        outcome = self.client("metropole-valbrune").change_status(
+            "amend",
+            issuer="metropole-valbrune",
+            reference="2026-DEL-042",
+            by_reference="2026-DEL-051",
+        )
+        check(outcome.get("status") == "committed", f"amendment not committed: {outcome}")
+        outcome = self.client("ville-valbrune").change_status(
+            "withdraw",
+            issuer="ville-valbrune",
+            reference="2026-DEL-043",
+            reason="Erreur matérielle dans la grille tarifaire",
+        )
+        check(outcome.get("status") == "committed", f"withdrawal not committed: {outcome}")
+        say("  2026-DEL-042 amended by 2026-DEL-051; 2026-DEL-043 withdrawn")
+
+        killed = self.members[KILLED]
+        say(f"\nkilling {KILLED} with SIGKILL (n = 4 tolerates f = 1)…")
+        os.kill(killed.pid, signal.SIGKILL)
+        time.sleep(0.5)
+        for issuer, reference, kind, title in WHILE_DOWN:
+            self.anchor(issuer, reference, kind, title)
+        heights = self.heights()
+        say(f"  heights while it is down: {heights}")
+
+        say(f"\nrestarting {KILLED} from its LevelDB store…")
+        child = start_member(Path(killed.config_file).parent)
+        self.members[KILLED] = dataclasses.replace(killed, pid=child.pid)
+        write_devnet(self.work, list(self.members.values()))
+        target = max(height for height in heights.values() if height is not None)
+        deadline = time.monotonic() + 60
+        while True:
+            heights = self.heights()
+            if heights[KILLED] is not None and heights[KILLED] >= target:
+                break
+            check(time.monotonic() < deadline, f"{KILLED} did not catch up: {heights}")
+            time.sleep(0.3)
+        say(f"  caught up: {heights}")
+        self.anchor(
+            "syndicat-eaux-valbrunois",
+            "2026-DEL-005",
+            "deliberation",
+            "Tarif de l'eau 2027",
+            via=KILLED,
+        )
+
+        self.citizen_check(genesis, receipts[("ville-valbrune", "2026-ARR-117")])
+        self.summary()
+
+    def citizen_check(self, genesis: Genesis, outcome: dict[str, Any]) -> None:
+        say("\na citizen checks a document against the register:")
+        issuer, reference, title = "ville-valbrune", "2026-ARR-117", ACTS[1][3]
+        genuine = hashlib.sha256(document(issuer, reference, title)).digest()
+        altered = hashlib.sha256(document(issuer, reference, title) + b" ").digest()
+        reader = Client(self.members["saint-leger-les-vignes"].api_url)
+        try:
+            found = reader.acts_by_digest(genuine)
+            check(len(found) == 1 and found[0]["reference"] == reference, f"lookup: {found}")
+            say(f"  genuine copy: authentic act {issuer}/{reference}, status {found[0]['status']}")
+            try:
+                reader.acts_by_digest(altered)
+                raise DemoFailure("an altered copy was found")
+            except ApiError as error:
+                check(error.status == 404, f"altered copy: {error}")
+                say("  copy altered by one byte: no such act")
+        finally:
+            reader.close()
+        receipt = outcome["receipt"]
+        header = BlockHeader.from_bytes(bytes.fromhex(receipt["header_bytes"]))
+        certificate = CommitCertificate.from_bytes(bytes.fromhex(receipt["certificate_bytes"]))
+        certificate.verify(genesis.chain_id, genesis.members)
+        check(certificate.block_hash == header.block_hash, "certificate for another header")
         included = merkle.verify_inclusion(
-            block.transactions[position].encoded,
-            position,
-            block.header.tx_count,
-            proof,
-            block.header.tx_root,
+            bytes.fromhex(receipt["transaction"]),
+            receipt["position"],
+            receipt["tx_count"],
+            [bytes.fromhex(item) for item in receipt["inclusion_proof"]],
+            header.tx_root,
         )
-        key = _act_key(issuer, reference)
-        state_proof = store.state_prove(key)
-        tip_root = store.block(store.height).header.state_root
-        proven = verify_state_proof(tip_root, key, store.state_get(key), state_proof)
-        act = encoding.unpack(store.state_get(key))
-        genuine = hashlib.sha256(_document(issuer, reference, title)).digest()
-        altered = hashlib.sha256(_document(issuer, reference, title) + b" ").digest()
-        print(
-            f"  act {issuer}/{reference}: inclusion proof {'valid' if included else 'INVALID'}"
-            f" (block {height}), state proof at the tip {'valid' if proven else 'INVALID'}, "
-            f"status {act['status']}"
+        check(included, "the receipt's inclusion proof does not verify")
+        say(
+            f"  its receipt: included in block {header.height}, certified by "
+            f"{len(certificate.signatures)} of {len(genesis.members)} members — verified "
+            "offline from the genesis"
         )
-        print(f"  the genuine document matches the anchored digest: {genuine == act['digest']}")
-        print(f"  a copy altered by one byte matches:              {altered == act['digest']}")
-        ok = included and proven and genuine == act["digest"] and altered != act["digest"]
-    print("\ndemo finished:", "all checks passed" if ok else "A CHECK FAILED")
-    return 0 if ok else 1
+
+    def summary(self) -> None:
+        heights = self.heights()
+        say("\nsummary")
+        say("  heights: " + ", ".join(f"{member}={height}" for member, height in heights.items()))
+        check(len(set(heights.values())) == 1, f"nodes disagree on the height: {heights}")
+        reader = Client(self.members["metropole-valbrune"].api_url)
+        try:
+            for issuer, reference, title in self.anchored:
+                act = reader.act(issuer, reference)
+                say(f"  {issuer + '/' + reference:<40} {act['status']:<10} {title}")
+        finally:
+            reader.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m node.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it afterwards")
     arguments = parser.parse_args(argv)
-    if arguments.keep:
-        work = Path(arguments.keep)
-        work.mkdir(parents=True, exist_ok=False)
-        return run(work)
-    work = Path(tempfile.mkdtemp(prefix="sceau-demo-"))
+    work = Path(arguments.keep) if arguments.keep else Path(tempfile.mkdtemp(prefix="sceau-demo-"))
+    demo = Demo(work)
+    status = 0
     try:
-        return run(work)
+        demo.run()
+        say("\ndemo finished: every check held")
+    except DemoFailure as failure:
+        say(f"\nDEMO FAILED: {failure}")
+        status = 1
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        demo.close()
+        if (work / "devnet.json").exists():
+            devnet_down(work)
+        if not arguments.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            say(f"(kept {work})")
+    return status
 
 
 if __name__ == "__main__":

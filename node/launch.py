@@ -167,6 +167,9 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
     from node.api import create_app
 
     node = build_node(config)
+    # aiohttp logs a traceback for every malformed HTTP request it refuses itself; a hostile
+    # client must not be able to flood the log that way.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
@@ -186,7 +189,8 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
         )
         if ready is not None:
             ready.set()
-        ticker = node._ticker
+        ticker = node.ticker
+        assert ticker is not None
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({waiter, ticker}, return_when=asyncio.FIRST_COMPLETED)
         if ticker in done and ticker.exception() is not None:
