@@ -631,9 +631,15 @@ class Replica:
         self._timer_ticks_left = None if await_quorum else self._timeout_ticks()
 
     def _check_view_quorum(self) -> None:
+        """Start the timer of the awaited view once a quorum has reached it (or gone beyond:
+        members already in a higher view cannot send a view change for this one, and without
+        counting them a replica that fell behind could wait for ever)."""
         state = self._state
         view = state.awaiting_view_quorum
-        if view is not None and len(state.view_changes.get(view, {})) >= self.quorum():
+        if view is None:
+            return
+        reached = sum(1 for latest in state.latest_view_change.values() if latest >= view)
+        if max(reached, len(state.view_changes.get(view, {}))) >= self.quorum():
             state.awaiting_view_quorum = None
             self._timer_ticks_left = self._timeout_ticks()
 
