@@ -87,12 +87,15 @@ class InvalidCertificateError(ValueError):
 # --- field types ------------------------------------------------------------------------------
 
 
-def _bytes_field(length: int, text_form: str = "hex") -> Any:
-    """An exact-length bytes field: raw bytes in canonical form, hex in JSON."""
+def _bytes_field(length: int | None = None, *, length_max: int | None = None) -> Any:
+    """A bytes field: raw bytes in canonical form, lowercase hex in JSON.
+
+    ``length`` fixes its size; otherwise ``length_max`` bounds it.
+    """
 
     def parse(value: Any, info: ValidationInfo) -> Any:
         if info.mode == "json" and isinstance(value, str):
-            if not re.fullmatch(r"[0-9a-f]*", value):
+            if not re.fullmatch(r"(?:[0-9a-f]{2})*", value):
                 raise ValueError("expected lowercase hex")
             return bytes.fromhex(value)
         return value
@@ -100,8 +103,10 @@ def _bytes_field(length: int, text_form: str = "hex") -> Any:
     def check(value: Any) -> bytes:
         if type(value) is not bytes:
             raise ValueError("expected bytes")
-        if len(value) != length:
+        if length is not None and len(value) != length:
             raise ValueError(f"expected {length} bytes, got {len(value)}")
+        if length_max is not None and len(value) > length_max:
+            raise ValueError(f"at most {length_max} bytes, got {len(value)}")
         return value
 
     return Annotated[
@@ -111,6 +116,11 @@ def _bytes_field(length: int, text_form: str = "hex") -> Any:
         PlainSerializer(lambda value: value.hex(), return_type=str, when_used="json"),
         Field(strict=True),
     ]
+
+
+def hex_bytes(length_max: int) -> Any:
+    """A variable-length bytes field (hex in JSON) of at most ``length_max`` bytes."""
+    return _bytes_field(length_max=length_max)
 
 
 def _parse_public_key(value: Any, info: ValidationInfo) -> Any:

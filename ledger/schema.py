@@ -15,6 +15,8 @@ key                    value                                       written
 ``tx/<tx_id>``         ``<h> || position (4 bytes, big-endian)``   with block h
 ``node/<node_hash>``   state tree record (see ledger.state)        with the block that made it
 ``value/<state key>``  the state value at the tip                  with every block
+``members-change/<h>`` empty: block h is certified by another       with block h
+                       member set than block h − 1
 =====================  ==========================================  ============================
 
 ``<h>`` is a height as 8 bytes big-endian, so that heights sort in numeric order. The value
@@ -39,6 +41,7 @@ CERTIFICATE_PREFIX = b"cert/"
 TRANSACTION_PREFIX = b"tx/"
 NODE_PREFIX = b"node/"
 VALUE_PREFIX = b"value/"
+MEMBER_SET_CHANGE_PREFIX = b"members-change/"
 
 _HEIGHT = struct.Struct(">Q")
 _LOCATION = struct.Struct(">QI")
@@ -83,3 +86,7 @@ def node_key(node_hash: bytes) -> bytes:
 
 def value_key(state_key: bytes) -> bytes:
     return VALUE_PREFIX + state_key
+
+
+def member_set_change_key(height: int) -> bytes:
+    return MEMBER_SET_CHANGE_PREFIX + _HEIGHT.pack(height)

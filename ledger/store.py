@@ -89,6 +89,7 @@ class ChainStore:
         self._tip = tip
         self.path = path
         self._tree = SparseMerkleTree(_NodeReader(database))
+        self._tip_members_hash: bytes | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -227,7 +228,10 @@ class ChainStore:
                 f"writes give {update.root.hex()}"
             )
         tip = Tip(header.height, block.block_hash, update.root)
+        member_set_changed = header.members_hash != self._members_hash_at_tip()
         with self._database.write_batch(sync=True, transaction=True) as batch:
+            if member_set_changed:
+                batch.put(schema.member_set_change_key(header.height), b"")
             batch.put(schema.block_key(header.height), block.block_hash + block.to_bytes())
             batch.put(schema.hash_key(block.block_hash), schema.encode_height(header.height))
             batch.put(schema.certificate_key(header.height), certificate.to_bytes())
@@ -245,7 +249,35 @@ class ChainStore:
                     batch.put(schema.value_key(key), value)
             batch.put(schema.TIP, _encode_tip(tip))
         self._tip = tip
+        self._tip_members_hash = header.members_hash
         return tip
+
+    def _members_hash_at_tip(self) -> bytes:
+        """The members_hash of the tip's header (the genesis member set's before block 1)."""
+        if self._tip_members_hash is None:
+            if self._tip.height == 0:
+                self._tip_members_hash = self.genesis.members_hash
+            else:
+                block = self.block(self._tip.height)
+                assert block is not None
+                self._tip_members_hash = block.header.members_hash
+        return self._tip_members_hash
+
+    def member_set_changes(self, up_to_height: int | None = None) -> list[int]:
+        """Heights h whose block is certified by another member set than block h − 1's.
+
+        The set in force at such an h was committed by block h − 1 (membership state after
+        it); receipts carry a proof of each change so that a verifier holding only the
+        genesis knows which keys may certify a later block.
+        """
+        last = self._tip.height if up_to_height is None else up_to_height
+        heights = []
+        for key, _ in self._database.iterator(prefix=schema.MEMBER_SET_CHANGE_PREFIX):
+            height = schema.decode_height(key[len(schema.MEMBER_SET_CHANGE_PREFIX) :])
+            if height > last:
+                break
+            heights.append(height)
+        return heights
 
     def _check_fits(self, block: Block, certificate: CommitCertificate) -> None:
         header = block.header

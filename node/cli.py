@@ -416,6 +416,75 @@ def command_act_status(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _read_receipt(path: str) -> Any:
+    from ledger.model import ModelDecodeError
+    from ledger.receipt import Receipt
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        if data.lstrip()[:1] == b"{":
+            return Receipt.model_validate_json(data)
+        return Receipt.from_bytes(data)
+    except (ValueError, ModelDecodeError) as error:
+        raise CommandError(f"{path} is not a receipt: {_first_error(error)}") from None
+
+
+def command_verify(arguments: argparse.Namespace) -> int:
+    import datetime
+
+    from ledger.receipt import ReceiptError, verify_receipt
+    from node.launch import StartupError, read_genesis
+
+    receipt = _read_receipt(arguments.receipt)
+    try:
+        genesis = read_genesis(Path(arguments.genesis))
+    except StartupError as error:
+        raise CommandError(str(error)) from None
+    document = None
+    if arguments.document:
+        try:
+            document = Path(arguments.document).read_bytes()
+        except OSError as error:
+            raise CommandError(f"cannot read {arguments.document}: {error.strerror}") from None
+    try:
+        proven = verify_receipt(receipt, genesis, document)
+    except ReceiptError as error:
+        print(f"NOT VERIFIED — {error.step}: {error}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    when = datetime.datetime.fromtimestamp(proven.timestamp_ms / 1000, datetime.UTC)
+    print(
+        f"VERIFIED against the genesis of {genesis.consortium!r} "
+        f"(chain {genesis.chain_id.hex()[:16]}…)"
+    )
+    if proven.act is not None:
+        act = proven.act
+        print(
+            f"  act:       {act['issuer']}/{act['reference']} ({act['kind']}, "
+            f"dated {act['act_date']})"
+        )
+        print(f"  title:     {act['title']}")
+        print(f"  digest:    {act['digest'].hex()}")
+    else:
+        transaction = proven.transaction
+        print(
+            f"  transaction: {transaction.contract}.{transaction.action} {transaction.tx_id.hex()}"
+        )
+    print(
+        f"  committed: height {proven.height}, {when:%Y-%m-%d %H:%M:%S} UTC, certified by "
+        f"{len(proven.signers)} of {proven.members} members ({', '.join(proven.signers)})"
+    )
+    if proven.document_matches:
+        print(f"  document:  {arguments.document} matches the anchored digest")
+    if proven.status is not None:
+        print(f"  status:    {proven.status.get('status')} at height {proven.status_height}")
+    elif proven.status_height is not None:
+        print(f"  status:    no record at height {proven.status_height}")
+    return 0
+
+
 def command_hash(arguments: argparse.Namespace) -> int:
     hasher = hashlib.sha256()
     try:
@@ -462,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_node_commands(commands)
     _add_devnet_commands(commands)
     _add_client_commands(commands)
+    from node.cli_chain import add_chain_commands
+
+    add_chain_commands(commands)
     return parser
 
 
@@ -628,6 +700,19 @@ def _add_client_commands(commands: Any) -> None:
     status_change.add_argument("--decision-reference", help="the annulling decision (optional)")
     _api_options(status_change, signer=True)
     status_change.set_defaults(handler=command_act_status)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check a receipt offline from the genesis (and a document)",
+        description="Check every link of a receipt — member sets from the genesis, the block's "
+        "commit certificate, the transaction's inclusion proof and signature, and optionally "
+        "the act's later status — with nothing but the genesis file. With --document, also "
+        "check that the file's SHA-256 is the anchored digest. Exits 1 if anything fails.",
+    )
+    verify.add_argument("receipt", help="the receipt (JSON, or canonical msgpack)")
+    verify.add_argument("--genesis", required=True, help="the consortium's genesis file")
+    verify.add_argument("--document", metavar="FILE", help="the document the act anchors")
+    verify.set_defaults(handler=command_verify)
 
     digest = commands.add_parser("hash", help="print a file's SHA-256 (what anchoring uses)")
     digest.add_argument("file")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -29,9 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ledger import crypto, merkle
+from ledger import crypto
 from ledger.client import ApiError, Client
-from ledger.model import BlockHeader, CommitCertificate, Genesis
+from ledger.model import Genesis
+from ledger.receipt import Receipt, ReceiptError, verify_receipt
 from node.devnet import MemberProcess, devnet_down, devnet_up, start_member, write_devnet
 
 ACTS = (
@@ -210,24 +212,19 @@ class Demo:
                 say("  copy altered by one byte: no such act")
         finally:
             reader.close()
-        receipt = outcome["receipt"]
-        header = BlockHeader.from_bytes(bytes.fromhex(receipt["header_bytes"]))
-        certificate = CommitCertificate.from_bytes(bytes.fromhex(receipt["certificate_bytes"]))
-        certificate.verify(genesis.chain_id, genesis.members)
-        check(certificate.block_hash == header.block_hash, "certificate for another header")
-        included = merkle.verify_inclusion(
-            bytes.fromhex(receipt["transaction"]),
-            receipt["position"],
-            receipt["tx_count"],
-            [bytes.fromhex(item) for item in receipt["inclusion_proof"]],
-            header.tx_root,
-        )
-        check(included, "the receipt's inclusion proof does not verify")
+        receipt = Receipt.model_validate_json(json.dumps(outcome["receipt"]))
+        proven = verify_receipt(receipt, genesis, document(issuer, reference, title))
+        check(proven.document_matches is True, "the receipt does not match the document")
         say(
-            f"  its receipt: included in block {header.height}, certified by "
-            f"{len(certificate.signatures)} of {len(genesis.members)} members — verified "
-            "offline from the genesis"
+            f"  its receipt: included in block {proven.height}, certified by "
+            f"{len(proven.signers)} of {proven.members} members, the document matches — "
+            "verified offline from the genesis"
         )
+        try:
+            verify_receipt(receipt, genesis, document(issuer, reference, title) + b" ")
+            raise DemoFailure("the receipt verified an altered document")
+        except ReceiptError as error:
+            say(f"  the same receipt with the altered copy: refused ({error.step})")
 
     def summary(self) -> None:
         heights = self.heights()

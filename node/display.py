@@ -39,7 +39,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from contracts.base import Rejection
-from ledger import crypto, merkle
+from ledger import crypto
 from ledger.model import (
     Block,
     BlockHeader,
@@ -49,6 +49,7 @@ from ledger.model import (
     Member,
     Transaction,
 )
+from ledger.receipt import build_receipt
 from ledger.store import ChainStore, CorruptionError
 from node.application import ChainApplication
 from node.mempool import Mempool
@@ -152,31 +153,17 @@ def _locate(
     return block.transactions[position], position, block, certificate
 
 
-def _receipt(block: Block, certificate: CommitCertificate, position: int) -> dict[str, Any]:
-    return {
-        "transaction": block.transactions[position].encoded,
-        "height": block.height,
-        "position": position,
-        "tx_count": block.header.tx_count,
-        "inclusion_proof": merkle.inclusion_proof(block.transaction_leaves(), position),
-        **_header_and_certificate(block, certificate),
-    }
+def receipt_for(
+    store: ChainStore, tx_id: bytes, *, with_status: bool = False
+) -> dict[str, Any] | None:
+    """The audit-grade receipt of a committed transaction (canonical form), or None.
 
-
-def receipt_for(store: ChainStore, tx_id: bytes) -> dict[str, Any] | None:
-    """The receipt of a committed transaction, or None if ``tx_id`` is not in the chain.
-
-    Enough to check offline, with the genesis (or the member set in force at ``height``):
-    ``leaf = transaction`` is leaf ``position`` of the RFC 9162 tree of ``tx_count`` leaves
-    whose root is the header's ``tx_root`` (:func:`ledger.merkle.verify_inclusion` with
-    ``inclusion_proof``); SHA-256 of ``header_bytes`` is the certificate's ``block_hash``; the
-    certificate verifies against the members (:meth:`CommitCertificate.verify`).
+    See :mod:`ledger.receipt`: the transaction, its inclusion proof, its certified header and
+    the proven member-set changes since the genesis, so that ``sceau verify`` checks it from
+    the genesis alone; with ``with_status``, also the act's record at the tip.
     """
-    found = _locate(store, tx_id)
-    if found is None:
-        return None
-    _, position, block, certificate = found
-    return _receipt(block, certificate, position)
+    receipt = build_receipt(store, tx_id, with_status=with_status)
+    return None if receipt is None else receipt.to_canonical()
 
 
 def transaction_status(
@@ -188,7 +175,7 @@ def transaction_status(
     """
     found = _locate(store, tx_id)
     if found is not None:
-        transaction, position, block, certificate = found
+        transaction, position, block, _ = found
         return {
             "tx_id": tx_id,
             "status": "committed",
@@ -197,7 +184,7 @@ def transaction_status(
             "block_hash": block.block_hash,
             "result": application.result(tx_id),
             "transaction": transaction.to_canonical(),
-            "receipt": _receipt(block, certificate, position),
+            "receipt": receipt_for(store, tx_id),
         }
     if tx_id in mempool:
         return {"tx_id": tx_id, "status": "pending"}
@@ -315,17 +302,19 @@ class SubmitRequest(Document):
 
 
 class Receipt(Document):
-    """Proof that a transaction is in a certified block (see ``receipt_for``)."""
+    """An audit-grade receipt (ledger.receipt.Receipt's JSON form; docs/format.md)."""
 
+    model_config = ConfigDict(extra="allow")
+    format: Literal["sceau-receipt/v1"]
+    chain_id: Hash
     transaction: Hex
     height: HeightNumber
     position: Count
-    tx_count: Count
     inclusion_proof: list[Hash]
     header: BlockHeader
-    header_bytes: Hex
     certificate: CommitCertificate
-    certificate_bytes: Hex
+    member_changes: list[Any]
+    status: Any = None
 
 
 class CommittedTransaction(Document):

@@ -45,6 +45,7 @@ from ledger.model import (
     Transaction,
     sha256,
 )
+from ledger.receipt import Receipt, verify_receipt
 from ledger.state import StateProof, verify_state_proof
 from node import display
 from node.api import API_KEY, PROBLEMS, ROUTES, SubmissionLimiter, create_app, receipt_for
@@ -494,23 +495,28 @@ def test_a_receipt_verifies_offline_against_the_certified_header(api: Api) -> No
     for position, transaction in enumerate(api.committed):
         url = f"/v1/transactions/{transaction.tx_id.hex()}"
         document = ok(get(api, url), display.TransactionStatus)
-        receipt = document["receipt"]
-        assert (document["position"], receipt["position"], receipt["tx_count"]) == (
+        receipt = Receipt.model_validate_json(json.dumps(document["receipt"]))
+        assert (document["position"], receipt.position, receipt.header.tx_count) == (
             position,
             position,
             3,
         )
-        header = BlockHeader.from_bytes(bytes.fromhex(receipt["header_bytes"]))
-        assert header == BlockHeader.model_validate_json(json.dumps(receipt["header"]))
-        certificate = CommitCertificate.from_bytes(bytes.fromhex(receipt["certificate_bytes"]))
-        assert certificate.block_hash == header.block_hash == bytes.fromhex(document["block_hash"])
-        certificate.verify(api.consortium.chain_id, api.consortium.genesis.members)
-        leaf = bytes.fromhex(receipt["transaction"])
-        proof = [bytes.fromhex(element) for element in receipt["inclusion_proof"]]
-        assert len(proof) == [2, 2, 1][position]  # the third leaf is promoted one level
-        assert merkle.verify_inclusion(leaf, position, header.tx_count, proof, header.tx_root)
-        assert Transaction.from_bytes(leaf).tx_id == transaction.tx_id
-        assert display.to_display(receipt_for(api.node.store, transaction.tx_id)) == receipt
+        assert receipt.header.block_hash == bytes.fromhex(document["block_hash"])
+        assert len(receipt.inclusion_proof) == [2, 2, 1][position]  # the third leaf is promoted
+        proven = verify_receipt(receipt, api.consortium.genesis)
+        assert proven.transaction.tx_id == transaction.tx_id
+        assert proven.height == receipt.height
+        assert merkle.verify_inclusion(
+            receipt.transaction,
+            position,
+            receipt.header.tx_count,
+            list(receipt.inclusion_proof),
+            receipt.header.tx_root,
+        )
+        assert (
+            display.to_display(receipt_for(api.node.store, transaction.tx_id))
+            == document["receipt"]
+        )
 
 
 def test_transaction_ids_are_validated_and_unknown_ones_are_not_found(api: Api) -> None:

@@ -1,0 +1,365 @@
+"""Receipts: proof, checkable offline from the genesis alone, that an act was anchored.
+
+Theory of operation
+-------------------
+A receipt carries a transaction and everything needed to show that the consortium committed
+it, to someone who holds only the genesis file (docs/audit.md walks through it):
+
+1. **The member sets.** Block 1 is certified by the genesis members. Whenever the member set
+   changed, say at height ``h``, the receipt carries a :class:`MemberSetChange`: block
+   ``h − 1``'s header and commit certificate (certified by the set the verifier already
+   trusts), the new member list, and a state proof that ``membership/members`` holds exactly
+   that list under that header's ``state_root``. Step by step, the verifier learns which keys
+   may certify each later block, trusting no node.
+2. **The block.** The header of the transaction's block, with its commit certificate: a quorum
+   of the member set in force at that height, and the header's ``members_hash`` names that set.
+3. **The transaction.** Its canonical bytes are leaf ``position`` of the RFC 9162 tree of
+   ``tx_count`` leaves whose root is the header's ``tx_root`` (inclusion proof); its signature
+   verifies; for a deeds anchor, the document's SHA-256 is the anchored ``digest``.
+4. **Optionally, the act's status** at a later certified height: a header and certificate (with
+   the member-set changes up to it) and a state proof of the act's record under its root.
+
+The trust a receipt gives is the trust in its member sets: a quorum of members of an *earlier*
+set (members removed since, colluding) could certify a forged history that omits their
+removal. Auditors who follow the whole chain (``sceau audit``) or compare receipts with a
+recent certified header close that gap; see docs/audit.md.
+
+A receipt has a JSON form (readable, stable; bytes as lowercase hex, keys as ``ed25519:``) and
+a compact canonical msgpack form (``to_bytes``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictInt
+
+from ledger import encoding, merkle
+from ledger.model import (
+    MEMBERS_MAX,
+    BlockHeader,
+    CanonicalModel,
+    CommitCertificate,
+    Genesis,
+    Hash32,
+    Height,
+    InvalidCertificateError,
+    Member,
+    ModelDecodeError,
+    Transaction,
+    hex_bytes,
+    members_hash,
+)
+from ledger.state import StateProof, verify_state_proof
+
+__all__ = [
+    "MEMBERS_STATE_KEY",
+    "MemberSetChange",
+    "Receipt",
+    "ReceiptError",
+    "StatusProof",
+    "VerifiedReceipt",
+    "act_state_key",
+    "verify_receipt",
+]
+
+MEMBERS_STATE_KEY = b"membership/members"
+"""Where the membership contract keeps the member set (docs/format.md §7)."""
+MEMBER_SET_CHANGES_MAX = 4096
+INCLUSION_PROOF_MAX = 64
+
+
+def act_state_key(issuer: str, reference: str) -> bytes:
+    """The state key of a deeds act record: ``deeds/act/`` ‖ pack(issuer) ‖ reference."""
+    return b"deeds/act/" + encoding.pack(issuer) + reference.encode()
+
+
+class ReceiptError(ValueError):
+    """A receipt that does not prove what it claims; ``step`` names the check that failed."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+
+
+class StateProofDocument(CanonicalModel):
+    """A :class:`~ledger.state.StateProof` in a model's fields."""
+
+    siblings: Annotated[tuple[Hash32, ...], Field(max_length=256)]
+    other_key_path: Hash32 | None
+    other_value_hash: Hash32 | None
+
+    @classmethod
+    def of(cls, proof: StateProof) -> StateProofDocument:
+        return cls.model_validate(proof.to_canonical())
+
+    def proof(self) -> StateProof:
+        return StateProof.from_canonical(self.to_canonical())
+
+
+class MemberSetChange(CanonicalModel):
+    """The member set committed by block ``header.height``, in force from the next height."""
+
+    header: BlockHeader
+    certificate: CommitCertificate
+    members: Annotated[tuple[Member, ...], Field(min_length=1, max_length=MEMBERS_MAX)]
+    proof: StateProofDocument
+
+
+class StatusProof(CanonicalModel):
+    """The value of a state key (an act's record) under a later certified header."""
+
+    header: BlockHeader
+    certificate: CommitCertificate
+    member_changes: Annotated[tuple[MemberSetChange, ...], Field(max_length=MEMBER_SET_CHANGES_MAX)]
+    key: hex_bytes(1024)
+    value: hex_bytes(256 * 1024) | None
+    proof: StateProofDocument
+
+
+class Receipt(CanonicalModel):
+    """Everything needed to check, offline, that a transaction was committed."""
+
+    format: Literal["sceau-receipt/v1"] = "sceau-receipt/v1"
+    chain_id: Hash32
+    transaction: hex_bytes(64 * 1024)
+    """The canonical bytes of the signed transaction (the Merkle leaf)."""
+    height: Height
+    position: Annotated[StrictInt, Field(ge=0, le=2**31)]
+    inclusion_proof: Annotated[tuple[Hash32, ...], Field(max_length=INCLUSION_PROOF_MAX)]
+    header: BlockHeader
+    certificate: CommitCertificate
+    member_changes: Annotated[tuple[MemberSetChange, ...], Field(max_length=MEMBER_SET_CHANGES_MAX)]
+    status: StatusProof | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedReceipt:
+    """What a receipt proved."""
+
+    transaction: Transaction
+    height: int
+    timestamp_ms: int
+    block_hash: bytes
+    signers: tuple[str, ...]
+    members: int
+    act: dict[str, Any] | None
+    """The anchor's arguments, for a deeds anchor."""
+    document_matches: bool | None
+    status: dict[str, Any] | None
+    status_height: int | None
+
+
+def verify_receipt(
+    receipt: Receipt, genesis: Genesis, document: bytes | None = None
+) -> VerifiedReceipt:
+    """Check every link of ``receipt`` from ``genesis``; raises :class:`ReceiptError`.
+
+    With ``document`` (its bytes), also check that its SHA-256 is the anchored digest.
+    """
+    chain_id = genesis.chain_id
+    if receipt.chain_id != chain_id:
+        raise ReceiptError("chain", "the receipt is for another consortium than this genesis")
+    try:
+        transaction = Transaction.from_bytes(receipt.transaction)
+    except (encoding.EncodingError, ModelDecodeError) as error:
+        raise ReceiptError("transaction", f"does not decode: {error}") from None
+    if transaction.chain_id != chain_id:
+        raise ReceiptError("transaction", "signed for another consortium")
+    if not transaction.signature_is_valid():
+        raise ReceiptError("transaction", "the signature does not verify")
+    members = _follow_member_sets(
+        genesis.members, 1, receipt.member_changes, receipt.height, chain_id
+    )
+    _check_certified_header(receipt.header, receipt.certificate, members, chain_id, "block")
+    if receipt.header.height != receipt.height:
+        raise ReceiptError("block", f"the header is of height {receipt.header.height}")
+    included = merkle.verify_inclusion(
+        receipt.transaction,
+        receipt.position,
+        receipt.header.tx_count,
+        list(receipt.inclusion_proof),
+        receipt.header.tx_root,
+    )
+    if not included:
+        raise ReceiptError("inclusion", "the transaction is not in the block's tx_root")
+    act = dict(transaction.args) if _is_anchor(transaction) else None
+    matches = None
+    if document is not None:
+        if act is None:
+            raise ReceiptError("document", "the transaction anchors no document")
+        matches = hashlib.sha256(document).digest() == act.get("digest")
+        if not matches:
+            raise ReceiptError("document", "its SHA-256 is not the anchored digest")
+    status, status_height = _verify_status(receipt, transaction, members, chain_id)
+    return VerifiedReceipt(
+        transaction=transaction,
+        height=receipt.height,
+        timestamp_ms=receipt.header.timestamp_ms,
+        block_hash=receipt.header.block_hash,
+        signers=tuple(member_id for member_id, _ in receipt.certificate.signatures),
+        members=len(members),
+        act=act,
+        document_matches=matches,
+        status=status,
+        status_height=status_height,
+    )
+
+
+def _is_anchor(transaction: Transaction) -> bool:
+    return transaction.contract == "deeds" and transaction.action == "anchor"
+
+
+def _follow_member_sets(
+    members: tuple[Member, ...],
+    from_height: int,
+    changes: tuple[MemberSetChange, ...],
+    target_height: int,
+    chain_id: bytes,
+) -> tuple[Member, ...]:
+    """The member set in force at ``target_height``, proven change by change.
+
+    A change carried by header ``g`` takes effect at ``g + 1``; changes must come in strictly
+    increasing order, from ``from_height`` on, and take effect by ``target_height``.
+    """
+    previous = from_height - 1
+    for change in changes:
+        height = change.header.height
+        if height <= previous:
+            raise ReceiptError("members", f"member-set changes out of order at height {height}")
+        if height + 1 > target_height:
+            raise ReceiptError("members", f"a change at height {height} comes after the block")
+        _check_certified_header(
+            change.header, change.certificate, members, chain_id, f"members at height {height}"
+        )
+        value = encoding.pack([member.to_canonical() for member in change.members])
+        if not verify_state_proof(
+            change.header.state_root, MEMBERS_STATE_KEY, value, change.proof.proof()
+        ):
+            raise ReceiptError("members", f"the member list of height {height} is not proven")
+        members = change.members
+        previous = height
+    return members
+
+
+def _check_certified_header(
+    header: BlockHeader,
+    certificate: CommitCertificate,
+    members: tuple[Member, ...],
+    chain_id: bytes,
+    step: str,
+) -> None:
+    if header.chain_id != chain_id:
+        raise ReceiptError(step, "the header belongs to another consortium")
+    if header.members_hash != members_hash(members):
+        raise ReceiptError(
+            step,
+            f"height {header.height} names another member set than the one in force "
+            "(a member-set change is missing from the receipt)",
+        )
+    if certificate.height != header.height or certificate.block_hash != header.block_hash:
+        raise ReceiptError(step, "the certificate is for another block")
+    if certificate.view < header.view:
+        raise ReceiptError(step, "the certificate's view is before the block's")
+    try:
+        certificate.verify(chain_id, members)
+    except InvalidCertificateError as error:
+        raise ReceiptError(step, str(error)) from None
+
+
+def _verify_status(
+    receipt: Receipt, transaction: Transaction, members: tuple[Member, ...], chain_id: bytes
+) -> tuple[dict[str, Any] | None, int | None]:
+    status = receipt.status
+    if status is None:
+        return None, None
+    if status.header.height < receipt.height:
+        raise ReceiptError("status", "the status is certified before the act's block")
+    later = _follow_member_sets(
+        members, receipt.height, status.member_changes, status.header.height, chain_id
+    )
+    _check_certified_header(status.header, status.certificate, later, chain_id, "status")
+    if _is_anchor(transaction):
+        expected = act_state_key(transaction.args["issuer"], transaction.args["reference"])
+        if status.key != expected:
+            raise ReceiptError("status", "the proven key is not this act's record")
+    if not verify_state_proof(
+        status.header.state_root, status.key, status.value, status.proof.proof()
+    ):
+        raise ReceiptError("status", "the state proof does not verify")
+    record = None
+    if status.value is not None:
+        try:
+            record = encoding.unpack(status.value)
+        except encoding.EncodingError as error:
+            raise ReceiptError("status", f"the record does not decode: {error}") from None
+    return record, status.header.height
+
+
+# --- building receipts from a node's store ----------------------------------------------------
+
+
+def build_receipt(store: Any, tx_id: bytes, *, with_status: bool = False) -> Receipt | None:
+    """The receipt of a committed transaction from a :class:`~ledger.store.ChainStore`.
+
+    With ``with_status``, a deeds anchor's receipt also proves the act's record at the tip.
+    Returns None if ``tx_id`` is not in the chain.
+    """
+    found = store.transaction(tx_id)
+    if found is None:
+        return None
+    transaction, height, position = found
+    block = store.block(height)
+    certificate = store.certificate(height)
+    changes = [
+        _member_set_change(store, change - 1)
+        for change in store.member_set_changes(height)
+        if change >= 2
+    ]
+    status = None
+    if with_status and _is_anchor(transaction) and store.height >= height:
+        status = _status_proof(store, transaction, height)
+    return Receipt(
+        chain_id=store.chain_id,
+        transaction=transaction.encoded,
+        height=height,
+        position=position,
+        inclusion_proof=tuple(merkle.inclusion_proof(block.transaction_leaves(), position)),
+        header=block.header,
+        certificate=certificate,
+        member_changes=tuple(changes),
+        status=status,
+    )
+
+
+def _member_set_change(store: Any, height: int) -> MemberSetChange:
+    """Block ``height`` committed a new member set: its header, certificate and proof."""
+    header = store.block(height).header
+    value = store.state_get_at(MEMBERS_STATE_KEY, header.state_root)
+    assert value is not None, f"no member set under the state root of height {height}"
+    return MemberSetChange(
+        header=header,
+        certificate=store.certificate(height),
+        members=tuple(Member.from_canonical(entry) for entry in encoding.unpack(value)),
+        proof=StateProofDocument.of(store.state_prove(MEMBERS_STATE_KEY, header.state_root)),
+    )
+
+
+def _status_proof(store: Any, transaction: Transaction, height: int) -> StatusProof:
+    tip_height = store.height
+    header = store.block(tip_height).header
+    key = act_state_key(transaction.args["issuer"], transaction.args["reference"])
+    return StatusProof(
+        header=header,
+        certificate=store.certificate(tip_height),
+        member_changes=tuple(
+            _member_set_change(store, change - 1)
+            for change in store.member_set_changes(tip_height)
+            if change - 1 >= height
+        ),
+        key=key,
+        value=store.state_get_at(key, header.state_root),
+        proof=StateProofDocument.of(store.state_prove(key, header.state_root)),
+    )
