@@ -371,6 +371,8 @@ class Replica:
             proposer=self.member_id,
         )
         assert block.height == self.height and block.header.view == self.view
+        if not block.transactions:
+            return  # nothing pending applies any more: no block (a NewView may still need one)
         pre_prepare = PrePrepare.sign(
             self._key, self.chain_id, view=self.view, block=block, sender=self.member_id
         )
@@ -604,6 +606,14 @@ class Replica:
 
     def _tick_timer(self) -> None:
         if self._timer_ticks_left is None:
+            return
+        state = self._state
+        if (
+            not state.proposals
+            and not state.entered_by_change
+            and not self._application.has_pending_transactions()
+        ):
+            self._timer_ticks_left = None  # the work that started it is gone
             return
         self._timer_ticks_left -= 1
         if self._timer_ticks_left <= 0:

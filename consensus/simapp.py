@@ -48,6 +48,7 @@ class _Execution:
     accepted: list[Transaction]
     writes: dict[bytes, bytes | None]
     state_root: bytes
+    rejected: list[Transaction]
 
 
 @dataclass(slots=True)
@@ -87,6 +88,8 @@ class SimulatedApplication:
     def propose(self, *, height: int, view: int, timestamp_ms: int, proposer: str) -> Block:
         candidates = sorted(self.mempool.values(), key=lambda tx: tx.tx_id)
         execution = self._execute(candidates, height, limit=BLOCK_TRANSACTIONS_MAX)
+        for transaction in execution.rejected:  # it will never apply: forget it
+            self.mempool.pop(transaction.tx_id, None)
         header = BlockHeader(
             chain_id=self.genesis.chain_id,
             height=height,
@@ -163,6 +166,7 @@ class SimulatedApplication:
         self, transactions: Sequence[Transaction], height: int, *, limit: int | None
     ) -> _Execution:
         accepted: list[Transaction] = []
+        rejected: list[Transaction] = []
         writes: dict[bytes, bytes | None] = {}
         for transaction in transactions:
             if limit is not None and len(accepted) >= limit:
@@ -175,15 +179,17 @@ class SimulatedApplication:
                 or self.state.transaction_location(transaction.tx_id) is not None
                 or not transaction.signature_is_valid()
             ):
+                rejected.append(transaction)
                 continue
             if transaction.contract == "members":
                 members = _member_set(transaction)
                 if members is None:
+                    rejected.append(transaction)
                     continue
                 writes[MEMBERS_KEY] = encoding.pack([m.to_canonical() for m in members])
             writes[key] = b"1"
             accepted.append(transaction)
-        return _Execution(accepted, writes, self.state.preview_state_root(writes))
+        return _Execution(accepted, writes, self.state.preview_state_root(writes), rejected)
 
 
 def _member_set(transaction: Transaction) -> tuple[Member, ...] | None:

@@ -746,7 +746,7 @@ def _state_section(chosen: Example) -> Section:
                 "state.act-value",
                 act_value,
                 "Its value, the act record written by the deeds contract "
-                "(docs/contracts_deeds.md):",
+                "(docs/contracts.md):",
             ),
             _hex(
                 "state.proof-act",

@@ -279,7 +279,8 @@ class ConsensusParameters(CanonicalModel):
     """Limits and timeouts that every member applies alike (changeable by governance)."""
 
     block_transactions_max: Annotated[StrictInt, Field(ge=1, le=100_000)] = 2_000
-    block_bytes_max: Annotated[StrictInt, Field(ge=1024, le=32 * 1024 * 1024)] = 8 * 1024 * 1024
+    block_bytes_max: Annotated[StrictInt, Field(ge=1024, le=12 * 1024 * 1024)] = 8 * 1024 * 1024
+    """At most 12 MiB: a proposal (the block and its envelope) must fit one 16 MiB peer frame."""
     transaction_bytes_max: Annotated[StrictInt, Field(ge=256, le=TRANSACTION_BYTES_MAX)] = 16_384
     view_timeout_ms: Annotated[StrictInt, Field(ge=100, le=600_000)] = 2_000
     timestamp_drift_ms_max: Annotated[StrictInt, Field(ge=100, le=3_600_000)] = 10_000
@@ -527,6 +528,11 @@ class CommitCertificate(CanonicalModel):
         :class:`InvalidCertificateError` naming the first problem found.
         """
         by_id = {member.id: member for member in members}
+        signer_ids = [member_id for member_id, _ in self.signatures]
+        if len(set(signer_ids)) != len(signer_ids):
+            raise InvalidCertificateError(
+                f"certificate for height {self.height}: a member signs twice"
+            )
         domain = crypto.Domain(domains.COMMIT, chain_id)
         payload = vote_payload(self.height, self.view, self.block_hash)
         for member_id, signature in self.signatures:

@@ -34,7 +34,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, model_validator
 
 from ledger import encoding, merkle
 from ledger.model import (
@@ -90,6 +90,12 @@ class StateProofDocument(CanonicalModel):
     siblings: Annotated[tuple[Hash32, ...], Field(max_length=256)]
     other_key_path: Hash32 | None
     other_value_hash: Hash32 | None
+
+    @model_validator(mode="after")
+    def _other_leaf_is_whole(self) -> StateProofDocument:
+        if (self.other_key_path is None) != (self.other_value_hash is None):
+            raise ValueError("other_key_path and other_value_hash go together")
+        return self
 
     @classmethod
     def of(cls, proof: StateProof) -> StateProofDocument:
@@ -281,10 +287,11 @@ def _verify_status(
         members, receipt.height, status.member_changes, status.header.height, chain_id
     )
     _check_certified_header(status.header, status.certificate, later, chain_id, "status")
-    if _is_anchor(transaction):
-        expected = act_state_key(transaction.args["issuer"], transaction.args["reference"])
-        if status.key != expected:
-            raise ReceiptError("status", "the proven key is not this act's record")
+    if not _is_anchor(transaction):
+        raise ReceiptError("status", "only the receipt of an anchored act carries a status")
+    expected = act_state_key(transaction.args["issuer"], transaction.args["reference"])
+    if status.key != expected:
+        raise ReceiptError("status", "the proven key is not this act's record")
     if not verify_state_proof(
         status.header.state_root, status.key, status.value, status.proof.proof()
     ):

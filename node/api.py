@@ -33,7 +33,7 @@ people)::
     invalid_query             400     a contract query the contract finds malformed
     not_found                 404     no such route
     unknown_transaction       404     the node knows nothing of this transaction
-    unknown_block             404     no block at this height (yet)
+    unknown_block             404     no block at this height (yet); no bundle frame there
     unknown_act               404     no act at this reference, digest or issuer
     contract_not_enabled      404     the consortium does not run this contract
     method_not_allowed        405     the route exists for other methods (see Allow)
@@ -78,6 +78,7 @@ from contracts.base import Rejection
 from contracts.deeds import DEEDS, QUERY_LIMIT_MAX, REFERENCE_CHARACTERS_MAX
 from contracts.membership import MEMBERSHIP
 from ledger import encoding
+from ledger.bundle import block_frame, genesis_frame
 from ledger.model import ARGUMENTS_DEPTH_MAX, TRANSACTION_BYTES_MAX, ModelDecodeError, Transaction
 from node import display
 from node.config import NodeConfig
@@ -110,6 +111,11 @@ CLIENTS_TRACKED_MAX = 10_000
 """Client addresses whose token buckets are remembered (least recently seen forgotten)."""
 STATE_KEY_BYTES_MAX = 1024
 HEIGHT_MAX = 2**63 - 1
+BUNDLE_FRAMES_MAX = 256
+"""Frames one ``GET /v1/bundle`` answers at most (``count``)."""
+BUNDLE_RESPONSE_BYTES_MAX = 4 * 1024 * 1024
+"""A ``GET /v1/bundle`` answer stops before this size (it holds at least one frame, which may
+be larger): the frames are read and encoded on the event loop, so an answer stays short."""
 SUBMISSION_LIMITS = encoding.DecodeLimits(
     total_bytes_max=TRANSACTION_BYTES_MAX + 1024,
     depth_max=ARGUMENTS_DEPTH_MAX + 1,
@@ -128,6 +134,9 @@ JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 MSGPACK = "application/msgpack"
 MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack", "application/vnd.msgpack"})
+BUNDLE = "application/vnd.sceau.bundle"
+"""Frames of the chain bundle format sceau-bundle/v1 (ledger.bundle, docs/audit.md)."""
+TIP_HEIGHT_HEADER = "Sceau-Tip-Height"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 # --- problems ---------------------------------------------------------------------------------
@@ -357,6 +366,14 @@ def _parse_tx_id(text: str) -> bytes:
 def _parse_height(text: str) -> int:
     if not _HEIGHT.fullmatch(text) or not 1 <= int(text) <= HEIGHT_MAX:
         raise ProblemError("invalid_height", f"a block height is an integer from 1 to {HEIGHT_MAX}")
+    return int(text)
+
+
+def _parse_bounded(name: str, text: str | None, default: int, low: int, high: int) -> int:
+    if text is None:
+        return default
+    if not _HEIGHT.fullmatch(text) or not low <= int(text) <= high:
+        raise ProblemError("invalid_parameter", f"{name}: an integer from {low} to {high}")
     return int(text)
 
 
@@ -702,6 +719,30 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         method="GET",
+        path="/v1/bundle",
+        handler="get_bundle",
+        summary="Consecutive frames of the chain's bundle (sceau-bundle/v1), for exports: "
+        "frame 0 is the genesis, frame h block h with its certificate. The Sceau-Tip-Height "
+        "header gives the tip.",
+        tag="blocks",
+        parameters=(
+            _query(
+                "from",
+                {"type": "integer", "minimum": 0, "maximum": HEIGHT_MAX},
+                "the first frame (default 0, the genesis)",
+            ),
+            _query(
+                "count",
+                {"type": "integer", "minimum": 1, "maximum": BUNDLE_FRAMES_MAX},
+                f"most frames to answer (default {BUNDLE_FRAMES_MAX}); fewer once the answer "
+                f"reaches {BUNDLE_RESPONSE_BYTES_MAX} bytes, never fewer than one",
+            ),
+        ),
+        responses={200: "bundle"},
+        problems=("invalid_parameter", "unknown_block"),
+    ),
+    Route(
+        method="GET",
         path="/v1/acts/{issuer}/{reference:.+}",
         handler="get_act",
         summary="An act of the deeds contract",
@@ -961,6 +1002,33 @@ class _Api:
         )
         return _respond(request, document)
 
+    async def get_bundle(self, request: web.Request) -> web.Response:
+        parameters = _query_parameters(request, ("from", "count"))
+        first = _parse_bounded("from", parameters.get("from"), 0, 0, HEIGHT_MAX)
+        count = _parse_bounded(
+            "count", parameters.get("count"), BUNDLE_FRAMES_MAX, 1, BUNDLE_FRAMES_MAX
+        )
+        store = self.node.store
+        tip = store.height
+        if first > tip:
+            raise ProblemError("unknown_block", f"no frame {first}: the tip is at height {tip}")
+        frames: list[bytes] = []
+        size = 0
+        for frame in range(first, min(tip, first + count - 1) + 1):
+            if frame == 0:
+                data = genesis_frame(store.genesis)
+            else:
+                block, certificate = store.block(frame), store.certificate(frame)
+                assert block is not None and certificate is not None
+                data = block_frame(block, certificate)
+            if frames and size + len(data) > BUNDLE_RESPONSE_BYTES_MAX:
+                break
+            frames.append(data)
+            size += len(data)
+        return web.Response(
+            body=b"".join(frames), content_type=BUNDLE, headers={TIP_HEIGHT_HEADER: str(tip)}
+        )
+
     def _deeds_query(self, path: str) -> Any:
         """The deeds contract's answer to ``path``; unknown_act / invalid_query problems."""
         if DEEDS not in self.node.engine.contracts:
@@ -1156,6 +1224,12 @@ def _success_response(model: type[BaseModel] | str, schemas: Mapping[Any, Any]) 
         return {
             "description": "Prometheus text exposition format 0.0.4",
             "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    if model == "bundle":
+        return {
+            "description": "frames of the bundle format sceau-bundle/v1 (docs/audit.md): each a "
+            "4-byte big-endian length and a canonical msgpack body",
+            "content": {BUNDLE: {"schema": {"type": "string", "contentMediaType": BUNDLE}}},
         }
     if model == "openapi":
         return {

@@ -17,7 +17,7 @@ from consensus.application import ChainTip
 from contracts.base import Rejection
 from contracts.engine import Engine, ExecutionResult, InvalidProposalError
 from ledger import merkle
-from ledger.model import Block, BlockHeader, CommitCertificate, Member
+from ledger.model import Block, BlockHeader, CommitCertificate, Member, Transaction
 from ledger.store import ChainStore
 from node.mempool import Mempool
 
@@ -137,8 +137,9 @@ class ChainApplication:
         )
         self._refresh_directory()
         self.mempool.drop_expired(block.height + 1)
+        self.revalidate_pending()
 
-    def submit(self, transaction: object) -> bool:
+    def submit(self, transaction: Transaction) -> bool:
         """Admit a transaction into the mempool (raises Rejection); False if known."""
         committed = self.store.transaction_location(transaction.tx_id) is not None
         if committed:
@@ -151,7 +152,42 @@ class ChainApplication:
                 "transaction_too_large",
                 f"{len(transaction.encoded)} bytes, over {parameters.transaction_bytes_max}",
             )
-        return self.mempool.add(transaction)
+        if not self.mempool.add(transaction):
+            return False
+        # A dry run on the tip: a transaction that cannot apply now (a signer without the
+        # role, a reference already anchored…) is refused at once instead of lingering in
+        # every member's mempool and holding views open.
+        result = self._dry_run([transaction])
+        if result.rejected:
+            rejection = result.rejected[0][1]
+            self.mempool.remove([transaction.tx_id])
+            self.mempool.remember_rejection(transaction.tx_id, rejection)
+            raise rejection
+        return True
+
+    def _dry_run(self, transactions: list[Transaction]) -> ExecutionResult:
+        return self.engine.execute(
+            self.store,
+            transactions,
+            height=self._tip.height + 1,
+            timestamp_ms=self._tip.timestamp_ms + 1,
+            proposer=self._members[0].id,
+        )
+
+    def revalidate_pending(self) -> int:
+        """Drop pending transactions that no longer apply on the tip; returns how many.
+
+        Checks what the next proposal would include (at most a block's worth), as the primary
+        does: a transaction made invalid by a committed one leaves every mempool promptly.
+        """
+        candidates = self.mempool.candidates()[: self._parameters.block_transactions_max]
+        if not candidates:
+            return 0
+        result = self._dry_run(candidates)
+        for transaction, rejection in result.rejected:
+            self.mempool.remember_rejection(transaction.tx_id, rejection)
+        self.mempool.remove(transaction.tx_id for transaction, _ in result.rejected)
+        return len(result.rejected)
 
     def result(self, tx_id: bytes) -> object | None:
         """The result document of a recently committed transaction (kept in memory)."""

@@ -80,7 +80,8 @@ def command_key_generate(arguments: argparse.Namespace) -> int:
             key, arguments.path, passphrase=passphrase, overwrite=arguments.force
         )
     except crypto.KeyFileError as error:
-        raise CommandError(str(error)) from None
+        hint = " (use --force to replace it)" if "already exists" in str(error) else ""
+        raise CommandError(f"{error}{hint}") from None
     print(crypto.public_key_to_text(crypto.public_key_bytes(key)))
     return 0
 
@@ -277,15 +278,19 @@ def _client(arguments: argparse.Namespace, *, signer: bool) -> Any:
     return Client(arguments.api, signer=key)
 
 
+def _answer_error(error: Any) -> CommandError:
+    if error.status == 0:
+        return CommandError(f"the node is unreachable: {error.detail}")
+    return CommandError(f"the node answered {error.status} {error.code}: {error.detail}")
+
+
 def _api_call(call: Any) -> Any:
     from ledger.client import ApiError
 
     try:
         return call()
     except ApiError as error:
-        raise CommandError(
-            f"the node answered {error.status} {error.code}: {error.detail}"
-        ) from None
+        raise _answer_error(error) from None
 
 
 def _rejection_or(call: Any) -> Any:
@@ -297,9 +302,7 @@ def _rejection_or(call: Any) -> Any:
     except ApiError as error:
         if error.status == 422:
             return {"status": "rejected", "code": error.code, "reason": error.detail, "tx_id": "-"}
-        raise CommandError(
-            f"the node answered {error.status} {error.code}: {error.detail}"
-        ) from None
+        raise _answer_error(error) from None
 
 
 def command_status(arguments: argparse.Namespace) -> int:
@@ -316,7 +319,7 @@ def command_anchor(arguments: argparse.Namespace) -> int:
     except OSError as error:
         raise CommandError(f"cannot read {arguments.file}: {error.strerror}") from None
     with _client(arguments, signer=True) as client:
-        outcome = _api_call(
+        outcome = _rejection_or(
             lambda: client.anchor(
                 issuer=arguments.issuer,
                 reference=arguments.reference,
@@ -374,9 +377,7 @@ def command_act_find(arguments: argparse.Namespace) -> int:
             if error.status == 404:
                 print(f"sha256 {digest.hex()}: no act anchors this document")
                 return EXIT_CHECK_FAILED
-            raise CommandError(
-                f"the node answered {error.status} {error.code}: {error.detail}"
-            ) from None
+            raise _answer_error(error) from None
     print(f"sha256 {digest.hex()}: anchored by {len(acts)} act(s)")
     for act in acts:
         print(
@@ -404,7 +405,7 @@ def command_act_status(arguments: argparse.Namespace) -> int:
         fields["reason"] = getattr(arguments, change)
         fields["decision_reference"] = arguments.decision_reference
     with _client(arguments, signer=True) as client:
-        outcome = _api_call(
+        outcome = _rejection_or(
             lambda: client.change_status(
                 action, issuer=arguments.issuer, reference=arguments.reference, **fields
             )
@@ -452,7 +453,7 @@ def command_verify(arguments: argparse.Namespace) -> int:
     try:
         proven = verify_receipt(receipt, genesis, document)
     except ReceiptError as error:
-        print(f"NOT VERIFIED — {error.step}: {error}", file=sys.stderr)
+        print(f"NOT VERIFIED — {error}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     when = datetime.datetime.fromtimestamp(proven.timestamp_ms / 1000, datetime.UTC)
     print(
@@ -500,6 +501,19 @@ def command_hash(arguments: argparse.Namespace) -> int:
 # --- parser -----------------------------------------------------------------------------------
 
 
+def _calendar_date(text: str) -> str:
+    """An argparse type: a real calendar date written YYYY-MM-DD."""
+    import datetime
+
+    try:
+        if len(text) != 10:
+            raise ValueError
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date written YYYY-MM-DD") from None
+    return text
+
+
 def _api_options(parser: argparse.ArgumentParser, *, signer: bool) -> None:
     parser.add_argument(
         "--api",
@@ -517,15 +531,27 @@ def _api_options(parser: argparse.ArgumentParser, *, signer: bool) -> None:
         parser.add_argument("--passphrase-file", metavar="FILE", help="the key's passphrase")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point at --help (and exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if message.endswith(("required: COMMAND", "required: ACTION")):
+            self.print_help(sys.stderr)  # `sceau` or `sceau key` alone: show what there is
+            self.exit(EXIT_USAGE)
+        self.exit(EXIT_USAGE, f"sceau: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sceau",
         description="sceau: a permissioned consortium ledger for the administrative acts of "
         "public administrations.",
         epilog="Run 'sceau COMMAND --help' for the options of a command.",
     )
     parser.add_argument("--version", action="version", version=f"sceau {_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
     _add_key_commands(commands)
     _add_genesis_commands(commands)
     _add_node_commands(commands)
@@ -659,7 +685,9 @@ def _add_client_commands(commands: Any) -> None:
         "--reference", required=True, help="the issuer's reference, e.g. 2026-DEL-042"
     )
     anchor.add_argument("--kind", required=True, choices=ACT_KINDS, help="the kind of act")
-    anchor.add_argument("--date", required=True, help="the act's date, YYYY-MM-DD")
+    anchor.add_argument(
+        "--date", required=True, type=_calendar_date, help="the act's date, YYYY-MM-DD"
+    )
     anchor.add_argument("--title", required=True, help="public title (no personal data)")
     anchor.add_argument("--legal-basis", help="legal basis (optional)")
     anchor.add_argument("--url", help="URL of the published document (optional)")
@@ -736,6 +764,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `sceau status | head`: the reader went away, nothing to say
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,12 +1,781 @@
-"""``sceau export``, ``sceau audit`` and ``sceau import``: whole-chain commands (step 5).
+"""``sceau export``, ``sceau audit`` and ``sceau import``: whole-chain commands.
 
-The commands are added to the ``sceau`` parser by :func:`add_chain_commands`.
+For auditors (a regional chamber of accounts, a citizen, a journalist) and for a consortium
+that wants to keep, check or move its whole chain (docs/audit.md):
+
+* ``sceau export BUNDLE --api URL | --data-dir DIR`` writes the chain as a bundle
+  (:mod:`ledger.bundle`), or appends the blocks it lacks to an existing one;
+* ``sceau audit BUNDLE --genesis GENESIS`` checks everything in it offline
+  (:mod:`ledger.audit`, re-executing the blocks with :mod:`contracts.replay`);
+* ``sceau import BUNDLE --data-dir DIR`` audits a bundle into a fresh node data directory;
+* ``sceau export acts --format csv|jsonl`` writes one row per act for open-data portals.
+
+The commands keep node/cli.py's conventions: 0 on success, 1 when a check fails, 2 (with one
+line ``sceau: error: …``) for an error the user can fix. Progress goes to stderr: a bar redrawn
+in place on a terminal, a plain line every few seconds otherwise (logs, CI).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import csv
+import datetime
+import io
+import json
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from node.cli import EXIT_CHECK_FAILED, EXIT_USAGE, CommandError
+
+__all__ = ["ACT_COLUMNS", "act_rows", "add_chain_commands"]
+
+EXPORT_BATCH_FRAMES_DEFAULT = 64
+"""Frames asked of a node per request (the node answers fewer past 4 MiB)."""
+HTTP_TIMEOUT_S = 120.0
+HTTP_RESPONSE_BYTES_MAX = 40 * 1024 * 1024
+"""The largest answer read from a node: one frame of up to 33 MiB (a node answers at most
+4 MiB of frames, or one larger frame); anything longer is refused, not read."""
+PROGRESS_REDRAW_S = 0.2
+"""How often the bar is redrawn on a terminal at most."""
+PROGRESS_LINE_S = 10.0
+"""How often a plain progress line is printed when stderr is not a terminal."""
+FAILURES_SHOWN_MAX = 10
+"""Failures of the failing block printed (the JSON report holds them all)."""
+
+
+def _command(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``handler`` with its CommandError printed as one line, exit status 2.
+
+    ``sceau`` catches CommandError itself, but run as ``python -m node.cli`` its module is
+    ``__main__`` and its CommandError another class than the one imported here.
+    """
+
+    def run(arguments: argparse.Namespace) -> int:
+        try:
+            return handler(arguments)
+        except CommandError as error:
+            print(f"sceau: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+
+    return run
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress display on stderr: fraction, counts, rate and ETA.
+
+    On a terminal the line is redrawn in place at most every ``PROGRESS_REDRAW_S``; otherwise
+    a plain line is printed every ``PROGRESS_LINE_S`` (so logs stay readable), and nothing at
+    all for a task that ends sooner.
+    """
+
+    BAR_WIDTH = 24
+
+    def __init__(self, what: str, *, stream: IO[str] | None = None) -> None:
+        self.what = what
+        self.stream = stream if stream is not None else sys.stderr
+        self.is_terminal = self.stream.isatty()
+        self.started = time.monotonic()
+        self._shown_at = 0.0 if self.is_terminal else self.started
+        self._drawn = False
+
+    def update(self, fraction: float, counts: str, rate: float, rate_unit: str) -> None:
+        """Show ``fraction`` (0 to 1) done, a text of counts and a rate; rate-limited."""
+        now = time.monotonic()
+        interval = PROGRESS_REDRAW_S if self.is_terminal else PROGRESS_LINE_S
+        if now - self._shown_at < interval:
+            return
+        self._shown_at = now
+        fraction = min(max(fraction, 0.0), 1.0)
+        elapsed = now - self.started
+        eta = _duration(elapsed * (1 - fraction) / fraction) if fraction > 0 else "?"
+        text = f"{counts}, {rate:,.0f} {rate_unit}, ETA {eta}"
+        if self.is_terminal:
+            filled = int(self.BAR_WIDTH * fraction)
+            bar = "#" * filled + "." * (self.BAR_WIDTH - filled)
+            self.stream.write(f"\r{self.what} [{bar}] {fraction:4.0%} {text}\x1b[K")
+            self._drawn = True
+        else:
+            self.stream.write(f"{self.what}: {fraction:.0%} {text}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Leave the terminal line (the caller prints the outcome)."""
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+# --- reading what the user points at ---------------------------------------------------------
+
+
+def _read_genesis(path: str) -> Any:
+    from node.launch import StartupError, read_genesis
+
+    try:
+        return read_genesis(Path(path))
+    except StartupError as error:
+        raise CommandError(str(error)) from None
+
+
+def _chain_path(data_dir: str) -> Path:
+    """The chain database of a node data directory (``DIR/chain``), or DIR if it is one."""
+    directory = Path(data_dir)
+    if (directory / "chain" / "CURRENT").exists():
+        return directory / "chain"
+    if (directory / "CURRENT").exists():
+        return directory
+    raise CommandError(f"no chain database in {directory} (expected {directory / 'chain'})")
+
+
+def _open_store(data_dir: str) -> Any:
+    """Open a stopped node's chain database; explain the lock of a running node."""
+    from ledger.store import ChainStore, CorruptionError, StoreError
+
+    path = _chain_path(data_dir)
+    try:
+        return ChainStore.open(path)
+    except CorruptionError as error:
+        raise CommandError(f"the chain database in {path} is damaged: {error}") from None
+    except StoreError as error:
+        if "LOCK" in str(error) or "another store or process" in str(error):
+            raise CommandError(
+                f"the chain database in {path} is locked: is its node running? Stop the node "
+                "first, or export from its API with --api URL"
+            ) from None
+        raise CommandError(str(error)) from None
+
+
+def _replayer_audit(
+    bundle: str,
+    genesis: Any,
+    *,
+    workers: int | None,
+    since: str | None = None,
+    on_block: Any = None,
+    what: str = "audit",
+) -> tuple[Any, Any]:
+    """Audit ``bundle`` with the engine replayer, showing progress; returns (report, replayer)."""
+    from contracts.replay import EngineReplayer
+    from ledger.audit import AuditProgress, ReplaySetupError, audit_bundle
+
+    progress = Progress(what)
+
+    def show(where: AuditProgress) -> None:
+        fraction = where.bytes_read / where.bytes_total if where.bytes_total else 1.0
+        rate = where.transactions / max(progress.elapsed_s, 1e-9)
+        counts = f"block {where.height:,}, {where.transactions:,} transactions"
+        progress.update(fraction, counts, rate, "tx/s")
+
+    replayer = EngineReplayer()
+    try:
+        report = audit_bundle(
+            bundle,
+            genesis,
+            replayer,
+            workers=workers,
+            since=since,
+            progress=show,
+            on_block=on_block,
+        )
+    except ReplaySetupError as error:
+        raise CommandError(f"cannot re-execute this chain here: {error}") from None
+    finally:
+        progress.close()
+    return report, replayer
+
+
+def _print_failures(report: Any) -> None:
+    first, *more = report.failures
+    print(f"FAILED — {first}", file=sys.stderr)
+    for failure in more[:FAILURES_SHOWN_MAX]:
+        print(f"         {failure}", file=sys.stderr)
+    if len(more) > FAILURES_SHOWN_MAX:
+        print(f"         … and {len(more) - FAILURES_SHOWN_MAX} more", file=sys.stderr)
+    if report.blocks:
+        print(
+            f"verified before it: blocks 1 to {report.blocks} "
+            f"({report.transactions:,} transactions)",
+            file=sys.stderr,
+        )
+
+
+# --- sceau audit ------------------------------------------------------------------------------
+
+
+def _require_file(path: str | None) -> None:
+    if path is not None and not Path(path).is_file():
+        raise CommandError(f"{path}: no such file")
+
+
+def command_audit(arguments: argparse.Namespace) -> int:
+    _require_file(arguments.bundle)
+    _require_file(arguments.since)
+    genesis = _read_genesis(arguments.genesis)
+    report, _ = _replayer_audit(
+        arguments.bundle, genesis, workers=arguments.workers, since=arguments.since
+    )
+    if arguments.report:
+        document = report.to_document()
+        document["genesis"] = arguments.genesis
+        try:
+            Path(arguments.report).write_text(json.dumps(document, indent=2) + "\n")
+        except OSError as error:
+            raise CommandError(f"cannot write {arguments.report}: {error.strerror}") from None
+    print(
+        f"audit of {arguments.bundle} against the genesis of {genesis.consortium!r} "
+        f"(chain {genesis.chain_id.hex()[:16]}…)"
+    )
+    if not report.ok:
+        _print_failures(report)
+        return EXIT_CHECK_FAILED
+    print(
+        f"OK: {report.blocks:,} blocks, {report.transactions:,} transactions, every check "
+        f"held ({report.seconds:.1f} s, {report.transactions_per_s:,.0f} tx/s, "
+        f"{_plural(report.workers, 'signature worker')})"
+    )
+    if report.blocks:
+        print(f"tip: height {report.blocks}, block_hash {report.tip_block_hash.hex()}")
+    if report.member_set_changes:
+        heights = ", ".join(str(height) for height in report.member_set_changes)
+        print(f"member set changed from heights: {heights}")
+    if report.since is not None:
+        print(f"extends {report.since} (its {report.since_height} blocks, hash for hash)")
+    return 0
+
+
+# --- sceau export (a bundle) -------------------------------------------------------------------
+
+
+def command_export(arguments: argparse.Namespace) -> int:
+    if arguments.target == "acts":
+        return command_export_acts(arguments)
+    for option in ("format", "out", "bundle"):
+        if getattr(arguments, option) is not None:
+            raise CommandError(f"--{option} is for 'sceau export acts', not for a bundle")
+    if (arguments.api is None) == (arguments.data_dir is None):
+        raise CommandError("give exactly one source: --api URL or --data-dir DIR")
+    from ledger.bundle import BundleError, TruncatedBundleError
+
+    try:
+        if arguments.api is not None:
+            written, writer_height = _export_from_api(arguments)
+        else:
+            written, writer_height = _export_from_store(arguments)
+    except TruncatedBundleError as error:
+        raise CommandError(
+            f"{arguments.target} ends inside frame {error.frames} (byte {error.valid_bytes}): "
+            "an earlier export stopped mid-block. Run again with --repair to cut the partial "
+            "frame off and continue"
+        ) from None
+    except BundleError as error:
+        raise CommandError(f"{arguments.target}: {error}") from None
+    if written == 0:
+        print(f"{arguments.target} is up to date: blocks 1 to {writer_height}")
+    else:
+        print(
+            f"wrote {_plural(written, 'block')} to {arguments.target}: it now holds blocks 1 "
+            f"to {writer_height}"
+        )
+    return 0
+
+
+def _export(
+    arguments: argparse.Namespace,
+    genesis: Any,
+    tip: int,
+    blocks: Callable[[int], Iterator[tuple[Any, Any]]],
+) -> tuple[int, int]:
+    """Append blocks from ``blocks(first_height)`` to the bundle until ``tip``."""
+    from ledger.bundle import BundleWriter
+
+    with BundleWriter.open(arguments.target, genesis, repair=arguments.repair) as writer:
+        start = writer.height
+        if start > tip:
+            raise CommandError(
+                f"{arguments.target} holds blocks up to {start}, the source only up to {tip}"
+            )
+        progress = Progress("export")
+        try:
+            for block, certificate in blocks(start + 1):
+                writer.append(block, certificate)
+                done = writer.height - start
+                rate = done / max(progress.elapsed_s, 1e-9)
+                progress.update(
+                    done / max(tip - start, 1),
+                    f"block {writer.height:,} of {tip:,}",
+                    rate,
+                    "blocks/s",
+                )
+        finally:
+            progress.close()
+        return writer.height - start, writer.height
+
+
+def _export_from_store(arguments: argparse.Namespace) -> tuple[int, int]:
+    store = _open_store(arguments.data_dir)
+    try:
+        tip = store.height
+
+        def blocks(first: int) -> Iterator[tuple[Any, Any]]:
+            for height in range(first, tip + 1):
+                yield store.block(height), store.certificate(height)
+
+        return _export(arguments, store.genesis, tip, blocks)
+    finally:
+        store.close()
+
+
+def _http_get(url: str) -> tuple[bytes, Any]:
+    """GET ``url``: the body and the headers; a CommandError for any failure."""
+    request = urllib.request.Request(url, headers={"Accept": "application/vnd.sceau.bundle"})
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+            body = response.read(HTTP_RESPONSE_BYTES_MAX + 1)
+            if len(body) > HTTP_RESPONSE_BYTES_MAX:
+                raise CommandError(f"{url}: the answer exceeds {HTTP_RESPONSE_BYTES_MAX} bytes")
+            return body, response.headers
+    except urllib.error.HTTPError as error:
+        try:
+            problem = json.loads(error.read())
+            detail = f"{problem['code']}: {problem['detail']}"
+        except (ValueError, KeyError, TypeError):
+            detail = error.reason
+        raise CommandError(f"the node answered {error.code} {detail} ({url})") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise CommandError(f"cannot reach {url}: {reason}") from None
+
+
+def _fetch_frames(api: str, first: int, count: int) -> tuple[Any, list[Any], int]:
+    """Frames ``first``… from a node: (genesis if frame 0, block entries, the node's tip)."""
+    from ledger.bundle import BundleError, parse_frames
+
+    url = f"{api.rstrip('/')}/v1/bundle?" + urllib.parse.urlencode({"from": first, "count": count})
+    body, headers = _http_get(url)
+    try:
+        tip = int(headers.get("Sceau-Tip-Height", ""))
+    except ValueError:
+        raise CommandError(f"{api} did not say its tip height: is it a sceau node?") from None
+    try:
+        genesis, entries = parse_frames(body, first)
+    except BundleError as error:
+        raise CommandError(f"{api} sent frames that do not decode: {error}") from None
+    return genesis, entries, tip
+
+
+def _export_from_api(arguments: argparse.Namespace) -> tuple[int, int]:
+    from node.api import BUNDLE_FRAMES_MAX
+
+    api = arguments.api
+    batch = min(arguments.batch, BUNDLE_FRAMES_MAX)
+    genesis, _, tip = _fetch_frames(api, 0, 1)
+    if genesis is None:
+        raise CommandError(f"{api} sent no genesis frame")
+
+    def blocks(first: int) -> Iterator[tuple[Any, Any]]:
+        height = first
+        while height <= tip:
+            _, entries, _ = _fetch_frames(api, height, batch)
+            if not entries:
+                raise CommandError(f"{api} sent no block from height {height}")
+            for entry in entries:
+                if entry.block.height != height:
+                    raise CommandError(f"{api} sent block {entry.block.height} as frame {height}")
+                yield entry.block, entry.certificate
+                height += 1
+                if height > tip:
+                    return
+
+    return _export(arguments, genesis, tip, blocks)
+
+
+# --- sceau import -----------------------------------------------------------------------------
+
+
+def command_import(arguments: argparse.Namespace) -> int:
+    from ledger.bundle import BundleError, BundleReader
+    from ledger.store import ChainStore, StoreError
+    from node.launch import StartupError, engine_for
+
+    _require_file(arguments.bundle)
+    if arguments.genesis is not None:
+        genesis = _read_genesis(arguments.genesis)
+    else:
+        try:
+            with BundleReader(arguments.bundle) as reader:
+                genesis = reader.genesis
+        except BundleError as error:
+            raise CommandError(str(error)) from None
+    data_dir = Path(arguments.data_dir)
+    final, partial = data_dir / "chain", data_dir / "chain.importing"
+    if final.exists():
+        raise CommandError(f"{data_dir} already holds a chain ({final}); import into a new one")
+    shutil.rmtree(partial, ignore_errors=True)  # a leftover of an interrupted import
+    try:
+        engine = engine_for(genesis)
+        store = ChainStore.create(partial, genesis, engine.genesis_state())
+    except (StartupError, StoreError) as error:
+        raise CommandError(str(error)) from None
+    try:
+        report, _ = _replayer_audit(
+            arguments.bundle,
+            genesis,
+            workers=arguments.workers,
+            on_block=lambda block, certificate, replayed: store.append_block(
+                block, certificate, replayed.state_writes
+            ),
+            what="import",
+        )
+        tip = store.tip
+    except BaseException:
+        store.close()
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    store.close()
+    if not report.ok:
+        shutil.rmtree(partial, ignore_errors=True)
+        _print_failures(report)
+        print(f"nothing imported: {data_dir} is as it was", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    partial.rename(final)
+    source = "its own genesis" if arguments.genesis is None else arguments.genesis
+    print(
+        f"imported {report.blocks:,} blocks ({report.transactions:,} transactions) into "
+        f"{final}, audited against {source} (chain {genesis.chain_id.hex()[:16]}…)"
+    )
+    print(f"tip: height {tip.height}, block_hash {tip.block_hash.hex()}")
+    if arguments.genesis is None:
+        print("compare that chain_id with your consortium's genesis, or pass --genesis")
+    return 0
+
+
+# --- sceau export acts (open data) -------------------------------------------------------------
+
+ACT_COLUMNS = (
+    "issuer",
+    "reference",
+    "kind",
+    "act_date",
+    "title",
+    "legal_basis",
+    "url",
+    "digest",
+    "status",
+    "status_height",
+    "anchored_height",
+    "anchored_at",
+    "anchoring_tx_id",
+    "amended_by",
+    "amends",
+    "superseded_by",
+    "supersedes",
+    "has_person_commitment",
+)
+"""The open-data columns, in order (docs/audit.md, "Open data")."""
+_LIST_COLUMNS = ("amended_by", "amends", "supersedes")
+LIST_SEPARATOR = ";"
+"""Joins references in a CSV cell: references never hold it (A-Z a-z 0-9 . _ / -)."""
+
+
+def _act_keys(state: Any) -> list[tuple[str, str, bytes]]:
+    """``(issuer, reference, state key)`` of every act, sorted by issuer then reference."""
+    from contracts.deeds import ACT_PREFIX, DEEDS, act_key
+    from ledger import encoding
+
+    prefix = DEEDS.encode() + b"/" + ACT_PREFIX
+    found = []
+    for key, _ in state.state_items(prefix):
+        rest = key[len(prefix) :]
+        # The issuer is a canonical msgpack string (a fixstr or str8: ids are <= 48 bytes).
+        header = 1 if rest[0] != 0xD9 else 2
+        length = rest[0] & 0x1F if header == 1 else rest[1]
+        issuer = encoding.unpack(rest[: header + length])
+        reference = rest[header + length :].decode()
+        assert DEEDS.encode() + b"/" + act_key(issuer, reference) == key
+        found.append((issuer, reference, key))
+    found.sort()
+    return found
+
+
+def act_rows(state: Any) -> Iterator[dict[str, Any]]:
+    """One row per act of the deeds contract in ``state`` (a ChainStore or a replayed state).
+
+    Values keep their types (lists, None, bool); :func:`_csv_cell` flattens them for CSV.
+    """
+    from contracts.base import decode_record
+    from contracts.deeds import DEEDS, Act, history_key
+
+    namespace = DEEDS.encode() + b"/"
+    for issuer, reference, key in _act_keys(state):
+        act = Act.from_record(decode_record(state.state_get(key)))
+        anchoring = state.state_get(namespace + history_key(issuer, reference, 0))
+        assert anchoring is not None, "every act has its anchoring in its history"
+        anchored_at = datetime.datetime.fromtimestamp(
+            act.anchored_timestamp_ms / 1000, datetime.UTC
+        )
+        yield {
+            "issuer": act.issuer,
+            "reference": act.reference,
+            "kind": act.kind,
+            "act_date": act.act_date,
+            "title": act.title,
+            "legal_basis": act.legal_basis,
+            "url": act.url,
+            "digest": act.digest.hex(),
+            "status": act.status,
+            "status_height": act.status_height,
+            "anchored_height": act.anchored_height,
+            "anchored_at": anchored_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "anchoring_tx_id": decode_record(anchoring)["tx_id"].hex(),
+            "amended_by": list(act.amended_by),
+            "amends": list(act.amends),
+            "superseded_by": act.superseded_by,
+            "supersedes": list(act.supersedes),
+            "has_person_commitment": act.person_commitment is not None,
+        }
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return LIST_SEPARATOR.join(value)
+    return str(value)
+
+
+def _write_acts(rows: Iterator[dict[str, Any]], output_format: str, out: IO[str]) -> int:
+    count = 0
+    if output_format == "csv":
+        writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180: CRLF, minimal quoting
+        writer.writerow(ACT_COLUMNS)
+        for row in rows:
+            writer.writerow([_csv_cell(row[column]) for column in ACT_COLUMNS])
+            count += 1
+    else:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def command_export_acts(arguments: argparse.Namespace) -> int:
+    if arguments.format is None:
+        raise CommandError("sceau export acts needs --format csv or --format jsonl")
+    if (arguments.bundle is None) == (arguments.data_dir is None):
+        raise CommandError("give exactly one source: --data-dir DIR or --bundle BUNDLE")
+    if arguments.api is not None or arguments.repair:
+        raise CommandError("--api and --repair are for exporting a bundle, not acts")
+    buffer = io.StringIO(newline="")
+    if arguments.data_dir is not None:
+        store = _open_store(arguments.data_dir)
+        try:
+            _require_deeds(store.genesis)
+            count = _write_acts(act_rows(store), arguments.format, buffer)
+            height = store.height
+        finally:
+            store.close()
+    else:
+        count, height = _acts_from_bundle(arguments, buffer)
+    text = buffer.getvalue()
+    if arguments.out is None:
+        sys.stdout.write(text)
+    else:
+        target = Path(arguments.out)
+        temporary = target.with_name(target.name + ".tmp")
+        try:
+            temporary.write_text(text, encoding="utf-8", newline="")
+            temporary.replace(target)
+        except OSError as error:
+            raise CommandError(f"cannot write {target}: {error.strerror}") from None
+    print(f"{count:,} acts as of height {height} ({arguments.format})", file=sys.stderr)
+    return 0
+
+
+def _require_deeds(genesis: Any) -> None:
+    if all(contract.name != "deeds" for contract in genesis.contracts):
+        raise CommandError("this consortium does not run the deeds contract: it has no acts")
+
+
+def _acts_from_bundle(arguments: argparse.Namespace, out: IO[str]) -> tuple[int, int]:
+    """Replay (and so audit) the bundle, then write the acts of its last state."""
+    from ledger.bundle import BundleError, BundleReader
+
+    _require_file(arguments.bundle)
+    if arguments.genesis is not None:
+        genesis = _read_genesis(arguments.genesis)
+    else:
+        try:
+            with BundleReader(arguments.bundle) as reader:
+                genesis = reader.genesis
+        except BundleError as error:
+            raise CommandError(str(error)) from None
+    _require_deeds(genesis)
+    report, replayer = _replayer_audit(
+        arguments.bundle, genesis, workers=arguments.workers, what="replay"
+    )
+    if not report.ok:
+        _print_failures(report)
+        raise CommandError(f"{arguments.bundle} does not pass the audit: no acts exported")
+    return _write_acts(act_rows(replayer.state), arguments.format, out), report.blocks
+
+
+# --- the parser -------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _workers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="processes verifying transaction signatures in parallel (default: one per core; "
+        "1 verifies them in the main process)",
+    )
 
 
 def add_chain_commands(commands: Any) -> None:
     """Add the chain commands to the ``sceau`` sub-command parser ``commands``."""
+    _add_export(commands)
+    _add_audit(commands)
+    _add_import(commands)
+
+
+def _add_export(commands: Any) -> None:
+    export = commands.add_parser(
+        "export",
+        help="write the chain as a bundle, or its acts as open data (CSV, JSON lines)",
+        usage="%(prog)s BUNDLE (--api URL | --data-dir DIR) [--batch N] [--repair]\n"
+        "       %(prog)s acts --format {csv,jsonl} (--data-dir DIR | --bundle BUNDLE) "
+        "[--out FILE] [--genesis GENESIS] [--workers N]",
+        description="Write the whole chain — genesis, every block with its commit "
+        "certificate — to the bundle file BUNDLE, from a node's API or from a stopped node's "
+        "data directory. If BUNDLE exists, only the blocks it lacks are appended. Check a "
+        "bundle with 'sceau audit'. With 'acts' instead of BUNDLE, write one row per act "
+        "(issuer, reference, status, dates, digest, anchoring height and transaction) for an "
+        "open-data portal. Formats: docs/audit.md.",
+    )
+    export.add_argument(
+        "target",
+        metavar="BUNDLE|acts",
+        help="the bundle file to write or extend, or the word 'acts' (write ./acts for a "
+        "bundle file of that name)",
+    )
+    source = export.add_argument_group("source (one of)")
+    source.add_argument("--api", metavar="URL", help="a member node's API, e.g. http://host:8700")
+    source.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="a stopped node's data directory (its chain database is only read; a running "
+        "node holds its lock)",
+    )
+    source.add_argument(
+        "--bundle", metavar="BUNDLE", help="acts only: replay this bundle and export its acts"
+    )
+    bundle = export.add_argument_group("bundle options")
+    bundle.add_argument(
+        "--batch",
+        type=_positive,
+        default=EXPORT_BATCH_FRAMES_DEFAULT,
+        metavar="N",
+        help=f"blocks asked of the node per request (default {EXPORT_BATCH_FRAMES_DEFAULT})",
+    )
+    bundle.add_argument(
+        "--repair",
+        action="store_true",
+        help="if BUNDLE ends inside a frame (an export was interrupted), cut that partial "
+        "frame off and continue; without it such a bundle is refused",
+    )
+    acts = export.add_argument_group("acts options")
+    acts.add_argument("--format", choices=("csv", "jsonl"), help="CSV (RFC 4180) or JSON lines")
+    acts.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
+    acts.add_argument(
+        "--genesis",
+        metavar="GENESIS",
+        help="with --bundle: audit it against this genesis (default: the bundle's own)",
+    )
+    _workers_option(acts)
+    export.set_defaults(handler=_command(command_export))
+
+
+def _add_audit(commands: Any) -> None:
+    audit = commands.add_parser(
+        "audit",
+        help="verify a chain bundle offline from the genesis",
+        description="Verify everything in BUNDLE with nothing but the genesis file: heights "
+        "and hash links, timestamps, transaction roots, every transaction signature (in "
+        "parallel), every commit certificate against the member set in force at its height, "
+        "and, re-executing every block with the contracts, every state root. Stops at the "
+        "first block that fails, naming the height and the field. Exits 0 if everything "
+        "holds, 1 otherwise. See docs/audit.md.",
+    )
+    audit.add_argument("bundle", metavar="BUNDLE", help="the bundle to check")
+    audit.add_argument(
+        "--genesis", required=True, metavar="GENESIS", help="the consortium's genesis file"
+    )
+    audit.add_argument(
+        "--since",
+        metavar="OLD_BUNDLE",
+        help="an earlier bundle of the same chain: also check that BUNDLE extends it, block "
+        "hash for block hash (no history rewritten)",
+    )
+    audit.add_argument(
+        "--report", metavar="FILE", help="write a JSON report (counts, timing, failures)"
+    )
+    _workers_option(audit)
+    audit.set_defaults(handler=_command(command_audit))
+
+
+def _add_import(commands: Any) -> None:
+    importer = commands.add_parser(
+        "import",
+        help="audit a bundle into a fresh node data directory",
+        description="Audit BUNDLE as 'sceau audit' does and write every verified block, with "
+        "its certificate and state, into a new chain database in DIR (DIR/chain), so that a "
+        "node started there serves the same chain. Nothing is left in DIR if the audit "
+        "fails.",
+    )
+    importer.add_argument("bundle", metavar="BUNDLE", help="the bundle to import")
+    importer.add_argument(
+        "--data-dir", required=True, metavar="DIR", help="the node's data directory"
+    )
+    importer.add_argument(
+        "--genesis",
+        metavar="GENESIS",
+        help="audit against this genesis file (default: the bundle's own genesis)",
+    )
+    _workers_option(importer)
+    importer.set_defaults(handler=_command(command_import))

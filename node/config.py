@@ -25,7 +25,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -60,7 +60,9 @@ class NodeConfig(BaseModel):
     mempool_transactions_max: Annotated[int, Field(ge=1, le=10_000_000)] = 20_000
     mempool_bytes_max: Annotated[int, Field(ge=1024, le=4 * 1024**3)] = 64 * 1024 * 1024
     mempool_per_signer_max: Annotated[int, Field(ge=1, le=10_000_000)] = 5_000
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = (
+        "INFO"
+    )
 
     @model_validator(mode="after")
     def _tls_needs_both_files(self) -> Self:
@@ -117,7 +119,7 @@ def load_config(
         "tls_cert_file",
         "tls_key_file",
     ):
-        if values.get(name) is not None:
+        if isinstance(values.get(name), str):
             values[name] = base / Path(values[name])
     try:
         return NodeConfig.model_validate(values)

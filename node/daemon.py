@@ -47,7 +47,7 @@ from consensus.safety import SafetyRecord
 from contracts.base import Rejection
 from contracts.engine import Engine
 from ledger import crypto
-from ledger.model import Block, CommitCertificate, Genesis, Transaction
+from ledger.model import Block, CommitCertificate, ConsensusParameters, Transaction
 from ledger.store import ChainStore
 from node.application import ChainApplication
 from node.mempool import Mempool
@@ -61,9 +61,12 @@ GOSSIP_BATCH_MAX = 256
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
 
 
-def replica_config_for(genesis: Genesis, tick_ms: int) -> ReplicaConfig:
-    """Replica limits from the consortium's parameters and this node's tick."""
-    parameters = genesis.parameters
+def replica_config_for(parameters: ConsensusParameters, tick_ms: int) -> ReplicaConfig:
+    """Replica limits from the consortium's parameters in force and this node's tick.
+
+    The parameters are read when the node starts: a governance change of the timeouts takes
+    effect on each node at its next restart.
+    """
     timeout_ticks = max(2, math.ceil(parameters.view_timeout_ms / tick_ms))
     return ReplicaConfig(
         view_timeout_ticks=timeout_ticks,

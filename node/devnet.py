@@ -12,6 +12,7 @@ role of its member); a real deployment delegates application keys instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -204,15 +205,22 @@ def wait_ready(processes: list[MemberProcess], timeout_s: float = 60.0) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not yet reaped, counts as gone)."""
     try:
         waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited != 0:
+            return False
     except ChildProcessError:
-        waited = 0
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
-    return waited == 0
+        return True
+    return state not in ("Z", "X")
 
 
 def devnet_up(
@@ -257,29 +265,31 @@ def read_devnet(directory: Path) -> list[MemberProcess]:
     return [MemberProcess(**entry) for entry in state["members"]]
 
 
+def stop_processes(pids: list[int], timeout_s: float = 10.0) -> None:
+    """SIGTERM them all, wait (one deadline), then SIGKILL whatever still runs."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def stop_process(pid: int, timeout_s: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after ``timeout_s``; a process already gone is fine."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    while _alive(pid):
-        time.sleep(0.05)
+    stop_processes([pid], timeout_s)
 
 
 def devnet_down(directory: Path) -> list[str]:
     """Stop every node of the devnet in ``directory``; returns the member ids stopped."""
     processes = read_devnet(directory)
-    for process in processes:
-        stop_process(process.pid)
+    stop_processes([process.pid for process in processes])
     (directory / STATE_FILE).unlink(missing_ok=True)
     return [process.member_id for process in processes]

@@ -41,7 +41,17 @@ def read_genesis(path: Path) -> Genesis:
     except OSError as error:
         raise StartupError(f"cannot read genesis file {path}: {error.strerror}") from None
     except (ValueError, ModelDecodeError) as error:
-        raise StartupError(f"{path} is not a valid genesis: {error}") from None
+        raise StartupError(f"{path} is not a valid genesis: {_one_line(error)}") from None
+
+
+def _one_line(error: Exception) -> str:
+    """The first problem of a validation error, on one line."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        location = ".".join(str(part) for part in first["loc"])
+        return f"{location}: {first['msg']}" if location else str(first["msg"])
+    return " ".join(str(error).split())
 
 
 def engine_for(genesis: Genesis) -> Engine:
@@ -101,9 +111,12 @@ def build_node(config: NodeConfig) -> Node:
     try:
         store = ChainStore.open(config.chain_path)
     except StoreError as error:
-        raise StartupError(
-            f"{error} (create it first with 'sceau node init --config ...')"
-        ) from None
+        hint = (
+            " (create it first with 'sceau node init --config ...')"
+            if "no chain database" in str(error)
+            else ""
+        )
+        raise StartupError(f"{error}{hint}") from None
     try:
         if store.chain_id != genesis.chain_id:
             raise StartupError(
@@ -135,7 +148,7 @@ def build_node(config: NodeConfig) -> Node:
             engine=engine,
             mempool=mempool,
             application=application,
-            replica_config=replica_config_for(genesis, config.tick_ms),
+            replica_config=replica_config_for(engine.directory(store).parameters, config.tick_ms),
             tick_ms=config.tick_ms,
         )
         from node.transport import PeerTransport, TransportConfig

@@ -807,7 +807,15 @@ class PeerTransport:
             if not first:
                 self.counters["reconnects"] += 1
             first = False
-            attempt = 0 if await self._dial_once(peer, member) else attempt + 1
+            try:
+                established = await self._dial_once(peer, member)
+            except (OSError, aiohttp.ClientError, ssl.SSLError) as error:
+                # A connection that breaks while being served must not end the dial loop:
+                # the peer would stay disconnected until this node restarts.
+                self.counters["connection_errors"] += 1
+                logger.info("%s: connection to %s broke: %r", self.member_id, member.id, error)
+                established = True  # it was up: retry at the shortest delay
+            attempt = 0 if established else attempt + 1
             await asyncio.sleep(self._reconnect_delay_ms(attempt) / 1000)
 
     def _reconnect_delay_ms(self, attempt: int) -> float:

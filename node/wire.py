@@ -22,14 +22,15 @@ __all__ = ["FRAME_LIMITS", "FrameError", "TransactionGossip", "decode_frame", "e
 GOSSIP_TRANSACTIONS_MAX = 512
 
 FRAME_LIMITS = encoding.DecodeLimits(
-    total_bytes_max=40 * 1024 * 1024,
+    total_bytes_max=16 * 1024 * 1024,
     depth_max=24,
     str_bytes_max=64 * 1024,
     bin_bytes_max=64 * 1024,
     array_length_max=100_000,
     map_length_max=4_096,
 )
-"""Peer frames: a block of up to 32 MiB (the consensus maximum) and bounded everything else."""
+"""Peer frames: the transport delivers at most 16 MiB (a block is at most 12 MiB of
+transactions); everything else is bounded tighter."""
 
 
 class FrameError(ValueError):

@@ -172,7 +172,7 @@ def parameters(draw: st.DrawFn) -> ConsensusParameters:
     transaction_bytes_max = draw(st.integers(256, 64 * 1024))
     return ConsensusParameters(
         block_transactions_max=draw(st.integers(1, 100_000)),
-        block_bytes_max=draw(st.integers(max(1024, transaction_bytes_max), 32 * 1024 * 1024)),
+        block_bytes_max=draw(st.integers(max(1024, transaction_bytes_max), 12 * 1024 * 1024)),
         transaction_bytes_max=transaction_bytes_max,
         view_timeout_ms=draw(st.integers(100, 600_000)),
         timestamp_drift_ms_max=draw(st.integers(100, 3_600_000)),

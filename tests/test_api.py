@@ -35,6 +35,7 @@ from yarl import URL
 
 from contracts.deeds import act_key
 from ledger import crypto, encoding, merkle
+from ledger.bundle import BundleWriter, block_frame, genesis_frame, parse_frames
 from ledger.devchain import LocalConsortium
 from ledger.model import (
     BlockHeader,
@@ -554,6 +555,62 @@ def test_a_height_above_the_tip_is_not_found(api: Api) -> None:
     assert f"the tip is {tip}" in detail
     problem(get(api, f"/v1/blocks/{2**63 - 1}"), "unknown_block")
     problem(get(api, "/v1/blocks/1", params={"transactions": "yes"}), "invalid_parameter")
+
+
+def test_the_bundle_route_serves_consecutive_canonical_frames(api: Api) -> None:
+    store = api.node.store
+    reply = get(api, "/v1/bundle", params={"from": "0", "count": "2"})
+    assert reply.status == 200 and reply.content_type == "application/vnd.sceau.bundle"
+    assert int(reply.headers["Sceau-Tip-Height"]) == store.height
+    assert reply.body == genesis_frame(store.genesis) + block_frame(
+        store.block(1), store.certificate(1)
+    )
+    genesis, entries = parse_frames(reply.body, 0)
+    assert genesis == api.consortium.genesis and [entry.frame for entry in entries] == [1]
+    rest = get(api, "/v1/bundle", params={"from": "1"})
+    _, entries = parse_frames(rest.body, 1)
+    assert [entry.block for entry in entries] == list(store.blocks(1, len(entries)))
+    assert len(entries) == min(store.height, 256)
+    # The idle node's chain is empty: its bundle is the genesis frame alone.
+    idle = get(api, "/v1/bundle", client=api.idle_client)
+    assert idle.body == genesis_frame(api.idle_consortium.genesis)
+    problem(get(api, "/v1/bundle", params={"from": "1"}, client=api.idle_client), "unknown_block")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"from": "-1"}, {"from": "x"}, {"count": "0"}, {"count": "257"}, {"since": "1"}],
+)
+def test_bundle_parameters_are_validated(api: Api, query: dict[str, str]) -> None:
+    problem(get(api, "/v1/bundle", params=query), "invalid_parameter")
+
+
+def test_export_from_the_api_writes_a_bundle_that_passes_the_audit(
+    api: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contracts.replay import EngineReplayer
+    from ledger.audit import audit_bundle
+    from node.cli import main
+
+    url = str(api.client.make_url("")).rstrip("/")
+    path = tmp_path / "live.bundle"
+
+    def export(*options: str) -> int:
+        command = ["export", str(path), "--api", url, *options]
+        return api.run(api.loop.run_in_executor(None, main, command))
+
+    assert export("--batch", "1") == 0
+    assert "it now holds blocks 1 to" in capsys.readouterr().out
+    report = audit_bundle(path, api.consortium.genesis, EngineReplayer(), workers=1)
+    assert report.ok, [str(failure) for failure in report.failures]
+    assert report.blocks >= 1
+    assert report.tip_block_hash == api.node.store.block(report.blocks).block_hash
+    assert export() == 0  # again: appends what was committed since, if anything
+    other = LocalConsortium.create([(MEMBER, "Ailleurs")], seed=b"another", contracts=[])
+    path.unlink()
+    BundleWriter.open(path, other.genesis).close()
+    assert export() == 2
+    assert "another chain" in capsys.readouterr().err
 
 
 def test_an_empty_chain_has_no_latest_block(api: Api) -> None:

@@ -1,0 +1,267 @@
+"""Replaying a chain with the contract engine: the execution half of the offline auditor.
+
+Theory of operation
+-------------------
+:mod:`ledger.audit` checks everything about a chain that needs no contract code (hash links,
+heights, timestamps, transaction roots, signatures, certificates) and asks a *replayer* for the
+rest: "what does executing this block on the state of its parent give?" The ledger layer may
+not import the contracts, so the replayer is handed to the auditor through the small
+:class:`ledger.audit.Replayer` protocol; :class:`EngineReplayer` is the implementation that
+sceau's commands use.
+
+:class:`EngineReplayer` is exactly what a replica runs on a proposal: an :class:`Engine` built
+from the genesis with the contracts it pins (:func:`contracts.registry.load_contracts`), the
+genesis state from :meth:`Engine.genesis_state`, and each block through
+:meth:`Engine.process_proposal` (every transaction must apply, within the limits in force, to
+the header's members_hash and state_root), its writes then committed to a
+:class:`ReplayState`. A block the engine refuses is described by :class:`ReplayError` naming
+the header field or the transaction at fault.
+
+Memory. :class:`~ledger.memstate.MemoryState` keeps every state tree node it ever made, so
+that every past root stays provable; replaying a whole chain in it would need memory in
+proportion to the chain's history (about 7 MB per block of 1,000 anchors). The auditor only
+ever needs the latest root, so :class:`ReplayState` is the same state (same tree, same roots)
+keeping only the nodes reachable from the latest root: memory in proportion to the state.
+
+Signatures. The auditor verifies every transaction signature in worker processes, over all
+cores. Verifying them again here, in the auditor's one process, would double the audit's cost
+and serialise it on one core, so :meth:`EngineReplayer.execute` with
+``signatures_verified=True`` lets the engine take each signature as checked; every other check
+of :meth:`Engine.check` still runs. A caller that passes True must verify the signatures
+itself and fail the audit when one does not verify (:mod:`ledger.audit` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from contracts.engine import Engine, ExecutionResult, InvalidProposalError
+from contracts.registry import ContractLoadError, load_contracts
+from ledger.audit import Replayed, ReplayError, ReplaySetupError
+from ledger.model import Block, Genesis, Member, Transaction
+from ledger.state import EMPTY_ROOT, MemoryNodeStore, SparseMerkleTree, StateUpdate
+
+__all__ = ["EngineReplayer", "ReplayState"]
+
+COMPACTION_SLACK_NODES = 200_000
+"""Unreachable tree nodes tolerated beyond the live ones before a compaction: compacting when
+the node count doubles (plus this slack) keeps its cost amortised to O(1) per node written."""
+_INTERNAL_TAG = 0x01
+"""First byte of an internal node record, ``0x01 || left || right`` (ledger.state)."""
+
+
+class ReplayState:
+    """The committed state of a replay, in memory, with the latest state tree only.
+
+    Implements what :class:`~contracts.engine.Engine` reads (``state_get``, ``state_items``,
+    ``preview_state_root``, ``transaction_location``) and :meth:`commit`, like
+    :class:`~ledger.memstate.MemoryState`; it computes the same roots. A block's root, computed
+    once by ``preview_state_root``, is reused by :meth:`commit` for the same writes.
+    """
+
+    def __init__(self, initial_state: Mapping[bytes, bytes]) -> None:
+        """The genesis state ``initial_state`` at height 0."""
+        self._values: dict[bytes, bytes] = {}
+        self._nodes = MemoryNodeStore()
+        self._tree = SparseMerkleTree(self._nodes)
+        self._locations: dict[bytes, tuple[int, int]] = {}
+        self._preview: tuple[bytes, dict[bytes, bytes | None], StateUpdate] | None = None
+        self._live_nodes = 0
+        self.state_root = EMPTY_ROOT
+        self.height = 0
+        self._apply(dict(initial_state), self._tree.update(EMPTY_ROOT, initial_state))
+
+    def state_get(self, key: bytes) -> bytes | None:
+        return self._values.get(key)
+
+    def state_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for key in sorted(key for key in self._values if key.startswith(prefix)):
+            yield key, self._values[key]
+
+    def transaction_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        return self._locations.get(tx_id)
+
+    def preview_state_root(self, state_writes: Mapping[bytes, bytes | None]) -> bytes:
+        update = self._tree.update(self.state_root, state_writes)
+        self._preview = (self.state_root, dict(state_writes), update)
+        return update.root
+
+    def commit(
+        self, state_writes: Mapping[bytes, bytes | None], tx_ids: Iterable[bytes] = ()
+    ) -> bytes:
+        """Apply ``state_writes`` as block ``height + 1`` holding ``tx_ids``; return the root."""
+        preview = self._preview
+        if preview is not None and preview[0] == self.state_root and preview[1] == state_writes:
+            update = preview[2]
+        else:
+            update = self._tree.update(self.state_root, state_writes)
+        self._apply(state_writes, update)
+        self.height += 1
+        for position, tx_id in enumerate(tx_ids):
+            self._locations[tx_id] = (self.height, position)
+        return update.root
+
+    def _apply(self, state_writes: Mapping[bytes, bytes | None], update: StateUpdate) -> None:
+        self._preview = None
+        self._nodes.put_nodes(update.new_nodes)
+        for key, value in state_writes.items():
+            if value is None:
+                self._values.pop(key, None)
+            else:
+                self._values[key] = value
+        self.state_root = update.root
+        if len(self._nodes) > 2 * self._live_nodes + COMPACTION_SLACK_NODES:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Keep only the nodes reachable from the current root."""
+        kept = MemoryNodeStore()
+        reachable: dict[bytes, bytes] = {}
+        pending = [] if self.state_root == EMPTY_ROOT else [self.state_root]
+        while pending:
+            node_hash = pending.pop()
+            record = self._nodes.get_node(node_hash)
+            assert record is not None, "a node reachable from the root is missing"
+            reachable[node_hash] = record
+            if record[0] == _INTERNAL_TAG:
+                pending.extend(
+                    child for child in (record[1:33], record[33:65]) if child != EMPTY_ROOT
+                )
+        kept.put_nodes(reachable)
+        self._nodes = kept
+        self._tree = SparseMerkleTree(kept)
+        self._live_nodes = len(kept)
+
+
+class _SignatureVerified:
+    """A transaction seen through :meth:`Engine.check` as already signature-checked.
+
+    Every attribute is the transaction's own; only ``signature_is_valid`` answers True without
+    running Ed25519 again, because the caller verified it (see the module doc).
+    """
+
+    __slots__ = ("_transaction",)
+
+    def __init__(self, transaction: Transaction) -> None:
+        self._transaction = transaction
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transaction, name)
+
+    def signature_is_valid(self) -> bool:
+        return True
+
+
+class _ReplayEngine(Engine):
+    """The engine, able to take transaction signatures as verified by its caller."""
+
+    signatures_verified = False
+
+    def check(self, transaction: Transaction) -> None:
+        if self.signatures_verified:
+            # Engine.check stays the one definition of the stateless checks; only the
+            # signature is answered from the caller's verification.
+            super().check(_SignatureVerified(transaction))  # type: ignore[arg-type]
+        else:
+            super().check(transaction)
+
+
+class EngineReplayer:
+    """Re-executes a chain block by block with the contracts its genesis pins, in memory.
+
+    Implements :class:`ledger.audit.Replayer`. Raises :class:`ReplaySetupError` from
+    :meth:`start` when a pinned contract is missing or installed in another version.
+    """
+
+    def __init__(self) -> None:
+        self._engine: _ReplayEngine | None = None
+        self._state: ReplayState | None = None
+
+    def start(self, genesis: Genesis) -> tuple[Member, ...]:
+        """Reset to the genesis state; return the member set that certifies block 1."""
+        try:
+            contracts = load_contracts(genesis)
+        except ContractLoadError as error:
+            raise ReplaySetupError(str(error)) from None
+        self._engine = _ReplayEngine(genesis, contracts)
+        self._state = ReplayState(self._engine.genesis_state())
+        return self._engine.members(self._state)
+
+    @property
+    def state(self) -> ReplayState:
+        """The replayed state after the last block executed (for queries and exports)."""
+        assert self._state is not None, "start() first"
+        return self._state
+
+    @property
+    def engine(self) -> Engine:
+        assert self._engine is not None, "start() first"
+        return self._engine
+
+    def execute(self, block: Block, *, signatures_verified: bool) -> Replayed:
+        """Execute ``block`` on the state of its parent and commit it.
+
+        Returns the state writes and the member set in force at the next height. Raises
+        :class:`ReplayError` when a correct replica would refuse the block (the state is then
+        left as it was).
+        """
+        engine, state = self._engine, self._state
+        assert engine is not None and state is not None, "start() first"
+        engine.signatures_verified = signatures_verified
+        try:
+            result = engine.process_proposal(state, block)
+        except InvalidProposalError as error:
+            raise _diagnose(engine, state, block, error) from None
+        finally:
+            engine.signatures_verified = False
+        state.commit(result.state_writes, [transaction.tx_id for transaction in block.transactions])
+        return Replayed(
+            state_root=result.state_root,
+            state_writes=result.state_writes,
+            next_members=engine.members(state),
+        )
+
+
+def _diagnose(
+    engine: _ReplayEngine, state: ReplayState, block: Block, error: InvalidProposalError
+) -> ReplayError:
+    """Name what the engine refused in ``block``: a transaction, or a header field.
+
+    Only runs on a refusal: the block is executed once more, without limits, to find out.
+    """
+    header = block.header
+    result = _execute(engine, state, block)
+    if result.rejected:
+        transaction, rejection = result.rejected[0]
+        position = block.transactions.index(transaction)
+        return ReplayError(
+            f"transaction {position}",
+            f"rejected by the {transaction.contract} contract on re-execution: "
+            f"{rejection.code}: {rejection.reason}",
+        )
+    for field, computed in (
+        ("members_hash", result.members_hash),
+        ("state_root", result.state_root),
+    ):
+        stated = getattr(header, field)
+        if stated != computed:
+            return ReplayError(
+                f"header.{field}",
+                f"is {stated.hex()}, re-executing the block gives {computed.hex()}",
+            )
+    reason = str(error).removeprefix(f"block {header.height}: ")
+    if reason.startswith("tx_root"):
+        return ReplayError("header.tx_root", "does not match the transactions")
+    return ReplayError("block", f"refused on re-execution: {reason}")
+
+
+def _execute(engine: Engine, state: ReplayState, block: Block) -> ExecutionResult:
+    header = block.header
+    return engine.execute(
+        state,
+        block.transactions,
+        height=header.height,
+        timestamp_ms=header.timestamp_ms,
+        proposer=header.proposer,
+    )

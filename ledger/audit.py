@@ -1,0 +1,738 @@
+"""The offline auditor: check a whole chain bundle against a genesis, trusting no node.
+
+Theory of operation
+-------------------
+An auditor holds the consortium's genesis file and a bundle (:mod:`ledger.bundle`). Starting
+from the genesis alone, :func:`audit_bundle` establishes, block after block, everything a
+correct member would have checked before committing it (docs/format.md, section 10):
+
+1. the bundle's genesis is the given one (same ``chain_id``);
+2. block ``h`` is frame ``h``: heights 1, 2, … without gap; ``header.chain_id`` is the chain's;
+   ``prev_hash`` is the previous block's hash (the ``chain_id`` for block 1); timestamps rise
+   strictly (block 1's is after the genesis's ``created_at_ms``);
+3. ``tx_count`` and ``tx_root`` match the transactions, each signed for this chain; every
+   signature verifies (in worker processes, see below);
+4. ``members_hash`` names ``M(h)``, the member set in force, and the proposer is the primary
+   of the header's view in that set;
+5. the commit certificate names the block (height, hash, a view not before the header's) and
+   holds valid signatures of at least a quorum of distinct members of ``M(h)``;
+6. re-executing the block on the state of its parent, with the contracts the genesis pins,
+   accepts every transaction and gives the header's ``state_root``; the state after it holds
+   ``M(h + 1)``, so the member set is followed from the genesis, never taken from a header.
+
+Step 6 needs contract code, which this bottom layer may not import: it is asked of a
+:class:`Replayer` (``contracts.replay.EngineReplayer`` in sceau's commands). With ``since``
+(an older bundle of the same chain), the audit also checks that every block of the old bundle
+is, hash for hash, in the new one: a consortium cannot rewrite history unnoticed by a monitor
+that keeps its bundles.
+
+Parallel signatures. Ed25519 verification is most of the work that does not depend on the
+state, so it runs in a pool of worker processes, over chunks of ``(public_key, tx_id,
+signature)`` computed here, each worker calling :func:`ledger.crypto.verify` exactly as a node
+does. The parent decodes, checks and replays block after block while the workers verify; it
+keeps at most ``SIGNATURE_CHUNKS_IN_FLIGHT_PER_WORKER`` chunks per worker outstanding, and
+tells the replayer that signatures are verified (so it does not verify them again). A block is
+*verified* once its own checks passed and every chunk of its signatures came back valid; only
+then is it handed to ``on_block`` (the import writes it to a store), in height order.
+
+Failures. The audit stops at the first block that fails a check, after running every check of
+that block (so a mutated field is named by each check it breaks), and reports the failures of
+that block, at most :data:`FAILURES_MAX`. Blocks after it are not judged: their parent, their
+member set and their state would be those of a block already found wrong. Each failure names
+the height and the field (``header.tx_root``, ``transaction 3``, ``certificate``…).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ledger import crypto, domains, encoding, merkle
+from ledger.bundle import (
+    FRAME_LIMITS,
+    BundleError,
+    BundleReader,
+    TruncatedBundleError,
+    read_frame_bodies,
+)
+from ledger.model import (
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    Genesis,
+    Member,
+    ModelDecodeError,
+    members_hash,
+    quorum_size,
+    vote_payload,
+)
+
+__all__ = [
+    "FAILURES_MAX",
+    "AuditProgress",
+    "AuditReport",
+    "Failure",
+    "ReplayError",
+    "ReplaySetupError",
+    "Replayed",
+    "Replayer",
+    "audit_bundle",
+    "certificate_failures",
+]
+
+FAILURES_MAX = 100
+"""Failures reported at most (a block of 10,000 forged signatures is reported by its first
+hundred)."""
+SIGNATURE_CHUNK_SIZE = 256
+"""Transaction signatures per task sent to a worker."""
+SIGNATURE_CHUNKS_IN_FLIGHT_PER_WORKER = 8
+"""Bounds the signatures (and blocks awaiting them) held in memory while workers verify."""
+REPORT_FORMAT = "sceau-audit-report/v1"
+
+
+# --- what the auditor asks of the contracts ---------------------------------------------------
+
+
+class ReplaySetupError(Exception):
+    """The replayer cannot execute this chain (a contract the genesis pins is missing)."""
+
+
+class ReplayError(Exception):
+    """A block that re-execution refuses; ``field`` names what is wrong (``header.state_root``,
+    ``transaction 2``, …) and ``detail`` says how."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What re-executing a block gave."""
+
+    state_root: bytes
+    state_writes: Mapping[bytes, bytes | None]
+    """The block's state writes (``None`` deletes), as a node stores them with the block."""
+    next_members: tuple[Member, ...]
+    """The member set in force at the next height (``membership/members`` after the block)."""
+
+
+class Replayer(Protocol):
+    """Executes a chain's blocks with its contracts, from the genesis state on."""
+
+    def start(self, genesis: Genesis) -> tuple[Member, ...]:
+        """Start from ``genesis``'s state; return the member set that certifies block 1.
+
+        Raises :class:`ReplaySetupError` if the chain's contracts cannot be run here.
+        """
+        ...
+
+    def execute(self, block: Block, *, signatures_verified: bool) -> Replayed:
+        """Execute ``block`` on the state of its parent and commit it; raise
+        :class:`ReplayError` (leaving the state as it was) if a replica would refuse it.
+
+        With ``signatures_verified`` the caller has verified the transactions' signatures
+        and will fail the audit if one does not verify: the replayer need not verify them.
+        """
+        ...
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A check that failed: at ``height`` on ``field`` (``bundle``, ``genesis`` or ``since``
+    with no height: the bundle as a whole)."""
+
+    height: int | None
+    field: str
+    detail: str
+
+    def __str__(self) -> str:
+        if self.height is None:
+            return f"{self.field}: {self.detail}"
+        return f"height {self.height}: {self.field}: {self.detail}"
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "height": self.height,
+            "field": self.field,
+            "detail": self.detail,
+            "message": str(self),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditProgress:
+    """Where an audit is: the last block checked, and the bundle bytes read of its total."""
+
+    height: int
+    transactions: int
+    bytes_read: int
+    bytes_total: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditReport:
+    """The outcome of an audit; :attr:`ok` if every check of every block held."""
+
+    bundle: str
+    chain_id: bytes
+    consortium: str
+    blocks: int
+    """Blocks verified (all of the bundle's when the audit passes)."""
+    transactions: int
+    """Transactions in the verified blocks."""
+    tip_block_hash: bytes
+    tip_state_root: bytes | None
+    seconds: float
+    workers: int
+    member_set_changes: tuple[int, ...]
+    """Heights from which another member set certifies the blocks."""
+    since: str | None
+    since_height: int | None
+    failures: tuple[Failure, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def transactions_per_s(self) -> float:
+        return self.transactions / self.seconds if self.seconds > 0 else 0.0
+
+    def to_document(self) -> dict[str, Any]:
+        """The JSON report (docs/audit.md, "The report")."""
+        return {
+            "format": REPORT_FORMAT,
+            "ok": self.ok,
+            "bundle": self.bundle,
+            "chain_id": self.chain_id.hex(),
+            "consortium": self.consortium,
+            "heights": {"first": 1 if self.blocks else None, "last": self.blocks},
+            "blocks": self.blocks,
+            "transactions": self.transactions,
+            "tip": {
+                "height": self.blocks,
+                "block_hash": self.tip_block_hash.hex(),
+                "state_root": None if self.tip_state_root is None else self.tip_state_root.hex(),
+            },
+            "member_set_changes": list(self.member_set_changes),
+            "since": None
+            if self.since is None
+            else {"bundle": self.since, "height": self.since_height},
+            "seconds": round(self.seconds, 3),
+            "transactions_per_s": round(self.transactions_per_s, 1),
+            "workers": self.workers,
+            "failures": [failure.to_document() for failure in self.failures],
+        }
+
+
+# --- certificates -----------------------------------------------------------------------------
+
+
+def certificate_failures(
+    certificate: CommitCertificate,
+    header: BlockHeader,
+    members: Sequence[Member],
+    chain_id: bytes,
+) -> list[tuple[str, str]]:
+    """Every reason why ``certificate`` does not certify ``header`` for ``members``.
+
+    Returns ``(field, detail)`` pairs, empty if it certifies. Unlike
+    :meth:`CommitCertificate.verify`, it counts each member once whatever the certificate
+    holds (a certificate built without its validator may repeat a signer), and reports every
+    problem rather than the first.
+    """
+    found: list[tuple[str, str]] = []
+    if certificate.height != header.height:
+        found.append(
+            ("certificate.height", f"is {certificate.height}, the block's is {header.height}")
+        )
+    if certificate.block_hash != header.block_hash:
+        found.append(("certificate.block_hash", "is not the hash of the block's header"))
+    if certificate.view < header.view:
+        found.append(
+            (
+                "certificate.view",
+                f"{certificate.view} is before the view {header.view} the block was proposed in",
+            )
+        )
+    by_id = {member.id: member for member in members}
+    domain = crypto.Domain(domains.COMMIT, chain_id)
+    payload = vote_payload(certificate.height, certificate.view, certificate.block_hash)
+    signers: set[str] = set()
+    previous = ""
+    for member_id, signature in certificate.signatures:
+        if member_id in signers:
+            found.append(("certificate", f"{member_id!r} signs twice"))
+            continue
+        if member_id < previous:
+            found.append(("certificate", "the signatures are not sorted by member id"))
+        previous = member_id
+        member = by_id.get(member_id)
+        if member is None:
+            found.append(("certificate", f"{member_id!r} is not a member at this height"))
+        elif not crypto.verify(member.public_key, domain, payload, signature):
+            found.append(("certificate", f"bad signature from {member_id!r}"))
+        else:
+            signers.add(member_id)
+    needed = quorum_size(len(members))
+    if len(signers) < needed:
+        found.append(
+            (
+                "certificate",
+                f"{len(signers)} valid signatures of distinct members, {needed} needed of "
+                f"{len(members)} members",
+            )
+        )
+    return found
+
+
+# --- transaction signatures, in worker processes ----------------------------------------------
+
+SignatureTriple = tuple[bytes, bytes, bytes]
+"""``(public_key, tx_id, signature)``: what the worker verifies in the transaction domain."""
+
+
+def verify_transaction_signatures(chain_id: bytes, triples: Sequence[SignatureTriple]) -> list[int]:
+    """The positions in ``triples`` whose signature does not verify (run in a worker).
+
+    Exactly :meth:`Transaction.signature_is_valid`: :func:`ledger.crypto.verify` of the tx_id
+    in the transaction domain of ``chain_id``.
+    """
+    domain = crypto.Domain(domains.TRANSACTION, chain_id)
+    return [
+        position
+        for position, (public_key, tx_id, signature) in enumerate(triples)
+        if not crypto.verify(public_key, domain, tx_id, signature)
+    ]
+
+
+class _Completed:
+    """A result computed in this process, shaped like ``multiprocessing`` AsyncResult."""
+
+    def __init__(self, value: list[int]) -> None:
+        self._value = value
+
+    def ready(self) -> bool:
+        return True
+
+    def get(self) -> list[int]:
+        return self._value
+
+
+@dataclass(slots=True)
+class _Chunk:
+    result: Any
+    height: int
+    first_position: int
+
+
+class _SignatureChecker:
+    """Sends each block's signatures to the workers and collects the results in order."""
+
+    def __init__(self, chain_id: bytes, workers: int) -> None:
+        self.chain_id = chain_id
+        self.workers = workers
+        self._pool = multiprocessing.get_context().Pool(workers) if workers > 1 else None
+        self._pending: deque[_Chunk] = deque()
+        self.chunks_sent = 0
+        self.chunks_done = 0
+        self.failures: list[Failure] = []
+
+    def submit(self, block: Block, height: int) -> int:
+        """Queue the signatures of the block at ``height``; return the sequence number of its
+        last chunk."""
+        transactions = block.transactions
+        for start in range(0, len(transactions), SIGNATURE_CHUNK_SIZE):
+            triples = [
+                (transaction.signer, transaction.tx_id, transaction.signature)
+                for transaction in transactions[start : start + SIGNATURE_CHUNK_SIZE]
+            ]
+            if self._pool is None:
+                result: Any = _Completed(verify_transaction_signatures(self.chain_id, triples))
+            else:
+                result = self._pool.apply_async(
+                    verify_transaction_signatures, (self.chain_id, triples)
+                )
+            self._pending.append(_Chunk(result, height, start))
+            self.chunks_sent += 1
+        self.collect(wait=False)
+        return self.chunks_sent
+
+    def collect(self, *, wait: bool) -> None:
+        """Take the results that are ready, in order; wait while too many are outstanding
+        (or for all of them, with ``wait``)."""
+        in_flight_max = self.workers * SIGNATURE_CHUNKS_IN_FLIGHT_PER_WORKER
+        while self._pending and (
+            wait or len(self._pending) > in_flight_max or self._pending[0].result.ready()
+        ):
+            chunk = self._pending.popleft()
+            for position in chunk.result.get():
+                self.failures.append(
+                    Failure(
+                        chunk.height,
+                        f"transaction {chunk.first_position + position}",
+                        "the signature does not verify",
+                    )
+                )
+            self.chunks_done += 1
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+
+
+# --- the audit --------------------------------------------------------------------------------
+
+BlockCallback = Callable[[Block, CommitCertificate, Replayed], None]
+ProgressCallback = Callable[[AuditProgress], None]
+
+
+@dataclass(slots=True)
+class _Verified:
+    """A block whose own checks passed, waiting for its signatures to come back."""
+
+    block: Block
+    certificate: CommitCertificate
+    replayed: Replayed
+    last_chunk: int
+
+
+@dataclass(slots=True)
+class _Chain:
+    """What the audit has established so far: the chain up to the last block checked."""
+
+    chain_id: bytes
+    members: tuple[Member, ...]
+    height: int = 0
+    block_hash: bytes = b""
+    timestamp_ms: int = 0
+    state_root: bytes | None = None
+    transactions: int = 0
+    member_set_changes: list[int] = field(default_factory=list)
+
+
+class _Audit:
+    def __init__(
+        self,
+        genesis: Genesis,
+        replayer: Replayer,
+        signatures: _SignatureChecker,
+        on_block: BlockCallback | None,
+        since_hashes: list[bytes] | None,
+    ) -> None:
+        self.genesis = genesis
+        self.replayer = replayer
+        self.signatures = signatures
+        self.on_block = on_block
+        self.since_hashes = since_hashes
+        self.chain = _Chain(
+            genesis.chain_id,
+            (),
+            block_hash=genesis.chain_id,
+            timestamp_ms=genesis.created_at_ms,
+        )
+        self.verified = _Chain(genesis.chain_id, (), block_hash=genesis.chain_id)
+        self.failures: list[Failure] = []
+        self._waiting: deque[_Verified] = deque()
+
+    def start(self) -> None:
+        members = self.replayer.start(self.genesis)
+        if members != self.genesis.members:
+            self.failures.append(
+                Failure(None, "genesis", "the genesis state holds another member set")
+            )
+        self.chain.members = members
+
+    def check(self, block: Block, certificate: CommitCertificate) -> None:
+        """Every check of the next block; on success the chain moves on to it.
+
+        Failures are reported at the height the block should have (its place in the
+        bundle), whatever its header says.
+        """
+        height = self.chain.height + 1
+        found = self._header_failures(block, height)
+        found += [
+            Failure(height, name, detail)
+            for name, detail in certificate_failures(
+                certificate, block.header, self.chain.members, self.chain.chain_id
+            )
+        ]
+        last_chunk = self.signatures.submit(block, height)
+        replayed = None
+        try:
+            replayed = self.replayer.execute(block, signatures_verified=True)
+        except ReplayError as error:
+            # The engine checks some fields the auditor checked already (tx_root,
+            # members_hash): name each field once.
+            if all(failure.field != error.field for failure in found):
+                found.append(Failure(height, error.field, error.detail))
+        if replayed is not None and replayed.state_root != block.header.state_root:
+            found.append(Failure(height, "header.state_root", "is not the root re-execution gives"))
+        found += self._history_failures(block, height)
+        self.failures.extend(found)
+        if found or replayed is None:
+            return
+        self._advance(block, replayed)
+        self._waiting.append(_Verified(block, certificate, replayed, last_chunk))
+        self.release()
+
+    def _history_failures(self, block: Block, height: int) -> list[Failure]:
+        """With an older bundle: block ``h`` must be the older bundle's block ``h``."""
+        hashes = self.since_hashes
+        if hashes is None or height > len(hashes) or hashes[height - 1] == block.block_hash:
+            return []
+        detail = "differs from the older bundle's block at this height: history was rewritten"
+        return [Failure(height, "block_hash", detail)]
+
+    def _header_failures(self, block: Block, expected: int) -> list[Failure]:
+        chain, header = self.chain, block.header
+        found: list[tuple[str, str]] = []
+        if header.chain_id != chain.chain_id:
+            found.append(("header.chain_id", "is not the chain_id of this genesis"))
+        if header.height != expected:
+            found.append(("header.height", f"is {header.height}, expected {expected}"))
+        if header.prev_hash != chain.block_hash:
+            parent = "the chain_id" if expected == 1 else f"the hash of block {chain.height}"
+            found.append(("header.prev_hash", f"is not {parent}"))
+        if header.timestamp_ms <= chain.timestamp_ms:
+            parent = "the genesis's created_at_ms" if expected == 1 else "its parent's"
+            found.append(("header.timestamp_ms", f"is not after {parent}"))
+        if merkle.root(block.transaction_leaves()) != header.tx_root:
+            found.append(("header.tx_root", "does not match the transactions"))
+        for position, transaction in enumerate(block.transactions):
+            if transaction.chain_id != chain.chain_id:
+                found.append((f"transaction {position}", "chain_id: signed for another chain"))
+        if header.members_hash != members_hash(chain.members):
+            found.append(("header.members_hash", "is not the hash of the member set in force"))
+        primary = chain.members[header.view % len(chain.members)].id
+        if header.proposer != primary:
+            found.append(
+                (
+                    "header.proposer",
+                    f"is {header.proposer!r}, the primary of view {header.view} is {primary!r}",
+                )
+            )
+        return [Failure(expected, name, detail) for name, detail in found]
+
+    def _advance(self, block: Block, replayed: Replayed) -> None:
+        chain = self.chain
+        chain.height = block.height
+        chain.block_hash = block.block_hash
+        chain.timestamp_ms = block.header.timestamp_ms
+        chain.state_root = replayed.state_root
+        chain.transactions += len(block.transactions)
+        if replayed.next_members != chain.members:
+            chain.member_set_changes.append(block.height + 1)
+        chain.members = replayed.next_members
+
+    def release(self) -> None:
+        """Hand over the blocks whose signatures all came back, while none failed."""
+        signatures = self.signatures
+        first_bad = min(
+            (failure.height for failure in signatures.failures if failure.height is not None),
+            default=None,
+        )
+        while (
+            self._waiting
+            and self._waiting[0].last_chunk <= signatures.chunks_done
+            and (first_bad is None or self._waiting[0].block.height < first_bad)
+        ):
+            waiting = self._waiting.popleft()
+            verified = self.verified
+            verified.height = waiting.block.height
+            verified.block_hash = waiting.block.block_hash
+            verified.state_root = waiting.replayed.state_root
+            verified.transactions += len(waiting.block.transactions)
+            if self.on_block is not None:
+                self.on_block(waiting.block, waiting.certificate, waiting.replayed)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures or self.signatures.failures)
+
+    def first_failures(self) -> list[Failure]:
+        """The failures of the first failing height (bundle-level ones when none has one)."""
+        everything = self.failures + self.signatures.failures
+        heights = [failure.height for failure in everything if failure.height is not None]
+        if not heights:
+            return everything[:FAILURES_MAX]
+        first = min(heights)
+        return sorted(
+            (failure for failure in everything if failure.height == first),
+            key=lambda failure: _field_order(failure.field),
+        )[:FAILURES_MAX]
+
+
+def _field_order(name: str) -> tuple[int, int]:
+    """Failures of one block in reading order: header, transactions, certificate, the rest."""
+    if name.startswith("header."):
+        return (0, 0)
+    if name.startswith("transaction "):
+        return (1, int(name.removeprefix("transaction ")))
+    if name.startswith("certificate"):
+        return (2, 0)
+    return (3, 0)
+
+
+def _block_hashes(path: str | os.PathLike, genesis: Genesis) -> list[bytes]:
+    """The hash of every block of an older bundle of ``genesis``'s chain (headers only).
+
+    Raises BundleError if it is not such a bundle or does not decode.
+    """
+    bodies = read_frame_bodies(path)
+    try:
+        with BundleReader(path) as reader:
+            if reader.genesis.chain_id != genesis.chain_id:
+                raise BundleError("it is the bundle of another consortium")
+        next(bodies)
+        hashes = []
+        for height, body in enumerate(bodies, start=1):
+            try:
+                header = BlockHeader.from_canonical(
+                    encoding.unpack(body, FRAME_LIMITS)["block"]["header"]
+                )
+            except (encoding.EncodingError, ModelDecodeError, KeyError, TypeError) as error:
+                raise BundleError(f"block {height} does not decode: {error}") from None
+            hashes.append(header.block_hash)
+        return hashes
+    finally:
+        bodies.close()
+
+
+def audit_bundle(
+    path: str | os.PathLike,
+    genesis: Genesis,
+    replayer: Replayer,
+    *,
+    workers: int | None = None,
+    since: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+    on_block: BlockCallback | None = None,
+) -> AuditReport:
+    """Audit the bundle at ``path`` against ``genesis``; see the module doc for the checks.
+
+    ``workers`` processes verify the transaction signatures (default: one per core; 1
+    verifies them in this process). ``since`` is an older bundle the chain must extend.
+    ``progress`` is called after each block; ``on_block`` with each verified block, in height
+    order. Returns the report; raises :class:`ReplaySetupError` if the chain's contracts
+    cannot be run here. Problems of the bundles themselves are failures in the report.
+    """
+    started = time.monotonic()
+    workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    since_hashes: list[bytes] | None = None
+    early: list[Failure] = []
+    if since is not None:
+        try:
+            since_hashes = _block_hashes(since, genesis)
+        except TruncatedBundleError as error:
+            detail = f"{since} ends inside frame {error.frames}: repair it or use a whole bundle"
+            early.append(Failure(None, "since", detail))
+        except BundleError as error:
+            early.append(Failure(None, "since", f"{since}: {error}"))
+    signatures = _SignatureChecker(genesis.chain_id, workers)
+    audit = _Audit(genesis, replayer, signatures, on_block, since_hashes)
+    audit.failures.extend(early)
+    try:
+        if not audit.failures:
+            _run(audit, Path(path), genesis, progress)
+        signatures.collect(wait=True)
+        audit.release()
+    finally:
+        signatures.close()
+    if not audit.failed and since_hashes is not None and len(since_hashes) > audit.chain.height:
+        audit.failures.append(
+            Failure(
+                None,
+                "since",
+                f"the older bundle reaches height {len(since_hashes)}, this one only "
+                f"{audit.chain.height}",
+            )
+        )
+    verified = audit.verified
+    return AuditReport(
+        bundle=str(path),
+        chain_id=genesis.chain_id,
+        consortium=genesis.consortium,
+        blocks=verified.height,
+        transactions=verified.transactions,
+        tip_block_hash=verified.block_hash,
+        tip_state_root=verified.state_root,
+        seconds=time.monotonic() - started,
+        workers=workers,
+        member_set_changes=tuple(
+            height for height in audit.chain.member_set_changes if height <= verified.height
+        ),
+        since=None if since is None else str(since),
+        since_height=None if since_hashes is None else len(since_hashes),
+        failures=tuple(audit.first_failures()),
+    )
+
+
+def _run(audit: _Audit, path: Path, genesis: Genesis, progress: ProgressCallback | None) -> None:
+    """Read and check the bundle block by block until its end or the first failure."""
+    try:
+        reader = BundleReader(path)
+    except BundleError as error:
+        audit.failures.append(Failure(None, "bundle", str(error)))
+        return
+    with reader:
+        if reader.genesis.chain_id != genesis.chain_id:
+            audit.failures.append(
+                Failure(
+                    None,
+                    "genesis",
+                    f"the bundle is of another chain ({reader.genesis.consortium!r}, chain_id "
+                    f"{reader.genesis.chain_id.hex()}), not of {genesis.chain_id.hex()}",
+                )
+            )
+            return
+        audit.start()
+        for entry in _entries(reader, audit):
+            if audit.failed:
+                return
+            audit.check(entry.block, entry.certificate)
+            if progress is not None:
+                chain = audit.chain
+                progress(
+                    AuditProgress(
+                        height=entry.block.height,
+                        transactions=chain.transactions,
+                        bytes_read=reader.bytes_read,
+                        bytes_total=reader.size_bytes,
+                    )
+                )
+
+
+def _entries(reader: BundleReader, audit: _Audit) -> Iterator[Any]:
+    """The bundle's entries; a frame that cannot be read becomes a failure at its height."""
+    try:
+        yield from reader
+    except TruncatedBundleError as error:
+        audit.failures.append(
+            Failure(
+                error.frames,
+                "bundle",
+                f"truncated: the file ends inside frame {error.frames} (byte {error.offset}), "
+                f"after block {error.frames - 1}: a writer stopped mid-frame ('sceau export "
+                "--repair' cuts the partial frame off)",
+            )
+        )
+    except BundleError as error:
+        height = error.frame if error.frame is not None else audit.chain.height + 1
+        if error.part is not None:
+            audit.failures.append(Failure(height, error.part, error.reason))
+        else:
+            detail = f"{error.reason} (at byte {error.offset})"
+            audit.failures.append(Failure(height, "frame", detail))
