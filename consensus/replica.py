@@ -149,6 +149,7 @@ class Replica:
         self.chain_id = chain_id
         self.config = config or ReplicaConfig()
         self._key = key
+        self._own_public_key = crypto.public_key_bytes(key)
         self._application = application
         self.now_ms = 0
         self.ticks = 0
@@ -191,10 +192,11 @@ class Replica:
     def is_member(self) -> bool:
         """Whether this replica's member is in the set in force: only then does it sign.
 
-        A node whose member is not (yet, or any more) in the set follows the chain by
-        catching up, but never votes, proposes or changes views.
+        A node whose member is not (yet, or any more) in the set, or whose key is no longer
+        the member's (rotated while the node ran), follows the chain by catching up, but
+        never votes, proposes or changes views: its signatures would not count.
         """
-        return self.member_id in self._public_keys
+        return self._public_keys.get(self.member_id) == self._own_public_key
 
     def primary(self, view: int) -> str:
         return self.members[view % len(self.members)].id
