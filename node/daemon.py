@@ -292,24 +292,24 @@ class Node:
             for waiter in self._waiters.pop(transaction.tx_id, []):
                 if not waiter.done():
                     waiter.set_result(None)
-        if self.application.members() != members_before:
-            if self.transport is not None:
-                self.transport.refresh_members()
-            actions = self.replica.on_block_committed(block.height)
-            if not self.replica.is_member:
-                log.warning(
-                    "from height %d, %s is not a member with this node's key (removed, or its "
-                    "key rotated): the node follows the chain but no longer signs",
-                    block.height + 1, self.member_id,
-                )
-            return actions
         log.info(
             "committed height %d (view %d, %d transactions)",
             block.height,
             certificate.view,
             len(block.transactions),
         )
-        return self.replica.on_block_committed(block.height)
+        member_set_changed = self.application.members() != members_before
+        if member_set_changed and self.transport is not None:
+            self.transport.refresh_members()
+        actions = self.replica.on_block_committed(block.height)
+        if member_set_changed and not self.replica.is_member:
+            log.warning(
+                "from height %d, %s is not a member with this node's key (removed, or its key "
+                "rotated): the node follows the chain but no longer signs",
+                block.height + 1,
+                self.member_id,
+            )
+        return actions
 
     # --- queries for the API ------------------------------------------------------------------
 
