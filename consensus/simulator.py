@@ -108,6 +108,11 @@ class SimulationConfig:
     member_change: bool = False
     outsider: bool = False
     """A process that is not a member votes for every proposal it sees."""
+    withhold_commit_votes: bool = False
+    """During chaos, at every third height the network delivers commit votes to one member
+    only (and holds back statuses and blocks of those heights): it commits, the others see no
+    commit, change views, and the new primary must propose the same block again — the case
+    that prepared certificates exist for."""
 
 
 @dataclass(slots=True)
@@ -148,6 +153,7 @@ def random_config(seed: int, nodes: int | None = None) -> SimulationConfig:
             rng.random() < 0.2 and count < 7 and faulty + 1 <= fault_tolerance(count + 1)
         ),
         outsider=rng.random() < 0.3,
+        withhold_commit_votes=rng.random() < 0.25,
     )
 
 
@@ -387,10 +393,26 @@ class Simulation:
     def _broadcast(self, node: _Node, message: Any) -> None:
         data = encode_message(message)
         for member in self._other_members(node):
+            if self._withheld(message, member):
+                continue
             self._transmit(node, member, data)
 
+    def _withheld(self, message: Any, recipient: str) -> bool:
+        """The adversarial scheduler of ``withhold_commit_votes`` (chaos phase only)."""
+        if not self.config.withhold_commit_votes or self.stabilizing:
+            return False
+        if isinstance(message, Status):
+            return message.height % 3 == 0 and message.height > 0
+        if isinstance(message, BlockResponse):
+            return any(block.height % 3 == 0 for block, _ in message.blocks)
+        if not isinstance(message, CommitVote) or message.height % 3 != 0:
+            return False
+        members = sorted({node.member_id for node in self.nodes})
+        return recipient != members[message.height % len(members)]
+
     def _send(self, node: _Node, member_id: str, message: Any) -> None:
-        self._transmit(node, member_id, encode_message(message))
+        if not self._withheld(message, member_id):
+            self._transmit(node, member_id, encode_message(message))
 
     def _transmit(self, node: _Node, member_id: str, data: bytes) -> None:
         config = self.config
