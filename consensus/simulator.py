@@ -19,10 +19,12 @@ A run has two phases:
 * **stabilization** — the network heals, crashed members restart, the byzantine ones keep
   misbehaving; fresh transactions must then commit on every correct member within a bound.
 
-After every event it checks the invariants (:meth:`Simulation.check_invariants`): agreement,
-certificate validity, validity of transactions, total order, durability across restarts, that
-no correct replica signs two different things for one (height, view, kind) or goes back to a
-lower view, and that no replica raises. Liveness is checked at the end.
+As it runs it checks the invariants: at every commit, agreement (one block per height),
+certificate validity against the member set in force and validity of the transactions; at
+every message a correct replica sends, that it never signs two different things for one
+(height, view, kind) nor goes back to a lower view; at every step, that no replica raises;
+at every restart, durability. At the end it checks total order across the correct members
+(:meth:`Simulation.check_invariants`) and liveness.
 
 ``python -m consensus.simulator --seeds N [--start S] [--nodes 4..7] [--json]`` runs a campaign
 and prints one summary; a failing seed replays the exact same trace with ``--seeds 1 --start

@@ -98,6 +98,7 @@ class CatchUpTrustsPeers(Replica):
     ],
     ids=lambda variant: variant.__name__,
 )
+@pytest.mark.timeout(1_800)
 def test_the_simulator_catches_a_broken_replica(variant: type[Replica]) -> None:
     summary = run_campaign(range(SEEDS_MAX), replica_factory=variant, workers=2)
     assert summary["failing_seed"] is not None, (

@@ -11,11 +11,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from consensus.simulator import Simulation, random_config, run_campaign
 
 CI_SEEDS = int(os.environ.get("SCEAU_SIMULATOR_SEEDS", "500"))
 
 
+@pytest.mark.timeout(1_800)
 def test_the_ci_campaign_keeps_safety_and_liveness_on_every_seed() -> None:
     summary = run_campaign(range(CI_SEEDS), workers=os.cpu_count() or 1)
 
