@@ -745,8 +745,7 @@ def _state_section(chosen: Example) -> Section:
             _hex(
                 "state.act-value",
                 act_value,
-                "Its value, the act record written by the deeds contract "
-                "(docs/contracts.md):",
+                "Its value, the act record written by the deeds contract (docs/contracts.md):",
             ),
             _hex(
                 "state.proof-act",

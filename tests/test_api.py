@@ -56,6 +56,7 @@ from node.launch import build_node, initialise_data_dir
 
 MEMBER = "metropole-valbrune"
 IDLE_MEMBER = "ville-valbrune"
+IDLE_NEIGHBOUR = "commune-voisine"
 MEMBERSHIP_1_0 = ContractRef(name="membership", version="1.0")
 DEEDS_1_0 = ContractRef(name="deeds", version="1.0")
 BODY_BYTES_MAX = 4096
@@ -212,7 +213,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         update={"api_submissions_per_s": 0.001, "api_submission_burst": 2}
     )
     idle_consortium = LocalConsortium.create(
-        [(IDLE_MEMBER, "Ville de Valbrune")], seed=b"sceau idle", contracts=[MEMBERSHIP_1_0]
+        [(IDLE_MEMBER, "Ville de Valbrune"), (IDLE_NEIGHBOUR, "Commune voisine")],
+        seed=b"sceau idle",
+        contracts=[MEMBERSHIP_1_0],
     )
     idle_config = _write_node_files(
         folder / "idle",
@@ -330,13 +333,19 @@ def test_a_submission_not_yet_committed_is_accepted_as_pending(api: Api) -> None
 
 
 def _vote(api: Api, *, voter: str, key: crypto.PrivateKey) -> Transaction:
-    """A membership vote for the idle consortium: it passes the mempool's stateless checks."""
+    """A transaction of the idle consortium that applies on its tip but is never committed
+    (the idle node does not run): ``voter`` delegates a role to a fresh key."""
     return Transaction.create(
         key,
         chain_id=api.idle_consortium.chain_id,
         contract="membership",
-        action="vote",
-        args={"proposal_id": bytes(32), "voter": voter, "approve": True},
+        action="delegate",
+        args={
+            "member_id": voter,
+            "signer": crypto.public_key_bytes(crypto.generate_key()),
+            "roles": ["deeds.issue"],
+            "expiry_height": None,
+        },
         nonce=next(api.nonces),
         expiry_height=1_000,
     )
@@ -344,16 +353,16 @@ def _vote(api: Api, *, voter: str, key: crypto.PrivateKey) -> Transaction:
 
 def test_a_full_mempool_and_a_signer_over_quota_are_told_to_retry(api: Api) -> None:
     member_key = api.idle_consortium.keys[IDLE_MEMBER]
-    outsider = crypto.key_from_seed(sha256(b"outsider"))
+    neighbour = api.idle_consortium.keys[IDLE_NEIGHBOUR]
     accepted = [_vote(api, voter=IDLE_MEMBER, key=member_key) for _ in range(2)]
-    accepted.append(_vote(api, voter=IDLE_MEMBER, key=outsider))
+    accepted.append(_vote(api, voter=IDLE_NEIGHBOUR, key=neighbour))
     for transaction in accepted[:2]:
         ok(post(api, transaction, client=api.idle_client), display.AcceptedTransaction, 202)
     over_quota = post(api, _vote(api, voter=IDLE_MEMBER, key=member_key), client=api.idle_client)
     assert problem(over_quota, "signer_quota")["status"] == 429
     assert over_quota.headers["Retry-After"] == "1"
     ok(post(api, accepted[2], client=api.idle_client), display.AcceptedTransaction, 202)
-    full = post(api, _vote(api, voter=IDLE_MEMBER, key=outsider), client=api.idle_client)
+    full = post(api, _vote(api, voter=IDLE_NEIGHBOUR, key=neighbour), client=api.idle_client)
     assert problem(full, "mempool_full")["status"] == 503
     assert full.headers["Retry-After"] == "1"
     api.idle.mempool.remove(transaction.tx_id for transaction in accepted)
