@@ -93,9 +93,18 @@ def _write_config(path: Path, values: dict[str, Any]) -> None:
 
 
 def prepare(
-    directory: Path, nodes: int, *, tick_ms: int = 50, view_timeout_ms: int = 1_500
+    directory: Path,
+    nodes: int,
+    *,
+    tick_ms: int = 50,
+    view_timeout_ms: int = 1_500,
+    extra_config: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Write keys, genesis, configurations and data directories for ``nodes`` members."""
+    """Write keys, genesis, configurations and data directories for ``nodes`` members.
+
+    ``extra_config`` adds (or overrides) fields of every node's configuration, for example
+    higher ``api_submissions_per_s`` for a load test.
+    """
     if not 4 <= nodes <= NODES_MAX:
         raise DevnetError(f"a devnet has 4 to {NODES_MAX} nodes (f ≥ 1 needs at least 4)")
     directory.mkdir(parents=True, exist_ok=True)
@@ -151,6 +160,7 @@ def prepare(
                 "peer_listen": f"127.0.0.1:{entry['peer_port']}",
                 "api_listen": f"127.0.0.1:{entry['api_port']}",
                 "tick_ms": tick_ms,
+                **(extra_config or {}),
             },
         )
         initialise_data_dir(member_dir / "data", genesis).close()
@@ -224,10 +234,15 @@ def _alive(pid: int) -> bool:
 
 
 def devnet_up(
-    directory: Path, nodes: int, *, timeout_s: float = 60.0, tick_ms: int = 50
+    directory: Path,
+    nodes: int,
+    *,
+    timeout_s: float = 60.0,
+    tick_ms: int = 50,
+    extra_config: dict[str, Any] | None = None,
 ) -> list[MemberProcess]:
     """Prepare and start a devnet in ``directory``; returns its member processes."""
-    entries = prepare(directory, nodes, tick_ms=tick_ms)
+    entries = prepare(directory, nodes, tick_ms=tick_ms, extra_config=extra_config)
     processes = []
     for entry in entries:
         child = start_member(entry["dir"])
