@@ -229,6 +229,7 @@ class Load:
                             "seen": now,
                             "timestamp_ms": document["header"]["timestamp_ms"],
                             "tx_count": len(ids),
+                            "proposer": document["header"]["proposer"],
                         }
                     )
                 seen = latest["height"]
@@ -347,8 +348,10 @@ class Load:
             await watcher
         if os.environ.get("THROUGHPUT_DEBUG"):
             for block in self.blocks:
-                log(f"block {block['height']} seen {block['seen'] - start:.3f} s, "
-                    f"{block['tx_count']} tx, header {block['timestamp_ms']}")
+                log(
+                    f"block {block['height']} seen {block['seen'] - start:.3f} s, "
+                    f"{block['tx_count']} tx, header {block['timestamp_ms']}"
+                )
         return self.summary(window_start, window_end, in_window, cpu1 - cpu0)
 
     def summary(
@@ -375,6 +378,7 @@ class Load:
             "block_interval_ms_by_header": (
                 round(header_span_s * 1000 / (len(stamps) - 1), 1) if header_span_s else None
             ),
+            "proposers_in_window": dict(Counter(block["proposer"] for block in blocks)),
             "submitted_in_window": len(in_window),
             "submitted_in_window_committed": len(latencies),
             "submitted_in_window_per_s": round(len(in_window) / seconds, 1),
@@ -470,7 +474,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     elif arguments.rate:
         count = math.ceil(arguments.rate * (arguments.warmup + arguments.seconds)) + 10
     else:
-        count = 2_000 if arguments.quick else 60_000
+        count = 2_000 if arguments.quick else 20_000
     with tempfile.TemporaryDirectory(prefix="sceau-throughput-") as temporary:
         directory = Path(temporary) / "devnet"
         log(f"starting a devnet of {arguments.nodes} nodes in {directory}")
@@ -520,6 +524,11 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         finally:
             if load is not None and load.is_alive():
                 load.kill()
+            if processes and os.environ.get("THROUGHPUT_DEBUG"):
+                import shutil
+
+                for process in processes:
+                    shutil.copy(process.log_file, f"/tmp/throughput-{process.member_id}.log")
             if processes:
                 log("tearing the devnet down")
                 devnet.devnet_down(directory)
@@ -578,16 +587,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain", type=float, default=None, help="wait for commits after (10)")
     parser.add_argument("--rate", type=float, default=None, help="open-loop offered tx/s")
     parser.add_argument(
-        "--window", type=int, default=1_000, help="closed loop: submitted, uncommitted at most"
+        "--window", type=int, default=None, help="closed loop: uncommitted at most (1000)"
     )
     parser.add_argument("--presign", type=int, default=None, help="transactions to pre-sign")
     parser.add_argument("--quick", action="store_true", help="a few-second smoke run")
     parser.add_argument("--json", action="store_true", help="print the JSON document only")
     arguments = parser.parse_args(argv)
     if arguments.quick:
-        defaults = {"seconds": 5.0, "warmup": 2.0, "drain": 10.0}
+        defaults = {"seconds": 5.0, "warmup": 2.0, "drain": 10.0, "window": 200}
     else:
-        defaults = {"seconds": 20.0, "warmup": 5.0, "drain": 10.0}
+        defaults = {"seconds": 20.0, "warmup": 5.0, "drain": 10.0, "window": 1_000}
     for name, value in defaults.items():
         if getattr(arguments, name) is None:
             setattr(arguments, name, value)

@@ -88,3 +88,46 @@ def test_derived_verify_rate_and_environment_are_recorded(report: dict) -> None:
     for library in ("cryptography", "msgpack", "pydantic", "plyvel"):
         assert report["libraries"][library], library
     assert report["timestamp"]
+
+
+THROUGHPUT_SCRIPT = SCRIPT.parent / "throughput.py"
+THROUGHPUT_TIMEOUT_S = 90
+THROUGHPUT_KEYS = (
+    "nodes",
+    "seconds",
+    "offered_rate",
+    "committed_tx_per_s",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "latency_ms_p99",
+    "blocks_per_s",
+    "transactions_per_block",
+    "node_cpu",
+    "verify_per_s_per_core",
+    "cores",
+    "bound_tx_per_s",
+    "ratio",
+    "machine",
+)
+
+
+def test_throughput_quick_run_commits_and_reports() -> None:
+    """A real 4-node devnet under a few seconds of load: the report is complete, txs commit."""
+    completed = subprocess.run(
+        [sys.executable, str(THROUGHPUT_SCRIPT), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=THROUGHPUT_TIMEOUT_S,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    assert set(THROUGHPUT_KEYS) <= report.keys()
+    assert report["benchmark"] == "throughput" and report["quick"] is True
+    assert report["nodes"] == 4 and len(report["node_cpu"]) == 4
+    assert report["details"]["committed_total"] > 0
+    # No figure is asserted beyond "some": the machine running the tests is shared and noisy.
+    assert report["committed_tx_per_s"] >= 0 and report["ratio"] >= 0
+    assert report["latency_ms_p50"] is None or report["latency_ms_p50"] > 0
+    assert report["verify_per_s_per_core"] > 0 and report["bound_tx_per_s"] > 0
+    assert report["cores"] >= 1
