@@ -198,13 +198,19 @@ class Engine:
         proposer: str,
         transactions_max: int | None = None,
         bytes_max: int | None = None,
+        directory: Directory | None = None,
+        with_state_root: bool = True,
     ) -> ExecutionResult:
         """Execute ``transactions`` in order as block ``height`` on ``state``.
 
         With ``transactions_max`` / ``bytes_max`` (the primary building a proposal), execution
         stops before the batch would exceed them; the rest is neither accepted nor rejected.
+        ``directory`` is ``self.directory(state)`` when the caller already holds it (a node
+        keeps it from one commit to the next instead of decoding the member set each time).
+        Without ``with_state_root`` (a dry run that only asks which transactions apply), the
+        result's ``state_root`` is empty: the state tree is not updated at all.
         """
-        directory = self.directory(state)
+        directory = directory if directory is not None else self.directory(state)
         base_context = BlockContext(
             height=height,
             timestamp_ms=timestamp_ms,
@@ -245,7 +251,7 @@ class Engine:
             results=tuple(results),
             rejected=tuple(rejected),
             state_writes=block_overlay.writes,
-            state_root=state.preview_state_root(block_overlay.writes),
+            state_root=(state.preview_state_root(block_overlay.writes) if with_state_root else b""),
             members_hash=members_hash(directory.members),
         )
 
@@ -325,6 +331,7 @@ class Engine:
         self,
         state: CommittedState,
         block: Block,
+        directory: Directory | None = None,
     ) -> ExecutionResult:
         """Re-execute a proposed block; raise :class:`InvalidProposalError` if it is wrong.
 
@@ -333,7 +340,8 @@ class Engine:
         hash other than the ones execution gives.
         """
         header = block.header
-        parameters = self.directory(state).parameters
+        directory = directory if directory is not None else self.directory(state)
+        parameters = directory.parameters
         if merkle.root(block.transaction_leaves()) != header.tx_root:
             raise InvalidProposalError(f"block {header.height}: tx_root does not match")
         if len(block.transactions) > parameters.block_transactions_max:
@@ -346,6 +354,7 @@ class Engine:
             height=header.height,
             timestamp_ms=header.timestamp_ms,
             proposer=header.proposer,
+            directory=directory,
         )
         if result.rejected:
             transaction, rejection = result.rejected[0]

@@ -25,6 +25,7 @@ __all__ = ["ChainApplication", "CommittedTransaction"]
 
 EXECUTIONS_REMEMBERED_MAX = 64
 RESULTS_REMEMBERED_MAX = 100_000
+REVALIDATED_PER_COMMIT_MAX = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class ChainApplication:
             collections.OrderedDict()
         )
         self._results: collections.OrderedDict[bytes, object] = collections.OrderedDict()
+        self._last_committed: tuple[Block, CommitCertificate] | None = None
         self._tip = self._read_tip()
         self._refresh_directory()
 
@@ -79,6 +81,7 @@ class ChainApplication:
             proposer=proposer,
             transactions_max=parameters.block_transactions_max,
             bytes_max=parameters.block_bytes_max,
+            directory=self._directory,
         )
         for transaction, rejection in result.rejected:
             self.mempool.remember_rejection(transaction.tx_id, rejection)
@@ -103,7 +106,7 @@ class ChainApplication:
         if block.height != self._tip.height + 1 or block.header.prev_hash != self._tip.block_hash:
             return "does not extend the tip"
         try:
-            result = self.engine.process_proposal(self.store, block)
+            result = self.engine.process_proposal(self.store, block, self._directory)
         except InvalidProposalError as error:
             return str(error)
         self._remember(block.block_hash, result)
@@ -112,6 +115,8 @@ class ChainApplication:
     def committed_block(self, height: int) -> tuple[Block, CommitCertificate] | None:
         if not 1 <= height <= self._tip.height:
             return None
+        if self._last_committed is not None and self._last_committed[0].height == height:
+            return self._last_committed  # the tip, asked for by every status message
         block = self.store.block(height)
         certificate = self.store.certificate(height)
         if block is None or certificate is None:
@@ -124,7 +129,7 @@ class ChainApplication:
         """Append a certified block durably (the replica's CommitBlock action)."""
         result = self._executions.pop(block.block_hash, None)
         if result is None:
-            result = self.engine.process_proposal(self.store, block)
+            result = self.engine.process_proposal(self.store, block, self._directory)
         self.store.append_block(block, certificate, result.state_writes)
         self._executions.clear()
         self.mempool.remove(transaction.tx_id for transaction in block.transactions)
@@ -135,6 +140,7 @@ class ChainApplication:
         self._tip = ChainTip(
             block.height, block.block_hash, block.header.timestamp_ms, certificate.view
         )
+        self._last_committed = (block, certificate)
         self._refresh_directory()
         self.mempool.drop_expired(block.height + 1)
         self.revalidate_pending()
@@ -152,7 +158,7 @@ class ChainApplication:
                 "transaction_too_large",
                 f"{len(transaction.encoded)} bytes, over {parameters.transaction_bytes_max}",
             )
-        if not self.mempool.add(transaction):
+        if not self.mempool.add(transaction, height=self._tip.height):
             return False
         # A dry run on the tip: a transaction that cannot apply now (a signer without the
         # role, a reference already anchored…) is refused at once instead of lingering in
@@ -172,18 +178,25 @@ class ChainApplication:
             height=self._tip.height + 1,
             timestamp_ms=self._tip.timestamp_ms + 1,
             proposer=self._members[0].id,
+            directory=self._directory,
+            with_state_root=False,
         )
 
     def revalidate_pending(self) -> int:
         """Drop pending transactions that no longer apply on the tip; returns how many.
 
-        Checks what the next proposal would include (at most a block's worth), as the primary
-        does: a transaction made invalid by a committed one leaves every mempool promptly.
+        A committed transaction can invalidate a pending one (the same reference submitted
+        to two members): it must leave every mempool, or it would hold views open. A small
+        mempool is checked whole after each commit; a large one (under load, where commits
+        follow each other) only in its transactions pending for two blocks or more, a bounded
+        number at a time, so that the check does not cost a second execution of every block.
         """
-        candidates = self.mempool.candidates()[: self._parameters.block_transactions_max]
-        if not candidates:
+        pending = self.mempool.candidates()
+        if len(pending) > REVALIDATED_PER_COMMIT_MAX:
+            pending = self.mempool.admitted_before(self._tip.height - 2, REVALIDATED_PER_COMMIT_MAX)
+        if not pending:
             return 0
-        result = self._dry_run(candidates)
+        result = self._dry_run(pending)
         for transaction, rejection in result.rejected:
             self.mempool.remember_rejection(transaction.tx_id, rejection)
         self.mempool.remove(transaction.tx_id for transaction, _ in result.rejected)
@@ -194,9 +207,10 @@ class ChainApplication:
         return self._results.get(tx_id)
 
     def _refresh_directory(self) -> None:
-        directory = self.engine.directory(self.store)
-        self._members = directory.members
-        self._parameters = directory.parameters
+        """Read the member set, parameters and signer keys in force (after each commit)."""
+        self._directory = self.engine.directory(self.store)
+        self._members = self._directory.members
+        self._parameters = self._directory.parameters
 
     def _remember(self, block_hash: bytes, result: ExecutionResult) -> None:
         self._executions[block_hash] = result

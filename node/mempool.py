@@ -40,6 +40,7 @@ class Mempool:
         self._engine = engine
         self.limits = limits or MempoolLimits()
         self._pending: dict[bytes, Transaction] = {}
+        self._admitted_height: dict[bytes, int] = {}
         self._per_signer: collections.Counter[bytes] = collections.Counter()
         self._bytes = 0
         self._rejections: collections.OrderedDict[bytes, Rejection] = collections.OrderedDict()
@@ -54,7 +55,7 @@ class Mempool:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def add(self, transaction: Transaction, *, committed: bool = False) -> bool:
+    def add(self, transaction: Transaction, *, committed: bool = False, height: int = 0) -> bool:
         """Admit ``transaction``; False if it is already pending or ``committed``.
 
         Raises :class:`~contracts.base.Rejection` when it fails its checks (the reason is
@@ -76,6 +77,7 @@ class Mempool:
             self.remember_rejection(tx_id, rejection)
             raise
         self._pending[tx_id] = transaction
+        self._admitted_height[tx_id] = height
         self._per_signer[transaction.signer] += 1
         self._bytes += size
         return True
@@ -83,6 +85,16 @@ class Mempool:
     def candidates(self) -> list[Transaction]:
         """Pending transactions in arrival order (the primary executes a prefix of them)."""
         return list(self._pending.values())
+
+    def admitted_before(self, height: int, limit: int) -> list[Transaction]:
+        """Up to ``limit`` pending transactions admitted at tip ``height`` or earlier."""
+        older = []
+        for tx_id, transaction in self._pending.items():
+            if self._admitted_height[tx_id] <= height:
+                older.append(transaction)
+                if len(older) >= limit:
+                    break
+        return older
 
     def get(self, tx_id: bytes) -> Transaction | None:
         return self._pending.get(tx_id)
@@ -93,6 +105,7 @@ class Mempool:
             transaction = self._pending.pop(tx_id, None)
             if transaction is None:
                 continue
+            self._admitted_height.pop(tx_id, None)
             self._bytes -= len(transaction.encoded)
             self._per_signer[transaction.signer] -= 1
             if self._per_signer[transaction.signer] <= 0:
