@@ -72,7 +72,7 @@ from consensus.messages import (
     Status,
     ViewChange,
 )
-from consensus.quorum import VoteSet, fault_tolerance, quorum_size, weak_quorum_size
+from consensus.quorum import VoteSet, quorum_size, weak_quorum_size
 from consensus.safety import SafetyRecord
 from ledger import crypto
 from ledger.model import (
@@ -1042,15 +1042,3 @@ class Replica:
         if not self._certificate_is_valid(certificate):
             return "the certificate does not verify"
         return self._check_block(block, certificate.view, fresh=False)
-
-
-def describe(replica: Replica) -> dict[str, Any]:
-    """A small status document (for logs, the API and the simulator's reports)."""
-    return {
-        "member_id": replica.member_id,
-        "height": replica.height,
-        "view": replica.view,
-        "members": len(replica.members),
-        "f": fault_tolerance(len(replica.members)),
-        "dropped": dict(replica.dropped),
-    }

@@ -97,7 +97,6 @@ class SimulationConfig:
     byzantine: dict[str, str] = field(default_factory=dict)
     chaos_ms: int = 12_000
     stabilization_ms: int = 120_000
-    liveness_bound_ms: int = 100_000
     tick_ms: int = 50
     transaction_interval_ms: int = 300
     delay_ms_min: int = 1
@@ -243,7 +242,6 @@ class Simulation:
         self._nonce = 0
         self.stabilizing = False
         self.liveness_transactions: set[bytes] = set()
-        self.seen_messages: list[bytes] = []
         self.equivocations: set[tuple[str, int, int]] = set()
         self.proposals_seen: dict[tuple[int, int], bytes] = {}
 
@@ -421,8 +419,6 @@ class Simulation:
         node.sent_history.append((member_id, data))
         if len(node.sent_history) > 512:
             del node.sent_history[:256]
-        if len(self.seen_messages) < 4096:
-            self.seen_messages.append(data)
         if self._cut(node.member_id, member_id):
             return
         if not self.stabilizing and self.rng.random() < config.drop_rate:

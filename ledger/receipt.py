@@ -39,6 +39,7 @@ from pydantic import Field, StrictInt, model_validator
 from ledger import encoding, merkle
 from ledger.model import (
     MEMBERS_MAX,
+    Block,
     BlockHeader,
     CanonicalModel,
     CommitCertificate,
@@ -314,12 +315,26 @@ def build_receipt(store: Any, tx_id: bytes, *, with_status: bool = False) -> Rec
     With ``with_status``, a deeds anchor's receipt also proves the act's record at the tip.
     Returns None if ``tx_id`` is not in the chain.
     """
-    found = store.transaction(tx_id)
-    if found is None:
+    location = store.transaction_location(tx_id)
+    if location is None:
         return None
-    transaction, height, position = found
-    block = store.block(height)
-    certificate = store.certificate(height)
+    height, position = location
+    return receipt_from_block(
+        store, store.block(height), store.certificate(height), position, with_status=with_status
+    )
+
+
+def receipt_from_block(
+    store: Any,
+    block: Block,
+    certificate: CommitCertificate,
+    position: int,
+    *,
+    with_status: bool = False,
+) -> Receipt:
+    """The receipt of transaction ``position`` of a committed ``block`` already read."""
+    height = block.height
+    transaction = block.transactions[position]
     changes = [
         _member_set_change(store, change - 1)
         for change in store.member_set_changes(height)

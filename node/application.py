@@ -11,7 +11,6 @@ execution produced. Executions are remembered by block hash between ``validate``
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
 
 from consensus.application import ChainTip
 from contracts.base import Rejection
@@ -21,18 +20,11 @@ from ledger.model import Block, BlockHeader, CommitCertificate, Member, Transact
 from ledger.store import ChainStore
 from node.mempool import Mempool
 
-__all__ = ["ChainApplication", "CommittedTransaction"]
+__all__ = ["ChainApplication"]
 
 EXECUTIONS_REMEMBERED_MAX = 64
 RESULTS_REMEMBERED_MAX = 100_000
 REVALIDATED_PER_COMMIT_MAX = 256
-
-
-@dataclass(frozen=True, slots=True)
-class CommittedTransaction:
-    height: int
-    position: int
-    result: object
 
 
 class ChainApplication:

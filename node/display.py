@@ -49,7 +49,7 @@ from ledger.model import (
     Member,
     Transaction,
 )
-from ledger.receipt import build_receipt
+from ledger.receipt import build_receipt, receipt_from_block
 from ledger.store import ChainStore, CorruptionError
 from node.application import ChainApplication
 from node.mempool import Mempool
@@ -166,6 +166,12 @@ def receipt_for(
     return None if receipt is None else receipt.to_canonical()
 
 
+def _receipt_of(
+    store: ChainStore, block: Block, certificate: CommitCertificate, position: int
+) -> dict[str, Any]:
+    return receipt_from_block(store, block, certificate, position).to_canonical()
+
+
 def transaction_status(
     store: ChainStore, mempool: Mempool, application: ChainApplication, tx_id: bytes
 ) -> dict[str, Any] | None:
@@ -175,7 +181,7 @@ def transaction_status(
     """
     found = _locate(store, tx_id)
     if found is not None:
-        transaction, position, block, _ = found
+        transaction, position, block, certificate = found
         return {
             "tx_id": tx_id,
             "status": "committed",
@@ -184,7 +190,7 @@ def transaction_status(
             "block_hash": block.block_hash,
             "result": application.result(tx_id),
             "transaction": transaction.to_canonical(),
-            "receipt": receipt_for(store, tx_id),
+            "receipt": _receipt_of(store, block, certificate, position),
         }
     if tx_id in mempool:
         return {"tx_id": tx_id, "status": "pending"}

@@ -96,9 +96,6 @@ class Mempool:
                     break
         return older
 
-    def get(self, tx_id: bytes) -> Transaction | None:
-        return self._pending.get(tx_id)
-
     def remove(self, tx_ids: Iterable[bytes]) -> None:
         """Forget transactions (committed, or rejected by execution)."""
         for tx_id in tx_ids:
