@@ -196,7 +196,11 @@ class Load:
         self.sent = 0
 
     async def watch(self, session: Any) -> None:
-        """Poll the first node's tip; fetch every new block; note when each tx was seen."""
+        """Poll the first node's height; fetch every new block; note when each tx was seen.
+
+        The poll asks for /v1/status (a few hundred bytes), not the latest block: rendering a
+        block of hundreds of transactions POLL_S apart would load the watched node itself.
+        """
         from ledger import encoding
 
         url = self.urls[0]
@@ -204,19 +208,17 @@ class Load:
         seen = 0
         while not self.stop_watching:
             try:
-                async with session.get(f"{url}/v1/blocks/latest", headers=headers) as response:
-                    body = await response.read()
-                    latest = encoding.unpack(body) if response.status == 200 else None
+                async with session.get(f"{url}/v1/status") as response:
+                    height = (await response.json())["height"] if response.status == 200 else 0
             except Exception as error:
                 self.answers[f"watch_error:{type(error).__name__}"] += 1
-                latest = None
+                height = 0
             now = time.monotonic()
-            if latest is not None and latest["height"] > seen:
+            if height > seen:
                 documents = []
-                for height in range(seen + 1, latest["height"]):
-                    async with session.get(f"{url}/v1/blocks/{height}", headers=headers) as r:
+                for number in range(seen + 1, height + 1):
+                    async with session.get(f"{url}/v1/blocks/{number}", headers=headers) as r:
                         documents.append(encoding.unpack(await r.read()))
-                documents.append(latest)
                 for document in documents:
                     ids = document["transaction_ids"]
                     for tx_id in ids:
@@ -232,7 +234,7 @@ class Load:
                             "proposer": document["header"]["proposer"],
                         }
                     )
-                seen = latest["height"]
+                seen = height
                 self.progress.set()
             await asyncio.sleep(POLL_S)
 
@@ -521,6 +523,10 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
                 raise RuntimeError(f"load process: {answer['error']}")
             result = answer["result"]
             load.join(10)
+            views = {}
+            for process in processes:
+                with urllib.request.urlopen(f"{process.api_url}/v1/status", timeout=5) as r:
+                    views[process.member_id] = json.loads(r.read())["view"]
         finally:
             if load is not None and load.is_alive():
                 load.kill()
@@ -562,6 +568,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         "transactions_per_block": result["transactions_per_block"],
         "node_cpu": node_cpu,
         "node_cpu_total": round(sum(v for v in node_cpu.values() if v is not None), 3),
+        "views_at_end": views,
         "load_cpu": result["load_cpu"],
         "verify_per_s_per_core": verify["verify_per_s_per_core"],
         "cores": cores,

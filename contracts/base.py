@@ -9,10 +9,11 @@ state, in the spirit of CometBFT's ABCI. The execution engine (:mod:`contracts.e
     Stateless: are the arguments well formed? No state, no context. Cheap enough to run when a
     transaction enters a node's mempool.
 ``apply(transaction, state, context)``
-    Deterministic: read and write through ``state`` (a :class:`StateView` namespaced to the
-    contract), decide from the transaction and the block ``context`` only, and return a small
-    result document, or raise :class:`Rejection` with a stable code and a reason. A rejected
-    transaction leaves no trace: its writes are discarded.
+    Called only for a transaction whose ``check`` passed. Deterministic: read and write
+    through ``state`` (a :class:`StateView` namespaced to the contract), decide from the
+    transaction and the block ``context`` only, and return a small result document, or raise
+    :class:`Rejection` with a stable code and a reason. A rejected transaction leaves no
+    trace: its writes are discarded.
 ``query(path, state)``
     Reads for clients, over a :class:`ReadView` of the committed state.
 ``genesis_state(genesis, state)``

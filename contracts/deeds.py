@@ -88,7 +88,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
 from contracts.base import (
@@ -238,7 +238,9 @@ class Act:
 
     def to_record(self) -> dict[str, Any]:
         """The stored form (and the ``act/`` answer): a plain map with lists, not tuples."""
-        record = asdict(self)
+        # Field by field rather than dataclasses.asdict, which deep-copies every value: this
+        # runs for every anchoring on every node.
+        record = {name: getattr(self, name) for name in _ACT_FIELDS}
         for name in LINK_LISTS:
             record[name] = list(record[name])
         return record
@@ -273,7 +275,11 @@ class HistoryEntry:
     decision_reference: str | None = None
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _HISTORY_FIELDS}
+
+
+_ACT_FIELDS = tuple(field.name for field in fields(Act))
+_HISTORY_FIELDS = tuple(field.name for field in fields(HistoryEntry))
 
 
 # --- stateless validation of arguments --------------------------------------------------------
@@ -447,10 +453,9 @@ class DeedsContract(Contract):
     def apply(self, transaction: Transaction, state: StateView, context: BlockContext) -> Any:
         """Apply one action; return ``{"issuer", "reference", "status"}`` or raise Rejection.
 
-        The engine has run :meth:`check` already; it runs again here (it is cheap) so that
-        ``apply`` never trusts arguments it has not seen validated.
+        The engine runs :meth:`check` on every transaction before ``apply`` (for the proposer,
+        the validators and the auditor alike), so the arguments here are validated.
         """
-        self.check(transaction)
         handler = _ACTION_HANDLERS[transaction.action]
         act = handler(transaction, state, context)
         return {"issuer": act.issuer, "reference": act.reference, "status": act.status}

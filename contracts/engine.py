@@ -29,7 +29,7 @@ block therefore take effect at the next height (DESIGN.md decision 9).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -200,6 +200,7 @@ class Engine:
         bytes_max: int | None = None,
         directory: Directory | None = None,
         with_state_root: bool = True,
+        stop_early: Callable[[], bool] | None = None,
     ) -> ExecutionResult:
         """Execute ``transactions`` in order as block ``height`` on ``state``.
 
@@ -209,6 +210,9 @@ class Engine:
         keeps it from one commit to the next instead of decoding the member set each time).
         Without ``with_state_root`` (a dry run that only asks which transactions apply), the
         result's ``state_root`` is empty: the state tree is not updated at all.
+        ``stop_early`` is the proposer's own policy (a node bounds the time it spends building
+        a block): asked after each accepted transaction, True ends the batch there, like the
+        limits. It never changes what a given list of transactions executes to.
         """
         directory = directory if directory is not None else self.directory(state)
         base_context = BlockContext(
@@ -246,6 +250,8 @@ class Engine:
             accepted.append(transaction)
             results.append(result)
             block_bytes += size
+            if stop_early is not None and stop_early():
+                break
         return ExecutionResult(
             accepted=tuple(accepted),
             results=tuple(results),

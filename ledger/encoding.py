@@ -131,6 +131,9 @@ def pack(value: Any, *, depth_max: int = DEFAULT_LIMITS.depth_max) -> bytes:
     for a value outside the canonical subset, :class:`DepthLimitError` when containers nest
     deeper than ``depth_max``.
     """
+    kind = type(value)
+    if kind is str or kind is bytes:  # state keys are built from many small parts
+        return _packb(value)
     assert 0 <= depth_max <= _DEPTH_MAX_SUPPORTED, f"depth_max over {_DEPTH_MAX_SUPPORTED}"
     return _packb(_canonical(value, depth_max))
 
@@ -282,7 +285,30 @@ def _check_decoded(value: Any, depth_left: int) -> None:
             _check_decoded(item, depth_left - 1)
 
 
+_KEY_ORDER_CACHE: dict[tuple[str, ...], tuple[str, ...]] = {}
+_KEY_ORDER_CACHE_SIZE_MAX = 1024
+_KEY_ORDER_KEYS_MAX = 32
+_KEY_ORDER_KEY_CHARACTERS_MAX = 64
+
+
 def _canonical_map(value: dict, depth_left: int) -> dict:
+    # Records are written by code, so the same text keys come back in the same insertion
+    # order again and again: their canonical order is computed once and remembered.
+    order = _KEY_ORDER_CACHE.get(tuple(value))
+    if order is None:
+        return _canonical_map_sorted(value, depth_left)
+    result = {}
+    for key in order:
+        item = value[key]
+        kind = type(item)
+        if kind is str or kind is bytes or item is None or kind is bool:
+            result[key] = item
+        else:
+            result[key] = _canonical(item, depth_left)
+    return result
+
+
+def _canonical_map_sorted(value: dict, depth_left: int) -> dict:
     entries = []
     for key, item in value.items():
         if type(key) not in (str, bytes, int) or type(key) is bool:
@@ -294,6 +320,15 @@ def _canonical_map(value: dict, depth_left: int) -> dict:
     for previous, current in itertools.pairwise(entries):
         if previous[0] == current[0]:
             raise UnsupportedTypeError(f"duplicate map key {current[1]!r}")
+    keys = tuple(value)
+    if (
+        len(_KEY_ORDER_CACHE) < _KEY_ORDER_CACHE_SIZE_MAX
+        and len(keys) <= _KEY_ORDER_KEYS_MAX
+        and all(type(key) is str and len(key) <= _KEY_ORDER_KEY_CHARACTERS_MAX for key in keys)
+    ):
+        # Distinct text keys have distinct encodings: the order alone can be reused. Only
+        # small key sets are remembered, so that hostile maps cannot fill memory.
+        _KEY_ORDER_CACHE[keys] = tuple(key for _, key, _ in entries)
     return {key: item for _, key, item in entries}
 
 

@@ -21,6 +21,7 @@ The byte-level specification of all of this is docs/format.md.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import re
@@ -222,10 +223,8 @@ class CanonicalModel(BaseModel):
         """A copy; with ``update``, values cached from the old fields (ids, hashes) are dropped."""
         copied = super().model_copy(update=update, deep=deep)
         if update:
-            for cls in type(self).__mro__:
-                for name, attribute in vars(cls).items():
-                    if isinstance(attribute, cached_property):
-                        copied.__dict__.pop(name, None)
+            for name in _cached_property_names(type(self)):
+                copied.__dict__.pop(name, None)
         return copied
 
     @classmethod
@@ -247,6 +246,31 @@ class CanonicalModel(BaseModel):
     ) -> Self:
         """Decode canonical bytes; raises :class:`ModelDecodeError` (or an EncodingError)."""
         return cls.from_canonical(encoding.unpack(data, limits))
+
+
+@functools.cache
+def _cached_property_names(cls: type) -> tuple[str, ...]:
+    """The names of the cached properties of ``cls`` and its bases (values derived from fields)."""
+    return tuple(
+        name
+        for klass in cls.__mro__
+        for name, attribute in vars(klass).items()
+        if isinstance(attribute, cached_property)
+    )
+
+
+def _copy_plain(value: Any) -> Any:
+    """A copy of a decoded value: new maps and lists all the way down (scalars are immutable)."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy_plain(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_plain(item) for item in value]
+    if kind is tuple:
+        return tuple(_copy_plain(item) for item in value)
+    if kind is str or kind is bytes or kind is int or kind is bool or value is None:
+        return value
+    return copy.deepcopy(value)
 
 
 def _describe(model_name: str, error: ValidationError) -> str:
@@ -431,7 +455,9 @@ class Transaction(CanonicalModel):
         The execution engine hands contracts such a copy: whatever a contract does to the
         arguments, the signed transaction that goes into the block stays as it was.
         """
-        copied = super().model_copy(update={"args": copy.deepcopy(self.args)})
+        # BaseModel's copy: the cached id and bytes are kept on purpose (the arguments are
+        # equal; only their containers are new).
+        copied = BaseModel.model_copy(self, update={"args": _copy_plain(self.args)})
         copied.__dict__["tx_id"] = self.tx_id
         copied.__dict__["encoded"] = self.encoded
         return copied

@@ -24,6 +24,7 @@ let a committed block be rewritten.
 
 from __future__ import annotations
 
+import collections
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ import plyvel
 
 from ledger import encoding, merkle, schema
 from ledger.model import Block, CommitCertificate, Genesis, ModelDecodeError, Transaction
-from ledger.state import EMPTY_ROOT, SparseMerkleTree, StateProof
+from ledger.state import EMPTY_ROOT, SparseMerkleTree, StateProof, StateUpdate
 
 __all__ = [
     "BlockRejectedError",
@@ -42,6 +43,9 @@ __all__ = [
     "StoreError",
     "Tip",
 ]
+
+PREVIEWS_REMEMBERED = 4
+"""State updates kept from ``preview_state_root`` (a proposal per view, rarely more)."""
 
 
 class StoreError(Exception):
@@ -89,6 +93,9 @@ class ChainStore:
         self._tip = tip
         self.path = path
         self._tree = SparseMerkleTree(_NodeReader(database))
+        self._previews: collections.deque[tuple[bytes, dict[bytes, bytes | None], StateUpdate]] = (
+            collections.deque(maxlen=PREVIEWS_REMEMBERED)
+        )
         self._tip_members_hash: bytes | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -203,8 +210,23 @@ class ChainStore:
     # --- writing ------------------------------------------------------------------------------
 
     def preview_state_root(self, state_writes: Mapping[bytes, bytes | None]) -> bytes:
-        """The state root that ``state_writes`` applied on the tip would give; writes nothing."""
-        return self._tree.update(self._tip.state_root, state_writes).root
+        """The state root that ``state_writes`` applied on the tip would give; writes nothing.
+
+        The update is remembered (a few of them), so that appending the block whose writes
+        these are does not compute the same tree nodes a second time.
+        """
+        update = self._tree.update(self._tip.state_root, state_writes)
+        self._previews.append((self._tip.state_root, dict(state_writes), update))
+        return update.root
+
+    def _state_update(self, state_writes: Mapping[bytes, bytes | None]) -> StateUpdate:
+        root = self._tip.state_root
+        for base, writes, update in self._previews:
+            # An update depends only on the root it starts from and the writes (the tree is
+            # content addressed), so a remembered one with both equal is the same update.
+            if base == root and writes == state_writes:
+                return update
+        return self._tree.update(root, state_writes)
 
     def append_block(
         self,
@@ -221,7 +243,7 @@ class ChainStore:
         """
         header = block.header
         self._check_fits(block, certificate)
-        update = self._tree.update(self._tip.state_root, state_writes)
+        update = self._state_update(state_writes)
         if update.root != header.state_root:
             raise BlockRejectedError(
                 f"block {header.height}: state_root {header.state_root.hex()} but the state "
@@ -250,6 +272,7 @@ class ChainStore:
             batch.put(schema.TIP, _encode_tip(tip))
         self._tip = tip
         self._tip_members_hash = header.members_hash
+        self._previews.clear()
         return tip
 
     def _members_hash_at_tip(self) -> bytes:

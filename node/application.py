@@ -11,6 +11,7 @@ execution produced. Executions are remembered by block hash between ``validate``
 from __future__ import annotations
 
 import collections
+import time
 
 from consensus.application import ChainTip
 from contracts.base import Rejection
@@ -25,6 +26,10 @@ __all__ = ["ChainApplication"]
 EXECUTIONS_REMEMBERED_MAX = 64
 RESULTS_REMEMBERED_MAX = 100_000
 REVALIDATED_PER_COMMIT_MAX = 256
+LINGERING_BLOCKS = 4
+LINGERING_REVALIDATED_PER_COMMIT_MAX = 32
+PROPOSAL_TIME_SHARE = 0.15
+"""The share of the view timeout a primary spends at most executing the block it builds."""
 
 
 class ChainApplication:
@@ -65,6 +70,10 @@ class ChainApplication:
 
     def propose(self, *, height: int, view: int, timestamp_ms: int, proposer: str) -> Block:
         parameters = self._parameters
+        # Every member executes the block after the primary, and the view timer runs meanwhile:
+        # a block that takes the primary a fraction of the view timeout to build stays well
+        # inside it on the others too. The rest waits for the next block.
+        deadline = time.monotonic() + parameters.view_timeout_ms / 1000 * PROPOSAL_TIME_SHARE
         result = self.engine.execute(
             self.store,
             self.mempool.candidates(),
@@ -74,6 +83,7 @@ class ChainApplication:
             transactions_max=parameters.block_transactions_max,
             bytes_max=parameters.block_bytes_max,
             directory=self._directory,
+            stop_early=lambda: time.monotonic() > deadline,
         )
         for transaction, rejection in result.rejected:
             self.mempool.remember_rejection(transaction.tx_id, rejection)
@@ -137,8 +147,12 @@ class ChainApplication:
         self.mempool.drop_expired(block.height + 1)
         self.revalidate_pending()
 
-    def submit(self, transaction: Transaction) -> bool:
-        """Admit a transaction into the mempool (raises Rejection); False if known."""
+    def submit(self, transaction: Transaction, *, dry_run: bool = True) -> bool:
+        """Admit a transaction into the mempool (raises Rejection); False if known.
+
+        Without ``dry_run`` (gossip under load) only the stateless checks run; the transaction
+        waits for a block, or a dry run after commits or while idle, to settle it.
+        """
         committed = self.store.transaction_location(transaction.tx_id) is not None
         if committed:
             return False
@@ -152,6 +166,8 @@ class ChainApplication:
             )
         if not self.mempool.add(transaction, height=self._tip.height):
             return False
+        if not dry_run:
+            return True
         # A dry run on the tip: a transaction that cannot apply now (a signer without the
         # role, a reference already anchored…) is refused at once instead of lingering in
         # every member's mempool and holding views open.
@@ -179,16 +195,34 @@ class ChainApplication:
 
         A committed transaction can invalidate a pending one (the same reference submitted
         to two members): it must leave every mempool, or it would hold views open. A small
-        mempool is checked whole after each commit; a large one (under load, where commits
-        follow each other) only in its transactions pending for two blocks or more, a bounded
-        number at a time, so that the check does not cost a second execution of every block.
+        mempool is checked whole after each commit. A large one (under load, where commits
+        follow each other and the primary drops what fails when it builds a block) only in a
+        few of its transactions pending for several blocks, so that the check does not cost a
+        second execution of every transaction; :meth:`revalidate_when_idle` does the rest once
+        the load stops.
         """
         pending = self.mempool.candidates()
         if len(pending) > REVALIDATED_PER_COMMIT_MAX:
-            pending = self.mempool.admitted_before(self._tip.height - 2, REVALIDATED_PER_COMMIT_MAX)
+            pending = self.mempool.admitted_before(
+                self._tip.height - LINGERING_BLOCKS, LINGERING_REVALIDATED_PER_COMMIT_MAX
+            )
         if not pending:
             return 0
-        result = self._dry_run(pending)
+        return self._settle(pending)
+
+    def revalidate_when_idle(self) -> int:
+        """Dry-run the oldest pending transactions (a bounded number); returns how many dropped.
+
+        Called while no block commits although transactions are pending: ones admitted without
+        a dry run (gossip under load) or made invalid since, which the primary drops but the
+        other members keep, must not hold the view timer open.
+        """
+        pending = self.mempool.candidates()[:REVALIDATED_PER_COMMIT_MAX]
+        return self._settle(pending) if pending else 0
+
+    def _settle(self, transactions: list[Transaction]) -> int:
+        """Dry-run ``transactions`` on the tip; drop (and remember) the ones that fail."""
+        result = self._dry_run(transactions)
         for transaction, rejection in result.rejected:
             self.mempool.remember_rejection(transaction.tx_id, rejection)
         self.mempool.remove(transaction.tx_id for transaction, _ in result.rejected)

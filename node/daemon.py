@@ -58,6 +58,16 @@ __all__ = ["Node", "NodeMetrics", "replica_config_for"]
 log = logging.getLogger("sceau.node")
 
 GOSSIP_BATCH_MAX = 256
+GOSSIP_DRY_RUN_PENDING_MAX = 64
+"""Gossiped transactions get a dry run at admission while the mempool holds fewer than this.
+
+Under load the transactions a peer gossips are committed within a block or two: a dry run of
+each one on admission would execute every transaction a second time on every node. Past this
+size they are admitted on their signature and stateless checks only; the ones that linger are
+dry-run after commits and while the chain is idle (:meth:`ChainApplication.revalidate_pending`,
+:meth:`ChainApplication.revalidate_when_idle`)."""
+IDLE_TICKS_BEFORE_REVALIDATION = 10
+"""Ticks without a commit, transactions pending, after which the oldest are dry-run again."""
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
 
 
@@ -139,6 +149,9 @@ class Node:
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._submitted_at: dict[bytes, float] = {}
         self._gossip: list[Transaction] = []
+        self._gossip_flush_scheduled = False
+        self._idle_ticks = 0
+        self._idle_height = store.tip.height
         self._ticker: asyncio.Task[None] | None = None
         self._last_view = self.replica.view
         self.started_at = time.monotonic()
@@ -179,11 +192,15 @@ class Node:
         interval_s = self.tick_ms / 1000
         next_at = time.monotonic()
         while True:
-            next_at += interval_s
+            # Ticks missed while the loop was busy (executing a block) are not made up: the
+            # view timer counts time the node could have spent waiting for its peers, not time
+            # it spent working itself.
+            next_at = max(next_at + interval_s, time.monotonic())
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             try:
                 self._flush_gossip()
                 self._execute(self.replica.on_tick(self._clock_ms()))
+                self._revalidate_when_idle()
             except Exception:  # our bug: log loudly, keep the node alive for diagnosis
                 log.exception("tick failed")
                 raise
@@ -208,9 +225,10 @@ class Node:
             self.metrics.frames_rejected["sender_mismatch"] += 1
             return
         added = 0
+        dry_run = len(self.mempool) < GOSSIP_DRY_RUN_PENDING_MAX
         for transaction in gossip.transactions:
             try:
-                added += self.application.submit(transaction)
+                added += self.application.submit(transaction, dry_run=dry_run)
             except Rejection as rejection:
                 self.metrics.frames_rejected[f"gossip_{rejection.code}"] += 1
         if added:
@@ -227,10 +245,16 @@ class Node:
             self._gossip.append(transaction)
             if len(self._gossip) >= GOSSIP_BATCH_MAX:
                 self._flush_gossip()
+            elif not self._gossip_flush_scheduled:
+                # Sent once the event loop has handled what is ready now: the submissions that
+                # arrived together travel in one frame, and none waits for the next tick.
+                self._gossip_flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush_gossip)
             self._execute(self.replica.on_transactions())
         return added
 
     def _flush_gossip(self) -> None:
+        self._gossip_flush_scheduled = False
         if not self._gossip or self.transport is None:
             return
         batch, self._gossip = self._gossip, []
@@ -238,6 +262,17 @@ class Node:
             chunk = tuple(batch[start : start + GOSSIP_BATCH_MAX])
             gossip = TransactionGossip(transactions=chunk, sender=self.member_id)
             self.transport.broadcast(encode_frame(gossip))
+
+    def _revalidate_when_idle(self) -> None:
+        height = self.store.tip.height
+        if height != self._idle_height:
+            self._idle_height, self._idle_ticks = height, 0
+            return
+        self._idle_ticks += 1
+        if self._idle_ticks >= IDLE_TICKS_BEFORE_REVALIDATION:
+            self._idle_ticks = 0
+            if len(self.mempool) and self.application.revalidate_when_idle():
+                self._execute(self.replica.on_transactions())
 
     # --- actions out --------------------------------------------------------------------------
 

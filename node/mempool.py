@@ -86,6 +86,10 @@ class Mempool:
         """Pending transactions in arrival order (the primary executes a prefix of them)."""
         return list(self._pending.values())
 
+    def pending(self, tx_id: bytes) -> Transaction | None:
+        """The pending transaction ``tx_id``, if it is pending."""
+        return self._pending.get(tx_id)
+
     def admitted_before(self, height: int, limit: int) -> list[Transaction]:
         """Up to ``limit`` pending transactions admitted at tip ``height`` or earlier."""
         older = []

@@ -325,6 +325,33 @@ def test_map_keys_sort_by_their_encoded_bytes_not_their_python_order():
     assert list(unpack(pack(value))) == [1, "a", b"a", 200, -1]
 
 
+@settings(max_examples=100)
+@given(
+    st.dictionaries(st.text(max_size=40), canonical_values(), min_size=1, max_size=8),
+    st.randoms(use_true_random=False),
+)
+def test_a_remembered_key_order_encodes_exactly_like_a_fresh_sort(value: dict, random: Any):
+    # Text keys of different lengths sort by their encoded bytes (length prefix first): the
+    # order remembered from the first encoding must give the same bytes every time after.
+    first = pack(value)
+    assert pack(value) == first
+    items = list(value.items())
+    random.shuffle(items)
+    shuffled = dict(items)
+    assert pack(shuffled) == pack(shuffled) == first
+    assert pack(unpack(first)) == first
+    assert list(unpack(first)) == sorted(value, key=lambda key: pack(key))
+
+
+def test_a_remembered_key_order_still_checks_the_values():
+    good = {"b": 1, "aa": "x"}
+    pack(good)
+    with pytest.raises(UnsupportedTypeError):
+        pack({"b": 1.5, "aa": "x"})
+    with pytest.raises(UnsupportedTypeError):
+        pack({"b": 2**64, "aa": "x"})
+
+
 def test_str_and_bytes_stay_distinct_types():
     assert pack("abc") != pack(b"abc")
     assert unpack(pack("abc")) == "abc"

@@ -1,0 +1,152 @@
+"""The node's application (``node.application.ChainApplication``) over a real LevelDB store.
+
+Admission with and without a dry run, the settling of pending transactions that fail, and the
+reuse of a proposal's state update when its block is appended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts.base import Rejection
+from contracts.deeds import act_key
+from ledger.devchain import LocalConsortium
+from ledger.model import ContractRef, Transaction
+from node.application import ChainApplication
+from node.launch import engine_for, initialise_data_dir
+from node.mempool import Mempool
+
+MEMBERS = [("est", "Commune de l'Est"), ("ouest", "Commune de l'Ouest")]
+CONTRACTS = [
+    ContractRef(name="membership", version="1.0"),
+    ContractRef(name="deeds", version="1.0"),
+]
+NONCES = itertools.count(1)
+
+
+@pytest.fixture
+def consortium() -> LocalConsortium:
+    return LocalConsortium.create(MEMBERS, seed=b"sceau application tests", contracts=CONTRACTS)
+
+
+@pytest.fixture
+def application(tmp_path: Path, consortium: LocalConsortium) -> ChainApplication:
+    store = initialise_data_dir(tmp_path / "data", consortium.genesis)
+    engine = engine_for(consortium.genesis)
+    return ChainApplication(store, engine, Mempool(engine))
+
+
+def _anchor(consortium: LocalConsortium, reference: str, **arguments: Any) -> Transaction:
+    return Transaction.create(
+        consortium.keys["est"],
+        chain_id=consortium.chain_id,
+        contract="deeds",
+        action="anchor",
+        args={
+            "issuer": "est",
+            "reference": reference,
+            "kind": "deliberation",
+            "digest": hashlib.sha256(reference.encode()).digest(),
+            "act_date": "2026-11-29",
+            "title": f"Délibération {reference}",
+            **arguments,
+        },
+        nonce=next(NONCES),
+        expiry_height=1_000,
+    )
+
+
+def _commit_one(application: ChainApplication, consortium: LocalConsortium) -> None:
+    tip = application.tip()
+    block = application.propose(
+        height=tip.height + 1, view=0, timestamp_ms=tip.timestamp_ms + 1, proposer="est"
+    )
+    application.commit(block, consortium.certify(block))
+
+
+def test_a_dry_run_at_admission_refuses_what_cannot_apply_now(
+    application: ChainApplication, consortium: LocalConsortium
+) -> None:
+    application.submit(_anchor(consortium, "D-1"))
+    _commit_one(application, consortium)
+    again = _anchor(consortium, "D-1", title="Même référence, autre transaction")
+    with pytest.raises(Rejection) as refused:
+        application.submit(again)
+    assert refused.value.code == "duplicate_reference"
+    assert again.tx_id not in application.mempool
+    assert application.mempool.rejection(again.tx_id) is refused.value
+
+
+def test_without_a_dry_run_a_failing_transaction_waits_until_it_is_settled(
+    application: ChainApplication, consortium: LocalConsortium
+) -> None:
+    application.submit(_anchor(consortium, "D-2"))
+    _commit_one(application, consortium)
+    failing = _anchor(consortium, "D-2", title="Déjà ancrée")
+    fine = _anchor(consortium, "D-3")
+    assert application.submit(failing, dry_run=False)
+    assert application.submit(fine, dry_run=False)
+    assert failing.tx_id in application.mempool  # admitted on its signature and checks only
+
+    assert application.revalidate_when_idle() == 1
+    assert failing.tx_id not in application.mempool
+    assert application.mempool.rejection(failing.tx_id).code == "duplicate_reference"
+    assert fine.tx_id in application.mempool
+    assert application.revalidate_when_idle() == 0
+
+
+def test_stateless_checks_still_run_without_a_dry_run(
+    application: ChainApplication, consortium: LocalConsortium
+) -> None:
+    bad = _anchor(consortium, "D-4", kind="not-a-kind")
+    with pytest.raises(Rejection) as refused:
+        application.submit(bad, dry_run=False)
+    assert refused.value.code == "invalid_arguments"
+    assert bad.tx_id not in application.mempool
+
+
+def test_a_transaction_admitted_without_a_dry_run_commits(
+    application: ChainApplication, consortium: LocalConsortium
+) -> None:
+    transaction = _anchor(consortium, "D-5")
+    application.submit(transaction, dry_run=False)
+    _commit_one(application, consortium)
+    assert application.store.transaction_location(transaction.tx_id) == (1, 0)
+    assert application.revalidate_when_idle() == 0
+    assert len(application.mempool) == 0
+
+
+def test_appending_a_proposed_block_reuses_its_state_update(
+    application: ChainApplication, consortium: LocalConsortium, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    application.submit(_anchor(consortium, "D-6"))
+    tip = application.tip()
+    block = application.propose(
+        height=tip.height + 1, view=0, timestamp_ms=tip.timestamp_ms + 1, proposer="est"
+    )
+    store = application.store
+    updates = []
+    original = store._tree.update
+    monkeypatch.setattr(store._tree, "update", lambda *a: updates.append(a) or original(*a))
+    application.commit(block, consortium.certify(block))
+    assert updates == []  # the proposal's update was kept, not computed again
+    assert store.tip.state_root == block.header.state_root
+    assert store.state_get(b"deeds/" + act_key("est", "D-6")) is not None
+
+
+def test_a_pending_transaction_made_invalid_by_a_commit_leaves_the_mempool(
+    application: ChainApplication, consortium: LocalConsortium
+) -> None:
+    first = _anchor(consortium, "D-7")
+    rival = _anchor(consortium, "D-7", title="Soumise à un autre membre")
+    application.submit(first)
+    application.submit(rival)  # both apply on the tip, each alone
+    _commit_one(application, consortium)  # the block holds the first; the rival now fails
+    assert application.store.transaction_location(first.tx_id) is not None
+    assert rival.tx_id not in application.mempool
+    assert application.mempool.rejection(rival.tx_id).code == "duplicate_reference"
