@@ -48,6 +48,7 @@ __all__ = [
     "NonCanonicalError",
     "SizeLimitError",
     "UnsupportedTypeError",
+    "canonical_form",
     "pack",
     "unpack",
 ]
@@ -136,6 +137,17 @@ def pack(value: Any, *, depth_max: int = DEFAULT_LIMITS.depth_max) -> bytes:
         return _packb(value)
     assert 0 <= depth_max <= _DEPTH_MAX_SUPPORTED, f"depth_max over {_DEPTH_MAX_SUPPORTED}"
     return _packb(_canonical(value, depth_max))
+
+
+def canonical_form(value: Any, *, depth_max: int = DEFAULT_LIMITS.depth_max) -> Any:
+    """``value`` rebuilt as it decodes from its canonical encoding: new maps in canonical key
+    order, lists for tuples, bytes for byte buffers, base types for subclasses.
+
+    Raises like :func:`pack`. Cheaper than ``unpack(pack(value))`` and gives an equal value made
+    of new containers (scalars are immutable and shared).
+    """
+    assert 0 <= depth_max <= _DEPTH_MAX_SUPPORTED, f"depth_max over {_DEPTH_MAX_SUPPORTED}"
+    return _canonical(value, depth_max)
 
 
 def _packb(value: Any) -> bytes:

@@ -173,16 +173,17 @@ Version = Annotated[StrictStr, Field(pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$", max
 
 
 def _check_arguments(value: dict[str, Any]) -> dict[str, Any]:
+    # Keep the canonical form, not the caller's objects: a private copy that a caller cannot
+    # mutate after the fact (tx_id is cached), with tuples as lists and keys sorted, so that a
+    # transaction equals its own decoding.
     try:
-        encoded = encoding.pack(value, depth_max=ARGUMENTS_DEPTH_MAX)
+        canonical = encoding.canonical_form(value, depth_max=ARGUMENTS_DEPTH_MAX)
+        size = len(encoding.pack(canonical, depth_max=ARGUMENTS_DEPTH_MAX))
     except encoding.EncodingError as error:
         raise ValueError(f"not canonically encodable: {error}") from None
-    if len(encoded) > TRANSACTION_BYTES_MAX:
-        raise ValueError(f"arguments take {len(encoded)} bytes, over {TRANSACTION_BYTES_MAX}")
-    # Keep the decoded canonical form, not the caller's objects: a private copy that a caller
-    # cannot mutate after the fact (tx_id is cached), with tuples as lists and keys sorted, so
-    # that a transaction equals its own decoding.
-    return encoding.unpack(encoded)
+    if size > TRANSACTION_BYTES_MAX:
+        raise ValueError(f"arguments take {size} bytes, over {TRANSACTION_BYTES_MAX}")
+    return canonical
 
 
 Arguments = Annotated[dict[StrictStr, Any], AfterValidator(_check_arguments)]
@@ -448,6 +449,20 @@ class Transaction(CanonicalModel):
     def encoded(self) -> bytes:
         """The canonical bytes of the whole signed transaction (the Merkle leaf)."""
         return self.to_bytes()
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, limits: encoding.DecodeLimits = encoding.DEFAULT_LIMITS
+    ) -> Self:
+        """Decode canonical bytes; the transaction's ``encoded`` is ``data`` itself.
+
+        The decoder refused anything but the canonical encoding, and the model refuses extra
+        fields and never coerces a value, so re-encoding would give ``data`` back: every node
+        decodes every transaction at least twice (gossip, block), so it is not done.
+        """
+        transaction = super().from_bytes(data, limits)
+        transaction.__dict__["encoded"] = bytes(data)
+        return transaction
 
     def with_private_arguments(self) -> Transaction:
         """A copy whose ``args`` is a deep copy, keeping this transaction's id and bytes.

@@ -154,6 +154,8 @@ def test_canonical_bytes_round_trip(name: str, data: st.DataObject):
     assert decoded == model
     assert decoded.to_bytes() == encoded
     assert model.to_bytes() == encoded
+    if isinstance(decoded, Transaction):
+        assert decoded.encoded == encoded == decoded.model_copy().to_bytes()
 
 
 @pytest.mark.parametrize("name", JSON_STRATEGIES)
