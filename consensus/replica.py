@@ -201,6 +201,12 @@ class Replica:
     def primary(self, view: int) -> str:
         return self.members[view % len(self.members)].id
 
+    @property
+    def block_in_progress(self) -> bool:
+        """Whether a proposal for the height in progress is known in the current view, or a
+        certified block is being committed (for the driver: the chain is not idle)."""
+        return self._committing is not None or self.view in self._state.proposals
+
     # --- public events ------------------------------------------------------------------------
 
     def on_tick(self, now_ms: int) -> list[Action]:

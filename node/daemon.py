@@ -66,8 +66,9 @@ each one on admission would execute every transaction a second time on every nod
 size they are admitted on their signature and stateless checks only; the ones that linger are
 dry-run after commits and while the chain is idle (:meth:`ChainApplication.revalidate_pending`,
 :meth:`ChainApplication.revalidate_when_idle`)."""
-IDLE_TICKS_BEFORE_REVALIDATION = 10
-"""Ticks without a commit, transactions pending, after which the oldest are dry-run again."""
+IDLE_TICKS_BEFORE_REVALIDATION = 16
+"""Ticks with transactions pending but no block in progress, after which the oldest pending
+transactions are dry-run again (the ones that fail must not hold the view timer open)."""
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
 
 
@@ -151,7 +152,6 @@ class Node:
         self._gossip: list[Transaction] = []
         self._gossip_flush_scheduled = False
         self._idle_ticks = 0
-        self._idle_height = store.tip.height
         self._ticker: asyncio.Task[None] | None = None
         self._last_view = self.replica.view
         self.started_at = time.monotonic()
@@ -264,14 +264,13 @@ class Node:
             self.transport.broadcast(encode_frame(gossip))
 
     def _revalidate_when_idle(self) -> None:
-        height = self.store.tip.height
-        if height != self._idle_height:
-            self._idle_height, self._idle_ticks = height, 0
+        if self.replica.block_in_progress or not len(self.mempool):
+            self._idle_ticks = 0
             return
         self._idle_ticks += 1
         if self._idle_ticks >= IDLE_TICKS_BEFORE_REVALIDATION:
             self._idle_ticks = 0
-            if len(self.mempool) and self.application.revalidate_when_idle():
+            if self.application.revalidate_when_idle():
                 self._execute(self.replica.on_transactions())
 
     # --- actions out --------------------------------------------------------------------------

@@ -103,6 +103,21 @@ def test_heights_follow_one_another_under_the_same_primary(make_cluster: MakeClu
     assert not cluster.lines("VIEW-CHANGE")
 
 
+def test_a_block_is_in_progress_from_its_proposal_to_its_commit(make_cluster: MakeCluster) -> None:
+    cluster = make_cluster(4)
+    assert not any(cluster.replica(member).block_in_progress for member in cluster.live())
+
+    cluster.submit(1)  # the primary proposes at once; the others have not heard of it yet
+    assert cluster.replica("m0").block_in_progress
+    assert not cluster.replica("m1").block_in_progress
+    cluster.deliver(lambda message, sender, recipient: recipient == "m1", limit=1)
+    assert cluster.replica("m1").block_in_progress
+
+    cluster.deliver_all()
+    assert cluster.heights() == {"m0": 1, "m1": 1, "m2": 1, "m3": 1}
+    assert not any(cluster.replica(member).block_in_progress for member in cluster.live())
+
+
 # --- quorum sizes -----------------------------------------------------------------------------
 
 
