@@ -623,6 +623,11 @@ class Replica:
         ):
             self._timer_ticks_left = None  # the work that started it is gone
             return
+        if self._sync_target >= self.height:
+            # A quorum has committed this height already (a certificate, a commit quorum or
+            # f+1 claims said so): this replica is behind and fetching, the view has not
+            # failed. Timing out would only carry it, alone, into views the others are not in.
+            return
         self._timer_ticks_left -= 1
         if self._timer_ticks_left <= 0:
             self._start_view_change(self.view + 1)

@@ -382,6 +382,34 @@ def test_restarted_member_catches_up_from_its_store(make_cluster: MakeCluster) -
         assert certificate.block_hash == block.block_hash
 
 
+def test_a_member_behind_does_not_change_views_while_it_catches_up(
+    make_cluster: MakeCluster,
+) -> None:
+    """A restarted member with work pending knows from a certified status that the others
+    moved on: its view has not failed, so its timer waits while it fetches (seen on a real
+    devnet: a member catching up slowly timed out alone into views nobody else was in, and
+    the others later needed it for a quorum of view changes)."""
+    cluster = make_cluster(4)
+    cluster.crash("m3")
+    _commit_heights_without(cluster, "m3", heights=3)
+    cluster.restart("m3")
+    # Slow catch-up: every block response to m3 is lost for a while.
+    stop = cluster.drop(lambda message, sender, recipient: message.kind == "block_response")
+    cluster.run(ticks=10)  # a status round: m3 learns that height 3 is certified
+    assert cluster.heights()["m3"] == 0
+
+    (pending,) = cluster.submit(1, to=["m3"])  # work: its view timer has something to wait for
+    cluster.run(ticks=60)  # far beyond the view timeout (5 ticks)
+
+    assert cluster.replica("m3").view == 0
+    assert not cluster.lines("m3 -> *: view_change")
+    stop()
+    cluster.submit(pending, to=["m0", "m1", "m2"])  # gossip, which the harness leaves to us
+    cluster.run(ticks=30)
+    assert cluster.heights() == {"m0": 4, "m1": 4, "m2": 4, "m3": 4}
+    assert set(cluster.views().values()) == {0}
+
+
 def test_forged_certificates_from_a_peer_are_not_believed(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(4)
     cluster.partition({"m0", "m1", "m2"}, {"m3"})
