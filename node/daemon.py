@@ -154,6 +154,7 @@ class Node:
         self._idle_ticks = 0
         self._ticker: asyncio.Task[None] | None = None
         self._last_view = self.replica.view
+        self._dropped_at_last_view: collections.Counter[str] = collections.Counter()
         self.started_at = time.monotonic()
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -248,8 +249,13 @@ class Node:
             elif not self._gossip_flush_scheduled:
                 # Sent once the event loop has handled what is ready now: the submissions that
                 # arrived together travel in one frame, and none waits for the next tick.
-                self._gossip_flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush_gossip)
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # driven synchronously (tests, tools): send now
+                    self._flush_gossip()
+                else:
+                    self._gossip_flush_scheduled = True
+                    loop.call_soon(self._flush_gossip)
             self._execute(self.replica.on_transactions())
         return added
 
@@ -310,8 +316,24 @@ class Node:
             else:
                 raise AssertionError(f"unknown action {action!r}")
         if self.replica.view != self._last_view:
-            self.metrics.view_changes += self.replica.view - self._last_view
-            self._last_view = self.replica.view
+            self._log_view_change()
+
+    def _log_view_change(self) -> None:
+        """Count and log a move to a later view, with the messages dropped since the last one:
+        a view that ends without a commit leaves its reason there (for operators)."""
+        replica = self.replica
+        self.metrics.view_changes += replica.view - self._last_view
+        dropped = replica.dropped - self._dropped_at_last_view
+        log.warning(
+            "view %d -> %d at height %d (primary %s)%s",
+            self._last_view,
+            replica.view,
+            replica.height,
+            replica.primary(replica.view),
+            f"; dropped meanwhile: {dict(sorted(dropped.items()))}" if dropped else "",
+        )
+        self._last_view = replica.view
+        self._dropped_at_last_view = collections.Counter(replica.dropped)
 
     def _commit(self, block: Block, certificate: CommitCertificate) -> list[Any]:
         members_before = self.application.members()
