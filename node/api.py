@@ -31,6 +31,7 @@ people)::
     invalid_id                400     a transaction id that is not 64 lowercase hex digits
     invalid_height            400     a height that is not an integer in 1..2**63-1
     invalid_query             400     a contract query the contract finds malformed
+    invalid_links             400     PUT /v1/debug/links: not {"cut": [<peer member id>, …]}
     not_found                 404     no such route
     unknown_transaction       404     the node knows nothing of this transaction
     unknown_block             404     no block at this height (yet); no bundle frame there
@@ -50,6 +51,12 @@ people)::
     expired_transaction, replayed_transaction, transaction_too_large, contract_failure,
     and every code of the contracts (not_a_member, wrong_signer, duplicate_reference, …).
 
+Fault injection: only when the node's ``fault_injection`` switch is on (a test-only setting,
+allowed on a loopback API only, node/config.py), :data:`DEBUG_ROUTES` are served and
+documented too: ``GET``/``PUT /v1/debug/links`` read and set the peers whose links the
+transport cuts (:meth:`node.transport.PeerTransport.cut_links`). Otherwise they do not exist
+(404) and ``/openapi.json`` does not mention them.
+
 Limits: a body holds at most ``api_body_bytes_max`` bytes (413); each client address may
 submit ``api_submissions_per_s`` transactions per second with bursts of
 ``api_submission_burst`` (a token bucket; 429 with Retry-After); a submission waits at most
@@ -68,10 +75,10 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from contracts.base import Rejection
@@ -85,6 +92,7 @@ from node.config import NodeConfig
 from node.daemon import LATENCY_BUCKETS_MS, Node
 
 __all__ = [
+    "DEBUG_ROUTES",
     "PROBLEMS",
     "ROUTES",
     "ProblemError",
@@ -111,6 +119,8 @@ CLIENTS_TRACKED_MAX = 10_000
 """Client addresses whose token buckets are remembered (least recently seen forgotten)."""
 STATE_KEY_BYTES_MAX = 1024
 HEIGHT_MAX = 2**63 - 1
+LINKS_CUT_MAX = 64
+"""Peers one ``PUT /v1/debug/links`` may name (the body is bounded by api_body_bytes_max)."""
 BUNDLE_FRAMES_MAX = 256
 """Frames one ``GET /v1/bundle`` answers at most (``count``)."""
 BUNDLE_RESPONSE_BYTES_MAX = 4 * 1024 * 1024
@@ -157,6 +167,7 @@ PROBLEMS: dict[str, ProblemKind] = {
     "invalid_id": ProblemKind(400, "Not a transaction id"),
     "invalid_height": ProblemKind(400, "Not a block height"),
     "invalid_query": ProblemKind(400, "The query is malformed"),
+    "invalid_links": ProblemKind(400, "The link cut request is malformed"),
     "not_found": ProblemKind(404, "No such route"),
     "unknown_transaction": ProblemKind(404, "Unknown transaction"),
     "unknown_block": ProblemKind(404, "Unknown block"),
@@ -615,7 +626,7 @@ class Route:
     two bodies that are not documents); ``problems`` lists the problem codes it may answer.
     """
 
-    method: Literal["GET", "POST"]
+    method: Literal["GET", "POST", "PUT"]
     path: str
     handler: str
     summary: str
@@ -624,6 +635,8 @@ class Route:
     responses: Mapping[int, type[BaseModel] | str] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
     submission: bool = False
+    request_model: type[BaseModel] | None = None
+    """The JSON body of a route other than the submission, for the OpenAPI document."""
 
     @property
     def openapi_path(self) -> str:
@@ -877,6 +890,46 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+class LinksDocument(BaseModel):
+    """The peers whose links this node's transport cuts (fault injection, tests only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cut: Annotated[
+        list[Annotated[str, Field(pattern=f"^{_MEMBER_ID.pattern}$")]],
+        Field(max_length=LINKS_CUT_MAX),
+    ]
+
+
+DEBUG_ROUTES: tuple[Route, ...] = (
+    Route(
+        method="GET",
+        path="/v1/debug/links",
+        handler="get_links",
+        summary="Fault injection (tests only): the peers whose links are cut",
+        tag="debug",
+        responses={200: LinksDocument},
+    ),
+    Route(
+        method="PUT",
+        path="/v1/debug/links",
+        handler="put_links",
+        summary="Fault injection (tests only): cut the links to exactly these peers "
+        "(an empty list heals them all)",
+        tag="debug",
+        responses={200: LinksDocument},
+        problems=("unsupported_media_type", "body_too_large", "invalid_links"),
+        request_model=LinksDocument,
+    ),
+)
+"""Served and documented only when the node's ``fault_injection`` switch is on."""
+
+
+def routes_for(config: NodeConfig) -> tuple[Route, ...]:
+    """The routes a node with ``config`` serves (and documents)."""
+    return ROUTES + DEBUG_ROUTES if config.fault_injection else ROUTES
+
+
 # --- the handlers -----------------------------------------------------------------------------
 
 
@@ -889,7 +942,7 @@ class _Api:
         self.limiter = SubmissionLimiter(config.api_submissions_per_s, config.api_submission_burst)
         self.requests: collections.Counter[tuple[str, int]] = collections.Counter()
         self.waiting = 0
-        self.openapi = _json_bytes(openapi_document())
+        self.openapi = _json_bytes(openapi_document(routes_for(config)))
 
     # --- submission ---------------------------------------------------------------------------
 
@@ -1136,6 +1189,44 @@ class _Api:
         _query_parameters(request, ())
         return web.Response(body=self.openapi, content_type=JSON, charset="utf-8")
 
+    # --- fault injection (DEBUG_ROUTES, only with fault_injection) ----------------------------
+
+    async def get_links(self, request: web.Request) -> web.Response:
+        _query_parameters(request, ())
+        return _respond(request, {"cut": self._transport().links_cut})
+
+    async def put_links(self, request: web.Request) -> web.Response:
+        _query_parameters(request, ())
+        if request.content_type != JSON:
+            raise ProblemError("unsupported_media_type", f'send {JSON}: {{"cut": [<member id>]}}')
+        cut = self._links_to_cut(await request.read())
+        transport = self._transport()
+        transport.cut_links(cut)
+        return _respond(request, {"cut": transport.links_cut})
+
+    def _transport(self) -> Any:
+        transport = self.node.transport
+        assert transport is not None, "build_node attaches a transport to every node"
+        return transport
+
+    def _links_to_cut(self, body: bytes) -> set[str]:
+        """The member ids of a ``{"cut": [...]}`` body: other current members, or a problem."""
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            raise ProblemError("invalid_links", "the body is not JSON") from None
+        if not isinstance(document, dict) or set(document) != {"cut"}:
+            raise ProblemError("invalid_links", 'expected {"cut": [<member id>, …]} only')
+        cut = document["cut"]
+        if not isinstance(cut, list) or len(cut) > LINKS_CUT_MAX:
+            raise ProblemError("invalid_links", f"cut: a list of at most {LINKS_CUT_MAX} ids")
+        peers = {member.id for member in self.node.application.members()} - {self.node.member_id}
+        for member_id in cut:
+            if not isinstance(member_id, str) or member_id not in peers:
+                shown = repr(member_id)[:60]
+                raise ProblemError("invalid_links", f"cut: {shown} is not another current member")
+        return set(cut)
+
 
 # --- the application --------------------------------------------------------------------------
 
@@ -1175,7 +1266,7 @@ def create_app(node: Node, config: NodeConfig) -> web.Application:
     )
     api = _Api(node, config)
     app[API_KEY] = api
-    for route in ROUTES:
+    for route in routes_for(config):
         handler = getattr(api, route.handler)
         if route.method == "GET":
             app.router.add_get(route.path, handler)
@@ -1190,9 +1281,9 @@ _REF = "#/components/schemas/{model}"
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 
-def _models() -> list[type[BaseModel]]:
+def _models(routes: tuple[Route, ...]) -> list[type[BaseModel]]:
     found: list[type[BaseModel]] = [display.Problem]
-    for route in ROUTES:
+    for route in routes:
         for model in route.responses.values():
             if not isinstance(model, str) and model not in found:
                 found.append(model)
@@ -1257,6 +1348,11 @@ def _operation(route: Route, schemas: Mapping[Any, Any]) -> dict[str, Any]:
             **_problem_responses(route),
         },
     }
+    if route.request_model is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {JSON: {"schema": schemas[(route.request_model, "validation")]}},
+        }
     if route.submission:
         operation["requestBody"] = {
             "required": True,
@@ -1269,13 +1365,16 @@ def _operation(route: Route, schemas: Mapping[Any, Any]) -> dict[str, Any]:
     return operation
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of :data:`ROUTES`, schemas generated from the pydantic models."""
-    keys: list[tuple[type[BaseModel], Any]] = [(model, "serialization") for model in _models()]
+def openapi_document(routes: tuple[Route, ...] = ROUTES) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``routes``, schemas generated from the pydantic models."""
+    keys: list[tuple[type[BaseModel], Any]] = [
+        (model, "serialization") for model in _models(routes)
+    ]
     keys.append((display.SubmitRequest, "validation"))
+    keys.extend((r.request_model, "validation") for r in routes if r.request_model is not None)
     schemas, definitions = models_json_schema(keys, ref_template=_REF)
     paths: dict[str, dict[str, Any]] = {}
-    for route in ROUTES:
+    for route in routes:
         paths.setdefault(route.openapi_path, {})[route.method.lower()] = _operation(route, schemas)
     return {
         "openapi": "3.1.0",

@@ -17,10 +17,16 @@ Example::
     # tls_cert_file = "tls.crt"      # optional: TLS for peers and clients
     # tls_key_file = "tls.key"
     tick_ms = 50
+
+``fault_injection = true`` is for tests only (benchmarks/faults.py, docs/faults.md): it adds
+``PUT /v1/debug/links`` to the API, which lets anyone who reaches the API cut this node's links
+to chosen peers. It is refused unless ``api_listen`` is a loopback address, so that it cannot be
+left on in a node that others can reach.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -60,6 +66,8 @@ class NodeConfig(BaseModel):
     mempool_transactions_max: Annotated[int, Field(ge=1, le=10_000_000)] = 20_000
     mempool_bytes_max: Annotated[int, Field(ge=1024, le=4 * 1024**3)] = 64 * 1024 * 1024
     mempool_per_signer_max: Annotated[int, Field(ge=1, le=10_000_000)] = 5_000
+    fault_injection: bool = False
+    """Tests only: serve PUT /v1/debug/links (see the module doc). Loopback API only."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = (
         "INFO"
     )
@@ -70,6 +78,15 @@ class NodeConfig(BaseModel):
             raise ValueError("tls_cert_file and tls_key_file go together")
         return self
 
+    @model_validator(mode="after")
+    def _fault_injection_needs_a_loopback_api(self) -> Self:
+        if self.fault_injection and not _is_loopback(_split_host_port(self.api_listen)[0]):
+            raise ValueError(
+                f"fault_injection is a test-only switch: it needs api_listen on a loopback "
+                f"address (127.0.0.1, ::1, localhost), not {self.api_listen!r}"
+            )
+        return self
+
     @property
     def chain_path(self) -> Path:
         return self.data_dir / "chain"
@@ -78,6 +95,15 @@ class NodeConfig(BaseModel):
 def _split_host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def host_and_port(text: str) -> tuple[str, int]:

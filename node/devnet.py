@@ -87,7 +87,8 @@ def _members_for(count: int) -> list[tuple[str, str]]:
 def _write_config(path: Path, values: dict[str, Any]) -> None:
     lines = []
     for name, value in values.items():
-        rendered = json.dumps(value) if isinstance(value, str) else str(value)
+        # json.dumps writes strings and booleans (true, false) as TOML wants them.
+        rendered = json.dumps(value) if isinstance(value, str | bool) else str(value)
         lines.append(f"{name} = {rendered}")
     path.write_text("\n".join(lines) + "\n")
 

@@ -70,6 +70,16 @@ rejection that closes at most that peer's connection; our own bugs are assertion
 exception raised by ``on_frame`` is the daemon's bug: it is logged with its traceback and
 counted (``on_frame_errors``), and the connection stays up.
 
+Fault injection (tests only): :meth:`PeerTransport.cut_links` names the members whose links
+are *cut*, as a network partition would cut them. While a member is cut, frames to it are
+dropped (``frames_dropped:link_cut_out``, with whatever waited in its queue), frames still
+arriving from it are dropped (``frames_dropped:link_cut_in``), its connection is closed, we do
+not dial it, and a connection it dials to us is closed right after the handshake, before any
+frame is delivered (``connections_refused:link_cut``: only the handshake tells who dials).
+Healing (a call without that member) dials it again at once, without waiting for a backoff.
+To cut the link between two members, cut each at the other. The daemon exposes this only when
+``fault_injection`` is configured (node/config.py, node/api.py).
+
 Limits: the outbound queue of each peer (``queue_frames_max``, ``queue_bytes_max``), the
 frame size (aiohttp's ``max_msg_size`` is the largest frame), the handshake messages, the
 number of concurrent unauthenticated handshakes (``handshakes_pending_max``), the log lines
@@ -89,7 +99,7 @@ import logging
 import random
 import secrets
 import ssl
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -625,6 +635,7 @@ class PeerTransport:
         self._random = random.SystemRandom()
         self._started = False
         self._closing = False
+        self._cut: frozenset[str] = frozenset()
 
     @property
     def member_id(self) -> str:
@@ -701,6 +712,9 @@ class PeerTransport:
         if peer is None:
             self._count_and_log("send_refused:not_a_peer", "no peer %r to send to", member_id)
             return
+        if member_id in self._cut:
+            self.counters["frames_dropped:link_cut_out"] += 1
+            return
         if len(payload) > self._config.frame_bytes_max:
             self._count_and_log(
                 "send_refused:too_large",
@@ -737,6 +751,46 @@ class PeerTransport:
         """How many frames wait in ``member_id``'s outbound queue (0 for an unknown id)."""
         peer = self._peers.get(member_id)
         return len(peer.queue) if peer is not None else 0
+
+    # --- fault injection ---
+
+    def cut_links(self, member_ids: Iterable[str]) -> None:
+        """Cut the links to exactly ``member_ids`` (an empty set heals them all); for tests.
+
+        A newly cut member loses its connection and its queued frames and is no longer
+        dialed; a healed one is dialed again at once (see the module docstring). Ids that
+        are not peers are kept: they take effect if such a member appears.
+        """
+        cut = frozenset(member_ids)
+        assert all(isinstance(member_id, str) for member_id in cut)
+        newly_cut, healed = cut - self._cut, self._cut - cut
+        self._cut = cut
+        if newly_cut or healed:
+            logger.warning(
+                "%s: fault injection: links cut to %s", self.member_id, sorted(cut) or "nobody"
+            )
+        for member_id in newly_cut:
+            peer = self._peers.get(member_id)
+            if peer is None:
+                continue
+            if peer.dial_task is not None:
+                # Cancelling also ends a backoff sleep at once, so that healing is prompt.
+                peer.dial_task.cancel()
+            if peer.connection is not None:
+                self.counters["connections_dropped:link_cut"] += 1
+                self._close_soon(peer.connection.ws, "link_cut")
+            self.counters["frames_dropped:link_cut_out"] += len(peer.queue)
+            peer.queue.clear()
+            peer.queued_bytes = 0
+        for member_id in healed:
+            peer = self._peers.get(member_id)
+            if peer is not None:
+                self._ensure_dialing(peer)
+
+    @property
+    def links_cut(self) -> list[str]:
+        """The member ids whose links are cut (:meth:`cut_links`), sorted."""
+        return sorted(self._cut)
 
     # --- membership ---
 
@@ -775,7 +829,11 @@ class PeerTransport:
         :meth:`refresh_members` came to say so."""
         if not self._started or self._closing or not self.member_id < peer.member_id:
             return
-        if peer.dial_task is not None and not peer.dial_task.done():
+        if peer.member_id in self._cut:
+            return  # cut_links dials it again once healed
+        if peer.dial_task is not None and not (
+            peer.dial_task.done() or peer.dial_task.cancelling()  # cancelling: cut, then healed
+        ):
             return
         peer.dial_task = asyncio.create_task(
             self._dial_loop(peer), name=f"sceau-dial-{peer.member_id}"
@@ -801,6 +859,8 @@ class PeerTransport:
         attempt = 0
         first = True
         while not self._closing and self._peers.get(peer.member_id) is peer:
+            if peer.member_id in self._cut:
+                return  # cut_links starts a new loop once healed
             member = next((m for m in self._members() if m.id == peer.member_id), None)
             if member is None:
                 return  # refresh_members will forget the peer
@@ -928,6 +988,9 @@ class PeerTransport:
             # The member set changed while the handshake ran.
             self.counters["connections_dropped:member_changed"] += 1
             return
+        if session.peer_id in self._cut:
+            self.counters["connections_refused:link_cut"] += 1
+            return  # our caller closes the connection
         peer = self._peers.get(session.peer_id) or self._add_peer(session.peer_id)
         if peer.connection is not None:
             # Only the peer itself can complete a handshake as itself: its newer connection
@@ -990,6 +1053,9 @@ class PeerTransport:
         await self._close_ws(connection.ws, reason)
 
     def _deliver(self, peer_id: str, payload: bytes) -> None:
+        if peer_id in self._cut:  # arrived before the connection closed
+            self.counters["frames_dropped:link_cut_in"] += 1
+            return
         try:
             self._on_frame(peer_id, payload)
         except Exception:

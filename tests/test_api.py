@@ -49,8 +49,17 @@ from ledger.model import (
 from ledger.receipt import Receipt, verify_receipt
 from ledger.state import StateProof, verify_state_proof
 from node import display
-from node.api import API_KEY, PROBLEMS, ROUTES, SubmissionLimiter, create_app, receipt_for
-from node.config import NodeConfig
+from node.api import (
+    API_KEY,
+    DEBUG_ROUTES,
+    PROBLEMS,
+    ROUTES,
+    LinksDocument,
+    SubmissionLimiter,
+    create_app,
+    receipt_for,
+)
+from node.config import ConfigError, NodeConfig, load_config
 from node.daemon import Node
 from node.launch import build_node, initialise_data_dir
 
@@ -994,6 +1003,111 @@ def test_the_openapi_document_describes_every_route(api: Api) -> None:
                 if status == "default" or int(status) >= 400:
                     assert list(response["content"]) == ["application/problem+json"]
     assert set(schemas["Problem"]["required"]) == {"type", "title", "status", "detail", "code"}
+
+
+# --- fault injection (tests only) --------------------------------------------------------------
+
+
+@pytest.fixture
+def debug_client(api: Api) -> Iterator[TestClient]:
+    """The idle node's API with the test-only fault_injection switch on (its two members give
+    it one peer, IDLE_NEIGHBOUR, whose link can be cut; its transport is never started)."""
+    config = api.idle_client.server.app[API_KEY].config.model_copy(update={"fault_injection": True})
+    client = api.run(_client(api.idle, config))
+    try:
+        yield client
+        assert not [key for key in client.server.app[API_KEY].requests if key[1] == 500]
+    finally:
+        api.idle.transport.cut_links([])
+        api.run(client.close())
+
+
+def put_links(api: Api, client: TestClient, **options: Any) -> Reply:
+    return api.run(_fetch(client, "PUT", "/v1/debug/links", **options))
+
+
+def test_without_fault_injection_there_is_no_debug_route(api: Api) -> None:
+    problem(get(api, "/v1/debug/links"), "not_found")
+    problem(put_links(api, api.client, json={"cut": []}), "not_found")
+    assert "/v1/debug/links" not in get(api, "/openapi.json").json()["paths"]
+
+
+def test_with_fault_injection_links_are_cut_and_healed_through_the_api(
+    api: Api, debug_client: TestClient
+) -> None:
+    assert ok(get(api, "/v1/debug/links", client=debug_client), LinksDocument) == {"cut": []}
+    reply = put_links(api, debug_client, json={"cut": [IDLE_NEIGHBOUR]})
+    assert ok(reply, LinksDocument) == {"cut": [IDLE_NEIGHBOUR]}
+    assert api.idle.transport.links_cut == [IDLE_NEIGHBOUR]
+    assert get(api, "/v1/debug/links", client=debug_client).json() == {"cut": [IDLE_NEIGHBOUR]}
+    assert put_links(api, debug_client, json={"cut": []}).json() == {"cut": []}
+    assert api.idle.transport.links_cut == []
+    paths = get(api, "/openapi.json", client=debug_client).json()["paths"]
+    assert set(paths["/v1/debug/links"]) == {"get", "put"}
+    assert {(route.method, route.path) for route in DEBUG_ROUTES} == {
+        ("GET", "/v1/debug/links"),
+        ("PUT", "/v1/debug/links"),
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"cut": "commune-voisine"}',
+        b'{"cut": [], "heal": true}',
+        b'{"cut": [1]}',
+        b'{"cut": ["ville-valbrune"]}',  # the node itself
+        b'{"cut": ["nobody-here"]}',
+        json.dumps({"cut": ["commune-voisine"] * 65}).encode(),
+    ],
+)
+def test_a_malformed_link_cut_is_a_problem_and_changes_nothing(
+    api: Api, debug_client: TestClient, body: bytes
+) -> None:
+    reply = put_links(api, debug_client, data=body, headers={"Content-Type": "application/json"})
+    problem(reply, "invalid_links")
+    assert api.idle.transport.links_cut == []
+
+
+@pytest.mark.parametrize(
+    ("api_listen", "allowed"),
+    [
+        ("127.0.0.1:8700", True),
+        ("127.8.9.10:8700", True),
+        ("[::1]:8700", True),
+        ("localhost:8700", True),
+        ("0.0.0.0:8700", False),
+        ("[::]:8700", False),
+        ("192.168.1.20:8700", False),
+        ("sceau.valbrune.example:8700", False),
+    ],
+)
+def test_fault_injection_is_refused_unless_the_api_listens_on_loopback(
+    api_listen: str, allowed: bool
+) -> None:
+    settings = {
+        "member_id": MEMBER,
+        "data_dir": "data",
+        "genesis_file": "genesis.json",
+        "key_file": "node.pem",
+        "api_listen": api_listen,
+        "fault_injection": True,
+    }
+    if allowed:
+        assert load_config(overrides=settings, environment={}).fault_injection
+    else:
+        with pytest.raises(ConfigError, match="fault_injection is a test-only switch"):
+            load_config(overrides=settings, environment={})
+    assert not load_config(
+        overrides={**settings, "fault_injection": False}, environment={}
+    ).fault_injection
+
+
+def test_a_link_cut_must_be_json(api: Api, debug_client: TestClient) -> None:
+    reply = put_links(api, debug_client, data=b"cut", headers={"Content-Type": "text/plain"})
+    problem(reply, "unsupported_media_type")
 
 
 def test_the_display_form_of_a_model_is_its_json_form(api: Api) -> None:

@@ -854,6 +854,74 @@ async def test_refresh_members_drops_a_connection_whose_key_has_rotated() -> Non
         await mesh.close()
 
 
+# --- fault injection: cut links ----------------------------------------------------------------
+
+SLOW_REDIAL = config(reconnect_delay_ms_min=4_000, reconnect_delay_ms_max=4_000)
+"""A backoff far longer than the deadlines below: a prompt redial cannot come from it."""
+
+
+@scenario
+async def test_a_cut_link_drops_frames_closes_the_connection_and_pauses_dialing() -> None:
+    mesh = await start_mesh(["bron", "lyon"], transport_config=SLOW_REDIAL)
+    try:
+        bron, lyon = mesh.nodes["bron"].transport, mesh.nodes["lyon"].transport
+        lyon.send("bron", b"before")
+        await until(lambda: mesh.nodes["bron"].payloads_from("lyon") == [b"before"], "delivered")
+        # bron dials lyon; cutting lyon at bron alone ends the link both ways.
+        bron.cut_links(["lyon"])
+        assert bron.links_cut == ["lyon"]
+        await until(lambda: not bron.connected_peers() and not lyon.connected_peers(), "closed")
+        assert bron.counters["connections_dropped:link_cut"] == 1
+        bron.send("lyon", b"into the void")
+        bron.broadcast(b"nor this")
+        assert bron.counters["frames_dropped:link_cut_out"] == 2
+        assert bron.queued_frames("lyon") == 0
+        lyon.send("bron", b"waits in lyon's queue")
+        dials = bron.counters["dials"]
+        await asyncio.sleep(0.3)
+        assert bron.counters["dials"] == dials, "a cut peer is not dialed"
+        assert mesh.nodes["lyon"].received == []
+        assert mesh.nodes["bron"].payloads_from("lyon") == [b"before"]
+
+        bron.cut_links([])  # healing redials at once, not after the 4 s backoff
+        await until(mesh.fully_connected, "healed", deadline_s=1.0)
+        await until(lambda: len(mesh.nodes["bron"].received) == 2, "lyon's queue delivered")
+        assert mesh.nodes["bron"].payloads_from("lyon")[-1] == b"waits in lyon's queue"
+        assert mesh.nodes["lyon"].received == [], "nothing sent while cut is delivered later"
+
+        bron.cut_links(["lyon"])
+        bron.cut_links([])  # healed before the cancelled dial loop has even ended
+        await until(lambda: bron.counters["connections_established"] == 3, "redialed")
+        await until(mesh.fully_connected, "healed again", deadline_s=1.0)
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_an_acceptor_refuses_a_cut_peer_after_the_handshake_until_healed() -> None:
+    mesh = await start_mesh(["bron", "lyon"])
+    try:
+        bron, lyon = mesh.nodes["bron"].transport, mesh.nodes["lyon"].transport
+        lyon.cut_links(["bron"])  # lyon accepts; bron, which is not cut, keeps dialing
+        await until(lambda: lyon.counters["connections_refused:link_cut"] >= 2, "refused twice")
+        assert lyon.connected_peers() == []
+        bron.send("lyon", b"never delivered")
+        lyon.send("bron", b"dropped at the source")
+        await asyncio.sleep(0.2)
+        assert mesh.nodes["lyon"].received == []
+        assert mesh.nodes["bron"].received == []
+        assert lyon.counters["frames_dropped:link_cut_out"] == 1
+        lyon.cut_links([])
+        assert lyon.links_cut == []
+        await until(mesh.fully_connected, "healed", deadline_s=1.0)
+        bron.send("lyon", b"after healing")
+        await until(
+            lambda: mesh.nodes["lyon"].payloads_from("bron")[-1:] == [b"after healing"], "sent"
+        )
+    finally:
+        await mesh.close()
+
+
 # --- TLS ---------------------------------------------------------------------------------------
 
 
