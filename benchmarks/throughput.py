@@ -27,9 +27,11 @@ Method
    - closed loop by default: as fast as the cluster takes it, with at most ``--window``
      transactions submitted but not yet seen committed.
 
-   The same process watches the chain on the first node: it polls ``/v1/blocks/latest`` every
+   The same process watches the chain on the first node: it polls ``/v1/status`` every
    ``POLL_S`` and fetches every new block, so it learns when each transaction was committed
-   (to within the polling period) and the size and header time of every block.
+   (to within the polling period) and the size and header time of every block. In open loop
+   each submission also asks to be answered at its commit (``?wait=``): the earlier of the
+   submitting node's answer and the watcher's sighting counts.
 4. The measured window is ``--seconds`` long and starts after ``--warmup`` seconds of load.
    ``committed_tx_per_s`` counts the transactions of the blocks first seen inside the window;
    latency percentiles are over the transactions submitted inside the window (from their
@@ -69,6 +71,8 @@ POLL_S = 0.005
 """Period of the load process's polling of /v1/blocks/latest (commit-time resolution)."""
 KINDS = ("deliberation", "decree", "permit", "budget")
 EXPIRY_BLOCKS = 1_000_000
+OPEN_LOOP_WAIT_S = 10
+"""Open loop: each submission asks to be answered at its commit (``?wait=``), up to this."""
 HTTP_IN_FLIGHT_MAX = 512
 """Open loop: HTTP requests outstanding at most (a guard; reported if it was ever reached)."""
 DEVNET_CONFIG = {
@@ -241,12 +245,19 @@ class Load:
     async def post(self, session: Any, index: int, retry: bool) -> None:
         tx_id, body = self.prepared[index]
         url = f"{self.urls[index % len(self.urls)]}/v1/transactions"
+        if self.settings["rate"]:
+            # Open loop: the submitting node answers once the transaction is committed
+            # (?wait=), which times the commit without the watcher's polling period.
+            url += f"?wait={OPEN_LOOP_WAIT_S}"
         headers = {"Content-Type": MSGPACK, "Accept": MSGPACK}
         while True:
             try:
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     status = response.status
+                    if status == 200 and tx_id not in self.committed_at:
+                        self.committed_at[tx_id] = time.monotonic()
+                        self.outstanding -= 1
             except Exception as error:
                 self.answers[f"error:{type(error).__name__}"] += 1
                 status = None

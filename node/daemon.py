@@ -68,7 +68,8 @@ dry-run after commits and while the chain is idle (:meth:`ChainApplication.reval
 :meth:`ChainApplication.revalidate_when_idle`)."""
 IDLE_TICKS_BEFORE_REVALIDATION = 16
 """Ticks with transactions pending but no block in progress, after which the oldest pending
-transactions are dry-run again (the ones that fail must not hold the view timer open)."""
+transactions are dry-run again (the ones that fail must not hold the view timer open) and
+gossiped again (the primary may never have received them)."""
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
 
 
@@ -278,6 +279,21 @@ class Node:
             self._idle_ticks = 0
             if self.application.revalidate_when_idle():
                 self._execute(self.replica.on_transactions())
+            self._gossip_again()
+
+    def _gossip_again(self) -> None:
+        """Send the oldest pending transactions to the peers once more.
+
+        Gossip goes out once, at submission: a transaction submitted while its node was cut
+        off from the primary (a partition, a restart) would otherwise wait until that node
+        became primary itself. Peers that know it already ignore it (a dictionary lookup).
+        """
+        if self.transport is None:
+            return
+        pending = self.mempool.candidates()[:GOSSIP_BATCH_MAX]
+        if pending:
+            gossip = TransactionGossip(transactions=tuple(pending), sender=self.member_id)
+            self.transport.broadcast(encode_frame(gossip))
 
     # --- actions out --------------------------------------------------------------------------
 

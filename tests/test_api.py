@@ -60,8 +60,9 @@ from node.api import (
     receipt_for,
 )
 from node.config import ConfigError, NodeConfig, load_config
-from node.daemon import Node
+from node.daemon import IDLE_TICKS_BEFORE_REVALIDATION, Node
 from node.launch import build_node, initialise_data_dir
+from node.wire import decode_frame
 
 MEMBER = "metropole-valbrune"
 IDLE_MEMBER = "ville-valbrune"
@@ -375,6 +376,29 @@ def test_a_full_mempool_and_a_signer_over_quota_are_told_to_retry(api: Api) -> N
     assert problem(full, "mempool_full")["status"] == 503
     assert full.headers["Retry-After"] == "1"
     api.idle.mempool.remove(transaction.tx_id for transaction in accepted)
+
+
+def test_an_idle_node_gossips_its_pending_transactions_again(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Gossip goes out once, at submission; a node that stays idle with work pending (its
+    # primary may never have received it: a partition, a restart) sends it again.
+    transaction = _vote(api, voter=IDLE_MEMBER, key=api.idle_consortium.keys[IDLE_MEMBER])
+    ok(post(api, transaction, client=api.idle_client), display.AcceptedTransaction, 202)
+    sent: list[bytes] = []
+    monkeypatch.setattr(api.idle.transport, "broadcast", sent.append)
+    try:
+        assert not api.idle.replica.block_in_progress
+        for _ in range(IDLE_TICKS_BEFORE_REVALIDATION - 1):
+            api.idle._revalidate_when_idle()
+        assert sent == []
+        api.idle._revalidate_when_idle()
+        (frame,) = sent
+        gossip = decode_frame(frame)
+        assert gossip.sender == IDLE_MEMBER
+        assert [tx.tx_id for tx in gossip.transactions] == [transaction.tx_id]
+    finally:
+        api.idle.mempool.remove([transaction.tx_id])
 
 
 def test_a_badly_signed_transaction_is_rejected(api: Api) -> None:
