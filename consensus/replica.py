@@ -231,8 +231,15 @@ class Replica:
             self._maybe_start_timer()
         return self._flush()
 
-    def on_message(self, sender: str, message: Any) -> list[Action]:
-        """A message from peer ``sender`` (authenticated by the transport)."""
+    def on_message(self, sender: str, message: Any, *, now_ms: int | None = None) -> list[Action]:
+        """A message from peer ``sender`` (authenticated by the transport).
+
+        ``now_ms``, when the driver gives it, refreshes the clock read at the last tick: a
+        driver whose ticks lag (its loop busy executing blocks) would otherwise judge a fresh
+        proposal's timestamp against a stale clock.
+        """
+        if now_ms is not None:
+            self.now_ms = now_ms
         self._dispatch(sender, message)
         return self._flush()
 

@@ -220,7 +220,7 @@ class Node:
         if isinstance(message, TransactionGossip):
             self._on_gossip(sender, message)
             return
-        self._execute(self.replica.on_message(sender, message))
+        self._execute(self.replica.on_message(sender, message, now_ms=self._clock_ms()))
 
     def _on_gossip(self, sender: str, gossip: TransactionGossip) -> None:
         if gossip.sender != sender:

@@ -258,6 +258,21 @@ def test_an_invalid_proposal_is_refused_and_reported(header: dict[str, Any], rea
     assert bench.replica.record.prepare_hash is None
 
 
+def test_a_proposal_is_judged_against_the_clock_the_driver_gives_with_it() -> None:
+    # A driver whose ticks lag (its loop busy) hands the current time with the message: a
+    # fresh proposal is then not refused against the stale clock of the last tick.
+    later_ms = NOW_MS + CONFIG.timestamp_drift_ms_max + 1
+    stale = Bench()
+    assert stale.receive(stale.pre_prepare(stale.block(timestamp_ms=later_ms))) != []
+    assert stale.dropped == {"invalid_proposal": 1}
+
+    fresh = Bench()
+    proposal = fresh.pre_prepare(fresh.block(timestamp_ms=later_ms))
+    actions = fresh.replica.on_message("m0", proposal, now_ms=later_ms)
+    assert fresh.dropped == {}
+    assert [m.block_hash for m in broadcasts(actions, "prepare")] == [proposal.block.block_hash]
+
+
 # --- windows ----------------------------------------------------------------------------------
 
 
