@@ -33,11 +33,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata
 import itertools
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -48,6 +46,8 @@ from typing import Any
 
 # Run as a script, Python puts benchmarks/ on the path, not the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import library_versions, load_average_1m, machine_info, usable_cores
 
 from contracts.engine import Engine
 from contracts.registry import load_contracts
@@ -84,17 +84,10 @@ KINDS = ("deliberation", "decree", "permit", "budget")
 BLOCK_INTERVAL_MS = 2_000
 VERIFY_BATCHES = 3
 """Batches of fresh verifications timed before the audit, and again after it."""
-LIBRARIES = ("cryptography", "msgpack", "pydantic", "pydantic-core", "plyvel")
 
 
 def log(message: str) -> None:
     print(f"[audit benchmark] {message}", file=sys.stderr, flush=True)
-
-
-def usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 # --- the chain --------------------------------------------------------------------------------
@@ -229,16 +222,6 @@ def verify_rate(count: int, label: bytes) -> dict[str, float]:
 # --- the run ----------------------------------------------------------------------------------
 
 
-def library_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
 def run(arguments: argparse.Namespace) -> dict[str, Any]:
     cores = usable_cores()
     workers = arguments.workers or cores
@@ -301,13 +284,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         "bound_tx_per_s": round(bound, 1),
         "ratio": round(audit_tx_per_s / bound, 4),
         "ratio_is": "audit_tx_per_s / (verify_per_s_per_core * cores)",
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "cpu_count_usable": cores,
-            "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        },
+        "machine": machine_info() | {"load_average_1m": load_average_1m()},
         "libraries": library_versions(),
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
     }

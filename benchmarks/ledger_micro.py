@@ -36,11 +36,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.metadata
 import itertools
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -55,6 +52,8 @@ from typing import Any
 # Run as a script (``python benchmarks/ledger_micro.py``), Python puts benchmarks/ on the path,
 # not the repository root, and the project is not necessarily installed: add the root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import library_versions, load_average_1m, machine_info
 
 from ledger import crypto, encoding, merkle
 from ledger.devchain import LocalConsortium
@@ -83,7 +82,6 @@ KINDS = (
     ("permit", "PC", "Permis de construire"),
     ("budget", "BUD", "Budget"),
 )
-LIBRARIES = ("cryptography", "msgpack", "pydantic", "pydantic-core", "plyvel")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -582,55 +580,6 @@ def bench_append(
 
 
 # --- the report ------------------------------------------------------------------------------
-
-
-def cpu_model() -> str | None:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() in ("model name", "Model", "Hardware"):
-            return value.strip()
-    return None
-
-
-def load_average_1m() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
-
-
-def machine_info() -> dict[str, Any]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "architecture": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpu_count_usable": usable,
-        "cpu_model": cpu_model(),
-        "temporary_directory": tempfile.gettempdir(),
-    }
-
-
-def library_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    try:
-        from cryptography.hazmat.backends.openssl.backend import backend
-
-        versions["openssl"] = backend.openssl_version_text()
-    except (ImportError, AttributeError):
-        versions["openssl"] = None
-    return versions
 
 
 def run(settings: Settings) -> dict[str, Any]:

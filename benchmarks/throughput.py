@@ -51,7 +51,6 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import os
-import platform
 import secrets
 import statistics
 import sys
@@ -64,6 +63,8 @@ from typing import Any
 
 # Run as a script, Python puts benchmarks/ on the path, not the repository root: add the root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import library_versions, load_average_1m, machine_info, usable_cores
 
 SCHEMA_VERSION = 1
 MSGPACK = "application/msgpack"
@@ -433,52 +434,11 @@ def load_process(settings: dict[str, Any], conn: multiprocessing.connection.Conn
 # --- the run ----------------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    model = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name.strip() in ("model name", "Model", "Hardware"):
-                model = value.strip()
-                break
-    except OSError:
-        pass
-    memory_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_gb = round(int(line.split()[1]) / 1024**2, 1)
-    except OSError:
-        pass
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "architecture": platform.machine(),
-        "cpu_model": model,
-        "cpu_count": os.cpu_count(),
-        "cpu_count_usable": len(os.sched_getaffinity(0)),
-        "memory_gb": memory_gb,
-        "load_average_1m_before": round(os.getloadavg()[0], 2),
-    }
-
-
-def library_versions() -> dict[str, str | None]:
-    import importlib.metadata
-
-    versions: dict[str, str | None] = {}
-    for name in ("aiohttp", "cryptography", "msgpack", "pydantic", "plyvel"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
 def run(arguments: argparse.Namespace) -> dict[str, Any]:
     from node import devnet
 
-    machine = machine_info()
-    cores = os.cpu_count() or 1
+    machine = machine_info() | {"load_average_1m_before": load_average_1m()}
+    cores = usable_cores()
     log("measuring the Ed25519 verification rate on one core")
     verify = measure_verify_rate(1_000 if arguments.quick else 5_000, 3 if arguments.quick else 7)
     bound = verify["verify_per_s_per_core"] * cores / arguments.nodes
