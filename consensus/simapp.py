@@ -16,11 +16,11 @@ members), which takes effect at the next height — enough for the member-set ch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from consensus.application import ChainTip
-from ledger import encoding, merkle
+from ledger import crypto, encoding, merkle
 from ledger.memstate import MemoryState
 from ledger.model import (
     Block,
@@ -33,7 +33,7 @@ from ledger.model import (
     members_hash,
 )
 
-__all__ = ["SimulatedApplication"]
+__all__ = ["SimulatedApplication", "certified_chain", "note_transaction"]
 
 MEMBERS_KEY = b"sim-members"
 BLOCK_TRANSACTIONS_MAX = 16
@@ -202,3 +202,40 @@ def _member_set(transaction: Transaction) -> tuple[Member, ...] | None:
     if len(members) < 4 or len({m.id for m in members}) != len(members):
         return None
     return members
+
+
+def note_transaction(key: crypto.PrivateKey, chain_id: bytes, nonce: int) -> Transaction:
+    """A valid client transaction for this application (its effect: its id in the state)."""
+    return Transaction.create(
+        key,
+        chain_id=chain_id,
+        contract="sim",
+        action="note",
+        args={"n": nonce},
+        nonce=nonce,
+        expiry_height=10_000,
+    )
+
+
+def certified_chain(
+    genesis: Genesis,
+    client_key: crypto.PrivateKey,
+    certify: Callable[[Block], CommitCertificate],
+    length: int,
+) -> tuple[tuple[Block, CommitCertificate], ...]:
+    """``length`` blocks of one note each, proposed by the first member in view 0, with the
+    certificates ``certify`` gives them (for tests that start a replica past the genesis)."""
+    app = SimulatedApplication(genesis)
+    chain = []
+    for height in range(1, length + 1):
+        app.submit(note_transaction(client_key, genesis.chain_id, height))
+        block = app.propose(
+            height=height,
+            view=0,
+            timestamp_ms=genesis.created_at_ms + height,
+            proposer=genesis.members[0].id,
+        )
+        certificate = certify(block)
+        app.append(block, certificate)
+        chain.append((block, certificate))
+    return tuple(chain)

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consensus import simapp
 from consensus.actions import Broadcast, CommitBlock, ReportEvidence, ReportRejectedProposal, Send
 from consensus.messages import (
     BLOCKS_PER_RESPONSE_MAX,
@@ -32,7 +33,7 @@ from consensus.messages import (
     encode_message,
 )
 from consensus.replica import Replica, ReplicaConfig
-from consensus.simapp import SimulatedApplication
+from consensus.simapp import SimulatedApplication, note_transaction
 from ledger import crypto, encoding
 from ledger.devchain import LocalConsortium
 from ledger.model import (
@@ -68,31 +69,14 @@ SOME_HASH = sha256(b"some block")
 
 
 def transaction(nonce: int) -> Transaction:
-    return Transaction.create(
-        CLIENT_KEY,
-        chain_id=CHAIN_ID,
-        contract="sim",
-        action="note",
-        args={"n": nonce},
-        nonce=nonce,
-        expiry_height=10_000,
-    )
+    """A valid client transaction for the simulated application."""
+    return note_transaction(CLIENT_KEY, CHAIN_ID, nonce)
 
 
 @functools.cache
 def certified_chain(length: int = 3) -> tuple[tuple[Block, CommitCertificate], ...]:
-    """``length`` blocks of one transaction each, proposed by m0, certified by m0..m2."""
-    app = SimulatedApplication(GENESIS)
-    chain = []
-    for height in range(1, length + 1):
-        app.submit(transaction(height))
-        block = app.propose(
-            height=height, view=0, timestamp_ms=GENESIS.created_at_ms + height, proposer="m0"
-        )
-        certificate = CONSORTIUM.certify(block)
-        app.append(block, certificate)
-        chain.append((block, certificate))
-    return tuple(chain)
+    """``length`` blocks of one transaction each, proposed by m0 in view 0, certified."""
+    return simapp.certified_chain(GENESIS, CLIENT_KEY, CONSORTIUM.certify, length)
 
 
 class Bench:

@@ -31,6 +31,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from consensus import simapp
 from consensus.actions import (
     Broadcast,
     CommitBlock,
@@ -52,7 +53,7 @@ from consensus.messages import (
     ViewChange,
 )
 from consensus.replica import Replica, ReplicaConfig
-from consensus.simapp import SimulatedApplication
+from consensus.simapp import SimulatedApplication, note_transaction
 from ledger import crypto, domains
 from ledger.devchain import LocalConsortium
 from ledger.model import (
@@ -121,31 +122,13 @@ ACTIONS_PER_EVENT_MAX = 10_000
 
 def transaction(nonce: int) -> Transaction:
     """A valid client transaction for the simulated application."""
-    return Transaction.create(
-        CLIENT_KEY,
-        chain_id=CHAIN_ID,
-        contract="sim",
-        action="note",
-        args={"n": nonce},
-        nonce=nonce,
-        expiry_height=10_000,
-    )
+    return note_transaction(CLIENT_KEY, CHAIN_ID, nonce)
 
 
 @functools.cache
 def certified_chain(length: int = 3) -> tuple[tuple[Block, CommitCertificate], ...]:
     """``length`` blocks of one transaction each, proposed by m0 in view 0, certified."""
-    app = SimulatedApplication(GENESIS)
-    chain = []
-    for height in range(1, length + 1):
-        app.submit(transaction(height))
-        block = app.propose(
-            height=height, view=0, timestamp_ms=GENESIS.created_at_ms + height, proposer="m0"
-        )
-        certificate = CONSORTIUM.certify(block)
-        app.append(block, certificate)
-        chain.append((block, certificate))
-    return tuple(chain)
+    return simapp.certified_chain(GENESIS, CLIENT_KEY, CONSORTIUM.certify, length)
 
 
 # --- the script format ------------------------------------------------------------------------
