@@ -266,9 +266,11 @@ class Node:
             return
         batch, self._gossip = self._gossip, []
         for start in range(0, len(batch), GOSSIP_BATCH_MAX):
-            chunk = tuple(batch[start : start + GOSSIP_BATCH_MAX])
-            gossip = TransactionGossip(transactions=chunk, sender=self.member_id)
-            self.transport.broadcast(encode_frame(gossip))
+            self._broadcast_gossip(batch[start : start + GOSSIP_BATCH_MAX])
+
+    def _broadcast_gossip(self, transactions: list[Transaction]) -> None:
+        gossip = TransactionGossip(transactions=tuple(transactions), sender=self.member_id)
+        self.transport.broadcast(encode_frame(gossip))
 
     def _revalidate_when_idle(self) -> None:
         if self.replica.block_in_progress or not len(self.mempool):
@@ -292,8 +294,7 @@ class Node:
             return
         pending = self.mempool.candidates()[:GOSSIP_BATCH_MAX]
         if pending:
-            gossip = TransactionGossip(transactions=tuple(pending), sender=self.member_id)
-            self.transport.broadcast(encode_frame(gossip))
+            self._broadcast_gossip(pending)
 
     # --- actions out --------------------------------------------------------------------------
 

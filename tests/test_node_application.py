@@ -140,13 +140,24 @@ def test_appending_a_proposed_block_reuses_its_state_update(
 
 
 def test_a_pending_transaction_made_invalid_by_a_commit_leaves_the_mempool(
-    application: ChainApplication, consortium: LocalConsortium
+    tmp_path: Path, application: ChainApplication, consortium: LocalConsortium
 ) -> None:
+    # Two members: the first proposes a block with one anchoring, the second holds a rival
+    # anchoring of the same reference, submitted to it alone (valid on its tip when it came).
+    store = initialise_data_dir(tmp_path / "other", consortium.genesis)
+    engine = engine_for(consortium.genesis)
+    other = ChainApplication(store, engine, Mempool(engine))
     first = _anchor(consortium, "D-7")
     rival = _anchor(consortium, "D-7", title="Soumise à un autre membre")
     application.submit(first)
-    application.submit(rival)  # both apply on the tip, each alone
-    _commit_one(application, consortium)  # the block holds the first; the rival now fails
-    assert application.store.transaction_location(first.tx_id) is not None
-    assert rival.tx_id not in application.mempool
-    assert application.mempool.rejection(rival.tx_id).code == "duplicate_reference"
+    other.submit(rival)
+    tip = application.tip()
+    block = application.propose(
+        height=tip.height + 1, view=0, timestamp_ms=tip.timestamp_ms + 1, proposer="est"
+    )
+    assert other.validate(block) is None
+
+    other.commit(block, consortium.certify(block))  # the rival now fails: it must go
+
+    assert rival.tx_id not in other.mempool
+    assert other.mempool.rejection(rival.tx_id).code == "duplicate_reference"
