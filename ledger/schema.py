@@ -9,6 +9,10 @@ key                    value                                       written
 ``meta/genesis``       canonical genesis                           at creation
 ``meta/tip``           canonical ``[height, block_hash, state_root]``  with every block
 ``meta/safety``        the replica's safety record (consensus)     before each vote it covers
+``meta/safety-saves``  how many safety records were saved (8 bytes  with ``meta/safety``
+                       big-endian), what the witness counts
+``meta/witnessed``     empty: this database has a witness file     at creation (or the first
+                       (ledger.witness) beside its LevelDB files   open that made one)
 ``block/<h>``          ``block_hash (32) || canonical block``      with block h
 ``hash/<block_hash>``  ``<h>``                                     with block h
 ``cert/<h>``           canonical commit certificate                with block h
@@ -34,6 +38,8 @@ FORMAT = b"meta/format"
 GENESIS = b"meta/genesis"
 TIP = b"meta/tip"
 SAFETY = b"meta/safety"
+SAFETY_SAVES = b"meta/safety-saves"
+WITNESSED = b"meta/witnessed"
 
 BLOCK_PREFIX = b"block/"
 HASH_PREFIX = b"hash/"

@@ -20,32 +20,69 @@ at the height it was stored under, with a matching transaction root; a mismatch 
 :class:`CorruptionError` naming the height. Opening checks the tip record against the tip
 block, because the next append builds on it: a tip that lags or names another block would
 let a committed block be rewritten.
+
+A damaged store is never served (docs/operations.md, "Start-up checks, corruption and
+recovery"). LevelDB is opened with ``paranoid_checks`` (a log record or table that fails its
+checksum stops the open instead of being skipped) and every read verifies block checksums;
+scans use raw iterators, whose status is checked after every step, so that a damaged block
+ends a scan with an error rather than silently short. Every plyvel error becomes a
+:class:`StoreError` (a :class:`CorruptionError` for a failed check) at this boundary. The first
+such error found while the store is open is remembered (:attr:`ChainStore.damage`), and every
+later read or write raises it again: the node stops serving instead of answering "unknown" for
+what it may have lost.
+
+LevelDB accepts a log cut at a record boundary as the trace of a crash, so a rolled-back
+database (a truncated log) opens cleanly. The witness file (:mod:`ledger.witness`), written
+after every synced write, remembers the tip and the latest safety record: a database behind it
+is refused with :class:`RolledBackError`. Opening also checks that the block and certificate of
+each of the last :data:`RECENT_BLOCKS_CHECKED` heights are present, since a write batch lost in
+the middle of LevelDB's log would leave a hole there under an intact tip. What opening checks
+costs a few milliseconds whatever the chain's length; ``sceau node check`` checks everything.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+import msgpack
 import plyvel
 
-from ledger import encoding, merkle, schema
+from ledger import encoding, merkle, schema, witness
 from ledger.model import Block, CommitCertificate, Genesis, ModelDecodeError, Transaction
-from ledger.state import EMPTY_ROOT, SparseMerkleTree, StateProof, StateUpdate
+from ledger.state import (
+    EMPTY_ROOT,
+    SparseMerkleTree,
+    StateCorruptionError,
+    StateProof,
+    StateUpdate,
+)
+from ledger.witness import Witness, WitnessError, WitnessState
 
 __all__ = [
     "BlockRejectedError",
     "ChainStore",
     "CorruptionError",
+    "RolledBackError",
     "StoreError",
     "Tip",
 ]
 
 PREVIEWS_REMEMBERED = 4
 """State updates kept from ``preview_state_root`` (a proposal per view, rarely more)."""
+RECENT_BLOCKS_CHECKED = 4096
+"""Heights below the tip whose block and certificate keys opening checks are all present.
+
+A write batch is one record of LevelDB's log, all or nothing; the log replayed at an open
+holds the writes since the last memtable flush, at most two write buffers of 4 MiB. A block's
+batch is over 2 KiB (block, certificate, indexes, state nodes), so the last 4,096 heights cover
+every batch an open may replay, and a batch lost there leaves a hole this check finds. The scan
+reads keys only, in key order: about 6 ms (docs/operations.md)."""
 
 
 class StoreError(Exception):
@@ -64,6 +101,11 @@ class CorruptionError(StoreError):
         self.height = height
 
 
+class RolledBackError(CorruptionError):
+    """The database is behind what its witness saw synced: a tip or a safety record that a
+    crash cannot have lost is gone (a truncated log, an old copy of some files)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Tip:
     """The last block appended (height 0 and the chain_id before the first block)."""
@@ -74,13 +116,13 @@ class Tip:
 
 
 class _NodeReader:
-    """Reads state tree records from the chain database (and a pending batch, if any)."""
+    """Reads state tree records from the chain database, checksums verified."""
 
-    def __init__(self, database: plyvel.DB) -> None:
-        self._database = database
+    def __init__(self, read: Callable[[bytes], bytes | None]) -> None:
+        self._read = read
 
     def get_node(self, node_hash: bytes) -> bytes | None:
-        return self._database.get(schema.node_key(node_hash))
+        return self._read(schema.node_key(node_hash))
 
 
 class ChainStore:
@@ -92,7 +134,11 @@ class ChainStore:
         self.chain_id = genesis.chain_id
         self._tip = tip
         self.path = path
-        self._tree = SparseMerkleTree(_NodeReader(database))
+        self._damage: StoreError | None = None
+        self._witness: Witness | None = None
+        self._safety_saves = 0
+        self._safety: tuple[bytes, int, int] | None = None
+        self._tree = SparseMerkleTree(_NodeReader(self._get))
         self._previews: collections.deque[tuple[bytes, dict[bytes, bytes | None], StateUpdate]] = (
             collections.deque(maxlen=PREVIEWS_REMEMBERED)
         )
@@ -116,48 +162,72 @@ class ChainStore:
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
             raise StoreError(f"{target} is not empty; refusing to create a chain there")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            database = plyvel.DB(str(target), create_if_missing=True, error_if_exists=True)
+            target.mkdir(parents=True, exist_ok=True)
+            # The witness first: a creation interrupted after it has no database records,
+            # which open() reports as an interrupted creation, never as a missing witness.
+            created = Witness.create(target, WitnessState(tip_height=0, tip_hash=genesis.chain_id))
+            database = plyvel.DB(
+                str(target), create_if_missing=True, error_if_exists=True, paranoid_checks=True
+            )
+        except (OSError, WitnessError) as error:
+            raise StoreError(f"cannot create a chain at {target}: {error}") from None
+        except plyvel.Error as error:
+            created.close()
+            raise StoreError(f"cannot create a chain at {target}: {_describe(error)}") from None
+        store = None
+        try:
+            tree = SparseMerkleTree(_NodeReader(lambda key: _read(database, key)))
+            update = tree.update(EMPTY_ROOT, dict(initial_state or {}))
+            tip = Tip(0, genesis.chain_id, update.root)
+            with database.write_batch(sync=True, transaction=True) as batch:
+                for node_hash, record in update.new_nodes.items():
+                    batch.put(schema.node_key(node_hash), record)
+                for key, value in (initial_state or {}).items():
+                    batch.put(schema.value_key(key), value)
+                batch.put(schema.GENESIS, genesis.to_bytes())
+                batch.put(schema.TIP, _encode_tip(tip))
+                batch.put(schema.WITNESSED, b"")
+                batch.put(schema.FORMAT, schema.FORMAT_VERSION)
+            store = cls(database, genesis, tip, target)
+            store._witness = created
         except plyvel.Error as error:
             raise StoreError(f"cannot create a chain at {target}: {_describe(error)}") from None
-        tree = SparseMerkleTree(_NodeReader(database))
-        update = tree.update(EMPTY_ROOT, dict(initial_state or {}))
-        tip = Tip(0, genesis.chain_id, update.root)
-        with database.write_batch(sync=True, transaction=True) as batch:
-            for node_hash, record in update.new_nodes.items():
-                batch.put(schema.node_key(node_hash), record)
-            for key, value in (initial_state or {}).items():
-                batch.put(schema.value_key(key), value)
-            batch.put(schema.GENESIS, genesis.to_bytes())
-            batch.put(schema.TIP, _encode_tip(tip))
-            batch.put(schema.FORMAT, schema.FORMAT_VERSION)
-        return cls(database, genesis, tip, target)
+        finally:
+            if store is None:
+                created.close()
+                database.close()
+        return store
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> ChainStore:
-        """Open an existing chain database.
+        """Open an existing chain database, checking what a restart must not build on.
 
         Raises :class:`StoreError` if there is none, if its creation did not complete, or if
-        another store holds it open; :class:`CorruptionError` if its records do not decode or
-        the tip record disagrees with the blocks on disk.
+        another store holds it open; :class:`CorruptionError` if LevelDB finds a damaged log
+        or table, a record does not decode, the tip record disagrees with the blocks on disk,
+        or a recent block or certificate is missing; :class:`RolledBackError` if the tip or
+        the safety record is behind what the witness saw synced.
         """
         target = Path(path)
         if not (target / "CURRENT").exists():
             raise StoreError(f"no chain database at {target}")
         try:
-            database = plyvel.DB(str(target), create_if_missing=False)
+            database = plyvel.DB(str(target), create_if_missing=False, paranoid_checks=True)
         except plyvel.IOError as error:
             # LevelDB allows one open handle per database: another process or another
             # ChainStore of this process holds its LOCK file.
+            message = _describe(error)
+            if "lock" not in message.lower():
+                raise StoreError(f"cannot open {target}: {message}") from None
             raise StoreError(
-                f"cannot open {target}: {_describe(error)} (is the chain already open in "
+                f"cannot open {target}: {message} (is the chain already open in "
                 "another store or process?)"
             ) from None
         except plyvel.Error as error:
-            raise CorruptionError(f"cannot open {target}: {_describe(error)}") from None
+            raise CorruptionError(f"LevelDB refuses to open it: {_describe(error)}") from None
         try:
-            format_version = database.get(schema.FORMAT)
-            if format_version is None and database.get(schema.TIP) is None:
+            format_version = _read(database, schema.FORMAT)
+            if format_version is None and _read(database, schema.TIP) is None:
                 # create() writes every record in one batch, so none means it was interrupted.
                 raise StoreError(f"{target}: the chain's creation did not complete")
             if format_version != schema.FORMAT_VERSION:
@@ -165,14 +235,27 @@ class ChainStore:
             genesis = _decode_genesis(_required(database, schema.GENESIS, "genesis"))
             tip = _decode_tip(_required(database, schema.TIP, "tip"))
             store = cls(database, genesis, tip, target)
+            saves = _read(database, schema.SAFETY_SAVES)
+            store._safety_saves = 0 if saves is None else schema.decode_height(saves)
             store._check_tip()
+            store._check_recent_blocks()
+            store._check_witness()
         except BaseException:
+            if "store" in locals() and store._witness is not None:
+                store._witness.close()
             database.close()
             raise
         return store
 
     def close(self) -> None:
+        if self._witness is not None:
+            self._witness.close()
         self._database.close()
+
+    @property
+    def damage(self) -> StoreError | None:
+        """The first error that showed this open store damaged, or None (see the module doc)."""
+        return self._damage
 
     def _check_tip(self) -> None:
         """Check the tip record against the blocks on disk; raises CorruptionError.
@@ -190,22 +273,180 @@ class ChainStore:
                 raise CorruptionError("the tip record names another block hash", height=tip.height)
             if block.header.state_root != tip.state_root:
                 raise CorruptionError("the tip record names another state root", height=tip.height)
-        if self._database.get(schema.block_key(tip.height + 1)) is not None:
+        if self._get(schema.block_key(tip.height + 1)) is not None:
             raise CorruptionError(
                 f"a block is stored above the tip record's height {tip.height}",
                 height=tip.height + 1,
             )
-        if (
-            tip.state_root != EMPTY_ROOT
-            and self._database.get(schema.node_key(tip.state_root)) is None
-        ):
+        if tip.state_root != EMPTY_ROOT and self._get(schema.node_key(tip.state_root)) is None:
             raise CorruptionError("the tip's state root has no state tree node", height=tip.height)
+
+    def _check_recent_blocks(self) -> None:
+        """Every height of the last RECENT_BLOCKS_CHECKED has its block and its certificate."""
+        last = self._tip.height
+        first = max(1, last - RECENT_BLOCKS_CHECKED + 1)
+        if last < first:
+            return
+        for key_of, what in ((schema.block_key, "block"), (schema.certificate_key, "certificate")):
+            expected = first
+            for key in self._keys(key_of(first), key_of(last + 1)):
+                height = schema.decode_height(key[-8:])
+                if height != expected:
+                    raise CorruptionError(f"{what} is missing", height=expected)
+                expected += 1
+            if expected != last + 1:
+                raise CorruptionError(f"{what} is missing", height=expected)
+
+    def _check_witness(self) -> None:
+        """Compare the database with its witness; raises RolledBackError or CorruptionError.
+
+        A database one write ahead of the witness is the trace of a kill between the two
+        writes; the witness is then brought up to date.
+        """
+        if not witness.exists(self.path):
+            if self._get(schema.WITNESSED) is not None:
+                raise CorruptionError(
+                    f"the witness file {self.path / witness.FILE_NAME} is missing: the "
+                    "database cannot be shown not to be rolled back"
+                )
+            # A database of an earlier version: witness it from now on.
+            self._witness = Witness.create(self.path, self._witness_state())
+            self._put_synced(schema.WITNESSED, b"")
+            return
+        try:
+            self._witness = Witness.open(self.path)
+        except WitnessError as error:
+            raise CorruptionError(f"the witness is damaged: {error}") from None
+        seen = self._witness.state
+        tip = self._tip
+        if tip.height < seen.tip_height:
+            raise RolledBackError(
+                f"rolled back: the database's tip is height {tip.height}, but height "
+                f"{seen.tip_height} was committed and synced before"
+            )
+        if seen.tip_height > 0:
+            block = self.block(seen.tip_height)
+            assert block is not None
+            if block.block_hash != seen.tip_hash:
+                raise CorruptionError(
+                    "the block differs from the one the witness saw committed",
+                    height=seen.tip_height,
+                )
+        elif seen.tip_hash != self.chain_id:
+            raise CorruptionError("the witness belongs to another chain")
+        self._check_safety_witness(seen)
+        if self._witness_state() != replace(seen, generation=0):
+            self._record_witness()
+
+    def _check_safety_witness(self, seen: WitnessState) -> None:
+        if self._safety_saves < seen.safety_saves:
+            position = (
+                f" (height {seen.safety_height}, view {seen.safety_view})"
+                if seen.safety_height
+                else ""
+            )
+            raise RolledBackError(
+                f"rolled back: the safety record is save #{self._safety_saves}, but save "
+                f"#{seen.safety_saves}{position} was synced before; this member may have "
+                "voted at heights the database no longer shows"
+            )
+        if self._safety_saves == seen.safety_saves and seen.safety_saves > 0:
+            record = self._get(schema.SAFETY)
+            if record is None or hashlib.sha256(record).digest() != seen.safety_hash:
+                raise CorruptionError(
+                    f"the safety record (save #{seen.safety_saves}) is not the one the "
+                    "witness saw synced"
+                )
 
     def __enter__(self) -> ChainStore:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    # --- guarded access: every plyvel call goes through these ---------------------------------
+
+    def _damaged(self, error: StoreError) -> StoreError:
+        """Remember the first damage found; every later read or write raises it again."""
+        if self._damage is None:
+            self._damage = error
+        return error
+
+    def _corrupt(self, message: str, *, height: int | None = None) -> StoreError:
+        return self._damaged(CorruptionError(message, height=height))
+
+    def _get(self, key: bytes) -> bytes | None:
+        """One record, its block checksums verified; raises the store's errors, never plyvel's."""
+        if self._damage is not None:
+            raise self._damage
+        try:
+            return self._database.get(key, verify_checksums=True)
+        except plyvel.Error as error:
+            raise self._damaged(_store_error(error)) from None
+
+    def _scan(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """Records with ``start <= key < stop`` in key order, checksums verified.
+
+        A raw iterator, because plyvel's plain iterator ends silently when LevelDB's iterator
+        stops on an error (a damaged table block): the raw one checks the status after every
+        step, so a damaged block ends the scan with an error, never with a short answer.
+        """
+        if self._damage is not None:
+            raise self._damage
+        try:
+            iterator = self._database.raw_iterator(verify_checksums=True)
+            try:
+                iterator.seek(start)
+                while iterator.valid():
+                    key = iterator.key()
+                    if stop is not None and key >= stop:
+                        return
+                    yield key, iterator.value()
+                    iterator.next()
+            finally:
+                iterator.close()
+        except plyvel.Error as error:
+            raise self._damaged(_store_error(error)) from None
+
+    def _keys(self, start: bytes, stop: bytes | None) -> Iterator[bytes]:
+        for key, _ in self._scan(start, stop):
+            yield key
+
+    def _put_synced(self, key: bytes, value: bytes) -> None:
+        if self._damage is not None:
+            raise self._damage
+        try:
+            self._database.put(key, value, sync=True)
+        except plyvel.Error as error:
+            raise self._damaged(_store_error(error)) from None
+
+    def _witness_state(self) -> WitnessState:
+        safety_hash, safety_height, safety_view = self._safety_summary()
+        return WitnessState(
+            tip_height=self._tip.height,
+            tip_hash=self._tip.block_hash,
+            safety_saves=self._safety_saves,
+            safety_height=safety_height,
+            safety_view=safety_view,
+            safety_hash=safety_hash,
+        )
+
+    def _safety_summary(self) -> tuple[bytes, int, int]:
+        """SHA-256, height and view of the safety record in the database (zeros: none)."""
+        if self._safety is None:
+            record = self._get(schema.SAFETY) if self._safety_saves else None
+            if record is None:
+                self._safety = (bytes(32), 0, 0)
+            else:
+                self._safety = (hashlib.sha256(record).digest(), *_safety_position(record))
+        return self._safety
+
+    def _record_witness(self) -> None:
+        assert self._witness is not None, "an open store has a witness"
+        try:
+            self._witness.record(self._witness_state())
+        except WitnessError as error:
+            raise self._damaged(StoreError(str(error))) from None
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -215,7 +456,7 @@ class ChainStore:
         The update is remembered (a few of them), so that appending the block whose writes
         these are does not compute the same tree nodes a second time.
         """
-        update = self._tree.update(self._tip.state_root, state_writes)
+        update = self._tree_call(self._tree.update, self._tip.state_root, state_writes)
         self._previews.append((self._tip.state_root, dict(state_writes), update))
         return update.root
 
@@ -226,7 +467,7 @@ class ChainStore:
             # content addressed), so a remembered one with both equal is the same update.
             if base == root and writes == state_writes:
                 return update
-        return self._tree.update(root, state_writes)
+        return self._tree_call(self._tree.update, root, state_writes)
 
     def append_block(
         self,
@@ -251,6 +492,29 @@ class ChainStore:
             )
         tip = Tip(header.height, block.block_hash, update.root)
         member_set_changed = header.members_hash != self._members_hash_at_tip()
+        try:
+            self._write_block(block, certificate, state_writes, update, tip, member_set_changed)
+        except plyvel.Error as error:
+            raise self._damaged(_store_error(error)) from None
+        self._tip = tip
+        self._tip_members_hash = header.members_hash
+        self._previews.clear()
+        self._record_witness()
+        return tip
+
+    def _write_block(
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        state_writes: Mapping[bytes, bytes | None],
+        update: StateUpdate,
+        tip: Tip,
+        member_set_changed: bool,
+    ) -> None:
+        """The block's one synced write batch (see the module doc)."""
+        header = block.header
+        if self._damage is not None:
+            raise self._damage
         with self._database.write_batch(sync=True, transaction=True) as batch:
             if member_set_changed:
                 batch.put(schema.member_set_change_key(header.height), b"")
@@ -270,10 +534,6 @@ class ChainStore:
                 else:
                     batch.put(schema.value_key(key), value)
             batch.put(schema.TIP, _encode_tip(tip))
-        self._tip = tip
-        self._tip_members_hash = header.members_hash
-        self._previews.clear()
-        return tip
 
     def _members_hash_at_tip(self) -> bytes:
         """The members_hash of the tip's header (the genesis member set's before block 1)."""
@@ -295,7 +555,8 @@ class ChainStore:
         """
         last = self._tip.height if up_to_height is None else up_to_height
         heights = []
-        for key, _ in self._database.iterator(prefix=schema.MEMBER_SET_CHANGE_PREFIX):
+        prefix = schema.MEMBER_SET_CHANGE_PREFIX
+        for key in self._keys(prefix, _prefix_end(prefix)):
             height = schema.decode_height(key[len(schema.MEMBER_SET_CHANGE_PREFIX) :])
             if height > last:
                 break
@@ -348,12 +609,25 @@ class ChainStore:
 
         The replica's votes must be on disk before they are sent (docs/consensus.md); the
         record lives in the chain database so that one directory holds a node's whole state.
+        The record is counted with it, and the witness updated after it, so that a record
+        rolled back with a damaged log is refused at the next open.
         """
-        self._database.put(schema.SAFETY, record, sync=True)
+        saves = self._safety_saves + 1
+        if self._damage is not None:
+            raise self._damage
+        try:
+            with self._database.write_batch(sync=True) as batch:
+                batch.put(schema.SAFETY, record)
+                batch.put(schema.SAFETY_SAVES, schema.encode_height(saves))
+        except plyvel.Error as error:
+            raise self._damaged(_store_error(error)) from None
+        self._safety_saves = saves
+        self._safety = (hashlib.sha256(record).digest(), *_safety_position(record))
+        self._record_witness()
 
     def safety_record(self) -> bytes | None:
         """The last safety record saved, or None."""
-        return self._database.get(schema.SAFETY)
+        return self._get(schema.SAFETY)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -367,49 +641,49 @@ class ChainStore:
 
     def block(self, height: int) -> Block | None:
         """The block at ``height``, verified; None above the tip. Raises CorruptionError."""
-        record = self._database.get(schema.block_key(height))
+        record = self._get(schema.block_key(height))
         if record is None:
             if 1 <= height <= self._tip.height:
-                raise CorruptionError("block is missing", height=height)
+                raise self._corrupt("block is missing", height=height)
             return None
         stored_hash, data = record[:32], record[32:]
         try:
             block = Block.from_bytes(data)
         except (encoding.EncodingError, ModelDecodeError) as error:
-            raise CorruptionError(f"block does not decode: {error}", height=height) from None
+            raise self._corrupt(f"block does not decode: {error}", height=height) from None
         if block.height != height:
-            raise CorruptionError(f"holds the block of height {block.height}", height=height)
+            raise self._corrupt(f"holds the block of height {block.height}", height=height)
         if block.block_hash != stored_hash:
-            raise CorruptionError("block hash does not match the stored hash", height=height)
+            raise self._corrupt("block hash does not match the stored hash", height=height)
         if merkle.root(block.transaction_leaves()) != block.header.tx_root:
-            raise CorruptionError("transactions do not match tx_root", height=height)
+            raise self._corrupt("transactions do not match tx_root", height=height)
         return block
 
     def block_by_hash(self, block_hash: bytes) -> Block | None:
         """The block whose header hashes to ``block_hash``, or None."""
-        encoded_height = self._database.get(schema.hash_key(block_hash))
+        encoded_height = self._get(schema.hash_key(block_hash))
         if encoded_height is None:
             return None
         height = schema.decode_height(encoded_height)
         block = self.block(height)
         if block is None or block.block_hash != block_hash:
-            raise CorruptionError("hash index points at another block", height=height)
+            raise self._corrupt("hash index points at another block", height=height)
         return block
 
     def certificate(self, height: int) -> CommitCertificate | None:
         """The commit certificate of block ``height``, checked against the stored block hash."""
-        data = self._database.get(schema.certificate_key(height))
+        data = self._get(schema.certificate_key(height))
         if data is None:
             if 1 <= height <= self._tip.height:
-                raise CorruptionError("certificate is missing", height=height)
+                raise self._corrupt("certificate is missing", height=height)
             return None
         try:
             certificate = CommitCertificate.from_bytes(data)
         except (encoding.EncodingError, ModelDecodeError) as error:
-            raise CorruptionError(f"certificate does not decode: {error}", height=height) from None
-        record = self._database.get(schema.block_key(height))
+            raise self._corrupt(f"certificate does not decode: {error}", height=height) from None
+        record = self._get(schema.block_key(height))
         if certificate.height != height or record is None or record[:32] != certificate.block_hash:
-            raise CorruptionError("certificate is for another block", height=height)
+            raise self._corrupt("certificate is for another block", height=height)
         return certificate
 
     def blocks(self, start: int = 1, stop: int | None = None) -> Iterator[Block]:
@@ -422,8 +696,13 @@ class ChainStore:
 
     def transaction_location(self, tx_id: bytes) -> tuple[int, int] | None:
         """``(height, position)`` of a committed transaction, or None."""
-        data = self._database.get(schema.transaction_key(tx_id))
-        return None if data is None else schema.decode_location(data)
+        data = self._get(schema.transaction_key(tx_id))
+        if data is None:
+            return None
+        height, position = schema.decode_location(data)
+        if not 1 <= height <= self._tip.height:
+            raise self._corrupt("transaction index points above the tip", height=height)
+        return height, position
 
     def transaction(self, tx_id: bytes) -> tuple[Transaction, int, int] | None:
         """A committed transaction with its height and position, or None."""
@@ -433,36 +712,94 @@ class ChainStore:
         height, position = location
         block = self.block(height)
         if block is None or position >= len(block.transactions):
-            raise CorruptionError("transaction index points outside the block", height=height)
+            raise self._corrupt("transaction index points outside the block", height=height)
         transaction = block.transactions[position]
         if transaction.tx_id != tx_id:
-            raise CorruptionError("transaction index points at another transaction", height=height)
+            raise self._corrupt("transaction index points at another transaction", height=height)
         return transaction, height, position
 
     def state_get(self, key: bytes) -> bytes | None:
         """The value of state ``key`` at the tip, or None."""
-        return self._database.get(schema.value_key(key))
+        return self._get(schema.value_key(key))
 
     def state_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """State entries at the tip whose key starts with ``prefix``, in key order."""
         full_prefix = schema.value_key(prefix)
-        for key, value in self._database.iterator(prefix=full_prefix):
+        for key, value in self._scan(full_prefix, _prefix_end(full_prefix)):
             yield key[len(schema.VALUE_PREFIX) :], value
 
     def state_prove(self, key: bytes, state_root: bytes | None = None) -> StateProof:
         """A proof of ``key``'s value (or absence) under ``state_root`` (default: the tip's)."""
-        return self._tree.prove(self._tip.state_root if state_root is None else state_root, key)
+        root = self._tip.state_root if state_root is None else state_root
+        return self._tree_call(self._tree.prove, root, key)
 
     def state_get_at(self, key: bytes, state_root: bytes) -> bytes | None:
         """The value of ``key`` under any earlier state root (walks the state tree)."""
-        return self._tree.get(state_root, key)
+        return self._tree_call(self._tree.get, state_root, key)
+
+    def _tree_call(self, method: Callable[..., Any], *arguments: Any) -> Any:
+        """A state tree operation; a missing or damaged node is damage of the store."""
+        try:
+            return method(*arguments)
+        except StateCorruptionError as error:
+            raise self._corrupt(f"the state tree is damaged: {error}") from None
+
+
+def _read(database: plyvel.DB, key: bytes) -> bytes | None:
+    """``database.get`` with checksums verified and plyvel's errors made the store's."""
+    try:
+        return database.get(key, verify_checksums=True)
+    except plyvel.Error as error:
+        raise _store_error(error) from None
 
 
 def _required(database: plyvel.DB, key: bytes, what: str) -> bytes:
-    value = database.get(key)
+    value = _read(database, key)
     if value is None:
         raise CorruptionError(f"the chain database has no {what}")
     return value
+
+
+def _store_error(error: plyvel.Error) -> StoreError:
+    """The store's error for a plyvel error: a failed check is corruption; the rest (an I/O
+    error of the disk, LevelDB's own refusal) cannot be served from either."""
+    if isinstance(error, plyvel.CorruptionError):
+        return CorruptionError(f"LevelDB: {_describe(error)}")
+    return StoreError(f"LevelDB: {_describe(error)}")
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key above every key starting with ``prefix`` (None: there is none)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def _safety_position(record: bytes) -> tuple[int, int]:
+    """The ``height`` and ``view`` of a safety record, (0, 0) if it does not say.
+
+    The store keeps the record opaque; it reads these two fields (the first ones of the
+    canonical map, whose keys sort by length) only to tell an operator, in a rolled-back
+    message, how far this member may have voted.
+    """
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(record)
+    found: dict[str, int] = {}
+    try:
+        for _ in range(min(unpacker.read_map_header(), 8)):
+            name = unpacker.unpack()
+            if name in ("height", "view"):
+                value = unpacker.unpack()
+                if type(value) is int and 0 <= value < 2**63:
+                    found[name] = value
+            else:
+                unpacker.skip()
+            if len(found) == 2:
+                break
+    except (ValueError, TypeError, msgpack.UnpackException, msgpack.OutOfData):
+        return 0, 0
+    return found.get("height", 0), found.get("view", 0)
 
 
 def _describe(error: plyvel.Error) -> str:
