@@ -24,7 +24,8 @@ mid-frame leaves a *truncated* last frame: fewer than 4 bytes of length, or fewe
 than the length says. Readers report it as :class:`TruncatedBundleError` after yielding every
 complete frame; :meth:`BundleWriter.open` refuses to append to such a bundle unless asked to
 ``repair`` it, which cuts the file at the end of its last complete frame (only the block being
-written when the crash happened is lost, and the next export writes it again).
+written when the crash happened is lost, and the next export writes it again). A bundle cut
+inside frame 0 is refused even with ``repair``: cutting it would leave an empty file.
 
 Every limit is checked before memory is spent: a length prefix over :data:`FRAME_BYTES_MAX`
 is refused before its body is read, and bodies are decoded under :data:`FRAME_LIMITS`.
@@ -347,6 +348,13 @@ def _scan_tail(path: Path, genesis: Genesis, repair: bool) -> _Tail:
                 last = position
                 end = position[1] + LENGTH_BYTES + len(position[2])
         except TruncatedBundleError as error:
+            if error.frames == 0:
+                # Cutting this off would leave an empty file, which is not a bundle: refuse,
+                # and leave the file as it is, whether or not asked to repair.
+                raise BundleError(
+                    f"{path} ends inside its first frame, the genesis ({error.reason}): it "
+                    "holds no block and cannot be repaired; delete it and export again"
+                ) from None
             if not repair:
                 raise
             end = error.valid_bytes

@@ -135,6 +135,8 @@ class ChainStore:
         self._tip = tip
         self.path = path
         self._damage: StoreError | None = None
+        self.on_damage: Callable[[StoreError], None] | None = None
+        """Called once, with the error, when the open store is first found damaged."""
         self._witness: Witness | None = None
         self._safety_saves = 0
         self._safety: tuple[bytes, int, int] | None = None
@@ -370,6 +372,8 @@ class ChainStore:
         """Remember the first damage found; every later read or write raises it again."""
         if self._damage is None:
             self._damage = error
+            if self.on_damage is not None:
+                self.on_damage(error)
         return error
 
     def _corrupt(self, message: str, *, height: int | None = None) -> StoreError:

@@ -42,7 +42,10 @@ people)::
     unsupported_media_type    415     a body that is neither application/json nor msgpack
     rate_limited              429     too many submissions from this address (Retry-After)
     internal_error            500     a bug of the node (logged); no details are given
-    unhealthy                 503     /healthz: the node's ticker or store is not running
+    store_corrupted           503     the node found its chain store damaged: it cannot tell
+                                      what it lost, so it answers nothing from it (and stops)
+    unhealthy                 503     /healthz: the node's ticker or store is not running, or
+                                      its store is damaged
     http_error                4xx     any other refusal of the HTTP server (status as given)
 
     Transaction rejections (POST /v1/transactions) carry the rejection's own code, with
@@ -87,6 +90,7 @@ from contracts.membership import MEMBERSHIP
 from ledger import encoding
 from ledger.bundle import block_frame, genesis_frame
 from ledger.model import ARGUMENTS_DEPTH_MAX, TRANSACTION_BYTES_MAX, ModelDecodeError, Transaction
+from ledger.store import StoreError
 from node import display
 from node.config import NodeConfig
 from node.daemon import LATENCY_BUCKETS_MS, Node
@@ -178,6 +182,7 @@ PROBLEMS: dict[str, ProblemKind] = {
     "unsupported_media_type": ProblemKind(415, "Unsupported media type"),
     "rate_limited": ProblemKind(429, "Too many submissions"),
     "internal_error": ProblemKind(500, "Internal error"),
+    "store_corrupted": ProblemKind(503, "The node's chain store is damaged"),
     "unhealthy": ProblemKind(503, "The node is not healthy"),
     "http_error": ProblemKind(400, "The server refused the request"),
 }
@@ -1174,6 +1179,8 @@ class _Api:
         _query_parameters(request, ())
         if not self.node.running:
             raise ProblemError("unhealthy", "the node's ticker is not running")
+        if self.node.store.damage is not None:
+            raise ProblemError("unhealthy", f"the chain store is damaged: {self.node.store.damage}")
         try:
             self.node.store.safety_record()  # one read: fails once the store is closed
         except Exception:  # whatever plyvel raises, the answer is the same
@@ -1248,6 +1255,12 @@ async def _problem_middleware(
         response = await handler(request)
     except ProblemError as problem:
         response = problem.response()
+    except StoreError as error:
+        # Never "unknown" for what a damaged store may have lost: the store refuses every read
+        # once it found damage (ledger/store.py), and the node stops (node/launch.py).
+        response = ProblemError(
+            "store_corrupted", f"this node's chain store is damaged ({error}): ask another member"
+        ).response()
     except web.HTTPException as error:
         response = _http_problem(error, api.config).response()
     except Exception:

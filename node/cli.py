@@ -218,7 +218,8 @@ def command_node_init(arguments: argparse.Namespace) -> int:
 
 
 def command_node_run(arguments: argparse.Namespace) -> int:
-    from node.launch import StartupError, run_node
+    from ledger.store import StoreError
+    from node.launch import StartupError, damaged_store_message, run_node
 
     config = _config(arguments)
     logging.basicConfig(
@@ -229,6 +230,11 @@ def command_node_run(arguments: argparse.Namespace) -> int:
         asyncio.run(run_node(config))
     except StartupError as error:
         raise CommandError(str(error)) from None
+    except StoreError as error:
+        # Found damaged while running: the node stopped rather than serve it. Status 2, like
+        # a damaged store at start-up: restarting would not repair it.
+        logging.getLogger("sceau.node").critical("stopped: the chain store is damaged: %s", error)
+        raise CommandError(damaged_store_message(config, error)) from None
     except OSError as error:
         raise CommandError(f"cannot listen: {error}") from None
     return 0

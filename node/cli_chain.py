@@ -158,7 +158,7 @@ def _open_store(data_dir: str) -> Any:
     try:
         return ChainStore.open(path)
     except CorruptionError as error:
-        raise CommandError(f"the chain database in {path} is damaged: {error}") from None
+        raise _damaged(path, error) from None
     except StoreError as error:
         if "LOCK" in str(error) or "another store or process" in str(error):
             raise CommandError(
@@ -335,6 +335,8 @@ def _export(
 
 
 def _export_from_store(arguments: argparse.Namespace) -> tuple[int, int]:
+    from ledger.store import StoreError
+
     store = _open_store(arguments.data_dir)
     try:
         tip = store.height
@@ -344,8 +346,19 @@ def _export_from_store(arguments: argparse.Namespace) -> tuple[int, int]:
                 yield store.block(height), store.certificate(height)
 
         return _export(arguments, store.genesis, tip, blocks)
+    except StoreError as error:
+        raise _damaged(store.path, error) from None
     finally:
         store.close()
+
+
+def _damaged(path: Path, error: Exception) -> CommandError:
+    """The one-line error for a chain database found damaged while reading it."""
+    return CommandError(
+        f"the chain database in {path} is damaged: {error}; what was written before it stays "
+        "valid (run 'sceau node check --data-dir …' for the whole picture, and export from a "
+        "healthy member's API instead)"
+    )
 
 
 def _http_get(url: str) -> tuple[bytes, Any]:
@@ -592,11 +605,15 @@ def command_export_acts(arguments: argparse.Namespace) -> int:
         raise CommandError("--api and --repair are for exporting a bundle, not acts")
     buffer = io.StringIO(newline="")
     if arguments.data_dir is not None:
+        from ledger.store import StoreError
+
         store = _open_store(arguments.data_dir)
         try:
             _require_deeds(store.genesis)
             count = _write_acts(act_rows(store), arguments.format, buffer)
             height = store.height
+        except StoreError as error:
+            raise _damaged(store.path, error) from None
         finally:
             store.close()
     else:

@@ -18,14 +18,22 @@ from pathlib import Path
 from contracts.engine import Engine
 from contracts.registry import ContractLoadError, load_contracts
 from ledger import crypto
+from ledger.encoding import EncodingError
 from ledger.model import Genesis, ModelDecodeError
-from ledger.store import ChainStore, StoreError
+from ledger.store import ChainStore, CorruptionError, StoreError
 from node.application import ChainApplication
 from node.config import NodeConfig, host_and_port
 from node.daemon import Node, replica_config_for
 from node.mempool import Mempool, MempoolLimits
 
-__all__ = ["StartupError", "build_node", "initialise_data_dir", "read_genesis", "run_node"]
+__all__ = [
+    "StartupError",
+    "build_node",
+    "damaged_store_message",
+    "initialise_data_dir",
+    "read_genesis",
+    "run_node",
+]
 
 log = logging.getLogger("sceau.node")
 
@@ -52,6 +60,16 @@ def _one_line(error: Exception) -> str:
         location = ".".join(str(part) for part in first["loc"])
         return f"{location}: {first['msg']}" if location else str(first["msg"])
     return " ".join(str(error).split())
+
+
+def damaged_store_message(config: NodeConfig, error: StoreError) -> str:
+    """One line for an operator: which database, what failed, and what to do."""
+    return (
+        f"the chain database in {config.chain_path} is damaged: {error}. The node refuses to "
+        f"serve it; confirm with 'sceau node check --data-dir {config.data_dir}', then restore "
+        "it from a peer's bundle or rebuild it (docs/operations.md, 'Corruption and recovery'; "
+        "never restart on an old copy)"
+    )
 
 
 def engine_for(genesis: Genesis) -> Engine:
@@ -110,6 +128,8 @@ def build_node(config: NodeConfig) -> Node:
     genesis = read_genesis(config.genesis_file)
     try:
         store = ChainStore.open(config.chain_path)
+    except CorruptionError as error:
+        raise StartupError(damaged_store_message(config, error)) from None
     except StoreError as error:
         hint = (
             " (create it first with 'sceau node init --config ...')"
@@ -168,6 +188,15 @@ def build_node(config: NodeConfig) -> Node:
             )
         )
         return node
+    except StoreError as error:
+        store.close()
+        raise StartupError(damaged_store_message(config, error)) from None
+    except (ModelDecodeError, EncodingError) as error:
+        # Node() decodes the safety record the store kept: one that no longer decodes is a
+        # damaged database too.
+        store.close()
+        message = StoreError(f"the safety record does not decode ({_one_line(error)})")
+        raise StartupError(damaged_store_message(config, message)) from None
     except BaseException:
         store.close()
         raise
@@ -180,10 +209,13 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
     from node.api import create_app
 
     node = build_node(config)
+    stop = asyncio.Event()
+    # A read or write that finds the store damaged stops the node (exit status 2, see
+    # node/cli.py): it must neither vote nor answer from a history it cannot prove whole.
+    node.store.on_damage = lambda error: stop.set()
     # aiohttp logs a traceback for every malformed HTTP request it refuses itself; a hostile
     # client must not be able to flood the log that way.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
@@ -206,6 +238,8 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
         assert ticker is not None
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({waiter, ticker}, return_when=asyncio.FIRST_COMPLETED)
+        if node.store.damage is not None:
+            raise node.store.damage
         if ticker in done and ticker.exception() is not None:
             raise ticker.exception()
     finally:

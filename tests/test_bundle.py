@@ -433,6 +433,39 @@ def test_a_truncated_last_frame_is_reported_and_repaired_only_when_asked(
     assert bundle.read_bytes() == data
 
 
+@pytest.mark.parametrize("cut", [2, 4, 40], ids=["inside the length", "at the body", "inside"])
+def test_a_bundle_cut_inside_its_genesis_frame_is_refused_even_with_repair(
+    chain: ChainBuilder, bundle: Path, cut: int
+) -> None:
+    # Repairing it would cut it to 0 bytes, which is no bundle at all: refuse, and leave it.
+    bundle.write_bytes(bundle.read_bytes()[:cut])
+    for repair in (False, True):
+        with pytest.raises(BundleError, match="ends inside its first frame, the genesis") as raised:
+            BundleWriter.open(bundle, chain.genesis, repair=repair)
+        assert not isinstance(raised.value, TruncatedBundleError)
+        assert len(bundle.read_bytes()) == cut
+
+
+def test_sceau_export_repair_refuses_a_bundle_cut_inside_its_genesis_frame(
+    chain: ChainBuilder, bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from node.cli import main
+
+    # A copy of the open store's folder: every write was synced, so it opens like after a crash.
+    data_dir = tmp_path / "copy"
+    shutil.copytree(chain.store.path, data_dir / "chain", ignore=shutil.ignore_patterns("LOCK"))
+    cut = bundle.read_bytes()[:40]
+    bundle.write_bytes(cut)
+    status = main(["export", str(bundle), "--data-dir", str(data_dir), "--repair"])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert error.startswith("sceau: error: ") and "cannot be repaired" in error
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert bundle.read_bytes() == cut
+
+
 # --- limits and malformed bundles ---------------------------------------------------------------
 
 
