@@ -74,7 +74,7 @@ import bisect
 import enum
 import hashlib
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Protocol
@@ -150,6 +150,11 @@ def _right_half_start(path: bytes, depth: int) -> bytes:
     """
     shift = KEY_PATH_BITS - 1 - depth
     return (((int.from_bytes(path) >> shift) | 1) << shift).to_bytes(HASH_BYTES)
+
+
+def _with_bit(path: bytes, depth: int) -> bytes:
+    """``path`` with bit ``depth`` set (the prefix of the right half at that depth)."""
+    return (int.from_bytes(path) | (1 << (KEY_PATH_BITS - 1 - depth))).to_bytes(HASH_BYTES)
 
 
 def _is_hash(candidate: object) -> bool:
@@ -402,6 +407,28 @@ class SparseMerkleTree:
             root, 0, sorted_changes, 0, len(sorted_changes), new_nodes
         )
         return StateUpdate(root=new_root, new_nodes=new_nodes)
+
+    def leaves(self, root: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every ``(key_path, value)`` of the state ``root``, each node read and checked.
+
+        Reads the whole tree (an integrity check, ``sceau node check``), depth first, with a
+        stack of at most one pending sibling per level: memory stays O(depth).
+        """
+        pending: list[tuple[bytes, int, bytes]] = [(_require_root(root), 0, bytes(HASH_BYTES))]
+        while pending:
+            current, depth, prefix = pending.pop()
+            if current == EMPTY_ROOT:
+                continue
+            node = self._read(current)
+            if isinstance(node, _Leaf):
+                _check_leaf_position(current, node, prefix, depth)
+                yield node.path, node.value
+                continue
+            if depth == KEY_PATH_BITS:
+                raise StateCorruptionError(current, "internal node below the last key bit")
+            right_prefix = _with_bit(prefix, depth)
+            pending.append((node.right, depth + 1, right_prefix))
+            pending.append((node.left, depth + 1, prefix))
 
     # --- reading ----------------------------------------------------------------------------
 

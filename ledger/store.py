@@ -629,6 +629,13 @@ class ChainStore:
         self._safety = (hashlib.sha256(record).digest(), *_safety_position(record))
         self._record_witness()
 
+    @property
+    def safety_position(self) -> tuple[int, int, int]:
+        """``(saves, height, view)`` of the last safety record saved ((0, 0, 0): none): how
+        far this member may have voted, for an operator rebuilding its node."""
+        _, height, view = self._safety_summary()
+        return self._safety_saves, height, view
+
     def safety_record(self) -> bytes | None:
         """The last safety record saved, or None."""
         return self._get(schema.SAFETY)
@@ -740,6 +747,31 @@ class ChainStore:
     def state_get_at(self, key: bytes, state_root: bytes) -> bytes | None:
         """The value of ``key`` under any earlier state root (walks the state tree)."""
         return self._tree_call(self._tree.get, state_root, key)
+
+    def state_leaves(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every ``(key_path, value)`` of the tip's state tree, each node checked (slow: for
+        ``sceau node check``)."""
+        leaves = self._tree.leaves(self._tip.state_root)
+        while True:
+            try:
+                leaf = next(leaves)
+            except StopIteration:
+                return
+            except StateCorruptionError as error:
+                raise self._corrupt(f"the state tree is damaged: {error}") from None
+            yield leaf
+
+    def index_sizes(self) -> dict[str, int]:
+        """How many entries each per-block index holds (``sceau node check``)."""
+        sizes = {}
+        for name, prefix in (
+            ("block", schema.BLOCK_PREFIX),
+            ("certificate", schema.CERTIFICATE_PREFIX),
+            ("hash", schema.HASH_PREFIX),
+            ("transaction", schema.TRANSACTION_PREFIX),
+        ):
+            sizes[name] = sum(1 for _ in self._keys(prefix, _prefix_end(prefix)))
+        return sizes
 
     def _tree_call(self, method: Callable[..., Any], *arguments: Any) -> Any:
         """A state tree operation; a missing or damaged node is damage of the store."""

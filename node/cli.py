@@ -655,6 +655,9 @@ def _add_node_commands(commands: Any) -> None:
     run = actions.add_parser("run", help="run the node until SIGINT/SIGTERM")
     run.add_argument("--config", required=True, help="the node's TOML configuration")
     run.set_defaults(handler=command_node_run)
+    from node.cli_chain import add_node_check
+
+    add_node_check(actions)
 
 
 def _add_devnet_commands(commands: Any) -> None:

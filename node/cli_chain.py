@@ -34,7 +34,7 @@ from typing import IO, Any
 
 from node.cli import EXIT_CHECK_FAILED, EXIT_USAGE, CommandError
 
-__all__ = ["ACT_COLUMNS", "act_rows", "add_chain_commands"]
+__all__ = ["ACT_COLUMNS", "act_rows", "add_chain_commands", "add_node_check"]
 
 EXPORT_BATCH_FRAMES_DEFAULT = 64
 """Frames asked of a node per request (the node answers fewer past 4 MiB)."""
@@ -483,6 +483,73 @@ def command_import(arguments: argparse.Namespace) -> int:
     if arguments.genesis is None:
         print("compare that chain_id with your consortium's genesis, or pass --genesis")
     return 0
+
+
+# --- sceau node check ---------------------------------------------------------------------------
+
+
+def command_node_check(arguments: argparse.Namespace) -> int:
+    from ledger.store import ChainStore, CorruptionError, StoreError
+    from ledger.store_check import check_store
+
+    path = _chain_path(arguments.data_dir)
+    try:
+        store = ChainStore.open(path)
+    except CorruptionError as error:
+        print(f"check of {path}")
+        print(f"FAILED — the store does not open: {error}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    except StoreError:
+        store = _open_store(arguments.data_dir)  # raises the explained error
+    try:
+        print(f"check of {path} (chain {store.chain_id.hex()[:16]}…, tip {store.height})")
+        progress = Progress("check")
+
+        def show(height: int, tip: int) -> None:
+            rate = height / max(progress.elapsed_s, 1e-9)
+            progress.update(height / max(tip, 1), f"block {height:,} of {tip:,}", rate, "blocks/s")
+
+        try:
+            report = check_store(store, progress=show)
+        finally:
+            progress.close()
+        saves, height, view = store.safety_position if report.ok else (0, 0, 0)
+    finally:
+        store.close()
+    if not report.ok:
+        print(f"FAILED — {report.failure}", file=sys.stderr)
+        if report.blocks:
+            print(f"checked before it: blocks 1 to {report.blocks}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    print(
+        f"OK: {_plural(report.blocks, 'block')}, {_plural(report.transactions, 'transaction')}, "
+        f"{_plural(report.state_entries, 'state entry')}: every block, certificate, index "
+        f"entry and state node held ({report.seconds:.1f} s)"
+    )
+    if saves:
+        print(
+            f"safety record: height {height}, view {view} (save #{saves}): this member may "
+            f"have voted up to there"
+        )
+    return 0
+
+
+def add_node_check(actions: Any) -> None:
+    """Add ``sceau node check`` to the ``sceau node`` actions parser."""
+    check = actions.add_parser(
+        "check",
+        help="check a stopped node's chain database whole (after an incident)",
+        description="Read everything in a stopped node's chain database — every block, every "
+        "commit certificate against the member set of its height from the genesis on, every "
+        "index entry, and the whole state tree at the tip — and report the first height that "
+        "fails. Exits 0 if everything holds, 1 otherwise. Start-up checks only what a "
+        "restart builds on; run this after a disk error, a crash of the machine or a restore "
+        "(docs/operations.md).",
+    )
+    check.add_argument(
+        "--data-dir", required=True, metavar="DIR", help="the node's data directory (stopped)"
+    )
+    check.set_defaults(handler=_command(command_node_check))
 
 
 # --- sceau export acts (open data) -------------------------------------------------------------
