@@ -10,6 +10,10 @@ then appends blocks from the tip on. For each block it prints two lines, each fl
 * ``appending <h>`` just before ``ChainStore.append_block``;
 * ``<h>`` once ``append_block`` has returned: the acknowledgement that block h is durable.
 
+and then saves a safety record (as a replica does before each vote) and prints
+``safety <n>`` once the n-th save has returned. Each write is followed by the store's witness
+write, so kills also land between a LevelDB write and its witness.
+
 The blocks are made big (20 to 100 transactions with arguments of a few hundred bytes, state
 writes of several keys with deletes and overwrites) so that their write batches take long
 enough to be interrupted.
@@ -116,6 +120,8 @@ def main(argv: list[str]) -> int:
             print(f"appending {height}", flush=True)
             store.append_block(block, certificate, writes)
             print(height, flush=True)
+            store.save_safety_record(b"safety record after block %d" % height)
+            print(f"safety {store.safety_position[0]}", flush=True)
     return 0
 
 

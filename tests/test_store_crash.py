@@ -12,7 +12,11 @@ After each kill the parent reopens the store and checks that:
 * each block is exactly the block the deterministic generator gives for its height, rebuilt
   here with an in-memory state tree: nothing was half-written or altered;
 * the state at the tip (its root, its value index, proofs of keys the tip block wrote) is the
-  state those blocks produce.
+  state those blocks produce;
+* the safety record is the last one acknowledged, or the one being saved at the kill; the
+  witness (ledger/witness.py), read before the store is opened, is at most one write behind
+  the database and never ahead of it, and opening brings it level: a plain kill never makes a
+  store look rolled back.
 
 A kill lands in one of three moments, chosen from a seeded random source: anywhere from the
 child's start (during start-up, while building a block, or while writing one), some time
@@ -42,6 +46,7 @@ from ledger.devchain import LocalConsortium
 from ledger.model import Block, BlockHeader
 from ledger.state import EMPTY_ROOT, MemoryNodeStore, SparseMerkleTree, verify_state_proof
 from ledger.store import ChainStore, Tip
+from ledger.witness import Witness
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 WRITER_PATH = Path(__file__).resolve().parent / "crash_writer.py"
@@ -124,6 +129,28 @@ class ExpectedChain:
                     self.state.pop(key, None)
                 else:
                     self.state[key] = value
+
+
+def check_witness(path: Path, acknowledged_saves: int) -> tuple[int, int]:
+    """Reopen the store and compare it with its witness as the kill left it.
+
+    Returns how many writes the witness was behind the database (tip, safety saves).
+    """
+    witness = Witness.open(path)
+    seen = witness.state
+    witness.close()
+    with ChainStore.open(path) as store:
+        saves = store.safety_position[0]
+        assert acknowledged_saves <= saves <= acknowledged_saves + 1, (
+            f"safety save {saves} after the child acknowledged save {acknowledged_saves}"
+        )
+        behind = (store.height - seen.tip_height, saves - seen.safety_saves)
+        assert behind in ((0, 0), (1, 0), (0, 1)), f"witness {seen} against the store: {behind}"
+    witness = Witness.open(path)
+    level = witness.state
+    witness.close()
+    assert (level.tip_height, level.safety_saves) == (store.height, saves), "not brought level"
+    return behind
 
 
 def check_store(path: Path, expected: ExpectedChain, acknowledged: int) -> Tip:
@@ -231,12 +258,16 @@ class Round:
     started: list[int] = field(default_factory=list)
     acknowledged: list[int] = field(default_factory=list)
 
+    safety_saves: list[int] = field(default_factory=list)
+
     @classmethod
     def parse(cls, lines: list[str], tip_before: int) -> Round:
         result = cls()
         for line in lines:
             if line.startswith("appending "):
                 result.started.append(int(line.removeprefix("appending ")))
+            elif line.startswith("safety "):
+                result.safety_saves.append(int(line.removeprefix("safety ")))
             else:
                 assert line.isdigit(), f"unexpected output from the child: {line!r}"
                 result.acknowledged.append(int(line))
@@ -300,6 +331,8 @@ def test_killed_writer_never_loses_an_acknowledged_block_and_resumes(tmp_path):
     moments: list[str] = []
     kills_inside_append = 0
     unacknowledged_blocks_kept = 0
+    saves = 0
+    witness_behind = {"tip": 0, "safety": 0}
 
     for round_index in range(ROUNDS):
         writer = Writer(path, tmp_path / f"writer-{round_index}.stderr")
@@ -309,6 +342,10 @@ def test_killed_writer_never_loses_an_acknowledged_block_and_resumes(tmp_path):
             writer.stop()
         printed = Round.parse(writer.lines, tip)
         acknowledged = printed.acknowledged[-1] if printed.acknowledged else tip
+        saves = printed.safety_saves[-1] if printed.safety_saves else saves
+        tip_behind, safety_behind = check_witness(path, saves)
+        witness_behind["tip"] += tip_behind
+        witness_behind["safety"] += safety_behind
         new_tip = check_store(path, expected, acknowledged)
         kills_inside_append += printed.killed_inside_append
         unacknowledged_blocks_kept += new_tip.height > acknowledged
@@ -318,7 +355,8 @@ def test_killed_writer_never_loses_an_acknowledged_block_and_resumes(tmp_path):
         f"{ROUNDS} kills, {tip} blocks; moments: "
         f"{ {moment: moments.count(moment) for moment in sorted(set(moments))} }; "
         f"{kills_inside_append} inside append_block, {unacknowledged_blocks_kept} kept a "
-        "block written but not yet acknowledged"
+        f"block written but not yet acknowledged; the witness was one write behind "
+        f"{witness_behind} times (tip, safety record)"
     )
     assert tip >= BLOCKS_AFTER_ALL_ROUNDS_MIN, "the chain did not grow across the kills"
     assert kills_inside_append >= KILLS_INSIDE_APPEND_MIN, "too few kills landed in an append"
