@@ -67,6 +67,7 @@ from ledger.witness import Witness, WitnessError, WitnessState
 __all__ = [
     "BlockRejectedError",
     "ChainStore",
+    "ConfirmedState",
     "CorruptionError",
     "RolledBackError",
     "StoreError",
@@ -733,6 +734,25 @@ class ChainStore:
         """The value of state ``key`` at the tip, or None."""
         return self._get(schema.value_key(key))
 
+    def state_get_confirmed(self, key: bytes) -> bytes | None:
+        """``state_get``, with an absence confirmed in the state tree (for answers to clients).
+
+        The value index is a copy of the tree's leaves, written in the same batch; a key it
+        lacks is looked up in the tree too (one walk from the tip's root, every node checked),
+        so that "no such key" is said only when the tree, whose root the tip block commits
+        to, proves it. Raises CorruptionError if the tree holds the key or cannot be walked.
+        Execution keeps the one-lookup ``state_get``: its misses are many, and a wrong one
+        there gives a state root the other members refuse.
+        """
+        value = self.state_get(key)
+        if value is None and self._tree_call(self._tree.get, self._tip.state_root, key) is not None:
+            raise self._corrupt(f"the value index lost state key {key[:48]!r}: the tree holds it")
+        return value
+
+    def confirmed_reads(self) -> ConfirmedState:
+        """The committed state as the engine reads it, absences confirmed (API answers)."""
+        return ConfirmedState(self)
+
     def state_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """State entries at the tip whose key starts with ``prefix``, in key order."""
         full_prefix = schema.value_key(prefix)
@@ -779,6 +799,28 @@ class ChainStore:
             return method(*arguments)
         except StateCorruptionError as error:
             raise self._corrupt(f"the state tree is damaged: {error}") from None
+
+
+class ConfirmedState:
+    """A store's committed state for answers to clients: point reads whose absence the state
+    tree confirms (:meth:`ChainStore.state_get_confirmed`). Scans (``state_items``) cannot be
+    confirmed against a tree ordered by key hash; their completeness rests on LevelDB's
+    checksums and on the start-up checks."""
+
+    def __init__(self, store: ChainStore) -> None:
+        self._store = store
+
+    def state_get(self, key: bytes) -> bytes | None:
+        return self._store.state_get_confirmed(key)
+
+    def state_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self._store.state_items(prefix)
+
+    def preview_state_root(self, state_writes: Mapping[bytes, bytes | None]) -> bytes:
+        raise AssertionError("answers to clients never execute")
+
+    def transaction_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        return self._store.transaction_location(tx_id)
 
 
 def _read(database: plyvel.DB, key: bytes) -> bytes | None:

@@ -1092,7 +1092,8 @@ class _Api:
         if DEEDS not in self.node.engine.contracts:
             raise ProblemError("contract_not_enabled", f"this consortium does not run {DEEDS}")
         try:
-            return self.node.engine.query(self.node.store, DEEDS, path)
+            # Absences confirmed in the state tree: never "unknown act" for a lost index entry.
+            return self.node.engine.query(self.node.store.confirmed_reads(), DEEDS, path)
         except (KeyError, IndexError, UnicodeError, encoding.EncodingError):
             raise  # not an answer: a bug or a damaged state, for the middleware to log
         except LookupError as error:

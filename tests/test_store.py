@@ -823,3 +823,17 @@ def test_a_scan_over_a_damaged_table_block_raises_instead_of_ending_short(consor
         with pytest.raises(CorruptionError, match="checksum mismatch"):
             list(store.state_items(b"deeds/bulk/"))
         assert isinstance(store.damage, CorruptionError)
+
+
+def test_an_absence_told_to_clients_is_confirmed_in_the_state_tree(two_blocks):
+    # The value index lost an entry its block wrote (it did not reach the disk, say): for an
+    # answer to a client, the tree, whose root the tip block commits to, must confirm absence.
+    two_blocks.store.close()
+    tamper(two_blocks.path, lambda database: database.delete(schema.value_key(act_key(1))))
+    store = two_blocks.reopen()
+    assert store.state_get(act_key(1)) is None  # the one-lookup read of execution
+    assert store.confirmed_reads().state_get(act_key(99)) is None  # truly absent: proven
+    assert store.confirmed_reads().state_get(act_key(3)) == b"in_force"
+    with pytest.raises(CorruptionError, match="the value index lost state key"):
+        store.confirmed_reads().state_get(act_key(1))
+    assert store.damage is not None
