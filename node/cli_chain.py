@@ -291,7 +291,9 @@ def command_export(arguments: argparse.Namespace) -> int:
             "frame off and continue"
         ) from None
     except BundleError as error:
-        raise CommandError(f"{arguments.target}: {error}") from None
+        message = str(error)  # most name the file already
+        named = message.startswith(arguments.target)
+        raise CommandError(message if named else f"{arguments.target}: {message}") from None
     if written == 0:
         print(f"{arguments.target} is up to date: blocks 1 to {writer_height}")
     else:
@@ -347,17 +349,17 @@ def _export_from_store(arguments: argparse.Namespace) -> tuple[int, int]:
 
         return _export(arguments, store.genesis, tip, blocks)
     except StoreError as error:
-        raise _damaged(store.path, error) from None
+        raise _damaged(store.path, error, midway=True) from None
     finally:
         store.close()
 
 
-def _damaged(path: Path, error: Exception) -> CommandError:
-    """The one-line error for a chain database found damaged while reading it."""
+def _damaged(path: Path, error: Exception, *, midway: bool = False) -> CommandError:
+    """The one-line error for a chain database found damaged while opening or reading it."""
+    written = "; the blocks written before it are valid" if midway else ""
     return CommandError(
-        f"the chain database in {path} is damaged: {error}; what was written before it stays "
-        "valid (run 'sceau node check --data-dir …' for the whole picture, and export from a "
-        "healthy member's API instead)"
+        f"the chain database in {path} is damaged: {error}{written}. Export from a healthy "
+        "member's API instead; 'sceau node check --data-dir …' gives the whole picture"
     )
 
 
@@ -523,7 +525,7 @@ def command_node_check(arguments: argparse.Namespace) -> int:
         return EXIT_CHECK_FAILED
     print(
         f"OK: {_plural(report.blocks, 'block')}, {_plural(report.transactions, 'transaction')}, "
-        f"{_plural(report.state_entries, 'state entry')}: every block, certificate, index "
+        f"{report.state_entries:,} state entries: every block, certificate, index "
         f"entry and state node held ({report.seconds:.1f} s)"
     )
     if saves:

@@ -352,19 +352,10 @@ def test_a_rebuilt_node_serves_every_act_again_from_a_peers_bundle(
     truncate_log(node.chain)
     peer = copy_of(pristine, tmp_path / "peer")  # a healthy member, stopped here
     bundle = tmp_path / "chain.bundle"
-    exported = sceau("export", bundle, "--data-dir", peer.path / "data", cwd=tmp_path)
-    assert exported.returncode == 0, exported.stderr
+    assert main(["export", str(bundle), "--data-dir", str(peer.path / "data")]) == 0
     node.chain.rename(node.path / "data" / "chain.damaged")
-    imported = sceau(
-        "import",
-        bundle,
-        "--data-dir",
-        node.path / "data",
-        "--genesis",
-        "genesis.json",
-        cwd=node.path,
-    )
-    assert imported.returncode == 0, imported.stderr
+    data_dir, genesis = str(node.path / "data"), str(node.path / "genesis.json")
+    assert main(["import", str(bundle), "--data-dir", data_dir, "--genesis", genesis]) == 0
     process = start(node)
     try:
         assert wait_started(node, process), (node.path / "node.log").read_text()
