@@ -77,13 +77,17 @@ __all__ = [
 PREVIEWS_REMEMBERED = 4
 """State updates kept from ``preview_state_root`` (a proposal per view, rarely more)."""
 RECENT_BLOCKS_CHECKED = 4096
-"""Heights below the tip whose block and certificate keys opening checks are all present.
+RECENT_BYTES_CHECKED = 32 * 1024 * 1024
+"""Opening checks that the heights below the tip have their block and certificate, down to
+4,096 heights or 32 MiB of block records, whichever comes first.
 
-A write batch is one record of LevelDB's log, all or nothing; the log replayed at an open
-holds the writes since the last memtable flush, at most two write buffers of 4 MiB. A block's
-batch is over 2 KiB (block, certificate, indexes, state nodes), so the last 4,096 heights cover
-every batch an open may replay, and a batch lost there leaves a hole this check finds. The scan
-reads keys only, in key order: about 6 ms (docs/operations.md)."""
+A write batch is one record of LevelDB's log, all or nothing, and holds its block; the log
+replayed at an open holds the writes since the last memtable flush: two write buffers of 4 MiB,
+plus the batch that overflowed each (a block's batch is at most its block, 12 MiB, and its
+state). A block's batch is over 2 KiB (block, certificate, indexes, state nodes), so 4,096
+heights, or 32 MiB of block records (less than their batches), cover every batch an open may
+replay, and a batch lost there leaves a hole this check finds. The byte bound keeps the check
+to a few tens of milliseconds even when blocks are large."""
 
 
 class StoreError(Exception):
@@ -169,16 +173,13 @@ class ChainStore:
             # The witness first: a creation interrupted after it has no database records,
             # which open() reports as an interrupted creation, never as a missing witness.
             created = Witness.create(target, WitnessState(tip_height=0, tip_hash=genesis.chain_id))
+        except (OSError, WitnessError) as error:
+            raise StoreError(f"cannot create a chain at {target}: {error}") from None
+        database = None
+        try:
             database = plyvel.DB(
                 str(target), create_if_missing=True, error_if_exists=True, paranoid_checks=True
             )
-        except (OSError, WitnessError) as error:
-            raise StoreError(f"cannot create a chain at {target}: {error}") from None
-        except plyvel.Error as error:
-            created.close()
-            raise StoreError(f"cannot create a chain at {target}: {_describe(error)}") from None
-        store = None
-        try:
             tree = SparseMerkleTree(_NodeReader(lambda key: _read(database, key)))
             update = tree.update(EMPTY_ROOT, dict(initial_state or {}))
             tip = Tip(0, genesis.chain_id, update.root)
@@ -191,14 +192,15 @@ class ChainStore:
                 batch.put(schema.TIP, _encode_tip(tip))
                 batch.put(schema.WITNESSED, b"")
                 batch.put(schema.FORMAT, schema.FORMAT_VERSION)
-            store = cls(database, genesis, tip, target)
-            store._witness = created
-        except plyvel.Error as error:
-            raise StoreError(f"cannot create a chain at {target}: {_describe(error)}") from None
-        finally:
-            if store is None:
-                created.close()
+        except BaseException as error:
+            created.close()
+            if database is not None:
                 database.close()
+            if isinstance(error, plyvel.Error):
+                raise StoreError(f"cannot create a chain at {target}: {_describe(error)}") from None
+            raise
+        store = cls(database, genesis, tip, target)
+        store._witness = created
         return store
 
     @classmethod
@@ -228,6 +230,7 @@ class ChainStore:
             ) from None
         except plyvel.Error as error:
             raise CorruptionError(f"LevelDB refuses to open it: {_describe(error)}") from None
+        store = None
         try:
             format_version = _read(database, schema.FORMAT)
             if format_version is None and _read(database, schema.TIP) is None:
@@ -244,7 +247,7 @@ class ChainStore:
             store._check_recent_blocks()
             store._check_witness()
         except BaseException:
-            if "store" in locals() and store._witness is not None:
+            if store is not None and store._witness is not None:
                 store._witness.close()
             database.close()
             raise
@@ -285,20 +288,31 @@ class ChainStore:
             raise CorruptionError("the tip's state root has no state tree node", height=tip.height)
 
     def _check_recent_blocks(self) -> None:
-        """Every height of the last RECENT_BLOCKS_CHECKED has its block and its certificate."""
+        """The recent heights have their block and their certificate (see RECENT_BLOCKS_CHECKED).
+
+        Walks down from the tip until RECENT_BLOCKS_CHECKED heights or RECENT_BYTES_CHECKED
+        bytes of block records: a block's write batch is larger than its block record, so the
+        heights walked hold at least that many bytes of batches, more than LevelDB replays.
+        """
         last = self._tip.height
-        first = max(1, last - RECENT_BLOCKS_CHECKED + 1)
-        if last < first:
-            return
-        for key_of, what in ((schema.block_key, "block"), (schema.certificate_key, "certificate")):
-            expected = first
-            for key in self._keys(key_of(first), key_of(last + 1)):
-                height = schema.decode_height(key[-8:])
-                if height != expected:
-                    raise CorruptionError(f"{what} is missing", height=expected)
-                expected += 1
-            if expected != last + 1:
-                raise CorruptionError(f"{what} is missing", height=expected)
+        expected, block_bytes = last, 0
+        for key, value in self._scan_down(schema.block_key(last), schema.block_key(1)):
+            if schema.decode_height(key[-8:]) != expected:
+                break
+            expected -= 1
+            block_bytes += len(value)
+            if last - expected >= RECENT_BLOCKS_CHECKED or block_bytes >= RECENT_BYTES_CHECKED:
+                break
+        bounded = last - expected >= RECENT_BLOCKS_CHECKED or block_bytes >= RECENT_BYTES_CHECKED
+        if expected >= 1 and not bounded:
+            raise CorruptionError("block is missing", height=expected)
+        first = expected + 1
+        for key in self._keys(schema.certificate_key(first), schema.certificate_key(last + 1)):
+            if schema.decode_height(key[-8:]) != first:
+                raise CorruptionError("certificate is missing", height=first)
+            first += 1
+        if first != last + 1:
+            raise CorruptionError("certificate is missing", height=first)
 
     def _check_witness(self) -> None:
         """Compare the database with its witness; raises RolledBackError or CorruptionError.
@@ -313,7 +327,10 @@ class ChainStore:
                     "database cannot be shown not to be rolled back"
                 )
             # A database of an earlier version: witness it from now on.
-            self._witness = Witness.create(self.path, self._witness_state())
+            try:
+                self._witness = Witness.create(self.path, self._witness_state())
+            except WitnessError as error:
+                raise StoreError(str(error)) from None
             self._put_synced(schema.WITNESSED, b"")
             return
         try:
@@ -408,6 +425,29 @@ class ChainStore:
                         return
                     yield key, iterator.value()
                     iterator.next()
+            finally:
+                iterator.close()
+        except plyvel.Error as error:
+            raise self._damaged(_store_error(error)) from None
+
+    def _scan_down(self, start: bytes, low: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Records from ``start`` down to ``low`` (both included), in descending key order."""
+        if self._damage is not None:
+            raise self._damage
+        try:
+            iterator = self._database.raw_iterator(verify_checksums=True)
+            try:
+                iterator.seek(start)  # the first key at or above start
+                if not iterator.valid():
+                    iterator.seek_to_last()
+                elif iterator.key() > start:
+                    iterator.prev()
+                while iterator.valid():
+                    key = iterator.key()
+                    if key < low:
+                        return
+                    yield key, iterator.value()
+                    iterator.prev()
             finally:
                 iterator.close()
         except plyvel.Error as error:

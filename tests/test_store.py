@@ -837,3 +837,35 @@ def test_an_absence_told_to_clients_is_confirmed_in_the_state_tree(two_blocks):
     with pytest.raises(CorruptionError, match="the value index lost state key"):
         store.confirmed_reads().state_get(act_key(1))
     assert store.damage is not None
+
+
+def test_opening_checks_recent_heights_only_and_the_full_check_finds_the_rest(
+    four_blocks, monkeypatch
+):
+    # Start-up must stay fast on any chain: a hole below the recent heights is left to
+    # 'sceau node check', which reads everything.
+    from ledger import store as store_module
+    from ledger.store_check import check_store
+
+    monkeypatch.setattr(store_module, "RECENT_BLOCKS_CHECKED", 2)
+    tamper(four_blocks.path, _deleted_block_record)  # block 2, below heights 3 and 4
+    with ChainStore.open(four_blocks.path) as store:
+        report = check_store(store)
+    assert not report.ok and report.failure_height == 2, report
+    assert report.failure == "height 2: block is missing"
+    monkeypatch.setattr(store_module, "RECENT_BLOCKS_CHECKED", 3)
+    with pytest.raises(CorruptionError, match=r"^height 2: block is missing"):
+        ChainStore.open(four_blocks.path)
+
+
+def test_the_full_check_passes_a_sound_store_and_names_a_bad_certificate(four_blocks):
+    from ledger.store_check import check_store
+
+    with ChainStore.open(four_blocks.path) as store:
+        report = check_store(store)
+    assert report.ok, report
+    assert (report.blocks, report.transactions) == (4, 8)
+    tamper(four_blocks.path, _certificate_of_another_block)
+    with ChainStore.open(four_blocks.path) as store:
+        report = check_store(store)
+    assert report.failure_height == 2 and "certificate" in report.failure, report
