@@ -455,15 +455,16 @@ def command_import(arguments: argparse.Namespace) -> int:
     except (StartupError, StoreError) as error:
         raise CommandError(str(error)) from None
     try:
-        report, _ = _replayer_audit(
-            arguments.bundle,
-            genesis,
-            workers=arguments.workers,
-            on_block=lambda block, certificate, replayed: store.append_block(
-                block, certificate, replayed.state_writes
-            ),
-            what="import",
-        )
+        with store.witness_deferred():  # nothing serves the new database before it is renamed
+            report, _ = _replayer_audit(
+                arguments.bundle,
+                genesis,
+                workers=arguments.workers,
+                on_block=lambda block, certificate, replayed: store.append_block(
+                    block, certificate, replayed.state_writes
+                ),
+                what="import",
+            )
         tip = store.tip
     except BaseException:
         store.close()

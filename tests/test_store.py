@@ -869,3 +869,15 @@ def test_the_full_check_passes_a_sound_store_and_names_a_bad_certificate(four_bl
     with ChainStore.open(four_blocks.path) as store:
         report = check_store(store)
     assert report.failure_height == 2 and "certificate" in report.failure, report
+
+
+def test_a_bulk_fill_writes_the_witness_once_at_the_end(two_blocks):
+    witness_file = two_blocks.path / witness.FILE_NAME
+    before = witness_file.read_bytes()
+    with two_blocks.store.witness_deferred():
+        two_blocks.append([anchor(two_blocks.consortium, 6)], {act_key(6): b"in_force"})
+        assert witness_file.read_bytes() == before
+    store = two_blocks.reopen()
+    seen = Witness.open(two_blocks.path)
+    assert (seen.state.tip_height, seen.state.tip_hash) == (3, store.tip.block_hash)
+    seen.close()
