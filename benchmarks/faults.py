@@ -486,6 +486,9 @@ class Load:
         self.not_confirmed: set[bytes] = set()
         """Transactions whose client gave up (deadline) without a commit."""
         self._committed_by: dict[bytes, str] = {}
+        self.client_events: collections.Counter[str] = collections.Counter()
+        """Every answer the carrying clients met, by outcome (``pending`` answers and
+        ``unreachable`` nodes are what made them submit again)."""
 
     def attach_clients(self, session: aiohttp.ClientSession) -> None:
         """One carrying client per node, that node first, the others after it in turn."""
@@ -496,6 +499,7 @@ class Load:
 
         def observe(event: Any) -> None:
             tx_id = bytes.fromhex(event.tx_id)
+            self.client_events[event.outcome] += 1
             if event.outcome == "pending":
                 self.accepted.add(tx_id)
             elif event.outcome == "committed":
@@ -662,6 +666,7 @@ class Load:
                 )
             ),
             "answers": dict(sorted(self.answers.items())),
+            "client_events": dict(sorted(self.client_events.items())),
         }
 
 

@@ -296,16 +296,14 @@ def loose_permissions(path: str | os.PathLike, what: str = "key file") -> str | 
 def load_private_key(path: str | os.PathLike, *, passphrase: bytes | None = None) -> PrivateKey:
     """Read an Ed25519 PKCS#8 PEM key from ``path``. Raises :class:`KeyFileError`.
 
-    Logs a WARNING (logger ``sceau.keys``) if the file is open to group or others.
+    Logs a WARNING (logger ``sceau.keys``) if the key loads from a file open to group or
+    others.
     """
     target = Path(path)
     try:
         pem = target.read_bytes()
     except OSError as error:
         raise KeyFileError(f"cannot read key file {target}: {error.strerror}") from None
-    warning = loose_permissions(target)
-    if warning is not None:
-        log.warning("%s", warning)
     try:
         key = serialization.load_pem_private_key(pem, password=passphrase or None)
     except TypeError as error:
@@ -319,4 +317,7 @@ def load_private_key(path: str | os.PathLike, *, passphrase: bytes | None = None
         raise KeyFileError(f"cannot load {target}: {reason}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(f"{target} holds a {type(key).__name__}, not an Ed25519 key")
+    warning = loose_permissions(target)
+    if warning is not None:
+        log.warning("%s", warning)
     return key
