@@ -91,9 +91,11 @@ answer for seconds (a stopped one answers nothing, and costs this much per poll)
 POLL_S = 0.2
 SUBMIT_WAIT_S = 5
 """The probes' ``?wait=``: how long a submission waits for its commit before answering 202."""
-CARRY_RETRY_INTERVAL_S = 2.0
+CARRY_RETRY_INTERVAL_S = 5.0
 """The load's client: how long one node is given to commit a submission before the same
-transaction goes to the next node (``AsyncClient.retry_interval_s``)."""
+transaction goes to the next node (``AsyncClient.retry_interval_s``, the library's default).
+A node that dies is left at once (its connection breaks); a shorter interval only sends more
+copies of slow transactions to the other nodes, which a saturated machine pays for."""
 CARRY_DEADLINE_S = 120.0
 """The load's client gives up on a submission after this (``CommitNotConfirmed``; counted)."""
 LOAD_IN_FLIGHT_MAX = 512
