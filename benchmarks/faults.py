@@ -1100,7 +1100,13 @@ async def campaign(arguments: argparse.Namespace, directory: Path) -> dict[str, 
         directory, arguments.nodes, extra_config={**DEVNET_CONFIG, "fault_injection": True}
     )
     timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    # The load has a session (and connection pool) of its own: its submissions wait for their
+    # commits on open connections, which must not hold up the checks' reads.
+    load_connector = aiohttp.TCPConnector(limit=LOAD_IN_FLIGHT_MAX)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        aiohttp.ClientSession(timeout=timeout, connector=load_connector) as load_session,
+    ):
         cluster = Cluster(directory, entries, session)
         try:
             for member_id in cluster.members:
@@ -1115,7 +1121,7 @@ async def campaign(arguments: argparse.Namespace, directory: Path) -> dict[str, 
             assert status is not None
             chain_id = bytes.fromhex(status["chain_id"])
             load = Load(cluster, Signer(cluster, chain_id, status["height"]), arguments.rate)
-            load.attach_clients(session)
+            load.attach_clients(load_session)
             record = ChainRecord(chain_id)
             runner = Campaign(cluster, load, record, rng, bounds)
             report = await _run_rounds(runner, kinds, arguments)

@@ -456,7 +456,11 @@ class AsyncClient:
             "/v1/transactions",
             json={"transaction": transaction.encoded.hex()},
             params=parameters,
-            timeout=aiohttp.ClientTimeout(total=wait_s + self.timeout_s),
+            # Not a total: time spent queued for one of the session's connections (many
+            # submissions at once) must not count as the node's silence.
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=self.timeout_s, sock_read=wait_s + self.timeout_s
+            ),
         )
 
     def _notify(self, tx_id: str, url: str, outcome: str, detail: str = "") -> None:

@@ -318,19 +318,23 @@ def test_a_transaction_past_its_expiry_is_reported_expired_never_committed(
 
 
 def test_past_its_deadline_the_client_says_the_transaction_may_still_commit(
-    devnet: Devnet,
+    devnet: Devnet, tmp_path: Path
 ) -> None:
     """Only an isolated node to talk to: it accepts but cannot commit. The error names the
-    transaction and says it may still commit — and it does, once the node's links heal."""
+    transaction and says it may still commit — and it does, once the node's links heal.
+    ``sceau anchor`` says so too, with exit status 3."""
     victim = devnet.members[3]
     devnet.isolate(victim)
     transaction = devnet.anchor_transaction(victim, expiry_height=devnet.height() + 1_000)
+    document = tmp_path / "arrete.pdf"
+    document.write_bytes(b"%PDF-1.7\n" + secrets.token_bytes(16) + b"\n%%EOF\n")
     try:
         with (
             Client(victim.api_url, retry_interval_s=0.5) as client,
             pytest.raises(CommitNotConfirmed) as unconfirmed,
         ):
             client.submit(transaction, wait_s=1.5)
+        anchored = sceau_anchor(document, [victim.api_url], victim, "--wait", "1.5")
     finally:
         devnet.cut(victim, [])
         for other in devnet.members:
@@ -339,9 +343,24 @@ def test_past_its_deadline_the_client_says_the_transaction_may_still_commit(
     error = unconfirmed.value
     assert error.tx_id == transaction.tx_id.hex() and error.accepted_by == (victim.api_url,)
     assert "may still commit" in str(error) and transaction.tx_id.hex() in str(error)
+    assert anchored.returncode == 3, anchored.stderr
+    assert "may still commit" in anchored.stderr and "Traceback" not in anchored.stderr
     with Client(devnet.urls(devnet.members[0])) as client:
         outcome = client.submit(transaction, wait_s=DEADLINE_S)
     assert outcome["status"] == "committed"
+
+
+def sceau_anchor(
+    document: Path, api_urls: list[str], issuer: MemberProcess, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``sceau anchor DOCUMENT`` with one ``--api`` per item of ``api_urls``."""
+    command = [sys.executable, "-m", "node.cli", "anchor", str(document)]
+    for urls in api_urls:
+        command += ["--api", urls]
+    command += ["--key", issuer.key_file, "--issuer", issuer.member_id, "--kind", "decree"]
+    command += ["--reference", f"2026-ARR-{secrets.token_hex(4)}", "--date", ACT_DATE]
+    command += ["--title", "Arrêté de circulation", *options]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_anchor_takes_several_api_urls_and_skips_a_dead_one(devnet: Devnet, tmp_path: Path) -> None:
@@ -352,35 +371,7 @@ def test_anchor_takes_several_api_urls_and_skips_a_dead_one(devnet: Devnet, tmp_
     document = tmp_path / "deliberation.pdf"
     document.write_bytes(b"%PDF-1.7\n" + secrets.token_bytes(16) + b"\n%%EOF\n")
     others = ",".join(m.api_url for m in devnet.members[1:])
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "node.cli",
-            "anchor",
-            str(document),
-            "--api",
-            nowhere,
-            "--api",
-            others,
-            "--key",
-            issuer.key_file,
-            "--issuer",
-            issuer.member_id,
-            "--reference",
-            f"2026-DEL-{secrets.token_hex(4)}",
-            "--kind",
-            "deliberation",
-            "--date",
-            ACT_DATE,
-            "--title",
-            "Plan de mobilité",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = sceau_anchor(document, [nowhere, others], issuer)
     assert completed.returncode == 0, completed.stderr
     assert "committed at height" in completed.stdout
     assert Path(f"{document}.receipt.json").is_file()
