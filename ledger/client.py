@@ -48,7 +48,9 @@ sends the same bytes to the next endpoint, and so on, until
 
 Connection errors, timeouts, 5xx answers and the "busy" refusals (429 ``rate_limited`` and
 ``signer_quota``, 503 ``mempool_full``) are retried on the next endpoint; after a whole round
-of endpoints without any answer the client backs off (:data:`BACKOFF_S_MAX` at most).
+of endpoints without any answer, or a 202 that came at once instead of after the wait, the
+client backs off (:data:`BACKOFF_S_MAX` at most). A node that stays silent may hold one
+attempt ``timeout_s`` past the deadline.
 """
 
 from __future__ import annotations
@@ -413,6 +415,7 @@ class AsyncClient:
                 log.info("transaction %s not committed yet: submitting it to %s", tx_id[:16], url)
             attempt += 1
             step_s = min(self.retry_interval_s, remaining_s)
+            started = loop.time()
             try:
                 answer = await self._post(url, transaction, wait_s=step_s)
             except ApiError as error:
@@ -434,7 +437,11 @@ class AsyncClient:
                     accepted_by.append(url)
                 last_answers[url] = status
                 silent_in_a_row = 0
-                backoff_s = BACKOFF_S_MIN
+                if loop.time() - started >= step_s / 2:
+                    backoff_s = BACKOFF_S_MIN
+                else:  # a 202 at once (the node holds too many waiting submissions): no spin
+                    await asyncio.sleep(min(backoff_s, max(0.0, deadline - loop.time())))
+                    backoff_s = min(backoff_s * 2, BACKOFF_S_MAX)
             if silent_in_a_row and silent_in_a_row % len(self.endpoints) == 0:
                 # A whole round without an answer: the nodes are down or busy; wait a little.
                 await asyncio.sleep(min(backoff_s, max(0.0, deadline - loop.time())))
