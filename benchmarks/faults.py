@@ -15,10 +15,14 @@ A devnet of ``--nodes`` member processes starts in a temporary directory (``node
 with the test-only ``fault_injection`` switch on (``PUT /v1/debug/links`` cuts peer links in
 the transport) and the API rate limits of benchmarks/throughput.py raised. A load task submits
 deeds/anchor transactions (signed by the members' node keys, benchmarks/throughput.py's
-``presign``) to the nodes in turn at ``--rate`` per second, each with ``?wait=``, and records
-every *acknowledgement*: an API answer that says the transaction is committed, at which height,
-in which block. Transactions answered "pending" are asked about again later
-(``GET /v1/transactions/{id}``) until one node says committed.
+``presign``) at ``--rate`` per second, each through the client library (``ledger.client``)
+given every node's API, the nodes taking turns as the first one asked: the library carries
+each submission to its commit, sending it to the next node while one dies, hangs or answers
+"pending", and records every *acknowledgement*: an answer that says the transaction is
+committed, at which height, in which block. The report's ``load.acknowledged_then_lost``
+counts acknowledged transactions missing from the final chain (must be 0, from the client's
+point of view), and ``load.accepted_then_lost`` those a node answered 202 (pending) for that
+are not in the final chain: what a bare HTTP client that stopped at the 202 would have lost.
 
 Each round injects one fault, chosen by a seeded random generator among :data:`FAULTS` (or
 taken in turn from ``--kinds``): SIGKILL a random node, or the current primary, and restart it
@@ -86,7 +90,14 @@ HTTP_TIMEOUT_S = 10.0
 answer for seconds (a stopped one answers nothing, and costs this much per poll)."""
 POLL_S = 0.2
 SUBMIT_WAIT_S = 5
-"""The load's ``?wait=``: how long a submission waits for its commit before answering 202."""
+"""The probes' ``?wait=``: how long a submission waits for its commit before answering 202."""
+CARRY_RETRY_INTERVAL_S = 5.0
+"""The load's client: how long one node is given to commit a submission before the same
+transaction goes to the next node (``AsyncClient.retry_interval_s``, the library's default).
+A node that dies is left at once (its connection breaks); a shorter interval only sends more
+copies of slow transactions to the other nodes, which a saturated machine pays for."""
+CARRY_DEADLINE_S = 120.0
+"""The load's client gives up on a submission after this (``CommitNotConfirmed``; counted)."""
 LOAD_IN_FLIGHT_MAX = 512
 """Submissions outstanding at most; the load skips (and counts) beyond, it never queues."""
 CONFIRM_PERIOD_S = 1.0
@@ -390,11 +401,16 @@ class Cluster:
     async def set_cut(self, member_id: str, cut: Sequence[str]) -> None:
         """Cut ``member_id``'s links to exactly ``cut``, asking again while the node does not
         answer; raises :class:`CampaignError` if it refuses or stays silent."""
+        from node.debug_token import TOKEN_HEADER, read_token
+
         url = self.api[member_id] + "/v1/debug/links"
+        headers = {TOKEN_HEADER: read_token(self.entries[member_id]["dir"] / "data")}
         deadline = time.monotonic() + SET_CUT_S_MAX
         while True:
             try:
-                async with self.session.put(url, json={"cut": sorted(cut)}) as response:
+                async with self.session.put(
+                    url, json={"cut": sorted(cut)}, headers=headers
+                ) as response:
                     document = await response.json(content_type=None)
                 break
             except (aiohttp.ClientError, TimeoutError, ValueError) as error:
@@ -465,6 +481,41 @@ class Load:
         self.given_up = 0
         self.in_flight = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.clients: dict[str, Any] = {}
+        """The carrying client (ledger.client.AsyncClient) whose first endpoint is each node."""
+        self.accepted: set[bytes] = set()
+        """Transactions some node answered 202 (pending) for, at least once."""
+        self.not_confirmed: set[bytes] = set()
+        """Transactions whose client gave up (deadline) without a commit."""
+        self._committed_by: dict[bytes, str] = {}
+        self.client_events: collections.Counter[str] = collections.Counter()
+        """Every answer the carrying clients met, by outcome (``pending`` answers and
+        ``unreachable`` nodes are what made them submit again)."""
+
+    def attach_clients(self, session: aiohttp.ClientSession) -> None:
+        """One carrying client per node, that node first, the others after it in turn."""
+        from ledger.client import AsyncClient
+
+        members = self.cluster.members
+        member_of = {self.cluster.api[member_id]: member_id for member_id in members}
+
+        def observe(event: Any) -> None:
+            tx_id = bytes.fromhex(event.tx_id)
+            self.client_events[event.outcome] += 1
+            if event.outcome == "pending":
+                self.accepted.add(tx_id)
+            elif event.outcome == "committed":
+                self._committed_by[tx_id] = member_of[event.api_url]
+
+        for index, member_id in enumerate(members):
+            order = members[index:] + members[:index]
+            self.clients[member_id] = AsyncClient(
+                [self.cluster.api[m] for m in order],
+                timeout_s=HTTP_TIMEOUT_S,
+                retry_interval_s=CARRY_RETRY_INTERVAL_S,
+                session=session,
+                observer=observe,
+            )
 
     def acknowledge(self, tx_id: bytes, document: dict[str, Any], member_id: str) -> None:
         ack = Acknowledgement(
@@ -503,6 +554,7 @@ class Load:
             self.acknowledge(tx_id, document, member_id)
             return "committed"
         if status in ("pending", "unknown"):
+            self.accepted.add(tx_id)
             self.unconfirmed.setdefault(tx_id, (time.monotonic(), member_id))
             return "pending"
         return str(document.get("code", response.status))
@@ -521,18 +573,51 @@ class Load:
             members = self.cluster.members
             member_id = members[index % len(members)]
             index += 1
-            tx_id, body = self.signer.next()
+            _, body = self.signer.next()
             self.submitted += 1
             self.in_flight += 1
-            task = asyncio.create_task(self._submit_one(tx_id, body, member_id))
+            task = asyncio.create_task(self._carry_one(body, member_id))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _submit_one(self, tx_id: bytes, body: bytes, member_id: str) -> None:
+    async def _carry_one(self, body: bytes, member_id: str) -> None:
+        """Carry one submission to its commit with the client library, ``member_id`` first;
+        count how it ended (``committed``, ``expired``, ``rejected:<code>``, ``not_confirmed``)."""
+        from ledger.client import CommitNotConfirmed, TransactionExpired, TransactionRejected
+        from ledger.model import Transaction
+
+        transaction = Transaction.from_bytes(body)
+        tx_id = transaction.tx_id
         try:
-            self.answers[await self.submit(tx_id, body, member_id, SUBMIT_WAIT_S)] += 1
+            document = await self.clients[member_id].submit(transaction, wait_s=CARRY_DEADLINE_S)
+        except TransactionExpired:
+            outcome = "expired"
+        except TransactionRejected as rejection:
+            outcome = f"rejected:{rejection.code}"
+        except CommitNotConfirmed:
+            outcome = "not_confirmed"
+            self.not_confirmed.add(tx_id)
+        else:
+            outcome = "committed"
+            self.acknowledge(tx_id, document, self._committed_by.pop(tx_id, member_id))
         finally:
             self.in_flight -= 1
+        self.answers[outcome] += 1
+
+    def losses(self, record: ChainRecord) -> dict[str, int]:
+        """What the client was told against the final chain ``record`` (see the module doc)."""
+        in_chain = record.tx_heights
+        return {
+            "acknowledged_then_lost": sum(
+                1 for tx_id, ack in self.acknowledged.items() if in_chain.get(tx_id) != ack.height
+            ),
+            "accepted_then_lost": sum(1 for tx_id in self.accepted if tx_id not in in_chain),
+            "not_confirmed": len(self.not_confirmed),
+            "not_confirmed_then_committed": sum(
+                1 for tx_id in self.not_confirmed if tx_id in in_chain
+            ),
+            "in_flight_at_end": self.in_flight,
+        }
 
     async def confirm(self) -> None:
         """Ask about pending transactions until cancelled (one pass per CONFIRM_PERIOD_S)."""
@@ -583,6 +668,7 @@ class Load:
                 )
             ),
             "answers": dict(sorted(self.answers.items())),
+            "client_events": dict(sorted(self.client_events.items())),
         }
 
 
@@ -907,11 +993,18 @@ class Campaign:
                 f"{len(self.load.unchecked)} acknowledged transactions are above every tip"
             )
         violations += self.load.violations
+        losses = self.load.losses(self.record)
+        if losses["acknowledged_then_lost"]:
+            violations.append(
+                f"{losses['acknowledged_then_lost']} acknowledged transactions are not in the "
+                "chain where acknowledged"
+            )
         mempools = {
             member_id: status["mempool_transactions"] if status is not None else None
             for member_id, status in (await self.cluster.statuses()).items()
         }
         return violations, {
+            "losses": losses,
             "height": self.record.height,
             "tips": sorted(tips),
             "mempool_transactions": mempools,
@@ -1007,7 +1100,13 @@ async def campaign(arguments: argparse.Namespace, directory: Path) -> dict[str, 
         directory, arguments.nodes, extra_config={**DEVNET_CONFIG, "fault_injection": True}
     )
     timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    # The load has a session (and connection pool) of its own: its submissions wait for their
+    # commits on open connections, which must not hold up the checks' reads.
+    load_connector = aiohttp.TCPConnector(limit=LOAD_IN_FLIGHT_MAX)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        aiohttp.ClientSession(timeout=timeout, connector=load_connector) as load_session,
+    ):
         cluster = Cluster(directory, entries, session)
         try:
             for member_id in cluster.members:
@@ -1022,6 +1121,7 @@ async def campaign(arguments: argparse.Namespace, directory: Path) -> dict[str, 
             assert status is not None
             chain_id = bytes.fromhex(status["chain_id"])
             load = Load(cluster, Signer(cluster, chain_id, status["height"]), arguments.rate)
+            load.attach_clients(load_session)
             record = ChainRecord(chain_id)
             runner = Campaign(cluster, load, record, rng, bounds)
             report = await _run_rounds(runner, kinds, arguments)
@@ -1065,7 +1165,7 @@ async def _run_rounds(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    await load.drain(SUBMIT_WAIT_S + 5)
+    await load.drain(SUBMIT_WAIT_S + 25)  # carried submissions commit once the faults heal
     log("load stopped; final check")
     final_violations, final = await runner.final_check(runner.bounds.catch_up_s)
     final["node_counters"] = {
@@ -1105,7 +1205,7 @@ async def _run_rounds(
             "resume_s": runner.bounds.resume_s,
             "catch_up_s": runner.bounds.catch_up_s,
         },
-        "load": load.report(),
+        "load": {**load.report(), **final.pop("losses")},
         "final": {**final, "export_and_audit": audit},
         "rounds": [r.to_document() for r in rounds],
     }

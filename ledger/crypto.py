@@ -20,14 +20,18 @@ before handing over to OpenSSL:
 * then OpenSSL's verification (cofactorless, ``[S]B = R + [k]A`` with R compared by encoding).
 
 Private keys are stored as PKCS#8 PEM, optionally encrypted with a passphrase, written
-atomically with mode 0600.
+atomically with mode 0600. Loading a key file that its group or others may read (or write)
+logs a WARNING naming the file and its mode (:func:`loose_permissions`): the key still loads,
+as refusing would break a node at its next restart, but the operator is told to ``chmod 600``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,6 +42,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger import domains
+
+log = logging.getLogger("sceau.keys")
 
 __all__ = [
     "PUBLIC_KEY_BYTES",
@@ -50,6 +56,7 @@ __all__ = [
     "is_acceptable_public_key",
     "key_from_seed",
     "load_private_key",
+    "loose_permissions",
     "public_key_bytes",
     "public_key_from_text",
     "public_key_to_text",
@@ -261,8 +268,37 @@ def save_private_key(
         raise KeyFileError(f"cannot write key file {target}: {error.strerror}") from None
 
 
+SECRET_FILE_MODE_MASK = 0o077
+"""Permission bits a secret file (key, passphrase, token) must not have: any for group or
+others."""
+
+
+def loose_permissions(path: str | os.PathLike, what: str = "key file") -> str | None:
+    """A warning if the file at ``path`` is open to its group or others, else None.
+
+    The sentence names the file, its mode and the fix. None too where the mode cannot be
+    read (the read that follows reports a missing file) or means nothing (Windows).
+    """
+    if os.name != "posix":
+        return None
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+    if not mode & SECRET_FILE_MODE_MASK:
+        return None
+    return (
+        f"{what} {path} has mode {mode:04o}: its group or other users may read it "
+        f"(run: chmod 600 {path})"
+    )
+
+
 def load_private_key(path: str | os.PathLike, *, passphrase: bytes | None = None) -> PrivateKey:
-    """Read an Ed25519 PKCS#8 PEM key from ``path``. Raises :class:`KeyFileError`."""
+    """Read an Ed25519 PKCS#8 PEM key from ``path``. Raises :class:`KeyFileError`.
+
+    Logs a WARNING (logger ``sceau.keys``) if the key loads from a file open to group or
+    others.
+    """
     target = Path(path)
     try:
         pem = target.read_bytes()
@@ -281,4 +317,7 @@ def load_private_key(path: str | os.PathLike, *, passphrase: bytes | None = None
         raise KeyFileError(f"cannot load {target}: {reason}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(f"{target} holds a {type(key).__name__}, not an Ed25519 key")
+    warning = loose_permissions(target)
+    if warning is not None:
+        log.warning("%s", warning)
     return key

@@ -32,6 +32,8 @@ people)::
     invalid_height            400     a height that is not an integer in 1..2**63-1
     invalid_query             400     a contract query the contract finds malformed
     invalid_links             400     PUT /v1/debug/links: not {"cut": [<peer member id>, …]}
+    debug_forbidden           403     /v1/debug/*: no valid debug token, not from loopback, or
+                                      through a proxy (a forwarding header)
     not_found                 404     no such route
     unknown_transaction       404     the node knows nothing of this transaction
     unknown_block             404     no block at this height (yet); no bundle frame there
@@ -58,7 +60,9 @@ Fault injection: only when the node's ``fault_injection`` switch is on (a test-o
 allowed on a loopback API only, node/config.py), :data:`DEBUG_ROUTES` are served and
 documented too: ``GET``/``PUT /v1/debug/links`` read and set the peers whose links the
 transport cuts (:meth:`node.transport.PeerTransport.cut_links`). Otherwise they do not exist
-(404) and ``/openapi.json`` does not mention them.
+(404) and ``/openapi.json`` does not mention them. Even then they answer only a request from
+a loopback address, without a proxy's forwarding header, that carries the node's debug token
+(node/debug_token.py): 403 ``debug_forbidden`` otherwise.
 
 Limits: a body holds at most ``api_body_bytes_max`` bytes (413); each client address may
 submit ``api_submissions_per_s`` transactions per second with bursts of
@@ -71,6 +75,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hmac
+import ipaddress
 import json
 import logging
 import math
@@ -94,6 +100,7 @@ from ledger.store import StoreError
 from node import display
 from node.config import NodeConfig
 from node.daemon import LATENCY_BUCKETS_MS, Node
+from node.debug_token import TOKEN_HEADER, ensure_token
 
 __all__ = [
     "DEBUG_ROUTES",
@@ -124,6 +131,8 @@ CLIENTS_TRACKED_MAX = 10_000
 STATE_KEY_BYTES_MAX = 1024
 HEIGHT_MAX = 2**63 - 1
 LINKS_CUT_MAX = 64
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
+"""A request carrying one of these came through a proxy: the debug routes refuse it."""
 """Peers one ``PUT /v1/debug/links`` may name (the body is bounded by api_body_bytes_max)."""
 BUNDLE_FRAMES_MAX = 256
 """Frames one ``GET /v1/bundle`` answers at most (``count``)."""
@@ -172,6 +181,7 @@ PROBLEMS: dict[str, ProblemKind] = {
     "invalid_height": ProblemKind(400, "Not a block height"),
     "invalid_query": ProblemKind(400, "The query is malformed"),
     "invalid_links": ProblemKind(400, "The link cut request is malformed"),
+    "debug_forbidden": ProblemKind(403, "The fault-injection routes refuse this request"),
     "not_found": ProblemKind(404, "No such route"),
     "unknown_transaction": ProblemKind(404, "Unknown transaction"),
     "unknown_block": ProblemKind(404, "Unknown block"),
@@ -914,6 +924,7 @@ DEBUG_ROUTES: tuple[Route, ...] = (
         summary="Fault injection (tests only): the peers whose links are cut",
         tag="debug",
         responses={200: LinksDocument},
+        problems=("debug_forbidden",),
     ),
     Route(
         method="PUT",
@@ -923,7 +934,7 @@ DEBUG_ROUTES: tuple[Route, ...] = (
         "(an empty list heals them all)",
         tag="debug",
         responses={200: LinksDocument},
-        problems=("unsupported_media_type", "body_too_large", "invalid_links"),
+        problems=("debug_forbidden", "unsupported_media_type", "body_too_large", "invalid_links"),
         request_model=LinksDocument,
     ),
 )
@@ -948,6 +959,7 @@ class _Api:
         self.requests: collections.Counter[tuple[str, int]] = collections.Counter()
         self.waiting = 0
         self.openapi = _json_bytes(openapi_document(routes_for(config)))
+        self.debug_token = ensure_token(config.data_dir) if config.fault_injection else None
 
     # --- submission ---------------------------------------------------------------------------
 
@@ -1199,11 +1211,27 @@ class _Api:
 
     # --- fault injection (DEBUG_ROUTES, only with fault_injection) ----------------------------
 
+    def _guard_debug(self, request: web.Request) -> None:
+        """Only the test harness may use the debug routes: a request from loopback, not
+        forwarded by a proxy, with this node's debug token (node/debug_token.py)."""
+        token = self.debug_token
+        assert token is not None, "debug routes exist only with fault_injection"
+        forwarded = [name for name in FORWARDING_HEADERS if name in request.headers]
+        if forwarded:
+            raise ProblemError("debug_forbidden", f"forwarded by a proxy ({forwarded[0]})")
+        if not _is_loopback_address(request.remote):
+            raise ProblemError("debug_forbidden", "only from a loopback address")
+        offered = request.headers.get(TOKEN_HEADER, "")
+        if not hmac.compare_digest(offered.encode(), token.encode()):
+            raise ProblemError("debug_forbidden", f"send the node's debug token in {TOKEN_HEADER}")
+
     async def get_links(self, request: web.Request) -> web.Response:
+        self._guard_debug(request)
         _query_parameters(request, ())
         return _respond(request, {"cut": self._transport().links_cut})
 
     async def put_links(self, request: web.Request) -> web.Response:
+        self._guard_debug(request)
         _query_parameters(request, ())
         if request.content_type != JSON:
             raise ProblemError("unsupported_media_type", f'send {JSON}: {{"cut": [<member id>]}}')
@@ -1234,6 +1262,13 @@ class _Api:
                 shown = repr(member_id)[:60]
                 raise ProblemError("invalid_links", f"cut: {shown} is not another current member")
         return set(cut)
+
+
+def _is_loopback_address(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 # --- the application --------------------------------------------------------------------------

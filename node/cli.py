@@ -29,6 +29,8 @@ from ledger import crypto
 
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NOT_CONFIRMED = 3
+"""``anchor`` / ``act status``: no member confirmed the commit in time; it may still commit."""
 DEFAULT_API = "http://127.0.0.1:8700"
 ACT_KINDS = (
     "deliberation",
@@ -214,6 +216,11 @@ def command_node_init(arguments: argparse.Namespace) -> int:
     except StartupError as error:
         raise CommandError(str(error)) from None
     print(f"initialised {config.chain_path} for chain {genesis.chain_id.hex()}")
+    if config.fault_injection:
+        from node.debug_token import ensure_token, token_path
+
+        ensure_token(config.data_dir)
+        print(f"fault injection (tests only): the debug token is in {token_path(config.data_dir)}")
     return 0
 
 
@@ -264,13 +271,15 @@ def command_devnet_up(arguments: argparse.Namespace) -> int:
 
 
 def command_devnet_down(arguments: argparse.Namespace) -> int:
-    from node.devnet import DevnetError, devnet_down
+    from node.devnet import DevnetError, devnet_stop
 
     try:
-        stopped = devnet_down(Path(arguments.dir))
+        report = devnet_stop(Path(arguments.dir))
     except DevnetError as error:
         raise CommandError(str(error)) from None
-    print(f"stopped {len(stopped)} members")
+    for member_id, reason in report.skipped.items():
+        print(f"skipped {member_id}: {reason}; not signalled", file=sys.stderr)
+    print(f"stopped {len(report.stopped)} members")
     return 0
 
 
@@ -281,7 +290,7 @@ def _client(arguments: argparse.Namespace, *, signer: bool) -> Any:
     from ledger.client import Client
 
     key = _load_key(arguments.key, arguments.passphrase_file) if signer else None
-    return Client(arguments.api, signer=key)
+    return Client(arguments.api or [DEFAULT_API], signer=key)
 
 
 def _answer_error(error: Any) -> CommandError:
@@ -300,15 +309,29 @@ def _api_call(call: Any) -> Any:
 
 
 def _rejection_or(call: Any) -> Any:
-    """Call; a transaction the node refused (422) becomes a ``rejected`` outcome."""
-    from ledger.client import ApiError
+    """Call; a transaction the consortium refused (or that expired) becomes a ``rejected``
+    outcome; one not confirmed in time a :class:`_NotConfirmed`."""
+    from ledger.client import ApiError, CommitNotConfirmed, TransactionRejected
 
     try:
         return call()
+    except TransactionRejected as error:
+        return {
+            "status": "rejected",
+            "code": error.code,
+            "reason": error.detail,
+            "tx_id": error.tx_id,
+        }
+    except CommitNotConfirmed as error:
+        raise _NotConfirmed(str(error)) from None
     except ApiError as error:
-        if error.status == 422:
-            return {"status": "rejected", "code": error.code, "reason": error.detail, "tx_id": "-"}
         raise _answer_error(error) from None
+
+
+class _NotConfirmed(CommandError):
+    """No member confirmed the commit before the deadline: exit status 3, not 2."""
+
+    exit_status = EXIT_NOT_CONFIRMED
 
 
 def command_status(arguments: argparse.Namespace) -> int:
@@ -520,12 +543,23 @@ def _calendar_date(text: str) -> str:
     return text
 
 
+def _api_urls(text: str) -> list[str]:
+    """An argparse type: one API base URL, or several separated by commas."""
+    urls = [url.strip() for url in text.split(",") if url.strip()]
+    if not urls:
+        raise argparse.ArgumentTypeError("--api takes a URL (or several, comma-separated)")
+    return urls
+
+
 def _api_options(parser: argparse.ArgumentParser, *, signer: bool) -> None:
     parser.add_argument(
         "--api",
-        default=DEFAULT_API,
+        action="extend",
+        type=_api_urls,
         metavar="URL",
-        help=f"a member node's API (default {DEFAULT_API})",
+        help=f"a member node's API (default {DEFAULT_API}); repeat it, or separate URLs by "
+        "commas, to give several members: reads go to the first that answers, and a "
+        "submission is sent to the next member until one commits it",
     )
     if signer:
         parser.add_argument(
@@ -708,7 +742,8 @@ def _add_client_commands(commands: Any) -> None:
         type=float,
         default=30.0,
         metavar="SECONDS",
-        help="how long to wait for commit (default 30)",
+        help="how long to carry the submission to its commit, across every --api member "
+        "(default 30); past it, exit status 3: it may still commit",
     )
     _api_options(anchor, signer=True)
     anchor.set_defaults(handler=command_anchor)
@@ -763,14 +798,32 @@ def _version() -> str:
         return "unknown"
 
 
+class _WarningsOnStderr(logging.Handler):
+    """Prints the library's warnings (a key file others may read, …) as ``sceau: warning:``
+    lines; ``node run`` logs them with the rest of its log instead."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"sceau: warning: {record.getMessage()}", file=sys.stderr)
+
+
+def _show_warnings() -> None:
+    logger = logging.getLogger("sceau")
+    if not any(isinstance(handler, _WarningsOnStderr) for handler in logger.handlers):
+        handler = _WarningsOnStderr(logging.WARNING)
+        logger.addHandler(handler)
+        logger.setLevel(min(logger.getEffectiveLevel(), logging.WARNING))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
+    if arguments.handler is not command_node_run:
+        _show_warnings()
     try:
         return arguments.handler(arguments)
     except CommandError as error:
         print(f"sceau: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return getattr(error, "exit_status", EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `sceau status | head`: the reader went away, nothing to say

@@ -19,9 +19,10 @@ Example::
     tick_ms = 50
 
 ``fault_injection = true`` is for tests only (benchmarks/faults.py, docs/faults.md): it adds
-``PUT /v1/debug/links`` to the API, which lets anyone who reaches the API cut this node's links
-to chosen peers. It is refused unless ``api_listen`` is a loopback address, so that it cannot be
-left on in a node that others can reach.
+``PUT /v1/debug/links`` to the API, which cuts this node's links to chosen peers. It is refused
+unless ``api_listen`` is a loopback address, so that it cannot be left on in a node that others
+can reach; and the route itself answers only loopback requests, without a proxy's forwarding
+header, that carry the node's debug token (node/debug_token.py, node/api.py).
 """
 
 from __future__ import annotations

@@ -6,6 +6,13 @@ starts each node as a separate process on loopback and waits until every node an
 sees its peers. ``devnet.json`` in DIR records the processes, ports and files so that
 ``sceau devnet down --dir DIR`` (or a test) can stop them. Logs go to DIR/<member>/node.log.
 
+Everything a devnet writes is private to its user: it is written under umask 077 (files
+0600, folders 0700), and so is what its nodes write (their stores, logs and tokens). Before
+``devnet down`` signals a recorded PID it checks that the process is still that member's
+node — its command line names the member's configuration and its start time is the one
+recorded — so that a PID reused by another process after a reboot or a crash is never
+signalled: it is reported and skipped.
+
 Each member's node key also signs that member's acts here (a member's node key holds every
 role of its member); a real deployment delegates application keys instead.
 """
@@ -13,7 +20,9 @@ role of its member); a real deployment delegates application keys instead.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import logging
 import os
 import signal
 import socket
@@ -22,15 +31,26 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ledger import crypto
 from ledger.model import ConsensusParameters, ContractRef, Genesis, Member
+from node.debug_token import ensure_token
 from node.launch import initialise_data_dir
 
-__all__ = ["DevnetError", "MemberProcess", "devnet_down", "devnet_up", "read_devnet"]
+__all__ = [
+    "DevnetError",
+    "MemberProcess",
+    "devnet_down",
+    "devnet_stop",
+    "devnet_up",
+    "read_devnet",
+]
+
+log = logging.getLogger("sceau.devnet")
 
 COLLECTIVITIES = (
     ("metropole-valbrune", "Métropole de Valbrune"),
@@ -46,6 +66,8 @@ COLLECTIVITIES = (
 )
 NODES_MAX = 30
 STATE_FILE = "devnet.json"
+PRIVATE_UMASK = 0o077
+"""The umask of everything a devnet and its nodes write: files 0600, folders 0700."""
 
 
 class DevnetError(Exception):
@@ -62,6 +84,9 @@ class MemberProcess:
     config_file: str
     key_file: str
     log_file: str
+    start_ticks: int | None = None
+    """The process's start time (clock ticks since boot, /proc/PID/stat field 22), recorded by
+    :func:`write_devnet`: a PID reused by another process has another one."""
 
 
 def _free_ports(count: int) -> list[int]:
@@ -108,9 +133,32 @@ def prepare(
     """
     if not 4 <= nodes <= NODES_MAX:
         raise DevnetError(f"a devnet has 4 to {NODES_MAX} nodes (f ≥ 1 needs at least 4)")
-    directory.mkdir(parents=True, exist_ok=True)
     if (directory / "genesis.json").exists():
         raise DevnetError(f"{directory} already holds a devnet; use another --dir or remove it")
+    with _private_files():
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+        return _prepare(directory, nodes, tick_ms, view_timeout_ms, extra_config or {})
+
+
+@contextlib.contextmanager
+def _private_files() -> Iterator[None]:
+    """Run the block under umask 077. The umask is the process's: a file another thread
+    creates meanwhile is private too, which errs on the safe side."""
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _prepare(
+    directory: Path,
+    nodes: int,
+    tick_ms: int,
+    view_timeout_ms: int,
+    extra_config: dict[str, Any],
+) -> list[dict[str, Any]]:
     members = _members_for(nodes)
     ports = _free_ports(2 * nodes)
     keys = {}
@@ -161,28 +209,37 @@ def prepare(
                 "peer_listen": f"127.0.0.1:{entry['peer_port']}",
                 "api_listen": f"127.0.0.1:{entry['api_port']}",
                 "tick_ms": tick_ms,
-                **(extra_config or {}),
+                **extra_config,
             },
         )
         initialise_data_dir(member_dir / "data", genesis).close()
+        if extra_config.get("fault_injection"):
+            ensure_token(member_dir / "data")
     return entries
 
 
 def start_member(member_dir: Path) -> subprocess.Popen[bytes]:
-    """Start one member's node as a separate process (its log in node.log)."""
-    log = open(member_dir / "node.log", "ab")  # noqa: SIM115 — the child keeps it open
+    """Start one member's node as a separate process (its log in node.log).
+
+    The node runs under umask 077 and its command line names its configuration by absolute
+    path, which is how :func:`devnet_stop` recognises it.
+    """
+    member_dir = Path(member_dir).resolve()
+    descriptor = os.open(member_dir / "node.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
+        config = str(member_dir / "node.toml")
         return subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "node", "run", "--config", "node.toml"],
+            [sys.executable, "-m", "node.cli", "node", "run", "--config", config],
             cwd=member_dir,
-            stdout=log,
+            stdout=descriptor,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            umask=PRIVATE_UMASK,
         )
     finally:
-        log.close()
+        os.close(descriptor)
 
 
 def _get_json(url: str, timeout_s: float = 1.0) -> Any:
@@ -243,7 +300,7 @@ def devnet_up(
     extra_config: dict[str, Any] | None = None,
 ) -> list[MemberProcess]:
     """Prepare and start a devnet in ``directory``; returns its member processes."""
-    entries = prepare(directory, nodes, tick_ms=tick_ms, extra_config=extra_config)
+    entries = prepare(directory.resolve(), nodes, tick_ms=tick_ms, extra_config=extra_config)
     processes = []
     for entry in entries:
         child = start_member(entry["dir"])
@@ -269,8 +326,46 @@ def devnet_up(
 
 
 def write_devnet(directory: Path, processes: list[MemberProcess]) -> None:
-    state = {"members": [asdict(process) for process in processes]}
-    (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    """Record ``processes`` in DIR/devnet.json, each with its start time read now."""
+    recorded = [
+        dataclasses.replace(process, start_ticks=process_start_ticks(process.pid))
+        for process in processes
+    ]
+    state = {"members": [asdict(process) for process in recorded]}
+    target = directory / STATE_FILE
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(json.dumps(state, indent=2) + "\n")
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (None without /proc, or if gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])  # field 22 of proc(5); fields[0] is field 3, the state
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _is_member_node(process: MemberProcess) -> str | None:
+    """Why ``process.pid`` is not (any more) this devnet's node, or None if it is."""
+    if not Path("/proc/self").is_dir():
+        return None  # no /proc to look at (not Linux): the recorded PID is trusted
+    try:
+        arguments = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
+        cwd = Path(os.readlink(f"/proc/{process.pid}/cwd"))
+    except OSError:
+        return "no such process"
+    names = [os.fsdecode(argument) for argument in arguments]
+    configs = [names[i + 1] for i, name in enumerate(names[:-1]) if name == "--config"]
+    if not any(
+        (cwd / config).resolve() == Path(process.config_file).resolve() for config in configs
+    ):
+        return f"it does not run {process.config_file}"
+    started = process_start_ticks(process.pid)
+    if process.start_ticks is not None and started != process.start_ticks:
+        return "it started after the node recorded under this PID"
+    return None
 
 
 def read_devnet(directory: Path) -> list[MemberProcess]:
@@ -303,9 +398,35 @@ def stop_process(pid: int, timeout_s: float = 10.0) -> None:
     stop_processes([pid], timeout_s)
 
 
-def devnet_down(directory: Path) -> list[str]:
-    """Stop every node of the devnet in ``directory``; returns the member ids stopped."""
+@dataclass(frozen=True, slots=True)
+class StopReport:
+    """What :func:`devnet_stop` did: members stopped, and stale records skipped (why)."""
+
+    stopped: list[str]
+    skipped: dict[str, str]
+
+
+def devnet_stop(directory: Path) -> StopReport:
+    """Stop every node of the devnet in ``directory`` that still runs; a recorded PID that is
+    no longer that member's node (it exited, and the PID may now be another process's) is
+    not signalled, but reported in ``skipped``."""
     processes = read_devnet(directory)
-    stop_processes([process.pid for process in processes])
+    running, skipped = [], {}
+    for process in processes:
+        reason = _is_member_node(process) if _alive(process.pid) else "no such process"
+        if reason is None:
+            running.append(process)
+        else:
+            skipped[process.member_id] = f"pid {process.pid}: {reason}"
+    stop_processes([process.pid for process in running])
     (directory / STATE_FILE).unlink(missing_ok=True)
-    return [process.member_id for process in processes]
+    return StopReport(stopped=[process.member_id for process in running], skipped=skipped)
+
+
+def devnet_down(directory: Path) -> list[str]:
+    """Stop every node of the devnet in ``directory``; returns the member ids stopped (stale
+    records are skipped with a WARNING, see :func:`devnet_stop`)."""
+    report = devnet_stop(directory)
+    for member_id, reason in report.skipped.items():
+        log.warning("devnet down: %s not signalled (%s)", member_id, reason)
+    return report.stopped

@@ -81,17 +81,27 @@ def engine_for(genesis: Genesis) -> Engine:
 
 
 def initialise_data_dir(data_dir: Path, genesis: Genesis) -> ChainStore:
-    """Create the chain database of a new node; raises StartupError if one exists."""
+    """Create the chain database of a new node; raises StartupError if one exists.
+
+    A data directory created here is private to the node's user (mode 0700).
+    """
     engine = engine_for(genesis)
     try:
+        Path(data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
         return ChainStore.create(Path(data_dir) / "chain", genesis, engine.genesis_state())
     except StoreError as error:
         raise StartupError(str(error)) from None
+    except OSError as error:
+        raise StartupError(f"cannot create {data_dir}: {error.strerror}") from None
 
 
 def _load_key(config: NodeConfig) -> crypto.PrivateKey:
+    """The node key (a WARNING is logged if it, or its passphrase file, is open to others)."""
     passphrase = None
     if config.key_passphrase_file is not None:
+        warning = crypto.loose_permissions(config.key_passphrase_file, "passphrase file")
+        if warning is not None:
+            log.warning("%s", warning)
         try:
             passphrase = config.key_passphrase_file.read_bytes().rstrip(b"\r\n")
         except OSError as error:

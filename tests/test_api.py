@@ -61,6 +61,7 @@ from node.api import (
 )
 from node.config import ConfigError, NodeConfig, load_config
 from node.daemon import IDLE_TICKS_BEFORE_REVALIDATION, Node
+from node.debug_token import TOKEN_HEADER
 from node.launch import build_node, initialise_data_dir
 from node.wire import decode_frame
 
@@ -197,8 +198,11 @@ def _write_node_files(
     )
 
 
-async def _client(node: Node, config: NodeConfig) -> TestClient:
-    client = TestClient(TestServer(create_app(node, config)))
+async def _client(node: Node, config: NodeConfig, *, debug: bool = False) -> TestClient:
+    """A client of ``node``'s API; with ``debug``, it sends the node's debug token."""
+    app = create_app(node, config)
+    headers = {TOKEN_HEADER: app[API_KEY].debug_token} if debug else None
+    client = TestClient(TestServer(app), headers=headers)
     await client.start_server()
     return client
 
@@ -1037,7 +1041,7 @@ def debug_client(api: Api) -> Iterator[TestClient]:
     """The idle node's API with the test-only fault_injection switch on (its two members give
     it one peer, IDLE_NEIGHBOUR, whose link can be cut; its transport is never started)."""
     config = api.idle_client.server.app[API_KEY].config.model_copy(update={"fault_injection": True})
-    client = api.run(_client(api.idle, config))
+    client = api.run(_client(api.idle, config, debug=True))
     try:
         yield client
         assert not [key for key in client.server.app[API_KEY].requests if key[1] == 500]

@@ -263,5 +263,10 @@ def test_a_short_campaign_on_real_processes_finds_no_violation(tmp_path: Path) -
     tolerable = [entry for entry in report["rounds"] if entry["kind"] != "restart_all"]
     assert all(entry["progress_during_fault_s"] is not None for entry in tolerable)
     assert report["load"]["acknowledged_committed"] > 0
+    # Carried by the client library, nothing a node acknowledged (200, or 202 then killed)
+    # is missing from the chain.
+    assert report["load"]["acknowledged_then_lost"] == 0
+    assert report["load"]["accepted_then_lost"] == 0
+    assert set(report["load"]["answers"]) <= {"committed", "skipped_in_flight_max"}, report["load"]
     assert report["final"]["export_and_audit"]["ok"] is True
     assert len(report["final"]["tips"]) == 1
