@@ -53,7 +53,7 @@ import logging
 import resource
 import ssl
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -78,6 +78,10 @@ HEADERS_END = b"\r\n\r\n"
 IPV6_PREFIX_BITS = 64
 ACCEPT_ERROR_MESSAGE = "socket.accept() out of system resource"
 COUNTER_PREFIX = "listener_"
+LISTEN_BACKLOG = 1_024
+"""Connections the kernel may hold for us before we accept them (capped by
+net.core.somaxconn). aiohttp's 128 overflowed under a flood of reconnecting strangers: the
+kernel then dropped SYNs, a genuine client's included, which retried only after 1 s, then 3 s."""
 
 
 class Stage(enum.IntEnum):
@@ -167,7 +171,8 @@ class _Entry:
     headers_tail: bytes = b""
     timer: asyncio.TimerHandle | None = None
     closed_reason: str | None = None
-    handler: asyncio.Protocol | None = field(default=None, repr=False)
+    spoke: bool = False
+    """It sent bytes, so aiohttp has a protocol for it (aiohttp closes it at shutdown)."""
 
     @property
     def settled(self) -> bool:
@@ -240,6 +245,13 @@ class ConnectionGuard:
         """Why the guard closed that connection (None if it did not, or does not know it)."""
         entry = self._entries.get(transport) if transport is not None else None
         return entry.closed_reason if entry is not None else None
+
+    def close_silent(self) -> None:
+        """Close the connections that never sent anything (aiohttp does not know them, so its
+        shutdown would not close them)."""
+        for entry in list(self._entries.values()):
+            if not entry.spoke and entry.closed_reason is None:
+                entry.transport.abort()
 
     @property
     def open_connections(self) -> int:
@@ -325,15 +337,25 @@ class ConnectionGuard:
     def _eviction_candidate(
         self, newcomer: _Entry, scope: Callable[[_Entry], bool]
     ) -> _Entry | None:
-        candidates = [
-            entry
-            for entry in self._entries.values()
-            if entry.closed_reason is None
-            and entry.stage is not Stage.SETTLED
-            and scope(entry)
-            and (newcomer.member_address or not entry.member_address)
-        ]
-        return min(candidates, key=_Entry.eviction_rank, default=None)
+        """The lowest ranked unsettled connection in ``scope`` that ``newcomer`` may evict.
+
+        ``_entries`` keeps the order of accept, so the first stranger that sent nothing yet
+        is the best candidate there can be: the search usually stops there, which keeps a
+        flood's admissions cheap."""
+        best: _Entry | None = None
+        for entry in self._entries.values():
+            if (
+                entry.closed_reason is not None
+                or entry.stage is Stage.SETTLED
+                or (entry.member_address and not newcomer.member_address)
+                or not scope(entry)
+            ):
+                continue
+            if not entry.member_address and entry.stage is Stage.ACCEPTED:
+                return entry
+            if best is None or entry.eviction_rank() < best.eviction_rank():
+                best = entry
+        return best
 
     # --- while unsettled ---
 
@@ -438,29 +460,35 @@ class ConnectionGuard:
 
 
 class _GuardedProtocol(asyncio.Protocol):
-    """Stands between the event loop and aiohttp's protocol for one connection."""
+    """Stands between the event loop and aiohttp's protocol for one connection.
 
-    __slots__ = ("_entry", "_guard", "_inner", "_inner_factory")
+    aiohttp's protocol (a request parser and a task per connection) is only made when the
+    first bytes arrive: a connection refused, evicted or closed before it says anything costs
+    us this small object alone."""
+
+    __slots__ = ("_entry", "_guard", "_inner", "_inner_factory", "_transport")
 
     def __init__(self, guard: ConnectionGuard, inner_factory: Callable[[], asyncio.Protocol]):
         self._guard = guard
         self._inner_factory = inner_factory
         self._inner: asyncio.Protocol | None = None
         self._entry: _Entry | None = None
+        self._transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._entry = self._guard.admit(transport)
-        if self._entry is None:
-            return  # refused: the transport is closed, aiohttp never hears of it
-        self._inner = self._inner_factory()
-        self._inner.connection_made(transport)
+        self._transport = transport  # refused (entry None): already closed
 
     def data_received(self, data: bytes) -> None:
-        entry, inner = self._entry, self._inner
-        if entry is None or inner is None:
+        entry = self._entry
+        if entry is None or not self._guard.received(entry, data):
             return
-        if self._guard.received(entry, data):
-            inner.data_received(data)
+        if self._inner is None:
+            assert self._transport is not None
+            entry.spoke = True
+            self._inner = self._inner_factory()
+            self._inner.connection_made(self._transport)
+        self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received() if self._inner is not None else None
@@ -493,8 +521,9 @@ class GuardedSite(web.BaseSite):
         *,
         guard: ConnectionGuard,
         ssl_context: ssl.SSLContext | None = None,
+        backlog: int = LISTEN_BACKLOG,
     ) -> None:
-        super().__init__(runner, ssl_context=ssl_context)
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host, self._port, self._guard = host, port, guard
         self._bound_port: int | None = None
 
@@ -521,6 +550,10 @@ class GuardedSite(web.BaseSite):
             **({"ssl_handshake_timeout": first_deadline_ms / 1000} if self._ssl_context else {}),
         )
         self._bound_port = int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        await super().stop()
+        self._guard.close_silent()
 
 
 # --- the process ---------------------------------------------------------------------------

@@ -42,6 +42,7 @@ __all__ = ["StartupError", "build_node", "initialise_data_dir", "read_genesis", 
 
 log = logging.getLogger("sceau.node")
 
+API_HEADER_LINES_MAX = 32
 DESCRIPTORS_RESERVED = 1_200
 """File descriptors kept out of the connection caps: LevelDB's table files (up to 1,000),
 logs, the event loop's own, and connections we dial."""
@@ -274,7 +275,12 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
         {"api": api_guard, "peer": node.transport.connection_guard}, accept_errors
     )
     runner = web.AppRunner(
-        app, access_log=None, keepalive_timeout=config.api_keepalive_timeout_ms / 1000
+        app,
+        access_log=None,
+        keepalive_timeout=config.api_keepalive_timeout_ms / 1000,
+        # Later requests on a kept-alive connection are bounded by aiohttp's parser alone:
+        # 32 header lines of 8 KiB at most (its default allows 128).
+        max_headers=API_HEADER_LINES_MAX,
     )
     try:
         await node.start()

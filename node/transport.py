@@ -51,19 +51,42 @@ ephemeral key, is refused)::
     key_acceptor_out  = HKDF-SHA256(shared, salt, info="sceau/peer-frame/v1 acceptor->dialer")
 
 (32 bytes each). Both signatures cover both ephemeral keys, so the keys are authenticated
-without TLS. Every later message is one binary WebSocket message, a *frame*::
+without TLS. Every later message is one binary WebSocket message, a *frame*, encrypted and
+authenticated with ChaCha20-Poly1305 (RFC 8439) under its direction's key::
 
-    frame = sequence (8 bytes, big-endian) || payload || HMAC-SHA256(direction key,
-                                                                     sequence || payload)
+    frame = sequence (8 bytes, big-endian)
+            || ChaCha20-Poly1305-Encrypt(key = direction key,
+                                         nonce = 4 zero bytes || sequence,
+                                         plaintext = payload,
+                                         associated data = sequence)     (ciphertext || 16-byte tag)
 
 The sequence starts at 0 on each connection and grows by one per frame in each direction
-(the dialer's frame 0 is the confirmation, so its payload frames start at 1).
-The receiver checks the length (``payload <= frame_bytes_max``), then the tag
-(constant-time), then that the sequence is exactly the next one. A frame that fails, a text
-message, or an oversized message closes the connection (the dialer re-establishes it) and is
-counted as ``bad_frame:<reason>``; nothing of it reaches ``on_frame``. An on-path attacker can
-therefore neither inject, alter, reorder, reflect nor replay frames. With TLS contexts the
-whole exchange also runs inside TLS (defence in depth).
+(the dialer's frame 0 is the confirmation, so its payload frames start at 1). Keys are fresh
+for each connection and each direction and the sequence never repeats within one, so no
+nonce is ever used twice with a key. The receiver checks the length
+(``payload <= frame_bytes_max``), then the tag (decryption fails on any change to the
+sequence, the ciphertext or the tag), then that the sequence is exactly the next one. A frame
+that fails, a text message, or an oversized message closes the connection (the dialer
+re-establishes it) and is counted as ``bad_frame:<reason>``; nothing of it reaches
+``on_frame``. An on-path attacker can therefore neither read, inject, alter, reorder, reflect
+nor replay frames: the handshake authenticates, the AEAD keeps frames confidential and
+intact. TLS, when configured, wraps the whole exchange as defence in depth (peers do not
+check certificates: TLS is not what authenticates them).
+
+Before the handshake completes, a connection is a stranger's and gets a small budget (node/
+connections.py, enforced beneath aiohttp before any parsing): it must send a hello naming a
+current member within ``hello_timeout_ms`` of the TCP accept, and complete the handshake
+within ``handshake_timeout_ms``; it may send at most ``handshake_bytes_max`` bytes in all
+(upgrade request included), so aiohttp never buffers a large "hello"; and the number of such
+connections is capped in all (``handshakes_pending_max``), per source address
+(``connections_per_address_max``) and for addresses that are no member's endpoint host
+(``handshakes_pending_strangers_max``: the rest is reserved for members' addresses). When a
+cap is reached, the least advanced, oldest unauthenticated connection is evicted for the
+newcomer (a stranger never evicts a member address's): a member, which sends its hello at
+once and proves itself within a round trip, outlives strangers that stall, even on the same
+address. The acceptor tells the guard when the dialer's hello names a member and when its
+proof verifies (before sending its own proof: the dialer sends nothing more until it has it,
+so whatever follows comes from an authenticated member and is no longer budgeted).
 
 Failures come in the two kinds of STYLE.md: bad input from a peer is a counted, logged
 rejection that closes at most that peer's connection; our own bugs are assertions. An
@@ -81,11 +104,12 @@ To cut the link between two members, cut each at the other. The daemon exposes t
 ``fault_injection`` is configured (node/config.py, node/api.py).
 
 Limits: the outbound queue of each peer (``queue_frames_max``, ``queue_bytes_max``), the
-frame size (aiohttp's ``max_msg_size`` is the largest frame), the handshake messages, the
-number of concurrent unauthenticated handshakes (``handshakes_pending_max``), the log lines
-a hostile peer can cause (the first ten of each kind, then one per thousand). An
-unauthenticated peer can make us buffer one message of up to ``max_msg_size`` bytes per
-pending handshake before we see it is too long for a handshake message.
+frame size (aiohttp's ``max_msg_size`` is the largest frame), the handshake messages
+(``HANDSHAKE_MESSAGE_BYTES_MAX``), the strangers' budget above (connections, bytes,
+deadlines), the log lines a hostile peer can cause (the first ten of each kind, then one per
+thousand). As a dialer we reach only members' endpoints, one connection per member at a time,
+so whoever answers there can make us buffer at most one message of ``max_msg_size`` bytes per
+member we dial.
 """
 
 from __future__ import annotations
