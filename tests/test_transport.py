@@ -1365,8 +1365,34 @@ async def test_a_plain_dialer_cannot_reach_a_tls_listener(tmp_path: Path) -> Non
         {"reconnect_delay_ms_min": 500, "reconnect_delay_ms_max": 100},
         {"frame_bytes_max": 2048, "queue_bytes_max": 1024},
         {"listen_port": 70_000},
+        {"handshakes_pending_strangers_max": 200, "handshakes_pending_max": 100},
+        {"handshakes_pending_max": 300, "connections_max": 256},
+        {"connections_per_address_max": 300, "connections_max": 256},
+        {"handshake_bytes_max": 500},  # cannot hold the handshake's messages
+        {"hello_timeout_ms": 0},
     ],
 )
 def test_the_configuration_refuses_inconsistent_limits(overrides: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         config(**overrides)
+
+
+def test_node_settings_whose_connection_caps_do_not_nest_are_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    from node.config import NodeConfig
+    from node.launch import StartupError, api_guard_limits, transport_config
+
+    base = {
+        "member_id": "lyon",
+        "data_dir": tmp_path,
+        "genesis_file": tmp_path / "genesis.json",
+        "key_file": tmp_path / "node.pem",
+    }
+    defaults = NodeConfig(**base)
+    assert transport_config(defaults, "127.0.0.1:7400").handshakes_pending_max == 128
+    assert api_guard_limits(defaults).connections_max == 512
+    with pytest.raises(StartupError, match="peer connection limits"):
+        transport_config(NodeConfig(**base, peer_connections_max=16), "127.0.0.1:7400")
+    with pytest.raises(StartupError, match="API connection limits"):
+        api_guard_limits(NodeConfig(**base, api_connections_max=8))
