@@ -27,6 +27,11 @@ than patch aiohttp, each listening port wraps aiohttp's protocol factory in a th
   peer port, a valid hello, then the end of the handshake) within its deadline counted from
   the accept, or it is closed.
 
+aiohttp's own protocol for a connection (its request parser, its task) is only made when the
+first bytes arrive, so that a connection refused, evicted or closed while silent costs one
+small object; and the listen backlog is 1,024 (aiohttp's 128 overflowed under a flood, and
+the kernel then dropped genuine clients' SYNs too).
+
 A connection *settles* when its port says so: the API settles a connection once its request
 headers are complete (from then on, aiohttp's own limits and keep-alive timeout apply); the
 peer port once the dialer has proved its membership (:meth:`ConnectionGuard.advance`). Every
@@ -173,10 +178,6 @@ class _Entry:
     closed_reason: str | None = None
     spoke: bool = False
     """It sent bytes, so aiohttp has a protocol for it (aiohttp closes it at shutdown)."""
-
-    @property
-    def settled(self) -> bool:
-        return self.closed_reason is None and self.stage is Stage.SETTLED
 
     def eviction_rank(self) -> tuple[bool, int, float]:
         """Lowest first: strangers before member addresses, the least advanced, the oldest."""

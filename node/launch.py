@@ -258,9 +258,9 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
         metrics_text,
     )
 
-    open_files_budget(config)
     api_guard = ConnectionGuard(name="api", limits=api_guard_limits(config))
     node = build_node(config)
+    open_files_budget(config)  # once the node can start: a startup error stays one line
     # aiohttp logs a traceback for every malformed HTTP request it refuses itself; a hostile
     # client must not be able to flood the log that way.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
