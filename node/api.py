@@ -1203,6 +1203,9 @@ class _Api:
     async def get_metrics(self, request: web.Request) -> web.Response:
         _query_parameters(request, ())
         text = metrics_text(self.node, self.requests)
+        extra = request.app.get(METRICS_EXTRA_KEY)
+        if extra is not None:  # the listening ports' connection counts (node/launch.py)
+            text += extra()
         return web.Response(body=text.encode(), headers={"Content-Type": PROMETHEUS_TEXT})
 
     async def get_openapi(self, request: web.Request) -> web.Response:
@@ -1274,6 +1277,8 @@ def _is_loopback_address(address: str | None) -> bool:
 # --- the application --------------------------------------------------------------------------
 
 API_KEY = web.AppKey("sceau_api", _Api)
+METRICS_EXTRA_KEY = web.AppKey("sceau_metrics_extra", Callable[[], str])
+"""More Prometheus text for /metrics, set by whoever runs the app (node/launch.py)."""
 
 
 def _route_label(request: web.Request) -> str:

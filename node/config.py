@@ -67,6 +67,17 @@ class NodeConfig(BaseModel):
     mempool_transactions_max: Annotated[int, Field(ge=1, le=10_000_000)] = 20_000
     mempool_bytes_max: Annotated[int, Field(ge=1024, le=4 * 1024**3)] = 64 * 1024 * 1024
     mempool_per_signer_max: Annotated[int, Field(ge=1, le=10_000_000)] = 5_000
+    # Connection budgets (node/connections.py, docs/security-outsider.md).
+    api_connections_max: Annotated[int, Field(ge=1, le=1_000_000)] = 512
+    api_connections_per_address_max: Annotated[int, Field(ge=1, le=1_000_000)] = 128
+    """Behind a reverse proxy every client has the proxy's address: raise it to the above."""
+    api_header_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 10_000
+    api_header_bytes_max: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
+    api_keepalive_timeout_ms: Annotated[int, Field(ge=100, le=3_600_000)] = 15_000
+    peer_connections_max: Annotated[int, Field(ge=4, le=1_000_000)] = 256
+    peer_connections_per_address_max: Annotated[int, Field(ge=1, le=1_000_000)] = 64
+    peer_handshakes_pending_max: Annotated[int, Field(ge=1, le=1_000_000)] = 128
+    peer_handshakes_pending_strangers_max: Annotated[int, Field(ge=1, le=1_000_000)] = 64
     fault_injection: bool = False
     """Tests only: serve PUT /v1/debug/links (see the module doc). Loopback API only."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = (

@@ -5,15 +5,24 @@ replica, transport) and refuses to start, with a clear message, when something d
 no chain database, a genesis file that is not the chain's, a member id that is not in the
 member set, a key that is not the member's, a contract missing or in another version.
 :func:`run_node` adds the HTTP API and runs until SIGINT/SIGTERM.
+
+Both listening ports go through a :class:`~node.connections.ConnectionGuard` (caps on open
+connections, per source address too, a deadline and a byte budget for the request headers,
+and on the peer port for the handshake), set up here for the API and by the transport for
+the peer port. At start, the open files limit's soft value is raised to its hard value, and
+failed ``accept()`` calls are counted and logged without tracebacks
+(docs/security-outsider.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import signal
 import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from contracts.engine import Engine
 from contracts.registry import ContractLoadError, load_contracts
@@ -26,6 +35,10 @@ from node.config import NodeConfig, host_and_port
 from node.daemon import Node, replica_config_for
 from node.mempool import Mempool, MempoolLimits
 
+if TYPE_CHECKING:  # imported where used: aiohttp is not loaded for commands that need no server
+    from node.connections import GuardLimits
+    from node.transport import TransportConfig
+
 __all__ = [
     "StartupError",
     "build_node",
@@ -36,6 +49,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("sceau.node")
+
+API_HEADER_LINES_MAX = 32
+DESCRIPTORS_RESERVED = 1_200
+"""File descriptors kept out of the connection caps: LevelDB's table files (up to 1,000),
+logs, the event loop's own, and connections we dial."""
 
 
 class StartupError(Exception):
@@ -133,6 +151,63 @@ def client_ssl_context(config: NodeConfig) -> ssl.SSLContext | None:
     return context
 
 
+def transport_config(config: NodeConfig, endpoint: str) -> TransportConfig:
+    """The peer transport's settings; raises StartupError if its caps do not nest."""
+    from node.transport import TransportConfig
+
+    listen = config.peer_listen or f"0.0.0.0:{host_and_port(endpoint)[1]}"
+    host, port = host_and_port(listen)
+    try:
+        return TransportConfig(
+            listen_host=host,
+            listen_port=port,
+            connections_max=config.peer_connections_max,
+            connections_per_address_max=config.peer_connections_per_address_max,
+            handshakes_pending_max=config.peer_handshakes_pending_max,
+            handshakes_pending_strangers_max=config.peer_handshakes_pending_strangers_max,
+        )
+    except ValueError as error:
+        raise StartupError(f"peer connection limits: {error}") from None
+
+
+def api_guard_limits(config: NodeConfig) -> GuardLimits:
+    """The API port's connection budget: a connection settles once its request headers are
+    in (aiohttp's limits and ``api_keepalive_timeout_ms`` apply from then on); until then it
+    has ``api_header_timeout_ms`` and ``api_header_bytes_max``. Raises StartupError."""
+    from node.connections import GuardLimits, Stage
+
+    try:
+        return GuardLimits(
+            connections_max=config.api_connections_max,
+            connections_per_address_max=config.api_connections_per_address_max,
+            unsettled_max=config.api_connections_max,
+            unsettled_strangers_max=config.api_connections_max,
+            unsettled_bytes_max=config.api_header_bytes_max,
+            settle_stage=Stage.HEADERS,
+            milestones_ms=((Stage.HEADERS, config.api_header_timeout_ms),),
+        )
+    except ValueError as error:
+        raise StartupError(f"API connection limits: {error}") from None
+
+
+def open_files_budget(config: NodeConfig) -> None:
+    """Raise the open files limit (soft to hard) and warn if the connection caps do not fit
+    well below it: past it, accept() fails and connections are refused by the kernel."""
+    from node.connections import raise_open_files_limit
+
+    soft, hard = raise_open_files_limit()
+    needed = config.api_connections_max + config.peer_connections_max + DESCRIPTORS_RESERVED
+    log.info("open files limit: %d (hard %d); connection caps need %d", soft, hard, needed)
+    if needed > soft:
+        log.warning(
+            "the open files limit (%d) is below what the connection caps need (%d): raise "
+            "LimitNOFILE (systemd) or ulimit -n, or lower api_connections_max and "
+            "peer_connections_max",
+            soft,
+            needed,
+        )
+
+
 def build_node(config: NodeConfig) -> Node:
     """Open the store and compose a node for ``config``; raises StartupError."""
     genesis = read_genesis(config.genesis_file)
@@ -181,10 +256,8 @@ def build_node(config: NodeConfig) -> Node:
             replica_config=replica_config_for(engine.directory(store).parameters, config.tick_ms),
             tick_ms=config.tick_ms,
         )
-        from node.transport import PeerTransport, TransportConfig
+        from node.transport import PeerTransport
 
-        listen = config.peer_listen or f"0.0.0.0:{host_and_port(me.endpoint)[1]}"
-        host, port = host_and_port(listen)
         node.attach_transport(
             PeerTransport(
                 member_id=config.member_id,
@@ -192,7 +265,7 @@ def build_node(config: NodeConfig) -> Node:
                 chain_id=store.chain_id,
                 members=application.members,
                 on_frame=node.on_frame,
-                config=TransportConfig(listen_host=host, listen_port=port),
+                config=transport_config(config, me.endpoint),
                 server_ssl=server_ssl_context(config),
                 client_ssl=client_ssl_context(config),
             )
@@ -216,9 +289,17 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
     """Run a node and its API until SIGINT or SIGTERM."""
     from aiohttp import web
 
-    from node.api import create_app
+    from node.api import METRICS_EXTRA_KEY, create_app
+    from node.connections import (
+        ConnectionGuard,
+        GuardedSite,
+        install_accept_error_handler,
+        metrics_text,
+    )
 
+    api_guard = ConnectionGuard(name="api", limits=api_guard_limits(config))
     node = build_node(config)
+    open_files_budget(config)  # once the node can start: a startup error stays one line
     stop = asyncio.Event()
     # A read or write that finds the store damaged stops the node (exit status 2, see
     # node/cli.py): it must neither vote nor answer from a history it cannot prove whole.
@@ -229,12 +310,27 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
-    runner = web.AppRunner(create_app(node, config), access_log=None)
+    accept_errors: collections.Counter[str] = collections.Counter()
+    install_accept_error_handler(loop, accept_errors)
+    app = create_app(node, config)
+    app[METRICS_EXTRA_KEY] = lambda: metrics_text(
+        {"api": api_guard, "peer": node.transport.connection_guard}, accept_errors
+    )
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        keepalive_timeout=config.api_keepalive_timeout_ms / 1000,
+        # Later requests on a kept-alive connection are bounded by aiohttp's parser alone:
+        # 32 header lines of 8 KiB at most (its default allows 128).
+        max_headers=API_HEADER_LINES_MAX,
+    )
     try:
         await node.start()
         await runner.setup()
         host, port = host_and_port(config.api_listen)
-        site = web.TCPSite(runner, host, port, ssl_context=server_ssl_context(config))
+        site = GuardedSite(
+            runner, host, port, guard=api_guard, ssl_context=server_ssl_context(config)
+        )
         await site.start()
         log.info(
             "member %s running: height %d, API on %s",

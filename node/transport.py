@@ -51,19 +51,42 @@ ephemeral key, is refused)::
     key_acceptor_out  = HKDF-SHA256(shared, salt, info="sceau/peer-frame/v1 acceptor->dialer")
 
 (32 bytes each). Both signatures cover both ephemeral keys, so the keys are authenticated
-without TLS. Every later message is one binary WebSocket message, a *frame*::
+without TLS. Every later message is one binary WebSocket message, a *frame*, encrypted and
+authenticated with ChaCha20-Poly1305 (RFC 8439) under its direction's key::
 
-    frame = sequence (8 bytes, big-endian) || payload || HMAC-SHA256(direction key,
-                                                                     sequence || payload)
+    frame = sequence (8 bytes, big-endian)
+            || ChaCha20-Poly1305-Encrypt(key = direction key,
+                                         nonce = 4 zero bytes || sequence,
+                                         plaintext = payload,
+                                         associated data = sequence)     (ciphertext || 16-byte tag)
 
 The sequence starts at 0 on each connection and grows by one per frame in each direction
-(the dialer's frame 0 is the confirmation, so its payload frames start at 1).
-The receiver checks the length (``payload <= frame_bytes_max``), then the tag
-(constant-time), then that the sequence is exactly the next one. A frame that fails, a text
-message, or an oversized message closes the connection (the dialer re-establishes it) and is
-counted as ``bad_frame:<reason>``; nothing of it reaches ``on_frame``. An on-path attacker can
-therefore neither inject, alter, reorder, reflect nor replay frames. With TLS contexts the
-whole exchange also runs inside TLS (defence in depth).
+(the dialer's frame 0 is the confirmation, so its payload frames start at 1). Keys are fresh
+for each connection and each direction and the sequence never repeats within one, so no
+nonce is ever used twice with a key. The receiver checks the length
+(``payload <= frame_bytes_max``), then the tag (decryption fails on any change to the
+sequence, the ciphertext or the tag), then that the sequence is exactly the next one. A frame
+that fails, a text message, or an oversized message closes the connection (the dialer
+re-establishes it) and is counted as ``bad_frame:<reason>``; nothing of it reaches
+``on_frame``. An on-path attacker can therefore neither read, inject, alter, reorder, reflect
+nor replay frames: the handshake authenticates, the AEAD keeps frames confidential and
+intact. TLS, when configured, wraps the whole exchange as defence in depth (peers do not
+check certificates: TLS is not what authenticates them).
+
+Before the handshake completes, a connection is a stranger's and gets a small budget (node/
+connections.py, enforced beneath aiohttp before any parsing): it must send a hello naming a
+current member within ``hello_timeout_ms`` of the TCP accept, and complete the handshake
+within ``handshake_timeout_ms``; it may send at most ``handshake_bytes_max`` bytes in all
+(upgrade request included), so aiohttp never buffers a large "hello"; and the number of such
+connections is capped in all (``handshakes_pending_max``), per source address
+(``connections_per_address_max``) and for addresses that are no member's endpoint host
+(``handshakes_pending_strangers_max``: the rest is reserved for members' addresses). When a
+cap is reached, the least advanced, oldest unauthenticated connection is evicted for the
+newcomer (a stranger never evicts a member address's): a member, which sends its hello at
+once and proves itself within a round trip, outlives strangers that stall, even on the same
+address. The acceptor tells the guard when the dialer's hello names a member and when its
+proof verifies (before sending its own proof: the dialer sends nothing more until it has it,
+so whatever follows comes from an authenticated member and is no longer budgeted).
 
 Failures come in the two kinds of STYLE.md: bad input from a peer is a counted, logged
 rejection that closes at most that peer's connection; our own bugs are assertions. An
@@ -81,11 +104,12 @@ To cut the link between two members, cut each at the other. The daemon exposes t
 ``fault_injection`` is configured (node/config.py, node/api.py).
 
 Limits: the outbound queue of each peer (``queue_frames_max``, ``queue_bytes_max``), the
-frame size (aiohttp's ``max_msg_size`` is the largest frame), the handshake messages, the
-number of concurrent unauthenticated handshakes (``handshakes_pending_max``), the log lines
-a hostile peer can cause (the first ten of each kind, then one per thousand). An
-unauthenticated peer can make us buffer one message of up to ``max_msg_size`` bytes per
-pending handshake before we see it is too long for a handshake message.
+frame size (aiohttp's ``max_msg_size`` is the largest frame), the handshake messages
+(``HANDSHAKE_MESSAGE_BYTES_MAX``), the strangers' budget above (connections, bytes,
+deadlines), the log lines a hostile peer can cause (the first ten of each kind, then one per
+thousand). As a dialer we reach only members' endpoints, one connection per member at a time,
+so whoever answers there can make us buffer at most one message of ``max_msg_size`` bytes per
+member we dial.
 """
 
 from __future__ import annotations
@@ -105,12 +129,15 @@ from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ledger import crypto, domains, encoding
 from ledger.model import Member
+from node.connections import ConnectionGuard, GuardedSite, GuardLimits, Stage, address_key
 
 __all__ = [
     "FRAME_OVERHEAD_BYTES",
@@ -140,7 +167,9 @@ NONCE_BYTES = 32
 EPHEMERAL_KEY_BYTES = 32
 SESSION_KEY_BYTES = 32
 SEQUENCE_BYTES = 8
-TAG_BYTES = 32
+NONCE_PADDING = bytes(4)
+"""ChaCha20-Poly1305 nonces are 12 bytes: 4 zero bytes, then the 8-byte sequence."""
+TAG_BYTES = 16
 FRAME_OVERHEAD_BYTES = SEQUENCE_BYTES + TAG_BYTES
 SEQUENCE_MAX = 2 ** (8 * SEQUENCE_BYTES) - 1
 MEMBER_ID_CHARACTERS_MAX = 48
@@ -179,16 +208,31 @@ class TransportConfig:
     """Per peer, outbound."""
     queue_bytes_max: int = 64 * 1024 * 1024
     """Per peer, outbound (payload bytes)."""
-    handshake_timeout_ms: int = 5_000
-    """Bounds the WebSocket connect and, separately, the whole handshake."""
+    handshake_timeout_ms: int = 3_000
+    """Bounds the WebSocket connect and, separately, the whole handshake; on the accepting
+    side, counted from the TCP accept."""
+    hello_timeout_ms: int = 1_000
+    """Accepting side: from the TCP accept to a well-formed hello naming a current member
+    (the upgrade request included)."""
     reconnect_delay_ms_min: int = 100
     reconnect_delay_ms_max: int = 10_000
     heartbeat_ms: int = 5_000
     """aiohttp's ping interval; a pong missing for half of it closes the connection."""
     close_timeout_ms: int = 1_000
     """How long closing a WebSocket waits for the peer's close frame."""
-    handshakes_pending_max: int = 32
-    """Accepted connections still in their handshake; more are answered 503."""
+    connections_max: int = 256
+    """Open connections on the peer port, authenticated or not (at most one per member is
+    authenticated); a newcomer over it evicts an unauthenticated one, or is refused."""
+    connections_per_address_max: int = 64
+    """The same, per source address (IPv4 address, or IPv6 /64)."""
+    handshakes_pending_max: int = 128
+    """Accepted connections not yet authenticated."""
+    handshakes_pending_strangers_max: int = 64
+    """Of those, how many may come from addresses that are no member's endpoint host: the
+    rest is reserved for the members' addresses."""
+    handshake_bytes_max: int = 2_048
+    """Bytes an unauthenticated connection may send (upgrade request, hello, proof): a hello
+    is under 200 bytes, so a large message is cut off before aiohttp buffers it."""
 
     def __post_init__(self) -> None:
         positive = (
@@ -196,11 +240,16 @@ class TransportConfig:
             "queue_frames_max",
             "queue_bytes_max",
             "handshake_timeout_ms",
+            "hello_timeout_ms",
             "reconnect_delay_ms_min",
             "reconnect_delay_ms_max",
             "heartbeat_ms",
             "close_timeout_ms",
+            "connections_max",
+            "connections_per_address_max",
             "handshakes_pending_max",
+            "handshakes_pending_strangers_max",
+            "handshake_bytes_max",
         )
         for name in positive:
             value = getattr(self, name)
@@ -212,6 +261,26 @@ class TransportConfig:
             raise ValueError("reconnect_delay_ms_min must not exceed reconnect_delay_ms_max")
         if self.queue_bytes_max < self.frame_bytes_max:
             raise ValueError("queue_bytes_max must hold at least one frame of frame_bytes_max")
+        if self.handshake_bytes_max < 3 * HANDSHAKE_MESSAGE_BYTES_MAX:
+            raise ValueError("handshake_bytes_max must hold the handshake's messages")
+        self.guard_limits()  # its own checks: the caps must nest
+
+    def guard_limits(self) -> GuardLimits:
+        """The peer port's connection budget (node/connections.py)."""
+        hello_ms = min(self.hello_timeout_ms, self.handshake_timeout_ms)
+        return GuardLimits(
+            connections_max=self.connections_max,
+            connections_per_address_max=self.connections_per_address_max,
+            unsettled_max=self.handshakes_pending_max,
+            unsettled_strangers_max=self.handshakes_pending_strangers_max,
+            unsettled_bytes_max=self.handshake_bytes_max,
+            settle_stage=Stage.SETTLED,
+            milestones_ms=(
+                (Stage.HEADERS, hello_ms),
+                (Stage.HELLO, hello_ms),
+                (Stage.SETTLED, self.handshake_timeout_ms),
+            ),
+        )
 
     @property
     def message_size_limit(self) -> int:
@@ -346,7 +415,7 @@ class FrameKeys:
 def derive_frame_keys(
     role: Role, ephemeral: X25519PrivateKey, peer_ephemeral_key: bytes, transcript: bytes
 ) -> FrameKeys:
-    """One HMAC key per direction. Raises :class:`HandshakeRefused` (``bad_ephemeral_key``)."""
+    """One AEAD key per direction. Raises :class:`HandshakeRefused` (``bad_ephemeral_key``)."""
     try:
         shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(peer_ephemeral_key))
     except ValueError:
@@ -376,33 +445,33 @@ class BadFrame(Exception):
 
 
 class FrameSealer:
-    """Numbers and authenticates the frames of one direction of one connection."""
+    """Numbers and encrypts (ChaCha20-Poly1305) the frames of one direction of one connection."""
 
-    __slots__ = ("_key", "_sequence")
+    __slots__ = ("_aead", "_sequence")
 
     def __init__(self, key: bytes) -> None:
         assert len(key) == SESSION_KEY_BYTES
-        self._key = key
+        self._aead = ChaCha20Poly1305(key)
         self._sequence = 0
 
     def seal(self, payload: bytes) -> bytes:
-        """Return ``sequence || payload || tag`` and advance the sequence."""
+        """Return ``sequence || ciphertext || tag`` and advance the sequence."""
         assert self._sequence <= SEQUENCE_MAX, "sequence space exhausted"
         header = self._sequence.to_bytes(SEQUENCE_BYTES, "big")
-        mac = hmac.new(self._key, header, hashlib.sha256)
-        mac.update(payload)
+        # Each key is used by one sealer only and its sequence never repeats: nonces are unique.
+        sealed = self._aead.encrypt(NONCE_PADDING + header, payload, header)
         self._sequence += 1
-        return b"".join((header, payload, mac.digest()))
+        return header + sealed
 
 
 class FrameOpener:
-    """Checks the frames of one direction of one connection, in order."""
+    """Checks and decrypts the frames of one direction of one connection, in order."""
 
-    __slots__ = ("_expected_sequence", "_frame_bytes_max", "_key")
+    __slots__ = ("_aead", "_expected_sequence", "_frame_bytes_max")
 
     def __init__(self, key: bytes, *, frame_bytes_max: int) -> None:
         assert len(key) == SESSION_KEY_BYTES
-        self._key = key
+        self._aead = ChaCha20Poly1305(key)
         self._frame_bytes_max = frame_bytes_max
         self._expected_sequence = 0
 
@@ -412,15 +481,18 @@ class FrameOpener:
             raise BadFrame("too_short")
         if len(frame) - FRAME_OVERHEAD_BYTES > self._frame_bytes_max:
             raise BadFrame("too_large")
-        view = memoryview(frame)
-        expected_tag = hmac.new(self._key, view[:-TAG_BYTES], hashlib.sha256).digest()
-        if not hmac.compare_digest(expected_tag, view[-TAG_BYTES:]):
-            raise BadFrame("bad_tag")
+        header = bytes(frame[:SEQUENCE_BYTES])
+        try:
+            payload = self._aead.decrypt(
+                NONCE_PADDING + header, memoryview(frame)[SEQUENCE_BYTES:], header
+            )
+        except InvalidTag:
+            raise BadFrame("bad_tag") from None
         # Checked after the tag: a replayed or reordered genuine frame lands here.
-        if int.from_bytes(view[:SEQUENCE_BYTES], "big") != self._expected_sequence:
+        if int.from_bytes(header, "big") != self._expected_sequence:
             raise BadFrame("wrong_sequence")
         self._expected_sequence += 1
-        return bytes(view[SEQUENCE_BYTES:-TAG_BYTES])
+        return payload
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -451,11 +523,15 @@ async def perform_handshake(
     expected_peer_id: str | None,
     timeout_ms: int,
     frame_bytes_max: int,
+    progress: Callable[[Stage], None] | None = None,
 ) -> Session:
     """Run our side of the handshake on an open WebSocket; return the authenticated session.
 
-    ``expected_peer_id`` is the member a dialer dialed (None for an acceptor). Raises
-    :class:`HandshakeRefused`; never closes ``ws`` (the caller does).
+    ``expected_peer_id`` is the member a dialer dialed (None for an acceptor). An acceptor
+    calls ``progress(Stage.HELLO)`` once the dialer's hello names a current member, and
+    ``progress(Stage.SETTLED)`` once its proof verifies, before answering it: the dialer sends
+    nothing more until it has our proof, so whatever arrives from then on comes from a
+    member. Raises :class:`HandshakeRefused`; never closes ``ws`` (the caller does).
     """
     assert (role is Role.DIALER) == (expected_peer_id is not None)
     try:
@@ -465,7 +541,9 @@ async def perform_handshake(
                 return await _dialer_handshake(
                     ws, identity, members, expected_peer_id, frame_bytes_max
                 )
-            return await _acceptor_handshake(ws, identity, members, frame_bytes_max)
+            return await _acceptor_handshake(
+                ws, identity, members, frame_bytes_max, progress or (lambda stage: None)
+            )
     except TimeoutError:
         raise HandshakeRefused("timeout", f"no complete handshake in {timeout_ms} ms") from None
     except (ConnectionError, aiohttp.ClientError) as error:
@@ -502,9 +580,11 @@ async def _acceptor_handshake(
     identity: Identity,
     members: Callable[[], Sequence[Member]],
     frame_bytes_max: int,
+    progress: Callable[[Stage], None],
 ) -> Session:
     peer_hello = Hello.from_bytes(await _receive_handshake_message(ws))
     member = _check_hello(peer_hello, identity, members, Role.ACCEPTOR, None)
+    progress(Stage.HELLO)
     hello, ephemeral = new_hello(identity)
     transcript = handshake_transcript(dialer=peer_hello, acceptor=hello)
     keys = derive_frame_keys(Role.ACCEPTOR, ephemeral, peer_hello.ephemeral_key, transcript)
@@ -515,6 +595,7 @@ async def _acceptor_handshake(
         chain_id=identity.chain_id,
         transcript=transcript,
     )
+    progress(Stage.SETTLED)
     await ws.send_bytes(encode_proof(identity, transcript))
     session = _session(member, Role.ACCEPTOR, keys, frame_bytes_max)
     # The dialer's confirmation: it accepted our proof and derived the same keys. Until then
@@ -578,6 +659,15 @@ def _check_hello(
 # --- the transport -----------------------------------------------------------------------------
 
 
+def _endpoint_host(endpoint: str) -> str:
+    """The host of a member's ``host:port`` endpoint (an IPv6 host without its brackets).
+
+    Only an IP address can be recognised as a member's source address: give endpoints as
+    addresses, or members behind a host name share the strangers' budget."""
+    host, _, _ = endpoint.rpartition(":")
+    return host.strip("[]")
+
+
 @dataclass(slots=True, eq=False)
 class _Connection:
     session: Session
@@ -628,7 +718,13 @@ class PeerTransport:
         self._peers: dict[str, _Peer] = {}
         self._sockets: set[Any] = set()  # every open WebSocket, to close them all on close()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._handshakes_pending = 0
+        self._member_addresses: frozenset[str] = frozenset()
+        self._guard = ConnectionGuard(
+            name="peer",
+            limits=config.guard_limits(),
+            counters=self.counters,
+            is_member_address=lambda address: address in self._member_addresses,
+        )
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -640,6 +736,11 @@ class PeerTransport:
     @property
     def member_id(self) -> str:
         return self._identity.member_id
+
+    @property
+    def connection_guard(self) -> ConnectionGuard:
+        """The peer port's connection budget (for the metrics)."""
+        return self._guard
 
     @property
     def bound_port(self) -> int:
@@ -658,14 +759,15 @@ class PeerTransport:
             app, access_log=None, shutdown_timeout=self._config.close_timeout_ms / 1000
         )
         await self._runner.setup()
-        site = web.TCPSite(
+        site = GuardedSite(
             self._runner,
             self._config.listen_host,
             self._config.listen_port,
+            guard=self._guard,
             ssl_context=self._server_ssl,
         )
         await site.start()
-        self._bound_port = int(self._runner.addresses[0][1])
+        self._bound_port = site.port
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         self._started = True
         self.refresh_members()
@@ -799,6 +901,11 @@ class PeerTransport:
         queue), drop connections authenticated with a key that has since rotated (the dialer
         re-establishes them), and add new members (dialing those we dial)."""
         current = {member.id: member for member in self._members()}
+        self._member_addresses = frozenset(
+            address_key(_endpoint_host(member.endpoint))
+            for member_id, member in current.items()
+            if member_id != self.member_id
+        )
         for member_id, peer in list(self._peers.items()):
             member = current.get(member_id)
             if member is None:
@@ -919,13 +1026,14 @@ class PeerTransport:
     # --- accepting ---
 
     async def _handle_peer(self, request: web.Request) -> web.StreamResponse:
-        """GET /peer: upgrade to a WebSocket, run the acceptor's handshake, serve frames."""
+        """GET /peer: upgrade to a WebSocket, run the acceptor's handshake, serve frames.
+
+        The connection's budget (caps, bytes and deadlines until it is authenticated) is
+        enforced beneath, by the port's :class:`~node.connections.ConnectionGuard`; the
+        handshake tells the guard how far the dialer got."""
         remote = request.remote or "?"
-        if self._closing or self._handshakes_pending >= self._config.handshakes_pending_max:
-            self._count_and_log(
-                "handshake_refused:too_many_pending", "refusing %s: busy or closing", remote
-            )
-            return web.Response(status=503, text="busy")
+        if self._closing:
+            return web.Response(status=503, text="closing")
         ws = web.WebSocketResponse(
             max_msg_size=self._config.message_size_limit,
             heartbeat=self._config.heartbeat_ms / 1000,
@@ -935,14 +1043,18 @@ class PeerTransport:
         if not ws.can_prepare(request).ok:
             self._count_and_log("handshake_refused:not_websocket", "refusing %s", remote)
             return web.Response(status=400, text="a WebSocket upgrade is expected")
-        self._handshakes_pending += 1
+        transport = request.transport
         self._sockets.add(ws)
         try:
-            try:
-                await ws.prepare(request)
-                session = await self._handshake(ws, Role.ACCEPTOR, None, remote)
-            finally:
-                self._handshakes_pending -= 1
+            await ws.prepare(request)
+            session = await self._handshake(
+                ws,
+                Role.ACCEPTOR,
+                None,
+                remote,
+                progress=lambda stage: self._guard.advance(transport, stage),
+                transport=transport,
+            )
             if session is not None:
                 await self._serve(session, ws)
         except (ConnectionError, aiohttp.ClientError) as error:
@@ -955,9 +1067,17 @@ class PeerTransport:
     # --- one connection ---
 
     async def _handshake(
-        self, ws: Any, role: Role, expected_peer_id: str | None, remote: str
+        self,
+        ws: Any,
+        role: Role,
+        expected_peer_id: str | None,
+        remote: str,
+        *,
+        progress: Callable[[Stage], None] | None = None,
+        transport: Any = None,
     ) -> Session | None:
-        """The session, or None after counting, logging and closing a refused handshake."""
+        """The session, or None after counting, logging and closing a refused handshake
+        (unless the guard closed the connection: it counted that already)."""
         try:
             return await perform_handshake(
                 ws,
@@ -967,9 +1087,10 @@ class PeerTransport:
                 expected_peer_id=expected_peer_id,
                 timeout_ms=self._config.handshake_timeout_ms,
                 frame_bytes_max=self._config.frame_bytes_max,
+                progress=progress,
             )
         except HandshakeRefused as refusal:
-            if not self._closing:
+            if not self._closing and self._guard.closed_reason(transport) is None:
                 self._count_and_log(
                     f"handshake_refused:{refusal.reason}",
                     "%s: handshake as %s with %s refused: %s",

@@ -9,13 +9,19 @@ that speaks the handshake with the module's own functions, then misbehaves.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import datetime
+import errno
 import functools
 import hashlib
 import hmac
 import ipaddress
 import logging
+import resource
 import ssl
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,14 +29,25 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.x509.oid import NameOID
 
 from ledger import crypto, domains, encoding
 from ledger.model import Member
+from node.connections import (
+    ACCEPT_ERROR_MESSAGE,
+    ConnectionGuard,
+    GuardedSite,
+    GuardLimits,
+    Stage,
+    address_key,
+    install_accept_error_handler,
+)
 from node.transport import (
     FRAME_OVERHEAD_BYTES,
     BadFrame,
@@ -192,6 +209,14 @@ async def start_mesh(member_ids: Sequence[str], **add_options: Any) -> Mesh:
     return mesh
 
 
+CLOSED_TYPES = (
+    aiohttp.WSMsgType.CLOSE,
+    aiohttp.WSMsgType.CLOSING,
+    aiohttp.WSMsgType.CLOSED,
+    aiohttp.WSMsgType.ERROR,
+)
+
+
 @dataclass
 class RawPeer:
     """A hand-driven dialer: a genuine handshake from the module's own functions, then
@@ -205,6 +230,17 @@ class RawPeer:
         await self.ws.close()
         await self.http.close()
 
+    async def closed_within(self, seconds: float) -> bool:
+        """True if the remote side closes (or cuts) the connection within ``seconds``."""
+        try:
+            async with asyncio.timeout(seconds):
+                while True:
+                    message = await self.ws.receive()
+                    if message.type in CLOSED_TYPES:
+                        return True
+        except TimeoutError:
+            return False
+
     async def close_code(self) -> int | None:
         """Wait for the remote side to close the connection; return its close code."""
         while True:
@@ -213,8 +249,11 @@ class RawPeer:
                 return self.ws.close_code
 
 
-async def raw_connect(port: int) -> RawPeer:
-    http = aiohttp.ClientSession()
+async def raw_connect(port: int, *, source: str | None = None) -> RawPeer:
+    """An upgraded WebSocket to ``port`` that has said nothing yet, from ``source`` (another
+    loopback address, e.g. 127.0.0.2: Linux routes all of 127.0.0.0/8 to lo) if given."""
+    connector = aiohttp.TCPConnector(local_addr=(source, 0)) if source else None
+    http = aiohttp.ClientSession(connector=connector)
     try:
         ws = await http.ws_connect(f"ws://127.0.0.1:{port}/peer")
     except BaseException:
@@ -401,7 +440,6 @@ async def test_a_peer_of_another_consortium_is_refused() -> None:
 
 
 HOSTILE_OPENINGS: dict[str, Any] = {
-    "timeout": None,  # connects, then says nothing
     "malformed_hello": b"\x81\xa5nonce\xc0",
     "oversized_message": bytes(300),
     "unexpected_message": "hello?",
@@ -419,7 +457,7 @@ async def test_a_handshake_that_is_silent_or_garbled_is_refused(reason: str) -> 
             opening = HOSTILE_OPENINGS[reason]
             if isinstance(opening, str):
                 await raw.ws.send_str(opening)
-            elif opening is not None:
+            else:
                 await raw.ws.send_bytes(opening)
             assert await raw.close_code() == aiohttp.WSCloseCode.POLICY_VIOLATION
         finally:
@@ -430,21 +468,334 @@ async def test_a_handshake_that_is_silent_or_garbled_is_refused(reason: str) -> 
         await mesh.close()
 
 
+# --- the peer port's budget for unauthenticated connections ---------------------------------
+
+
+def patient(**overrides: Any) -> TransportConfig:
+    """Deadlines long enough that only the caps under test close anything."""
+    values: dict[str, Any] = {"hello_timeout_ms": 5_000, "handshake_timeout_ms": 5_000}
+    return config(**(values | overrides))
+
+
+RawTcp = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def raw_tcp(port: int, opening: bytes, *, source: str = "127.0.0.1") -> RawTcp:
+    """A bare TCP connection that sends ``opening`` and nothing more."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    writer.write(opening)
+    await writer.drain()
+    return reader, writer  # the writer too: once collected, it would close the connection
+
+
+async def seconds_until_closed(connection: RawTcp) -> float:
+    """Read until the server ends the connection; how long that took."""
+    reader, _ = connection
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            while await reader.read(65_536):
+                pass
+    except ConnectionResetError:
+        pass  # an abort with unread data resets the connection
+    return loop.time() - started
+
+
 @scenario
-async def test_unauthenticated_connections_are_bounded() -> None:
-    mesh = await start_mesh(["lyon"], transport_config=config(handshakes_pending_max=2))
-    raws: list[RawPeer] = []
+async def test_a_silent_upgrade_is_closed_at_the_hello_deadline() -> None:
+    mesh = await start_mesh(["lyon"], transport_config=config(hello_timeout_ms=300))
     try:
         lyon = mesh.nodes["lyon"].transport
-        raws += [await raw_connect(lyon.bound_port) for _ in range(2)]
-        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-            raws.append(await raw_connect(lyon.bound_port))
-        assert refused.value.status == 503
-        assert lyon.counters["handshake_refused:too_many_pending"] == 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        raw = await raw_connect(lyon.bound_port)
+        try:
+            assert await raw.closed_within(DEADLINE_S)
+        finally:
+            await raw.close()
+        assert 0.25 <= loop.time() - started < 2.0
+        assert lyon.counters["listener_closed:hello_timeout"] == 1
+        assert lyon.counters["handshake_refused:connection_lost"] == 0  # counted once
+        await until(lambda: lyon.connection_guard.open_connections == 0, "released")
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_an_upgrade_request_that_never_ends_is_closed_at_the_hello_deadline() -> None:
+    mesh = await start_mesh(["lyon"], transport_config=config(hello_timeout_ms=300))
+    try:
+        lyon = mesh.nodes["lyon"].transport
+        reader = await raw_tcp(lyon.bound_port, b"GET /peer HTTP/1.1\r\nHost: lyon\r\n")
+        assert 0.25 <= await seconds_until_closed(reader) < 2.0
+        assert lyon.counters["listener_closed:headers_timeout"] == 1
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_a_large_hello_is_cut_off_at_the_handshake_byte_budget() -> None:
+    mesh = await start_mesh(["lyon"], transport_config=patient(handshake_bytes_max=2_048))
+    try:
+        lyon = mesh.nodes["lyon"].transport
+        raw = await raw_connect(lyon.bound_port)
+        try:
+            with contextlib.suppress(ConnectionError):
+                await raw.ws.send_bytes(bytes(1024 * 1024))
+            assert await raw.closed_within(DEADLINE_S)
+        finally:
+            await raw.close()
+        assert lyon.counters["listener_closed:too_many_bytes"] == 1
+        # aiohttp never got the whole message: our own size check never saw it.
+        assert lyon.counters["handshake_refused:oversized_message"] == 0
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_a_stranger_that_fakes_a_hello_and_stalls_is_closed_at_the_handshake_deadline() -> (
+    None
+):
+    mesh = await start_mesh(["lyon"], transport_config=config(handshake_timeout_ms=400))
+    try:
+        lyon = mesh.nodes["lyon"].transport
+        mesh.list_member(member("bron", crypto.generate_key()))  # its hello is public
+        raw = await raw_connect(lyon.bound_port)
+        try:
+            hello = Hello(
+                chain_id=CHAIN_ID, member_id="bron", nonce=bytes(32), ephemeral_key=b"\x09" * 32
+            )
+            await raw.ws.send_bytes(hello.to_bytes())
+            answer = await asyncio.wait_for(raw.ws.receive(), DEADLINE_S)
+            assert Hello.from_bytes(answer.data).member_id == "lyon"
+            assert await raw.closed_within(DEADLINE_S)  # no proof: closed
+        finally:
+            await raw.close()
+        assert lyon.counters["listener_closed:settled_timeout"] == 1
+        assert lyon.counters["listener_closed:hello_timeout"] == 0
+    finally:
+        await mesh.close()
+
+
+@scenario
+async def test_stalled_connections_from_a_members_address_are_evicted_for_the_member() -> None:
+    # Everyone is on 127.0.0.1 here, members and the staller alike: the per-address cap alone
+    # would lock bron out; evicting the least advanced, oldest connection lets it in.
+    limits = patient(
+        connections_max=8,
+        connections_per_address_max=4,
+        handshakes_pending_max=8,
+        handshakes_pending_strangers_max=8,
+    )
+    mesh = Mesh()
+    raws: list[RawPeer] = []
+    try:
+        lyon = await mesh.add("lyon", transport_config=limits)
+        raws += [await raw_connect(lyon.transport.bound_port) for _ in range(4)]
+        await mesh.add("bron")
+        mesh.refresh()
+        await until(mesh.fully_connected, "bron connected despite the stallers")
+        counters = lyon.transport.counters
+        assert counters["listener_evicted:connections_per_address_max"] >= 1
+        assert await raws[0].closed_within(DEADLINE_S), "the oldest staller went first"
+        assert not await raws[-1].closed_within(0.2), "the newest staller is still there"
     finally:
         for raw in raws:
             await raw.close()
         await mesh.close()
+
+
+@scenario
+async def test_strangers_have_a_share_of_the_pending_slots_and_never_evict_a_member_address() -> (
+    None
+):
+    limits = patient(
+        connections_max=8,
+        connections_per_address_max=8,
+        handshakes_pending_max=3,
+        handshakes_pending_strangers_max=2,
+    )
+    mesh = await start_mesh(["lyon"], transport_config=limits)
+    raws: list[RawPeer] = []
+    try:
+        lyon = mesh.nodes["lyon"].transport
+        mesh.list_member(member("bron", crypto.generate_key(), "127.0.0.1:9"))
+        lyon.refresh_members()  # 127.0.0.1 is now a member's address; 127.0.0.2-4 are not
+        port = lyon.bound_port
+        from_member_address = await raw_connect(port)
+        first, second = [await raw_connect(port, source=f"127.0.0.{i}") for i in (2, 3)]
+        third = await raw_connect(port, source="127.0.0.4")  # over the strangers' share
+        raws += [from_member_address, first, second, third]
+        assert await first.closed_within(DEADLINE_S), "the oldest stranger is evicted"
+        assert lyon.counters["listener_evicted:unsettled_strangers_max"] == 1
+        # A member's address over the whole pool evicts a stranger, not its older neighbour.
+        raws.append(await raw_connect(port))
+        assert await second.closed_within(DEADLINE_S)
+        assert lyon.counters["listener_evicted:unsettled_max"] == 1
+        assert not await from_member_address.closed_within(0.2)
+        assert not await third.closed_within(0.01)
+        assert lyon.connection_guard.unsettled_connections == 3
+    finally:
+        for raw in raws:
+            await raw.close()
+        await mesh.close()
+
+
+@scenario
+async def test_a_newcomer_is_refused_at_accept_when_nobody_can_be_evicted() -> None:
+    # lyon accepts bron and caluire (ids below its own); authenticated, they are never evicted.
+    limits = config(
+        connections_max=2,
+        connections_per_address_max=2,
+        handshakes_pending_max=2,
+        handshakes_pending_strangers_max=2,
+    )
+    mesh = Mesh()
+    try:
+        lyon = await mesh.add("lyon", transport_config=limits)
+        await mesh.add("bron")
+        await mesh.add("caluire")
+        mesh.refresh()
+        await until(mesh.fully_connected, "a full mesh")
+        with pytest.raises((aiohttp.ClientError, ConnectionError)):
+            await (await raw_connect(lyon.transport.bound_port)).close()
+        # (aiohttp's client may try twice.)
+        assert lyon.transport.counters["listener_refused:connections_per_address_max"] >= 1
+        assert lyon.transport.connected_peers() == ["bron", "caluire"]
+    finally:
+        await mesh.close()
+
+
+# --- the API port's budget (the same guard, settled once the request headers are in) ----------
+
+
+API_LIMITS = GuardLimits(
+    connections_max=6,
+    connections_per_address_max=4,
+    unsettled_max=6,
+    unsettled_strangers_max=6,
+    unsettled_bytes_max=1_024,
+    settle_stage=Stage.HEADERS,
+    milestones_ms=((Stage.HEADERS, 300),),
+)
+
+
+async def serve_api(limits: GuardLimits = API_LIMITS) -> tuple[web.AppRunner, ConnectionGuard, int]:
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    guard = ConnectionGuard(name="api", limits=limits)
+    site = GuardedSite(runner, "127.0.0.1", 0, guard=guard)
+    await site.start()
+    return runner, guard, site.port
+
+
+@scenario
+async def test_an_api_connection_must_send_its_request_headers_in_time_and_in_bytes() -> None:
+    runner, guard, port = await serve_api()
+    try:
+        partial = await raw_tcp(port, b"GET /healthz HTTP/1.1\r\n")
+        assert 0.25 <= await seconds_until_closed(partial) < 2.0
+        assert guard.counters["listener_closed:headers_timeout"] == 1
+        endless = await raw_tcp(port, b"GET /healthz HTTP/1.1\r\nX-Junk: " + b"a" * 2_000)
+        assert await seconds_until_closed(endless) < 0.25
+        assert guard.counters["listener_closed:too_many_bytes"] == 1
+        # A complete request settles its connection: kept alive past the header deadline.
+        async with aiohttp.ClientSession() as http:
+            for _ in range(2):
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert await response.text() == "ok"
+                await asyncio.sleep(0.4)
+        assert guard.counters["listener_closed:headers_timeout"] == 1
+    finally:
+        await runner.cleanup()
+
+
+@scenario
+async def test_an_api_flood_evicts_its_own_stalled_connections_and_the_api_still_answers() -> None:
+    runner, guard, port = await serve_api()
+    readers: list[RawTcp] = []
+    try:
+        readers += [await raw_tcp(port, b"GET /he", source="127.0.0.2") for _ in range(5)]
+        assert await seconds_until_closed(readers[0]) < 0.25, "per address: the oldest goes"
+        assert guard.counters["listener_evicted:connections_per_address_max"] == 1
+        readers += [await raw_tcp(port, b"GET /he", source="127.0.0.3") for _ in range(3)]
+        assert await seconds_until_closed(readers[1]) < 0.25, "in all: the oldest goes"
+        assert guard.counters["listener_evicted:connections_max"] == 1
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/healthz") as response,
+        ):
+            assert response.status == 200
+        assert guard.open_connections <= API_LIMITS.connections_max
+    finally:
+        await runner.cleanup()
+
+
+def test_the_guard_refuses_limits_that_do_not_nest() -> None:
+    with pytest.raises(ValueError):
+        replace(API_LIMITS, unsettled_max=API_LIMITS.connections_max + 1)
+    with pytest.raises(ValueError):
+        replace(API_LIMITS, connections_per_address_max=API_LIMITS.connections_max + 1)
+    with pytest.raises(ValueError):
+        replace(API_LIMITS, milestones_ms=((Stage.HELLO, 10), (Stage.HEADERS, 20)))
+
+
+def test_per_address_caps_count_an_ipv6_source_by_its_64_network() -> None:
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::2")
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert address_key("192.0.2.7") == "192.0.2.7"
+
+
+# --- the process: accept errors and the open files limit ---------------------------------------
+
+
+def test_accept_errors_are_counted_and_logged_without_tracebacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        counters: collections.Counter[str] = collections.Counter()
+        install_accept_error_handler(loop, counters)
+        caplog.set_level(logging.WARNING)
+        error = OSError(errno.EMFILE, "Too many open files")
+        for _ in range(2_500):
+            loop.call_exception_handler({"message": ACCEPT_ERROR_MESSAGE, "exception": error})
+        assert counters["listener_accept_errors:EMFILE"] == 2_500
+        lines = [r for r in caplog.records if r.name == "sceau.connections"]
+        assert len(lines) == 10 + 2  # the first ten, then the 1,000th and the 2,000th
+        assert all(record.exc_info is None for record in lines)
+        # Anything else still reaches asyncio's own handler.
+        loop.call_exception_handler({"message": "something else", "exception": ValueError()})
+        assert [r for r in caplog.records if r.name == "asyncio"]
+    finally:
+        loop.close()
+
+
+def test_the_open_files_soft_limit_is_raised_to_the_hard_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = min(256, hard)
+    script = (
+        "import resource; from node.connections import raise_open_files_limit; "
+        "print(*raise_open_files_limit(), *resource.getrlimit(resource.RLIMIT_NOFILE))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard)),
+    )
+    reported_soft, reported_hard, actual_soft, actual_hard = map(int, result.stdout.split())
+    assert reported_hard == actual_hard == hard
+    assert reported_soft == actual_soft == (hard if hard != resource.RLIM_INFINITY else actual_soft)
+    assert actual_soft >= lowered
 
 
 @scenario
@@ -617,26 +968,34 @@ def test_proofs_and_session_keys_follow_the_documented_byte_format() -> None:
         derive_frame_keys(Role.DIALER, dialer_ephemeral, bytes(32), transcript)
     assert refused.value.reason == "bad_ephemeral_key"
 
-    frame = FrameSealer(dialer_keys.send_key).seal(b"payload")
-    expected_tag = hmac.new(dialer_keys.send_key, bytes(8) + b"payload", hashlib.sha256).digest()
-    assert frame == bytes(8) + b"payload" + expected_tag
+    # Frames: sequence || ChaCha20-Poly1305(key, nonce = 4 zero bytes || sequence,
+    # associated data = sequence), i.e. the ciphertext then its 16-byte tag (RFC 8439).
+    sealer = FrameSealer(dialer_keys.send_key)
+    frames = [sealer.seal(b"payload"), sealer.seal(b"payload")]
+    aead = ChaCha20Poly1305(dialer_keys.send_key)
+    for sequence, frame in enumerate(frames):
+        header = sequence.to_bytes(8, "big")
+        assert frame == header + aead.encrypt(bytes(4) + header, b"payload", header)
+        assert b"payload" not in frame
+    assert frames[0][8:] != frames[1][8:], "one nonce per frame: equal payloads look different"
 
 
 # --- frames ------------------------------------------------------------------------------------
 
 
-def test_frames_are_sequence_payload_and_tag_and_open_only_in_order() -> None:
+def test_frames_are_sequence_ciphertext_and_tag_and_open_only_in_order() -> None:
     key = bytes(range(32))
     sealer, opener = FrameSealer(key), FrameOpener(key, frame_bytes_max=100)
     frames = [sealer.seal(bytes([i]) * i) for i in range(5)]
     assert frames[3][:8] == (3).to_bytes(8, "big")
-    assert len(frames[3]) == 3 + FRAME_OVERHEAD_BYTES
+    assert len(frames[3]) == 3 + FRAME_OVERHEAD_BYTES == 3 + 8 + 16
+    assert frames[3][8:11] != bytes([3]) * 3, "the payload is encrypted"
     assert [opener.open(frame) for frame in frames] == [bytes([i]) * i for i in range(5)]
     for frame, reason in [
         (frames[4], "wrong_sequence"),
         (frames[4][:-1] + b"\x00", "bad_tag"),
-        (b"\x00" * 39, "too_short"),
-        (bytes(141), "too_large"),
+        (b"\x00" * (FRAME_OVERHEAD_BYTES - 1), "too_short"),
+        (bytes(100 + FRAME_OVERHEAD_BYTES + 1), "too_large"),
     ]:
         with pytest.raises(BadFrame) as bad:
             opener.open(frame)
@@ -1006,8 +1365,34 @@ async def test_a_plain_dialer_cannot_reach_a_tls_listener(tmp_path: Path) -> Non
         {"reconnect_delay_ms_min": 500, "reconnect_delay_ms_max": 100},
         {"frame_bytes_max": 2048, "queue_bytes_max": 1024},
         {"listen_port": 70_000},
+        {"handshakes_pending_strangers_max": 200, "handshakes_pending_max": 100},
+        {"handshakes_pending_max": 300, "connections_max": 256},
+        {"connections_per_address_max": 300, "connections_max": 256},
+        {"handshake_bytes_max": 500},  # cannot hold the handshake's messages
+        {"hello_timeout_ms": 0},
     ],
 )
 def test_the_configuration_refuses_inconsistent_limits(overrides: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         config(**overrides)
+
+
+def test_node_settings_whose_connection_caps_do_not_nest_are_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    from node.config import NodeConfig
+    from node.launch import StartupError, api_guard_limits, transport_config
+
+    base = {
+        "member_id": "lyon",
+        "data_dir": tmp_path,
+        "genesis_file": tmp_path / "genesis.json",
+        "key_file": tmp_path / "node.pem",
+    }
+    defaults = NodeConfig(**base)
+    assert transport_config(defaults, "127.0.0.1:7400").handshakes_pending_max == 128
+    assert api_guard_limits(defaults).connections_max == 512
+    with pytest.raises(StartupError, match="peer connection limits"):
+        transport_config(NodeConfig(**base, peer_connections_max=16), "127.0.0.1:7400")
+    with pytest.raises(StartupError, match="API connection limits"):
+        api_guard_limits(NodeConfig(**base, api_connections_max=8))

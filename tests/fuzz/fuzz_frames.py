@@ -65,7 +65,7 @@ def fuzz_decode(data: bytes) -> None:
         FrameOpener(SESSION_KEY, frame_bytes_max=FRAME_BYTES_MAX).open(data)
     except BadFrame:
         pass
-    else:  # only if the fuzzer forged an HMAC-SHA256 tag: worth a report
+    else:  # only if the fuzzer forged a ChaCha20-Poly1305 tag: worth a report
         raise AssertionError("unsealed bytes were accepted as an authenticated frame")
     try:
         message = decode_frame(data)
