@@ -30,7 +30,7 @@ sends goes through :meth:`Node.on_frame` in this order, each step cheap next to 
 2. the sender named in the frame must be the authenticated peer; a proposal (``pre_prepare``,
    ``new_view``) must come from the primary of its view; a ``pre_prepare``'s signature is
    checked over the raw header's hash; a ``pre_prepare`` for a past height is dropped; a peer
-   whose proposal this node refused already gets no second one decoded for the same height
+   whose proposal this node refused already gets no other one decoded for the same height
    and view (:attr:`PeerLimits.rejected_proposals_per_view_max`); a ``block_response`` larger
    than a small frame must answer a request of ours;
 3. a frame larger than a small frame is charged to its peer's byte budget (a token bucket,
@@ -133,8 +133,9 @@ class PeerLimits:
     proposal frame (``block_bytes_max`` + 64 KiB), the largest honest proposals would never
     pass: keep it above."""
     rejected_proposals_per_view_max: int = 1
-    """Proposals from one proposer this node refuses per (height, view) before it stops
-    decoding further ones: an honest primary makes one proposal per view."""
+    """Distinct proposals from one proposer this node refuses per (height, view) before it
+    stops decoding other ones: an honest primary makes one proposal per view (it may send it
+    again: the same block is still let through, the replica does not execute it twice)."""
     fetches_outstanding_max: int = 8
     """Block requests per peer whose (large) responses are accepted outside the budget."""
     log_lines_per_interval_max: int = 5
@@ -346,7 +347,9 @@ class Node:
         self._frame_limits = FrameLimits()
         self._budgets: dict[str, _ByteBucket] = {}
         self._fetches_outstanding: collections.Counter[str] = collections.Counter()
-        self._rejected_proposals: collections.Counter[tuple[str, int, int]] = collections.Counter()
+        self._rejected_proposals: dict[tuple[str, int, int], set[bytes | None]] = {}
+        """The block hashes of the proposals refused, per (proposer, height, view)."""
+        self._proposal_in_hand: bytes | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -422,7 +425,12 @@ class Node:
         if isinstance(message, TransactionGossip):
             self._on_gossip(sender, message)
             return
-        self._execute(self.replica.on_message(sender, message, now_ms=self._clock_ms()))
+        self._proposal_in_hand = header.block_hash
+        try:
+            actions = self.replica.on_message(sender, message, now_ms=self._clock_ms())
+            self._execute(actions)
+        finally:
+            self._proposal_in_hand = None
 
     def frame_limits(self) -> FrameLimits:
         """The per-frame limits for the consortium's parameters and member count in force."""
@@ -472,8 +480,12 @@ class Node:
             return "old_height"
         if sender != replica.primary(header.view):
             return "not_primary"
-        key = (sender, header.height, header.view)
-        if self._rejected_proposals[key] >= self.peer_limits.rejected_proposals_per_view_max:
+        refused = self._rejected_proposals.get((sender, header.height, header.view), set())
+        if (
+            len(refused) >= self.peer_limits.rejected_proposals_per_view_max
+            and header.block_hash not in refused
+        ):
+            # The same block again (a retransmission) costs the replica no new execution.
             return "proposal_budget"
         if header.kind == "pre_prepare":
             public_key = next(
@@ -641,9 +653,10 @@ class Node:
         self._dropped_at_last_view = collections.Counter(replica.dropped)
 
     def _note_rejected_proposal(self, action: ReportRejectedProposal) -> None:
-        """Remember refused proposals per (proposer, height, view), for the heights to come."""
+        """Remember refused proposals per (proposer, height, view), by block hash (None for one
+        the replica refused out of its buffers, not straight from a frame)."""
         key = (action.proposer, action.height, action.view)
-        self._rejected_proposals[key] += 1
+        self._rejected_proposals.setdefault(key, set()).add(self._proposal_in_hand)
         if len(self._rejected_proposals) > REJECTED_PROPOSAL_VIEWS_REMEMBERED_MAX:
             height = self.replica.height
             for old in [k for k in self._rejected_proposals if k[1] < height]:

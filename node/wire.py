@@ -16,12 +16,15 @@ stages:
    longer, or sorts after it), then the other top-level fields. Scalars (``sender``,
    ``height``, ``view``, ``signature``) are read; blocks are entered only to read their header's
    raw bytes and the *length* of their transaction array, and each transaction is skipped in C
-   without building it, only its size measured. Everything else is skipped in C. Refused here,
-   before any object of the frame's bulk exists: a frame over its kind's byte limit (checked
-   right after the kind, before the rest is looked at), a block with more transactions than
-   ``block_transactions_max``, a transaction over ``transaction_bytes_max``, a gossip frame of
-   more than :data:`GOSSIP_TRANSACTIONS_MAX`. A 15.8 MiB frame is scanned in a few
-   milliseconds (tests/test_wire.py measures it).
+   without building it, only its size measured and its values counted (decoded alone, in C).
+   Everything else is skipped in C. Refused here, before the frame is decoded: a frame over
+   its kind's byte limit (checked right after the kind, before the rest is even copied), a
+   block with more transactions than ``block_transactions_max``, a transaction over
+   ``transaction_bytes_max`` or :attr:`FrameLimits.transaction_values_max` values, a gossip
+   frame of more than :data:`GOSSIP_TRANSACTIONS_MAX` transactions or
+   :attr:`FrameLimits.gossip_values_max` values. Decoding costs per value, not per byte
+   (validating a transaction walks its arguments in Python): counting values bounds it.
+   A 15.8 MiB proposal is refused in well under a millisecond (tests/test_wire.py).
 2. :func:`decode_frame` decodes the whole frame canonically and builds the model, under
    :data:`FRAME_LIMITS`. The daemon calls it only once the scan, the sender, its role and its
    budget have passed (node/daemon.py).
@@ -100,8 +103,8 @@ class FrameRefused(FrameError):
     """A frame refused by :func:`scan_frame` before it was decoded.
 
     ``reason`` is a stable slug for the counters (``too_large``, ``too_many_transactions``,
-    ``transaction_too_large``, ``unknown_kind``, ``malformed``); ``kind`` the frame's kind when
-    it was read (else ``"?"``).
+    ``transaction_too_large``, ``too_many_values``, ``unknown_kind``, ``malformed``);
+    ``kind`` the frame's kind when it was read (else ``"?"``).
     """
 
     def __init__(self, reason: str, kind: str, detail: str) -> None:
@@ -127,6 +130,14 @@ class FrameLimits:
     transaction_bytes_max: int = ConsensusParameters().transaction_bytes_max
     members_count: int = 4
     frame_bytes_max: int = FRAME_BYTES_MAX
+    transaction_values_max: int = 1_024
+    """Values (map entries and array items, at every depth) in one transaction: validating a
+    transaction walks every value of its arguments in Python (about a microsecond each), so a
+    16 KiB transaction of 16,000 one-byte integers would cost 60 ms; the built-in contracts
+    take at most a few hundred (deeds: three lists of at most 64 links)."""
+    gossip_values_max: int = 65_536
+    """Values in all the transactions of one gossip frame (512 plain anchors take ~8,000).
+    Gossip is no part of consensus: a node may refuse it, the client submits elsewhere."""
 
     def __post_init__(self) -> None:
         for name in self.__slots__:
@@ -229,6 +240,8 @@ class _Scan:
         self.kind = "?"
         self.fields: dict[str, Any] = {}
         self.transactions = 0
+        self.values = 0
+        self.transaction_values = 0
         self.block_header: bytes | None = None
         self.unpacker = msgpack.Unpacker(
             raw=False,
@@ -239,6 +252,8 @@ class _Scan:
             max_array_len=FRAME_LIMITS.array_length_max,
             max_map_len=FRAME_LIMITS.map_length_max,
             max_ext_len=0,
+            list_hook=self.count,
+            object_hook=self.count,
         )
         self.fed = min(len(data), ENVELOPE_PEEK_BYTES)
         self.unpacker.feed(memoryview(data)[: self.fed])
@@ -361,17 +376,36 @@ class _Scan:
                 self.unpacker.skip()
 
     def transaction_array(self, count_max: int) -> None:
-        """Count the transactions (refused over ``count_max`` before any is read) and measure
-        each one's size, skipping it in C."""
+        """Count the transactions (refused over ``count_max`` before any is read), then decode
+        each one alone, in C, measuring its size and counting its values (one Python call per
+        map or array, :meth:`count`)."""
         count = self.array_header(count_max, "transactions", reason="too_many_transactions")
         self.transactions += count
-        size_max = self.limits.transaction_bytes_max
+        limits = self.limits
         unpacker = self.unpacker
         for _ in range(count):
             start = unpacker.tell()
-            unpacker.skip()
-            if unpacker.tell() - start > size_max:
-                raise self.refuse("transaction_too_large", f"a transaction over {size_max} bytes")
+            self.transaction_values = 0
+            unpacker.unpack()
+            if unpacker.tell() - start > limits.transaction_bytes_max:
+                raise self.refuse(
+                    "transaction_too_large",
+                    f"a transaction over {limits.transaction_bytes_max} bytes",
+                )
+            self.values += self.transaction_values
+        if self.kind == "transactions" and self.values > limits.gossip_values_max:
+            raise self.refuse("too_many_values", f"{self.values} values in the gossip")
+
+    def count(self, container: Any) -> Any:
+        """The decoder's hook for every map and array it builds (only transactions are built:
+        everything else is skipped or read as scalars)."""
+        self.transaction_values += len(container)
+        if self.transaction_values > self.limits.transaction_values_max:
+            raise self.refuse(
+                "too_many_values",
+                f"a transaction of over {self.limits.transaction_values_max} values",
+            )
+        return container
 
 
 def scan_frame(data: bytes, limits: FrameLimits) -> FrameHeader:
