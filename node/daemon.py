@@ -33,11 +33,13 @@ sends goes through :meth:`Node.on_frame` in this order, each step cheap next to 
    whose proposal this node refused already gets no other one decoded for the same height
    and view (:attr:`PeerLimits.rejected_proposals_per_view_max`); a ``block_response`` larger
    than a small frame must answer a request of ours;
-3. a frame larger than a small frame is charged to its peer's byte budget (a token bucket,
-   :attr:`PeerLimits.large_frame_bytes_per_s`, :attr:`PeerLimits.large_frame_burst_bytes`):
-   over budget, it is dropped (never decoded), and the connection stays up: consensus
-   retransmits what matters, and the budget is sized so that an honest primary proposing a
-   maximum-size block every second never reaches it;
+3. the frame is charged to one of its peer's two byte budgets (token buckets): frames larger
+   than a small frame to :attr:`PeerLimits.large_frame_bytes_per_s` and
+   :attr:`PeerLimits.large_frame_burst_bytes`, sized so that an honest primary proposing a
+   maximum-size block every second never reaches it; the others to
+   :attr:`PeerLimits.small_frame_bytes_per_s` and :attr:`PeerLimits.small_frame_burst_bytes`.
+   Over budget, a frame is dropped (never decoded) and the connection stays up: consensus
+   retransmits what matters. Block responses to our own requests are not charged;
 4. only then is the frame decoded (:func:`node.wire.decode_frame`) and handed to the replica.
 
 Every refusal is counted in ``NodeMetrics.frames_rejected`` as ``<reason>:<kind>`` and per
@@ -132,6 +134,12 @@ class PeerLimits:
     ten 15.8 MiB frames gets at most this far before being dropped. Below one maximum-size
     proposal frame (``block_bytes_max`` + 64 KiB), the largest honest proposals would never
     pass: keep it above."""
+    small_frame_bytes_per_s: int = 1024 * 1024
+    """Refill rate of each peer's budget for the other frames (votes, status, small gossip):
+    what a peer sends at most is a few tens of KiB per second (votes of ~200 bytes, a status
+    per second, gossip of the transactions its clients submit). Decoding costs per value, not
+    per byte: without this bound, 64 KiB frames of junk at line rate would keep a core busy."""
+    small_frame_burst_bytes: int = 4 * 1024 * 1024
     rejected_proposals_per_view_max: int = 1
     """Distinct proposals from one proposer this node refuses per (height, view) before it
     stops decoding other ones: an honest primary makes one proposal per view (it may send it
@@ -345,7 +353,7 @@ class Node:
         )
         self._frame_limits_for: tuple[Any, int] | None = None
         self._frame_limits = FrameLimits()
-        self._budgets: dict[str, _ByteBucket] = {}
+        self._budgets: dict[tuple[str, bool], _ByteBucket] = {}
         self._fetches_outstanding: collections.Counter[str] = collections.Counter()
         self._rejected_proposals: dict[tuple[str, int, int], set[bytes | None]] = {}
         """The block hashes of the proposals refused, per (proposer, height, view)."""
@@ -450,26 +458,28 @@ class Node:
             reason = self._proposal_admission(sender, header)
             if reason is not None:
                 return reason
-        if header.size_bytes <= self._frame_limits.small_frame_bytes_max:
-            if kind == "block_response" and self._fetches_outstanding[sender]:
-                self._fetches_outstanding[sender] -= 1
-            return None
-        if kind == "block_response":
-            # Catch-up answers only what we asked for; our requests bound them.
-            if not self._fetches_outstanding[sender]:
-                return "unsolicited"
+        large = header.size_bytes > self._frame_limits.small_frame_bytes_max
+        if kind == "block_response" and self._fetches_outstanding[sender]:
+            # Catch-up answers what we asked for: our own requests bound these.
             self._fetches_outstanding[sender] -= 1
             return None
-        bucket = self._budgets.get(sender)
-        now_s = time.monotonic()
-        if bucket is None:
-            limits = self.peer_limits
-            bucket = self._budgets[sender] = _ByteBucket(
-                limits.large_frame_burst_bytes, limits.large_frame_bytes_per_s, now_s
-            )
-        if not bucket.take(header.size_bytes, now_s):
+        if kind == "block_response" and large:
+            return "unsolicited"
+        if not self._budget(sender, large).take(header.size_bytes, time.monotonic()):
             return "over_budget"
         return None
+
+    def _budget(self, sender: str, large: bool) -> _ByteBucket:
+        """The peer's byte budget for large frames, or for small ones."""
+        bucket = self._budgets.get((sender, large))
+        if bucket is None:
+            limits = self.peer_limits
+            if large:
+                capacity, rate = limits.large_frame_burst_bytes, limits.large_frame_bytes_per_s
+            else:
+                capacity, rate = limits.small_frame_burst_bytes, limits.small_frame_bytes_per_s
+            bucket = self._budgets[(sender, large)] = _ByteBucket(capacity, rate, time.monotonic())
+        return bucket
 
     def _proposal_admission(self, sender: str, header: FrameHeader) -> str | None:
         """Role, height, signature and refusal budget of a proposal, before its block is read."""

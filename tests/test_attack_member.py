@@ -256,6 +256,35 @@ def test_large_frames_over_a_peers_byte_budget_are_dropped_and_counted(
         node.store.close()
 
 
+def test_small_frames_over_a_peers_byte_budget_are_dropped_and_counted(
+    tmp_path: Path, consortium: LocalConsortium
+) -> None:
+    node = _node(
+        tmp_path / "small", consortium, small_frame_burst_bytes=1_000, small_frame_bytes_per_s=1
+    )
+    try:
+        votes = [
+            encode_frame(
+                Prepare.sign(
+                    consortium.keys["lyon"],
+                    consortium.chain_id,
+                    height=1_000 + index,
+                    view=0,
+                    block_hash=bytes(32),
+                    sender="lyon",
+                )
+            )
+            for index in range(20)
+        ]
+        for vote in votes:
+            node.on_frame("lyon", vote)
+        passed = 1_000 // len(votes[0])
+        assert node.metrics.frames_rejected == {"over_budget:prepare": len(votes) - passed}
+        assert node.replica.dropped["far_height"] == passed, "the others never reached it"
+    finally:
+        node.store.close()
+
+
 def test_honest_proposals_fit_the_default_budget_and_a_flood_does_not() -> None:
     limits = PeerLimits()
     proposal_bytes = FrameLimits(block_bytes_max=12 * MIB).proposal_frame_bytes_max
