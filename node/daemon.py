@@ -429,6 +429,10 @@ class Node:
             message = decode_frame(data)
         except FrameError as error:
             self._refuse_frame(sender, header.kind, "malformed", str(error))
+            if header.kind in ("pre_prepare", "new_view"):
+                # A proposal that does not even decode counts as refused: its proposer gets no
+                # other one decoded in that view.
+                self._remember_refused(sender, header.height, header.view, header.block_hash)
             return
         if isinstance(message, TransactionGossip):
             self._on_gossip(sender, message)
@@ -665,11 +669,16 @@ class Node:
     def _note_rejected_proposal(self, action: ReportRejectedProposal) -> None:
         """Remember refused proposals per (proposer, height, view), by block hash (None for one
         the replica refused out of its buffers, not straight from a frame)."""
-        key = (action.proposer, action.height, action.view)
-        self._rejected_proposals.setdefault(key, set()).add(self._proposal_in_hand)
+        self._remember_refused(action.proposer, action.height, action.view, self._proposal_in_hand)
+
+    def _remember_refused(
+        self, proposer: str, height: int | None, view: int | None, block_hash: bytes | None
+    ) -> None:
+        assert height is not None and view is not None, "proposals are admitted with both"
+        self._rejected_proposals.setdefault((proposer, height, view), set()).add(block_hash)
         if len(self._rejected_proposals) > REJECTED_PROPOSAL_VIEWS_REMEMBERED_MAX:
-            height = self.replica.height
-            for old in [k for k in self._rejected_proposals if k[1] < height]:
+            current = self.replica.height
+            for old in [k for k in self._rejected_proposals if k[1] < current]:
                 del self._rejected_proposals[old]
             while len(self._rejected_proposals) > REJECTED_PROPOSAL_VIEWS_REMEMBERED_MAX:
                 del self._rejected_proposals[next(iter(self._rejected_proposals))]

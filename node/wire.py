@@ -45,7 +45,7 @@ from typing import Annotated, Any, Literal
 import msgpack
 from pydantic import Field
 
-from consensus.messages import BLOCKS_PER_RESPONSE_MAX, message_from_document
+from consensus.messages import BLOCKS_PER_RESPONSE_MAX, MESSAGE_TYPES, message_from_document
 from ledger import encoding
 from ledger.model import (
     MEMBERS_MAX,
@@ -89,10 +89,6 @@ ENVELOPE_PEEK_BYTES = 64
 into the decoder before the kind's byte limit is checked."""
 TOP_LEVEL_FIELDS_MAX = 16
 """No message has more than 8 fields; a map header announcing more is refused unread."""
-SMALL_FRAME_KINDS = frozenset({"prepare", "commit", "status", "block_request", "view_change"})
-"""Kinds whose frames are small: votes, a tip with its certificate, a request. A view change
-is small unless it carries its prepared block (then its limit is a proposal's)."""
-KINDS = frozenset({*SMALL_FRAME_KINDS, "pre_prepare", "new_view", "block_response", "transactions"})
 
 
 class FrameError(ValueError):
@@ -206,6 +202,16 @@ class TransactionGossip(CanonicalModel):
     sender: MemberId
 
 
+MESSAGE_FIELDS: dict[str, frozenset[str]] = {
+    model.model_fields["kind"].default: frozenset(model.model_fields) - {"kind"}
+    for model in (*MESSAGE_TYPES, TransactionGossip)
+}
+"""The fields of each kind of message, but ``kind``: any other is refused by the scan."""
+KINDS = frozenset(MESSAGE_FIELDS)
+BLOCK_HEADER_BYTES_MAX = 1024
+"""A block header is about 350 bytes (fixed fields, a member id of at most 48 characters)."""
+
+
 def encode_frame(message: Any) -> bytes:
     return message.to_bytes()
 
@@ -313,7 +319,7 @@ class _Scan:
         if size > size_max:
             raise self.refuse("too_large", f"{size} bytes, over {size_max}")
         self.feed_the_rest()
-        self.fields = self.message_fields(entries - 1)
+        self.fields = self.message_fields(entries - 1, kind)
         if self.unpacker.tell() != size:
             raise self.refuse("malformed", "trailing bytes")
         if kind == "view_change" and self.block_header is None and size > self.small_limit():
@@ -333,33 +339,51 @@ class _Scan:
     def small_limit(self) -> int:
         return self.limits.small_frame_bytes_max
 
-    def message_fields(self, entries: int) -> dict[str, Any]:
-        """Read a message map's remaining ``entries``: scalars kept, blocks scanned."""
+    def message_fields(self, entries: int, kind: str) -> dict[str, Any]:
+        """Read the remaining ``entries`` of a ``kind`` message's map: scalars kept, blocks
+        scanned, other known fields skipped in C; a field the message does not have is refused
+        (the full decode would refuse it too, but only after building it)."""
         fields: dict[str, Any] = {}
+        known = MESSAGE_FIELDS[kind]
         for _ in range(entries):
             name = self.key()
+            if name not in known:
+                raise self.refuse("malformed", f"{kind} has no field {str(name)[:40]!r}")
             if name in ("sender", "height", "view", "signature"):
                 fields[name] = self.scalar()
             elif name in ("block", "prepared_block"):
                 self.block_or_nil()
-            elif name == "pre_prepare" and self.kind == "new_view":
-                entries_inner = self.map_header(TOP_LEVEL_FIELDS_MAX)
-                self.message_fields(entries_inner)
-            elif name == "view_changes" and self.kind == "new_view":
+            elif name == "pre_prepare":
+                self.message_fields(self.map_header(TOP_LEVEL_FIELDS_MAX) - 1, self.kind_key())
+            elif name == "view_changes":
                 for _ in range(self.array_header(MEMBERS_MAX, "view changes")):
-                    self.message_fields(self.map_header(TOP_LEVEL_FIELDS_MAX))
-            elif name == "blocks" and self.kind == "block_response":
+                    entries_inner = self.map_header(TOP_LEVEL_FIELDS_MAX) - 1
+                    self.message_fields(entries_inner, self.kind_key())
+            elif name == "blocks":
                 for _ in range(self.array_header(BLOCKS_PER_RESPONSE_MAX, "blocks")):
-                    self.array_header(2, "a block and its certificate")
+                    if self.array_header(2, "a block and its certificate") != 2:
+                        raise self.refuse("malformed", "a block without its certificate")
                     self.block_or_nil()
                     self.unpacker.skip()
-            elif name == "transactions" and self.kind == "transactions":
+            elif name == "transactions":
                 self.transaction_array(GOSSIP_TRANSACTIONS_MAX)
             else:
                 self.unpacker.skip()
         return fields
 
+    def kind_key(self) -> str:
+        """The ``kind`` that opens a nested message's map (a NewView's proposal and view
+        changes), which must be a known kind."""
+        if self.key() != "kind":
+            raise self.refuse("malformed", "the first key is not 'kind'")
+        kind = self.scalar()
+        if kind not in MESSAGE_FIELDS:
+            raise self.refuse("malformed", f"nested kind {str(kind)[:40]!r}")
+        return kind
+
     def block_or_nil(self) -> None:
+        """A block: its header's raw bytes kept (at most :data:`BLOCK_HEADER_BYTES_MAX`), its
+        transactions scanned."""
         if self.next_byte() == _NIL_BYTE:
             self.unpacker.skip()
             return
@@ -368,12 +392,14 @@ class _Scan:
             if name == "header":
                 start = self.unpacker.tell()
                 self.unpacker.skip()
+                if self.unpacker.tell() - start > BLOCK_HEADER_BYTES_MAX:
+                    raise self.refuse("malformed", "a block header over 1 KiB")
                 if self.block_header is None:
                     self.block_header = self.data[start : self.unpacker.tell()]
             elif name == "transactions":
                 self.transaction_array(self.limits.block_transactions_max)
             else:
-                self.unpacker.skip()
+                raise self.refuse("malformed", f"a block has no field {str(name)[:40]!r}")
 
     def transaction_array(self, count_max: int) -> None:
         """Count the transactions (refused over ``count_max`` before any is read), then decode

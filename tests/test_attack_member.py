@@ -12,6 +12,7 @@ seconds. Longer variants run with ``SCEAU_LONG_TESTS=1``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import json
 import logging
@@ -31,9 +32,9 @@ from typing import Any
 import pytest
 
 from consensus.messages import BlockResponse, Prepare, PrePrepare
-from ledger import crypto, encoding, merkle
+from ledger import crypto, domains, encoding, merkle
 from ledger.devchain import LocalConsortium
-from ledger.model import Block, BlockHeader, ContractRef, Genesis, Transaction
+from ledger.model import Block, BlockHeader, ContractRef, Genesis, Transaction, vote_payload
 from node import devnet
 from node.config import NodeConfig
 from node.daemon import LogAggregator, Node, PeerLimits, _ByteBucket
@@ -190,6 +191,33 @@ def test_the_primary_gets_one_invalid_proposal_per_view_executed(
     # The next view is another primary's: bron's proposals for it are not even decoded.
     node.on_frame("bron", _proposal(consortium, view=1))
     assert node.metrics.frames_rejected["not_primary:pre_prepare"] == 1
+
+
+def test_a_signed_proposal_that_does_not_decode_counts_as_refused(
+    node: Node, consortium: LocalConsortium
+) -> None:
+    # The primary signs [height, view, hash of the header] only: it can sign a header that
+    # does not match its block (here, tx_count 5 for no transaction). The frame passes the
+    # scan, fails the full decode, and its proposer gets no other proposal decoded.
+    def broken(timestamp_ms: int) -> bytes:
+        document = encoding.unpack(_proposal(consortium))
+        header = {**document["block"]["header"], "tx_count": 5, "timestamp_ms": timestamp_ms}
+        block_hash = hashlib.sha256(encoding.pack(header)).digest()
+        signature = crypto.sign(
+            consortium.keys["bron"],
+            crypto.Domain(domains.PRE_PREPARE, consortium.chain_id),
+            vote_payload(1, 0, block_hash),
+        )
+        document["block"]["header"] = header
+        return encoding.pack({**document, "signature": signature})
+
+    node.on_frame("bron", broken(time.time_ns() // 1_000_000))
+    node.on_frame("bron", broken(time.time_ns() // 1_000_000 + 1))
+    node.on_frame("bron", _proposal(consortium))
+    assert node.metrics.frames_rejected == {
+        "malformed:pre_prepare": 1,
+        "proposal_budget:pre_prepare": 2,
+    }
 
 
 def _anchors(consortium: LocalConsortium, signer: str, count: int) -> tuple[Transaction, ...]:
