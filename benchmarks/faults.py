@@ -65,7 +65,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -80,7 +79,6 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import hostile
 from throughput import DEVNET_CONFIG, presign
 
 SCHEMA_VERSION = 1
@@ -115,6 +113,8 @@ STEADY_S = (1.0, 3.0)
 BYZANTINE_FRAMES_PER_S = 6.0
 BYZANTINE_FRAMES_MAX = 120
 """The hostile sender of a byzantine round: a third of its frames are 15.8 MiB proposals."""
+BYZANTINE_EXIT_S_MAX = 60.0
+"""The hostile sender stops by itself (connection, then the round's pause, then its queue)."""
 
 
 class CampaignError(Exception):
@@ -731,34 +731,34 @@ class Campaign:
             self.cluster.start(member_id)
 
     async def byzantine(self, round_: Round) -> None:
-        """Replace a random member by the hostile sender of benchmarks/hostile.py, with its key
-        and port, under load: the others must keep committing. Then its real node restarts
-        and must catch up (the round's checks)."""
+        """Replace a random member by the hostile sender of benchmarks/hostile.py (its own
+        process, with the member's key and port) under load: the others must keep committing.
+        Then its real node restarts and must catch up (the round's checks)."""
         victim = self.rng.choice(self.cluster.members)
         round_.target = [victim]
+        pause_s = self.rng.uniform(4.0, 8.0)
         self.cluster.kill(victim)
-        stop = threading.Event()
-        attack = asyncio.create_task(
-            asyncio.to_thread(
-                lambda: asyncio.run(
-                    hostile.run_attack(
-                        self.cluster.directory,
-                        victim,
-                        "mixed",
-                        seconds=self.bounds.progress_s + 10.0,
-                        frames=BYZANTINE_FRAMES_MAX,
-                        frames_per_s=BYZANTINE_FRAMES_PER_S,
-                        stop=stop,
-                    )
-                )
-            )
+        attacker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).resolve().parent / "hostile.py"),
+            *("--devnet", str(self.cluster.directory), "--member", victim, "--attack", "mixed"),
+            *("--seconds", f"{pause_s:.1f}", "--frames", str(BYZANTINE_FRAMES_MAX)),
+            *("--rate", str(BYZANTINE_FRAMES_PER_S)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         try:
-            await self._hold(round_, self.rng.uniform(4.0, 8.0), faulty=[victim])
+            await self._hold(round_, pause_s, faulty=[victim])
         finally:
-            stop.set()
-            report = await attack
-            log(f"hostile {victim}: {report.frames_by_kind} to {report.connected}")
+            try:
+                output, _ = await asyncio.wait_for(attacker.communicate(), BYZANTINE_EXIT_S_MAX)
+                report = json.loads(output or b"{}")
+                sent, connected = report.get("frames_by_kind"), report.get("connected")
+                log(f"hostile {victim}: sent {sent} to {connected}")
+            except (TimeoutError, ValueError):
+                attacker.kill()
+                await attacker.wait()
+                log(f"hostile {victim}: no report")
         self.cluster.start(victim)
 
     async def _hold(self, round_: Round, pause_s: float, *, faulty: Sequence[str]) -> None:
