@@ -114,6 +114,9 @@ IDLE_TICKS_BEFORE_REVALIDATION = 16
 """Ticks with transactions pending but no block in progress, after which the oldest pending
 transactions are dry-run again (the ones that fail must not hold the view timer open) and
 gossiped again (the primary may never have received them)."""
+QUIET_REFUSALS = frozenset({"old_height"})
+"""Refusals that honest peers cause too (a primary retransmits its proposal until it sees the
+commit): counted, neither logged nor held against the peer."""
 REJECTED_PROPOSAL_VIEWS_REMEMBERED_MAX = 4096
 """(proposer, height, view) entries kept for the refused-proposal budget (old heights go first)."""
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
@@ -516,6 +519,8 @@ class Node:
 
     def _refuse_frame(self, sender: str, kind: str, reason: str, detail: str) -> None:
         self.metrics.frames_rejected[f"{reason}:{kind}"] += 1
+        if reason in QUIET_REFUSALS:
+            return
         self.metrics.frames_rejected_by_peer[sender] += 1
         self.log.warning(
             (f"frame refused: {reason}", sender),
