@@ -27,8 +27,11 @@ are not in the final chain: what a bare HTTP client that stopped at the 202 woul
 Each round injects one fault, chosen by a seeded random generator among :data:`FAULTS` (or
 taken in turn from ``--kinds``): SIGKILL a random node, or the current primary, and restart it
 after a pause; SIGSTOP a node, then SIGCONT; cut every link of one node; split the nodes in two
-halves (no quorum on either side); SIGKILL every node and start them all again. Faults are
-real: real signals to real processes, and links cut inside the real transports.
+halves (no quorum on either side); SIGKILL every node and start them all again; replace one
+member by a hostile sender with its key (``byzantine``: benchmarks/hostile.py, a mixed attack
+of oversized proposals, invalid signed proposals and junk votes), then restart its real node,
+which must catch up. Faults are real: real signals to real processes, links cut inside the
+real transports, attack frames authenticated as the member.
 
 While at most f nodes are faulty, a *probe* transaction submitted to a healthy node must be
 committed within ``--progress-bound``; the fault lasts at least its drawn pause and at least
@@ -83,7 +86,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import DEVNET_CONFIG, presign
 
 SCHEMA_VERSION = 1
-FAULTS = ("kill_random", "kill_primary", "pause", "isolate", "split", "restart_all")
+FAULTS = ("kill_random", "kill_primary", "pause", "isolate", "split", "restart_all", "byzantine")
 """The kinds of round; see :class:`Campaign` for what each does."""
 HTTP_TIMEOUT_S = 10.0
 """A request to a node. Generous: a node busy catching up on a loaded 2-core machine may not
@@ -118,6 +121,11 @@ SPLIT_GRACE_S = 0.5
 grace no node may commit anything until the split heals."""
 STEADY_S = (1.0, 3.0)
 """Load without faults between two rounds, drawn uniformly."""
+BYZANTINE_FRAMES_PER_S = 6.0
+BYZANTINE_FRAMES_MAX = 120
+"""The hostile sender of a byzantine round: a third of its frames are 15.8 MiB proposals."""
+BYZANTINE_EXIT_S_MAX = 60.0
+"""The hostile sender stops by itself (connection, then the round's pause, then its queue)."""
 
 
 class CampaignError(Exception):
@@ -741,6 +749,7 @@ class Campaign:
             "isolate": self.isolate,
             "split": self.split,
             "restart_all": self.restart_all,
+            "byzantine": self.byzantine,
         }
 
     # --- the faults: each injects, holds, heals; the round's checks come after ---
@@ -806,6 +815,37 @@ class Campaign:
         await asyncio.sleep(self.rng.uniform(0.5, 2.0))
         for member_id in self.cluster.members:
             self.cluster.start(member_id)
+
+    async def byzantine(self, round_: Round) -> None:
+        """Replace a random member by the hostile sender of benchmarks/hostile.py (its own
+        process, with the member's key and port) under load: the others must keep committing.
+        Then its real node restarts and must catch up (the round's checks)."""
+        victim = self.rng.choice(self.cluster.members)
+        round_.target = [victim]
+        pause_s = self.rng.uniform(4.0, 8.0)
+        self.cluster.kill(victim)
+        attacker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).resolve().parent / "hostile.py"),
+            *("--devnet", str(self.cluster.directory), "--member", victim, "--attack", "mixed"),
+            *("--seconds", f"{pause_s:.1f}", "--frames", str(BYZANTINE_FRAMES_MAX)),
+            *("--rate", str(BYZANTINE_FRAMES_PER_S)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            await self._hold(round_, pause_s, faulty=[victim])
+        finally:
+            try:
+                output, _ = await asyncio.wait_for(attacker.communicate(), BYZANTINE_EXIT_S_MAX)
+                report = json.loads(output or b"{}")
+                sent, connected = report.get("frames_by_kind"), report.get("connected")
+                log(f"hostile {victim}: sent {sent} to {connected}")
+            except (TimeoutError, ValueError):
+                attacker.kill()
+                await attacker.wait()
+                log(f"hostile {victim}: no report")
+        self.cluster.start(victim)
 
     async def _hold(self, round_: Round, pause_s: float, *, faulty: Sequence[str]) -> None:
         """Keep the fault for ``pause_s`` and at least until a probe sent to a healthy node

@@ -589,6 +589,15 @@ def metrics_text(node: Node, api_requests: Mapping[tuple[str, int], int]) -> str
         _rejected_messages(node),
     )
     out.family(
+        "sceau_frames_rejected_by_peer_total",
+        "counter",
+        "Peer frames the node dropped before decoding them, by authenticated peer.",
+        [
+            ("", {"peer": peer}, count)
+            for peer, count in sorted(node.metrics.frames_rejected_by_peer.items())
+        ],
+    )
+    out.family(
         "sceau_transport_events_total",
         "counter",
         "Peer transport counters (frames, bytes, dials, refusals), by name.",

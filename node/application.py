@@ -17,7 +17,14 @@ from consensus.application import ChainTip
 from contracts.base import Rejection
 from contracts.engine import Engine, ExecutionResult, InvalidProposalError
 from ledger import merkle
-from ledger.model import Block, BlockHeader, CommitCertificate, Member, Transaction
+from ledger.model import (
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    ConsensusParameters,
+    Member,
+    Transaction,
+)
 from ledger.store import ChainStore
 from node.mempool import Mempool
 
@@ -64,6 +71,10 @@ class ChainApplication:
 
     def members(self) -> tuple[Member, ...]:
         return self._members
+
+    def parameters(self) -> ConsensusParameters:
+        """The consortium's parameters in force (for the node's per-frame limits)."""
+        return self._parameters
 
     def has_pending_transactions(self) -> bool:
         return len(self.mempool) > 0

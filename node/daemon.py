@@ -18,6 +18,35 @@ actions it returns, in order, exactly as the replica's contract demands:
 Everything runs on the event loop's thread, so the replica, the store and the mempool are
 never touched concurrently. A node killed at any instant restarts from its store (blocks and
 the last safety record) and catches up from its peers.
+
+Peer frames: who before what, bytes before work
+-----------------------------------------------
+A member's key may be in hostile hands (f of them, by PBFT's promise). Every frame a peer
+sends goes through :meth:`Node.on_frame` in this order, each step cheap next to the next:
+
+1. :func:`node.wire.scan_frame` reads the envelope without decoding the bulk: the kind, its
+   byte limit (a vote is at most 64 KiB, a proposal ``block_bytes_max`` + 64 KiB), the number
+   of transactions of each block against ``block_transactions_max``, each transaction's size;
+2. the sender named in the frame must be the authenticated peer; a proposal (``pre_prepare``,
+   ``new_view``) must come from the primary of its view; a ``pre_prepare``'s signature is
+   checked over the raw header's hash; a ``pre_prepare`` for a past height is dropped; a peer
+   whose proposal this node refused already gets no other one decoded for the same height
+   and view (:attr:`PeerLimits.rejected_proposals_per_view_max`); a ``block_response`` larger
+   than a small frame must answer a request of ours;
+3. the frame is charged to one of its peer's two byte budgets (token buckets): frames larger
+   than a small frame to :attr:`PeerLimits.large_frame_bytes_per_s` and
+   :attr:`PeerLimits.large_frame_burst_bytes`, sized so that an honest primary proposing a
+   maximum-size block every second never reaches it; the others to
+   :attr:`PeerLimits.small_frame_bytes_per_s` and :attr:`PeerLimits.small_frame_burst_bytes`.
+   Over budget, a frame is dropped (never decoded) and the connection stays up: consensus
+   retransmits what matters. Block responses to our own requests are not charged;
+4. only then is the frame decoded (:func:`node.wire.decode_frame`) and handed to the replica.
+
+Every refusal is counted in ``NodeMetrics.frames_rejected`` as ``<reason>:<kind>`` and per
+peer in ``NodeMetrics.frames_rejected_by_peer`` (both in /metrics), and logged through a
+:class:`LogAggregator`: the first lines of each kind per peer, then one summary line per
+interval with the number suppressed. Every other per-message warning of the daemon (refused
+proposals, equivocation evidence, view changes) goes through it as well.
 """
 
 from __future__ import annotations
@@ -46,14 +75,29 @@ from consensus.replica import Replica, ReplicaConfig
 from consensus.safety import SafetyRecord
 from contracts.base import Rejection
 from contracts.engine import Engine
-from ledger import crypto
-from ledger.model import Block, CommitCertificate, ConsensusParameters, Transaction
+from ledger import crypto, domains
+from ledger.model import (
+    Block,
+    CommitCertificate,
+    ConsensusParameters,
+    Transaction,
+    vote_payload,
+)
 from ledger.store import ChainStore
 from node.application import ChainApplication
 from node.mempool import Mempool
-from node.wire import FrameError, TransactionGossip, decode_frame, encode_frame
+from node.wire import (
+    FrameError,
+    FrameHeader,
+    FrameLimits,
+    FrameRefused,
+    TransactionGossip,
+    decode_frame,
+    encode_frame,
+    scan_frame,
+)
 
-__all__ = ["Node", "NodeMetrics", "replica_config_for"]
+__all__ = ["LogAggregator", "Node", "NodeMetrics", "PeerLimits", "replica_config_for"]
 
 log = logging.getLogger("sceau.node")
 
@@ -70,7 +114,151 @@ IDLE_TICKS_BEFORE_REVALIDATION = 16
 """Ticks with transactions pending but no block in progress, after which the oldest pending
 transactions are dry-run again (the ones that fail must not hold the view timer open) and
 gossiped again (the primary may never have received them)."""
+QUIET_REFUSALS = frozenset({"old_height"})
+"""Refusals that honest peers cause too (a primary retransmits its proposal until it sees the
+commit): counted, neither logged nor held against the peer."""
+REJECTED_PROPOSAL_VIEWS_REMEMBERED_MAX = 4096
+"""(proposer, height, view) entries kept for the refused-proposal budget (old heights go first)."""
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerLimits:
+    """What one peer's frames may cost this node, beyond the per-frame limits of
+    :class:`node.wire.FrameLimits` (which follow the consortium's parameters)."""
+
+    large_frame_bytes_per_s: int = 13 * 1024 * 1024
+    """Refill rate of each peer's budget for frames over ``small_frame_bytes_max``: a
+    maximum-size proposal (12 MiB, the ceiling of ``block_bytes_max``, and its envelope) every
+    second, and some gossip."""
+    large_frame_burst_bytes: int = 25 * 1024 * 1024
+    """Each peer's budget when full: two maximum-size proposals back to back (a proposal and a
+    new view re-proposing it), so that an honest primary is never throttled. A flood of
+    ten 15.8 MiB frames gets at most this far before being dropped. Below one maximum-size
+    proposal frame (``block_bytes_max`` + 64 KiB), the largest honest proposals would never
+    pass: keep it above."""
+    small_frame_bytes_per_s: int = 1024 * 1024
+    """Refill rate of each peer's budget for the other frames (votes, status, small gossip):
+    what a peer sends at most is a few tens of KiB per second (votes of ~200 bytes, a status
+    per second, gossip of the transactions its clients submit). Decoding costs per value, not
+    per byte: without this bound, 64 KiB frames of junk at line rate would keep a core busy."""
+    small_frame_burst_bytes: int = 4 * 1024 * 1024
+    rejected_proposals_per_view_max: int = 1
+    """Distinct proposals from one proposer this node refuses per (height, view) before it
+    stops decoding other ones: an honest primary makes one proposal per view (it may send it
+    again: the same block is still let through, the replica does not execute it twice)."""
+    fetches_outstanding_max: int = 8
+    """Block requests per peer whose (large) responses are accepted outside the budget."""
+    log_lines_per_interval_max: int = 5
+    """Lines logged per (kind of event, peer) in each interval; the rest are summed up."""
+    log_interval_ms: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if type(value) is not int or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+class _ByteBucket:
+    """A token bucket of bytes: ``capacity_bytes`` at most, refilled at ``rate_bytes_per_s``."""
+
+    __slots__ = ("_rate_bytes_per_s", "capacity_bytes", "level_bytes", "updated_s")
+
+    def __init__(self, capacity_bytes: int, rate_bytes_per_s: int, now_s: float) -> None:
+        self.capacity_bytes = capacity_bytes
+        self._rate_bytes_per_s = rate_bytes_per_s
+        self.level_bytes = float(capacity_bytes)
+        self.updated_s = now_s
+
+    def take(self, size_bytes: int, now_s: float) -> bool:
+        """Spend ``size_bytes`` if the bucket holds them (True), else spend nothing (False)."""
+        elapsed_s = max(0.0, now_s - self.updated_s)
+        self.updated_s = now_s
+        self.level_bytes = min(
+            float(self.capacity_bytes), self.level_bytes + elapsed_s * self._rate_bytes_per_s
+        )
+        if size_bytes > self.level_bytes:
+            return False
+        self.level_bytes -= size_bytes
+        return True
+
+
+@dataclass(slots=True)
+class _LogWindow:
+    started_s: float
+    logged: int = 0
+    suppressed: int = 0
+    last: tuple[str, tuple[object, ...]] = ("", ())
+
+
+class LogAggregator:
+    """Repeated log lines, aggregated: per key (the kind of event and the peer), the first
+    ``lines_per_interval_max`` lines of each interval are logged, the others only counted; when
+    the interval ends, one line says how many were suppressed and quotes the last one.
+
+    :meth:`flush` (called on every tick) writes the summaries of the intervals that ended.
+    Keys are bounded (``keys_max``): past it, new keys share one.
+    """
+
+    KEYS_MAX = 1024
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        lines_per_interval_max: int,
+        interval_ms: int,
+        clock_s: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._lines_max = lines_per_interval_max
+        self._interval_s = interval_ms / 1000
+        self._clock_s = clock_s
+        self._windows: dict[tuple[str, str], _LogWindow] = {}
+        self.suppressed_total = 0
+
+    def log(self, level: int, key: tuple[str, str], message: str, *args: object) -> None:
+        now = self._clock_s()
+        if key not in self._windows and len(self._windows) >= self.KEYS_MAX:
+            key = ("other", "*")
+        window = self._windows.get(key)
+        if window is not None and now - window.started_s >= self._interval_s:
+            self._summarise(key, window)
+            window = None
+        if window is None:
+            window = self._windows[key] = _LogWindow(started_s=now)
+        if window.logged < self._lines_max:
+            window.logged += 1
+            self._logger.log(level, message, *args)
+        else:
+            window.suppressed += 1
+            window.last = (message, args)
+            self.suppressed_total += 1
+
+    def warning(self, key: tuple[str, str], message: str, *args: object) -> None:
+        self.log(logging.WARNING, key, message, *args)
+
+    def flush(self) -> None:
+        """Summarise and close the intervals that have ended."""
+        now = self._clock_s()
+        for key, window in list(self._windows.items()):
+            if now - window.started_s >= self._interval_s:
+                self._summarise(key, window)
+                del self._windows[key]
+
+    def _summarise(self, key: tuple[str, str], window: _LogWindow) -> None:
+        if not window.suppressed:
+            return
+        message, args = window.last
+        self._logger.warning(
+            "%d more '%s' lines about %s suppressed in %.0f s; the last: " + message,
+            window.suppressed,
+            key[0],
+            key[1] or "this node",
+            self._interval_s,
+            *args,
+        )
 
 
 def replica_config_for(parameters: ConsensusParameters, tick_ms: int) -> ReplicaConfig:
@@ -98,6 +286,8 @@ class NodeMetrics:
     blocks_committed: int = 0
     transactions_committed: int = 0
     frames_rejected: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Peer frames dropped by the daemon, as ``<reason>:<kind>`` (node/wire.py, on_frame)."""
+    frames_rejected_by_peer: collections.Counter[str] = field(default_factory=collections.Counter)
     proposals_rejected: int = 0
     evidence: int = 0
     latency_buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_MS))
@@ -127,6 +317,7 @@ class Node:
         replica_config: ReplicaConfig,
         tick_ms: int,
         clock_ms: Callable[[], int] | None = None,
+        peer_limits: PeerLimits | None = None,
     ) -> None:
         self.member_id = member_id
         self.store = store
@@ -157,6 +348,19 @@ class Node:
         self._last_view = self.replica.view
         self._dropped_at_last_view: collections.Counter[str] = collections.Counter()
         self.started_at = time.monotonic()
+        self.peer_limits = peer_limits or PeerLimits()
+        self.log = LogAggregator(
+            log,
+            lines_per_interval_max=self.peer_limits.log_lines_per_interval_max,
+            interval_ms=self.peer_limits.log_interval_ms,
+        )
+        self._frame_limits_for: tuple[Any, int] | None = None
+        self._frame_limits = FrameLimits()
+        self._budgets: dict[tuple[str, bool], _ByteBucket] = {}
+        self._fetches_outstanding: collections.Counter[str] = collections.Counter()
+        self._rejected_proposals: dict[tuple[str, int, int], set[bytes | None]] = {}
+        """The block hashes of the proposals refused, per (proposer, height, view)."""
+        self._proposal_in_hand: bytes | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -203,6 +407,7 @@ class Node:
                 self._flush_gossip()
                 self._execute(self.replica.on_tick(self._clock_ms()))
                 self._revalidate_when_idle()
+                self.log.flush()
             except Exception:  # our bug: log loudly, keep the node alive for diagnosis
                 log.exception("tick failed")
                 raise
@@ -210,17 +415,121 @@ class Node:
     # --- events in ----------------------------------------------------------------------------
 
     def on_frame(self, sender: str, data: bytes) -> None:
-        """A payload from an authenticated peer (called by the transport)."""
+        """A payload from an authenticated peer (called by the transport).
+
+        Scanned, admitted, then decoded: see "Peer frames" in the module doc.
+        """
+        try:
+            header = scan_frame(data, self.frame_limits())
+        except FrameRefused as refused:
+            self._refuse_frame(sender, refused.kind, refused.reason, str(refused))
+            return
+        reason = self._admission(sender, header)
+        if reason is not None:
+            self._refuse_frame(sender, header.kind, reason, f"{header.size_bytes} bytes")
+            return
         try:
             message = decode_frame(data)
         except FrameError as error:
-            self.metrics.frames_rejected["malformed"] += 1
-            log.debug("malformed frame from %s: %s", sender, error)
+            self._refuse_frame(sender, header.kind, "malformed", str(error))
+            if header.kind in ("pre_prepare", "new_view"):
+                # A proposal that does not even decode counts as refused: its proposer gets no
+                # other one decoded in that view.
+                self._remember_refused(sender, header.height, header.view, header.block_hash)
             return
         if isinstance(message, TransactionGossip):
             self._on_gossip(sender, message)
             return
-        self._execute(self.replica.on_message(sender, message, now_ms=self._clock_ms()))
+        self._proposal_in_hand = header.block_hash
+        try:
+            actions = self.replica.on_message(sender, message, now_ms=self._clock_ms())
+            self._execute(actions)
+        finally:
+            self._proposal_in_hand = None
+
+    def frame_limits(self) -> FrameLimits:
+        """The per-frame limits for the consortium's parameters and member count in force."""
+        parameters = self.application.parameters()
+        members_count = len(self.application.members())
+        if self._frame_limits_for != (parameters, members_count):
+            self._frame_limits_for = (parameters, members_count)
+            self._frame_limits = FrameLimits.for_parameters(parameters, members_count)
+        return self._frame_limits
+
+    def _admission(self, sender: str, header: FrameHeader) -> str | None:
+        """Why a scanned frame must not be decoded (a counter's reason), or None."""
+        if header.sender != sender:
+            return "sender_mismatch"
+        kind = header.kind
+        if kind in ("pre_prepare", "new_view"):
+            reason = self._proposal_admission(sender, header)
+            if reason is not None:
+                return reason
+        large = header.size_bytes > self._frame_limits.small_frame_bytes_max
+        if kind == "block_response" and self._fetches_outstanding[sender]:
+            # Catch-up answers what we asked for: our own requests bound these.
+            self._fetches_outstanding[sender] -= 1
+            return None
+        if kind == "block_response" and large:
+            return "unsolicited"
+        if not self._budget(sender, large).take(header.size_bytes, time.monotonic()):
+            return "over_budget"
+        return None
+
+    def _budget(self, sender: str, large: bool) -> _ByteBucket:
+        """The peer's byte budget for large frames, or for small ones."""
+        bucket = self._budgets.get((sender, large))
+        if bucket is None:
+            limits = self.peer_limits
+            if large:
+                capacity, rate = limits.large_frame_burst_bytes, limits.large_frame_bytes_per_s
+            else:
+                capacity, rate = limits.small_frame_burst_bytes, limits.small_frame_bytes_per_s
+            bucket = self._budgets[(sender, large)] = _ByteBucket(capacity, rate, time.monotonic())
+        return bucket
+
+    def _proposal_admission(self, sender: str, header: FrameHeader) -> str | None:
+        """Role, height, signature and refusal budget of a proposal, before its block is read."""
+        replica = self.replica
+        if header.height is None or header.view is None:
+            return "malformed"
+        if header.height < replica.height:
+            return "old_height"
+        if sender != replica.primary(header.view):
+            return "not_primary"
+        refused = self._rejected_proposals.get((sender, header.height, header.view), set())
+        if (
+            len(refused) >= self.peer_limits.rejected_proposals_per_view_max
+            and header.block_hash not in refused
+        ):
+            # The same block again (a retransmission) costs the replica no new execution.
+            return "proposal_budget"
+        if header.kind == "pre_prepare":
+            public_key = next(
+                (m.public_key for m in self.application.members() if m.id == sender), None
+            )
+            block_hash = header.block_hash
+            if public_key is None or block_hash is None or header.signature is None:
+                return "malformed"
+            payload = vote_payload(header.height, header.view, block_hash)
+            domain = crypto.Domain(domains.PRE_PREPARE, self.store.chain_id)
+            if not crypto.verify(public_key, domain, payload, header.signature):
+                return "bad_signature"
+        return None
+
+    def _refuse_frame(self, sender: str, kind: str, reason: str, detail: str) -> None:
+        self.metrics.frames_rejected[f"{reason}:{kind}"] += 1
+        if reason in QUIET_REFUSALS:
+            return
+        self.metrics.frames_rejected_by_peer[sender] += 1
+        self.log.warning(
+            (f"frame refused: {reason}", sender),
+            "refused a %s frame from %s: %s (%s)",
+            kind,
+            sender,
+            reason,
+            detail[:200],
+        )
 
     def _on_gossip(self, sender: str, gossip: TransactionGossip) -> None:
         if gossip.sender != sender:
@@ -315,11 +624,16 @@ class Node:
                     sender=self.member_id,
                 )
                 self.transport.send(action.peer, encode_frame(request))
+                outstanding = self._fetches_outstanding
+                if outstanding[action.peer] < self.peer_limits.fetches_outstanding_max:
+                    outstanding[action.peer] += 1
             elif isinstance(action, CommitBlock):
                 pending.extendleft(reversed(self._commit(action.block, action.certificate)))
             elif isinstance(action, ReportRejectedProposal):
                 self.metrics.proposals_rejected += 1
-                log.warning(
+                self._note_rejected_proposal(action)
+                self.log.warning(
+                    ("refused proposal", action.proposer),
                     "refused proposal h=%d v=%d from %s: %s",
                     action.height,
                     action.view,
@@ -329,7 +643,11 @@ class Node:
             elif isinstance(action, ReportEvidence):
                 self.metrics.evidence += 1
                 self.evidence.append((action.member, action.first, action.second))
-                log.warning("equivocation evidence against %s", action.member)
+                self.log.warning(
+                    ("equivocation evidence", action.member),
+                    "equivocation evidence against %s",
+                    action.member,
+                )
             else:
                 raise AssertionError(f"unknown action {action!r}")
         if self.replica.view != self._last_view:
@@ -341,7 +659,8 @@ class Node:
         replica = self.replica
         self.metrics.view_changes += replica.view - self._last_view
         dropped = replica.dropped - self._dropped_at_last_view
-        log.warning(
+        self.log.warning(
+            ("view change", ""),
             "view %d -> %d at height %d (primary %s)%s",
             self._last_view,
             replica.view,
@@ -351,6 +670,23 @@ class Node:
         )
         self._last_view = replica.view
         self._dropped_at_last_view = collections.Counter(replica.dropped)
+
+    def _note_rejected_proposal(self, action: ReportRejectedProposal) -> None:
+        """Remember refused proposals per (proposer, height, view), by block hash (None for one
+        the replica refused out of its buffers, not straight from a frame)."""
+        self._remember_refused(action.proposer, action.height, action.view, self._proposal_in_hand)
+
+    def _remember_refused(
+        self, proposer: str, height: int | None, view: int | None, block_hash: bytes | None
+    ) -> None:
+        assert height is not None and view is not None, "proposals are admitted with both"
+        self._rejected_proposals.setdefault((proposer, height, view), set()).add(block_hash)
+        if len(self._rejected_proposals) > REJECTED_PROPOSAL_VIEWS_REMEMBERED_MAX:
+            current = self.replica.height
+            for old in [k for k in self._rejected_proposals if k[1] < current]:
+                del self._rejected_proposals[old]
+            while len(self._rejected_proposals) > REJECTED_PROPOSAL_VIEWS_REMEMBERED_MAX:
+                del self._rejected_proposals[next(iter(self._rejected_proposals))]
 
     def _commit(self, block: Block, certificate: CommitCertificate) -> list[Any]:
         members_before = self.application.members()

@@ -877,6 +877,7 @@ def test_the_metrics_are_prometheus_text(api: Api) -> None:
         "sceau_mempool_bytes": "gauge",
         "sceau_peers_connected": "gauge",
         "sceau_messages_rejected_total": "counter",
+        "sceau_frames_rejected_by_peer_total": "counter",
         "sceau_transport_events_total": "counter",
         "sceau_proposals_rejected_total": "counter",
         "sceau_evidence_total": "counter",
