@@ -287,8 +287,31 @@ class Replica:
                 block = self.record.prepared_block
                 self._state.blocks[block.block_hash] = block
             self._state.entered_by_change = self.record.entered_by_view_change
+            self._resend_persisted_commit_vote()
         else:
             self.record = SafetyRecord(height=self.height, view=self.view)
+
+    def _resend_persisted_commit_vote(self) -> None:
+        """After a restart, sign again the commit vote that the safety record covers.
+
+        A prepared certificate is persisted just before the commit vote of its view is sent;
+        the vote may never have reached anyone. Ed25519 is deterministic, so this is the very
+        same vote; it is retransmitted like any other own message. Without it a crash can
+        leave a view one commit vote short of a certificate until a view change.
+        """
+        prepared = self.record.prepared
+        if prepared is None or not self.is_member:
+            return
+        vote = CommitVote.sign(
+            self._key,
+            self.chain_id,
+            height=self.height,
+            view=prepared.view,
+            block_hash=prepared.block_hash,
+            sender=self.member_id,
+        )
+        self._broadcast_own(vote)
+        self._state.commits.add(prepared.view, prepared.block_hash, self.member_id, vote.signature)
 
     def _persist(self, record: SafetyRecord) -> None:
         self.record = record
@@ -974,11 +997,30 @@ class Replica:
             and certificate.height == message.height
             and self._certificate_is_valid(certificate)
         ):
+            if message.height == self.height and self._commit_certified(certificate):
+                return
             if message.height > self._sync_target:
                 self._sync_target = message.height
                 self._request_fetch(sender)
             return
         self._note_claim(sender, message.height)
+
+    def _commit_certified(self, certificate: CommitCertificate) -> bool:
+        """Commit the block of a verified certificate for this height if this replica holds
+        it (typically as its own prepared block); True if it did.
+
+        The commit votes of a view may reach only one member (a byzantine one, say, that
+        then serves forged certificates): the others are prepared on the block but never see
+        the certificate form. The certificate in that member's status finishes the height.
+        """
+        block = self._state.blocks.get(certificate.block_hash)
+        if block is None or self._committing is not None:
+            return False
+        if self._check_block(block, certificate.view, fresh=False) is not None:
+            self.dropped["certified_block_invalid"] += 1
+            return False
+        self._commit(block, certificate)
+        return True
 
     def _request_fetch(self, peer: str | None = None) -> None:
         if self._fetch_pending is not None or self._committing is not None:
@@ -1027,15 +1069,25 @@ class Replica:
         )
 
     def _on_block_response(self, sender: str, message: BlockResponse) -> None:
-        if self._fetch_pending is not None and self._fetch_pending[0] == sender:
-            self._fetch_pending = None
         for block, certificate in message.blocks:
             if (
                 self.height <= block.height <= self.height + BLOCKS_PER_RESPONSE_MAX
                 and block.height not in self._fetched
             ):
                 self._fetched[block.height] = (block, certificate, sender)
+        height_before = self.height
+        bad_before = self.dropped["bad_fetched_block"]
         self._process_fetched()
+        progressed = self._committing is not None or self.height > height_before
+        if not progressed and self.dropped["bad_fetched_block"] == bad_before:
+            # An answer without the block: the pending fetch times out and moves to the next
+            # peer (asking at once would bounce requests around the members without pause
+            # while no correct peer has committed the block yet). A forged answer, or one
+            # that moved the tip, moves on at once.
+            self.dropped["fetch_without_progress"] += 1
+            return
+        if self._fetch_pending is not None and self._fetch_pending[0] == sender:
+            self._fetch_pending = None
         if self._committing is None:
             self._request_fetch(self._next_peer(sender))
 
