@@ -127,9 +127,6 @@ class _HeightState:
     new_views_done: set[int] = field(default_factory=set)
     entered_by_change: bool = False
     view_changes_in_a_row: int = 0
-    awaiting_view_quorum: int | None = None
-    """A view this replica moved to by a view change, before q view changes for it are
-    known: its timer waits for them, so that no replica runs ahead of the others alone."""
 
 
 class Replica:
@@ -166,6 +163,11 @@ class Replica:
         self._fetched: dict[int, tuple[Block, CommitCertificate, str]] = {}
         self._fetch_pending: tuple[str, int] | None = None
         self._status_answered: dict[str, int] = {}
+        self._awaiting_view: int | None = None
+        """A view this replica moved to by a view change, before q view changes for it are
+        known: its timer waits for them, so that no replica runs ahead of the others alone.
+        It carries over to the next height when the others commit in a lower view (see
+        :meth:`_carry_awaited_view`)."""
         tip = application.tip()
         self.view = max(tip.view, safety.view if safety is not None else 0)
         self._begin_height(safety)
@@ -253,6 +255,7 @@ class Replica:
         self._committing = None
         self.view = max(self.view, certificate.view)
         self._begin_height(None)
+        self._carry_awaited_view(certificate.view)
         self._drain_future()
         self._process_fetched()
         if self._committing is None:
@@ -312,6 +315,40 @@ class Replica:
         )
         self._broadcast_own(vote)
         self._state.commits.add(prepared.view, prepared.block_hash, self.member_id, vote.signature)
+
+    def _carry_awaited_view(self, committed_view: int) -> None:
+        """Keep waiting, at the new height, for a quorum in the view this replica moved to.
+
+        A replica that timed out alone (cut off, or slower) is in a view above the others'
+        when they commit the height in their lower view. If it forgot that it waits for a
+        quorum, its timer would run at the next height and carry it, alone, one view higher
+        at every height. It stays in its view instead, timer stopped, and re-announces its
+        view change at the new height (without a prepared certificate: nothing is prepared
+        yet), so that the others' next view change completes at once: one view per stall.
+        """
+        view = self._awaiting_view
+        if view is None:
+            return
+        assert view <= self.view, "an awaited view is never above the replica's own"
+        if committed_view >= view or view != self.view or not self.is_member:
+            self._awaiting_view = None  # a quorum reached that view, or the replica left it
+            return
+        state = self._state
+        state.entered_by_change = True
+        state.view_changes_in_a_row = 1
+        self._persist(self.record.model_copy(update={"entered_by_view_change": True}))
+        message = ViewChange.sign(
+            self._key,
+            self.chain_id,
+            height=self.height,
+            view=view,
+            prepared=None,
+            sender=self.member_id,
+            prepared_block=None,
+        )
+        self._broadcast_own(message)
+        state.view_changes.setdefault(view, {})[self.member_id] = message
+        state.latest_view_change[self.member_id] = view
 
     def _persist(self, record: SafetyRecord) -> None:
         self.record = record
@@ -636,7 +673,7 @@ class Replica:
             not self.is_member
             or self._timer_ticks_left is not None
             or self._committing is not None
-            or self._state.awaiting_view_quorum is not None
+            or self._awaiting_view is not None
         ):
             return
         if self._state.proposals or self._application.has_pending_transactions():
@@ -680,7 +717,7 @@ class Replica:
         state = self._state
         state.entered_by_change = True
         state.view_changes_in_a_row += 1
-        state.awaiting_view_quorum = view if await_quorum else None
+        self._awaiting_view = view if await_quorum else None
         self._timer_ticks_left = None if await_quorum else self._timeout_ticks()
 
     def _check_view_quorum(self) -> None:
@@ -688,12 +725,12 @@ class Replica:
         members already in a higher view cannot send a view change for this one, and without
         counting them a replica that fell behind could wait for ever)."""
         state = self._state
-        view = state.awaiting_view_quorum
+        view = self._awaiting_view
         if view is None:
             return
         reached = sum(1 for latest in state.latest_view_change.values() if latest >= view)
         if max(reached, len(state.view_changes.get(view, {}))) >= self.quorum():
-            state.awaiting_view_quorum = None
+            self._awaiting_view = None
             self._timer_ticks_left = self._timeout_ticks()
 
     def _start_view_change(self, view: int) -> None:
@@ -910,8 +947,8 @@ class Replica:
         if view > self.view:
             self._enter_view(view, await_quorum=False)
             self._persist(self.record.at_view(view))
-        elif state.awaiting_view_quorum is not None:
-            state.awaiting_view_quorum = None
+        elif self._awaiting_view is not None:
+            self._awaiting_view = None
             self._timer_ticks_left = self._timeout_ticks()
         state.entered_by_change = True
         self._accept_proposal(message.pre_prepare)

@@ -86,6 +86,8 @@ __all__ = ["Simulation", "SimulationConfig", "SimulationResult", "random_config"
 OUTSIDER = "outsider"
 BEHAVIOURS = ("equivocator", "conflicting_voter", "twins", "replayer", "flooder", "liar")
 ReplicaFactory = Callable[..., Replica]
+DECODED_MESSAGES_MAX = 2_048
+"""Decoded messages a run remembers by their bytes (see :meth:`Simulation._decode`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -244,6 +246,7 @@ class Simulation:
         self.liveness_transactions: set[bytes] = set()
         self.equivocations: set[tuple[str, int, int]] = set()
         self.proposals_seen: dict[tuple[int, int], bytes] = {}
+        self._decoded: dict[bytes, Any] = {}
 
     # --- scheduling ---------------------------------------------------------------------------
 
@@ -450,14 +453,31 @@ class Simulation:
         node, sender, data = payload
         if not node.alive:
             return
-        try:
-            message = decode_message(data)
-        except (encoding.EncodingError, ModelDecodeError):
+        message = self._decode(data)
+        if message is None:
             return  # the transport drops and counts undecodable frames
         if node.behaviour == "liar" and isinstance(message, BlockRequest):
             self._lie(node, sender, message)
             return
         self._run_actions(node, self._call(node, lambda: node.replica.on_message(sender, message)))
+
+    def _decode(self, data: bytes) -> Any:
+        """``decode_message(data)``, or None if it does not decode; remembered per run.
+
+        A broadcast reaches every member as the same bytes: decoding them once gives the
+        same frozen message every recipient would have decoded (decoding is a pure function
+        of the bytes), and it was most of a run's time. The memory is bounded.
+        """
+        if data in self._decoded:
+            return self._decoded[data]
+        try:
+            message = decode_message(data)
+        except (encoding.EncodingError, ModelDecodeError):
+            message = None
+        if len(self._decoded) >= DECODED_MESSAGES_MAX:
+            self._decoded.clear()
+        self._decoded[data] = message
+        return message
 
     def _event_submit(self, _: Any) -> None:
         if not self.stabilizing:
