@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
+import re
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consensus import replica as replica_module
 from consensus import simapp
 from consensus.actions import Broadcast, CommitBlock, ReportEvidence, ReportRejectedProposal, Send
 from consensus.messages import (
@@ -34,7 +37,7 @@ from consensus.messages import (
     encode_message,
     message_size_bytes,
 )
-from consensus.replica import Replica, ReplicaConfig
+from consensus.replica import DROP_REASONS, Replica, ReplicaConfig
 from consensus.simapp import SimulatedApplication, note_transaction
 from ledger import crypto, encoding
 from ledger.devchain import LocalConsortium
@@ -900,3 +903,14 @@ def test_corrupted_frames_decode_to_a_message_or_a_decode_error(
 def test_a_quorum_is_three_of_four_here() -> None:
     """The arithmetic the tests above rely on (m3 prepares with its own vote and two more)."""
     assert quorum_size(len(MEMBERS)) == 3
+
+
+def test_drop_reasons_are_one_fixed_table() -> None:
+    """The reasons are metric labels: every one counted is in DROP_REASONS, and every one
+    listed is counted somewhere (the replica asserts the first at run time too)."""
+    source = inspect.getsource(replica_module)
+    used = set(re.findall(r'_drop\(\s*"([a-z_]+)"', source))
+    used |= set(re.findall(r'return "([a-z_]+)"', inspect.getsource(Replica._future_problem)))
+    used |= {"far_view", "old_view"}  # chosen by a conditional expression
+    assert used == set(DROP_REASONS)
+    assert all(DROP_REASONS[reason] for reason in DROP_REASONS)
