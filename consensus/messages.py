@@ -58,6 +58,7 @@ __all__ = [
     "decode_message",
     "encode_message",
     "message_from_document",
+    "message_size_bytes",
 ]
 
 BLOCKS_PER_RESPONSE_MAX = 64
@@ -327,3 +328,55 @@ def message_from_document(document: Any) -> Any:
     if missing:
         raise ModelDecodeError(f"message: missing field {sorted(missing)[0]!r}")
     return message
+
+
+BLOCK_OVERHEAD_BYTES = 1024
+"""More than a block's header and framing take, beyond its transactions' own bytes."""
+CERTIFICATE_OVERHEAD_BYTES = 256
+SIGNATURE_ENTRY_BYTES = 128
+"""More than one ``(member id, signature)`` entry of a certificate takes."""
+
+
+def _block_size_bytes(block: Block | None) -> int:
+    if block is None:
+        return 0
+    return BLOCK_OVERHEAD_BYTES + sum(len(tx.encoded) + 8 for tx in block.transactions)
+
+
+def _certificate_size_bytes(certificate: Any) -> int:
+    if certificate is None:
+        return 0
+    signatures = getattr(certificate, "signatures", None) or certificate.prepares
+    return CERTIFICATE_OVERHEAD_BYTES + SIGNATURE_ENTRY_BYTES * len(signatures)
+
+
+def message_size_bytes(message: Any) -> int:
+    """An upper estimate of ``message``'s canonical size, in bytes, without encoding it.
+
+    Buffers are bounded in bytes; encoding a block again to weigh it would cost as much as
+    the buffering it guards. A block weighs its transactions' canonical bytes (each
+    transaction keeps them once computed: the Merkle root needs them anyway) plus a generous
+    :data:`BLOCK_OVERHEAD_BYTES`; messages without a block are small and simply encoded.
+    """
+    if isinstance(message, PrePrepare):
+        return BLOCK_OVERHEAD_BYTES + _block_size_bytes(message.block)
+    if isinstance(message, ViewChange):
+        return (
+            BLOCK_OVERHEAD_BYTES
+            + _certificate_size_bytes(message.prepared)
+            + _block_size_bytes(message.prepared_block)
+        )
+    if isinstance(message, NewView):
+        return (
+            BLOCK_OVERHEAD_BYTES
+            + sum(message_size_bytes(view_change) for view_change in message.view_changes)
+            + message_size_bytes(message.pre_prepare)
+        )
+    if isinstance(message, Status):
+        return BLOCK_OVERHEAD_BYTES + _certificate_size_bytes(message.certificate)
+    if isinstance(message, BlockResponse):
+        return BLOCK_OVERHEAD_BYTES + sum(
+            _block_size_bytes(block) + _certificate_size_bytes(certificate)
+            for block, certificate in message.blocks
+        )
+    return len(message.to_bytes())

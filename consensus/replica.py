@@ -71,6 +71,7 @@ from consensus.messages import (
     PrePrepare,
     Status,
     ViewChange,
+    message_size_bytes,
 )
 from consensus.quorum import VoteSet, quorum_size, weak_quorum_size
 from consensus.safety import SafetyRecord
@@ -83,7 +84,42 @@ from ledger.model import (
     members_hash,
 )
 
-__all__ = ["Replica", "ReplicaConfig"]
+__all__ = ["DROP_REASONS", "Replica", "ReplicaConfig"]
+
+DROP_REASONS: dict[str, str] = {
+    # who may speak
+    "unknown_message": "a message type the replica does not handle",
+    "not_a_member": "the sender is not in the member set in force, or claims to be this replica",
+    "sender_mismatch": "the message names another sender than the authenticated peer",
+    "bad_signature": "a signature that does not verify with the sender's key in force",
+    "not_primary": "a proposal or new view from a member that is not the primary of its view",
+    # windows and buffers
+    "old_height": "a message for a height already committed",
+    "far_height": "a message for a height beyond the height window (it hints at catch-up)",
+    "old_view": "a message for a view this replica has left",
+    "far_view": "a message for a view beyond the view window",
+    "future_buffer_full": "an older buffered future message of the sender, evicted to make room",
+    "future_message_too_large": "one future message larger than the sender's whole byte budget",
+    # the protocol
+    "duplicate": "a message already counted",
+    "equivocation": "a second, different signed message for one (height, view, kind): evidence",
+    "equivocation_repeated": "one more proposal in a view whose primary already equivocated",
+    "needs_new_view": "a bare proposal in a view entered by a view change (a NewView is needed)",
+    "invalid_proposal": "a proposal the replica refused (the reason is reported)",
+    "bad_view_change": "a view change that does not verify",
+    "bad_new_view": "a new view that does not justify its proposal",
+    "new_view_would_equivocate": "this replica cannot send a new view without contradicting itself",
+    "prepared_block_unknown": "the block of the chosen prepared certificate is not known here",
+    "conflicts_with_own_vote": "a proposal other than the block this replica already prepared",
+    "certified_block_invalid": "a block with a valid certificate that the application refuses",
+    "bad_fetched_block": "a fetched block whose certificate or content does not verify",
+    "block_response_without_progress": "a block response that brought no block to commit",
+}
+"""Every reason a replica counts in ``Replica.dropped``, with what it means. The names are
+stable: they are the labels of the node's dropped-messages metric."""
+
+EQUIVOCATION = "a second, different proposal in the view"
+_SIGNED_MESSAGES = (PrePrepare, Prepare, CommitVote, ViewChange, NewView)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,6 +133,11 @@ class ReplicaConfig:
     view_window: int = 32
     """Messages for views above the current view + this are dropped."""
     future_messages_per_sender_max: int = 256
+    future_bytes_per_sender_max: int = 16 * 1024 * 1024
+    """Bytes of future messages (a later height or view) buffered per sender, as
+    :func:`~consensus.messages.message_size_bytes` weighs them: one proposal of the largest
+    block a chain may allow (12 MiB) and the votes and view changes around it. The oldest
+    are evicted first; a message larger than the whole budget is dropped."""
     status_interval_ticks: int = 20
     retransmit_interval_ticks: int = 10
     """While a height is undecided, re-send this replica's own messages this often: the
@@ -111,6 +152,7 @@ class ReplicaConfig:
         assert 1 <= self.view_timeout_ticks <= self.view_timeout_ticks_max
         assert self.height_window >= 1 and self.view_window >= 1
         assert self.future_messages_per_sender_max >= 1
+        assert self.future_bytes_per_sender_max >= 1024
 
 
 @dataclass(slots=True)
@@ -118,6 +160,11 @@ class _HeightState:
     """Everything the replica knows about the height in progress."""
 
     proposals: dict[int, PrePrepare] = field(default_factory=dict)
+    judged: dict[int, PrePrepare] = field(default_factory=dict)
+    """The first proposal judged in each view (accepted or refused): the only block of its
+    view the application may ever validate, since a correct primary signs one."""
+    equivocated_views: set[int] = field(default_factory=set)
+    reported_views: set[int] = field(default_factory=set)
     blocks: dict[bytes, Block] = field(default_factory=dict)
     validated: dict[bytes, str | None] = field(default_factory=dict)
     prepares: VoteSet = field(default_factory=VoteSet)
@@ -127,9 +174,6 @@ class _HeightState:
     new_views_done: set[int] = field(default_factory=set)
     entered_by_change: bool = False
     view_changes_in_a_row: int = 0
-    awaiting_view_quorum: int | None = None
-    """A view this replica moved to by a view change, before q view changes for it are
-    known: its timer waits for them, so that no replica runs ahead of the others alone."""
 
 
 class Replica:
@@ -158,7 +202,9 @@ class Replica:
             maxlen=self.config.evidence_max
         )
         self._out: list[Action] = []
-        self._future: dict[str, collections.deque[Any]] = {}
+        self._future: dict[str, collections.deque[tuple[Any, int]]] = {}
+        """Per sender, buffered future messages with their sizes, oldest first."""
+        self._future_bytes: dict[str, int] = {}
         self._committing: CommitCertificate | None = None
         self._timer_ticks_left: int | None = None
         self._sync_target = 0
@@ -166,6 +212,11 @@ class Replica:
         self._fetched: dict[int, tuple[Block, CommitCertificate, str]] = {}
         self._fetch_pending: tuple[str, int] | None = None
         self._status_answered: dict[str, int] = {}
+        self._awaiting_view: int | None = None
+        """A view this replica moved to by a view change, before q view changes for it are
+        known: its timer waits for them, so that no replica runs ahead of the others alone.
+        It carries over to the next height when the others commit in a lower view (see
+        :meth:`_carry_awaited_view`)."""
         tip = application.tip()
         self.view = max(tip.view, safety.view if safety is not None else 0)
         self._begin_height(safety)
@@ -253,6 +304,7 @@ class Replica:
         self._committing = None
         self.view = max(self.view, certificate.view)
         self._begin_height(None)
+        self._carry_awaited_view(certificate.view)
         self._drain_future()
         self._process_fetched()
         if self._committing is None:
@@ -269,6 +321,7 @@ class Replica:
         self.members: tuple[Member, ...] = self._application.members()
         assert len(self.members) >= 1
         self._public_keys = {member.id: member.public_key for member in self.members}
+        self._members_hash = members_hash(self.members)
         self._state = _HeightState()
         self._own_messages: collections.deque[Any] = collections.deque(
             maxlen=self.config.own_messages_max
@@ -287,8 +340,65 @@ class Replica:
                 block = self.record.prepared_block
                 self._state.blocks[block.block_hash] = block
             self._state.entered_by_change = self.record.entered_by_view_change
+            self._resend_persisted_commit_vote()
         else:
             self.record = SafetyRecord(height=self.height, view=self.view)
+
+    def _resend_persisted_commit_vote(self) -> None:
+        """After a restart, sign again the commit vote that the safety record covers.
+
+        A prepared certificate is persisted just before the commit vote of its view is sent;
+        the vote may never have reached anyone. Ed25519 is deterministic, so this is the very
+        same vote; it is retransmitted like any other own message. Without it a crash can
+        leave a view one commit vote short of a certificate until a view change.
+        """
+        prepared = self.record.prepared
+        if prepared is None or not self.is_member:
+            return
+        vote = CommitVote.sign(
+            self._key,
+            self.chain_id,
+            height=self.height,
+            view=prepared.view,
+            block_hash=prepared.block_hash,
+            sender=self.member_id,
+        )
+        self._broadcast_own(vote)
+        self._state.commits.add(prepared.view, prepared.block_hash, self.member_id, vote.signature)
+
+    def _carry_awaited_view(self, committed_view: int) -> None:
+        """Keep waiting, at the new height, for a quorum in the view this replica moved to.
+
+        A replica that timed out alone (cut off, or slower) is in a view above the others'
+        when they commit the height in their lower view. If it forgot that it waits for a
+        quorum, its timer would run at the next height and carry it, alone, one view higher
+        at every height. It stays in its view instead, timer stopped, and re-announces its
+        view change at the new height (without a prepared certificate: nothing is prepared
+        yet), so that the others' next view change completes at once: one view per stall.
+        """
+        view = self._awaiting_view
+        if view is None:
+            return
+        assert view <= self.view, "an awaited view is never above the replica's own"
+        if committed_view >= view or view != self.view or not self.is_member:
+            self._awaiting_view = None  # a quorum reached that view, or the replica left it
+            return
+        state = self._state
+        state.entered_by_change = True
+        state.view_changes_in_a_row = 1
+        self._persist(self.record.model_copy(update={"entered_by_view_change": True}))
+        message = ViewChange.sign(
+            self._key,
+            self.chain_id,
+            height=self.height,
+            view=view,
+            prepared=None,
+            sender=self.member_id,
+            prepared_block=None,
+        )
+        self._broadcast_own(message)
+        state.view_changes.setdefault(view, {})[self.member_id] = message
+        state.latest_view_change[self.member_id] = view
 
     def _persist(self, record: SafetyRecord) -> None:
         self.record = record
@@ -299,13 +409,13 @@ class Replica:
     def _dispatch(self, sender: str, message: Any) -> None:
         handler = self._handlers.get(type(message))
         if handler is None:
-            self.dropped["unknown_message"] += 1
+            self._drop("unknown_message")
             return
         if sender not in self._public_keys or sender == self.member_id:
-            self.dropped["not_a_member"] += 1
+            self._drop("not_a_member")
             return
         if getattr(message, "sender", None) != sender:
-            self.dropped["sender_mismatch"] += 1
+            self._drop("sender_mismatch")
             return
         if self._committing is not None and not isinstance(message, BlockRequest):
             self._buffer(sender, message)
@@ -315,37 +425,86 @@ class Replica:
     def _classify(self, sender: str, height: int, view: int | None) -> str:
         """'now', 'future' (buffered), or 'drop' for a message at ``(height, view)``."""
         if height < self.height:
-            self.dropped["old_height"] += 1
+            self._drop("old_height")
             return "drop"
         if height > self.height + self.config.height_window:
-            self.dropped["far_height"] += 1
+            self._drop("far_height")
             self._note_claim(sender, height - 1)
             return "drop"
         if height > self.height:
-            self._note_claim(sender, height - 1)
-            return "future"
+            return "future"  # its claim is noted once its signature verifies (_buffer)
         if view is None:
             return "now"
         if view < self.view:
-            self.dropped["old_view"] += 1
+            self._drop("old_view")
             return "drop"
         if view > self.view + self.config.view_window:
-            self.dropped["far_view"] += 1
+            self._drop("far_view")
             return "drop"
         return "future" if view > self.view else "now"
 
+    def _drop(self, reason: str) -> None:
+        """Count a dropped message under one of the stable :data:`DROP_REASONS`."""
+        assert reason in DROP_REASONS, f"unknown drop reason {reason!r}"
+        self.dropped[reason] += 1
+
+    def _future_problem(self, sender: str, message: Any) -> str | None:
+        """Why a message for later may not be buffered, judged with the keys in force now.
+
+        Who before what: the sender's signature (and, for a proposal or a new view, its role
+        as the primary of the view) is checked before anything is kept. If the member set
+        changes at the next height, a genuine message of a new key or primary is dropped
+        here; its sender retransmits it while the height is undecided, and a decided height
+        is fetched with its certificate, so this costs time, never liveness.
+        """
+        public_key = self._public_keys[sender]
+        if isinstance(message, PrePrepare | NewView) and sender != self.primary(message.view):
+            return "not_primary"
+        signed = isinstance(message, _SIGNED_MESSAGES)
+        if signed and not message.signature_is_valid(self.chain_id, public_key):
+            return "bad_signature"
+        return None
+
     def _buffer(self, sender: str, message: Any) -> None:
-        queue = self._future.setdefault(
-            sender, collections.deque(maxlen=self.config.future_messages_per_sender_max)
-        )
-        if len(queue) == queue.maxlen:
-            self.dropped["future_buffer_full"] += 1
-        queue.append(message)
+        """Keep a message for a later height or view (or until a commit completes), within
+        the sender's budget: :attr:`ReplicaConfig.future_messages_per_sender_max` messages
+        and :attr:`ReplicaConfig.future_bytes_per_sender_max` bytes.
+
+        Over budget, the sender's *oldest* messages go first. A correct peer's newest
+        messages are about where it is now (its latest view and height); older ones are
+        most likely superseded, and it retransmits its current ones anyway. A byzantine
+        sender can only evict its own messages: each sender has its own budget.
+        """
+        problem = self._future_problem(sender, message)
+        if problem is not None:
+            self._drop(problem)
+            return
+        size = message_size_bytes(message)
+        if size > self.config.future_bytes_per_sender_max:
+            self._drop("future_message_too_large")
+            return
+        queue = self._future.setdefault(sender, collections.deque())
+        used = self._future_bytes.get(sender, 0)
+        while queue and (
+            len(queue) >= self.config.future_messages_per_sender_max
+            or used + size > self.config.future_bytes_per_sender_max
+        ):
+            _, evicted_size = queue.popleft()
+            used -= evicted_size
+            self._drop("future_buffer_full")
+        queue.append((message, size))
+        self._future_bytes[sender] = used + size
+        assert len(queue) <= self.config.future_messages_per_sender_max
+        assert self._future_bytes[sender] <= self.config.future_bytes_per_sender_max
+        signed_ahead = isinstance(message, _SIGNED_MESSAGES) and message.height > self.height
+        if self._committing is None and signed_ahead:
+            self._note_claim(sender, message.height - 1)  # the sender is at a later height
 
     def _drain_future(self) -> None:
         pending, self._future = self._future, {}
+        self._future_bytes = {}
         for sender, queue in pending.items():
-            for message in queue:
+            for message, _ in queue:
                 if self._committing is not None:
                     self._buffer(sender, message)
                 else:
@@ -362,7 +521,7 @@ class Replica:
 
     def _note_evidence(self, member: str, first: Any, second: Any) -> None:
         self.evidence.append((member, first, second))
-        self.dropped["equivocation"] += 1
+        self._drop("equivocation")
         self._out.append(ReportEvidence(member=member, first=first, second=second))
 
     # --- normal case --------------------------------------------------------------------------
@@ -404,20 +563,19 @@ class Replica:
             return
         state = self._state
         if sender != self.primary(message.view):
-            self.dropped["not_primary"] += 1
+            self._drop("not_primary")
             return
         if state.entered_by_change:
-            self.dropped["needs_new_view"] += 1
+            self._drop("needs_new_view")
             return
         if not message.signature_is_valid(self.chain_id, self._public_keys[sender]):
-            self.dropped["bad_signature"] += 1
+            self._drop("bad_signature")
             return
         existing = state.proposals.get(message.view)
-        if existing is not None:
-            if existing.block.block_hash != message.block.block_hash:
-                self._note_evidence(sender, existing, message)
-            else:
-                self.dropped["duplicate"] += 1
+        if existing is not None and existing.block.block_hash == message.block.block_hash:
+            self._drop("duplicate")
+            return
+        if not self._first_proposal_of_view(message):
             return
         reason = self._check_block(message.block, message.view, fresh=True)
         if reason is not None:
@@ -425,8 +583,33 @@ class Replica:
             return
         self._accept_proposal(message)
 
+    def _first_proposal_of_view(self, message: PrePrepare) -> bool:
+        """Whether ``message`` (signed by the primary of its view) may be judged: it is the
+        first proposal of its view, or the same block again (a refusal for the clock may be
+        reversed; the application's verdict is remembered per block, never recomputed).
+
+        A second, different proposal of one view is equivocation: it is never validated or
+        executed, so a byzantine primary costs one validation per view, not one per message.
+        Evidence is reported once per view; further ones are only counted.
+        """
+        state = self._state
+        first = state.judged.setdefault(message.view, message)
+        if first.block.block_hash == message.block.block_hash:
+            return True
+        if message.view in state.equivocated_views:
+            self._drop("equivocation_repeated")
+            return False
+        state.equivocated_views.add(message.view)
+        self._note_evidence(message.sender, first, message)
+        return False
+
     def _reject_proposal(self, message: PrePrepare, reason: str) -> None:
-        self.dropped["invalid_proposal"] += 1
+        """Count a refused proposal; report it once per view (the primary's retransmissions
+        of the same block would otherwise repeat the report, and the node's log line)."""
+        self._drop("invalid_proposal")
+        if message.view in self._state.reported_views:
+            return
+        self._state.reported_views.add(message.view)
         self._out.append(
             ReportRejectedProposal(
                 height=message.height, view=message.view, proposer=message.sender, reason=reason
@@ -445,7 +628,7 @@ class Replica:
             return "prev_hash is not the tip"
         if header.timestamp_ms <= tip.timestamp_ms:
             return "timestamp not after the parent's"
-        if header.members_hash != members_hash(self.members):
+        if header.members_hash != self._members_hash:
             return "members_hash is not the member set in force"
         if fresh:
             if header.view != view or header.proposer != self.primary(view):
@@ -468,7 +651,7 @@ class Replica:
         if message.view != self.view or not self.is_member:
             return
         if self.record.prepare_hash not in (None, block.block_hash):
-            self.dropped["conflicts_with_own_vote"] += 1
+            self._drop("conflicts_with_own_vote")
             return
         if state.prepares.first_vote.get((self.view, self.member_id)) is not None:
             return  # already prepared it in this run
@@ -520,7 +703,7 @@ class Replica:
         then: Callable[[int, bytes], None],
     ) -> None:
         if not message.signature_is_valid(self.chain_id, self._public_keys[sender]):
-            self.dropped["bad_signature"] += 1
+            self._drop("bad_signature")
             return
         if self._count_vote(votes, message):
             then(message.view, message.block_hash)
@@ -593,7 +776,7 @@ class Replica:
         )
         reason = self._check_block(block, view, fresh=False)
         if reason is not None:
-            self.dropped["certified_block_invalid"] += 1
+            self._drop("certified_block_invalid")
             return
         self._commit(block, certificate)
 
@@ -613,7 +796,7 @@ class Replica:
             not self.is_member
             or self._timer_ticks_left is not None
             or self._committing is not None
-            or self._state.awaiting_view_quorum is not None
+            or self._awaiting_view is not None
         ):
             return
         if self._state.proposals or self._application.has_pending_transactions():
@@ -657,7 +840,7 @@ class Replica:
         state = self._state
         state.entered_by_change = True
         state.view_changes_in_a_row += 1
-        state.awaiting_view_quorum = view if await_quorum else None
+        self._awaiting_view = view if await_quorum else None
         self._timer_ticks_left = None if await_quorum else self._timeout_ticks()
 
     def _check_view_quorum(self) -> None:
@@ -665,12 +848,12 @@ class Replica:
         members already in a higher view cannot send a view change for this one, and without
         counting them a replica that fell behind could wait for ever)."""
         state = self._state
-        view = state.awaiting_view_quorum
+        view = self._awaiting_view
         if view is None:
             return
         reached = sum(1 for latest in state.latest_view_change.values() if latest >= view)
         if max(reached, len(state.view_changes.get(view, {}))) >= self.quorum():
-            state.awaiting_view_quorum = None
+            self._awaiting_view = None
             self._timer_ticks_left = self._timeout_ticks()
 
     def _start_view_change(self, view: int) -> None:
@@ -718,7 +901,7 @@ class Replica:
     def _on_view_change(self, sender: str, message: ViewChange) -> None:
         if message.height < self.height:
             self._answer_status(sender)
-            self.dropped["old_height"] += 1
+            self._drop("old_height")
             return
         verdict = self._classify(sender, message.height, None)
         if verdict == "future":
@@ -726,18 +909,18 @@ class Replica:
         if verdict != "now":
             return
         if message.view <= self.view and message.view in self._state.new_views_done:
-            self.dropped["old_view"] += 1
+            self._drop("old_view")
             return
         if message.view > self.view + self.config.view_window or message.view < self.view:
-            self.dropped["far_view" if message.view > self.view else "old_view"] += 1
+            self._drop("far_view" if message.view > self.view else "old_view")
             return
         state = self._state
         known = state.view_changes.setdefault(message.view, {})
         if sender in known:
-            self.dropped["duplicate"] += 1
+            self._drop("duplicate")
             return
         if not self._view_change_is_valid(message, self.height, message.view):
-            self.dropped["bad_view_change"] += 1
+            self._drop("bad_view_change")
             return
         known[sender] = message
         state.latest_view_change[sender] = max(
@@ -812,10 +995,10 @@ class Replica:
             # the NewView may only carry that same signed proposal, if the rule allows it.
             own = state.proposals.get(view)
             if own is None or own.block.block_hash != signed:
-                self.dropped["new_view_would_equivocate"] += 1
+                self._drop("new_view_would_equivocate")
                 return None
             if chosen is not None and signed not in allowed:
-                self.dropped["new_view_would_equivocate"] += 1
+                self._drop("new_view_would_equivocate")
                 return None
             return own
         if chosen is not None:
@@ -829,7 +1012,7 @@ class Replica:
                 state.blocks.get(chosen.block_hash),
             )
             if block is None:
-                self.dropped["prepared_block_unknown"] += 1
+                self._drop("prepared_block_unknown")
                 return None
         else:
             block = self._application.propose(
@@ -872,14 +1055,16 @@ class Replica:
         state = self._state
         view = message.view
         if view < self.view or view in state.new_views_done:
-            self.dropped["old_view"] += 1
+            self._drop("old_view")
             return
         if view > self.view + self.config.view_window:
-            self.dropped["far_view"] += 1
+            self._drop("far_view")
             return
         reason = self._new_view_problem(sender, message)
+        if reason is EQUIVOCATION:
+            return
         if reason is not None:
-            self.dropped["bad_new_view"] += 1
+            self._drop("bad_new_view")
             if reason.startswith("proposal:"):
                 self._reject_proposal(message.pre_prepare, reason)
             return
@@ -887,8 +1072,8 @@ class Replica:
         if view > self.view:
             self._enter_view(view, await_quorum=False)
             self._persist(self.record.at_view(view))
-        elif state.awaiting_view_quorum is not None:
-            state.awaiting_view_quorum = None
+        elif self._awaiting_view is not None:
+            self._awaiting_view = None
             self._timer_ticks_left = self._timeout_ticks()
         state.entered_by_change = True
         self._accept_proposal(message.pre_prepare)
@@ -919,6 +1104,8 @@ class Replica:
         chosen, allowed = self._choose_prepared(list(message.view_changes))
         if chosen is not None and pre_prepare.block.block_hash not in allowed:
             return "does not re-propose the highest prepared block"
+        if not self._first_proposal_of_view(pre_prepare):
+            return EQUIVOCATION  # counted as such, never validated
         reason = self._check_block(pre_prepare.block, view, fresh=chosen is None)
         return None if reason is None else f"proposal: {reason}"
 
@@ -974,11 +1161,30 @@ class Replica:
             and certificate.height == message.height
             and self._certificate_is_valid(certificate)
         ):
+            if message.height == self.height and self._commit_certified(certificate):
+                return
             if message.height > self._sync_target:
                 self._sync_target = message.height
                 self._request_fetch(sender)
             return
         self._note_claim(sender, message.height)
+
+    def _commit_certified(self, certificate: CommitCertificate) -> bool:
+        """Commit the block of a verified certificate for this height if this replica holds
+        it (typically as its own prepared block); True if it did.
+
+        The commit votes of a view may reach only one member (a byzantine one, say, that
+        then serves forged certificates): the others are prepared on the block but never see
+        the certificate form. The certificate in that member's status finishes the height.
+        """
+        block = self._state.blocks.get(certificate.block_hash)
+        if block is None or self._committing is not None:
+            return False
+        if self._check_block(block, certificate.view, fresh=False) is not None:
+            self._drop("certified_block_invalid")
+            return False
+        self._commit(block, certificate)
+        return True
 
     def _request_fetch(self, peer: str | None = None) -> None:
         if self._fetch_pending is not None or self._committing is not None:
@@ -1027,15 +1233,25 @@ class Replica:
         )
 
     def _on_block_response(self, sender: str, message: BlockResponse) -> None:
-        if self._fetch_pending is not None and self._fetch_pending[0] == sender:
-            self._fetch_pending = None
         for block, certificate in message.blocks:
             if (
                 self.height <= block.height <= self.height + BLOCKS_PER_RESPONSE_MAX
                 and block.height not in self._fetched
             ):
                 self._fetched[block.height] = (block, certificate, sender)
+        height_before = self.height
+        bad_before = self.dropped["bad_fetched_block"]
         self._process_fetched()
+        progressed = self._committing is not None or self.height > height_before
+        if not progressed and self.dropped["bad_fetched_block"] == bad_before:
+            # An answer without the block: the pending fetch times out and moves to the next
+            # peer (asking at once would bounce requests around the members without pause
+            # while no correct peer has committed the block yet). A forged answer, or one
+            # that moved the tip, moves on at once.
+            self._drop("block_response_without_progress")
+            return
+        if self._fetch_pending is not None and self._fetch_pending[0] == sender:
+            self._fetch_pending = None
         if self._committing is None:
             self._request_fetch(self._next_peer(sender))
 
@@ -1048,7 +1264,7 @@ class Replica:
         block, certificate, peer = entry
         problem = self._fetched_block_problem(block, certificate)
         if problem is not None:
-            self.dropped["bad_fetched_block"] += 1
+            self._drop("bad_fetched_block")
             self._fetched = {h: e for h, e in self._fetched.items() if e[2] != peer}
             return
         self._state.blocks[block.block_hash] = block

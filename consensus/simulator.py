@@ -86,6 +86,9 @@ __all__ = ["Simulation", "SimulationConfig", "SimulationResult", "random_config"
 OUTSIDER = "outsider"
 BEHAVIOURS = ("equivocator", "conflicting_voter", "twins", "replayer", "flooder", "liar")
 ReplicaFactory = Callable[..., Replica]
+FAILING_SEEDS_LISTED_MAX = 100
+DECODED_MESSAGES_MAX = 2_048
+"""Decoded messages a run remembers by their bytes (see :meth:`Simulation._decode`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -244,6 +247,7 @@ class Simulation:
         self.liveness_transactions: set[bytes] = set()
         self.equivocations: set[tuple[str, int, int]] = set()
         self.proposals_seen: dict[tuple[int, int], bytes] = {}
+        self._decoded: dict[bytes, Any] = {}
 
     # --- scheduling ---------------------------------------------------------------------------
 
@@ -450,14 +454,31 @@ class Simulation:
         node, sender, data = payload
         if not node.alive:
             return
-        try:
-            message = decode_message(data)
-        except (encoding.EncodingError, ModelDecodeError):
+        message = self._decode(data)
+        if message is None:
             return  # the transport drops and counts undecodable frames
         if node.behaviour == "liar" and isinstance(message, BlockRequest):
             self._lie(node, sender, message)
             return
         self._run_actions(node, self._call(node, lambda: node.replica.on_message(sender, message)))
+
+    def _decode(self, data: bytes) -> Any:
+        """``decode_message(data)``, or None if it does not decode; remembered per run.
+
+        A broadcast reaches every member as the same bytes: decoding them once gives the
+        same frozen message every recipient would have decoded (decoding is a pure function
+        of the bytes), and it was most of a run's time. The memory is bounded.
+        """
+        if data in self._decoded:
+            return self._decoded[data]
+        try:
+            message = decode_message(data)
+        except (encoding.EncodingError, ModelDecodeError):
+            message = None
+        if len(self._decoded) >= DECODED_MESSAGES_MAX:
+            self._decoded.clear()
+        self._decoded[data] = message
+        return message
 
     def _event_submit(self, _: Any) -> None:
         if not self.stabilizing:
@@ -824,11 +845,16 @@ def run_campaign(
     replica_factory: ReplicaFactory = Replica,
     stop_at_first_failure: bool = True,
     workers: int = 1,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress_every: int = 100,
 ) -> dict[str, Any]:
     """Run many seeds (over ``workers`` processes); return a summary document.
 
     Seeds are independent and each is deterministic, so running them in parallel changes
-    nothing but the wall-clock time; results are reported in seed order.
+    nothing but the wall-clock time; results are reported in seed order. ``progress`` is
+    called with the summary so far every ``progress_every`` seeds (a long campaign reports
+    its figures before it ends). ``failing_seeds`` lists the first
+    :data:`FAILING_SEEDS_LISTED_MAX` failing seeds.
     """
     started = time.perf_counter()
     summary: dict[str, Any] = {
@@ -840,6 +866,7 @@ def run_campaign(
         "failing_seed": None,
         "failure": None,
         "replay": None,
+        "failing_seeds": [],
         "workers": workers,
     }
     jobs = [(seed, nodes, replica_factory) for seed in seeds]
@@ -854,8 +881,13 @@ def run_campaign(
             summary["seeds_run"] += 1
             summary["heights_committed"] += result["height"]
             summary["transactions_committed"] += result["transactions"]
+            if progress is not None and summary["seeds_run"] % progress_every == 0:
+                summary["seconds"] = round(time.perf_counter() - started, 2)
+                progress(summary)
             if result["ok"]:
                 continue
+            if len(summary["failing_seeds"]) < FAILING_SEEDS_LISTED_MAX:
+                summary["failing_seeds"].append(result["seed"])
             if result["violation"] is not None:
                 summary["safety_violations"] += 1
             else:
@@ -876,6 +908,10 @@ def run_campaign(
             pool.join()
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
+
+
+def _print_progress(summary: dict[str, Any]) -> None:
+    print(json.dumps(summary), file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -906,6 +942,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.cpu_count() or 1,
         help="processes to run seeds in (default: one per core)",
     )
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="print the summary so far to stderr every 100 seeds (one JSON line each)",
+    )
     arguments = parser.parse_args(argv)
     if arguments.trace:
         config = random_config(arguments.start, arguments.nodes)
@@ -928,6 +969,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         nodes=arguments.nodes,
         stop_at_first_failure=not arguments.keep_going,
         workers=max(1, arguments.workers),
+        progress=_print_progress if arguments.progress else None,
     )
     if arguments.json:
         print(json.dumps(summary, indent=2))

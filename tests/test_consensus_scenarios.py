@@ -638,3 +638,93 @@ def test_a_removed_member_follows_but_never_votes() -> None:
     assert set(cluster.heights().values()) == {2}
     new_members = tuple(Member.from_canonical(entry) for entry in new_set)
     certificate_at(cluster, "m3", 2).verify(cluster.chain_id, new_members)
+
+
+# --- liveness: stalls found by simulator campaigns ------------------------------------------
+
+
+def test_a_certified_block_held_as_prepared_commits_from_a_peers_status(
+    make_cluster: MakeCluster,
+) -> None:
+    """Seed 7000106: the network lets the commit votes of height 1 reach only m3, a member that
+    answers block requests with forged certificates. m3 commits; the three correct members are
+    prepared on the very block but see no commit quorum. m3's status carries the genuine
+    certificate: they must commit the block they hold with it (before the fix they paused
+    their view timers "because a quorum has committed this height", asked the liar, then the
+    others, for a block nobody else had committed, and stayed at height 0 for ever)."""
+    cluster = make_cluster(4)
+    cluster.lie_about_blocks("m3")
+    cluster.drop(lambda message, sender, recipient: message.kind == "commit" and recipient != "m3")
+
+    cluster.submit(1)
+    cluster.deliver_all()
+    assert cluster.heights() == {"m0": 0, "m1": 0, "m2": 0, "m3": 1}
+    cluster.run(ticks=60)  # commit votes to the correct members stay lost
+
+    assert cluster.heights() == {"m0": 1, "m1": 1, "m2": 1, "m3": 1}
+    assert_same_chain(cluster, ["m0", "m1", "m2", "m3"])
+    cluster.expect("m3: COMMIT h=1 v=0", "m3 -> m2: status h=1", "m2: COMMIT h=1 v=0")
+
+
+def test_a_restarted_replica_retransmits_its_commit_vote(make_cluster: MakeCluster) -> None:
+    """A replica that crashed after its commit vote had not reached anyone re-signs it from
+    its safety record (the same deterministic signature) and retransmits it: the certificate
+    forms in the view the block was prepared in, without a view change (before, the vote
+    was forgotten and only a view change re-proposing the block could finish the height)."""
+    cluster = make_cluster(4)
+    cluster.crash("m3")
+    stop = cluster.drop(kind_is("commit"))
+    cluster.submit(1)
+    cluster.deliver_all()
+    assert all(cluster.replica(m).record.prepared is not None for m in ("m0", "m1", "m2"))
+    cluster.crash("m0")
+    cluster.restart("m0")
+    stop()
+
+    cluster.run(ticks=4)  # one retransmission round, less than the view timeout
+
+    assert cluster.heights() == {"m0": 1, "m1": 1, "m2": 1, "m3": 0}
+    assert not cluster.lines("VIEW-CHANGE")
+    cluster.expect("RESTART m0", "m0 -> *: commit h=1 v=0", "m1: COMMIT h=1 v=0")
+
+
+def test_a_replica_that_timed_out_alone_waits_in_its_view_across_heights(
+    make_cluster: MakeCluster,
+) -> None:
+    """m3, cut off with work pending, moves to view 1 alone while the others commit in view 0.
+    Back on the network it follows them (commit votes of an older view still count, the
+    blocks it fetches), but it stays in view 1 waiting for a quorum of view changes, height
+    after height, re-announcing its view change at each one: no further timeouts of its own.
+    When the others' primary fails, that announcement completes their view change at once:
+    one view per stall (before, its awaited view was forgotten at every new height and it
+    timed out again, alone, one view higher each time)."""
+    cluster = make_cluster(4)
+    cluster.partition({"m0", "m1", "m2"}, {"m3"})
+    cluster.submit(1)
+    cluster.run(ticks=6)  # beyond the view timeout (5 ticks)
+    assert cluster.views() == {"m0": 0, "m1": 0, "m2": 0, "m3": 1}
+    cluster.heal()
+    cluster.run(ticks=10)  # a status round: m3 fetches height 1
+    assert cluster.heights() == {"m0": 1, "m1": 1, "m2": 1, "m3": 1}
+
+    for _ in range(3):
+        cluster.submit(1)
+        cluster.run(ticks=10)
+
+    assert cluster.heights() == {"m0": 4, "m1": 4, "m2": 4, "m3": 4}
+    assert cluster.views() == {"m0": 0, "m1": 0, "m2": 0, "m3": 1}
+    announced = [(vc.height, vc.view) for vc in cluster.sent_messages("view_change", "m3")]
+    assert {height for height, _ in announced} == {1, 2, 3, 4, 5}
+    assert {view for _, view in announced} == {1}
+
+    cluster.crash("m0")  # the primary of view 0
+    cluster.submit(1)
+    cluster.run(ticks=10)
+
+    assert cluster.heights() == {"m0": 4, "m1": 5, "m2": 5, "m3": 5}
+    assert cluster.views() == {"m1": 1, "m2": 1, "m3": 1}
+    cluster.expect(
+        "m1: VIEW-CHANGE to v=1",
+        "m1 -> *: new_view h=5 v=1 (3 view changes)",
+        "m3: COMMIT h=5 v=1",
+    )

@@ -9,13 +9,17 @@ at it: ``on_message`` must never raise, and ``decode_message`` raises only the t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
+import re
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consensus import replica as replica_module
 from consensus import simapp
 from consensus.actions import Broadcast, CommitBlock, ReportEvidence, ReportRejectedProposal, Send
 from consensus.messages import (
@@ -31,8 +35,9 @@ from consensus.messages import (
     ViewChange,
     decode_message,
     encode_message,
+    message_size_bytes,
 )
-from consensus.replica import Replica, ReplicaConfig
+from consensus.replica import DROP_REASONS, Replica, ReplicaConfig
 from consensus.simapp import SimulatedApplication, note_transaction
 from ledger import crypto, encoding
 from ledger.devchain import LocalConsortium
@@ -101,6 +106,10 @@ class Bench:
     @property
     def dropped(self) -> dict[str, int]:
         return dict(self.replica.dropped)
+
+    def buffered(self, sender: str) -> list[Any]:
+        """The future messages of ``sender`` that the replica keeps, oldest first."""
+        return [message for message, _ in self.replica._future.get(sender, ())]
 
     def receive(self, message: Any, *, sender: str | None = None) -> list[Any]:
         """Deliver ``message`` as coming from ``sender`` (default: the sender it names)."""
@@ -278,7 +287,7 @@ def test_heights_beyond_the_window_are_dropped_those_within_are_buffered() -> No
     assert bench.receive(vote(Prepare, "m1", height=U63_MAX)) == []
 
     assert bench.dropped == {"far_height": 2}
-    assert [m.height for m in bench.replica._future["m1"]] == [last_buffered]
+    assert [m.height for m in bench.buffered("m1")] == [last_buffered]
 
 
 def test_views_beyond_the_window_are_dropped_those_within_are_buffered() -> None:
@@ -290,7 +299,7 @@ def test_views_beyond_the_window_are_dropped_those_within_are_buffered() -> None
     assert bench.receive(bench.pre_prepare(sender="m0", view=4 * (last_buffered + 1))) == []
 
     assert bench.dropped == {"far_view": 2}
-    assert [m.view for m in bench.replica._future["m1"]] == [last_buffered]
+    assert [m.view for m in bench.buffered("m1")] == [last_buffered]
 
 
 def test_duplicates_count_once() -> None:
@@ -528,6 +537,141 @@ def test_a_flood_of_future_messages_from_one_sender_is_bounded() -> None:
     assert len(future["m2"]) == 1
 
 
+def test_a_future_message_that_does_not_verify_now_is_dropped_before_it_is_buffered() -> None:
+    bench = Bench()
+    later = bench.block().model_copy(
+        update={"header": bench.block().header.model_copy(update={"height": 2})}
+    )
+    forged_vote = vote(Prepare, "m1", height=2, key=CONSORTIUM.keys["m2"])
+    unsigned_vote = CommitVote(
+        height=3, view=0, block_hash=SOME_HASH, sender="m1", signature=bytes(64)
+    )
+    forged_proposal = PrePrepare.sign(
+        CONSORTIUM.keys["m1"], CHAIN_ID, view=0, block=later, sender="m0"
+    )
+    not_the_primary = PrePrepare.sign(
+        CONSORTIUM.keys["m2"], CHAIN_ID, view=0, block=later, sender="m2"
+    )
+    future_view_by_another = bench.pre_prepare(sender="m2", view=1)  # m1 is the primary of view 1
+
+    for message in (forged_vote, unsigned_vote, forged_proposal, not_the_primary):
+        assert bench.receive(message) == []
+    assert bench.receive(future_view_by_another) == []
+
+    assert bench.dropped == {"bad_signature": 3, "not_primary": 2}
+    assert bench.replica._future == {}
+    # A genuine one is kept, to be handled when its height comes.
+    genuine = PrePrepare.sign(CONSORTIUM.keys["m0"], CHAIN_ID, view=0, block=later, sender="m0")
+    bench.receive(genuine)
+    assert bench.buffered("m0") == [genuine]
+
+
+def _big_proposal(height: int, transactions: int, *, first_nonce: int) -> PrePrepare:
+    """m0's signed proposal at a future ``height``: content unchecked until then, only weighed."""
+    block = certified_chain()[0][0]
+    notes = tuple(transaction(first_nonce + index) for index in range(transactions))
+    header = block.header.model_copy(update={"height": height, "tx_count": len(notes)})
+    block = Block(header=header, transactions=notes)
+    return PrePrepare.sign(CONSORTIUM.keys["m0"], CHAIN_ID, view=0, block=block, sender="m0")
+
+
+def test_the_future_buffer_is_bounded_in_bytes_per_sender_oldest_first() -> None:
+    config = dataclasses.replace(CONFIG, future_bytes_per_sender_max=40 * 1024)
+    bench = Bench(config=config)
+    proposals = [
+        _big_proposal(h, 60, first_nonce=1000 * h) for h in range(2, 2 + config.height_window)
+    ]
+    size = message_size_bytes(proposals[0])
+    assert 2 * size <= config.future_bytes_per_sender_max < 3 * size  # two fit, not three
+
+    for proposal in proposals:
+        assert bench.receive(proposal) == []
+        assert bench.replica._future_bytes["m0"] <= config.future_bytes_per_sender_max
+
+    assert bench.buffered("m0") == proposals[-2:]  # the newest kept, the oldest evicted
+    assert bench.dropped == {"future_buffer_full": len(proposals) - 2}
+    # One message larger than the whole budget is never kept, nor evicts anything.
+    huge = _big_proposal(3, 200, first_nonce=10_000_000)
+    assert message_size_bytes(huge) > config.future_bytes_per_sender_max
+    bench.receive(huge)
+    assert bench.dropped["future_message_too_large"] == 1
+    assert bench.buffered("m0") == proposals[-2:]
+    # Each sender has its own budget.
+    bench.receive(vote(Prepare, "m1", height=2))
+    assert len(bench.buffered("m1")) == 1
+
+
+def test_the_default_byte_budget_holds_a_largest_proposal_and_its_votes() -> None:
+    config = ReplicaConfig()
+    largest_block_bytes = 12 * 1024 * 1024  # ConsensusParameters.block_bytes_max at most
+    votes = 16 * len(vote(CommitVote, "m1").to_bytes())
+    assert config.future_bytes_per_sender_max >= largest_block_bytes + 2 * 1024 + votes
+
+
+def test_the_weight_of_a_message_is_at_least_its_encoded_size() -> None:
+    bench = Bench()
+    proposal = _big_proposal(2, 30, first_nonce=500)
+    status = Status(height=1, certificate=certified_chain()[0][1], sender="m1")
+    response = BlockResponse(blocks=certified_chain()[:2], sender="m1")
+    view_change = ViewChange.sign(
+        CONSORTIUM.keys["m1"], CHAIN_ID, height=1, view=1, prepared=None, sender="m1"
+    )
+    new_view = NewView.sign(
+        CONSORTIUM.keys["m1"],
+        CHAIN_ID,
+        height=1,
+        view=1,
+        view_changes=(view_change,),
+        pre_prepare=bench.pre_prepare(sender="m1", view=1),
+        sender="m1",
+    )
+    for message in (proposal, status, response, view_change, new_view, vote(Prepare, "m1")):
+        assert (
+            len(message.to_bytes())
+            <= message_size_bytes(message)
+            <= 2 * len(message.to_bytes()) + 4096
+        )
+
+
+class _CountingValidations(SimulatedApplication):
+    """The simulated application, counting how many blocks it was asked to validate."""
+
+    validations = 0
+
+    def validate(self, block: Block) -> str | None:
+        self.validations += 1
+        return super().validate(block)
+
+
+def test_a_primary_gets_one_proposal_per_view_executed_whatever_it_sends() -> None:
+    bench = Bench()
+    bench.app = app = _CountingValidations(GENESIS)
+    bench.replica = Replica(
+        member_id=UNDER_TEST,
+        key=CONSORTIUM.keys[UNDER_TEST],
+        chain_id=CHAIN_ID,
+        application=app,
+        config=CONFIG,
+    )
+    bench.replica.on_tick(NOW_MS)
+    invalid = [
+        bench.pre_prepare(bench.block(nonce=nonce, state_root=sha256(bytes([nonce]))))
+        for nonce in range(1, 11)
+    ]
+
+    reports = [action for message in invalid for action in bench.receive(message)]
+    reports += bench.receive(invalid[0])  # the first one again (a retransmission)
+
+    assert app.validations == 1
+    assert [type(report) for report in reports] == [ReportRejectedProposal, ReportEvidence]
+    assert bench.dropped == {"invalid_proposal": 2, "equivocation": 1, "equivocation_repeated": 8}
+    assert bench.replica.evidence[0][1:] == (invalid[0], invalid[1])
+    # Even a valid block cannot follow in that view: its primary has equivocated.
+    bench.receive(bench.pre_prepare(bench.block(nonce=99)))
+    assert app.validations == 1
+    assert bench.replica.record.prepare_hash is None
+
+
 def test_evidence_is_bounded() -> None:
     bench = Bench()
     reports = 0
@@ -689,8 +833,10 @@ messages = st.one_of(
 
 
 def _check_bounds(replica: Replica) -> None:
-    for queue in replica._future.values():
+    for sender, queue in replica._future.items():
         assert len(queue) <= replica.config.future_messages_per_sender_max
+        assert sum(size for _, size in queue) == replica._future_bytes[sender]
+        assert replica._future_bytes[sender] <= replica.config.future_bytes_per_sender_max
     assert len(replica.evidence) <= replica.config.evidence_max
     assert len(replica._own_messages) <= replica.config.own_messages_max
 
@@ -757,3 +903,14 @@ def test_corrupted_frames_decode_to_a_message_or_a_decode_error(
 def test_a_quorum_is_three_of_four_here() -> None:
     """The arithmetic the tests above rely on (m3 prepares with its own vote and two more)."""
     assert quorum_size(len(MEMBERS)) == 3
+
+
+def test_drop_reasons_are_one_fixed_table() -> None:
+    """The reasons are metric labels: every one counted is in DROP_REASONS, and every one
+    listed is counted somewhere (the replica asserts the first at run time too)."""
+    source = inspect.getsource(replica_module)
+    used = set(re.findall(r'_drop\(\s*"([a-z_]+)"', source))
+    used |= set(re.findall(r'return "([a-z_]+)"', inspect.getsource(Replica._future_problem)))
+    used |= {"far_view", "old_view"}  # chosen by a conditional expression
+    assert used == set(DROP_REASONS)
+    assert all(DROP_REASONS[reason] for reason in DROP_REASONS)
