@@ -183,11 +183,14 @@ def test_the_primary_gets_one_invalid_proposal_per_view_executed(
     node.on_frame("bron", first)
     node.on_frame("bron", first)
     assert node.metrics.frames_rejected == {}
-    assert node.metrics.proposals_rejected == 2
+    # The replica refuses the block twice but reports a refused proposal once per view.
+    assert node.replica.dropped["invalid_proposal"] == 2
+    assert node.metrics.proposals_rejected == 1
     for _ in range(4):  # four other invalid proposals, each correctly signed by the primary
         node.on_frame("bron", _proposal(consortium))
     assert node.metrics.frames_rejected == {"proposal_budget:pre_prepare": 4}
-    assert node.metrics.proposals_rejected == 2
+    assert node.replica.dropped["invalid_proposal"] == 2
+    assert node.metrics.proposals_rejected == 1
     # The next view is another primary's: bron's proposals for it are not even decoded.
     node.on_frame("bron", _proposal(consortium, view=1))
     assert node.metrics.frames_rejected["not_primary:pre_prepare"] == 1
@@ -518,6 +521,7 @@ def test_invalid_proposals_from_the_primarys_key_cost_one_execution_per_view(
 def test_an_oversized_frame_flood_from_a_member_key_leaves_memory_and_commits_alone(
     cluster: Devnet,
 ) -> None:
+    executed_before = cluster.counters().get("sceau_proposals_rejected_total", 0)
     # Sent to the victim only, to keep the test short (the long variant attacks all three).
     watch = _attack_and_watch(
         cluster, "oversized", seconds=60, frames=10, targets=[cluster.victim.member_id]
@@ -529,11 +533,17 @@ def test_an_oversized_frame_flood_from_a_member_key_leaves_memory_and_commits_al
     assert growth <= RSS_GROWTH_MAX_MIB, f"victim grew by {growth:.0f} MiB"
     # Measured: 0.05 to 0.22 s each; 26.3 s in the issue before the fix.
     assert watch.anchors_s and max(watch.anchors_s) < ANCHOR_S_MAX, watch.anchors_s
+    # Every frame that arrived was refused by its size, before decoding; none was executed.
+    # The last frames may still be in the victim's socket when the attacker is done sending,
+    # and one may be lost with its connection: the attacker's loop, busy sealing 16 MiB
+    # frames, can miss the victim's heartbeat (seen once: 9 of 10 delivered, then a redial).
+    too_large = 'sceau_messages_rejected_total{source="node",reason="too_large:pre_prepare"}'
+    deadline = time.monotonic() + 10
+    while (refused := cluster.counters().get(too_large, 0)) < 10 and time.monotonic() < deadline:
+        time.sleep(0.2)
     counters = cluster.counters()
-    refused = counters.get(
-        'sceau_messages_rejected_total{source="node",reason="too_large:pre_prepare"}', 0
-    )
-    assert refused >= 10, counters
+    assert refused >= 8, counters
+    assert counters.get("sceau_proposals_rejected_total", 0) == executed_before, counters
 
 
 @pytest.mark.timeout(120)
