@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 The chain is decided **one height at a time** (DESIGN.md decision 8). At height ``h`` the
 replica runs PBFT's three phases among the member set in force at ``h`` (n members,
-f = ⌊(n−1)/3⌋, quorum q = n − f; see ../shared/PBFT.md and docs/consensus.md):
+f = ⌊(n−1)/3⌋, quorum q = n − f; see docs/consensus.md):
 
 1. the primary of view ``v`` (``members[v mod n]``) proposes a block built by the application
    and broadcasts a signed ``PrePrepare`` and its own ``Prepare``;
