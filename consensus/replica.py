@@ -355,16 +355,7 @@ class Replica:
         prepared = self.record.prepared
         if prepared is None or not self.is_member:
             return
-        vote = CommitVote.sign(
-            self._key,
-            self.chain_id,
-            height=self.height,
-            view=prepared.view,
-            block_hash=prepared.block_hash,
-            sender=self.member_id,
-        )
-        self._broadcast_own(vote)
-        self._state.commits.add(prepared.view, prepared.block_hash, self.member_id, vote.signature)
+        self._cast_vote(CommitVote, self._state.commits, prepared.view, prepared.block_hash)
 
     def _carry_awaited_view(self, committed_view: int) -> None:
         """Keep waiting, at the new height, for a quorum in the view this replica moved to.
@@ -509,6 +500,22 @@ class Replica:
                     self._buffer(sender, message)
                 else:
                     self._dispatch(sender, message)
+
+    def _cast_vote(
+        self, kind: type[Prepare] | type[CommitVote], votes: VoteSet, view: int, block_hash: bytes
+    ) -> None:
+        """Sign this replica's vote of ``kind``, broadcast it (kept for retransmission) and count
+        it in ``votes``. The caller has persisted the safety record that covers it."""
+        vote = kind.sign(
+            self._key,
+            self.chain_id,
+            height=self.height,
+            view=view,
+            block_hash=block_hash,
+            sender=self.member_id,
+        )
+        self._broadcast_own(vote)
+        votes.add(view, block_hash, self.member_id, vote.signature)
 
     def _broadcast_own(self, message: Any) -> None:
         """Broadcast a message this replica signed, and keep it for retransmission."""
@@ -659,16 +666,7 @@ class Replica:
             self._persist(self.record.model_copy(update={"prepare_hash": block.block_hash}))
         # Otherwise the vote was persisted before a restart: Ed25519 is deterministic, so
         # signing it again gives the very same vote, which the others may not have received.
-        vote = Prepare.sign(
-            self._key,
-            self.chain_id,
-            height=self.height,
-            view=self.view,
-            block_hash=block.block_hash,
-            sender=self.member_id,
-        )
-        self._broadcast_own(vote)
-        state.prepares.add(self.view, block.block_hash, self.member_id, vote.signature)
+        self._cast_vote(Prepare, state.prepares, self.view, block.block_hash)
         self._maybe_start_timer()
         self._check_prepared(self.view, block.block_hash)
 
@@ -745,16 +743,7 @@ class Replica:
                 }
             )
         )
-        vote = CommitVote.sign(
-            self._key,
-            self.chain_id,
-            height=self.height,
-            view=view,
-            block_hash=block_hash,
-            sender=self.member_id,
-        )
-        self._broadcast_own(vote)
-        state.commits.add(view, block_hash, self.member_id, vote.signature)
+        self._cast_vote(CommitVote, state.commits, view, block_hash)
         self._check_committed(view, block_hash)
 
     def _check_committed(self, view: int, block_hash: bytes) -> None:
