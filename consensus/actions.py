@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from consensus.messages import BlockRequest
 from consensus.safety import SafetyRecord
 from ledger.model import Block, CommitCertificate
 
@@ -64,11 +65,14 @@ class CommitBlock:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FetchBlocks:
-    """Ask ``peer`` for blocks ``from_height``..``to_height``; answers come back as messages."""
+    """Send ``request`` to ``peer``: a request for committed blocks, built by the replica.
+
+    A kind of its own (not a plain :class:`Send`) so that a driver can count the fetches it
+    has outstanding per peer; the blocks come back as messages.
+    """
 
     peer: str
-    from_height: int
-    to_height: int
+    request: BlockRequest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

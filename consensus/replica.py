@@ -1187,7 +1187,8 @@ class Replica:
         if peer is None or peer not in self._public_keys or peer == self.member_id:
             peer = self._next_peer(None)
         self._fetch_pending = (peer, self.config.fetch_timeout_ticks)
-        self._out.append(FetchBlocks(peer=peer, from_height=first, to_height=last))
+        request = BlockRequest(from_height=first, to_height=last, sender=self.member_id)
+        self._out.append(FetchBlocks(peer=peer, request=request))
 
     def _next_peer(self, after: str | None) -> str:
         others = [member.id for member in self.members if member.id != self.member_id]

@@ -365,10 +365,7 @@ class Simulation:
             self._observe_sent(node, action.message)
             self._send(node, action.to, action.message)
         elif isinstance(action, FetchBlocks):
-            request = BlockRequest(
-                from_height=action.from_height, to_height=action.to_height, sender=node.member_id
-            )
-            self._send(node, action.peer, request)
+            self._send(node, action.peer, action.request)
         elif isinstance(action, CommitBlock):
             return self._commit(node, action)
         elif not isinstance(action, ReportEvidence | ReportRejectedProposal):

@@ -70,7 +70,6 @@ from consensus.actions import (
     ReportRejectedProposal,
     Send,
 )
-from consensus.messages import BlockRequest
 from consensus.replica import Replica, ReplicaConfig
 from consensus.safety import SafetyRecord
 from contracts.base import Rejection
@@ -618,12 +617,7 @@ class Node:
             elif isinstance(action, Send):
                 self.transport.send(action.to, encode_frame(action.message))
             elif isinstance(action, FetchBlocks):
-                request = BlockRequest(
-                    from_height=action.from_height,
-                    to_height=action.to_height,
-                    sender=self.member_id,
-                )
-                self.transport.send(action.peer, encode_frame(request))
+                self.transport.send(action.peer, encode_frame(action.request))
                 outstanding = self._fetches_outstanding
                 if outstanding[action.peer] < self.peer_limits.fetches_outstanding_max:
                     outstanding[action.peer] += 1

@@ -475,10 +475,7 @@ class Cluster:
             self._observe_signed(member_id, action.message)
             self._transmit(member_id, [action.to], action.message, action.to)
         elif isinstance(action, FetchBlocks):
-            request = BlockRequest(
-                from_height=action.from_height, to_height=action.to_height, sender=member_id
-            )
-            self._transmit(member_id, [action.peer], request, action.peer)
+            self._transmit(member_id, [action.peer], action.request, action.peer)
         elif isinstance(action, CommitBlock):
             return self._commit(node, action)
         elif isinstance(action, ReportEvidence):
