@@ -34,7 +34,6 @@ SEED``.
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import multiprocessing
 import os
@@ -45,50 +44,37 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consensus.actions import (
-    Broadcast,
-    CommitBlock,
-    FetchBlocks,
-    PersistSafety,
-    ReportEvidence,
-    ReportRejectedProposal,
-    Send,
-)
-from consensus.messages import (
-    BlockRequest,
-    BlockResponse,
-    CommitVote,
-    NewView,
-    Prepare,
-    PrePrepare,
-    Status,
-    ViewChange,
-    decode_message,
-    encode_message,
-)
+from consensus.actions import Action, ReportEvidence, ReportRejectedProposal
+from consensus.driver import execute_actions
+from consensus.invariants import InvariantChecker
+from consensus.messages import BlockRequest, PrePrepare
 from consensus.replica import Replica, ReplicaConfig
 from consensus.safety import SafetyRecord
 from consensus.simapp import SimulatedApplication
-from ledger import crypto, encoding
+from consensus.simfaults import BEHAVIOURS, OUTSIDER, Adversary
+from consensus.simnet import EventQueue, SimulatedNetwork, SimulatedProcess
+from ledger import crypto
 from ledger.devchain import LocalConsortium
 from ledger.model import (
+    Block,
     CommitCertificate,
     ConsensusParameters,
-    InvalidCertificateError,
-    ModelDecodeError,
     Transaction,
     fault_tolerance,
     sha256,
 )
 
-__all__ = ["Simulation", "SimulationConfig", "SimulationResult", "random_config", "run_campaign"]
+__all__ = [
+    "OUTSIDER",
+    "Simulation",
+    "SimulationConfig",
+    "SimulationResult",
+    "random_config",
+    "run_campaign",
+]
 
-OUTSIDER = "outsider"
-BEHAVIOURS = ("equivocator", "conflicting_voter", "twins", "replayer", "flooder", "liar")
 ReplicaFactory = Callable[..., Replica]
 FAILING_SEEDS_LISTED_MAX = 100
-DECODED_MESSAGES_MAX = 2_048
-"""Decoded messages a run remembers by their bytes (see :meth:`Simulation._decode`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,25 +147,42 @@ def random_config(seed: int, nodes: int | None = None) -> SimulationConfig:
     )
 
 
-@dataclass(slots=True)
-class _Node:
-    """One simulated process (a member, or one of a pair of twins)."""
+class _ProcessPort:
+    """How the simulator executes one process's actions (the :class:`ActionPort`).
 
-    name: str
-    member_id: str
-    key: crypto.PrivateKey
-    behaviour: str
-    skew_ms: int
-    chain: list[tuple[Any, CommitCertificate]] = field(default_factory=list)
-    safety: SafetyRecord | None = None
-    app: SimulatedApplication | None = None
-    replica: Replica | None = None
-    alive: bool = False
-    sent_history: list[tuple[str, bytes]] = field(default_factory=list)
+    Correct processes' signed messages go past the invariant checker on their way out; the
+    network then loses, delays or duplicates them. A commit is checked, appended to the
+    process's durable chain, and reported to its replica.
+    """
 
-    @property
-    def correct(self) -> bool:
-        return self.behaviour == "correct"
+    __slots__ = ("process", "simulation")
+
+    def __init__(self, simulation: Simulation, process: SimulatedProcess) -> None:
+        self.simulation = simulation
+        self.process = process
+
+    def persist_safety(self, record: SafetyRecord) -> None:
+        self.process.safety = record
+
+    def send(self, to: str, message: Any) -> None:
+        self.simulation._observe_sent(self.process, message)
+        self.simulation.network.send(self.process, to, message)
+
+    def broadcast(self, message: Any) -> None:
+        self.simulation._observe_sent(self.process, message)
+        self.simulation.network.broadcast(self.process, message)
+
+    def fetch_blocks(self, peer: str, request: BlockRequest) -> None:
+        self.simulation.network.send(self.process, peer, request)
+
+    def commit_block(self, block: Block, certificate: CommitCertificate) -> Sequence[Action]:
+        return self.simulation._commit(self.process, block, certificate)
+
+    def report_rejected_proposal(self, report: ReportRejectedProposal) -> None:
+        pass
+
+    def report_evidence(self, report: ReportEvidence) -> None:
+        pass
 
 
 class Simulation:
@@ -213,14 +216,13 @@ class Simulation:
         self.genesis = self.consortium.genesis
         self.chain_id = self.genesis.chain_id
         self.client_key = crypto.key_from_seed(sha256(b"client" + self.chain_id))
-        self.outsider_key = crypto.key_from_seed(sha256(b"outsider" + self.chain_id))
-        self.nodes: list[_Node] = []
+        self.nodes: list[SimulatedProcess] = []
         for member_id in member_ids:
             behaviour = config.byzantine.get(member_id, "correct")
             copies = 2 if behaviour == "twins" else 1
             for copy in range(copies):
                 self.nodes.append(
-                    _Node(
+                    SimulatedProcess(
                         name=member_id if copies == 1 else f"{member_id}/{copy}",
                         member_id=member_id,
                         key=self.consortium.keys[member_id],
@@ -230,30 +232,33 @@ class Simulation:
                         ),
                     )
                 )
-        self.now_ms = 0
-        self._queue: list[tuple[int, int, str, Any]] = []
-        self._sequence = 0
+        self.queue = EventQueue()
+        self.network = SimulatedNetwork(config, self.rng, self.nodes, self.queue)
+        self.adversary = Adversary(
+            rng=self.rng,
+            network=self.network,
+            chain_id=self.chain_id,
+            outsider_key=crypto.key_from_seed(sha256(b"outsider" + self.chain_id)),
+        )
         self.events = 0
         self.violations: list[str] = []
-        self.partition: tuple[frozenset[str], frozenset[str]] | None = None
         self.submitted: dict[bytes, Transaction] = {}
-        self.committed_at: dict[int, bytes] = {}
-        self.certificates: dict[int, CommitCertificate] = {}
-        self.signed_by_correct: dict[tuple[str, int, int, str], bytes] = {}
-        self.highest_view_sent: dict[tuple[str, int], int] = {}
-        self.members_at: dict[int, tuple[Any, ...]] = {1: self.genesis.members}
+        self.invariants = InvariantChecker(
+            self.chain_id, report=self._violation, submitted=self.submitted
+        )
         self._nonce = 0
-        self.stabilizing = False
         self.liveness_transactions: set[bytes] = set()
-        self.equivocations: set[tuple[str, int, int]] = set()
-        self.proposals_seen: dict[tuple[int, int], bytes] = {}
-        self._decoded: dict[bytes, Any] = {}
 
-    # --- scheduling ---------------------------------------------------------------------------
+    @property
+    def now_ms(self) -> int:
+        return self.queue.now_ms
+
+    @property
+    def stabilizing(self) -> bool:
+        return self.network.stabilizing
 
     def _schedule(self, at_ms: int, kind: str, payload: Any) -> None:
-        self._sequence += 1
-        heapq.heappush(self._queue, (at_ms, self._sequence, kind, payload))
+        self.queue.schedule(at_ms, kind, payload)
 
     def _log(self, text: str) -> None:
         if self.trace is not None:
@@ -276,11 +281,11 @@ class Simulation:
             self._schedule(self._exponential(config.crash_rate_per_s), "crash", None)
         end_ms = config.chaos_ms + config.stabilization_ms
         liveness_failure = None
-        while self._queue and not self.violations:
-            at_ms, _, kind, payload = heapq.heappop(self._queue)
+        while self.queue and not self.violations:
+            at_ms, kind, payload = self.queue.pop()
             if at_ms > end_ms:
                 break
-            self.now_ms = at_ms
+            self.queue.now_ms = at_ms
             self.events += 1
             getattr(self, f"_event_{kind}")(payload)
             if self.stabilizing and self._liveness_reached():
@@ -305,7 +310,7 @@ class Simulation:
 
     # --- processes ----------------------------------------------------------------------------
 
-    def _start(self, node: _Node) -> None:
+    def _start(self, node: SimulatedProcess) -> None:
         node.app = SimulatedApplication(self.genesis, chain=list(node.chain))
         node.replica = self._call(
             node,
@@ -319,163 +324,105 @@ class Simulation:
             ),
         )
         node.alive = node.replica is not None
-        if node.alive and node.replica.height != len(node.chain) + 1:
-            self._violation(
-                f"durability: {node.name} restarted at height {node.replica.height}"
-                f" with {len(node.chain)} blocks stored"
+        if node.alive:
+            self.invariants.check_restart(
+                node.name,
+                height=node.replica.height,
+                view=node.replica.view,
+                blocks_stored=len(node.chain),
+                persisted_view=node.safety.view if node.safety is not None else None,
             )
 
-    def _crash(self, node: _Node) -> None:
+    def _crash(self, node: SimulatedProcess) -> None:
         node.alive = False
         node.replica = None
         node.app = None
         self._log(f"CRASH {node.name}")
 
-    def _call(self, node: _Node, step: Callable[[], Any]) -> Any:
+    def _call(self, node: SimulatedProcess, step: Callable[[], Any]) -> Any:
         try:
             return step()
         except Exception as error:  # a replica must never raise: that is a bug
             self._violation(f"{node.name} raised {type(error).__name__}: {error}")
             return None
 
-    def _run_actions(self, node: _Node, actions: Sequence[Any] | None) -> None:
-        """Execute actions in order; a crash may strike between any two of them."""
-        pending = list(actions or ())
-        while pending and node.alive:
-            if (
-                self.config.crash_rate_per_s
-                and not self.stabilizing
-                and (self.rng.random() < self.config.crash_rate_per_s / 200)
-            ):
-                self._crash(node)
-                self._schedule(self.now_ms + self.rng.randint(100, 3_000), "restart", node)
-                return
-            action = pending.pop(0)
-            follow_up = self._execute(node, action)
-            if follow_up:
-                pending = list(follow_up) + pending
+    def _run_actions(self, node: SimulatedProcess, actions: Sequence[Action] | None) -> None:
+        """Execute actions with the one executor; a crash may strike between any two."""
+        try:
+            execute_actions(
+                _ProcessPort(self, node),
+                actions or (),
+                before_action=lambda: self._survives_next_action(node),
+            )
+        except AssertionError as error:  # the executor's: the replica returned a non-action
+            self._violation(f"{node.name}: {error}")
 
-    def _execute(self, node: _Node, action: Any) -> Sequence[Any] | None:
-        if isinstance(action, PersistSafety):
-            node.safety = action.record
-        elif isinstance(action, Broadcast):
-            self._observe_sent(node, action.message)
-            self._broadcast(node, action.message)
-        elif isinstance(action, Send):
-            self._observe_sent(node, action.message)
-            self._send(node, action.to, action.message)
-        elif isinstance(action, FetchBlocks):
-            self._send(node, action.peer, action.request)
-        elif isinstance(action, CommitBlock):
-            return self._commit(node, action)
-        elif not isinstance(action, ReportEvidence | ReportRejectedProposal):
-            self._violation(f"{node.name} returned an unknown action {action!r}")
-        return None
+    def _survives_next_action(self, node: SimulatedProcess) -> bool:
+        """False if ``node`` is down or crashes now (chaos only), before its next action."""
+        if not node.alive:
+            return False
+        if (
+            self.config.crash_rate_per_s
+            and not self.stabilizing
+            and (self.rng.random() < self.config.crash_rate_per_s / 200)
+        ):
+            self._crash(node)
+            self._schedule(self.now_ms + self.rng.randint(100, 3_000), "restart", node)
+            return False
+        return True
 
-    def _commit(self, node: _Node, action: CommitBlock) -> Sequence[Any] | None:
-        block, certificate = action.block, action.certificate
+    def _observe_sent(self, node: SimulatedProcess, message: Any) -> None:
+        """What a correct process signs goes past the invariants (and the outsider's ears)."""
+        if not node.correct:
+            return
+        if isinstance(message, PrePrepare):
+            self.adversary.note_proposal(message)
+        self.invariants.observe_signed(node.name, message)
+
+    def _commit(
+        self, node: SimulatedProcess, block: Block, certificate: CommitCertificate
+    ) -> Sequence[Action]:
         height = block.height
         if node.correct:
-            self._check_commit(node, block, certificate)
+            app = node.app
+            self.invariants.check_commit(
+                node.name,
+                block,
+                certificate,
+                members=app.members(),
+                chain_length=len(node.chain),
+                is_committed=lambda tx_id: bool(app.state.transaction_location(tx_id)),
+            )
         node.app.append(block, certificate)
         node.chain.append((block, certificate))
-        self.members_at.setdefault(height + 1, node.app.members())
         self._log(
             f"COMMIT {node.name} h={height} v={certificate.view} "
             f"txs={len(block.transactions)} {block.block_hash.hex()[:8]}"
         )
-        return self._call(node, lambda: node.replica.on_block_committed(height))
-
-    # --- network ------------------------------------------------------------------------------
-
-    def _recipients(self, member_id: str) -> list[_Node]:
-        return [node for node in self.nodes if node.member_id == member_id]
-
-    def _broadcast(self, node: _Node, message: Any) -> None:
-        data = encode_message(message)
-        for member in self._other_members(node):
-            if self._withheld(message, member):
-                continue
-            self._transmit(node, member, data)
-
-    def _withheld(self, message: Any, recipient: str) -> bool:
-        """The adversarial scheduler of ``withhold_commit_votes`` (chaos phase only)."""
-        if not self.config.withhold_commit_votes or self.stabilizing:
-            return False
-        if isinstance(message, Status):
-            return message.height % 3 == 0 and message.height > 0
-        if isinstance(message, BlockResponse):
-            return any(block.height % 3 == 0 for block, _ in message.blocks)
-        if not isinstance(message, CommitVote) or message.height % 3 != 0:
-            return False
-        members = sorted({node.member_id for node in self.nodes})
-        return recipient != members[message.height % len(members)]
-
-    def _send(self, node: _Node, member_id: str, message: Any) -> None:
-        if not self._withheld(message, member_id):
-            self._transmit(node, member_id, encode_message(message))
-
-    def _transmit(self, node: _Node, member_id: str, data: bytes) -> None:
-        config = self.config
-        node.sent_history.append((member_id, data))
-        if len(node.sent_history) > 512:
-            del node.sent_history[:256]
-        if self._cut(node.member_id, member_id):
-            return
-        if not self.stabilizing and self.rng.random() < config.drop_rate:
-            return
-        copies = 2 if self.rng.random() < config.duplicate_rate else 1
-        for _ in range(copies):
-            delay = self.rng.randint(config.delay_ms_min, config.delay_ms_max)
-            for recipient in self._recipients(member_id):
-                self._schedule(self.now_ms + delay, "deliver", (recipient, node.member_id, data))
-
-    def _cut(self, sender: str, recipient: str) -> bool:
-        if self.partition is None:
-            return False
-        side_a, _ = self.partition
-        return (sender in side_a) != (recipient in side_a)
+        return self._call(node, lambda: node.replica.on_block_committed(height)) or ()
 
     # --- events -------------------------------------------------------------------------------
 
-    def _event_tick(self, node: _Node) -> None:
+    def _event_tick(self, node: SimulatedProcess) -> None:
         self._schedule(self.now_ms + self.config.tick_ms, "tick", node)
         if not node.alive:
             return
         local_ms = self.now_ms + node.skew_ms + self.genesis.created_at_ms
         self._run_actions(node, self._call(node, lambda: node.replica.on_tick(local_ms)))
         if node.alive and not node.correct:
-            self._misbehave(node)
+            self.adversary.misbehave(node)
 
-    def _event_deliver(self, payload: tuple[_Node, str, bytes]) -> None:
+    def _event_deliver(self, payload: tuple[SimulatedProcess, str, bytes]) -> None:
         node, sender, data = payload
         if not node.alive:
             return
-        message = self._decode(data)
+        message = self.network.decode(data)
         if message is None:
             return  # the transport drops and counts undecodable frames
         if node.behaviour == "liar" and isinstance(message, BlockRequest):
-            self._lie(node, sender, message)
+            self.adversary.lie(node, sender, message)
             return
         self._run_actions(node, self._call(node, lambda: node.replica.on_message(sender, message)))
-
-    def _decode(self, data: bytes) -> Any:
-        """``decode_message(data)``, or None if it does not decode; remembered per run.
-
-        A broadcast reaches every member as the same bytes: decoding them once gives the
-        same frozen message every recipient would have decoded (decoding is a pure function
-        of the bytes), and it was most of a run's time. The memory is bounded.
-        """
-        if data in self._decoded:
-            return self._decoded[data]
-        try:
-            message = decode_message(data)
-        except (encoding.EncodingError, ModelDecodeError):
-            message = None
-        if len(self._decoded) >= DECODED_MESSAGES_MAX:
-            self._decoded.clear()
-        self._decoded[data] = message
-        return message
 
     def _event_submit(self, _: Any) -> None:
         if not self.stabilizing:
@@ -494,16 +441,15 @@ class Simulation:
             expiry_height=10_000,
         )
         self.submitted[transaction.tx_id] = transaction
-        targets = {node.member_id for node in self.nodes}
-        for member_id in sorted(targets):
+        for member_id in self.network.member_ids():
             # Gossip: every member hears of it, some later than others, some maybe never.
             if self.stabilizing or self.rng.random() < 0.9:
                 delay = self.rng.randint(0, self.config.delay_ms_max)
-                for node in self._recipients(member_id):
+                for node in self.network.recipients(member_id):
                     self._schedule(self.now_ms + delay, "arrive", (node, transaction))
         return transaction.tx_id
 
-    def _event_arrive(self, payload: tuple[_Node, Transaction]) -> None:
+    def _event_arrive(self, payload: tuple[SimulatedProcess, Transaction]) -> None:
         node, transaction = payload
         if node.alive and node.app.submit(transaction):
             self._run_actions(node, self._call(node, lambda: node.replica.on_transactions()))
@@ -511,16 +457,13 @@ class Simulation:
     def _event_partition(self, _: Any) -> None:
         if self.stabilizing:
             return
-        members = sorted({node.member_id for node in self.nodes})
-        self.rng.shuffle(members)
-        cut = self.rng.randint(1, len(members) - 1)
-        self.partition = (frozenset(members[:cut]), frozenset(members[cut:]))
-        self._log(f"PARTITION {sorted(self.partition[0])} | {sorted(self.partition[1])}")
+        side_a, side_b = self.network.cut_at_random()
+        self._log(f"PARTITION {sorted(side_a)} | {sorted(side_b)}")
         self._schedule(self.now_ms + self.rng.randint(200, 4_000), "heal", None)
         self._schedule(self._exponential(self.config.partition_rate_per_s), "partition", None)
 
     def _event_heal(self, _: Any) -> None:
-        self.partition = None
+        self.network.heal()
         self._log("HEAL")
 
     def _event_crash(self, _: Any) -> None:
@@ -533,7 +476,7 @@ class Simulation:
             self._crash(node)
             self._schedule(self.now_ms + self.rng.randint(100, 5_000), "restart", node)
 
-    def _event_restart(self, node: _Node) -> None:
+    def _event_restart(self, node: SimulatedProcess) -> None:
         if not node.alive:
             self._log(f"RESTART {node.name} from height {len(node.chain)}")
             self._start(node)
@@ -555,26 +498,11 @@ class Simulation:
     def _event_outsider(self, _: Any) -> None:
         """A non-member signs prepare and commit votes for every proposal seen lately."""
         self._schedule(self.now_ms + 4 * self.config.tick_ms, "outsider", None)
-        recent = sorted(self.proposals_seen.items())[-4:]
-        for (height, view), block_hash in recent:
-            for kind in (Prepare, CommitVote):
-                vote = kind.sign(
-                    self.outsider_key,
-                    self.chain_id,
-                    height=height,
-                    view=view,
-                    block_hash=block_hash,
-                    sender=OUTSIDER,
-                )
-                data = encode_message(vote)
-                for member_id in sorted({node.member_id for node in self.nodes}):
-                    for node in self._recipients(member_id):
-                        delay = self.rng.randint(1, self.config.delay_ms_max)
-                        self._schedule(self.now_ms + delay, "deliver", (node, OUTSIDER, data))
+        self.adversary.outsider_votes()
 
     def _event_stabilize(self, _: Any) -> None:
-        self.stabilizing = True
-        self.partition = None
+        self.network.stabilizing = True
+        self.network.heal()
         self._log("STABILIZE")
         for node in self.nodes:
             if not node.alive:
@@ -582,210 +510,15 @@ class Simulation:
         for _ in range(3):
             self.liveness_transactions.add(self._submit_transaction(b"liveness"))
 
-    # --- byzantine behaviours -----------------------------------------------------------------
-
-    def _misbehave(self, node: _Node) -> None:
-        behaviour = node.behaviour
-        if behaviour == "replayer" and node.sent_history and self.rng.random() < 0.3:
-            member_id, data = self.rng.choice(node.sent_history)
-            self._transmit(node, member_id, data)
-        elif behaviour == "flooder" and self.rng.random() < 0.5:
-            self._flood(node)
-        elif behaviour == "conflicting_voter" and self.rng.random() < 0.3:
-            self._conflicting_votes(node)
-        elif behaviour == "equivocator":
-            self._equivocate(node)
-
-    def _flood(self, node: _Node) -> None:
-        replica = node.replica
-        junk = [
-            Prepare.sign(
-                node.key,
-                self.chain_id,
-                height=replica.height + 10_000,
-                view=0,
-                block_hash=bytes(32),
-                sender=node.member_id,
-            ),
-            Prepare.sign(
-                node.key,
-                self.chain_id,
-                height=replica.height,
-                view=replica.view + 1_000_000,
-                block_hash=bytes(32),
-                sender=node.member_id,
-            ),
-            CommitVote(
-                height=replica.height,
-                view=replica.view,
-                block_hash=bytes(32),
-                sender=node.member_id,
-                signature=bytes(64),
-            ),
-            Status(height=replica.height + 50, certificate=None, sender=node.member_id),
-        ]
-        for member in self._other_members(node):
-            for message in junk:
-                self._transmit(node, member, encode_message(message))
-            self._transmit(node, member, self.rng.randbytes(self.rng.randint(0, 64)))
-
-    def _conflicting_votes(self, node: _Node) -> None:
-        replica = node.replica
-        for kind in (Prepare, CommitVote):
-            message = kind.sign(
-                node.key,
-                self.chain_id,
-                height=replica.height,
-                view=replica.view,
-                block_hash=self.rng.randbytes(32),
-                sender=node.member_id,
-            )
-            self._transmit(
-                node, self.rng.choice(self._other_members(node)), encode_message(message)
-            )
-        outsider_vote = CommitVote.sign(
-            self.outsider_key,
-            self.chain_id,
-            height=replica.height,
-            view=replica.view,
-            block_hash=self.rng.randbytes(32),
-            sender=node.member_id,
-        )
-        self._transmit(
-            node, self.rng.choice(self._other_members(node)), encode_message(outsider_vote)
-        )
-
-    def _equivocate(self, node: _Node) -> None:
-        """As primary, propose a second, different block to half of the others."""
-        replica = node.replica
-        proposal = replica._state.proposals.get(replica.view)
-        if proposal is None or proposal.sender != node.member_id:
-            return
-        marker = (node.name, replica.height, replica.view)
-        if marker in self.equivocations:
-            return
-        self.equivocations.add(marker)
-        other_block = node.app.propose(
-            height=replica.height,
-            view=replica.view,
-            timestamp_ms=proposal.block.header.timestamp_ms + 1,
-            proposer=node.member_id,
-        )
-        second = PrePrepare.sign(
-            node.key, self.chain_id, view=replica.view, block=other_block, sender=node.member_id
-        )
-        others = self._other_members(node)
-        for member in others[len(others) // 2 :]:
-            self._transmit(node, member, encode_message(second))
-            for kind in (Prepare, CommitVote):
-                vote = kind.sign(
-                    node.key,
-                    self.chain_id,
-                    height=replica.height,
-                    view=replica.view,
-                    block_hash=other_block.block_hash,
-                    sender=node.member_id,
-                )
-                self._transmit(node, member, encode_message(vote))
-
-    def _lie(self, node: _Node, sender: str, request: BlockRequest) -> None:
-        """Answer a block request with real blocks under forged certificates."""
-        forged = []
-        for height in range(request.from_height, request.to_height + 1):
-            if height > len(node.chain):
-                break
-            block, certificate = node.chain[height - 1]
-            forged.append(
-                (
-                    block,
-                    certificate.model_copy(
-                        update={"signatures": ((node.member_id, self.rng.randbytes(64)),)}
-                    ),
-                )
-            )
-        response = BlockResponse(blocks=tuple(forged), sender=node.member_id)
-        self._transmit(node, sender, encode_message(response))
-
-    def _other_members(self, node: _Node) -> list[str]:
-        return sorted({other.member_id for other in self.nodes} - {node.member_id})
-
-    # --- invariants ---------------------------------------------------------------------------
+    # --- invariants and liveness --------------------------------------------------------------
 
     def _violation(self, text: str) -> None:
         self._log(f"VIOLATION {text}")
         self.violations.append(f"t={self.now_ms}ms: {text}")
 
-    def _observe_sent(self, node: _Node, message: Any) -> None:
-        """No correct replica signs two things for one (height, view, kind), nor goes back."""
-        if not node.correct or not isinstance(
-            message, PrePrepare | Prepare | CommitVote | ViewChange | NewView
-        ):
-            return
-        if isinstance(message, PrePrepare):
-            content = message.block.block_hash
-            self.proposals_seen[(message.height, message.view)] = content
-        elif isinstance(message, Prepare | CommitVote):
-            content = message.block_hash
-        else:
-            content = sha256(message.body_bytes())
-        kind = message.kind
-        key = (node.name, message.height, message.view, kind)
-        earlier = self.signed_by_correct.setdefault(key, content)
-        if earlier != content:
-            self._violation(
-                f"{node.name} signed two different {kind} at height "
-                f"{message.height} view {message.view}"
-            )
-        view_key = (node.name, message.height)
-        highest = self.highest_view_sent.get(view_key, -1)
-        # Retransmitted view changes of an earlier view are the same signed messages again
-        # (checked above); a prepare or a new view in an earlier view would be a regression.
-        if kind in ("new_view", "prepare") and message.view < highest:
-            self._violation(
-                f"{node.name} went back from view {highest} to {message.view} "
-                f"at height {message.height}"
-            )
-        self.highest_view_sent[view_key] = max(highest, message.view)
-
-    def _check_commit(self, node: _Node, block: Any, certificate: CommitCertificate) -> None:
-        height = block.height
-        members = node.app.members()
-        try:
-            certificate.verify(self.chain_id, members)
-        except InvalidCertificateError as error:
-            self._violation(
-                f"{node.name} committed height {height} with an invalid certificate: {error}"
-            )
-        if certificate.block_hash != block.block_hash or certificate.height != height:
-            self._violation(f"{node.name} committed a certificate for another block")
-        agreed = self.committed_at.setdefault(height, block.block_hash)
-        if agreed != block.block_hash:
-            self._violation(f"agreement: two blocks committed at height {height}")
-        earlier = self.certificates.setdefault(height, certificate)
-        if earlier.block_hash != certificate.block_hash:
-            self._violation(f"two certificates for different blocks at height {height}")
-        if height != len(node.chain) + 1:
-            self._violation(
-                f"{node.name} committed height {height} on a chain of {len(node.chain)}"
-            )
-        for transaction in block.transactions:
-            if transaction.tx_id not in self.submitted:
-                self._violation(f"validity: height {height} holds a transaction nobody submitted")
-        tx_ids = [tx.tx_id for tx in block.transactions]
-        if len(set(tx_ids)) != len(tx_ids) or any(
-            node.app.state.transaction_location(tx_id) for tx_id in tx_ids
-        ):
-            self._violation(f"validity: a transaction committed twice (height {height})")
-
     def check_invariants(self) -> list[str]:
         """Total order across correct members (run at the end and by tests)."""
-        chains = [node.chain for node in self.nodes if node.correct]
-        longest = max(chains, key=len, default=[])
-        for chain in chains:
-            for (block, _), (reference, _) in zip(chain, longest, strict=False):
-                if block.block_hash != reference.block_hash:
-                    self._violation(f"total order: chains differ at height {block.height}")
-                    break
+        self.invariants.check_total_order(node.chain for node in self.nodes if node.correct)
         return self.violations
 
     def _longest_correct_chain(self) -> list[tuple[Any, CommitCertificate]]:
