@@ -14,15 +14,16 @@ expected outcome is read off a message trace::
 Nothing happens unless the script asks for it: messages wait in one FIFO queue until a
 ``deliver`` verb takes them out, clocks advance only on ``tick``. Every member has one
 :class:`~consensus.simapp.SimulatedApplication` (its durable chain survives a crash) and one
-real :class:`~consensus.replica.Replica`. Actions are executed exactly as the simulator and the
-node execute them: in order, :class:`PersistSafety` kept per member before the messages it
-covers leave, messages encoded with :func:`encode_message` and decoded with
-:func:`decode_message` on delivery (the wire format is exercised), ``CommitBlock`` →
-``app.append`` → ``replica.on_block_committed``.
+real :class:`~consensus.replica.Replica`. Actions are executed by the node's and the
+simulator's one executor (:func:`consensus.driver.execute_actions`) on a port of this harness:
+:class:`PersistSafety` kept per member before the messages it covers leave, messages encoded
+with :func:`encode_message` and decoded with :func:`decode_message` on delivery (the wire
+format is exercised), ``CommitBlock`` → ``app.append`` → ``replica.on_block_committed``.
 
-The harness checks the simulator's safety invariants after every action and fails the test at
-once (printing the trace) if one breaks: agreement, valid certificates, no correct replica
-signing two different things for one (height, view, kind), no return to a lower view.
+The harness checks the simulator's safety invariants (:class:`consensus.invariants.
+InvariantChecker`, the same checker) as it goes and fails the test at once (printing the
+trace) if one breaks: agreement, valid certificates, no replica signing two different things
+for one (height, view, kind), no return to a lower view, durability across a restart.
 """
 
 from __future__ import annotations
@@ -31,15 +32,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consensus.actions import (
-    Broadcast,
-    CommitBlock,
-    FetchBlocks,
-    PersistSafety,
-    ReportEvidence,
-    ReportRejectedProposal,
-    Send,
-)
+from consensus.actions import Action, ReportEvidence, ReportRejectedProposal
+from consensus.driver import execute_actions
+from consensus.invariants import InvariantChecker
 from consensus.messages import (
     BlockRequest,
     BlockResponse,
@@ -57,14 +52,7 @@ from consensus.safety import SafetyRecord
 from consensus.simapp import SimulatedApplication
 from ledger import crypto
 from ledger.devchain import LocalConsortium
-from ledger.model import (
-    Block,
-    CommitCertificate,
-    InvalidCertificateError,
-    Member,
-    Transaction,
-    sha256,
-)
+from ledger.model import Block, CommitCertificate, Member, Transaction, sha256
 
 __all__ = ["SCENARIO_CONFIG", "Cluster", "Envelope", "short"]
 
@@ -175,10 +163,7 @@ class Cluster:
         self.drop_rules: list[MessageFilter] = []
         self.nodes: dict[str, Node] = {}
         self._nonce = 0
-        self._committed: dict[int, bytes] = {}
-        self._signed: dict[tuple[str, int, int, str], bytes] = {}
-        self._highest_view: dict[tuple[str, int], int] = {}
-        self._view_floor: dict[str, int] = {}
+        self.invariants = InvariantChecker(self.chain_id, report=self._violation)
         self._liars: set[str] = set()
         for member_id in member_ids:
             self.add_replica(member_id, key=self.consortium.keys[member_id], log=False)
@@ -427,8 +412,12 @@ class Cluster:
 
     def _check(self, condition: bool, what: str) -> None:
         if not condition:
-            self._log(f"VIOLATION {what}")
-            raise AssertionError(f"{what}\n--- trace ---\n{self.format_trace()}")
+            self._violation(what)
+
+    def _violation(self, what: str) -> None:
+        """A broken invariant fails the test at once, with the trace so far."""
+        self._log(f"VIOLATION {what}")
+        raise AssertionError(f"{what}\n--- trace ---\n{self.format_trace()}")
 
     def _boot(self, node: Node) -> None:
         node.app = SimulatedApplication(self.genesis, chain=list(node.chain))
@@ -441,55 +430,27 @@ class Cluster:
             safety=node.safety,
         )
         replica = node.replica
-        self._check(replica.height == len(node.chain) + 1, f"{node.member_id} lost blocks")
-        if node.safety is not None:
-            self._check(replica.view >= node.safety.view, f"{node.member_id} went back a view")
+        self.invariants.check_restart(
+            node.member_id,
+            height=replica.height,
+            view=replica.view,
+            blocks_stored=len(node.chain),
+            persisted_view=node.safety.view if node.safety is not None else None,
+        )
         # The clock starts: a replica proposes only once it knows the time.
         self._run(node, lambda: replica.on_tick(self.now_ms))
 
     def _run(self, node: Node, step: Callable[[], list[Any]]) -> None:
-        """Call the replica, then execute its actions in order, like the simulator."""
+        """Call the replica, then execute its actions with the one executor."""
         member_id = node.member_id
         view_before = node.replica.view
-        pending = list(step())
+        actions = step()
         view = node.replica.view
         if view > view_before:
             self._log(f"{member_id}: VIEW-CHANGE to v={view}")
         # Views are global: a replica never returns to a lower one, not even after a restart.
-        floor = self._view_floor.get(member_id, 0)
-        self._check(view >= floor, f"{member_id} went back from view {floor} to {view}")
-        self._view_floor[member_id] = view
-        while pending and node.alive:
-            follow_up = self._execute(node, pending.pop(0))
-            pending = list(follow_up) + pending
-
-    def _execute(self, node: Node, action: Any) -> list[Any]:
-        member_id = node.member_id
-        if isinstance(action, PersistSafety):
-            node.safety = action.record
-        elif isinstance(action, Broadcast):
-            self._observe_signed(member_id, action.message)
-            others = [m for m in self.nodes if m != member_id]
-            self._transmit(member_id, others, action.message, "*")
-        elif isinstance(action, Send):
-            self._observe_signed(member_id, action.message)
-            self._transmit(member_id, [action.to], action.message, action.to)
-        elif isinstance(action, FetchBlocks):
-            self._transmit(member_id, [action.peer], action.request, action.peer)
-        elif isinstance(action, CommitBlock):
-            return self._commit(node, action)
-        elif isinstance(action, ReportEvidence):
-            node.reports.append(action)
-            self._log(f"{member_id}: EVIDENCE against {action.member}")
-        elif isinstance(action, ReportRejectedProposal):
-            node.reports.append(action)
-            self._log(
-                f"{member_id}: REJECT h={action.height} v={action.view} "
-                f"from {action.proposer}: {action.reason}"
-            )
-        else:
-            self._check(False, f"{member_id} returned an unknown action {action!r}")
-        return []
+        self.invariants.observe_view(member_id, view)
+        execute_actions(_MemberPort(self, node), actions, before_action=lambda: node.alive)
 
     def _transmit(self, sender: str, recipients: Sequence[str], message: Any, to: str) -> None:
         self.sent.append((sender, message))
@@ -527,24 +488,19 @@ class Cluster:
         self._transmit(liar, [request.sender], response, request.sender)
         self.trace[-1] += " (forged certificates)"
 
-    def _commit(self, node: Node, action: CommitBlock) -> list[Any]:
-        block, certificate = action.block, action.certificate
+    def _commit(self, node: Node, block: Block, certificate: CommitCertificate) -> list[Any]:
         height = block.height
         member_id = node.member_id
-        try:
-            certificate.verify(self.chain_id, node.app.members())
-            valid = True
-        except InvalidCertificateError:
-            valid = False
-        self._check(valid, f"{member_id} committed height {height} with an invalid certificate")
-        self._check(
-            certificate.block_hash == block.block_hash and certificate.height == height,
-            f"{member_id} committed a certificate for another block",
+        app = node.app
+        self.invariants.check_commit(
+            member_id,
+            block,
+            certificate,
+            members=app.members(),
+            chain_length=len(node.chain),
+            is_committed=lambda tx_id: bool(app.state.transaction_location(tx_id)),
         )
-        agreed = self._committed.setdefault(height, block.block_hash)
-        self._check(agreed == block.block_hash, f"agreement: two blocks at height {height}")
-        self._check(height == len(node.chain) + 1, f"{member_id} committed out of order")
-        node.app.append(block, certificate)
+        app.append(block, certificate)
         node.chain.append((block, certificate))
         self._log(
             f"{member_id}: COMMIT h={height} v={certificate.view} "
@@ -552,33 +508,47 @@ class Cluster:
         )
         return list(node.replica.on_block_committed(height))
 
-    def _observe_signed(self, member_id: str, message: Any) -> None:
-        """No replica signs two things for one (height, view, kind), nor goes back a view."""
-        if isinstance(message, PrePrepare):
-            content = message.block.block_hash
-        elif isinstance(message, Prepare | CommitVote):
-            content = message.block_hash
-        elif isinstance(message, ViewChange | NewView):
-            content = sha256(message.body_bytes())
-        else:
-            return
-        key = (member_id, message.height, message.view, message.kind)
-        earlier = self._signed.setdefault(key, content)
-        self._check(
-            earlier == content,
-            f"{member_id} signed two different {message.kind} at h={message.height} "
-            f"v={message.view}",
+
+class _MemberPort:
+    """How the cluster executes one member's actions (the executor's port): messages go to
+    the queue (past the drop rules), commits to the member's durable chain, reports to
+    :meth:`Cluster.reports` and the trace."""
+
+    __slots__ = ("cluster", "node")
+
+    def __init__(self, cluster: Cluster, node: Node) -> None:
+        self.cluster = cluster
+        self.node = node
+
+    def persist_safety(self, record: SafetyRecord) -> None:
+        self.node.safety = record
+
+    def send(self, to: str, message: Any) -> None:
+        self.cluster.invariants.observe_signed(self.node.member_id, message)
+        self.cluster._transmit(self.node.member_id, [to], message, to)
+
+    def broadcast(self, message: Any) -> None:
+        member_id = self.node.member_id
+        self.cluster.invariants.observe_signed(member_id, message)
+        others = [m for m in self.cluster.nodes if m != member_id]
+        self.cluster._transmit(member_id, others, message, "*")
+
+    def fetch_blocks(self, peer: str, request: BlockRequest) -> None:
+        self.cluster._transmit(self.node.member_id, [peer], request, peer)
+
+    def commit_block(self, block: Block, certificate: CommitCertificate) -> list[Action]:
+        return self.cluster._commit(self.node, block, certificate)
+
+    def report_rejected_proposal(self, report: ReportRejectedProposal) -> None:
+        self.node.reports.append(report)
+        self.cluster._log(
+            f"{self.node.member_id}: REJECT h={report.height} v={report.view} "
+            f"from {report.proposer}: {report.reason}"
         )
-        view_key = (member_id, message.height)
-        highest = self._highest_view.get(view_key, -1)
-        # A view change of an earlier view may be retransmitted (the same signed message,
-        # checked above); a new view or prepare in an earlier view would be a regression.
-        if message.kind in ("new_view", "prepare"):
-            self._check(
-                message.view >= highest,
-                f"{member_id} went back from view {highest} to {message.view}",
-            )
-        self._highest_view[view_key] = max(highest, message.view)
+
+    def report_evidence(self, report: ReportEvidence) -> None:
+        self.node.reports.append(report)
+        self.cluster._log(f"{self.node.member_id}: EVIDENCE against {report.member}")
 
 
 def signatures_of(

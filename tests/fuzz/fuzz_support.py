@@ -32,17 +32,12 @@ from collections.abc import Callable
 from typing import Any
 
 from consensus import simapp
-from consensus.actions import (
-    Broadcast,
-    CommitBlock,
-    FetchBlocks,
-    PersistSafety,
-    ReportEvidence,
-    ReportRejectedProposal,
-    Send,
-)
+from consensus.actions import Action, ReportEvidence, ReportRejectedProposal
+from consensus.driver import execute_actions
+from consensus.invariants import InvariantChecker
 from consensus.messages import (
     BLOCKS_PER_RESPONSE_MAX,
+    BlockRequest,
     BlockResponse,
     CommitVote,
     NewView,
@@ -53,17 +48,11 @@ from consensus.messages import (
     ViewChange,
 )
 from consensus.replica import Replica, ReplicaConfig
+from consensus.safety import SafetyRecord
 from consensus.simapp import SimulatedApplication, note_transaction
 from ledger import crypto, domains
 from ledger.devchain import LocalConsortium
-from ledger.model import (
-    Block,
-    CommitCertificate,
-    InvalidCertificateError,
-    Transaction,
-    sha256,
-    vote_payload,
-)
+from ledger.model import Block, CommitCertificate, Transaction, sha256, vote_payload
 from node.wire import FrameError, TransactionGossip, decode_frame, encode_frame
 
 __all__ = [
@@ -289,8 +278,17 @@ def resign(message: Any) -> Any:
 # --- the driver -------------------------------------------------------------------------------
 
 
+def _broken(what: str) -> None:
+    raise AssertionError(what)
+
+
 class ReplicaDriver:
-    """One replica and its application, driven as the node drives them, checked as it goes."""
+    """One replica and its application, driven as the node drives them, checked as it goes.
+
+    The driver is the executor's port (:class:`consensus.driver.ActionPort`): the replica's
+    actions run through the node's one executor, and what the replica signs, enters and
+    commits goes past the simulator's invariant checker, which fails the input at once.
+    """
 
     def __init__(self, flags: int) -> None:
         committed = flags & 0b11
@@ -303,6 +301,7 @@ class ReplicaDriver:
             application=self.app,
             config=CONFIG,
         )
+        self.invariants = InvariantChecker(CHAIN_ID, report=_broken)
         self.now_ms = NOW_MS
         self.sent: list[Any] = []
         """Every message the replica sent (broadcast or to one peer), in order."""
@@ -325,37 +324,58 @@ class ReplicaDriver:
         self.execute(self.replica.on_tick(self.now_ms))
 
     def execute(self, actions: list[Any]) -> None:
-        """Run actions in order; a CommitBlock's follow-up actions run right after it."""
-        pending = list(actions)
+        """Run actions with the one executor (a CommitBlock's follow-up runs right after it)."""
+        self.invariants.observe_view(self.member_id, self.replica.view)
         executed = 0
-        while pending:
+
+        def bounded() -> bool:
+            nonlocal executed
             executed += 1
             assert executed <= ACTIONS_PER_EVENT_MAX, "the replica does not go quiet"
-            action = pending.pop(0)
-            if isinstance(action, Broadcast | Send):
-                # What the replica sends must be a valid frame for its peers.
-                assert decode_frame(encode_frame(action.message)) == action.message
-                self.sent.append(action.message)
-            elif isinstance(action, CommitBlock):
-                pending = self.commit(action) + pending
-            else:
-                assert isinstance(
-                    action, PersistSafety | FetchBlocks | ReportEvidence | ReportRejectedProposal
-                ), f"unknown action {action!r}"
+            return True
 
-    def commit(self, action: CommitBlock) -> list[Any]:
+        execute_actions(self, actions, before_action=bounded)
+
+    # --- the executor's port ------------------------------------------------------------------
+
+    def persist_safety(self, record: SafetyRecord) -> None:
+        pass  # nothing restarts: the record is never read back
+
+    def send(self, to: str, message: Any) -> None:
+        self._sent(message)
+
+    def broadcast(self, message: Any) -> None:
+        self._sent(message)
+
+    def _sent(self, message: Any) -> None:
+        # What the replica sends must be a valid frame for its peers.
+        assert decode_frame(encode_frame(message)) == message
+        self.invariants.observe_signed(self.member_id, message)
+        self.sent.append(message)
+
+    def fetch_blocks(self, peer: str, request: BlockRequest) -> None:
+        pass
+
+    def commit_block(self, block: Block, certificate: CommitCertificate) -> list[Action]:
         """Append the block as the node's store would; returns the replica's follow-up."""
-        block, certificate = action.block, action.certificate
-        height = self.app.tip().height + 1
-        assert block.height == certificate.height == height, "committed out of order"
-        assert certificate.block_hash == block.block_hash, "a certificate for another block"
-        try:
-            certificate.verify(CHAIN_ID, self.app.members())
-        except InvalidCertificateError as error:
-            raise AssertionError(f"committed with an invalid certificate: {error}") from None
-        assert self.app.validate(block) is None, "committed an invalid block"
-        self.app.append(block, certificate)
-        return self.replica.on_block_committed(height)
+        app = self.app
+        self.invariants.check_commit(
+            self.member_id,
+            block,
+            certificate,
+            members=app.members(),
+            chain_length=app.tip().height,
+            is_committed=lambda tx_id: bool(app.state.transaction_location(tx_id)),
+        )
+        assert app.validate(block) is None, "committed an invalid block"
+        app.append(block, certificate)
+        return self.replica.on_block_committed(block.height)
+
+    def report_rejected_proposal(self, report: ReportRejectedProposal) -> None:
+        pass
+
+    def report_evidence(self, report: ReportEvidence) -> None:
+        pass
 
     def check_bounds(self) -> None:
         """Every buffer a peer can fill stays within its configured limit."""
