@@ -61,15 +61,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from consensus.actions import (
-    Broadcast,
-    CommitBlock,
-    FetchBlocks,
-    PersistSafety,
-    ReportEvidence,
-    ReportRejectedProposal,
-    Send,
-)
+from consensus.actions import Action, ReportEvidence, ReportRejectedProposal
+from consensus.driver import execute_actions
+from consensus.messages import BlockRequest
 from consensus.replica import Replica, ReplicaConfig
 from consensus.safety import SafetyRecord
 from contracts.base import Rejection
@@ -606,44 +600,9 @@ class Node:
 
     # --- actions out --------------------------------------------------------------------------
 
-    def _execute(self, actions: Iterable[Any]) -> None:
-        pending = collections.deque(actions)
-        while pending:
-            action = pending.popleft()
-            if isinstance(action, PersistSafety):
-                self.store.save_safety_record(action.record.to_bytes())
-            elif isinstance(action, Broadcast):
-                self.transport.broadcast(encode_frame(action.message))
-            elif isinstance(action, Send):
-                self.transport.send(action.to, encode_frame(action.message))
-            elif isinstance(action, FetchBlocks):
-                self.transport.send(action.peer, encode_frame(action.request))
-                outstanding = self._fetches_outstanding
-                if outstanding[action.peer] < self.peer_limits.fetches_outstanding_max:
-                    outstanding[action.peer] += 1
-            elif isinstance(action, CommitBlock):
-                pending.extendleft(reversed(self._commit(action.block, action.certificate)))
-            elif isinstance(action, ReportRejectedProposal):
-                self.metrics.proposals_rejected += 1
-                self._note_rejected_proposal(action)
-                self.log.warning(
-                    ("refused proposal", action.proposer),
-                    "refused proposal h=%d v=%d from %s: %s",
-                    action.height,
-                    action.view,
-                    action.proposer,
-                    action.reason,
-                )
-            elif isinstance(action, ReportEvidence):
-                self.metrics.evidence += 1
-                self.evidence.append((action.member, action.first, action.second))
-                self.log.warning(
-                    ("equivocation evidence", action.member),
-                    "equivocation evidence against %s",
-                    action.member,
-                )
-            else:
-                raise AssertionError(f"unknown action {action!r}")
+    def _execute(self, actions: Iterable[Action]) -> None:
+        """Execute the replica's actions with the one executor, on this node's port."""
+        execute_actions(_NodePort(self), actions)
         if self.replica.view != self._last_view:
             self._log_view_change()
 
@@ -749,3 +708,59 @@ class Node:
             "mempool_bytes": self.mempool.size_bytes,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
         }
+
+
+class _NodePort:
+    """How a node executes the replica's actions (:class:`consensus.driver.ActionPort`).
+
+    The safety record goes to the store with ``sync=True``; messages are framed and queued on
+    the peer transport; a commit is one synced batch (:meth:`Node._commit`); reports feed the
+    metrics, the logs and the node's evidence.
+    """
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def persist_safety(self, record: SafetyRecord) -> None:
+        self.node.store.save_safety_record(record.to_bytes())
+
+    def send(self, to: str, message: Any) -> None:
+        self.node.transport.send(to, encode_frame(message))
+
+    def broadcast(self, message: Any) -> None:
+        self.node.transport.broadcast(encode_frame(message))
+
+    def fetch_blocks(self, peer: str, request: BlockRequest) -> None:
+        node = self.node
+        node.transport.send(peer, encode_frame(request))
+        outstanding = node._fetches_outstanding
+        if outstanding[peer] < node.peer_limits.fetches_outstanding_max:
+            outstanding[peer] += 1
+
+    def commit_block(self, block: Block, certificate: CommitCertificate) -> list[Action]:
+        return self.node._commit(block, certificate)
+
+    def report_rejected_proposal(self, report: ReportRejectedProposal) -> None:
+        node = self.node
+        node.metrics.proposals_rejected += 1
+        node._note_rejected_proposal(report)
+        node.log.warning(
+            ("refused proposal", report.proposer),
+            "refused proposal h=%d v=%d from %s: %s",
+            report.height,
+            report.view,
+            report.proposer,
+            report.reason,
+        )
+
+    def report_evidence(self, report: ReportEvidence) -> None:
+        node = self.node
+        node.metrics.evidence += 1
+        node.evidence.append((report.member, report.first, report.second))
+        node.log.warning(
+            ("equivocation evidence", report.member),
+            "equivocation evidence against %s",
+            report.member,
+        )
