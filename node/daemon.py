@@ -8,7 +8,8 @@ A :class:`Node` is composed of a handful of collaborators passed in explicitly: 
 them for consensus, the :class:`~consensus.replica.Replica`, and the peer transport. The node
 feeds the replica three kinds of events — a tick every ``tick_ms`` (with the wall clock, used
 only to stamp and check block times), peer messages, and new transactions — and executes the
-actions it returns, in order, exactly as the replica's contract demands:
+actions it returns with the one executor (:func:`consensus.driver.execute_actions`, on the
+node's port ``_NodePort``), in order, exactly as the replica's contract demands:
 
 * ``PersistSafety`` → written to the store with ``sync=True`` before anything after it;
 * ``Send`` / ``Broadcast`` / ``FetchBlocks`` → frames queued on the peer transport;
