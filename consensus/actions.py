@@ -1,8 +1,11 @@
 """What the replica asks its driver to do, and in what order.
 
 Every event handler of :class:`~consensus.replica.Replica` returns a list of actions. The
-driver (the node's event loop, or the simulator) executes them **in list order, each
-completely before the next**, and executes all of them before it calls the replica again.
+driver executes them **in list order, each completely before the next**, runs the actions
+``on_block_committed`` returns before the rest of the list, and executes all of them before
+it calls the replica again. That contract is written once, in
+:func:`consensus.driver.execute_actions`; every driver (the node, the simulator, the test
+harnesses) implements its :class:`~consensus.driver.ActionPort` and calls it.
 Each action states its own contract below; the ones that matter for safety:
 
 * :class:`PersistSafety` comes before the messages it covers: a vote is on disk before it
