@@ -26,6 +26,13 @@ every message a correct replica sends, that it never signs two different things 
 at every restart, durability. At the end it checks total order across the correct members
 (:meth:`Simulation.check_invariants`) and liveness.
 
+Where the parts live: this module holds the run (its events, processes' lifecycles and
+liveness) and the campaign; :mod:`consensus.simnet` the processes, the event queue and the
+hostile network; :mod:`consensus.simfaults` the byzantine behaviours and the outsider;
+:mod:`consensus.invariants` the safety checks (shared with the scenario harness). Each
+process's actions run through the one executor, :func:`consensus.driver.execute_actions`,
+with a hook that may crash the process before any action.
+
 ``python -m consensus.simulator --seeds N [--start S] [--nodes 4..7] [--json]`` runs a campaign
 and prints one summary; a failing seed replays the exact same trace with ``--seeds 1 --start
 SEED``.
