@@ -257,8 +257,8 @@ class Engine:
         ``directory`` is ``self.directory(state)`` when the caller already holds it (a node
         keeps it from one commit to the next instead of decoding the member set each time).
         """
-        run = self._run(state, transactions, height, timestamp_ms, proposer, directory, None)
-        return self._result(state, run, merkle.root([tx.encoded for tx in run.accepted]))
+        run = self._run(state, transactions, height, timestamp_ms, proposer, directory)
+        return self._result(state, run)
 
     def build_proposal(
         self,
@@ -276,8 +276,8 @@ class Engine:
         Execution stops before the batch would exceed the limits, or once the proposer's time
         budget is spent; the rest is neither accepted nor rejected.
         """
-        run = self._run(state, candidates, height, timestamp_ms, proposer, directory, limits)
-        return self._result(state, run, merkle.root([tx.encoded for tx in run.accepted]))
+        run = self._run(state, candidates, height, timestamp_ms, proposer, directory, limits=limits)
+        return self._result(state, run)
 
     def dry_run(
         self,
@@ -293,7 +293,7 @@ class Engine:
 
         Cheaper than :meth:`execute`: no state root, the state tree is not touched at all.
         """
-        run = self._run(state, transactions, height, timestamp_ms, proposer, directory, None)
+        run = self._run(state, transactions, height, timestamp_ms, proposer, directory)
         return tuple(run.rejected)
 
     def process_proposal(
@@ -326,7 +326,6 @@ class Engine:
             header.timestamp_ms,
             header.proposer,
             directory,
-            None,
         )
         if run.rejected:
             transaction, rejection = run.rejected[0]
@@ -370,9 +369,13 @@ class Engine:
         timestamp_ms: int,
         proposer: str,
         directory: Directory | None,
-        limits: ProposalLimits | None,
+        *,
+        limits: ProposalLimits | None = None,
     ) -> _Run:
-        """The one execution loop: admit, then apply, each transaction in turn."""
+        """The one execution loop: admit, then apply, each transaction in turn.
+
+        Only a primary building a proposal gives ``limits``: a given list is executed whole.
+        """
         directory = directory if directory is not None else self.directory(state)
         block = BlockContext(
             height=height,
@@ -413,7 +416,12 @@ class Engine:
                 break
         return run
 
-    def _result(self, state: CommittedState, run: _Run, tx_root: bytes) -> ExecutionResult:
+    def _result(
+        self, state: CommittedState, run: _Run, tx_root: bytes | None = None
+    ) -> ExecutionResult:
+        """The run's result; ``tx_root`` when the caller already computed it (a given block)."""
+        if tx_root is None:
+            tx_root = merkle.root([transaction.encoded for transaction in run.accepted])
         return ExecutionResult(
             accepted=tuple(run.accepted),
             results=tuple(run.results),
