@@ -30,8 +30,6 @@ from node.mempool import Mempool
 
 __all__ = ["ChainApplication"]
 
-_Rejected = tuple[tuple[Transaction, Rejection], ...]
-
 EXECUTIONS_REMEMBERED_MAX = 64
 RESULTS_REMEMBERED_MAX = 100_000
 REVALIDATED_PER_COMMIT_MAX = 256
@@ -181,7 +179,7 @@ class ChainApplication:
         )
         if replay is not None:
             return False
-        self.mempool.reserve(transaction)
+        self.mempool.check_room(transaction)
         try:
             if dry_run:
                 # A transaction that cannot apply now (a signer without the role, a reference

@@ -2,7 +2,7 @@
 
 A transaction enters through the node's door (``ChainApplication.submit``), which runs the
 admission pipeline of :mod:`contracts.admission` once (replay, expiry, size, then
-:meth:`Mempool.reserve` here, then signature and the contract's check, or a dry run); it is
+:meth:`Mempool.check_room` here, then signature and the contract's check, or a dry run); it is
 then kept until a block commits it, its expiry height passes, or the primary's execution
 rejects it. The pool itself only holds and bounds: in count, in bytes and per signer, so that
 no client can fill it alone.
@@ -57,7 +57,7 @@ class Mempool:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def reserve(self, transaction: Transaction) -> None:
+    def check_room(self, transaction: Transaction) -> None:
         """Raise a Rejection if the pool has no room for ``transaction`` (the door's budget).
 
         Codes: ``mempool_full`` (count or bytes), ``signer_quota`` (too many from its signer).
@@ -73,7 +73,7 @@ class Mempool:
     def add(self, transaction: Transaction, *, height: int) -> None:
         """Hold an admitted ``transaction`` (admitted at tip ``height``) until it is ordered.
 
-        The caller has run the admission pipeline and :meth:`reserve` just before.
+        The caller has run the admission pipeline and :meth:`check_room` just before.
         """
         tx_id = transaction.tx_id
         assert tx_id not in self._pending, "admission lets no pending transaction in twice"
