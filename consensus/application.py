@@ -50,9 +50,11 @@ class Application(Protocol):
     def validate(self, block: Block) -> str | None:
         """Judge a block that extends the tip: None if valid, else the reason it is not.
 
-        The application checks what only it can: every transaction (signature, execution),
-        the transaction root, the state root and the member-set hash. The replica checks
-        the rest (chain, height, parent, proposer, timestamps, signatures of votes).
+        The application checks what only it can: every transaction (its admission, then its
+        execution), the transaction root, the state root and the member-set hash. The replica
+        owns the rest (chain, height, parent, proposer, timestamps, signatures of votes) and
+        asks only about a block whose chain, height and parent it has checked: the
+        application does not judge them again.
         """
         ...
 

@@ -10,9 +10,10 @@ Given the committed state at height ``h - 1`` (anything with the four reads of
 :class:`~ledger.memstate.MemoryState`) and an ordered list of transactions for height ``h``,
 :meth:`Engine.execute` takes each transaction in turn and
 
-1. checks it: chain_id, signature, expiry (``expiry_height >= h``), replay (a transaction
-   already in the chain, or earlier in the batch, is never applied twice), size, contract
-   enabled, and the contract's stateless ``check``;
+1. admits it through the one admission pipeline (:mod:`contracts.admission`, the same rules a
+   mempool applies at its door): replay (a transaction already in the chain, or earlier in the
+   batch, is never applied twice), expiry (``expiry_height >= h``), size, then chain,
+   contract, signature and the contract's stateless ``check`` (:meth:`Engine.check`);
 2. applies it on a per-transaction overlay, itself on top of the block's overlay, through a
    view namespaced to the contract (state key = ``contract name || "/" || key``);
 3. keeps its writes if ``apply`` returned, discards them if it raised a
@@ -20,7 +21,12 @@ Given the committed state at height ``h - 1`` (anything with the four reads of
    rejection ``contract_failure``: a contract bug must not split the consortium).
 
 It returns the accepted transactions with their results, the rejected ones with their
-reasons, the block's state writes and the new state root, and touches nothing committed.
+reasons, the block's state writes, its transaction root and the new state root (an
+:class:`ExecutionResult`, computed once per block and carried to the header and the store), and
+touches nothing committed. The entry points differ only in what they are given: a list to
+execute whole (:meth:`Engine.execute`), candidates and :class:`ProposalLimits` (the primary,
+:meth:`Engine.build_proposal`), a block to judge (:meth:`Engine.process_proposal`), or
+transactions to try without a state root (:meth:`Engine.dry_run`).
 
 Authorization comes from the membership contract's state *as committed before the block*: the
 member set, each member's node key and the delegated signer keys. Membership changes made by a
@@ -29,10 +35,12 @@ block therefore take effect at the next height (DESIGN.md decision 9).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from contracts import admission
 from contracts.base import (
     NAMESPACE_SEPARATOR,
     BlockContext,
@@ -50,6 +58,7 @@ __all__ = [
     "Engine",
     "ExecutionResult",
     "InvalidProposalError",
+    "ProposalLimits",
 ]
 
 STATE_VALUE_BYTES_MAX = 256 * 1024
@@ -83,9 +92,49 @@ class ExecutionResult:
     """The result document of each accepted transaction, in order."""
     rejected: tuple[tuple[Transaction, Rejection], ...]
     state_writes: dict[bytes, bytes | None]
+    tx_root: bytes
+    """Merkle root of the accepted transactions (goes into the header)."""
     state_root: bytes
     members_hash: bytes
     """Hash of the member set in force at this height (goes into the header)."""
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProposalLimits:
+    """How much a primary puts in the block it builds (the consensus parameters in force)."""
+
+    transactions_max: int
+    bytes_max: int
+    time_is_up: Callable[[], bool] = _never
+    """The proposer's own time budget, asked after each accepted transaction: True ends the
+    batch there, like the limits. It never changes what a given list executes to."""
+
+    def __post_init__(self) -> None:
+        assert self.transactions_max >= 0 and self.bytes_max >= 0, "limits are not negative"
+
+
+@dataclass(slots=True, kw_only=True)
+class _Run:
+    """What the execution loop gathers, before it becomes an :class:`ExecutionResult`."""
+
+    directory: Directory
+    overlay: _Overlay
+    accepted: list[Transaction] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
+    rejected: list[tuple[Transaction, Rejection]] = field(default_factory=list)
+    seen: set[bytes] = field(default_factory=set)
+
+    def accept(self, transaction: Transaction, result: Any) -> None:
+        self.accepted.append(transaction)
+        self.results.append(result)
+        self.seen.add(transaction.tx_id)
+
+    def reject(self, transaction: Transaction, rejection: Rejection) -> None:
+        self.rejected.append((transaction, rejection))
 
 
 class _Overlay:
@@ -187,6 +236,11 @@ class Engine:
         return self.directory(state).members
 
     # --- execution ----------------------------------------------------------------------------
+    #
+    # Four entry points, one loop (_run): ``execute`` a given list as a block, ``build_proposal``
+    # within a primary's limits, ``dry_run`` to ask only which transactions apply now, and
+    # ``process_proposal`` to judge a proposed block. Each transaction passes the admission
+    # pipeline (contracts.admission) before it is applied.
 
     def execute(
         self,
@@ -196,73 +250,101 @@ class Engine:
         height: int,
         timestamp_ms: int,
         proposer: str,
-        transactions_max: int | None = None,
-        bytes_max: int | None = None,
         directory: Directory | None = None,
-        with_state_root: bool = True,
-        stop_early: Callable[[], bool] | None = None,
     ) -> ExecutionResult:
-        """Execute ``transactions`` in order as block ``height`` on ``state``.
+        """Execute ``transactions`` in order as block ``height`` on ``state``, all of them.
 
-        With ``transactions_max`` / ``bytes_max`` (the primary building a proposal), execution
-        stops before the batch would exceed them; the rest is neither accepted nor rejected.
         ``directory`` is ``self.directory(state)`` when the caller already holds it (a node
         keeps it from one commit to the next instead of decoding the member set each time).
-        Without ``with_state_root`` (a dry run that only asks which transactions apply), the
-        result's ``state_root`` is empty: the state tree is not updated at all.
-        ``stop_early`` is the proposer's own policy (a node bounds the time it spends building
-        a block): asked after each accepted transaction, True ends the batch there, like the
-        limits. It never changes what a given list of transactions executes to.
         """
+        run = self._run(state, transactions, height, timestamp_ms, proposer, directory)
+        return self._result(state, run)
+
+    def build_proposal(
+        self,
+        state: CommittedState,
+        candidates: Sequence[Transaction],
+        *,
+        height: int,
+        timestamp_ms: int,
+        proposer: str,
+        limits: ProposalLimits,
+        directory: Directory | None = None,
+    ) -> ExecutionResult:
+        """Execute a prefix of ``candidates`` as block ``height``, within ``limits``.
+
+        Execution stops before the batch would exceed the limits, or once the proposer's time
+        budget is spent; the rest is neither accepted nor rejected.
+        """
+        run = self._run(state, candidates, height, timestamp_ms, proposer, directory, limits=limits)
+        return self._result(state, run)
+
+    def dry_run(
+        self,
+        state: CommittedState,
+        transactions: Sequence[Transaction],
+        *,
+        height: int,
+        timestamp_ms: int,
+        proposer: str,
+        directory: Directory | None = None,
+    ) -> tuple[tuple[Transaction, Rejection], ...]:
+        """The transactions that would be rejected in block ``height``, with why.
+
+        Cheaper than :meth:`execute`: no state root, the state tree is not touched at all.
+        """
+        run = self._run(state, transactions, height, timestamp_ms, proposer, directory)
+        return tuple(run.rejected)
+
+    def process_proposal(
+        self,
+        state: CommittedState,
+        block: Block,
+        directory: Directory | None = None,
+    ) -> ExecutionResult:
+        """Re-execute a proposed block; raise :class:`InvalidProposalError` if it is wrong.
+
+        A correct replica refuses a block with a transaction that fails (DESIGN.md decision
+        6), more transactions or bytes than the parameters allow, or a transaction, state or
+        member-set root other than the ones its content and execution give. The cheap checks
+        come before execution. The replica has checked the rest (chain, height, parent).
+        """
+        header = block.header
         directory = directory if directory is not None else self.directory(state)
-        base_context = BlockContext(
-            height=height,
-            timestamp_ms=timestamp_ms,
-            proposer=proposer,
-            members=directory.members,
-            parameters=directory.parameters,
+        parameters = directory.parameters
+        tx_root = merkle.root(block.transaction_leaves())
+        if tx_root != header.tx_root:
+            raise InvalidProposalError(f"block {header.height}: tx_root does not match")
+        if len(block.transactions) > parameters.block_transactions_max:
+            raise InvalidProposalError(f"block {header.height} has too many transactions")
+        if sum(len(tx.encoded) for tx in block.transactions) > parameters.block_bytes_max:
+            raise InvalidProposalError(f"block {header.height} is too large")
+        run = self._run(
+            state,
+            block.transactions,
+            header.height,
+            header.timestamp_ms,
+            header.proposer,
+            directory,
         )
-        block_overlay = _Overlay(state)
-        accepted: list[Transaction] = []
-        results: list[Any] = []
-        rejected: list[tuple[Transaction, Rejection]] = []
-        seen: set[bytes] = set()
-        block_bytes = 0
-        for transaction in transactions:
-            size = len(transaction.encoded)
-            if transactions_max is not None and len(accepted) >= transactions_max:
-                break
-            if bytes_max is not None and size > bytes_max:
-                rejected.append(
-                    (transaction, Rejection("transaction_too_large", "larger than a block"))
-                )
-                continue
-            if bytes_max is not None and block_bytes + size > bytes_max:
-                break
-            try:
-                result = self._execute_one(
-                    transaction, state, block_overlay, base_context, directory, seen
-                )
-            except Rejection as rejection:
-                rejected.append((transaction, rejection))
-                continue
-            seen.add(transaction.tx_id)
-            accepted.append(transaction)
-            results.append(result)
-            block_bytes += size
-            if stop_early is not None and stop_early():
-                break
-        return ExecutionResult(
-            accepted=tuple(accepted),
-            results=tuple(results),
-            rejected=tuple(rejected),
-            state_writes=block_overlay.writes,
-            state_root=(state.preview_state_root(block_overlay.writes) if with_state_root else b""),
-            members_hash=members_hash(directory.members),
-        )
+        if run.rejected:
+            transaction, rejection = run.rejected[0]
+            raise InvalidProposalError(
+                f"block {header.height}: transaction {transaction.tx_id.hex()} fails: "
+                f"{rejection.code}: {rejection.reason}"
+            )
+        result = self._result(state, run, tx_root)
+        if result.members_hash != header.members_hash:
+            raise InvalidProposalError(f"block {header.height}: members_hash does not match")
+        if result.state_root != header.state_root:
+            raise InvalidProposalError(f"block {header.height}: state_root does not match")
+        return result
 
     def check(self, transaction: Transaction) -> None:
-        """The stateless checks (what a mempool runs on entry); raises Rejection."""
+        """The stateless checks: chain, contract, signature, the contract's ``check``.
+
+        Step 4 of the admission pipeline (:mod:`contracts.admission`); raises Rejection.
+        """
         if transaction.chain_id != self.chain_id:
             raise Rejection("wrong_chain", "the transaction is for another consortium")
         contract = self.contracts.get(transaction.contract)
@@ -279,36 +361,88 @@ class Engine:
                 "contract_failure", f"{contract.name} check failed: {type(error).__name__}"
             ) from None
 
-    def _execute_one(
+    def _run(
+        self,
+        state: CommittedState,
+        transactions: Sequence[Transaction],
+        height: int,
+        timestamp_ms: int,
+        proposer: str,
+        directory: Directory | None,
+        *,
+        limits: ProposalLimits | None = None,
+    ) -> _Run:
+        """The one execution loop: admit, then apply, each transaction in turn.
+
+        Only a primary building a proposal gives ``limits``: a given list is executed whole.
+        """
+        directory = directory if directory is not None else self.directory(state)
+        block = BlockContext(
+            height=height,
+            timestamp_ms=timestamp_ms,
+            proposer=proposer,
+            members=directory.members,
+            parameters=directory.parameters,
+        )
+        run = _Run(directory=directory, overlay=_Overlay(state))
+        block_bytes = 0
+        for transaction in transactions:
+            size = len(transaction.encoded)
+            if limits is not None:
+                if len(run.accepted) >= limits.transactions_max:
+                    break
+                if size > limits.bytes_max:
+                    too_large = Rejection("transaction_too_large", "larger than a block")
+                    run.reject(transaction, too_large)
+                    continue
+                if block_bytes + size > limits.bytes_max:
+                    break
+            try:
+                admission.admit_to_block(
+                    transaction,
+                    committed=state,
+                    earlier=run.seen,
+                    height=height,
+                    parameters=block.parameters,
+                    check=self.check,
+                )
+                result = self._apply(transaction, run.overlay, block, directory)
+            except Rejection as rejection:
+                run.reject(transaction, rejection)
+                continue
+            run.accept(transaction, result)
+            block_bytes += size
+            if limits is not None and limits.time_is_up():
+                break
+        return run
+
+    def _result(
+        self, state: CommittedState, run: _Run, tx_root: bytes | None = None
+    ) -> ExecutionResult:
+        """The run's result; ``tx_root`` when the caller already computed it (a given block)."""
+        if tx_root is None:
+            tx_root = merkle.root([transaction.encoded for transaction in run.accepted])
+        return ExecutionResult(
+            accepted=tuple(run.accepted),
+            results=tuple(run.results),
+            rejected=tuple(run.rejected),
+            state_writes=run.overlay.writes,
+            tx_root=tx_root,
+            state_root=state.preview_state_root(run.overlay.writes),
+            members_hash=members_hash(run.directory.members),
+        )
+
+    def _apply(
         self,
         transaction: Transaction,
-        state: CommittedState,
         block_overlay: _Overlay,
-        base_context: BlockContext,
+        block: BlockContext,
         directory: Directory,
-        seen: set[bytes],
     ) -> Any:
-        height = base_context.height
-        if transaction.expiry_height < height:
-            raise Rejection(
-                "expired_transaction",
-                f"the transaction expired at height {transaction.expiry_height}",
-            )
-        if transaction.tx_id in seen:
-            raise Rejection("replayed_transaction", "the transaction is already in this block")
-        if state.transaction_location(transaction.tx_id) is not None:
-            raise Rejection("replayed_transaction", "the transaction is already in the chain")
-        if len(transaction.encoded) > base_context.parameters.transaction_bytes_max:
-            raise Rejection("transaction_too_large", "the transaction exceeds the size limit")
-        self.check(transaction)
+        """Apply an admitted transaction on its own overlay; keep its writes if it returns."""
         contract = self.contracts[transaction.contract]
-        context = BlockContext(
-            height=height,
-            timestamp_ms=base_context.timestamp_ms,
-            proposer=base_context.proposer,
-            members=base_context.members,
-            parameters=base_context.parameters,
-            signer_delegations=directory.delegations_for(transaction.signer),
+        context = dataclasses.replace(
+            block, signer_delegations=directory.delegations_for(transaction.signer)
         )
         transaction_overlay = _Overlay(block_overlay)
         try:
@@ -331,47 +465,6 @@ class Engine:
         if len(encoded_result) > RESULT_BYTES_MAX:
             raise Rejection("contract_failure", f"{contract.name} returned too large a result")
         block_overlay.writes.update(transaction_overlay.writes)
-        return result
-
-    def process_proposal(
-        self,
-        state: CommittedState,
-        block: Block,
-        directory: Directory | None = None,
-    ) -> ExecutionResult:
-        """Re-execute a proposed block; raise :class:`InvalidProposalError` if it is wrong.
-
-        A correct replica refuses a block with a transaction that fails (DESIGN.md decision
-        6), more transactions or bytes than the parameters allow, or a state root or member
-        hash other than the ones execution gives.
-        """
-        header = block.header
-        directory = directory if directory is not None else self.directory(state)
-        parameters = directory.parameters
-        if merkle.root(block.transaction_leaves()) != header.tx_root:
-            raise InvalidProposalError(f"block {header.height}: tx_root does not match")
-        if len(block.transactions) > parameters.block_transactions_max:
-            raise InvalidProposalError(f"block {header.height} has too many transactions")
-        if sum(len(tx.encoded) for tx in block.transactions) > parameters.block_bytes_max:
-            raise InvalidProposalError(f"block {header.height} is too large")
-        result = self.execute(
-            state,
-            block.transactions,
-            height=header.height,
-            timestamp_ms=header.timestamp_ms,
-            proposer=header.proposer,
-            directory=directory,
-        )
-        if result.rejected:
-            transaction, rejection = result.rejected[0]
-            raise InvalidProposalError(
-                f"block {header.height}: transaction {transaction.tx_id.hex()} fails: "
-                f"{rejection.code}: {rejection.reason}"
-            )
-        if result.members_hash != header.members_hash:
-            raise InvalidProposalError(f"block {header.height}: members_hash does not match")
-        if result.state_root != header.state_root:
-            raise InvalidProposalError(f"block {header.height}: state_root does not match")
         return result
 
     def query(self, state: CommittedState, contract_name: str, path: str) -> Any:

@@ -10,10 +10,12 @@ decision 10). LevelDB applies a batch atomically and its log is fsynced before t
 returns, so after a crash at any instant the database holds exactly the blocks whose append
 returned, plus possibly the one being written, whole or not at all.
 
-The store is a mechanism, not a judge of consensus: it checks that a block *fits* (it extends
-the tip, its transaction root and state root are what its content and writes give, its
-certificate names it, no transaction is already in the chain) but not who signed the
-certificate: that needs the member set, which the caller (consensus, the auditor) knows.
+The store is a mechanism, not a judge of consensus: the replica (chain, height, parent), the
+execution engine (the admission of every transaction, the transaction and state roots) and the
+auditor decide what may be appended. The store only *asserts* that a block fits (it extends the
+tip, its state root is what its writes give, its certificate names it, no transaction is already
+in the chain): a block that does not is our own bug, and crashes loudly before anything is
+written. Who signed the certificate needs the member set, which the caller knows.
 
 Reads verify what they return: a block read back must hash to the hash it was stored with,
 at the height it was stored under, with a matching transaction root; a mismatch raises
@@ -66,7 +68,6 @@ from ledger.state import (
 from ledger.witness import Witness, WitnessError, WitnessState
 
 __all__ = [
-    "BlockRejectedError",
     "ChainStore",
     "ConfirmedState",
     "CorruptionError",
@@ -93,10 +94,6 @@ to a few tens of milliseconds even when blocks are large."""
 
 class StoreError(Exception):
     """Base class of the store's errors."""
-
-
-class BlockRejectedError(StoreError):
-    """A block that does not fit on the tip; nothing was written."""
 
 
 class CorruptionError(StoreError):
@@ -538,19 +535,18 @@ class ChainStore:
     ) -> Tip:
         """Append ``block`` with its certificate and state writes in one synced write batch.
 
-        ``state_writes`` maps state keys to their new value (``None`` deletes). Raises
-        :class:`BlockRejectedError`, writing nothing, if the block does not extend the tip,
-        its roots do not match its content and writes, the certificate names another block,
-        or a transaction is already in the chain. Returns the new tip.
+        ``state_writes`` maps state keys to their new value (``None`` deletes); the caller has
+        admitted the block (see the module doc). Asserts, writing nothing, that the block
+        extends the tip, its state root is what the writes give, the certificate names it and
+        no transaction is already in the chain. Returns the new tip.
         """
         header = block.header
-        self._check_fits(block, certificate)
+        self._assert_fits(block, certificate)
         update = self._state_update(state_writes)
-        if update.root != header.state_root:
-            raise BlockRejectedError(
-                f"block {header.height}: state_root {header.state_root.hex()} but the state "
-                f"writes give {update.root.hex()}"
-            )
+        assert update.root == header.state_root, (
+            f"block {header.height}: state_root {header.state_root.hex()} but the state "
+            f"writes give {update.root.hex()}"
+        )
         tip = Tip(header.height, block.block_hash, update.root)
         member_set_changed = header.members_hash != self._members_hash_at_tip()
         try:
@@ -624,46 +620,49 @@ class ChainStore:
             heights.append(height)
         return heights
 
-    def _check_fits(self, block: Block, certificate: CommitCertificate) -> None:
+    def _assert_fits(self, block: Block, certificate: CommitCertificate) -> None:
+        """Assert that ``block`` fits on the tip: the caller admitted it, so a misfit is our bug.
+
+        The transaction root is not recomputed here: it comes with the execution that admitted
+        the block, and every read of the block checks it against the transactions on disk.
+        """
         header = block.header
         expected_height = self._tip.height + 1
-        if header.chain_id != self.chain_id:
-            raise BlockRejectedError(f"block {header.height}: chain_id of another consortium")
-        if header.height != expected_height:
-            raise BlockRejectedError(
-                f"block {header.height} does not extend the tip: expected height {expected_height}"
-            )
-        if header.prev_hash != self._tip.block_hash:
-            raise BlockRejectedError(
-                f"block {header.height}: prev_hash {header.prev_hash.hex()} is not the tip's "
-                f"hash {self._tip.block_hash.hex()}"
-            )
-        if certificate.height != header.height or certificate.block_hash != block.block_hash:
-            raise BlockRejectedError(f"block {header.height}: the certificate is for another block")
-        if certificate.view < header.view:
-            # A block proposed in view v may be committed in v or, re-proposed after a view
-            # change, in a later view; never in an earlier one.
-            raise BlockRejectedError(
-                f"block {header.height}: certificate of view {certificate.view}, before the "
-                f"block's view {header.view}"
-            )
-        tx_root = merkle.root(block.transaction_leaves())
-        if tx_root != header.tx_root:
-            raise BlockRejectedError(f"block {header.height}: tx_root does not match")
-        seen: set[bytes] = set()
-        for transaction in block.transactions:
-            if transaction.tx_id in seen:
-                raise BlockRejectedError(
+        assert header.chain_id == self.chain_id, (
+            f"block {header.height}: chain_id of another consortium"
+        )
+        assert header.height == expected_height, (
+            f"block {header.height} does not extend the tip: expected height {expected_height}"
+        )
+        assert header.prev_hash == self._tip.block_hash, (
+            f"block {header.height}: prev_hash {header.prev_hash.hex()} is not the tip's "
+            f"hash {self._tip.block_hash.hex()}"
+        )
+        assert certificate.height == header.height, (
+            f"block {header.height}: the certificate is for another block"
+        )
+        assert certificate.block_hash == block.block_hash, (
+            f"block {header.height}: the certificate is for another block"
+        )
+        # A block proposed in view v may be committed in v or, re-proposed after a view
+        # change, in a later view; never in an earlier one.
+        assert certificate.view >= header.view, (
+            f"block {header.height}: certificate of view {certificate.view}, before the "
+            f"block's view {header.view}"
+        )
+        if __debug__:
+            seen: set[bytes] = set()
+            for transaction in block.transactions:
+                assert transaction.tx_id not in seen, (
                     f"block {header.height}: transaction {transaction.tx_id.hex()} appears "
                     "twice in the block"
                 )
-            location = self.transaction_location(transaction.tx_id)
-            if location is not None:
-                raise BlockRejectedError(
+                location = self.transaction_location(transaction.tx_id)
+                assert location is None, (
                     f"block {header.height}: transaction {transaction.tx_id.hex()} is already "
                     f"in the chain (block {location[0]})"
                 )
-            seen.add(transaction.tx_id)
+                seen.add(transaction.tx_id)
 
     def save_safety_record(self, record: bytes) -> None:
         """Durably replace the consensus safety record (synced before the call returns).

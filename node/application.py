@@ -14,9 +14,9 @@ import collections
 import time
 
 from consensus.application import ChainTip
+from contracts import admission
 from contracts.base import Rejection
-from contracts.engine import Engine, ExecutionResult, InvalidProposalError
-from ledger import merkle
+from contracts.engine import Engine, ExecutionResult, InvalidProposalError, ProposalLimits
 from ledger.model import (
     Block,
     BlockHeader,
@@ -85,16 +85,18 @@ class ChainApplication:
         # a block that takes the primary a fraction of the view timeout to build stays well
         # inside it on the others too. The rest waits for the next block.
         deadline = time.monotonic() + parameters.view_timeout_ms / 1000 * PROPOSAL_TIME_SHARE
-        result = self.engine.execute(
+        result = self.engine.build_proposal(
             self.store,
             self.mempool.candidates(),
             height=height,
             timestamp_ms=timestamp_ms,
             proposer=proposer,
-            transactions_max=parameters.block_transactions_max,
-            bytes_max=parameters.block_bytes_max,
+            limits=ProposalLimits(
+                transactions_max=parameters.block_transactions_max,
+                bytes_max=parameters.block_bytes_max,
+                time_is_up=lambda: time.monotonic() > deadline,
+            ),
             directory=self._directory,
-            stop_early=lambda: time.monotonic() > deadline,
         )
         for transaction, rejection in result.rejected:
             self.mempool.remember_rejection(transaction.tx_id, rejection)
@@ -107,7 +109,7 @@ class ChainApplication:
             proposer=proposer,
             view=view,
             tx_count=len(result.accepted),
-            tx_root=merkle.root([transaction.encoded for transaction in result.accepted]),
+            tx_root=result.tx_root,
             state_root=result.state_root,
             members_hash=result.members_hash,
         )
@@ -116,8 +118,9 @@ class ChainApplication:
         return block
 
     def validate(self, block: Block) -> str | None:
-        if block.height != self._tip.height + 1 or block.header.prev_hash != self._tip.block_hash:
-            return "does not extend the tip"
+        # The replica owns the chain: it asks only about a block that extends the tip.
+        assert block.height == self._tip.height + 1, "the replica validates the next height"
+        assert block.header.prev_hash == self._tip.block_hash, "the replica checks the parent"
         try:
             result = self.engine.process_proposal(self.store, block, self._directory)
         except InvalidProposalError as error:
@@ -159,46 +162,51 @@ class ChainApplication:
         self.revalidate_pending()
 
     def submit(self, transaction: Transaction, *, dry_run: bool = True) -> bool:
-        """Admit a transaction into the mempool (raises Rejection); False if known.
+        """Admit a transaction into the mempool (raises Rejection); False if already known.
 
-        Without ``dry_run`` (gossip under load) only the stateless checks run; the transaction
-        waits for a block, or a dry run after commits or while idle, to settle it.
+        The door of :mod:`contracts.admission`: replay, expiry and size on the next height,
+        then the mempool's room, then either a dry run on the tip (which verifies the signature
+        and the contract's check, then applies) or, without ``dry_run`` (gossip under load),
+        only the stateless checks; such a transaction waits for a block, or a dry run after
+        commits or while idle, to settle it.
         """
-        committed = self.store.transaction_location(transaction.tx_id) is not None
-        if committed:
+        replay = admission.screen(
+            transaction,
+            committed=self.store,
+            earlier=self.mempool,
+            height=self._tip.height + 1,
+            parameters=self._parameters,
+        )
+        if replay is not None:
             return False
-        if transaction.expiry_height <= self._tip.height:
-            raise Rejection("expired_transaction", "expiry_height is already past")
-        parameters = self._parameters
-        if len(transaction.encoded) > parameters.transaction_bytes_max:
-            raise Rejection(
-                "transaction_too_large",
-                f"{len(transaction.encoded)} bytes, over {parameters.transaction_bytes_max}",
-            )
-        if not self.mempool.add(transaction, height=self._tip.height):
-            return False
-        if not dry_run:
-            return True
-        # A dry run on the tip: a transaction that cannot apply now (a signer without the
-        # role, a reference already anchored…) is refused at once instead of lingering in
-        # every member's mempool and holding views open.
-        result = self._dry_run([transaction])
-        if result.rejected:
-            rejection = result.rejected[0][1]
-            self.mempool.remove([transaction.tx_id])
+        self.mempool.check_room(transaction)
+        try:
+            if dry_run:
+                # A transaction that cannot apply now (a signer without the role, a reference
+                # already anchored…) is refused at once instead of lingering in every
+                # member's mempool and holding views open.
+                rejected = self._dry_run([transaction])
+                if rejected:
+                    raise rejected[0][1]
+            else:
+                self.engine.check(transaction)
+        except Rejection as rejection:
             self.mempool.remember_rejection(transaction.tx_id, rejection)
-            raise rejection
+            raise
+        self.mempool.add(transaction, height=self._tip.height)
         return True
 
-    def _dry_run(self, transactions: list[Transaction]) -> ExecutionResult:
-        return self.engine.execute(
+    def _dry_run(
+        self, transactions: list[Transaction]
+    ) -> tuple[tuple[Transaction, Rejection], ...]:
+        """The transactions that would fail in the next block (admission, then apply)."""
+        return self.engine.dry_run(
             self.store,
             transactions,
             height=self._tip.height + 1,
             timestamp_ms=self._tip.timestamp_ms + 1,
             proposer=self._members[0].id,
             directory=self._directory,
-            with_state_root=False,
         )
 
     def revalidate_pending(self) -> int:
@@ -233,11 +241,11 @@ class ChainApplication:
 
     def _settle(self, transactions: list[Transaction]) -> int:
         """Dry-run ``transactions`` on the tip; drop (and remember) the ones that fail."""
-        result = self._dry_run(transactions)
-        for transaction, rejection in result.rejected:
+        rejected = self._dry_run(transactions)
+        for transaction, rejection in rejected:
             self.mempool.remember_rejection(transaction.tx_id, rejection)
-        self.mempool.remove(transaction.tx_id for transaction, _ in result.rejected)
-        return len(result.rejected)
+        self.mempool.remove(transaction.tx_id for transaction, _ in rejected)
+        return len(rejected)
 
     def result(self, tx_id: bytes) -> object | None:
         """The result document of a recently committed transaction (kept in memory)."""

@@ -238,7 +238,6 @@ def build_node(config: NodeConfig) -> Node:
                 f"{config.key_file} is not the current node key of {config.member_id!r}"
             )
         mempool = Mempool(
-            engine,
             MempoolLimits(
                 transactions_max=config.mempool_transactions_max,
                 bytes_max=config.mempool_bytes_max,

@@ -1,9 +1,12 @@
 """The mempool: signed transactions waiting to be ordered, bounded in every dimension.
 
-A transaction is checked once, when it enters (chain, signature, contract, the contract's
-stateless check: :meth:`contracts.engine.Engine.check`), then kept until a block commits it,
-its expiry height passes, or the primary's execution rejects it. Duplicates are ignored;
-the pool is bounded in count, in bytes and per signer, so that no client can fill it alone.
+A transaction enters through the node's door (``ChainApplication.submit``), which runs the
+admission pipeline of :mod:`contracts.admission` once (replay, expiry, size, then
+:meth:`Mempool.check_room` here, then signature and the contract's check, or a dry run); it is
+then kept until a block commits it, its expiry height passes, or the primary's execution
+rejects it. The pool itself only holds and bounds: in count, in bytes and per signer, so that
+no client can fill it alone.
+
 Transactions enter from the client API and from peers' gossip alike; the node gossips what
 it accepted from clients to every member, so that any primary can include it after a view
 change.
@@ -18,8 +21,8 @@ import collections
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from contracts import admission
 from contracts.base import Rejection
-from contracts.engine import Engine
 from ledger.model import Transaction
 
 __all__ = ["Mempool", "MempoolLimits"]
@@ -36,8 +39,7 @@ class MempoolLimits:
 class Mempool:
     """Pending transactions in arrival order (see the module doc)."""
 
-    def __init__(self, engine: Engine, limits: MempoolLimits | None = None) -> None:
-        self._engine = engine
+    def __init__(self, limits: MempoolLimits | None = None) -> None:
         self.limits = limits or MempoolLimits()
         self._pending: dict[bytes, Transaction] = {}
         self._admitted_height: dict[bytes, int] = {}
@@ -55,32 +57,30 @@ class Mempool:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def add(self, transaction: Transaction, *, committed: bool = False, height: int = 0) -> bool:
-        """Admit ``transaction``; False if it is already pending or ``committed``.
+    def check_room(self, transaction: Transaction) -> None:
+        """Raise a Rejection if the pool has no room for ``transaction`` (the door's budget).
 
-        Raises :class:`~contracts.base.Rejection` when it fails its checks (the reason is
-        remembered) or a limit is reached (``mempool_full``, ``signer_quota``).
+        Codes: ``mempool_full`` (count or bytes), ``signer_quota`` (too many from its signer).
+        Runs before the costly checks, so that a full pool verifies no signature.
         """
-        tx_id = transaction.tx_id
-        if tx_id in self._pending or committed:
-            return False
-        size = len(transaction.encoded)
         if len(self._pending) >= self.limits.transactions_max or (
-            self._bytes + size > self.limits.bytes_max
+            self._bytes + len(transaction.encoded) > self.limits.bytes_max
         ):
             raise Rejection("mempool_full", "the node's mempool is full; retry later")
         if self._per_signer[transaction.signer] >= self.limits.per_signer_max:
             raise Rejection("signer_quota", "too many pending transactions from this signer")
-        try:
-            self._engine.check(transaction)
-        except Rejection as rejection:
-            self.remember_rejection(tx_id, rejection)
-            raise
+
+    def add(self, transaction: Transaction, *, height: int) -> None:
+        """Hold an admitted ``transaction`` (admitted at tip ``height``) until it is ordered.
+
+        The caller has run the admission pipeline and :meth:`check_room` just before.
+        """
+        tx_id = transaction.tx_id
+        assert tx_id not in self._pending, "admission lets no pending transaction in twice"
         self._pending[tx_id] = transaction
         self._admitted_height[tx_id] = height
         self._per_signer[transaction.signer] += 1
-        self._bytes += size
-        return True
+        self._bytes += len(transaction.encoded)
 
     def candidates(self) -> list[Transaction]:
         """Pending transactions in arrival order (the primary executes a prefix of them)."""
@@ -114,7 +114,11 @@ class Mempool:
 
     def drop_expired(self, next_height: int) -> list[bytes]:
         """Drop transactions that can no longer be included at ``next_height``."""
-        expired = [tx_id for tx_id, tx in self._pending.items() if tx.expiry_height < next_height]
+        expired = [
+            tx_id
+            for tx_id, transaction in self._pending.items()
+            if admission.is_expired(transaction, next_height)
+        ]
         self.remove(expired)
         for tx_id in expired:
             self.remember_rejection(

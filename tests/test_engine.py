@@ -35,6 +35,7 @@ from contracts.engine import (
     Engine,
     ExecutionResult,
     InvalidProposalError,
+    ProposalLimits,
 )
 from contracts.membership import MEMBERSHIP
 from ledger import merkle
@@ -212,7 +213,6 @@ def execute(
     *,
     height: int = 1,
     engine: Engine = ENGINE,
-    **limits: int,
 ) -> ExecutionResult:
     return engine.execute(
         state,
@@ -220,7 +220,23 @@ def execute(
         height=height,
         timestamp_ms=timestamp_ms(height),
         proposer=proposer(height),
-        **limits,
+    )
+
+
+def build_proposal(
+    state: MemoryState | ChainStore,
+    candidates: list[Transaction],
+    *,
+    transactions_max: int = 1_000,
+    bytes_max: int = 1024 * 1024,
+) -> ExecutionResult:
+    return ENGINE.build_proposal(
+        state,
+        candidates,
+        height=1,
+        timestamp_ms=timestamp_ms(1),
+        proposer=proposer(1),
+        limits=ProposalLimits(transactions_max=transactions_max, bytes_max=bytes_max),
     )
 
 
@@ -571,7 +587,7 @@ def test_a_rejected_transaction_leaves_no_trace(
 def test_transactions_max_stops_the_batch(committed: MemoryState | ChainStore) -> None:
     batch = [add("a", amount) for amount in range(1, 6)]
 
-    result = execute(committed, batch, transactions_max=3)
+    result = build_proposal(committed, batch, transactions_max=3)
 
     assert result.accepted == tuple(batch[:3])
     assert result.rejected == ()
@@ -584,7 +600,7 @@ def test_rejected_transactions_do_not_count_towards_transactions_max(
     invalid = add("a", 0)
     batch = [add("a", 1), invalid, add("a", 2), add("a", 3), add("a", 4)]
 
-    result = execute(committed, batch, transactions_max=3)
+    result = build_proposal(committed, batch, transactions_max=3)
 
     assert result.accepted == (batch[0], batch[2], batch[3])
     assert [item for item, _ in result.rejected] == [invalid]
@@ -597,7 +613,7 @@ def test_bytes_max_stops_the_batch_before_it_would_be_exceeded(
     batch = [add("a", 1), add("b", 2), add("c", 3)]
     two_transactions_bytes = len(batch[0].encoded) + len(batch[1].encoded)
 
-    result = execute(committed, batch, bytes_max=two_transactions_bytes + slack)
+    result = build_proposal(committed, batch, bytes_max=two_transactions_bytes + slack)
 
     assert result.accepted == tuple(batch[:accepted_count])
     assert result.rejected == ()
@@ -739,6 +755,36 @@ def test_execute_leaves_the_committed_state_untouched(
         first.state_writes,
         first.state_root,
     )
+
+
+def test_a_dry_run_names_the_rejections_an_execution_gives_without_a_state_root(
+    committed: MemoryState | ChainStore,
+) -> None:
+    batch = [add("a", 1), add("a", 0), add("b", 2, expiry_height=4)]
+
+    rejected = ENGINE.dry_run(
+        committed, batch, height=5, timestamp_ms=timestamp_ms(5), proposer=proposer(5)
+    )
+
+    executed = execute(committed, batch, height=5)
+    assert [(item, rejection.code) for item, rejection in rejected] == [
+        (batch[1], "invalid_arguments"),
+        (batch[2], "expired_transaction"),
+    ]
+    assert [rejection.code for _, rejection in rejected] == codes(executed)
+
+
+def test_the_execution_result_carries_the_transaction_root_of_what_it_accepted(
+    committed: MemoryState | ChainStore,
+) -> None:
+    batch = [add("a", 5), add("a", 0), add("b", 3)]
+
+    executed = execute(committed, batch)
+    built = build_proposal(committed, batch, transactions_max=1)
+
+    assert executed.tx_root == merkle.root([batch[0].encoded, batch[2].encoded])
+    assert built.tx_root == merkle.root([batch[0].encoded])
+    assert ENGINE.process_proposal(committed, proposal(executed)).tx_root == executed.tx_root
 
 
 # --- process_proposal -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The node's application (``node.application.ChainApplication``) over a real LevelDB store.
 
-Admission with and without a dry run, the settling of pending transactions that fail, and the
+Admission at the door (the rules of contracts.admission, each check run once), with and
+without a dry run, the settling of pending transactions that fail, and the
 reuse of a proposal's state update when its block is appended.
 """
 
@@ -38,10 +39,12 @@ def consortium() -> LocalConsortium:
 def application(tmp_path: Path, consortium: LocalConsortium) -> ChainApplication:
     store = initialise_data_dir(tmp_path / "data", consortium.genesis)
     engine = engine_for(consortium.genesis)
-    return ChainApplication(store, engine, Mempool(engine))
+    return ChainApplication(store, engine, Mempool())
 
 
-def _anchor(consortium: LocalConsortium, reference: str, **arguments: Any) -> Transaction:
+def _anchor(
+    consortium: LocalConsortium, reference: str, *, expiry_height: int = 1_000, **arguments: Any
+) -> Transaction:
     return Transaction.create(
         consortium.keys["est"],
         chain_id=consortium.chain_id,
@@ -57,7 +60,7 @@ def _anchor(consortium: LocalConsortium, reference: str, **arguments: Any) -> Tr
             **arguments,
         },
         nonce=next(NONCES),
-        expiry_height=1_000,
+        expiry_height=expiry_height,
     )
 
 
@@ -146,7 +149,7 @@ def test_a_pending_transaction_made_invalid_by_a_commit_leaves_the_mempool(
     # anchoring of the same reference, submitted to it alone (valid on its tip when it came).
     store = initialise_data_dir(tmp_path / "other", consortium.genesis)
     engine = engine_for(consortium.genesis)
-    other = ChainApplication(store, engine, Mempool(engine))
+    other = ChainApplication(store, engine, Mempool())
     first = _anchor(consortium, "D-7")
     rival = _anchor(consortium, "D-7", title="Soumise à un autre membre")
     application.submit(first)
@@ -161,3 +164,45 @@ def test_a_pending_transaction_made_invalid_by_a_commit_leaves_the_mempool(
 
     assert rival.tx_id not in other.mempool
     assert other.mempool.rejection(rival.tx_id).code == "duplicate_reference"
+
+
+def test_a_submission_runs_the_stateless_checks_once(
+    application: ChainApplication, consortium: LocalConsortium, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Signature and the contract's check run once per submission, dry run or not: the door
+    # does not check what the dry run checks again.
+    checked: list[Transaction] = []
+    check = application.engine.check
+    monkeypatch.setattr(application.engine, "check", lambda tx: checked.append(tx) or check(tx))
+    dry_run, gossiped = _anchor(consortium, "D-8"), _anchor(consortium, "D-9")
+
+    assert application.submit(dry_run)
+    assert application.submit(gossiped, dry_run=False)
+
+    assert checked == [dry_run, gossiped]
+
+
+def test_the_door_admits_a_transaction_up_to_its_expiry_height_as_a_block_does(
+    application: ChainApplication, consortium: LocalConsortium
+) -> None:
+    _commit_one(application, consortium)  # the tip is block 1: the next block is 2
+    too_late = _anchor(consortium, "D-10", expiry_height=1)
+    last_chance = _anchor(consortium, "D-11", expiry_height=2)
+
+    with pytest.raises(Rejection) as refused:
+        application.submit(too_late)
+    assert refused.value.code == "expired_transaction"
+    assert application.submit(last_chance)
+
+    _commit_one(application, consortium)
+    assert application.store.transaction_location(last_chance.tx_id) == (2, 0)
+
+
+def test_a_known_transaction_is_reported_known_not_refused(
+    application: ChainApplication, consortium: LocalConsortium
+) -> None:
+    transaction = _anchor(consortium, "D-12", expiry_height=1)
+    assert application.submit(transaction)
+    assert not application.submit(transaction)  # pending
+    _commit_one(application, consortium)
+    assert not application.submit(transaction)  # committed, and past its expiry since
