@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from contracts.deeds import act_key
+from contracts.registry import receipt_anchors
 from ledger import crypto, encoding, merkle
 from ledger.bundle import BundleWriter, block_frame, genesis_frame, parse_frames
 from ledger.devchain import LocalConsortium
@@ -550,7 +551,7 @@ def test_a_receipt_verifies_offline_against_the_certified_header(api: Api) -> No
         )
         assert receipt.header.block_hash == bytes.fromhex(document["block_hash"])
         assert len(receipt.inclusion_proof) == [2, 2, 1][position]  # the third leaf is promoted
-        proven = verify_receipt(receipt, api.consortium.genesis)
+        proven = verify_receipt(receipt, api.consortium.genesis, anchors=receipt_anchors())
         assert proven.transaction.tx_id == transaction.tx_id
         assert proven.height == receipt.height
         assert merkle.verify_inclusion(
