@@ -26,29 +26,50 @@ explicit read-only views (:meth:`StateView.read_only_view`).
 
 Values stored are bytes; contracts store canonical msgpack (:mod:`ledger.encoding`) so that
 every node computes the same state root.
+
+What a contract knows, it declares
+----------------------------------
+A contract is the one place that knows its own state layout and its reads. It declares them
+as data, so that the node's API, the receipts and the display use them without knowing the
+contract's internals:
+
+``namespace``
+    The :class:`~ledger.namespace.StateNamespace` of its state (``name || "/"``); a contract
+    module builds its full state keys with it (for example ``deeds.DEEDS_KEYS.act(...)``).
+``query_routes``
+    :class:`QueryRoute` declarations: the HTTP path the node API serves for one of the
+    contract's queries, its parameters with their limits, and how the answer is framed. The
+    API builds its router, its OpenAPI document and its parameter checks from them.
+``receipt_anchors``
+    :class:`~ledger.receipt.AnchorLayout` declarations: which action anchors a document and
+    which state record a receipt's status proves (docs/audit.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from ledger import encoding
 from ledger.model import ConsensusParameters, Genesis, Member, Transaction
+from ledger.namespace import NAMESPACE_SEPARATOR, StateNamespace
+from ledger.receipt import AnchorLayout
 
 __all__ = [
+    "NAMESPACE_SEPARATOR",
     "BlockContext",
     "Contract",
     "Delegation",
+    "QueryParameter",
+    "QueryRoute",
     "ReadView",
     "Rejection",
     "StateView",
     "decode_record",
     "encode_record",
 ]
-
-NAMESPACE_SEPARATOR = b"/"
 
 
 class Rejection(Exception):
@@ -144,6 +165,77 @@ class StateView(Protocol):
     def read_only_view(self, contract_name: str) -> ReadView: ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryParameter:
+    """One parameter of a :class:`QueryRoute`, checked by the API before the contract sees it.
+
+    A value that does not match ``pattern`` is refused with an ``invalid_query`` problem
+    whose detail is ``invalid``; with no pattern, the value goes to the contract as it is and
+    the contract's own check (a ValueError) answers. Only checked characters reach the
+    contract's query string: no ``&``, ``=`` or ``?`` can be smuggled in.
+    """
+
+    name: str
+    location: Literal["path", "query"]
+    schema: Mapping[str, Any]
+    """Its JSON schema, for the OpenAPI document (with the contract's limits)."""
+    description: str
+    pattern: re.Pattern[str] | None = None
+    invalid: str = ""
+    """The problem detail when the value does not match ``pattern``."""
+    echo: Literal["no", "text", "hex"] = "no"
+    """Repeat a path parameter in the answer: as text, or (``hex``) as the bytes it spells."""
+
+    def __post_init__(self) -> None:
+        assert self.pattern is None or self.invalid, self.name
+        assert self.echo == "no" or self.location == "path", self.name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryRoute:
+    """A read of a contract that the node's API serves at ``GET path``.
+
+    The API checks the parameters, asks the contract ``query`` (its ``{name}`` fields filled
+    from the path parameters, the query parameters appended as ``?name=value&…`` in the
+    client's order) and answers ``{"height": tip, <echoed parameters>, answer: <the
+    contract's answer>}``. A LookupError of the contract becomes the ``not_found`` problem, a
+    ValueError ``malformed`` (when set; otherwise either is a bug, answered 500).
+    """
+
+    name: str
+    """The handler's name: the OpenAPI operationId (``get_act``)."""
+    path: str
+    """The API path, aiohttp-style: ``{name}`` or ``{name:regex}`` for a path parameter."""
+    query: str
+    """The contract's query path, with ``{name}`` for each path parameter."""
+    answer: str
+    """The member of the answer document that holds the contract's answer."""
+    summary: str
+    tag: str
+    document: str
+    """The name of the answer's schema: a model of node/display.py (for OpenAPI and tests)."""
+    parameters: tuple[QueryParameter, ...] = ()
+    problems: tuple[str, ...] = ()
+    """The API problem codes this route may answer (for the OpenAPI document)."""
+    not_found: str | None = None
+    malformed: str | None = None
+    confirmed_reads: bool = False
+    """Read through the store's confirmed reads: an absence is proven by the state tree, so
+    a lost index entry is never answered as "unknown"."""
+
+    def __post_init__(self) -> None:
+        assert self.path.startswith("/") and self.name.startswith("get_"), self.name
+        for parameter in self.parameters:
+            if parameter.location == "path":
+                assert "{" + parameter.name in self.path, (self.name, parameter.name)
+
+    def path_parameters(self) -> tuple[QueryParameter, ...]:
+        return tuple(p for p in self.parameters if p.location == "path")
+
+    def query_parameters(self) -> tuple[QueryParameter, ...]:
+        return tuple(p for p in self.parameters if p.location == "query")
+
+
 class Contract:
     """Base class of contracts, with do-nothing defaults.
 
@@ -154,6 +246,15 @@ class Contract:
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "0.0"
+    query_routes: ClassVar[tuple[QueryRoute, ...]] = ()
+    """The reads the node API serves for this contract (see :class:`QueryRoute`)."""
+    receipt_anchors: ClassVar[tuple[AnchorLayout, ...]] = ()
+    """The actions that anchor a document, for receipts (:class:`~ledger.receipt.AnchorLayout`)."""
+
+    @property
+    def namespace(self) -> StateNamespace:
+        """The slice of the state tree this contract owns (``name || "/"``)."""
+        return StateNamespace(self.name)
 
     def check(self, transaction: Transaction) -> None:
         """Stateless validation of ``transaction.action`` and ``args``; raise Rejection."""

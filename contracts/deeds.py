@@ -87,13 +87,15 @@ import datetime
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
 from contracts.base import (
     BlockContext,
     Contract,
+    QueryParameter,
+    QueryRoute,
     ReadView,
     Rejection,
     StateView,
@@ -102,20 +104,26 @@ from contracts.base import (
 )
 from ledger import encoding
 from ledger.model import Transaction
+from ledger.namespace import StateNamespace
+from ledger.receipt import AnchorLayout
 
 __all__ = [
     "ACTIVE_STATUSES",
     "DEEDS",
+    "DEEDS_KEYS",
+    "DEEDS_QUERY_ROUTES",
     "KINDS",
     "LINKS_PER_LIST_MAX",
     "PERSON_COMMITMENT_TAG",
     "QUERY_LIMIT_DEFAULT",
     "QUERY_LIMIT_MAX",
+    "RECEIPT_ANCHOR",
     "ROLE_ISSUE",
     "ROLE_STATUS",
     "TERMINAL_STATUSES",
     "Act",
     "DeedsContract",
+    "DeedsStateKeys",
     "HistoryEntry",
     "person_commitment",
     "verify_person_commitment",
@@ -202,6 +210,49 @@ def history_prefix(issuer: str, reference: str) -> bytes:
 def history_key(issuer: str, reference: str, sequence: int) -> bytes:
     assert 0 <= sequence < HISTORY_ENTRIES_PER_ACT_MAX
     return history_prefix(issuer, reference) + sequence.to_bytes(SEQUENCE_BYTES, "big")
+
+
+_STR8 = 0xD9
+"""The msgpack header byte of a str8; shorter texts are fixstr (``0xa0 | length``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeedsStateKeys:
+    """The deeds contract's keys as the state tree holds them (docs/format.md §7.9).
+
+    The functions above build the contract's own keys (what ``apply`` reads and writes
+    through its namespaced view); this object puts them in the contract's namespace, for
+    whoever reads the state tree directly: receipts, exports, the audit tools.
+    """
+
+    namespace: StateNamespace
+
+    def act(self, issuer: str, reference: str) -> bytes:
+        """The state key of an act's record: ``deeds/act/`` || P(issuer) || reference."""
+        return self.namespace.key(act_key(issuer, reference))
+
+    def history(self, issuer: str, reference: str, sequence: int) -> bytes:
+        """The state key of entry ``sequence`` of an act's history."""
+        return self.namespace.key(history_key(issuer, reference, sequence))
+
+    @property
+    def acts_prefix(self) -> bytes:
+        """The prefix of every act record's state key, ``deeds/act/``."""
+        return self.namespace.key(ACT_PREFIX)
+
+    def act_of(self, state_key: bytes) -> tuple[str, str]:
+        """``(issuer, reference)`` of an act record's state key (asserts it is one)."""
+        rest = self.namespace.local(state_key)[len(ACT_PREFIX) :]
+        # The issuer is a canonical msgpack text (a fixstr or a str8: ids are <= 48 bytes).
+        header = 2 if rest[0] == _STR8 else 1
+        length = rest[1] if header == 2 else rest[0] & 0x1F
+        issuer = encoding.unpack(rest[: header + length])
+        reference = rest[header + length :].decode()
+        assert self.act(issuer, reference) == state_key, state_key
+        return issuer, reference
+
+
+DEEDS_KEYS = DeedsStateKeys(StateNamespace(DEEDS))
 
 
 # --- records ----------------------------------------------------------------------------------
@@ -441,11 +492,136 @@ def check_arguments(action: str, arguments: dict[str, Any]) -> None:
 # --- the contract -----------------------------------------------------------------------------
 
 
+# --- what the node serves and what receipts prove -------------------------------------------
+
+_ISSUER_PARAMETER = QueryParameter(
+    name="issuer",
+    location="path",
+    schema={"type": "string", "pattern": f"^{_MEMBER_ID.pattern}$", "maxLength": 48},
+    description="the issuing member's id",
+    pattern=_MEMBER_ID,
+    invalid="an issuer is a member id (lowercase letters, digits and '-', ≤ 48)",
+)
+_REFERENCE_PARAMETER = QueryParameter(
+    name="reference",
+    location="path",
+    schema={
+        "type": "string",
+        "pattern": f"^{_REFERENCE.pattern}$",
+        "maxLength": REFERENCE_CHARACTERS_MAX,
+    },
+    description="the act's reference (may hold '/': send it as is or %2F)",
+)
+_QUERY_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_QUERY_LIMIT = re.compile(r"[0-9]{1,4}")
+
+
+def _echoed(parameter: QueryParameter) -> QueryParameter:
+    return replace(parameter, echo="text")
+
+
+def _date_parameter(name: str, description: str) -> QueryParameter:
+    return QueryParameter(
+        name=name,
+        location="query",
+        schema={"type": "string", "format": "date"},
+        description=description,
+        pattern=_QUERY_DATE,
+        invalid=f"{name}: expected a date YYYY-MM-DD",
+    )
+
+
+_ACT_PROBLEMS = ("invalid_query", "unknown_act", "contract_not_enabled")
+_ACT_ROUTE = {"not_found": "unknown_act", "malformed": "invalid_query", "confirmed_reads": True}
+
+DEEDS_QUERY_ROUTES: tuple[QueryRoute, ...] = (
+    QueryRoute(
+        name="get_act",
+        path="/v1/acts/{issuer}/{reference:.+}",
+        query="act/{issuer}/{reference}",
+        answer="act",
+        summary="An act of the deeds contract",
+        tag="acts",
+        document="ActDocument",
+        parameters=(_ISSUER_PARAMETER, _REFERENCE_PARAMETER),
+        problems=_ACT_PROBLEMS,
+        **_ACT_ROUTE,
+    ),
+    QueryRoute(
+        name="get_digest",
+        path="/v1/digests/{digest}",
+        query="digest/{digest}",
+        answer="acts",
+        summary="The acts anchoring a document digest: is this document authentic, in force?",
+        tag="acts",
+        document="DigestDocument",
+        parameters=(
+            QueryParameter(
+                name="digest",
+                location="path",
+                schema={"type": "string", "pattern": f"^{_HEX_DIGEST.pattern}$"},
+                description="SHA-256 of the document, lowercase hex",
+                echo="hex",
+            ),
+        ),
+        problems=_ACT_PROBLEMS,
+        **_ACT_ROUTE,
+    ),
+    QueryRoute(
+        name="get_history",
+        path="/v1/history/{issuer}/{reference:.+}",
+        query="history/{issuer}/{reference}",
+        answer="history",
+        summary="The history of an act (anchoring and every status change)",
+        tag="acts",
+        document="HistoryDocument",
+        parameters=(_echoed(_ISSUER_PARAMETER), _echoed(_REFERENCE_PARAMETER)),
+        problems=_ACT_PROBLEMS,
+        **_ACT_ROUTE,
+    ),
+    QueryRoute(
+        name="get_issuer_acts",
+        path="/v1/issuers/{issuer}/acts",
+        query="acts/{issuer}",
+        answer="acts",
+        summary="An issuer's acts by act date",
+        tag="acts",
+        document="IssuerActsDocument",
+        parameters=(
+            _echoed(_ISSUER_PARAMETER),
+            _date_parameter("from", "first act date, YYYY-MM-DD"),
+            _date_parameter("to", "last act date, YYYY-MM-DD"),
+            QueryParameter(
+                name="limit",
+                location="query",
+                schema={"type": "integer", "minimum": 1, "maximum": QUERY_LIMIT_MAX},
+                description=f"most acts to return (default {QUERY_LIMIT_DEFAULT})",
+                pattern=_QUERY_LIMIT,
+                invalid=f"limit: an integer from 1 to {QUERY_LIMIT_MAX}",
+            ),
+        ),
+        problems=("invalid_query", "invalid_parameter", "contract_not_enabled"),
+        **_ACT_ROUTE,
+    ),
+)
+"""The reads the node API serves for the deeds contract (docs/api.md)."""
+
+
+def _anchored_act_key(arguments: Mapping[str, Any]) -> bytes:
+    return DEEDS_KEYS.act(arguments["issuer"], arguments["reference"])
+
+
+RECEIPT_ANCHOR = AnchorLayout(contract=DEEDS, action="anchor", record_key=_anchored_act_key)
+"""An ``anchor`` carries the document's digest; a receipt's status proves the act's record."""
+
+
 class DeedsContract(Contract):
     """Anchoring and lifecycle of administrative acts (see the module docstring)."""
 
     name: ClassVar[str] = DEEDS
     version: ClassVar[str] = "1.0"
+    query_routes: ClassVar[tuple[QueryRoute, ...]] = DEEDS_QUERY_ROUTES
+    receipt_anchors: ClassVar[tuple[AnchorLayout, ...]] = (RECEIPT_ANCHOR,)
 
     def check(self, transaction: Transaction) -> None:
         check_arguments(transaction.action, transaction.args)

@@ -69,6 +69,7 @@ from contracts.base import (
     BlockContext,
     Contract,
     Delegation,
+    QueryRoute,
     ReadView,
     Rejection,
     StateView,
@@ -87,12 +88,14 @@ from ledger.model import (
     Transaction,
     members_hash,
 )
+from ledger.namespace import MEMBERS_STATE_KEY, MEMBERSHIP_NAMESPACE
 
 __all__ = [
     "DELEGATIONS_PER_MEMBER_MAX",
     "DELEGATIONS_PER_SIGNER_MAX",
     "GOVERN",
     "MEMBERSHIP",
+    "MEMBERSHIP_QUERY_ROUTES",
     "MEMBERS_MIN",
     "OPEN_PROPOSALS_MAX",
     "ROLES_PER_DELEGATION_MAX",
@@ -107,7 +110,8 @@ __all__ = [
     "required_votes",
 ]
 
-MEMBERSHIP = "membership"
+MEMBERSHIP = MEMBERSHIP_NAMESPACE.contract
+"""The contract's name, its namespace: part of the chain format (ledger/namespace.py)."""
 
 GOVERN = "membership.govern"
 """The role that lets a key propose changes and vote for a member."""
@@ -135,7 +139,8 @@ _ROLE_PATTERN = re.compile(r"[a-z]+\.[a-z_]+")
 
 # --- state layout (the one place where this contract's keys are built) -----------------------
 
-MEMBERS_KEY = b"members"
+MEMBERS_KEY = MEMBERSHIP_NAMESPACE.local(MEMBERS_STATE_KEY)
+"""The member set: its full state key is a format constant (docs/format.md §7.8)."""
 PARAMETERS_KEY = b"parameters"
 SIGNER_PREFIX = b"signer/"
 DELEGATES_PREFIX = b"delegates/"
@@ -988,11 +993,50 @@ def _read_proposal_document(state: ReadView, proposal_id: bytes) -> dict[str, An
 # --- the contract -----------------------------------------------------------------------------
 
 
+def _read(name: str, path: str, answer: str, summary: str, document: str) -> QueryRoute:
+    return QueryRoute(
+        name=name,
+        path=path,
+        query=answer,
+        answer=answer,
+        summary=summary,
+        tag="membership",
+        document=document,
+    )
+
+
+MEMBERSHIP_QUERY_ROUTES: tuple[QueryRoute, ...] = (
+    _read(
+        "get_members",
+        "/v1/members",
+        "members",
+        "The member set in force for the next block",
+        "MembersDocument",
+    ),
+    _read(
+        "get_parameters",
+        "/v1/parameters",
+        "parameters",
+        "The consensus parameters in force",
+        "ParametersDocument",
+    ),
+    _read(
+        "get_proposals",
+        "/v1/proposals",
+        "proposals",
+        "The open governance proposals",
+        "ProposalsDocument",
+    ),
+)
+"""The reads the node API serves for the membership contract (docs/api.md)."""
+
+
 class MembershipContract(Contract):
     """Governance of the consortium: members, node keys, signer delegations, parameters."""
 
     name = MEMBERSHIP
     version = "1.0"
+    query_routes = MEMBERSHIP_QUERY_ROUTES
 
     def genesis_state(self, genesis: Genesis, state: StateView) -> None:
         state.put(MEMBERS_KEY, encode_record([member.to_canonical() for member in genesis.members]))

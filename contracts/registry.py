@@ -11,6 +11,10 @@ declared the same way. A genesis lists the contracts a consortium runs, each pin
 version; :func:`load_contracts` refuses to go on when one is missing or installed in another
 version, naming it, because members running different contract code would compute different
 state roots.
+
+The built-in contracts are also listed here (:data:`BUILTIN_CONTRACTS`), for the parts of the
+node that serve what contracts declare without running them: the API's query routes
+(:func:`query_routes`) and the anchors a receipt verifier recognizes (:func:`receipt_anchors`).
 """
 
 from __future__ import annotations
@@ -18,18 +22,42 @@ from __future__ import annotations
 from collections.abc import Iterable
 from importlib import metadata
 
-from contracts.base import Contract
-from contracts.membership import MEMBERSHIP
+from contracts.base import Contract, QueryRoute
+from contracts.deeds import DeedsContract
+from contracts.membership import MEMBERSHIP, MembershipContract
 from ledger.model import ContractRef, Genesis
+from ledger.receipt import AnchorLayout
 
 __all__ = [
+    "BUILTIN_CONTRACTS",
     "ENTRY_POINT_GROUP",
     "ContractLoadError",
     "discover",
     "load_contracts",
+    "query_routes",
+    "receipt_anchors",
 ]
 
 ENTRY_POINT_GROUP = "sceau.contracts"
+BUILTIN_CONTRACTS: tuple[type[Contract], ...] = (DeedsContract, MembershipContract)
+"""sceau's own contracts. The API serves their query routes whether or not a consortium runs
+them (a route of a contract it does not run answers ``contract_not_enabled``)."""
+
+
+def query_routes(
+    contracts: Iterable[type[Contract]] = BUILTIN_CONTRACTS,
+) -> tuple[tuple[str, QueryRoute], ...]:
+    """``(contract name, route)`` of every read ``contracts`` declare, in declaration order."""
+    return tuple(
+        (contract.name, route) for contract in contracts for route in contract.query_routes
+    )
+
+
+def receipt_anchors(
+    contracts: Iterable[Contract | type[Contract]] = BUILTIN_CONTRACTS,
+) -> tuple[AnchorLayout, ...]:
+    """The anchoring actions ``contracts`` declare: what a receipt verifier recognizes."""
+    return tuple(anchor for contract in contracts for anchor in contract.receipt_anchors)
 
 
 class ContractLoadError(Exception):

@@ -40,15 +40,19 @@ from contracts.engine import Engine, ExecutionResult, InvalidProposalError
 from contracts.registry import ContractLoadError, load_contracts
 from ledger.audit import Replayed, ReplayError, ReplaySetupError
 from ledger.model import Block, Genesis, Member, Transaction
-from ledger.state import EMPTY_ROOT, MemoryNodeStore, SparseMerkleTree, StateUpdate
+from ledger.state import (
+    EMPTY_ROOT,
+    INTERNAL_NODE_TAG,
+    MemoryNodeStore,
+    SparseMerkleTree,
+    StateUpdate,
+)
 
 __all__ = ["EngineReplayer", "ReplayState"]
 
 COMPACTION_SLACK_NODES = 200_000
 """Unreachable tree nodes tolerated beyond the live ones before a compaction: compacting when
 the node count doubles (plus this slack) keeps its cost amortised to O(1) per node written."""
-_INTERNAL_TAG = 0x01
-"""First byte of an internal node record, ``0x01 || left || right`` (ledger.state)."""
 
 
 class ReplayState:
@@ -124,7 +128,7 @@ class ReplayState:
             record = self._nodes.get_node(node_hash)
             assert record is not None, "a node reachable from the root is missing"
             reachable[node_hash] = record
-            if record[0] == _INTERNAL_TAG:
+            if record[:1] == INTERNAL_NODE_TAG:
                 pending.extend(
                     child for child in (record[1:33], record[33:65]) if child != EMPTY_ROOT
                 )

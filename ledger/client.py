@@ -87,7 +87,7 @@ log = logging.getLogger("sceau.client")
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_EXPIRY_BLOCKS = 1_000
 WAIT_STEP_S_MAX = 30.0
-"""The node's own bound on ``?wait=`` (node/api.py WAIT_S_MAX)."""
+"""The node's own bound on ``?wait=`` (node/api/limits.py WAIT_S_MAX)."""
 RETRY_INTERVAL_S = 5.0
 """How long one endpoint is given to commit a submission (its ``?wait=``) before the same
 transaction is sent to the next endpoint."""

@@ -15,9 +15,16 @@ it, to someone who holds only the genesis file (docs/audit.md walks through it):
    of the member set in force at that height, and the header's ``members_hash`` names that set.
 3. **The transaction.** Its canonical bytes are leaf ``position`` of the RFC 9162 tree of
    ``tx_count`` leaves whose root is the header's ``tx_root`` (inclusion proof); its signature
-   verifies; for a deeds anchor, the document's SHA-256 is the anchored ``digest``.
+   verifies; for an anchor (a deeds ``anchor``), the document's SHA-256 is the anchored
+   ``digest``.
 4. **Optionally, the act's status** at a later certified height: a header and certificate (with
    the member-set changes up to it) and a state proof of the act's record under its root.
+
+Which transactions anchor a document, and where their record lives, is the contract's
+knowledge, not the format's: the caller passes the :class:`AnchorLayout` declarations of the
+contracts it knows (``Contract.receipt_anchors``, gathered by
+:func:`contracts.registry.receipt_anchors`). The member-set key, in contrast, is part of the
+chain format (docs/format.md §7.8): :data:`ledger.namespace.MEMBERS_STATE_KEY`.
 
 The trust a receipt gives is the trust in its member sets: a quorum of members of an *earlier*
 set (members removed since, colluding) could certify a forged history that omits their
@@ -31,6 +38,7 @@ a compact canonical msgpack form (``to_bytes``).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -53,28 +61,45 @@ from ledger.model import (
     hex_bytes,
     members_hash,
 )
+from ledger.namespace import MEMBERS_STATE_KEY
 from ledger.state import StateProof, verify_state_proof
 
 __all__ = [
     "MEMBERS_STATE_KEY",
+    "AnchorLayout",
     "MemberSetChange",
     "Receipt",
     "ReceiptError",
     "StatusProof",
     "VerifiedReceipt",
-    "act_state_key",
     "verify_receipt",
 ]
 
-MEMBERS_STATE_KEY = b"membership/members"
-"""Where the membership contract keeps the member set (docs/format.md §7)."""
 MEMBER_SET_CHANGES_MAX = 4096
 INCLUSION_PROOF_MAX = 64
 
 
-def act_state_key(issuer: str, reference: str) -> bytes:
-    """The state key of a deeds act record: ``deeds/act/`` ‖ pack(issuer) ‖ reference."""
-    return b"deeds/act/" + encoding.pack(issuer) + reference.encode()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnchorLayout:
+    """A contract's action that anchors a document, as a receipt sees it.
+
+    Declared by the contract (``Contract.receipt_anchors``): a transaction of ``contract``
+    and ``action`` carries the document's SHA-256 in its ``digest`` argument, and its record
+    lives at the state key ``record_key(arguments)``; a receipt's status proves that key.
+    """
+
+    contract: str
+    action: str
+    record_key: Callable[[Mapping[str, Any]], bytes]
+    """The full state key (namespace included) of the record the anchor writes."""
+
+    def anchors(self, transaction: Transaction) -> bool:
+        return transaction.contract == self.contract and transaction.action == self.action
+
+
+def _anchor_of(transaction: Transaction, anchors: Sequence[AnchorLayout]) -> AnchorLayout | None:
+    """The layout under which ``transaction`` anchors a document, or None."""
+    return next((layout for layout in anchors if layout.anchors(transaction)), None)
 
 
 class ReceiptError(ValueError):
@@ -160,10 +185,15 @@ class VerifiedReceipt:
 
 
 def verify_receipt(
-    receipt: Receipt, genesis: Genesis, document: bytes | None = None
+    receipt: Receipt,
+    genesis: Genesis,
+    document: bytes | None = None,
+    *,
+    anchors: Sequence[AnchorLayout],
 ) -> VerifiedReceipt:
     """Check every link of ``receipt`` from ``genesis``; raises :class:`ReceiptError`.
 
+    ``anchors`` are the anchoring actions the caller knows (the contracts' declarations).
     With ``document`` (its bytes), also check that its SHA-256 is the anchored digest.
     """
     chain_id = genesis.chain_id
@@ -192,7 +222,8 @@ def verify_receipt(
     )
     if not included:
         raise ReceiptError("inclusion", "the transaction is not in the block's tx_root")
-    act = dict(transaction.args) if _is_anchor(transaction) else None
+    anchor = _anchor_of(transaction, anchors)
+    act = dict(transaction.args) if anchor is not None else None
     matches = None
     if document is not None:
         if act is None:
@@ -200,7 +231,7 @@ def verify_receipt(
         matches = hashlib.sha256(document).digest() == act.get("digest")
         if not matches:
             raise ReceiptError("document", "its SHA-256 is not the anchored digest")
-    status, status_height = _verify_status(receipt, transaction, members, chain_id)
+    status, status_height = _verify_status(receipt, transaction, anchor, members, chain_id)
     return VerifiedReceipt(
         transaction=transaction,
         height=receipt.height,
@@ -213,10 +244,6 @@ def verify_receipt(
         status=status,
         status_height=status_height,
     )
-
-
-def _is_anchor(transaction: Transaction) -> bool:
-    return transaction.contract == "deeds" and transaction.action == "anchor"
 
 
 def _follow_member_sets(
@@ -277,7 +304,11 @@ def _check_certified_header(
 
 
 def _verify_status(
-    receipt: Receipt, transaction: Transaction, members: tuple[Member, ...], chain_id: bytes
+    receipt: Receipt,
+    transaction: Transaction,
+    anchor: AnchorLayout | None,
+    members: tuple[Member, ...],
+    chain_id: bytes,
 ) -> tuple[dict[str, Any] | None, int | None]:
     status = receipt.status
     if status is None:
@@ -288,10 +319,9 @@ def _verify_status(
         members, receipt.height, status.member_changes, status.header.height, chain_id
     )
     _check_certified_header(status.header, status.certificate, later, chain_id, "status")
-    if not _is_anchor(transaction):
+    if anchor is None:
         raise ReceiptError("status", "only the receipt of an anchored act carries a status")
-    expected = act_state_key(transaction.args["issuer"], transaction.args["reference"])
-    if status.key != expected:
+    if status.key != anchor.record_key(transaction.args):
         raise ReceiptError("status", "the proven key is not this act's record")
     if not verify_state_proof(
         status.header.state_root, status.key, status.value, status.proof.proof()
@@ -309,10 +339,13 @@ def _verify_status(
 # --- building receipts from a node's store ----------------------------------------------------
 
 
-def build_receipt(store: Any, tx_id: bytes, *, with_status: bool = False) -> Receipt | None:
+def build_receipt(
+    store: Any, tx_id: bytes, *, anchors: Sequence[AnchorLayout] = ()
+) -> Receipt | None:
     """The receipt of a committed transaction from a :class:`~ledger.store.ChainStore`.
 
-    With ``with_status``, a deeds anchor's receipt also proves the act's record at the tip.
+    The receipt of an anchor of one of ``anchors`` (the contracts' declarations) also proves
+    the anchored record at the tip; without ``anchors``, no receipt carries a status.
     Returns None if ``tx_id`` is not in the chain.
     """
     location = store.transaction_location(tx_id)
@@ -320,7 +353,7 @@ def build_receipt(store: Any, tx_id: bytes, *, with_status: bool = False) -> Rec
         return None
     height, position = location
     return receipt_from_block(
-        store, store.block(height), store.certificate(height), position, with_status=with_status
+        store, store.block(height), store.certificate(height), position, anchors=anchors
     )
 
 
@@ -330,9 +363,10 @@ def receipt_from_block(
     certificate: CommitCertificate,
     position: int,
     *,
-    with_status: bool = False,
+    anchors: Sequence[AnchorLayout] = (),
 ) -> Receipt:
-    """The receipt of transaction ``position`` of a committed ``block`` already read."""
+    """The receipt of transaction ``position`` of a committed ``block`` already read (with
+    the status of its record at the tip if it is an anchor of one of ``anchors``)."""
     height = block.height
     transaction = block.transactions[position]
     changes = [
@@ -341,8 +375,9 @@ def receipt_from_block(
         if change >= 2
     ]
     status = None
-    if with_status and _is_anchor(transaction) and store.height >= height:
-        status = _status_proof(store, transaction, height)
+    anchor = _anchor_of(transaction, anchors)
+    if anchor is not None and store.height >= height:
+        status = _status_proof(store, anchor.record_key(transaction.args), height)
     return Receipt(
         chain_id=store.chain_id,
         transaction=transaction.encoded,
@@ -369,10 +404,9 @@ def _member_set_change(store: Any, height: int) -> MemberSetChange:
     )
 
 
-def _status_proof(store: Any, transaction: Transaction, height: int) -> StatusProof:
+def _status_proof(store: Any, key: bytes, height: int) -> StatusProof:
     tip_height = store.height
     header = store.block(tip_height).header
-    key = act_state_key(transaction.args["issuer"], transaction.args["reference"])
     return StatusProof(
         header=header,
         certificate=store.certificate(tip_height),

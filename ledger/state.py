@@ -82,6 +82,7 @@ from typing import Protocol
 __all__ = [
     "EMPTY_ROOT",
     "HASH_BYTES",
+    "INTERNAL_NODE_TAG",
     "KEY_PATH_BITS",
     "PROOF_SIBLINGS_MAX",
     "MemoryNodeStore",
@@ -105,6 +106,8 @@ EMPTY_ROOT = bytes(HASH_BYTES)
 
 _LEAF_TAG = b"\x00"
 _INTERNAL_TAG = b"\x01"
+INTERNAL_NODE_TAG = _INTERNAL_TAG
+"""First byte of an internal node's record, ``0x01 || left || right`` (for tree walkers)."""
 _LEAF_RECORD_BYTES_MIN = 1 + HASH_BYTES
 _INTERNAL_RECORD_BYTES = 1 + 2 * HASH_BYTES
 _CANONICAL_FIELDS = frozenset({"siblings", "other_key_path", "other_value_hash"})

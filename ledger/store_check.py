@@ -31,13 +31,11 @@ from dataclasses import dataclass
 from ledger import encoding
 from ledger.audit import certificate_failures
 from ledger.model import Member, ModelDecodeError, members_hash
+from ledger.namespace import MEMBERS_STATE_KEY
 from ledger.state import key_path, value_hash
 from ledger.store import ChainStore, StoreError
 
 __all__ = ["MEMBERS_STATE_KEY", "StoreCheckReport", "check_store"]
-
-MEMBERS_STATE_KEY = b"membership/members"
-"""Where the membership contract keeps the member set in force (ledger/receipt.py too)."""
 
 
 @dataclass(frozen=True, slots=True)

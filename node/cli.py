@@ -465,6 +465,7 @@ def _read_receipt(path: str) -> Any:
 def command_verify(arguments: argparse.Namespace) -> int:
     import datetime
 
+    from contracts.registry import receipt_anchors
     from ledger.receipt import ReceiptError, verify_receipt
     from node.launch import StartupError, read_genesis
 
@@ -480,7 +481,7 @@ def command_verify(arguments: argparse.Namespace) -> int:
         except OSError as error:
             raise CommandError(f"cannot read {arguments.document}: {error.strerror}") from None
     try:
-        proven = verify_receipt(receipt, genesis, document)
+        proven = verify_receipt(receipt, genesis, document, anchors=receipt_anchors())
     except ReceiptError as error:
         print(f"NOT VERIFIED — {error}", file=sys.stderr)
         return EXIT_CHECK_FAILED

@@ -585,20 +585,9 @@ LIST_SEPARATOR = ";"
 
 def _act_keys(state: Any) -> list[tuple[str, str, bytes]]:
     """``(issuer, reference, state key)`` of every act, sorted by issuer then reference."""
-    from contracts.deeds import ACT_PREFIX, DEEDS, act_key
-    from ledger import encoding
+    from contracts.deeds import DEEDS_KEYS
 
-    prefix = DEEDS.encode() + b"/" + ACT_PREFIX
-    found = []
-    for key, _ in state.state_items(prefix):
-        rest = key[len(prefix) :]
-        # The issuer is a canonical msgpack string (a fixstr or str8: ids are <= 48 bytes).
-        header = 1 if rest[0] != 0xD9 else 2
-        length = rest[0] & 0x1F if header == 1 else rest[1]
-        issuer = encoding.unpack(rest[: header + length])
-        reference = rest[header + length :].decode()
-        assert DEEDS.encode() + b"/" + act_key(issuer, reference) == key
-        found.append((issuer, reference, key))
+    found = [(*DEEDS_KEYS.act_of(key), key) for key, _ in state.state_items(DEEDS_KEYS.acts_prefix)]
     found.sort()
     return found
 
@@ -609,12 +598,11 @@ def act_rows(state: Any) -> Iterator[dict[str, Any]]:
     Values keep their types (lists, None, bool); :func:`_csv_cell` flattens them for CSV.
     """
     from contracts.base import decode_record
-    from contracts.deeds import DEEDS, Act, history_key
+    from contracts.deeds import DEEDS_KEYS, Act
 
-    namespace = DEEDS.encode() + b"/"
     for issuer, reference, key in _act_keys(state):
         act = Act.from_record(decode_record(state.state_get(key)))
-        anchoring = state.state_get(namespace + history_key(issuer, reference, 0))
+        anchoring = state.state_get(DEEDS_KEYS.history(issuer, reference, 0))
         assert anchoring is not None, "every act has its anchoring in its history"
         anchored_at = datetime.datetime.fromtimestamp(
             act.anchored_timestamp_ms / 1000, datetime.UTC

@@ -5,7 +5,7 @@ which cut its peer links. Listening on loopback is not enough to keep them priva
 proxy on the same host forwards outsiders' requests from a loopback address. So the routes
 also require this node's *debug token*, a random secret kept in the data directory
 (:data:`TOKEN_FILE_NAME`, mode 0600), sent in the :data:`TOKEN_HEADER` request header; and
-they refuse any request that carries a proxy's forwarding header (node/api.py).
+they refuse any request that carries a proxy's forwarding header (node/api/handlers.py).
 
 ``sceau devnet up`` (with fault injection) and ``sceau node init`` write the token; a node
 that starts with fault injection and finds none writes one. Whoever runs the tests reads it

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from contracts.registry import receipt_anchors
 from ledger import crypto
 from ledger.client import ApiError, Client
 from ledger.model import Genesis
@@ -213,7 +214,9 @@ class Demo:
         finally:
             reader.close()
         receipt = Receipt.model_validate_json(json.dumps(outcome["receipt"]))
-        proven = verify_receipt(receipt, genesis, document(issuer, reference, title))
+        proven = verify_receipt(
+            receipt, genesis, document(issuer, reference, title), anchors=receipt_anchors()
+        )
         check(proven.document_matches is True, "the receipt does not match the document")
         say(
             f"  its receipt: included in block {proven.height}, certified by "
@@ -221,7 +224,8 @@ class Demo:
             "verified offline from the genesis"
         )
         try:
-            verify_receipt(receipt, genesis, document(issuer, reference, title) + b" ")
+            altered_copy = document(issuer, reference, title) + b" "
+            verify_receipt(receipt, genesis, altered_copy, anchors=receipt_anchors())
             raise DemoFailure("the receipt verified an altered document")
         except ReceiptError as error:
             say(f"  the same receipt with the altered copy: refused ({error.step})")

@@ -33,7 +33,7 @@ and they raise :class:`~ledger.store.CorruptionError` when the store disagrees w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
@@ -49,7 +49,8 @@ from ledger.model import (
     Member,
     Transaction,
 )
-from ledger.receipt import build_receipt, receipt_from_block
+from ledger.namespace import StateNamespace
+from ledger.receipt import AnchorLayout, build_receipt, receipt_from_block
 from ledger.store import ChainStore, CorruptionError
 from node.application import ChainApplication
 from node.mempool import Mempool
@@ -154,15 +155,16 @@ def _locate(
 
 
 def receipt_for(
-    store: ChainStore, tx_id: bytes, *, with_status: bool = False
+    store: ChainStore, tx_id: bytes, *, anchors: Sequence[AnchorLayout] = ()
 ) -> dict[str, Any] | None:
     """The audit-grade receipt of a committed transaction (canonical form), or None.
 
     See :mod:`ledger.receipt`: the transaction, its inclusion proof, its certified header and
     the proven member-set changes since the genesis, so that ``sceau verify`` checks it from
-    the genesis alone; with ``with_status``, also the act's record at the tip.
+    the genesis alone; for an anchor of one of ``anchors`` (the contracts' declarations,
+    :func:`contracts.registry.receipt_anchors`), also the anchored record at the tip.
     """
-    receipt = build_receipt(store, tx_id, with_status=with_status)
+    receipt = build_receipt(store, tx_id, anchors=anchors)
     return None if receipt is None else receipt.to_canonical()
 
 
@@ -229,7 +231,7 @@ def state_document(store: ChainStore, contract: str, key: bytes) -> dict[str, An
     ``state_root`` of the certified tip header (no header before the first block: the root is
     then the genesis state's, which a client recomputes from the genesis).
     """
-    state_key = contract.encode() + b"/" + key
+    state_key = StateNamespace(contract).key(key)
     tip = store.tip
     document: dict[str, Any] = {
         "contract": contract,

@@ -1,4 +1,4 @@
-"""The client API (node/api.py) of a real node, over HTTP.
+"""The client API (the node/api package) of a real node, over HTTP.
 
 Two real nodes, each built by ``node.launch.build_node`` from files in a temporary folder:
 
@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from contracts.deeds import act_key
+from contracts.registry import query_routes, receipt_anchors
 from ledger import crypto, encoding, merkle
 from ledger.bundle import BundleWriter, block_frame, genesis_frame, parse_frames
 from ledger.devchain import LocalConsortium
@@ -550,7 +551,7 @@ def test_a_receipt_verifies_offline_against_the_certified_header(api: Api) -> No
         )
         assert receipt.header.block_hash == bytes.fromhex(document["block_hash"])
         assert len(receipt.inclusion_proof) == [2, 2, 1][position]  # the third leaf is promoted
-        proven = verify_receipt(receipt, api.consortium.genesis)
+        proven = verify_receipt(receipt, api.consortium.genesis, anchors=receipt_anchors())
         assert proven.transaction.tx_id == transaction.tx_id
         assert proven.height == receipt.height
         assert merkle.verify_inclusion(
@@ -1302,3 +1303,17 @@ def test_the_problem_table_is_well_formed() -> None:
 
 def test_routes_are_declared_once() -> None:
     assert len({(route.method, route.path) for route in ROUTES}) == len(ROUTES)
+
+
+def test_the_contracts_reads_are_the_routes_they_declare() -> None:
+    """The API holds no contract's paths: each read is a contract's QueryRoute, served as is."""
+    served = {route.path: route for route in ROUTES if route.contract_query is not None}
+    declared = query_routes()
+    assert set(served) == {query.path for _, query in declared}
+    for contract, query in declared:
+        route = served[query.path]
+        assert route.contract_query == (contract, query)
+        assert route.handler == query.name and route.problems == query.problems
+        assert [parameter.name for parameter in route.parameters] == [
+            parameter.name for parameter in query.parameters
+        ]

@@ -15,13 +15,15 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from contracts.base import Rejection, decode_record, encode_record
 from contracts.deeds import (
+    DEEDS_KEYS,
     LINKS_PER_LIST_MAX,
+    RECEIPT_ANCHOR,
     Act,
     DeedsContract,
     person_commitment,
@@ -1137,3 +1139,28 @@ class DeedsMachine(RuleBasedStateMachine):
 
 TestDeedsMachine = DeedsMachine.TestCase
 TestDeedsMachine.settings = settings(max_examples=40, stateful_step_count=20, deadline=None)
+
+
+# --- the state layout the contract declares ---------------------------------------------------
+
+ISSUER_IDS = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?", fullmatch=True)
+REFERENCES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}", fullmatch=True)
+
+
+@given(issuer=ISSUER_IDS, reference=REFERENCES)
+def test_an_act_state_key_names_its_issuer_and_reference(issuer: str, reference: str) -> None:
+    key = DEEDS_KEYS.act(issuer, reference)
+    assert key.startswith(b"deeds/act/")  # docs/format.md §7.9
+    assert DEEDS_KEYS.act_of(key) == (issuer, reference)
+
+
+def test_the_receipt_anchor_proves_the_record_the_anchor_writes() -> None:
+    arguments = {"issuer": "ville-valbrune", "reference": "DEL-2026-001"}
+    assert (RECEIPT_ANCHOR.contract, RECEIPT_ANCHOR.action) == ("deeds", "anchor")
+    assert (
+        RECEIPT_ANCHOR.record_key(arguments)
+        == b"deeds/act/"
+        + bytes([0xA0 + len("ville-valbrune")])
+        + b"ville-valbrune"
+        + b"DEL-2026-001"
+    )

@@ -36,8 +36,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contracts.deeds import DEEDS_KEYS
 from contracts.engine import Engine
-from contracts.registry import load_contracts
+from contracts.registry import load_contracts, receipt_anchors
 from ledger import crypto, domains, encoding, merkle
 from ledger.devchain import LocalConsortium
 from ledger.model import (
@@ -61,7 +62,6 @@ from ledger.receipt import (
     StateProofDocument,
     StatusProof,
     VerifiedReceipt,
-    act_state_key,
     build_receipt,
     verify_receipt,
 )
@@ -89,6 +89,8 @@ FIRST_BLOCK_TIMESTAMP_MS = 1_796_029_200_000
 BLOCK_INTERVAL_MS = 60_000
 SCEAU = [sys.executable, "-m", "node.cli"]
 COMMAND_TIMEOUT_S = 60.0
+ANCHORS = receipt_anchors()
+"""The anchoring actions the built-in contracts declare (the deeds ``anchor``)."""
 
 
 def key_for(label: str) -> crypto.PrivateKey:
@@ -231,7 +233,8 @@ class Chain:
         self.commit(proposal, *votes)
 
     def receipt(self, reference: str, *, with_status: bool = False) -> Receipt:
-        receipt = build_receipt(self.store, self.acts[reference].tx_id, with_status=with_status)
+        anchors = ANCHORS if with_status else ()
+        receipt = build_receipt(self.store, self.acts[reference].tx_id, anchors=anchors)
         assert receipt is not None
         return receipt
 
@@ -324,7 +327,7 @@ def other_genesis() -> Genesis:
 def failure(receipt: Receipt, genesis: Genesis, document: bytes | None = None) -> ReceiptError:
     """The ReceiptError that verifying ``receipt`` raises (the test fails if it verifies)."""
     with pytest.raises(ReceiptError) as caught:
-        verify_receipt(receipt, genesis, document)
+        verify_receipt(receipt, genesis, document, anchors=ANCHORS)
     return caught.value
 
 
@@ -481,7 +484,7 @@ def assert_detected(
     except ModelDecodeError:
         return None
     with pytest.raises(ReceiptError) as caught:
-        verify_receipt(tampered, genesis)
+        verify_receipt(tampered, genesis, anchors=ANCHORS)
     steps = expected_steps(path)
     assert caught.value.step.startswith(steps), (path, how, str(caught.value))
     return caught.value
@@ -508,7 +511,7 @@ def tamperable(chain: Chain) -> dict[str, dict[str, Any]]:
 
 def test_a_plain_anchor_receipt_proves_the_act_from_the_genesis_alone(chain: Chain) -> None:
     receipt = chain.receipt(PLAIN)
-    proven = verify_receipt(receipt, chain.genesis)
+    proven = verify_receipt(receipt, chain.genesis, anchors=ANCHORS)
     transaction = chain.acts[PLAIN]
     assert isinstance(proven, VerifiedReceipt)
     assert proven.transaction == transaction
@@ -529,12 +532,12 @@ def test_every_leaf_of_a_three_leaf_block_has_its_own_inclusion_proof(chain: Cha
         receipt = chain.receipt(reference)
         assert receipt.position == position
         assert len(receipt.inclusion_proof) == [2, 2, 1][position]  # the third leaf is promoted
-        assert verify_receipt(receipt, chain.genesis).act["reference"] == reference
+        assert verify_receipt(receipt, chain.genesis, anchors=ANCHORS).act["reference"] == reference
 
 
 def test_the_anchored_document_matches_and_any_other_document_does_not(chain: Chain) -> None:
     receipt = chain.receipt(PLAIN)
-    proven = verify_receipt(receipt, chain.genesis, document_of(PLAIN))
+    proven = verify_receipt(receipt, chain.genesis, document_of(PLAIN), anchors=ANCHORS)
     assert proven.document_matches is True
     for other in (document_of(SECOND), document_of(PLAIN) + b"\n", b"", document_of(PLAIN)[:-1]):
         error = failure(receipt, chain.genesis, other)
@@ -543,9 +546,9 @@ def test_the_anchored_document_matches_and_any_other_document_does_not(chain: Ch
 
 
 def test_a_receipt_of_a_non_anchor_has_no_act_and_no_document(chain: Chain) -> None:
-    receipt = build_receipt(chain.store, chain.transactions["rotate_key"].tx_id, with_status=True)
+    receipt = build_receipt(chain.store, chain.transactions["rotate_key"].tx_id, anchors=ANCHORS)
     assert receipt is not None and receipt.status is None  # a status is only an act's
-    proven = verify_receipt(receipt, chain.genesis)
+    proven = verify_receipt(receipt, chain.genesis, anchors=ANCHORS)
     assert proven.act is None and proven.height == 6
     assert proven.transaction.action == "rotate_key"
     error = failure(receipt, chain.genesis, document_of(PLAIN))
@@ -580,7 +583,7 @@ def test_a_receipt_after_an_admission_carries_the_new_member_set(chain: Chain) -
     assert verify_state_proof(
         change.header.state_root, MEMBERS_STATE_KEY, listed, change.proof.proof()
     )
-    proven = verify_receipt(receipt, chain.genesis)
+    proven = verify_receipt(receipt, chain.genesis, anchors=ANCHORS)
     assert proven.members == 5 and NEWCOMER in proven.signers
     assert len(proven.signers) == quorum_size(5) == 4
     assert proven.act["issuer"] == NEWCOMER
@@ -590,14 +593,14 @@ def test_a_receipt_after_a_removal_follows_both_changes(chain: Chain) -> None:
     receipt = chain.receipt(AFTER_REMOVAL)
     assert [change.header.height for change in receipt.member_changes] == [2, 4]
     assert REMOVED not in {member.id for member in receipt.member_changes[-1].members}
-    proven = verify_receipt(receipt, chain.genesis)
+    proven = verify_receipt(receipt, chain.genesis, anchors=ANCHORS)
     assert proven.members == 4
     assert proven.signers == tuple(sorted((VILLE, SAINT_LEGER, NEWCOMER)))
 
 
 def test_a_removed_member_can_no_longer_certify(chain: Chain) -> None:
     # Its signatures of the blocks before its removal still count.
-    before = verify_receipt(chain.receipt(AFTER_ADMISSION), chain.genesis)
+    before = verify_receipt(chain.receipt(AFTER_ADMISSION), chain.genesis, anchors=ANCHORS)
     assert REMOVED in before.signers
     for reference in (AFTER_REMOVAL, AFTER_ROTATION):
         receipt = chain.receipt(reference)
@@ -630,7 +633,7 @@ def test_a_receipt_after_a_key_rotation_verifies_with_the_new_key(chain: Chain) 
     assert [change.header.height for change in receipt.member_changes] == [2, 4, 6]
     rotated = next(member for member in receipt.member_changes[-1].members if member.id == ROTATED)
     assert rotated.public_key == crypto.public_key_bytes(chain.keys[ROTATED])
-    proven = verify_receipt(receipt, chain.genesis)
+    proven = verify_receipt(receipt, chain.genesis, anchors=ANCHORS)
     assert ROTATED in proven.signers and proven.members == 4
     assert proven.transaction.signer == rotated.public_key
 
@@ -645,7 +648,7 @@ def test_a_certificate_with_a_rotated_out_key_fails(chain: Chain) -> None:
     # Before the rotation took effect the old key certified, and the new one could not.
     rotation = build_receipt(chain.store, chain.transactions["rotate_key"].tx_id)
     assert rotation is not None and rotation.height == 6
-    assert ROTATED in verify_receipt(rotation, chain.genesis).signers
+    assert ROTATED in verify_receipt(rotation, chain.genesis, anchors=ANCHORS).signers
     keys[ROTATED] = chain.keys[ROTATED]
     certificate = forged_certificate(chain, rotation.header, keys)
     error = failure(rotation.model_copy(update={"certificate": certificate}), chain.genesis)
@@ -695,10 +698,10 @@ def test_a_status_proof_shows_the_act_withdrawn_at_the_tip(chain: Chain) -> None
     receipt = chain.receipt(PLAIN, with_status=True)
     status = receipt.status
     assert isinstance(status, StatusProof)
-    assert status.header.height == TIP and status.key == act_state_key(METROPOLE, PLAIN)
+    assert status.header.height == TIP and status.key == DEEDS_KEYS.act(METROPOLE, PLAIN)
     # The changes between the act's block and the tip, for the tip's certificate.
     assert [change.header.height for change in status.member_changes] == [2, 4, 6]
-    proven = verify_receipt(receipt, chain.genesis, document_of(PLAIN))
+    proven = verify_receipt(receipt, chain.genesis, document_of(PLAIN), anchors=ANCHORS)
     assert proven.status_height == TIP and proven.document_matches
     assert proven.status is not None
     assert proven.status["status"] == "withdrawn"
@@ -709,7 +712,7 @@ def test_a_status_proof_shows_the_act_withdrawn_at_the_tip(chain: Chain) -> None
 def test_a_status_proof_of_an_act_still_in_force(chain: Chain) -> None:
     receipt = chain.receipt(AFTER_ROTATION, with_status=True)
     assert receipt.status is not None and receipt.status.member_changes == ()
-    proven = verify_receipt(receipt, chain.genesis)
+    proven = verify_receipt(receipt, chain.genesis, anchors=ANCHORS)
     assert proven.status is not None and proven.status["status"] == "in_force"
     assert proven.status_height == TIP
 
@@ -813,7 +816,7 @@ def test_every_field_of_a_receipt_changed_is_detected(
     chain: Chain, tamperable: dict[str, dict[str, Any]], reference: str
 ) -> None:
     document = tamperable[reference]
-    assert verify_receipt(Receipt.from_canonical(document), chain.genesis)
+    assert verify_receipt(Receipt.from_canonical(document), chain.genesis, anchors=ANCHORS)
     detected = 0
     paths = list(leaf_paths(document))
     for path in paths:
@@ -936,7 +939,7 @@ def test_the_receipts_own_certificate_can_be_rebuilt_and_verifies(chain: Chain) 
     receipt = chain.receipt(PLAIN)
     rebuilt = forged_certificate(chain, receipt.header, [METROPOLE, VILLE, SAINT_LEGER])
     assert rebuilt == receipt.certificate
-    assert verify_receipt(with_certificate(receipt, rebuilt), chain.genesis)
+    assert verify_receipt(with_certificate(receipt, rebuilt), chain.genesis, anchors=ANCHORS)
 
 
 def test_duplicate_signers_do_not_make_a_quorum(chain: Chain) -> None:
@@ -1042,7 +1045,9 @@ def test_a_block_may_be_committed_in_a_later_view_never_an_earlier_one(chain: Ch
     receipt = chain.receipt(PLAIN)
     signers = [METROPOLE, VILLE, SAINT_LEGER]
     later = forged_certificate(chain, receipt.header, signers, view=3)
-    assert verify_receipt(with_certificate(receipt, later), chain.genesis).height == 1
+    assert (
+        verify_receipt(with_certificate(receipt, later), chain.genesis, anchors=ANCHORS).height == 1
+    )
     # A header proposed in view 2, with a certificate of view 1: re-sign both.
     header = receipt.header.model_copy(update={"view": 2})
     earlier = forged_certificate(chain, header, signers, view=1)
@@ -1092,7 +1097,7 @@ def test_json_and_msgpack_forms_round_trip_and_verify(
     assert encoding.pack(encoding.unpack(data)) == data  # canonical: one byte form
     assert from_json.to_bytes() == data and from_bytes.model_dump_json(indent=2) == text
     for decoded in (from_json, from_bytes):
-        proven = verify_receipt(decoded, chain.genesis, document_of(reference))
+        proven = verify_receipt(decoded, chain.genesis, document_of(reference), anchors=ANCHORS)
         assert proven.document_matches and proven.act["reference"] == reference
     assert len(data) < len(text.encode())  # the compact form is compact
 
@@ -1124,7 +1129,7 @@ def test_the_json_form_is_stable(chain: Chain) -> None:
     assert rotated["public_key"].startswith("ed25519:")
     status = document["status"]
     assert list(status) == ["header", "certificate", "member_changes", "key", "value", "proof"]
-    assert status["key"] == act_state_key(ROTATED, AFTER_ROTATION).hex()
+    assert status["key"] == DEEDS_KEYS.act(ROTATED, AFTER_ROTATION).hex()
     hexes = [
         document["chain_id"],
         document["transaction"],
@@ -1160,7 +1165,7 @@ def test_the_api_receipt_is_the_receipts_json_form(
     chain: Chain, reference: str, with_status: bool
 ) -> None:
     tx_id = chain.acts[reference].tx_id
-    served = display.receipt_for(chain.store, tx_id, with_status=with_status)
+    served = display.receipt_for(chain.store, tx_id, anchors=ANCHORS if with_status else ())
     receipt = chain.receipt(reference, with_status=with_status)
     assert served == receipt.to_canonical()
     shown = display.to_display(served)
@@ -1168,7 +1173,7 @@ def test_the_api_receipt_is_the_receipts_json_form(
     # What `sceau anchor` writes (json.dumps of the API's document) is a valid receipt file.
     saved = json.dumps(shown, indent=2) + "\n"
     assert Receipt.model_validate_json(saved) == receipt
-    assert verify_receipt(Receipt.model_validate_json(saved), chain.genesis)
+    assert verify_receipt(Receipt.model_validate_json(saved), chain.genesis, anchors=ANCHORS)
 
 
 # --- the command line -------------------------------------------------------------------------

@@ -23,7 +23,15 @@ import pytest
 
 from contracts.base import Contract
 from contracts.membership import MEMBERSHIP, MembershipContract
-from contracts.registry import ENTRY_POINT_GROUP, ContractLoadError, discover, load_contracts
+from contracts.registry import (
+    BUILTIN_CONTRACTS,
+    ENTRY_POINT_GROUP,
+    ContractLoadError,
+    discover,
+    load_contracts,
+    query_routes,
+    receipt_anchors,
+)
 from ledger.devchain import LocalConsortium
 from ledger.model import ContractRef, Genesis
 
@@ -93,6 +101,20 @@ def test_discovers_the_contracts_that_sceau_itself_declares() -> None:
     assert found[MEMBERSHIP].value == "contracts.membership:MembershipContract"
     assert found["deeds"].value == "contracts.deeds:DeedsContract"
     assert {found[name].dist.name for name in (MEMBERSHIP, "deeds")} == {"sceau"}
+
+
+def test_the_builtin_contracts_declare_their_reads_and_their_anchors() -> None:
+    """The API and the receipts take what they serve and prove from these declarations."""
+    names = {contract.name for contract in BUILTIN_CONTRACTS}
+    assert names == {"deeds", MEMBERSHIP}
+    routes = query_routes()
+    assert {contract for contract, _ in routes} == names
+    paths = [route.path for _, route in routes]
+    assert len(set(paths)) == len(paths)
+    assert [(anchor.contract, anchor.action) for anchor in receipt_anchors()] == [
+        ("deeds", "anchor")
+    ]
+    assert receipt_anchors([MembershipContract]) == ()
 
 
 def test_refuses_a_contract_name_installed_twice_with_different_code() -> None:

@@ -1,0 +1,337 @@
+"""The handlers of the routes, over one node.
+
+Each handler checks its parameters (node/api/parameters.py) before it touches the node, builds
+a canonical document (node/display.py) and hands it to :func:`~node.api.responses.respond`.
+The contracts' reads share one handler, :meth:`Handlers.contract_query`, driven by the
+contracts' declarations: the API holds no contract's paths, keys or limits. The
+fault-injection handlers are apart (node/api/debug.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from contracts.base import QueryRoute, Rejection
+from ledger import encoding
+from ledger.bundle import block_frame, genesis_frame
+from ledger.model import ModelDecodeError, Transaction
+from ledger.namespace import CONTRACT_NAME_PATTERN
+from node import display
+from node.api.debug import DebugHandlers
+from node.api.limits import (
+    BUNDLE_FRAMES_MAX,
+    BUNDLE_RESPONSE_BYTES_MAX,
+    HEIGHT_MAX,
+    OUTCOME_POLL_S,
+    STATE_KEY_BYTES_MAX,
+    SUBMISSION_LIMITS,
+    WAITING_SUBMISSIONS_MAX,
+    SubmissionLimiter,
+)
+from node.api.metrics import METRICS_EXTRA_KEY, metrics_text
+from node.api.openapi import openapi_document
+from node.api.parameters import (
+    HEX,
+    contract_parameter,
+    parse_boolean,
+    parse_bounded,
+    parse_height,
+    parse_tx_id,
+    parse_wait,
+    query_parameters,
+    transaction_hex,
+)
+from node.api.problems import ProblemError, rejection_problem
+from node.api.responses import (
+    BUNDLE,
+    JSON,
+    MSGPACK,
+    MSGPACK_TYPES,
+    PROMETHEUS_TEXT,
+    TIP_HEIGHT_HEADER,
+    json_bytes,
+    respond,
+)
+from node.api.routes import DEBUG_ROUTES, Route, routes_for
+from node.config import NodeConfig
+from node.daemon import Node
+from node.debug_token import ensure_token
+
+__all__ = ["Handlers"]
+
+
+class Handlers:
+    """The handlers of :data:`~node.api.routes.ROUTES` over one node (see the package doc)."""
+
+    def __init__(self, node: Node, config: NodeConfig) -> None:
+        self.node = node
+        self.config = config
+        self.limiter = SubmissionLimiter(config.api_submissions_per_s, config.api_submission_burst)
+        self.requests: collections.Counter[tuple[str, int]] = collections.Counter()
+        self.waiting = 0
+        self.openapi = json_bytes(openapi_document(routes_for(config)))
+        self.debug_token = ensure_token(config.data_dir) if config.fault_injection else None
+        self.debug = None if self.debug_token is None else DebugHandlers(node, self.debug_token)
+
+    def handler(self, route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """The coroutine that serves ``route``: a method (of :class:`DebugHandlers` for a
+        debug route), or the handler of a contract's read."""
+        if route in DEBUG_ROUTES:
+            assert self.debug is not None, "debug routes exist only with fault_injection"
+            debug_method: Callable[[web.Request], Awaitable[web.Response]]
+            debug_method = getattr(self.debug, route.handler)
+            return debug_method
+        if route.contract_query is None:
+            method: Callable[[web.Request], Awaitable[web.Response]] = getattr(self, route.handler)
+            return method
+        contract, query = route.contract_query
+
+        async def contract_read(request: web.Request) -> web.Response:
+            return await self.contract_query(contract, query, request)
+
+        contract_read.__name__ = route.handler
+        return contract_read
+
+    # --- submission ---------------------------------------------------------------------------
+
+    async def submit_transaction(self, request: web.Request) -> web.Response:
+        retry_after_s = self.limiter.take(request.remote or "unknown")
+        if retry_after_s is not None:
+            raise ProblemError(
+                "rate_limited",
+                f"at most {self.config.api_submissions_per_s:g} submissions per second from "
+                f"one address (bursts of {self.config.api_submission_burst})",
+                headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
+            )
+        wait_s = parse_wait(query_parameters(request, ("wait",)).get("wait"))
+        transaction = await self._read_transaction(request)
+        tx_id = transaction.tx_id
+        try:
+            self.node.submit(transaction)
+        except Rejection as rejection:
+            raise rejection_problem(rejection, tx_id) from None
+        if wait_s > 0 and self.waiting < WAITING_SUBMISSIONS_MAX:
+            self.waiting += 1
+            try:
+                await self._await_outcome(tx_id, wait_s)
+            finally:
+                self.waiting -= 1
+        node = self.node
+        status = display.transaction_status(node.store, node.mempool, node.application, tx_id)
+        if status is None:
+            return respond(request, {"tx_id": tx_id, "status": "unknown"}, status=202)
+        if status["status"] == "rejected":
+            rejection = Rejection(status["code"], status["reason"])
+            raise rejection_problem(rejection, tx_id)
+        if status["status"] == "committed":
+            return respond(request, status)
+        return respond(
+            request, status, status=202, headers={"Location": f"/v1/transactions/{tx_id.hex()}"}
+        )
+
+    async def _read_transaction(self, request: web.Request) -> Transaction:
+        media_type = request.content_type
+        if media_type != JSON and media_type not in MSGPACK_TYPES:
+            raise ProblemError(
+                "unsupported_media_type",
+                f'send {JSON} ({{"transaction": "<hex>"}}) or {MSGPACK} (the canonical bytes)',
+            )
+        limit = self.config.api_body_bytes_max
+        if request.content_length is not None and request.content_length > limit:
+            raise ProblemError("body_too_large", f"the body exceeds {limit} bytes")
+        body = await request.read()  # aiohttp raises HTTPRequestEntityTooLarge over the limit
+        data = body if media_type in MSGPACK_TYPES else transaction_hex(body)
+        try:
+            return Transaction.from_bytes(data, SUBMISSION_LIMITS)
+        except ModelDecodeError as error:
+            raise ProblemError("invalid_transaction", str(error)) from None
+        except encoding.EncodingError as error:
+            raise ProblemError(
+                "invalid_transaction", f"transaction: not canonical msgpack: {error}"
+            ) from None
+
+    async def _await_outcome(self, tx_id: bytes, wait_s: float) -> None:
+        """Wait up to ``wait_s`` for ``tx_id`` to be committed or rejected."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        node = self.node
+        while tx_id in node.mempool:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            if await node.wait_for_commit(tx_id, min(remaining, OUTCOME_POLL_S)):
+                return
+
+    # --- reads --------------------------------------------------------------------------------
+
+    async def get_transaction(self, request: web.Request) -> web.Response:
+        query_parameters(request, ())
+        tx_id = parse_tx_id(request.match_info["tx_id"])
+        node = self.node
+        status = display.transaction_status(node.store, node.mempool, node.application, tx_id)
+        if status is None:
+            raise ProblemError(
+                "unknown_transaction",
+                "this node has not seen the transaction, or forgot why it was rejected",
+            )
+        return respond(request, status)
+
+    async def get_latest_block(self, request: web.Request) -> web.Response:
+        parameters = query_parameters(request, ("transactions",))
+        with_transactions = parse_boolean("transactions", parameters.get("transactions"))
+        height = self.node.store.height
+        if height == 0:
+            raise ProblemError(
+                "unknown_block",
+                "the chain has no block yet (height 0): the first block comes with the first "
+                "transaction",
+            )
+        document = display.block_document(
+            self.node.store, height, with_transactions=with_transactions
+        )
+        return respond(request, document)
+
+    async def get_block(self, request: web.Request) -> web.Response:
+        parameters = query_parameters(request, ("transactions",))
+        height = parse_height(request.match_info["height"])
+        with_transactions = parse_boolean("transactions", parameters.get("transactions"))
+        tip = self.node.store.height
+        if height > tip:
+            raise ProblemError("unknown_block", f"no block at height {height}: the tip is {tip}")
+        document = display.block_document(
+            self.node.store, height, with_transactions=with_transactions
+        )
+        return respond(request, document)
+
+    async def get_bundle(self, request: web.Request) -> web.Response:
+        parameters = query_parameters(request, ("from", "count"))
+        first = parse_bounded("from", parameters.get("from"), 0, 0, HEIGHT_MAX)
+        count = parse_bounded(
+            "count", parameters.get("count"), BUNDLE_FRAMES_MAX, 1, BUNDLE_FRAMES_MAX
+        )
+        store = self.node.store
+        tip = store.height
+        if first > tip:
+            raise ProblemError("unknown_block", f"no frame {first}: the tip is at height {tip}")
+        frames: list[bytes] = []
+        size = 0
+        for frame in range(first, min(tip, first + count - 1) + 1):
+            if frame == 0:
+                data = genesis_frame(store.genesis)
+            else:
+                block, certificate = store.block(frame), store.certificate(frame)
+                assert block is not None and certificate is not None
+                data = block_frame(block, certificate)
+            if frames and size + len(data) > BUNDLE_RESPONSE_BYTES_MAX:
+                break
+            frames.append(data)
+            size += len(data)
+        return web.Response(
+            body=b"".join(frames), content_type=BUNDLE, headers={TIP_HEIGHT_HEADER: str(tip)}
+        )
+
+    async def get_state(self, request: web.Request) -> web.Response:
+        query_parameters(request, ())
+        contract = request.match_info["contract"]
+        key_hex = request.match_info["key_hex"]
+        if not CONTRACT_NAME_PATTERN.fullmatch(contract):
+            raise ProblemError("invalid_parameter", "contract: a contract name such as 'deeds'")
+        if len(key_hex) > 2 * STATE_KEY_BYTES_MAX or not HEX.fullmatch(key_hex):
+            raise ProblemError(
+                "invalid_parameter",
+                f"key_hex: 1 to {STATE_KEY_BYTES_MAX} bytes as lowercase hex",
+            )
+        if contract not in self.node.engine.contracts:
+            raise ProblemError("contract_not_enabled", f"this consortium runs no {contract!r}")
+        document = display.state_document(self.node.store, contract, bytes.fromhex(key_hex))
+        return respond(request, document)
+
+    # --- the contracts' reads (their QueryRoute declarations) ----------------------------------
+
+    async def contract_query(
+        self, contract: str, route: QueryRoute, request: web.Request
+    ) -> web.Response:
+        """Serve ``route``, a read ``contract`` declares (see :class:`~contracts.base.QueryRoute`).
+
+        The parameters are checked first (unknown or repeated query parameters, then each
+        declared pattern in order), so that only checked characters reach the contract's
+        query string: no ``&``, ``=`` or ``?``.
+        """
+        parameters = query_parameters(request, (p.name for p in route.query_parameters()))
+        path_values = {
+            parameter.name: contract_parameter(parameter, request.match_info[parameter.name])
+            for parameter in route.path_parameters()
+        }
+        for parameter in route.query_parameters():
+            if parameter.name in parameters:
+                contract_parameter(parameter, parameters[parameter.name])
+        query_string = "&".join(f"{name}={value}" for name, value in parameters.items())
+        path = route.query.format(**path_values) + (f"?{query_string}" if query_string else "")
+        height = self.node.store.height
+        answer = self._query(contract, route, path)
+        document: dict[str, Any] = {"height": height}
+        for parameter in route.path_parameters():
+            value = path_values[parameter.name]
+            if parameter.echo == "text":
+                document[parameter.name] = value
+            elif parameter.echo == "hex":
+                document[parameter.name] = bytes.fromhex(value)
+        document[route.answer] = answer
+        return respond(request, document)
+
+    def _query(self, contract: str, route: QueryRoute, path: str) -> Any:
+        """The contract's answer to ``path``, its LookupError and ValueError as the problems
+        the route declares (otherwise they are bugs, for the middleware to log)."""
+        if contract not in self.node.engine.contracts:
+            raise ProblemError("contract_not_enabled", f"this consortium does not run {contract}")
+        store = self.node.store
+        # Confirmed reads: absences proven by the state tree, never "unknown" for a lost index.
+        state = store.confirmed_reads() if route.confirmed_reads else store
+        try:
+            return self.node.engine.query(state, contract, path)
+        except (KeyError, IndexError, UnicodeError, encoding.EncodingError):
+            raise  # not an answer: a bug or a damaged state, for the middleware to log
+        except LookupError as error:
+            if route.not_found is None:
+                raise
+            raise ProblemError(route.not_found, str(error)) from None
+        except ValueError as error:
+            if route.malformed is None:
+                raise
+            raise ProblemError(route.malformed, str(error)) from None
+
+    # --- operations ---------------------------------------------------------------------------
+
+    async def get_status(self, request: web.Request) -> web.Response:
+        query_parameters(request, ())
+        return respond(request, display.status_document(self.node.status()))
+
+    async def get_health(self, request: web.Request) -> web.Response:
+        query_parameters(request, ())
+        if not self.node.running:
+            raise ProblemError("unhealthy", "the node's ticker is not running")
+        if self.node.store.damage is not None:
+            raise ProblemError("unhealthy", f"the chain store is damaged: {self.node.store.damage}")
+        try:
+            self.node.store.safety_record()  # one read: fails once the store is closed
+        except Exception:  # whatever plyvel raises, the answer is the same
+            raise ProblemError("unhealthy", "the chain store cannot be read") from None
+        return respond(request, {"status": "ok"})
+
+    async def get_metrics(self, request: web.Request) -> web.Response:
+        query_parameters(request, ())
+        text = metrics_text(self.node, self.requests)
+        extra = request.app.get(METRICS_EXTRA_KEY)
+        if extra is not None:  # the listening ports' connection counts (node/launch.py)
+            text += extra()
+        return web.Response(body=text.encode(), headers={"Content-Type": PROMETHEUS_TEXT})
+
+    async def get_openapi(self, request: web.Request) -> web.Response:
+        query_parameters(request, ())
+        return web.Response(body=self.openapi, content_type=JSON, charset="utf-8")

@@ -1,0 +1,164 @@
+"""``GET /metrics``: the node's counters in the Prometheus text exposition format 0.0.4."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Literal
+
+from aiohttp import web
+
+from node.daemon import LATENCY_BUCKETS_MS, Node
+
+__all__ = ["METRICS_EXTRA_KEY", "TRANSPORT_REFUSAL_PREFIXES", "metrics_text"]
+
+METRICS_EXTRA_KEY = web.AppKey("sceau_metrics_extra", Callable[[], str])
+"""More Prometheus text for /metrics, set by whoever runs the app (node/launch.py)."""
+
+
+def _label_value(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(labels: Mapping[str, object]) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(f'{name}="{_label_value(value)}"' for name, value in labels.items())
+    return "{" + inner + "}"
+
+
+class _MetricsText:
+    """Prometheus text exposition format 0.0.4, one family at a time."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(
+        self,
+        name: str,
+        kind: Literal["counter", "gauge", "histogram"],
+        help_text: str,
+        samples: Iterable[tuple[str, Mapping[str, object], float]] = (),
+    ) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for suffix, labels, value in samples:
+            self.lines.append(f"{name}{suffix}{_labels(labels)} {value}")
+
+    def single(
+        self, name: str, kind: Literal["counter", "gauge"], help_text: str, value: float
+    ) -> None:
+        self.family(name, kind, help_text, [("", {}, value)])
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+TRANSPORT_REFUSAL_PREFIXES = ("handshake_refused:", "bad_frame:")
+"""The transport counters that count messages refused from peers (node/transport.py names
+them ``<kind>:<reason>``); its other counters (frames, bytes, dials) are events, exported as
+``sceau_transport_events_total``."""
+
+
+def _transport_counters(node: Node) -> Mapping[str, int]:
+    counters = getattr(node.transport, "counters", None)
+    if not isinstance(counters, Mapping):
+        return {}
+    return {name: count for name, count in counters.items() if isinstance(count, int)}
+
+
+def _rejected_messages(node: Node) -> list[tuple[str, Mapping[str, object], float]]:
+    transport = {
+        name: count
+        for name, count in _transport_counters(node).items()
+        if name.startswith(TRANSPORT_REFUSAL_PREFIXES)
+    }
+    sources: list[tuple[str, Mapping[str, int]]] = [
+        ("replica", node.replica.dropped),
+        ("node", node.metrics.frames_rejected),
+        ("transport", transport),
+    ]
+    return [
+        ("", {"source": source, "reason": reason}, count)
+        for source, counts in sources
+        for reason, count in sorted(counts.items())
+    ]
+
+
+def metrics_text(node: Node, api_requests: Mapping[tuple[str, int], int]) -> str:
+    """The node's metrics in the Prometheus text format."""
+    metrics = node.metrics
+    out = _MetricsText()
+    out.single("sceau_height", "gauge", "Height of the last committed block.", node.store.height)
+    out.single("sceau_view", "gauge", "The replica's current view.", node.replica.view)
+    out.single("sceau_view_changes_total", "counter", "Views moved past.", metrics.view_changes)
+    out.single(
+        "sceau_blocks_committed_total", "counter", "Blocks committed.", metrics.blocks_committed
+    )
+    out.single(
+        "sceau_transactions_committed_total",
+        "counter",
+        "Transactions committed.",
+        metrics.transactions_committed,
+    )
+    buckets = [
+        ("_bucket", {"le": str(bound)}, count)
+        for bound, count in zip(LATENCY_BUCKETS_MS, metrics.latency_buckets, strict=True)
+    ]
+    out.family(
+        "sceau_commit_latency_ms",
+        "histogram",
+        "Milliseconds from a client's submission to this node to its commit.",
+        [
+            *buckets,
+            ("_bucket", {"le": "+Inf"}, metrics.latency_count),
+            ("_sum", {}, round(metrics.latency_sum_ms, 3)),
+            ("_count", {}, metrics.latency_count),
+        ],
+    )
+    out.single("sceau_mempool_transactions", "gauge", "Transactions pending.", len(node.mempool))
+    out.single(
+        "sceau_mempool_bytes",
+        "gauge",
+        "Bytes of the transactions pending.",
+        node.mempool.size_bytes,
+    )
+    peers = node.transport.connected_peers() if node.transport is not None else []
+    out.single("sceau_peers_connected", "gauge", "Peers connected.", len(peers))
+    out.family(
+        "sceau_messages_rejected_total",
+        "counter",
+        "Peer messages dropped, by source (replica, node, transport) and reason.",
+        _rejected_messages(node),
+    )
+    out.family(
+        "sceau_frames_rejected_by_peer_total",
+        "counter",
+        "Peer frames the node dropped before decoding them, by authenticated peer.",
+        [
+            ("", {"peer": peer}, count)
+            for peer, count in sorted(node.metrics.frames_rejected_by_peer.items())
+        ],
+    )
+    out.family(
+        "sceau_transport_events_total",
+        "counter",
+        "Peer transport counters (frames, bytes, dials, refusals), by name.",
+        [("", {"event": name}, count) for name, count in sorted(_transport_counters(node).items())],
+    )
+    out.single(
+        "sceau_proposals_rejected_total",
+        "counter",
+        "Proposals this replica refused.",
+        metrics.proposals_rejected,
+    )
+    out.single("sceau_evidence_total", "counter", "Equivocations detected.", metrics.evidence)
+    out.family(
+        "sceau_api_requests_total",
+        "counter",
+        "Client API requests, by route template and status.",
+        [
+            ("", {"route": route, "status": status}, count)
+            for (route, status), count in sorted(api_requests.items())
+        ],
+    )
+    return out.text()

@@ -1,0 +1,329 @@
+"""The routes: one table drives the router, the OpenAPI document and the request counters.
+
+:data:`ROUTES` declares every route once. The reads of the contracts are not written here:
+each contract declares its own (``Contract.query_routes``, contracts/base.py) and
+:data:`CONTRACT_ROUTES` turns those declarations into routes, so the API knows no contract's
+paths, parameters or limits. :data:`DEBUG_ROUTES` exist only with the node's
+``fault_injection`` switch (a test-only setting).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.base import QueryRoute
+from contracts.registry import query_routes
+from ledger.namespace import CONTRACT_NAME_PATTERN
+from node import display
+from node.api.limits import (
+    BUNDLE_FRAMES_MAX,
+    BUNDLE_RESPONSE_BYTES_MAX,
+    HEIGHT_MAX,
+    LINKS_CUT_MAX,
+    STATE_KEY_BYTES_MAX,
+    WAIT_S_MAX,
+)
+from node.api.parameters import MEMBER_ID
+from node.api.problems import PROBLEMS
+from node.config import NodeConfig
+
+__all__ = [
+    "CONTRACT_ROUTES",
+    "DEBUG_ROUTES",
+    "ROUTES",
+    "LinksDocument",
+    "Parameter",
+    "Route",
+    "routes_for",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parameter:
+    name: str
+    location: Literal["path", "query"]
+    schema: Mapping[str, Any]
+    description: str
+
+    def to_openapi(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "in": self.location,
+            "required": self.location == "path",
+            "description": self.description,
+            "schema": dict(self.schema),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """One route: what the router, the OpenAPI document and the counters know of it.
+
+    ``responses`` maps a success status to its model (or ``"text"``/``"openapi"`` for the
+    two bodies that are not documents); ``problems`` lists the problem codes it may answer.
+    """
+
+    method: Literal["GET", "POST", "PUT"]
+    path: str
+    handler: str
+    summary: str
+    tag: str
+    parameters: tuple[Parameter, ...] = ()
+    responses: Mapping[int, type[BaseModel] | str] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    submission: bool = False
+    request_model: type[BaseModel] | None = None
+    """The JSON body of a route other than the submission, for the OpenAPI document."""
+    contract_query: tuple[str, QueryRoute] | None = None
+    """For a contract's read: the contract's name and its declaration (the generic handler
+    :meth:`~node.api.handlers.Handlers.contract_query` serves it)."""
+
+    @property
+    def openapi_path(self) -> str:
+        """The path in OpenAPI form: ``{reference:.+}`` becomes ``{reference}``."""
+        return re.sub(r"\{([a-z_]+):[^}]+\}", r"{\1}", self.path)
+
+
+def _path(name: str, schema: Mapping[str, Any], description: str) -> Parameter:
+    return Parameter(name=name, location="path", schema=schema, description=description)
+
+
+def _query(name: str, schema: Mapping[str, Any], description: str) -> Parameter:
+    return Parameter(name=name, location="query", schema=schema, description=description)
+
+
+_TX_ID_PARAMETER = _path(
+    "tx_id", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "the transaction id (SHA-256)"
+)
+
+
+_CHAIN_ROUTES: tuple[Route, ...] = (
+    Route(
+        method="POST",
+        path="/v1/transactions",
+        handler="submit_transaction",
+        summary="Submit a signed transaction",
+        tag="transactions",
+        parameters=(
+            _query(
+                "wait",
+                {"type": "number", "minimum": 0, "maximum": WAIT_S_MAX},
+                "seconds to wait for the commit before answering (default 0)",
+            ),
+        ),
+        responses={200: display.CommittedTransaction, 202: display.AcceptedTransaction},
+        problems=(
+            "rate_limited",
+            "unsupported_media_type",
+            "body_too_large",
+            "invalid_body",
+            "invalid_transaction",
+            "invalid_parameter",
+        ),
+        submission=True,
+    ),
+    Route(
+        method="GET",
+        path="/v1/transactions/{tx_id}",
+        handler="get_transaction",
+        summary="A transaction's status, with its receipt once committed",
+        tag="transactions",
+        parameters=(_TX_ID_PARAMETER,),
+        responses={200: display.TransactionStatus},
+        problems=("invalid_id", "unknown_transaction"),
+    ),
+    Route(
+        method="GET",
+        path="/v1/blocks/latest",
+        handler="get_latest_block",
+        summary="The last committed block",
+        tag="blocks",
+        parameters=(
+            _query("transactions", {"type": "boolean"}, "include the transactions themselves"),
+        ),
+        responses={200: display.BlockDocument},
+        problems=("unknown_block", "invalid_parameter"),
+    ),
+    Route(
+        method="GET",
+        path="/v1/blocks/{height}",
+        handler="get_block",
+        summary="The block at a height",
+        tag="blocks",
+        parameters=(
+            _path(
+                "height",
+                {"type": "integer", "minimum": 1, "maximum": HEIGHT_MAX},
+                "the block height",
+            ),
+            _query("transactions", {"type": "boolean"}, "include the transactions themselves"),
+        ),
+        responses={200: display.BlockDocument},
+        problems=("invalid_height", "unknown_block", "invalid_parameter"),
+    ),
+    Route(
+        method="GET",
+        path="/v1/bundle",
+        handler="get_bundle",
+        summary="Consecutive frames of the chain's bundle (sceau-bundle/v1), for exports: "
+        "frame 0 is the genesis, frame h block h with its certificate. The Sceau-Tip-Height "
+        "header gives the tip.",
+        tag="blocks",
+        parameters=(
+            _query(
+                "from",
+                {"type": "integer", "minimum": 0, "maximum": HEIGHT_MAX},
+                "the first frame (default 0, the genesis)",
+            ),
+            _query(
+                "count",
+                {"type": "integer", "minimum": 1, "maximum": BUNDLE_FRAMES_MAX},
+                f"most frames to answer (default {BUNDLE_FRAMES_MAX}); fewer once the answer "
+                f"reaches {BUNDLE_RESPONSE_BYTES_MAX} bytes, never fewer than one",
+            ),
+        ),
+        responses={200: "bundle"},
+        problems=("invalid_parameter", "unknown_block"),
+    ),
+)
+"""Transactions and blocks."""
+
+_NODE_ROUTES: tuple[Route, ...] = (
+    Route(
+        method="GET",
+        path="/v1/state/{contract}/{key_hex}",
+        handler="get_state",
+        summary="A state value at the tip with its proof and the certified tip header",
+        tag="state",
+        parameters=(
+            _path(
+                "contract",
+                {"type": "string", "pattern": f"^{CONTRACT_NAME_PATTERN.pattern}$"},
+                "the contract whose namespace holds the key",
+            ),
+            _path(
+                "key_hex",
+                {"type": "string", "pattern": f"^(?:[0-9a-f]{{2}}){{1,{STATE_KEY_BYTES_MAX}}}$"},
+                "the key within the contract's namespace, lowercase hex",
+            ),
+        ),
+        responses={200: display.StateDocument},
+        problems=("invalid_parameter", "contract_not_enabled"),
+    ),
+    Route(
+        method="GET",
+        path="/v1/status",
+        handler="get_status",
+        summary="This node's status",
+        tag="operations",
+        responses={200: display.NodeStatus},
+    ),
+    Route(
+        method="GET",
+        path="/healthz",
+        handler="get_health",
+        summary="Liveness: 200 while the node's ticker runs and its store is open",
+        tag="operations",
+        responses={200: display.Health},
+        problems=("unhealthy",),
+    ),
+    Route(
+        method="GET",
+        path="/metrics",
+        handler="get_metrics",
+        summary="Metrics in the Prometheus text format",
+        tag="operations",
+        responses={200: "text"},
+    ),
+    Route(
+        method="GET",
+        path="/openapi.json",
+        handler="get_openapi",
+        summary="This document",
+        tag="operations",
+        responses={200: "openapi"},
+    ),
+)
+"""The raw state, and the operations of the node."""
+
+
+def _contract_route(contract: str, query: QueryRoute) -> Route:
+    """The route of one contract read: its declaration, with its answer's schema."""
+    document = getattr(display, query.document, None)
+    assert isinstance(document, type) and issubclass(document, BaseModel), query.document
+    assert all(code in PROBLEMS for code in query.problems), query.problems
+    assert all(code in PROBLEMS for code in (query.not_found, query.malformed) if code), query
+    return Route(
+        method="GET",
+        path=query.path,
+        handler=query.name,
+        summary=query.summary,
+        tag=query.tag,
+        parameters=tuple(
+            Parameter(
+                name=parameter.name,
+                location=parameter.location,
+                schema=parameter.schema,
+                description=parameter.description,
+            )
+            for parameter in query.parameters
+        ),
+        responses={200: document},
+        problems=query.problems,
+        contract_query=(contract, query),
+    )
+
+
+CONTRACT_ROUTES: tuple[Route, ...] = tuple(
+    _contract_route(contract, query) for contract, query in query_routes()
+)
+"""The reads the built-in contracts declare (``Contract.query_routes``)."""
+
+ROUTES: tuple[Route, ...] = _CHAIN_ROUTES + CONTRACT_ROUTES + _NODE_ROUTES
+"""Every route a node serves: one declaration drives the router, OpenAPI and the counters."""
+
+
+class LinksDocument(BaseModel):
+    """The peers whose links this node's transport cuts (fault injection, tests only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cut: Annotated[
+        list[Annotated[str, Field(pattern=f"^{MEMBER_ID.pattern}$")]],
+        Field(max_length=LINKS_CUT_MAX),
+    ]
+
+
+DEBUG_ROUTES: tuple[Route, ...] = (
+    Route(
+        method="GET",
+        path="/v1/debug/links",
+        handler="get_links",
+        summary="Fault injection (tests only): the peers whose links are cut",
+        tag="debug",
+        responses={200: LinksDocument},
+        problems=("debug_forbidden",),
+    ),
+    Route(
+        method="PUT",
+        path="/v1/debug/links",
+        handler="put_links",
+        summary="Fault injection (tests only): cut the links to exactly these peers "
+        "(an empty list heals them all)",
+        tag="debug",
+        responses={200: LinksDocument},
+        problems=("debug_forbidden", "unsupported_media_type", "body_too_large", "invalid_links"),
+        request_model=LinksDocument,
+    ),
+)
+"""Served and documented only when the node's ``fault_injection`` switch is on."""
+
+
+def routes_for(config: NodeConfig) -> tuple[Route, ...]:
+    """The routes a node with ``config`` serves (and documents)."""
+    return ROUTES + DEBUG_ROUTES if config.fault_injection else ROUTES
