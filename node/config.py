@@ -18,6 +18,15 @@ Example::
     # tls_key_file = "tls.key"
     tick_ms = 50
 
+    [runtime]                         # tuning of the daemon (RuntimeSettings); defaults shown
+    # gossip_dry_run_pending_max = 64
+    # revalidation_idle_ticks = 16
+    # status_interval_ms = 1000
+
+Each field of the ``[runtime]`` table can be overridden too, by ``SCEAU_RUNTIME__<FIELD>``
+(two underscores), e.g. ``SCEAU_RUNTIME__STATUS_INTERVAL_MS=2000``. Every setting and bound is
+listed in docs/operations.md ("Settings and bounds").
+
 ``fault_injection = true`` is for tests only (benchmarks/faults.py, docs/faults.md): it adds
 ``PUT /v1/debug/links`` to the API, which cuts this node's links to chosen peers. It is refused
 unless ``api_listen`` is a loopback address, so that it cannot be left on in a node that others
@@ -36,7 +45,9 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["ConfigError", "NodeConfig", "load_config"]
+from node.wire import GOSSIP_TRANSACTIONS_MAX
+
+__all__ = ["ConfigError", "NodeConfig", "RuntimeSettings", "load_config"]
 
 ENVIRONMENT_PREFIX = "SCEAU_"
 HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}$")]
@@ -44,6 +55,48 @@ HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}
 
 class ConfigError(Exception):
     """A configuration that cannot be used; the message names the field and the fix."""
+
+
+class RuntimeSettings(BaseModel):
+    """The daemon's tuning (node/daemon.py): frozen, validated, each default today's value.
+
+    Read from the ``[runtime]`` table of the node's file; a node without one runs with these
+    defaults. Times are in milliseconds and converted to ticks of ``tick_ms`` (rounded up, at
+    least one tick) when the node starts.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gossip_batch_transactions_max: Annotated[int, Field(ge=1, le=GOSSIP_TRANSACTIONS_MAX)] = 256
+    """Transactions per gossip frame this node sends; at most what a peer accepts in one
+    frame (node/wire.py, ``GOSSIP_TRANSACTIONS_MAX``). Submissions are gossiped as soon as
+    the event loop is free, or at once when this many wait."""
+    gossip_dry_run_pending_max: Annotated[int, Field(ge=0, le=10_000_000)] = 64
+    """Gossiped transactions get a dry run at admission while the mempool holds fewer than
+    this. Under load the transactions a peer gossips are committed within a block or two: a
+    dry run of each on admission would execute every transaction a second time on every node.
+    Past this size they are admitted on their signature and stateless checks only; the ones
+    that linger are dry-run after commits and while the chain is idle. 0: never on admission."""
+    revalidation_idle_ticks: Annotated[int, Field(ge=1, le=1_000_000)] = 16
+    """Ticks with transactions pending but no block in progress, after which the oldest
+    pending transactions are dry-run again (the ones that fail must not hold the view timer
+    open) and gossiped again (the primary may never have received them)."""
+    status_interval_ms: Annotated[int, Field(ge=1, le=600_000)] = 1_000
+    """How often the replica tells its peers its height and view (lagging peers catch up)."""
+    retransmit_interval_ms: Annotated[int, Field(ge=1, le=600_000)] = 500
+    """How often the replica resends its proposal or votes for the height in progress."""
+    fetch_timeout_ms: Annotated[int, Field(ge=1, le=600_000)] = 2_000
+    """How long a block request waits for its answer before it is asked of another peer."""
+    view_timeout_growth_max: Annotated[int, Field(ge=1, le=1_024)] = 32
+    """The view timer doubles with each view change without a commit, up to the consortium's
+    ``view_timeout_ms`` times this."""
+    rejected_proposal_views_max: Annotated[int, Field(ge=1, le=1_000_000)] = 4_096
+    """(proposer, height, view) entries kept for the refused-proposal budget (old heights
+    are forgotten first)."""
+    evidence_kept_max: Annotated[int, Field(ge=1, le=1_000_000)] = 256
+    """Equivocation evidence kept in memory (the oldest forgotten first; all is counted)."""
+    log_keys_max: Annotated[int, Field(ge=1, le=1_000_000)] = 1_024
+    """(kind of event, peer) keys the log aggregator tracks; past it, new keys share one."""
 
 
 class NodeConfig(BaseModel):
@@ -83,6 +136,8 @@ class NodeConfig(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = (
         "INFO"
     )
+    runtime: RuntimeSettings = RuntimeSettings()
+    """The daemon's tuning: the ``[runtime]`` table (see :class:`RuntimeSettings`)."""
 
     @model_validator(mode="after")
     def _tls_needs_both_files(self) -> Self:
@@ -148,6 +203,12 @@ def load_config(
         variable = ENVIRONMENT_PREFIX + name.upper()
         if variable in environment:
             values[name] = environment[variable]
+    runtime = values.get("runtime")
+    for name in RuntimeSettings.model_fields:
+        variable = f"{ENVIRONMENT_PREFIX}RUNTIME__{name.upper()}"
+        if variable in environment and (runtime is None or isinstance(runtime, dict)):
+            runtime = values["runtime"] = dict(runtime or {})
+            runtime[name] = environment[variable]
     values.update(overrides or {})
     for name in (
         "data_dir",
