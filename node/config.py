@@ -24,8 +24,9 @@ Example::
     # status_interval_ms = 1000
 
 Each field of the ``[runtime]`` table can be overridden too, by ``SCEAU_RUNTIME__<FIELD>``
-(two underscores), e.g. ``SCEAU_RUNTIME__STATUS_INTERVAL_MS=2000``. Every setting and bound is
-listed in docs/operations.md ("Settings and bounds").
+(two underscores), e.g. ``SCEAU_RUNTIME__STATUS_INTERVAL_MS=2000``. Every setting is listed in
+docs/operations.md (section 3, "Runtime tuning"), every bound of the node's memory in its
+section 10 ("Bounds of the node's memory").
 
 ``fault_injection = true`` is for tests only (benchmarks/faults.py, docs/faults.md): it adds
 ``PUT /v1/debug/links`` to the API, which cuts this node's links to chosen peers. It is refused

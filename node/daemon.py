@@ -338,7 +338,7 @@ class Node:
             config=replica_config,
             safety=safety,
         )
-        # Every map and queue below has a bound (docs/operations.md, "Settings and bounds").
+        # Every map and queue below has a bound (docs/operations.md, "Bounds of the node's memory").
         self.evidence: collections.deque[tuple[str, Any, Any]] = collections.deque(
             maxlen=self.settings.evidence_kept_max
         )

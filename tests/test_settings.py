@@ -3,9 +3,9 @@
 Specification:
 
 * every tuning value of the daemon is a field of :class:`node.config.RuntimeSettings`, whose
-  defaults are the values the node always ran with, read from the ``[runtime]`` table of the
-  node's file or from ``SCEAU_RUNTIME__<FIELD>``; an invalid value stops the node at start
-  with a message naming the field;
+  defaults are the values the node always ran with (documented in docs/operations.md), read
+  from the ``[runtime]`` table of the node's file or from ``SCEAU_RUNTIME__<FIELD>``; an
+  invalid value stops the node at start with a message naming the field;
 * the submission times kept for the latency histogram never outnumber the mempool's
   transactions: the ones that left the mempool without a commit are forgotten;
 * the log aggregator's keys and the evidence kept follow their settings;
@@ -55,6 +55,13 @@ def test_the_defaults_are_the_values_the_node_always_ran_with() -> None:
     assert settings.rejected_proposal_views_max == 4_096
     assert settings.evidence_kept_max == 256
     assert settings.log_keys_max == 1_024
+
+
+def test_every_setting_is_documented_with_its_default() -> None:
+    operations = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
+    for name, field in RuntimeSettings.model_fields.items():
+        assert f"| `{name}` | {field.default} |" in operations, name
+        assert f"{name} = {field.default}\n" in operations, name
 
 
 def test_the_replica_timings_come_from_the_settings_in_ticks() -> None:
