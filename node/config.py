@@ -23,8 +23,11 @@ Example::
     # revalidation_idle_ticks = 16
     # status_interval_ms = 1000
 
-Each field of the ``[runtime]`` table can be overridden too, by ``SCEAU_RUNTIME__<FIELD>``
-(two underscores), e.g. ``SCEAU_RUNTIME__STATUS_INTERVAL_MS=2000``. Every setting is listed in
+    [peer_limits]                     # what one peer's frames may cost (PeerLimits)
+    # small_frame_bytes_per_s = 1048576
+
+Each field of these tables can be overridden too, by ``SCEAU_<TABLE>__<FIELD>`` (two
+underscores), e.g. ``SCEAU_RUNTIME__STATUS_INTERVAL_MS=2000``. Every setting is listed in
 docs/operations.md (section 3, "Runtime tuning"), every bound of the node's memory in its
 section 10 ("Bounds of the node's memory").
 
@@ -41,6 +44,7 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -48,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from node.wire import GOSSIP_TRANSACTIONS_MAX
 
-__all__ = ["ConfigError", "NodeConfig", "RuntimeSettings", "load_config"]
+__all__ = ["ConfigError", "NodeConfig", "PeerLimits", "RuntimeSettings", "load_config"]
 
 ENVIRONMENT_PREFIX = "SCEAU_"
 HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}$")]
@@ -56,6 +60,47 @@ HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}
 
 class ConfigError(Exception):
     """A configuration that cannot be used; the message names the field and the fix."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerLimits:
+    """What one peer's frames may cost this node, beyond the per-frame limits of
+    :class:`node.wire.FrameLimits` (which follow the consortium's parameters).
+
+    Enforced by the daemon (node/daemon.py, "Peer frames"); read from the ``[peer_limits]``
+    table of the node's file, each default today's value."""
+
+    large_frame_bytes_per_s: int = 13 * 1024 * 1024
+    """Refill rate of each peer's budget for frames over ``small_frame_bytes_max``: a
+    maximum-size proposal (12 MiB, the ceiling of ``block_bytes_max``, and its envelope) every
+    second, and some gossip."""
+    large_frame_burst_bytes: int = 25 * 1024 * 1024
+    """Each peer's budget when full: two maximum-size proposals back to back (a proposal and a
+    new view re-proposing it), so that an honest primary is never throttled. A flood of
+    ten 15.8 MiB frames gets at most this far before being dropped. Below one maximum-size
+    proposal frame (``block_bytes_max`` + 64 KiB), the largest honest proposals would never
+    pass: keep it above."""
+    small_frame_bytes_per_s: int = 1024 * 1024
+    """Refill rate of each peer's budget for the other frames (votes, status, small gossip):
+    what a peer sends at most is a few tens of KiB per second (votes of ~200 bytes, a status
+    per second, gossip of the transactions its clients submit). Decoding costs per value, not
+    per byte: without this bound, 64 KiB frames of junk at line rate would keep a core busy."""
+    small_frame_burst_bytes: int = 4 * 1024 * 1024
+    rejected_proposals_per_view_max: int = 1
+    """Distinct proposals from one proposer this node refuses per (height, view) before it
+    stops decoding other ones: an honest primary makes one proposal per view (it may send it
+    again: the same block is still let through, the replica does not execute it twice)."""
+    fetches_outstanding_max: int = 8
+    """Block requests per peer whose (large) responses are accepted outside the budget."""
+    log_lines_per_interval_max: int = 5
+    """Lines logged per (kind of event, peer) in each interval; the rest are summed up."""
+    log_interval_ms: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if type(value) is not int or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
 class RuntimeSettings(BaseModel):
@@ -139,6 +184,8 @@ class NodeConfig(BaseModel):
     )
     runtime: RuntimeSettings = RuntimeSettings()
     """The daemon's tuning: the ``[runtime]`` table (see :class:`RuntimeSettings`)."""
+    peer_limits: PeerLimits = PeerLimits()
+    """What one peer's frames may cost: the ``[peer_limits]`` table (see :class:`PeerLimits`)."""
 
     @model_validator(mode="after")
     def _tls_needs_both_files(self) -> Self:
@@ -204,12 +251,14 @@ def load_config(
         variable = ENVIRONMENT_PREFIX + name.upper()
         if variable in environment:
             values[name] = environment[variable]
-    runtime = values.get("runtime")
-    for name in RuntimeSettings.model_fields:
-        variable = f"{ENVIRONMENT_PREFIX}RUNTIME__{name.upper()}"
-        if variable in environment and (runtime is None or isinstance(runtime, dict)):
-            runtime = values["runtime"] = dict(runtime or {})
-            runtime[name] = environment[variable]
+    for table, names in (
+        ("runtime", RuntimeSettings.model_fields),
+        ("peer_limits", PeerLimits.__dataclass_fields__),
+    ):
+        for name in names:
+            variable = f"{ENVIRONMENT_PREFIX}{table.upper()}__{name.upper()}"
+            if variable in environment and isinstance(values.get(table, {}), dict):
+                values[table] = {**values.get(table, {}), name: environment[variable]}
     values.update(overrides or {})
     for name in (
         "data_dir",

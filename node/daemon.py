@@ -84,7 +84,7 @@ from ledger.model import (
 )
 from ledger.store import ChainStore
 from node.application import ChainApplication
-from node.config import RuntimeSettings
+from node.config import PeerLimits, RuntimeSettings
 from node.mempool import Mempool
 from node.wire import (
     FrameError,
@@ -106,44 +106,6 @@ QUIET_REFUSALS = frozenset({"old_height"})
 commit): counted, neither logged nor held against the peer."""
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
 """The buckets of /metrics' commit latency histogram: part of the metrics' format, not tuning."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PeerLimits:
-    """What one peer's frames may cost this node, beyond the per-frame limits of
-    :class:`node.wire.FrameLimits` (which follow the consortium's parameters)."""
-
-    large_frame_bytes_per_s: int = 13 * 1024 * 1024
-    """Refill rate of each peer's budget for frames over ``small_frame_bytes_max``: a
-    maximum-size proposal (12 MiB, the ceiling of ``block_bytes_max``, and its envelope) every
-    second, and some gossip."""
-    large_frame_burst_bytes: int = 25 * 1024 * 1024
-    """Each peer's budget when full: two maximum-size proposals back to back (a proposal and a
-    new view re-proposing it), so that an honest primary is never throttled. A flood of
-    ten 15.8 MiB frames gets at most this far before being dropped. Below one maximum-size
-    proposal frame (``block_bytes_max`` + 64 KiB), the largest honest proposals would never
-    pass: keep it above."""
-    small_frame_bytes_per_s: int = 1024 * 1024
-    """Refill rate of each peer's budget for the other frames (votes, status, small gossip):
-    what a peer sends at most is a few tens of KiB per second (votes of ~200 bytes, a status
-    per second, gossip of the transactions its clients submit). Decoding costs per value, not
-    per byte: without this bound, 64 KiB frames of junk at line rate would keep a core busy."""
-    small_frame_burst_bytes: int = 4 * 1024 * 1024
-    rejected_proposals_per_view_max: int = 1
-    """Distinct proposals from one proposer this node refuses per (height, view) before it
-    stops decoding other ones: an honest primary makes one proposal per view (it may send it
-    again: the same block is still let through, the replica does not execute it twice)."""
-    fetches_outstanding_max: int = 8
-    """Block requests per peer whose (large) responses are accepted outside the budget."""
-    log_lines_per_interval_max: int = 5
-    """Lines logged per (kind of event, peer) in each interval; the rest are summed up."""
-    log_interval_ms: int = 10_000
-
-    def __post_init__(self) -> None:
-        for name in self.__slots__:
-            value = getattr(self, name)
-            if type(value) is not int or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
 class _ByteBucket:

@@ -257,6 +257,7 @@ def build_node(config: NodeConfig) -> Node:
                 engine.directory(store).parameters, config.tick_ms, config.runtime
             ),
             tick_ms=config.tick_ms,
+            peer_limits=config.peer_limits,
             settings=config.runtime,
         )
         from node.transport import PeerTransport

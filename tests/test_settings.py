@@ -28,7 +28,7 @@ from ledger.devchain import LocalConsortium
 from ledger.memstate import MemoryState, StateUpdateCache
 from ledger.model import ConsensusParameters, ContractRef, Transaction
 from ledger.state import SparseMerkleTree
-from node.config import ConfigError, NodeConfig, RuntimeSettings, load_config
+from node.config import ConfigError, NodeConfig, PeerLimits, RuntimeSettings, load_config
 from node.daemon import LogAggregator, Node, replica_config_for
 from node.launch import build_node, initialise_data_dir
 
@@ -107,6 +107,16 @@ def test_the_runtime_table_and_the_environment_set_the_settings(tmp_path: Path) 
     assert config.runtime.status_interval_ms == 1_000
 
 
+def test_the_peer_limits_table_sets_the_peer_budgets(tmp_path: Path) -> None:
+    path = _write_config(tmp_path, "[peer_limits]\nfetches_outstanding_max = 3\n")
+    config = load_config(path, environment={"SCEAU_PEER_LIMITS__LOG_INTERVAL_MS": "5000"})
+    assert config.peer_limits == PeerLimits(fetches_outstanding_max=3, log_interval_ms=5_000)
+    assert load_config(_write_config(tmp_path), environment={}).peer_limits == PeerLimits()
+    refused = _write_config(tmp_path, "[peer_limits]\nlog_interval_ms = 0\n")
+    with pytest.raises(ConfigError, match=r"peer_limits: .*log_interval_ms must be a positive"):
+        load_config(refused, environment={})
+
+
 @pytest.mark.parametrize(
     ("table", "named"),
     [
@@ -164,6 +174,7 @@ def small_node(tmp_path: Path, consortium: LocalConsortium) -> Iterator[Node]:
         consortium,
         mempool_transactions_max=3,
         runtime=RuntimeSettings(revalidation_idle_ticks=2, evidence_kept_max=5),
+        peer_limits=PeerLimits(fetches_outstanding_max=7),
     )
     yield node
     node.store.close()
@@ -196,6 +207,7 @@ def _anchors(consortium: LocalConsortium, count: int, start: int = 0) -> list[Tr
 
 def test_the_node_takes_its_settings_from_the_config(small_node: Node) -> None:
     assert small_node.settings.revalidation_idle_ticks == 2
+    assert small_node.peer_limits.fetches_outstanding_max == 7
     assert small_node.evidence.maxlen == 5
 
 
