@@ -35,8 +35,11 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from ledger.state import EMPTY_ROOT, MemoryNodeStore, SparseMerkleTree, StateProof, StateUpdate
 
-__all__ = ["COMPACTION_SLACK_NODES", "MemoryState", "StateUpdateCache"]
+__all__ = ["COMPACTION_SLACK_NODES", "PREVIEWS_REMEMBERED", "MemoryState", "StateUpdateCache"]
 
+PREVIEWS_REMEMBERED = 4
+"""State updates kept from ``preview_state_root``, by MemoryState and by ChainStore (a proposal
+per view, rarely more)."""
 COMPACTION_SLACK_NODES = 200_000
 """Unreachable tree nodes tolerated beyond the live ones before a compaction (``history=False``
 only): compacting when the node count doubles (plus this slack) keeps its cost amortised to
@@ -89,9 +92,6 @@ class MemoryState:
     False keeps only the latest tree (see the module doc). Either way the roots are the same.
     """
 
-    PREVIEWS_REMEMBERED = 4
-    """Updates kept from ``preview_state_root`` (as the store keeps them)."""
-
     def __init__(
         self, initial_state: Mapping[bytes, bytes] | None = None, *, history: bool = True
     ) -> None:
@@ -100,7 +100,7 @@ class MemoryState:
         self._nodes = MemoryNodeStore()
         self._tree = SparseMerkleTree(self._nodes)
         self._locations: dict[bytes, tuple[int, int]] = {}
-        self._previews = StateUpdateCache(self.PREVIEWS_REMEMBERED)
+        self._previews = StateUpdateCache(PREVIEWS_REMEMBERED)
         self._history = history
         self._live_nodes = 0
         self.state_root = EMPTY_ROOT

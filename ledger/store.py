@@ -54,7 +54,7 @@ import msgpack
 import plyvel
 
 from ledger import encoding, merkle, schema, witness
-from ledger.memstate import StateUpdateCache
+from ledger.memstate import PREVIEWS_REMEMBERED, StateUpdateCache
 from ledger.model import Block, CommitCertificate, Genesis, ModelDecodeError, Transaction
 from ledger.state import (
     EMPTY_ROOT,
@@ -75,8 +75,6 @@ __all__ = [
     "Tip",
 ]
 
-PREVIEWS_REMEMBERED = 4
-"""State updates kept from ``preview_state_root`` (a proposal per view, rarely more)."""
 RECENT_BLOCKS_CHECKED = 4096
 RECENT_BYTES_CHECKED = 32 * 1024 * 1024
 """Opening checks that the heights below the tip have their block and certificate, down to
