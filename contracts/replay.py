@@ -14,14 +14,13 @@ from the genesis with the contracts it pins (:func:`contracts.registry.load_cont
 genesis state from :meth:`Engine.genesis_state`, and each block through
 :meth:`Engine.process_proposal` (every transaction must apply, within the limits in force, to
 the header's members_hash and state_root), its writes then committed to a
-:class:`ReplayState`. A block the engine refuses is described by :class:`ReplayError` naming
-the header field or the transaction at fault.
+:class:`~ledger.memstate.MemoryState` that keeps only its latest tree (``history=False``). A
+block the engine refuses is described by :class:`ReplayError` naming the header field or the
+transaction at fault.
 
-Memory. :class:`~ledger.memstate.MemoryState` keeps every state tree node it ever made, so
-that every past root stays provable; replaying a whole chain in it would need memory in
-proportion to the chain's history (about 7 MB per block of 1,000 anchors). The auditor only
-ever needs the latest root, so :class:`ReplayState` is the same state (same tree, same roots)
-keeping only the nodes reachable from the latest root: memory in proportion to the state.
+Memory. The auditor only ever needs the latest root, so its MemoryState keeps only the tree
+nodes reachable from it: memory in proportion to the state, not to the chain's history (see
+ledger/memstate.py).
 
 Signatures. The auditor verifies every transaction signature in worker processes, over all
 cores. Verifying them again here, in the auditor's one process, would double the audit's cost
@@ -33,109 +32,15 @@ itself and fail the audit when one does not verify (:mod:`ledger.audit` does).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from contracts.engine import Engine, ExecutionResult, InvalidProposalError
 from contracts.registry import ContractLoadError, load_contracts
 from ledger.audit import Replayed, ReplayError, ReplaySetupError
+from ledger.memstate import MemoryState
 from ledger.model import Block, Genesis, Member, Transaction
-from ledger.state import (
-    EMPTY_ROOT,
-    INTERNAL_NODE_TAG,
-    MemoryNodeStore,
-    SparseMerkleTree,
-    StateUpdate,
-)
 
-__all__ = ["EngineReplayer", "ReplayState"]
-
-COMPACTION_SLACK_NODES = 200_000
-"""Unreachable tree nodes tolerated beyond the live ones before a compaction: compacting when
-the node count doubles (plus this slack) keeps its cost amortised to O(1) per node written."""
-
-
-class ReplayState:
-    """The committed state of a replay, in memory, with the latest state tree only.
-
-    Implements what :class:`~contracts.engine.Engine` reads (``state_get``, ``state_items``,
-    ``preview_state_root``, ``transaction_location``) and :meth:`commit`, like
-    :class:`~ledger.memstate.MemoryState`; it computes the same roots. A block's root, computed
-    once by ``preview_state_root``, is reused by :meth:`commit` for the same writes.
-    """
-
-    def __init__(self, initial_state: Mapping[bytes, bytes]) -> None:
-        """The genesis state ``initial_state`` at height 0."""
-        self._values: dict[bytes, bytes] = {}
-        self._nodes = MemoryNodeStore()
-        self._tree = SparseMerkleTree(self._nodes)
-        self._locations: dict[bytes, tuple[int, int]] = {}
-        self._preview: tuple[bytes, dict[bytes, bytes | None], StateUpdate] | None = None
-        self._live_nodes = 0
-        self.state_root = EMPTY_ROOT
-        self.height = 0
-        self._apply(dict(initial_state), self._tree.update(EMPTY_ROOT, initial_state))
-
-    def state_get(self, key: bytes) -> bytes | None:
-        return self._values.get(key)
-
-    def state_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        for key in sorted(key for key in self._values if key.startswith(prefix)):
-            yield key, self._values[key]
-
-    def transaction_location(self, tx_id: bytes) -> tuple[int, int] | None:
-        return self._locations.get(tx_id)
-
-    def preview_state_root(self, state_writes: Mapping[bytes, bytes | None]) -> bytes:
-        update = self._tree.update(self.state_root, state_writes)
-        self._preview = (self.state_root, dict(state_writes), update)
-        return update.root
-
-    def commit(
-        self, state_writes: Mapping[bytes, bytes | None], tx_ids: Iterable[bytes] = ()
-    ) -> bytes:
-        """Apply ``state_writes`` as block ``height + 1`` holding ``tx_ids``; return the root."""
-        preview = self._preview
-        if preview is not None and preview[0] == self.state_root and preview[1] == state_writes:
-            update = preview[2]
-        else:
-            update = self._tree.update(self.state_root, state_writes)
-        self._apply(state_writes, update)
-        self.height += 1
-        for position, tx_id in enumerate(tx_ids):
-            self._locations[tx_id] = (self.height, position)
-        return update.root
-
-    def _apply(self, state_writes: Mapping[bytes, bytes | None], update: StateUpdate) -> None:
-        self._preview = None
-        self._nodes.put_nodes(update.new_nodes)
-        for key, value in state_writes.items():
-            if value is None:
-                self._values.pop(key, None)
-            else:
-                self._values[key] = value
-        self.state_root = update.root
-        if len(self._nodes) > 2 * self._live_nodes + COMPACTION_SLACK_NODES:
-            self._compact()
-
-    def _compact(self) -> None:
-        """Keep only the nodes reachable from the current root."""
-        kept = MemoryNodeStore()
-        reachable: dict[bytes, bytes] = {}
-        pending = [] if self.state_root == EMPTY_ROOT else [self.state_root]
-        while pending:
-            node_hash = pending.pop()
-            record = self._nodes.get_node(node_hash)
-            assert record is not None, "a node reachable from the root is missing"
-            reachable[node_hash] = record
-            if record[:1] == INTERNAL_NODE_TAG:
-                pending.extend(
-                    child for child in (record[1:33], record[33:65]) if child != EMPTY_ROOT
-                )
-        kept.put_nodes(reachable)
-        self._nodes = kept
-        self._tree = SparseMerkleTree(kept)
-        self._live_nodes = len(kept)
+__all__ = ["EngineReplayer"]
 
 
 class _SignatureVerified:
@@ -180,7 +85,7 @@ class EngineReplayer:
 
     def __init__(self) -> None:
         self._engine: _ReplayEngine | None = None
-        self._state: ReplayState | None = None
+        self._state: MemoryState | None = None
 
     def start(self, genesis: Genesis) -> tuple[Member, ...]:
         """Reset to the genesis state; return the member set that certifies block 1."""
@@ -189,11 +94,11 @@ class EngineReplayer:
         except ContractLoadError as error:
             raise ReplaySetupError(str(error)) from None
         self._engine = _ReplayEngine(genesis, contracts)
-        self._state = ReplayState(self._engine.genesis_state())
+        self._state = MemoryState(self._engine.genesis_state(), history=False)
         return self._engine.members(self._state)
 
     @property
-    def state(self) -> ReplayState:
+    def state(self) -> MemoryState:
         """The replayed state after the last block executed (for queries and exports)."""
         assert self._state is not None, "start() first"
         return self._state
@@ -228,7 +133,7 @@ class EngineReplayer:
 
 
 def _diagnose(
-    engine: _ReplayEngine, state: ReplayState, block: Block, error: InvalidProposalError
+    engine: _ReplayEngine, state: MemoryState, block: Block, error: InvalidProposalError
 ) -> ReplayError:
     """Name what the engine refused in ``block``: a transaction, or a header field.
 
@@ -260,7 +165,7 @@ def _diagnose(
     return ReplayError("block", f"refused on re-execution: {reason}")
 
 
-def _execute(engine: Engine, state: ReplayState, block: Block) -> ExecutionResult:
+def _execute(engine: Engine, state: MemoryState, block: Block) -> ExecutionResult:
     header = block.header
     return engine.execute(
         state,

@@ -44,7 +44,6 @@ costs a few milliseconds whatever the chain's length; ``sceau node check`` check
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import hashlib
 import os
@@ -57,6 +56,7 @@ import msgpack
 import plyvel
 
 from ledger import encoding, merkle, schema, witness
+from ledger.memstate import PREVIEWS_REMEMBERED, StateUpdateCache
 from ledger.model import Block, CommitCertificate, Genesis, ModelDecodeError, Transaction
 from ledger.state import (
     EMPTY_ROOT,
@@ -76,8 +76,6 @@ __all__ = [
     "Tip",
 ]
 
-PREVIEWS_REMEMBERED = 4
-"""State updates kept from ``preview_state_root`` (a proposal per view, rarely more)."""
 RECENT_BLOCKS_CHECKED = 4096
 RECENT_BYTES_CHECKED = 32 * 1024 * 1024
 """Opening checks that the heights below the tip have their block and certificate, down to
@@ -145,9 +143,7 @@ class ChainStore:
         self._safety: tuple[bytes, int, int] | None = None
         self._defer_witness = False
         self._tree = SparseMerkleTree(_NodeReader(self._get))
-        self._previews: collections.deque[tuple[bytes, dict[bytes, bytes | None], StateUpdate]] = (
-            collections.deque(maxlen=PREVIEWS_REMEMBERED)
-        )
+        self._previews = StateUpdateCache(PREVIEWS_REMEMBERED)
         self._tip_members_hash: bytes | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -515,17 +511,15 @@ class ChainStore:
         these are does not compute the same tree nodes a second time.
         """
         update = self._tree_call(self._tree.update, self._tip.state_root, state_writes)
-        self._previews.append((self._tip.state_root, dict(state_writes), update))
+        self._previews.remember(self._tip.state_root, state_writes, update)
         return update.root
 
     def _state_update(self, state_writes: Mapping[bytes, bytes | None]) -> StateUpdate:
         root = self._tip.state_root
-        for base, writes, update in self._previews:
-            # An update depends only on the root it starts from and the writes (the tree is
-            # content addressed), so a remembered one with both equal is the same update.
-            if base == root and writes == state_writes:
-                return update
-        return self._tree_call(self._tree.update, root, state_writes)
+        update = self._previews.find(root, state_writes)
+        if update is None:
+            update = self._tree_call(self._tree.update, root, state_writes)
+        return update
 
     def append_block(
         self,

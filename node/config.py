@@ -18,6 +18,19 @@ Example::
     # tls_key_file = "tls.key"
     tick_ms = 50
 
+    [runtime]                         # tuning of the daemon (RuntimeSettings); defaults shown
+    # gossip_dry_run_pending_max = 64
+    # revalidation_idle_ticks = 16
+    # status_interval_ms = 1000
+
+    [peer_limits]                     # what one peer's frames may cost (PeerLimits)
+    # small_frame_bytes_per_s = 1048576
+
+Each field of these tables can be overridden too, by ``SCEAU_<TABLE>__<FIELD>`` (two
+underscores), e.g. ``SCEAU_RUNTIME__STATUS_INTERVAL_MS=2000``. Every setting is listed in
+docs/operations.md (section 3, "Runtime tuning"), every bound of the node's memory in its
+section 10 ("Bounds of the node's memory").
+
 ``fault_injection = true`` is for tests only (benchmarks/faults.py, docs/faults.md): it adds
 ``PUT /v1/debug/links`` to the API, which cuts this node's links to chosen peers. It is refused
 unless ``api_listen`` is a loopback address, so that it cannot be left on in a node that others
@@ -31,12 +44,15 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["ConfigError", "NodeConfig", "load_config"]
+from node.wire import GOSSIP_TRANSACTIONS_MAX
+
+__all__ = ["ConfigError", "NodeConfig", "PeerLimits", "RuntimeSettings", "load_config"]
 
 ENVIRONMENT_PREFIX = "SCEAU_"
 HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}$")]
@@ -44,6 +60,89 @@ HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}
 
 class ConfigError(Exception):
     """A configuration that cannot be used; the message names the field and the fix."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerLimits:
+    """What one peer's frames may cost this node, beyond the per-frame limits of
+    :class:`node.wire.FrameLimits` (which follow the consortium's parameters).
+
+    Enforced by the daemon (node/daemon.py, "Peer frames"); read from the ``[peer_limits]``
+    table of the node's file, each default today's value."""
+
+    large_frame_bytes_per_s: int = 13 * 1024 * 1024
+    """Refill rate of each peer's budget for frames over ``small_frame_bytes_max``: a
+    maximum-size proposal (12 MiB, the ceiling of ``block_bytes_max``, and its envelope) every
+    second, and some gossip."""
+    large_frame_burst_bytes: int = 25 * 1024 * 1024
+    """Each peer's budget when full: two maximum-size proposals back to back (a proposal and a
+    new view re-proposing it), so that an honest primary is never throttled. A flood of
+    ten 15.8 MiB frames gets at most this far before being dropped. Below one maximum-size
+    proposal frame (``block_bytes_max`` + 64 KiB), the largest honest proposals would never
+    pass: keep it above."""
+    small_frame_bytes_per_s: int = 1024 * 1024
+    """Refill rate of each peer's budget for the other frames (votes, status, small gossip):
+    what a peer sends at most is a few tens of KiB per second (votes of ~200 bytes, a status
+    per second, gossip of the transactions its clients submit). Decoding costs per value, not
+    per byte: without this bound, 64 KiB frames of junk at line rate would keep a core busy."""
+    small_frame_burst_bytes: int = 4 * 1024 * 1024
+    rejected_proposals_per_view_max: int = 1
+    """Distinct proposals from one proposer this node refuses per (height, view) before it
+    stops decoding other ones: an honest primary makes one proposal per view (it may send it
+    again: the same block is still let through, the replica does not execute it twice)."""
+    fetches_outstanding_max: int = 8
+    """Block requests per peer whose (large) responses are accepted outside the budget."""
+    log_lines_per_interval_max: int = 5
+    """Lines logged per (kind of event, peer) in each interval; the rest are summed up."""
+    log_interval_ms: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if type(value) is not int or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+class RuntimeSettings(BaseModel):
+    """The daemon's tuning (node/daemon.py): frozen, validated, each default today's value.
+
+    Read from the ``[runtime]`` table of the node's file; a node without one runs with these
+    defaults. Times are in milliseconds and converted to ticks of ``tick_ms`` (rounded up, at
+    least one tick) when the node starts.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gossip_batch_transactions_max: Annotated[int, Field(ge=1, le=GOSSIP_TRANSACTIONS_MAX)] = 256
+    """Transactions per gossip frame this node sends; at most what a peer accepts in one
+    frame (node/wire.py, ``GOSSIP_TRANSACTIONS_MAX``). Submissions are gossiped as soon as
+    the event loop is free, or at once when this many wait."""
+    gossip_dry_run_pending_max: Annotated[int, Field(ge=0, le=10_000_000)] = 64
+    """Gossiped transactions get a dry run at admission while the mempool holds fewer than
+    this. Under load the transactions a peer gossips are committed within a block or two: a
+    dry run of each on admission would execute every transaction a second time on every node.
+    Past this size they are admitted on their signature and stateless checks only; the ones
+    that linger are dry-run after commits and while the chain is idle. 0: never on admission."""
+    revalidation_idle_ticks: Annotated[int, Field(ge=1, le=1_000_000)] = 16
+    """Ticks with transactions pending but no block in progress, after which the oldest
+    pending transactions are dry-run again (the ones that fail must not hold the view timer
+    open) and gossiped again (the primary may never have received them)."""
+    status_interval_ms: Annotated[int, Field(ge=1, le=600_000)] = 1_000
+    """How often the replica tells its peers its height and view (lagging peers catch up)."""
+    retransmit_interval_ms: Annotated[int, Field(ge=1, le=600_000)] = 500
+    """How often the replica resends its proposal or votes for the height in progress."""
+    fetch_timeout_ms: Annotated[int, Field(ge=1, le=600_000)] = 2_000
+    """How long a block request waits for its answer before it is asked of another peer."""
+    view_timeout_growth_max: Annotated[int, Field(ge=1, le=1_024)] = 32
+    """The view timer doubles with each view change without a commit, up to the consortium's
+    ``view_timeout_ms`` times this."""
+    rejected_proposal_views_max: Annotated[int, Field(ge=1, le=1_000_000)] = 4_096
+    """(proposer, height, view) entries kept for the refused-proposal budget (old heights
+    are forgotten first)."""
+    evidence_kept_max: Annotated[int, Field(ge=1, le=1_000_000)] = 256
+    """Equivocation evidence kept in memory (the oldest forgotten first; all is counted)."""
+    log_keys_max: Annotated[int, Field(ge=1, le=1_000_000)] = 1_024
+    """(kind of event, peer) keys the log aggregator tracks; past it, new keys share one."""
 
 
 class NodeConfig(BaseModel):
@@ -83,6 +182,10 @@ class NodeConfig(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = (
         "INFO"
     )
+    runtime: RuntimeSettings = RuntimeSettings()
+    """The daemon's tuning: the ``[runtime]`` table (see :class:`RuntimeSettings`)."""
+    peer_limits: PeerLimits = PeerLimits()
+    """What one peer's frames may cost: the ``[peer_limits]`` table (see :class:`PeerLimits`)."""
 
     @model_validator(mode="after")
     def _tls_needs_both_files(self) -> Self:
@@ -148,6 +251,14 @@ def load_config(
         variable = ENVIRONMENT_PREFIX + name.upper()
         if variable in environment:
             values[name] = environment[variable]
+    for table, names in (
+        ("runtime", RuntimeSettings.model_fields),
+        ("peer_limits", PeerLimits.__dataclass_fields__),
+    ):
+        for name in names:
+            variable = f"{ENVIRONMENT_PREFIX}{table.upper()}__{name.upper()}"
+            if variable in environment and isinstance(values.get(table, {}), dict):
+                values[table] = {**values.get(table, {}), name: environment[variable]}
     values.update(overrides or {})
     for name in (
         "data_dir",

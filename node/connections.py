@@ -211,7 +211,10 @@ class ConnectionGuard:
         self._knows_members = is_member_address is not None
         self._is_member_address = is_member_address or (lambda address: False)
         self._entries: dict[asyncio.BaseTransport, _Entry] = {}
+        """At most ``connections_max`` open, plus those closed by us whose ``connection_lost``
+        has not come yet (asyncio delivers it within a loop iteration or two)."""
         self._per_address: collections.Counter[str] = collections.Counter()
+        """Open connections per address, a key removed at zero: at most ``connections_max``."""
         self._open = 0
         """Open connections not closed by us yet (a closed one stays in ``_entries`` until
         its ``connection_lost``)."""

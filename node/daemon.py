@@ -79,6 +79,7 @@ from ledger.model import (
 )
 from ledger.store import ChainStore
 from node.application import ChainApplication
+from node.config import PeerLimits, RuntimeSettings
 from node.mempool import Mempool
 from node.wire import (
     FrameError,
@@ -95,63 +96,11 @@ __all__ = ["LogAggregator", "Node", "NodeMetrics", "PeerLimits", "replica_config
 
 log = logging.getLogger("sceau.node")
 
-GOSSIP_BATCH_MAX = 256
-GOSSIP_DRY_RUN_PENDING_MAX = 64
-"""Gossiped transactions get a dry run at admission while the mempool holds fewer than this.
-
-Under load the transactions a peer gossips are committed within a block or two: a dry run of
-each one on admission would execute every transaction a second time on every node. Past this
-size they are admitted on their signature and stateless checks only; the ones that linger are
-dry-run after commits and while the chain is idle (:meth:`ChainApplication.revalidate_pending`,
-:meth:`ChainApplication.revalidate_when_idle`)."""
-IDLE_TICKS_BEFORE_REVALIDATION = 16
-"""Ticks with transactions pending but no block in progress, after which the oldest pending
-transactions are dry-run again (the ones that fail must not hold the view timer open) and
-gossiped again (the primary may never have received them)."""
 QUIET_REFUSALS = frozenset({"old_height"})
 """Refusals that honest peers cause too (a primary retransmits its proposal until it sees the
 commit): counted, neither logged nor held against the peer."""
-REJECTED_PROPOSAL_VIEWS_REMEMBERED_MAX = 4096
-"""(proposer, height, view) entries kept for the refused-proposal budget (old heights go first)."""
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PeerLimits:
-    """What one peer's frames may cost this node, beyond the per-frame limits of
-    :class:`node.wire.FrameLimits` (which follow the consortium's parameters)."""
-
-    large_frame_bytes_per_s: int = 13 * 1024 * 1024
-    """Refill rate of each peer's budget for frames over ``small_frame_bytes_max``: a
-    maximum-size proposal (12 MiB, the ceiling of ``block_bytes_max``, and its envelope) every
-    second, and some gossip."""
-    large_frame_burst_bytes: int = 25 * 1024 * 1024
-    """Each peer's budget when full: two maximum-size proposals back to back (a proposal and a
-    new view re-proposing it), so that an honest primary is never throttled. A flood of
-    ten 15.8 MiB frames gets at most this far before being dropped. Below one maximum-size
-    proposal frame (``block_bytes_max`` + 64 KiB), the largest honest proposals would never
-    pass: keep it above."""
-    small_frame_bytes_per_s: int = 1024 * 1024
-    """Refill rate of each peer's budget for the other frames (votes, status, small gossip):
-    what a peer sends at most is a few tens of KiB per second (votes of ~200 bytes, a status
-    per second, gossip of the transactions its clients submit). Decoding costs per value, not
-    per byte: without this bound, 64 KiB frames of junk at line rate would keep a core busy."""
-    small_frame_burst_bytes: int = 4 * 1024 * 1024
-    rejected_proposals_per_view_max: int = 1
-    """Distinct proposals from one proposer this node refuses per (height, view) before it
-    stops decoding other ones: an honest primary makes one proposal per view (it may send it
-    again: the same block is still let through, the replica does not execute it twice)."""
-    fetches_outstanding_max: int = 8
-    """Block requests per peer whose (large) responses are accepted outside the budget."""
-    log_lines_per_interval_max: int = 5
-    """Lines logged per (kind of event, peer) in each interval; the rest are summed up."""
-    log_interval_ms: int = 10_000
-
-    def __post_init__(self) -> None:
-        for name in self.__slots__:
-            value = getattr(self, name)
-            if type(value) is not int or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+"""The buckets of /metrics' commit latency histogram: part of the metrics' format, not tuning."""
 
 
 class _ByteBucket:
@@ -195,17 +144,18 @@ class LogAggregator:
     Keys are bounded (``keys_max``): past it, new keys share one.
     """
 
-    KEYS_MAX = 1024
-
     def __init__(
         self,
         logger: logging.Logger,
         *,
         lines_per_interval_max: int,
         interval_ms: int,
+        keys_max: int = RuntimeSettings().log_keys_max,
         clock_s: Callable[[], float] = time.monotonic,
     ) -> None:
+        assert keys_max >= 1
         self._logger = logger
+        self._keys_max = keys_max
         self._lines_max = lines_per_interval_max
         self._interval_s = interval_ms / 1000
         self._clock_s = clock_s
@@ -214,7 +164,7 @@ class LogAggregator:
 
     def log(self, level: int, key: tuple[str, str], message: str, *args: object) -> None:
         now = self._clock_s()
-        if key not in self._windows and len(self._windows) >= self.KEYS_MAX:
+        if key not in self._windows and len(self._windows) >= self._keys_max:
             key = ("other", "*")
         window = self._windows.get(key)
         if window is not None and now - window.started_s >= self._interval_s:
@@ -255,21 +205,30 @@ class LogAggregator:
         )
 
 
-def replica_config_for(parameters: ConsensusParameters, tick_ms: int) -> ReplicaConfig:
-    """Replica limits from the consortium's parameters in force and this node's tick.
+def replica_config_for(
+    parameters: ConsensusParameters, tick_ms: int, settings: RuntimeSettings | None = None
+) -> ReplicaConfig:
+    """Replica limits from the consortium's parameters in force, this node's tick and its
+    runtime settings (node/config.py; the defaults if None).
 
     The parameters are read when the node starts: a governance change of the timeouts takes
     effect on each node at its next restart.
     """
+    settings = settings or RuntimeSettings()
     timeout_ticks = max(2, math.ceil(parameters.view_timeout_ms / tick_ms))
     return ReplicaConfig(
         view_timeout_ticks=timeout_ticks,
-        view_timeout_ticks_max=timeout_ticks * 32,
-        status_interval_ticks=max(1, math.ceil(1_000 / tick_ms)),
-        retransmit_interval_ticks=max(1, math.ceil(500 / tick_ms)),
-        fetch_timeout_ticks=max(1, math.ceil(2_000 / tick_ms)),
+        view_timeout_ticks_max=timeout_ticks * settings.view_timeout_growth_max,
+        status_interval_ticks=_ticks(settings.status_interval_ms, tick_ms),
+        retransmit_interval_ticks=_ticks(settings.retransmit_interval_ms, tick_ms),
+        fetch_timeout_ticks=_ticks(settings.fetch_timeout_ms, tick_ms),
         timestamp_drift_ms_max=parameters.timestamp_drift_ms_max,
     )
+
+
+def _ticks(duration_ms: int, tick_ms: int) -> int:
+    """``duration_ms`` in ticks of ``tick_ms``, rounded up, at least one."""
+    return max(1, math.ceil(duration_ms / tick_ms))
 
 
 @dataclass(slots=True)
@@ -312,8 +271,12 @@ class Node:
         tick_ms: int,
         clock_ms: Callable[[], int] | None = None,
         peer_limits: PeerLimits | None = None,
+        settings: RuntimeSettings | None = None,
     ) -> None:
         self.member_id = member_id
+        self.settings = settings or RuntimeSettings()
+        """The runtime tuning (node/config.py); its times reach the replica through
+        :func:`replica_config_for`."""
         self.store = store
         self.engine = engine
         self.mempool = mempool
@@ -332,10 +295,19 @@ class Node:
             config=replica_config,
             safety=safety,
         )
-        self.evidence: collections.deque[tuple[str, Any, Any]] = collections.deque(maxlen=256)
+        # Every map and queue below has a bound (docs/operations.md, "Bounds of the node's memory").
+        self.evidence: collections.deque[tuple[str, Any, Any]] = collections.deque(
+            maxlen=self.settings.evidence_kept_max
+        )
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
+        """Per transaction, the API requests waiting for its commit: one per open request, so
+        bounded by the API's connection cap; a request's entry goes when it returns."""
         self._submitted_at: dict[bytes, float] = {}
+        """When this node's clients submitted the transactions still pending, for the commit
+        latency histogram: at most as many as the mempool holds (see _forget_stale_submissions)."""
         self._gossip: list[Transaction] = []
+        """Submissions not gossiped yet: sent when the event loop is free, or at
+        ``gossip_batch_transactions_max``."""
         self._gossip_flush_scheduled = False
         self._idle_ticks = 0
         self._ticker: asyncio.Task[None] | None = None
@@ -347,13 +319,18 @@ class Node:
             log,
             lines_per_interval_max=self.peer_limits.log_lines_per_interval_max,
             interval_ms=self.peer_limits.log_interval_ms,
+            keys_max=self.settings.log_keys_max,
         )
         self._frame_limits_for: tuple[Any, int] | None = None
         self._frame_limits = FrameLimits()
         self._budgets: dict[tuple[str, bool], _ByteBucket] = {}
+        """Two per authenticated peer; a member's go when it leaves the member set."""
         self._fetches_outstanding: collections.Counter[str] = collections.Counter()
+        """Per peer, at most ``fetches_outstanding_max``; a member's go when it leaves."""
         self._rejected_proposals: dict[tuple[str, int, int], set[bytes | None]] = {}
-        """The block hashes of the proposals refused, per (proposer, height, view)."""
+        """The block hashes of the proposals refused, per (proposer, height, view): at most
+        ``rejected_proposal_views_max`` keys, each with at most
+        ``rejected_proposals_per_view_max`` hashes and one None."""
         self._proposal_in_hand: bytes | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -530,7 +507,7 @@ class Node:
             self.metrics.frames_rejected["sender_mismatch"] += 1
             return
         added = 0
-        dry_run = len(self.mempool) < GOSSIP_DRY_RUN_PENDING_MAX
+        dry_run = len(self.mempool) < self.settings.gossip_dry_run_pending_max
         for transaction in gossip.transactions:
             try:
                 added += self.application.submit(transaction, dry_run=dry_run)
@@ -547,8 +524,10 @@ class Node:
         added = self.application.submit(transaction)
         if added:
             self._submitted_at[transaction.tx_id] = time.monotonic()
+            if len(self._submitted_at) > self.mempool.limits.transactions_max:
+                self._forget_stale_submissions()
             self._gossip.append(transaction)
-            if len(self._gossip) >= GOSSIP_BATCH_MAX:
+            if len(self._gossip) >= self.settings.gossip_batch_transactions_max:
                 self._flush_gossip()
             elif not self._gossip_flush_scheduled:
                 # Sent once the event loop has handled what is ready now: the submissions that
@@ -565,11 +544,12 @@ class Node:
 
     def _flush_gossip(self) -> None:
         self._gossip_flush_scheduled = False
-        if not self._gossip or self.transport is None:
-            return
         batch, self._gossip = self._gossip, []
-        for start in range(0, len(batch), GOSSIP_BATCH_MAX):
-            self._broadcast_gossip(batch[start : start + GOSSIP_BATCH_MAX])
+        if not batch or self.transport is None:
+            return  # without a transport (tests, tools) there is nobody to gossip to
+        size_max = self.settings.gossip_batch_transactions_max
+        for start in range(0, len(batch), size_max):
+            self._broadcast_gossip(batch[start : start + size_max])
 
     def _broadcast_gossip(self, transactions: list[Transaction]) -> None:
         gossip = TransactionGossip(transactions=tuple(transactions), sender=self.member_id)
@@ -580,11 +560,29 @@ class Node:
             self._idle_ticks = 0
             return
         self._idle_ticks += 1
-        if self._idle_ticks >= IDLE_TICKS_BEFORE_REVALIDATION:
+        if self._idle_ticks >= self.settings.revalidation_idle_ticks:
             self._idle_ticks = 0
             if self.application.revalidate_when_idle():
                 self._execute(self.replica.on_transactions())
+            self._forget_stale_submissions()
             self._gossip_again()
+
+    def _forget_stale_submissions(self) -> None:
+        """Forget the submission times of transactions no longer pending (rejected on a dry
+        run, expired, evicted): they will never be committed from this mempool, so their
+        latency will never be observed. Afterwards, ``_submitted_at`` holds at most as many
+        entries as the mempool holds transactions (a committed one's goes in :meth:`_commit`).
+        """
+        if len(self._submitted_at) <= len(self.mempool):
+            # Nothing can be stale unless there are more entries than pending transactions:
+            # then a scan is due, and its cost is paid for by the entries it removes (or by
+            # the mempool's own bound).
+            return
+        mempool = self.mempool
+        self._submitted_at = {
+            tx_id: submitted for tx_id, submitted in self._submitted_at.items() if tx_id in mempool
+        }
+        assert len(self._submitted_at) <= len(mempool)
 
     def _gossip_again(self) -> None:
         """Send the oldest pending transactions to the peers once more.
@@ -595,7 +593,7 @@ class Node:
         """
         if self.transport is None:
             return
-        pending = self.mempool.candidates()[:GOSSIP_BATCH_MAX]
+        pending = self.mempool.candidates()[: self.settings.gossip_batch_transactions_max]
         if pending:
             self._broadcast_gossip(pending)
 
@@ -635,12 +633,21 @@ class Node:
     ) -> None:
         assert height is not None and view is not None, "proposals are admitted with both"
         self._rejected_proposals.setdefault((proposer, height, view), set()).add(block_hash)
-        if len(self._rejected_proposals) > REJECTED_PROPOSAL_VIEWS_REMEMBERED_MAX:
+        remembered_max = self.settings.rejected_proposal_views_max
+        if len(self._rejected_proposals) > remembered_max:
             current = self.replica.height
             for old in [k for k in self._rejected_proposals if k[1] < current]:
                 del self._rejected_proposals[old]
-            while len(self._rejected_proposals) > REJECTED_PROPOSAL_VIEWS_REMEMBERED_MAX:
+            while len(self._rejected_proposals) > remembered_max:
                 del self._rejected_proposals[next(iter(self._rejected_proposals))]
+
+    def _forget_departed_peers(self) -> None:
+        """Drop the byte budgets and fetch counts of peers no longer in the member set."""
+        members = {member.id for member in self.application.members()}
+        for key in [key for key in self._budgets if key[0] not in members]:
+            del self._budgets[key]
+        for peer in [peer for peer in self._fetches_outstanding if peer not in members]:
+            del self._fetches_outstanding[peer]
 
     def _commit(self, block: Block, certificate: CommitCertificate) -> list[Any]:
         members_before = self.application.members()
@@ -655,6 +662,7 @@ class Node:
             for waiter in self._waiters.pop(transaction.tx_id, []):
                 if not waiter.done():
                     waiter.set_result(None)
+        self._forget_stale_submissions()  # the block's expired and evicted transactions
         log.info(
             "committed height %d (view %d, %d transactions)",
             block.height,
@@ -662,6 +670,8 @@ class Node:
             len(block.transactions),
         )
         member_set_changed = self.application.members() != members_before
+        if member_set_changed:
+            self._forget_departed_peers()
         if member_set_changed and self.transport is not None:
             self.transport.refresh_members()
         actions = self.replica.on_block_committed(block.height)

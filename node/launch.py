@@ -252,8 +252,12 @@ def build_node(config: NodeConfig) -> Node:
             engine=engine,
             mempool=mempool,
             application=application,
-            replica_config=replica_config_for(engine.directory(store).parameters, config.tick_ms),
+            replica_config=replica_config_for(
+                engine.directory(store).parameters, config.tick_ms, config.runtime
+            ),
             tick_ms=config.tick_ms,
+            peer_limits=config.peer_limits,
+            settings=config.runtime,
         )
         from node.transport import PeerTransport
 

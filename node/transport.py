@@ -137,7 +137,14 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ledger import crypto, domains, encoding
 from ledger.model import Member
-from node.connections import ConnectionGuard, GuardedSite, GuardLimits, Stage, address_key
+from node.connections import (
+    ConnectionGuard,
+    GuardedSite,
+    GuardLimits,
+    Stage,
+    address_key,
+    count_and_log,
+)
 
 __all__ = [
     "FRAME_OVERHEAD_BYTES",
@@ -189,9 +196,6 @@ HANDSHAKE_LIMITS = encoding.DecodeLimits(
 HELLO_FIELDS = frozenset({"chain_id", "member_id", "nonce", "ephemeral_key"})
 FRAME_KEY_INFO_DIALER_OUT = domains.PEER_FRAME + b" dialer->acceptor"
 FRAME_KEY_INFO_ACCEPTOR_OUT = domains.PEER_FRAME + b" acceptor->dialer"
-
-LOG_FIRST_COUNT = 10
-LOG_EVERY_COUNT = 1000
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -714,6 +718,10 @@ class PeerTransport:
         self._config = config
         self._server_ssl = server_ssl
         self._client_ssl = client_ssl
+        # Bounds (docs/operations.md, section 10): the counters' keys are fixed names and
+        # reasons; one peer per current member, its queue bounded by queue_frames_max and
+        # queue_bytes_max; one socket per accepted connection (connections_max) or dialed
+        # member; a few tasks per socket or peer (dialer, writer, closer), each gone when done.
         self.counters: collections.Counter[str] = collections.Counter()
         self._peers: dict[str, _Peer] = {}
         self._sockets: set[Any] = set()  # every open WebSocket, to close them all on close()
@@ -1228,11 +1236,8 @@ class PeerTransport:
 
     def _count_and_log(self, counter: str, message: str, *args: object) -> None:
         """Count a rejection; log it, but at most the first ten and then one per thousand,
-        so that a hostile peer cannot flood the log."""
-        self.counters[counter] += 1
-        count = self.counters[counter]
-        if count <= LOG_FIRST_COUNT or count % LOG_EVERY_COUNT == 0:
-            logger.warning(f"[{counter} #{count}] {message}", *args)
+        so that a hostile peer cannot flood the log (the one rule, node/connections.py)."""
+        count_and_log(self.counters, logger, counter, message, *args)
 
     @staticmethod
     def _report_task_failure(task: asyncio.Task[Any]) -> None:

@@ -61,7 +61,7 @@ from node.api import (
     receipt_for,
 )
 from node.config import ConfigError, NodeConfig, load_config
-from node.daemon import IDLE_TICKS_BEFORE_REVALIDATION, Node
+from node.daemon import Node
 from node.debug_token import TOKEN_HEADER
 from node.launch import build_node, initialise_data_dir
 from node.wire import decode_frame
@@ -394,7 +394,7 @@ def test_an_idle_node_gossips_its_pending_transactions_again(
     monkeypatch.setattr(api.idle.transport, "broadcast", sent.append)
     try:
         assert not api.idle.replica.block_in_progress
-        for _ in range(IDLE_TICKS_BEFORE_REVALIDATION - 1):
+        for _ in range(api.idle.settings.revalidation_idle_ticks - 1):
             api.idle._revalidate_when_idle()
         assert sent == []
         api.idle._revalidate_when_idle()

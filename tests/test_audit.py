@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_bundle import NEWCOMER, ChainBuilder, derived_key, reference_chain
 
-from contracts.replay import EngineReplayer, ReplayState
+from contracts.replay import EngineReplayer
 from ledger import encoding, merkle
 from ledger.audit import (
     AuditReport,
@@ -132,8 +132,8 @@ def test_the_replayed_state_is_the_nodes_state(chain: ChainBuilder, bundle: Path
 def test_the_replay_state_keeps_only_the_latest_tree_and_computes_the_same_roots(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("contracts.replay.COMPACTION_SLACK_NODES", 10)
-    compacting = ReplayState({b"genesis": b"state"})
+    monkeypatch.setattr("ledger.memstate.COMPACTION_SLACK_NODES", 10)
+    compacting = MemoryState({b"genesis": b"state"}, history=False)
     keeping = MemoryState({b"genesis": b"state"})
     for block in range(40):
         writes: dict[bytes, bytes | None] = {
@@ -143,7 +143,7 @@ def test_the_replay_state_keeps_only_the_latest_tree_and_computes_the_same_roots
             writes[f"key-{block - 2}-0".encode()] = None
         assert compacting.preview_state_root(writes) == keeping.preview_state_root(writes)
         assert compacting.commit(writes, [bytes([block])]) == keeping.commit(writes)
-    assert compacting._live_nodes < len(keeping._nodes)
+    assert compacting.tree_nodes < keeping.tree_nodes
     assert compacting.transaction_location(bytes([7])) == (8, 0)
     assert list(compacting.state_items(b"key-39")) == list(keeping.state_items(b"key-39"))
 
