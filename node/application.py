@@ -35,14 +35,24 @@ RESULTS_REMEMBERED_MAX = 100_000
 REVALIDATED_PER_COMMIT_MAX = 256
 LINGERING_BLOCKS = 4
 LINGERING_REVALIDATED_PER_COMMIT_MAX = 32
-PROPOSAL_TIME_SHARE = 0.15
-"""The share of the view timeout a primary spends at most executing the block it builds."""
+PROPOSAL_TIME_SHARE_PERCENT = 15
+"""The default share of the view timeout a primary spends at most executing the block it
+builds (the node's ``runtime.proposal_time_share_percent``)."""
 
 
 class ChainApplication:
     """The application a node's replica talks to (see the module doc)."""
 
-    def __init__(self, store: ChainStore, engine: Engine, mempool: Mempool) -> None:
+    def __init__(
+        self,
+        store: ChainStore,
+        engine: Engine,
+        mempool: Mempool,
+        *,
+        proposal_time_share_percent: int = PROPOSAL_TIME_SHARE_PERCENT,
+    ) -> None:
+        assert 1 <= proposal_time_share_percent <= 100, proposal_time_share_percent
+        self.proposal_time_share_percent = proposal_time_share_percent
         self.store = store
         self.engine = engine
         self.mempool = mempool
@@ -84,7 +94,8 @@ class ChainApplication:
         # Every member executes the block after the primary, and the view timer runs meanwhile:
         # a block that takes the primary a fraction of the view timeout to build stays well
         # inside it on the others too. The rest waits for the next block.
-        deadline = time.monotonic() + parameters.view_timeout_ms / 1000 * PROPOSAL_TIME_SHARE
+        share = self.proposal_time_share_percent / 100
+        deadline = time.monotonic() + parameters.view_timeout_ms / 1000 * share
         result = self.engine.build_proposal(
             self.store,
             self.mempool.candidates(),

@@ -143,6 +143,10 @@ class RuntimeSettings(BaseModel):
     """Equivocation evidence kept in memory (the oldest forgotten first; all is counted)."""
     log_keys_max: Annotated[int, Field(ge=1, le=1_000_000)] = 1_024
     """(kind of event, peer) keys the log aggregator tracks; past it, new keys share one."""
+    proposal_time_share_percent: Annotated[int, Field(ge=1, le=100)] = 15
+    """The share of the view timeout a primary spends at most executing the block it builds:
+    every member executes the block after it while the view timer runs, so a block built in
+    a fraction of the timeout stays well inside it on the others too."""
 
 
 class NodeConfig(BaseModel):

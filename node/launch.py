@@ -244,7 +244,12 @@ def build_node(config: NodeConfig) -> Node:
                 per_signer_max=config.mempool_per_signer_max,
             ),
         )
-        application = ChainApplication(store, engine, mempool)
+        application = ChainApplication(
+            store,
+            engine,
+            mempool,
+            proposal_time_share_percent=config.runtime.proposal_time_share_percent,
+        )
         node = Node(
             member_id=config.member_id,
             key=key,

@@ -55,6 +55,7 @@ def test_the_defaults_are_the_values_the_node_always_ran_with() -> None:
     assert settings.rejected_proposal_views_max == 4_096
     assert settings.evidence_kept_max == 256
     assert settings.log_keys_max == 1_024
+    assert settings.proposal_time_share_percent == 15
 
 
 def test_every_setting_is_documented_with_its_default() -> None:
