@@ -45,6 +45,7 @@ from ledger.model import (
 __all__ = [
     "BLOCKS_PER_RESPONSE_MAX",
     "MESSAGE_TYPES",
+    "SIGNED_MESSAGE_TYPES",
     "BlockRequest",
     "BlockResponse",
     "CommitVote",
@@ -53,6 +54,7 @@ __all__ = [
     "PrePrepare",
     "Prepare",
     "PreparedCertificate",
+    "SignedMessage",
     "Status",
     "ViewChange",
     "decode_message",
@@ -301,6 +303,9 @@ MESSAGE_TYPES = (
     BlockRequest,
     BlockResponse,
 )
+SignedMessage = PrePrepare | Prepare | CommitVote | ViewChange | NewView
+"""The messages a member signs (``Status``, ``BlockRequest``, ``BlockResponse`` are not)."""
+SIGNED_MESSAGE_TYPES = (PrePrepare, Prepare, CommitVote, ViewChange, NewView)
 _MESSAGE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Message)
 
 

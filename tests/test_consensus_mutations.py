@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import pytest
 
+from consensus.catchup import CatchUp
 from consensus.quorum import VoteSet
 from consensus.replica import Replica
 from consensus.safety import SafetyRecord
 from consensus.simulator import OUTSIDER, run_campaign
+from consensus.viewchange import ViewChanges
 from ledger import crypto
 from ledger.model import CommitCertificate, sha256
 
@@ -72,18 +74,26 @@ class SameMemberCountedTwice(Replica):
         self._state.commits = _CountingEveryVote()
 
 
+class _ViewChangesIgnoringPrepared(ViewChanges):
+    def choose_prepared(self, view_changes):  # type: ignore[no-untyped-def]
+        return None, set()
+
+
 class PreparedCertificatesIgnored(Replica):
     """Ignores prepared certificates in view changes: a new primary may replace a block."""
 
-    def _choose_prepared(self, view_changes):  # type: ignore[no-untyped-def]
-        return None, set()
+    view_changes_type = _ViewChangesIgnoringPrepared
+
+
+class _CatchUpTrustingPeers(CatchUp):
+    def certificate_is_valid(self, certificate: CommitCertificate | None) -> bool:
+        return certificate is not None
 
 
 class CatchUpTrustsPeers(Replica):
     """Commits fetched blocks without checking their certificates."""
 
-    def _certificate_is_valid(self, certificate: CommitCertificate | None) -> bool:
-        return certificate is not None
+    catch_up_type = _CatchUpTrustingPeers
 
 
 @pytest.mark.parametrize(

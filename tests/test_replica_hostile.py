@@ -19,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consensus import buffer, catchup, normal, simapp, viewchange
 from consensus import replica as replica_module
-from consensus import simapp
 from consensus.actions import Broadcast, CommitBlock, ReportEvidence, ReportRejectedProposal, Send
+from consensus.drops import DROP_REASONS, DropReason
 from consensus.messages import (
     BLOCKS_PER_RESPONSE_MAX,
     BlockRequest,
@@ -37,7 +38,7 @@ from consensus.messages import (
     encode_message,
     message_size_bytes,
 )
-from consensus.replica import DROP_REASONS, Replica, ReplicaConfig
+from consensus.replica import Replica, ReplicaConfig
 from consensus.simapp import SimulatedApplication, note_transaction
 from ledger import crypto, encoding
 from ledger.devchain import LocalConsortium
@@ -58,6 +59,8 @@ GENESIS = CONSORTIUM.genesis
 CHAIN_ID = GENESIS.chain_id
 OUTSIDER_KEY = crypto.key_from_seed(sha256(b"outsider"))
 CLIENT_KEY = crypto.key_from_seed(sha256(b"client"))
+REPLICA_MODULES = (replica_module, normal, viewchange, catchup, buffer)
+"""The modules of the replica state machine (consensus/replica.py and its parts)."""
 CONFIG = ReplicaConfig(
     view_timeout_ticks=5,
     view_timeout_ticks_max=40,
@@ -906,11 +909,20 @@ def test_a_quorum_is_three_of_four_here() -> None:
 
 
 def test_drop_reasons_are_one_fixed_table() -> None:
-    """The reasons are metric labels: every one counted is in DROP_REASONS, and every one
-    listed is counted somewhere (the replica asserts the first at run time too)."""
-    source = inspect.getsource(replica_module)
-    used = set(re.findall(r'_drop\(\s*"([a-z_]+)"', source))
-    used |= set(re.findall(r'return "([a-z_]+)"', inspect.getsource(Replica._future_problem)))
-    used |= {"far_view", "old_view"}  # chosen by a conditional expression
-    assert used == set(DROP_REASONS)
-    assert all(DROP_REASONS[reason] for reason in DROP_REASONS)
+    """The reasons are metric labels: one enum, each member described in DROP_REASONS and
+    counted somewhere in the replica's modules, always by name (never a bare string)."""
+    sources = "".join(inspect.getsource(module) for module in REPLICA_MODULES)
+    used = set(re.findall(r"DropReason\.([A-Z_]+)\b", sources))
+    assert used == {reason.name for reason in DropReason}
+    assert not re.search(r'_drop\(\s*["\']', sources), "a drop reason as a string literal"
+    assert set(DROP_REASONS) == set(DropReason)
+    assert all(DROP_REASONS[reason] for reason in DropReason)
+    assert all(str(reason) == reason.name.lower() for reason in DropReason)
+
+
+def test_dropped_counts_by_label_string() -> None:
+    """The counter's keys are the label strings themselves (metrics and logs print them)."""
+    bench = Bench()
+    bench.receive(Status(height=0, certificate=None, sender="m0"), sender="stranger")
+    assert bench.dropped == {"not_a_member": 1}
+    assert all(type(reason) is str for reason in bench.replica.dropped)
