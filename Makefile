@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m node.demo
+	$(BIN)/python -m node.tools.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,7 +11,7 @@ and the results of a long run.
 
 Theory of operation
 -------------------
-A devnet of ``--nodes`` member processes starts in a temporary directory (``node.devnet``),
+A devnet of ``--nodes`` member processes starts in a temporary directory (``node.tools.devnet``),
 with the test-only ``fault_injection`` switch on (``PUT /v1/debug/links`` cuts peer links in
 the transport) and the API rate limits of benchmarks/throughput.py raised. A load task submits
 deeds/anchor transactions (signed by the members' node keys, benchmarks/throughput.py's
@@ -319,7 +319,7 @@ class Cluster:
     # --- processes ---
 
     def start(self, member_id: str) -> None:
-        from node import devnet
+        from node.tools import devnet
 
         assert member_id not in self.processes, f"{member_id} runs already"
         self.processes[member_id] = devnet.start_member(self.entries[member_id]["dir"])
@@ -344,7 +344,7 @@ class Cluster:
 
     def close(self) -> None:
         """SIGCONT what is stopped (SIGTERM waits for it otherwise), then stop everything."""
-        from node import devnet
+        from node.tools import devnet
 
         for member_id in list(self.stopped):
             with contextlib.suppress(ProcessLookupError):
@@ -357,7 +357,7 @@ class Cluster:
 
     def _record(self) -> None:
         """devnet.json names the running processes, so that ``sceau devnet down`` finds them."""
-        from node import devnet
+        from node.tools import devnet
 
         devnet.write_devnet(
             self.directory,
@@ -409,7 +409,7 @@ class Cluster:
     async def set_cut(self, member_id: str, cut: Sequence[str]) -> None:
         """Cut ``member_id``'s links to exactly ``cut``, asking again while the node does not
         answer; raises :class:`CampaignError` if it refuses or stays silent."""
-        from node.debug_token import TOKEN_HEADER, read_token
+        from node.runtime.debug_token import TOKEN_HEADER, read_token
 
         url = self.api[member_id] + "/v1/debug/links"
         headers = {TOKEN_HEADER: read_token(self.entries[member_id]["dir"] / "data")}
@@ -1084,7 +1084,7 @@ def export_and_audit(api_url: str, genesis_file: Path, directory: Path) -> dict[
     ):
         started = time.monotonic()
         completed = subprocess.run(
-            [sys.executable, "-m", "node.cli", *arguments],
+            [sys.executable, "-m", "node.tools.cli", *arguments],
             capture_output=True,
             text=True,
             timeout=300,
@@ -1126,7 +1126,7 @@ def choose_kinds(rounds: int, kinds: Sequence[str] | None, rng: random.Random) -
 
 
 async def campaign(arguments: argparse.Namespace, directory: Path) -> dict[str, Any]:
-    from node import devnet
+    from node.tools import devnet
 
     rng = random.Random(arguments.seed)
     kinds = choose_kinds(arguments.rounds, arguments.kinds, rng)

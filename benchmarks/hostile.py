@@ -8,9 +8,9 @@ Usage::
 Prints one JSON document on stdout (what was sent, the transport's counters), progress on
 stderr. The member's own node must be stopped first: the attacker takes its place, with its
 key (``DIR/<ID>/node.pem``) and its peer port, and connects to the other members through the
-real transport (:class:`node.transport.PeerTransport`), so every frame arrives authenticated as
-that member: the attack of issue 11, section 1. Used as a module by tests/test_attack_member.py
-and by the byzantine round of benchmarks/faults.py.
+real transport (:class:`node.runtime.transport.PeerTransport`), so every frame arrives
+authenticated as that member: the attack of issue 11, section 1. Used as a module by
+tests/test_attack_member.py and by the byzantine round of benchmarks/faults.py.
 
 Attacks (:data:`ATTACKS`), each bounded in frames and in time:
 
@@ -244,7 +244,7 @@ class Impersonation:
 
     @classmethod
     def from_devnet(cls, directory: Path, member_id: str) -> Impersonation:
-        from node.config import load_config
+        from node.runtime.config import load_config
 
         genesis = Genesis.model_validate_json((directory / "genesis.json").read_text())
         member = next((m for m in genesis.members if m.id == member_id), None)
@@ -269,7 +269,7 @@ class HostileMember:
     """A member's key and place on the network, sending attack frames to the others."""
 
     def __init__(self, who: Impersonation) -> None:
-        from node.transport import PeerTransport, TransportConfig
+        from node.runtime.transport import PeerTransport, TransportConfig
 
         self.who = who
         self.received: dict[str, int] = {}

@@ -435,7 +435,7 @@ def load_process(settings: dict[str, Any], conn: multiprocessing.connection.Conn
 
 
 def run(arguments: argparse.Namespace) -> dict[str, Any]:
-    from node import devnet
+    from node.tools import devnet
 
     machine = machine_info() | {"load_average_1m_before": load_average_1m()}
     cores = usable_cores()

@@ -18,7 +18,7 @@ height. It runs in this order, cheapest and most telling first:
 
 Then the engine applies the transaction (a dry run at the door, the block's execution later).
 
-The node's door (:meth:`node.application.ChainApplication.submit`) runs 1–3 through
+The node's door (:meth:`node.runtime.application.ChainApplication.submit`) runs 1–3 through
 :func:`screen`, where a replay is no error (the transaction is simply known: the submission
 returns False); a block runs 1–4 through :func:`admit_to_block`, where a replay is the
 rejection ``replayed_transaction``. Each rule is written here once; the rejection codes are the

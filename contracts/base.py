@@ -213,7 +213,7 @@ class QueryRoute:
     summary: str
     tag: str
     document: str
-    """The name of the answer's schema: a model of node/display.py (for OpenAPI and tests)."""
+    """The name of the answer's schema: a model of node/api/display.py (for OpenAPI and tests)."""
     parameters: tuple[QueryParameter, ...] = ()
     problems: tuple[str, ...] = ()
     """The API problem codes this route may answer (for the OpenAPI document)."""

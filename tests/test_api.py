@@ -1,6 +1,6 @@
 """The client API (the node/api package) of a real node, over HTTP.
 
-Two real nodes, each built by ``node.launch.build_node`` from files in a temporary folder:
+Two real nodes, each built by ``node.tools.launch.build_node`` from files in a temporary folder:
 
 * the *live* node: a one-member consortium running the deeds contract, started, so it
   orders and commits alone (n = 1, quorum 1) through the real replica, store and transport
@@ -49,7 +49,6 @@ from ledger.model import (
 )
 from ledger.receipt import Receipt, verify_receipt
 from ledger.state import StateProof, verify_state_proof
-from node import display
 from node.api import (
     API_KEY,
     DEBUG_ROUTES,
@@ -58,13 +57,14 @@ from node.api import (
     LinksDocument,
     SubmissionLimiter,
     create_app,
+    display,
     receipt_for,
 )
-from node.config import ConfigError, NodeConfig, load_config
-from node.daemon import Node
-from node.debug_token import TOKEN_HEADER
-from node.launch import build_node, initialise_data_dir
-from node.wire import decode_frame
+from node.runtime.config import ConfigError, NodeConfig, load_config
+from node.runtime.daemon import Node
+from node.runtime.debug_token import TOKEN_HEADER
+from node.runtime.wire import decode_frame
+from node.tools.launch import build_node, initialise_data_dir
 
 MEMBER = "metropole-valbrune"
 IDLE_MEMBER = "ville-valbrune"
@@ -637,7 +637,7 @@ def test_export_from_the_api_writes_a_bundle_that_passes_the_audit(
 ) -> None:
     from contracts.replay import EngineReplayer
     from ledger.audit import audit_bundle
-    from node.cli import main
+    from node.tools.cli import main
 
     url = str(api.client.make_url("")).rstrip("/")
     path = tmp_path / "live.bundle"

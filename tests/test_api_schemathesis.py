@@ -20,8 +20,8 @@ import pytest
 from ledger import crypto
 from ledger.devchain import LocalConsortium
 from ledger.model import ContractRef
-from node.devnet import _free_ports
-from node.launch import initialise_data_dir
+from node.tools.devnet import _free_ports
+from node.tools.launch import initialise_data_dir
 
 MEMBER = "ville-valbrune"
 SECONDS = int(os.environ.get("SCEAU_SCHEMATHESIS_SECONDS", "20"))
@@ -48,7 +48,7 @@ def _start_node(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     )
     initialise_data_dir(folder / "data", consortium.genesis).close()
     process = subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "node", "run", "--config", "node.toml"],
+        [sys.executable, "-m", "node.tools.cli", "node", "run", "--config", "node.toml"],
         cwd=folder,
         stdout=open(folder / "node.log", "wb"),  # noqa: SIM115 — the child keeps it
         stderr=subprocess.STDOUT,

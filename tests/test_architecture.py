@@ -1,4 +1,4 @@
-"""Layers point down: node → consensus, contracts → ledger (DESIGN.md, STYLE.md habit 1).
+"""Layers point down: node → consensus, contracts → ledger; inside node: tools → api → runtime.
 
 The consensus core must stay sans-I/O: no clock, socket, randomness, thread or storage; the
 simulator (its driver) is the one module allowed randomness and time. ``ledger`` is the bottom
@@ -86,3 +86,108 @@ def test_importing_the_replica_loads_no_storage_network_or_event_loop() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
     ).stdout.strip()
     assert output == "[]"
+
+
+# --- the house's shape (docs/architecture.md) -------------------------------------------------
+
+PACKAGES = ("ledger", "contracts", "consensus", "node")
+CLASS_LINES_MAX = 400
+"""No class in consensus/ over this many lines: a reader follows one message in one module."""
+
+AIOHTTP_ALLOWED = {
+    "ledger/client.py",
+    "node/runtime/transport.py",
+    "node/runtime/connections.py",
+    "node/tools/launch.py",
+}
+"""Who may speak HTTP/WebSocket: the client library, the peer transport, the API package (below)
+and the launcher."""
+PLYVEL_ALLOWED = {"ledger/store.py"}
+"""Who may touch LevelDB: the store, and nothing else."""
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_modules() -> dict[str, Path]:
+    return {module_name(path): path for package in PACKAGES for path in modules(package)}
+
+
+def _type_checking_blocks(tree: ast.AST) -> set[int]:
+    """ids of the import nodes under ``if TYPE_CHECKING:`` (names for annotations only)."""
+    inside = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            inside.update(id(child) for statement in node.body for child in ast.walk(statement))
+    return inside
+
+
+def imported_project_modules(path: Path, known: dict[str, Path]) -> set[str]:
+    """Project modules ``path`` imports at run time, at module level or inside a function
+    alike (an import under ``if TYPE_CHECKING:`` only names types, and is left out)."""
+    found = set()
+    tree = ast.parse(path.read_text(), filename=str(path))
+    annotations_only = _type_checking_blocks(tree)
+    for node in ast.walk(tree):
+        if id(node) in annotations_only:
+            continue
+        if isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            submodules = [f"{node.module}.{alias.name}" for alias in node.names]
+            # ``from package import submodule`` imports the submodule (and the package's
+            # __init__, which only gathers names): the arrow goes to the submodule.
+            found.update(name for name in submodules if name in known)
+            if any(name in known for name in submodules):
+                continue
+            candidates = [node.module]
+        else:
+            continue
+        found.update(name for name in candidates if name in known)
+    return found - {module_name(path)}
+
+
+def test_no_module_imports_itself_back_through_others() -> None:
+    known = project_modules()
+    graph = {name: imported_project_modules(path, known) for name, path in known.items()}
+    cycles = []
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                cycles.append([*trail[trail.index(target) :], target])
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+@pytest.mark.parametrize("path", modules("consensus"), ids=lambda path: path.name)
+def test_no_class_in_consensus_outgrows_one_reading(path: Path) -> None:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    sizes = {
+        node.name: node.end_lineno - node.lineno + 1
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+    }
+    assert {name: lines for name, lines in sizes.items() if lines > CLASS_LINES_MAX} == {}
+
+
+@pytest.mark.parametrize(
+    "path", [path for package in PACKAGES for path in modules(package)], ids=str
+)
+def test_only_named_modules_reach_the_network_stack_or_leveldb(path: Path) -> None:
+    relative = path.relative_to(ROOT).as_posix()
+    roots = imported_roots(path)
+    if "aiohttp" in roots:
+        assert relative in AIOHTTP_ALLOWED or relative.startswith("node/api/")
+    if "plyvel" in roots:
+        assert relative in PLYVEL_ALLOWED

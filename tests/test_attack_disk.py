@@ -44,7 +44,7 @@ import pytest
 from ledger import crypto
 from ledger.client import Client
 from ledger.model import ConsensusParameters, ContractRef, Genesis, Member
-from node.cli import main
+from node.tools.cli import main
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 MEMBER_ID = "ville-valbrune"
@@ -87,7 +87,7 @@ def free_port() -> int:
 
 def sceau(*arguments: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "node.cli", *map(str, arguments)],
+        [sys.executable, "-m", "node.tools.cli", *map(str, arguments)],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -140,7 +140,7 @@ def initialise(directory: Path) -> NodeDirectory:
 
 def start(node: NodeDirectory) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "node", "run", "--config", "node.toml"],
+        [sys.executable, "-m", "node.tools.cli", "node", "run", "--config", "node.toml"],
         cwd=node.path,
         stdout=subprocess.DEVNULL,
         stderr=open(node.path / "node.log", "w"),

@@ -1,6 +1,6 @@
 """A hostile member: what one byzantine member's key can make the others spend, and its bounds.
 
-Two parts. First, a real node (built by ``node.launch.build_node`` from files, not started)
+Two parts. First, a real node (built by ``node.tools.launch.build_node`` from files, not started)
 fed frames directly through ``Node.on_frame``, as its transport would deliver them from an
 authenticated peer: each defence refuses what it must, before decoding, and counts it. Then a
 real devnet of four processes, one of whose members is stopped and impersonated by
@@ -35,11 +35,11 @@ from consensus.messages import BlockResponse, Prepare, PrePrepare
 from ledger import crypto, domains, encoding, merkle
 from ledger.devchain import LocalConsortium
 from ledger.model import Block, BlockHeader, ContractRef, Genesis, Transaction, vote_payload
-from node import devnet
-from node.config import NodeConfig
-from node.daemon import LogAggregator, Node, PeerLimits, _ByteBucket
-from node.launch import build_node, initialise_data_dir
-from node.wire import FrameLimits, TransactionGossip, encode_frame
+from node.runtime.config import NodeConfig
+from node.runtime.daemon import LogAggregator, Node, PeerLimits, _ByteBucket
+from node.runtime.wire import FrameLimits, TransactionGossip, encode_frame
+from node.tools import devnet
+from node.tools.launch import build_node, initialise_data_dir
 
 MIB = 1024 * 1024
 LONG = pytest.mark.skipif(

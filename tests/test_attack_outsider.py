@@ -41,7 +41,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node.devnet import MemberProcess, devnet_down, devnet_up, start_member, write_devnet
+from node.tools.devnet import MemberProcess, devnet_down, devnet_up, start_member, write_devnet
 
 LONG = bool(os.environ.get("SCEAU_LONG_TESTS"))
 FLOOD_S = 40.0 if LONG else 6.0

@@ -44,10 +44,10 @@ from ledger.devchain import LocalConsortium
 from ledger.memstate import MemoryState
 from ledger.model import Block, CommitCertificate, ContractRef, sha256
 from ledger.store import ChainStore
-from node.cli import main as sceau_main
-from node.cli_chain import ACT_COLUMNS, act_rows
+from node.tools.cli import main as sceau_main
+from node.tools.cli_chain import ACT_COLUMNS, act_rows
 
-SCEAU = [sys.executable, "-m", "node.cli"]
+SCEAU = [sys.executable, "-m", "node.tools.cli"]
 COMMAND_TIMEOUT_S = 120
 
 

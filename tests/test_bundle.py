@@ -451,7 +451,7 @@ def test_sceau_export_repair_refuses_a_bundle_cut_inside_its_genesis_frame(
 ) -> None:
     import shutil
 
-    from node.cli import main
+    from node.tools.cli import main
 
     # A copy of the open store's folder: every write was synced, so it opens like after a crash.
     data_dir = tmp_path / "copy"

@@ -2,10 +2,10 @@
 
 A collectivity's IT department generates keys, writes a genesis and initialises its node; a
 developer starts a devnet, anchors a document and looks it up by its digest, changes an act's
-status and stops the devnet. Each command runs as ``python -m node.cli`` in its own process;
+status and stops the devnet. Each command runs as ``python -m node.tools.cli`` in its own process;
 the checks are on what a person sees: the exit status, stdout, stderr and the files written.
 
-The conventions every command keeps (node/cli.py): 0 on success, 1 when a check fails (a
+The conventions every command keeps (node/tools/cli.py): 0 on success, 1 when a check fails (a
 document that no act anchors, a transaction the consortium refused), 2 for an error the user
 can fix, printed as one line ``sceau: error: ...`` on stderr, never a Python traceback.
 """
@@ -25,10 +25,10 @@ from typing import Any
 
 from ledger import crypto
 from ledger.model import Genesis
-from node.cli import build_parser
-from node.devnet import devnet_down, read_devnet
+from node.tools.cli import build_parser
+from node.tools.devnet import devnet_down, read_devnet
 
-SCEAU = [sys.executable, "-m", "node.cli"]
+SCEAU = [sys.executable, "-m", "node.tools.cli"]
 COMMAND_TIMEOUT_S = 60.0
 PUBLIC_KEY_TEXT = re.compile(r"ed25519:[A-Za-z0-9_-]{43}")
 TOP_LEVEL_COMMANDS = ("key", "genesis", "node", "devnet", "status", "anchor", "act", "hash")

@@ -47,8 +47,8 @@ from ledger.client import (
     TransactionRejected,
 )
 from ledger.model import Genesis, Transaction
-from node.debug_token import TOKEN_FILE_NAME, TOKEN_HEADER, read_token
-from node.devnet import (
+from node.runtime.debug_token import TOKEN_FILE_NAME, TOKEN_HEADER, read_token
+from node.tools.devnet import (
     MemberProcess,
     devnet_down,
     devnet_stop,
@@ -354,7 +354,7 @@ def sceau_anchor(
     document: Path, api_urls: list[str], issuer: MemberProcess, *options: str
 ) -> subprocess.CompletedProcess[str]:
     """``sceau anchor DOCUMENT`` with one ``--api`` per item of ``api_urls``."""
-    command = [sys.executable, "-m", "node.cli", "anchor", str(document)]
+    command = [sys.executable, "-m", "node.tools.cli", "anchor", str(document)]
     for urls in api_urls:
         command += ["--api", urls]
     command += ["--key", issuer.key_file, "--issuer", issuer.member_id, "--kind", "decree"]
@@ -443,7 +443,7 @@ def test_a_key_file_others_may_read_loads_with_a_warning_naming_it_and_its_mode(
     assert record.levelno == logging.WARNING
     assert f"key file {path} has mode 0640" in record.getMessage()
     shown = subprocess.run(
-        [sys.executable, "-m", "node.cli", "key", "show", str(path)],
+        [sys.executable, "-m", "node.tools.cli", "key", "show", str(path)],
         capture_output=True,
         text=True,
         timeout=30,

@@ -1,6 +1,6 @@
 """Integration: a consortium of real node processes on loopback.
 
-Every test here runs real ``sceau node`` processes (``node.devnet``): real sockets, real
+Every test here runs real ``sceau node`` processes (``node.tools.devnet``): real sockets, real
 LevelDB stores with fsync, real signals. Nothing is mocked. Most scenarios share one
 module-scoped devnet of four members (n = 4 tolerates f = 1); a scenario that kills a node
 restarts it before it ends, so the next one finds four nodes again. A scenario that destroys
@@ -33,7 +33,8 @@ import pytest
 from ledger import crypto
 from ledger.client import Client
 from ledger.model import Genesis, Member, Transaction
-from node.devnet import (
+from node.runtime.transport import PeerTransport, TransportConfig
+from node.tools.devnet import (
     MemberProcess,
     devnet_down,
     devnet_up,
@@ -41,7 +42,6 @@ from node.devnet import (
     wait_ready,
     write_devnet,
 )
-from node.transport import PeerTransport, TransportConfig
 
 DEADLINE_S = 30.0
 """The longest any condition is waited for (commit, catch-up, view change)."""

@@ -1,4 +1,4 @@
-"""The node's application (``node.application.ChainApplication``) over a real LevelDB store.
+"""The node's application (``node.runtime.application.ChainApplication``) over a real LevelDB store.
 
 Admission at the door (the rules of contracts.admission, each check run once), with and
 without a dry run, the settling of pending transactions that fail, and the
@@ -18,9 +18,9 @@ from contracts.base import Rejection
 from contracts.deeds import act_key
 from ledger.devchain import LocalConsortium
 from ledger.model import ContractRef, Transaction
-from node.application import ChainApplication
-from node.launch import engine_for, initialise_data_dir
-from node.mempool import Mempool
+from node.runtime.application import ChainApplication
+from node.runtime.mempool import Mempool
+from node.tools.launch import engine_for, initialise_data_dir
 
 MEMBERS = [("est", "Commune de l'Est"), ("ouest", "Commune de l'Ouest")]
 CONTRACTS = [

@@ -67,7 +67,7 @@ from ledger.receipt import (
 )
 from ledger.state import verify_state_proof
 from ledger.store import ChainStore
-from node import display
+from node.api import display
 
 MEMBERS = (
     ("metropole-valbrune", "Métropole de Valbrune"),
@@ -87,7 +87,7 @@ SEED = b"test-receipt"
 FIRST_BLOCK_TIMESTAMP_MS = 1_796_029_200_000
 """2026-11-30 09:00:00 UTC; block h is committed h − 1 minutes later."""
 BLOCK_INTERVAL_MS = 60_000
-SCEAU = [sys.executable, "-m", "node.cli"]
+SCEAU = [sys.executable, "-m", "node.tools.cli"]
 COMMAND_TIMEOUT_S = 60.0
 ANCHORS = receipt_anchors()
 """The anchoring actions the built-in contracts declare (the deeds ``anchor``)."""
@@ -1266,8 +1266,8 @@ def cli(files: Path) -> dict[str, Run]:
 def verify_in_process(
     files: Path, capsys: pytest.CaptureFixture[str], receipt: str, genesis: str = "genesis.json"
 ) -> Run:
-    """``sceau verify`` through ``node.cli.main``: the same code, without a process start."""
-    from node.cli import main
+    """``sceau verify`` through ``node.tools.cli.main``: the same code, without a process start."""
+    from node.tools.cli import main
 
     capsys.readouterr()
     returncode = main(["verify", str(files / receipt), "--genesis", str(files / genesis)])

@@ -2,7 +2,7 @@
 
 Specification:
 
-* every tuning value of the daemon is a field of :class:`node.config.RuntimeSettings`, whose
+* every tuning value of the daemon is a field of :class:`node.runtime.config.RuntimeSettings`, whose
   defaults are the values the node always ran with (documented in docs/operations.md), read
   from the ``[runtime]`` table of the node's file or from ``SCEAU_RUNTIME__<FIELD>``; an
   invalid value stops the node at start with a message naming the field;
@@ -28,9 +28,9 @@ from ledger.devchain import LocalConsortium
 from ledger.memstate import MemoryState, StateUpdateCache
 from ledger.model import ConsensusParameters, ContractRef, Transaction
 from ledger.state import SparseMerkleTree
-from node.config import ConfigError, NodeConfig, PeerLimits, RuntimeSettings, load_config
-from node.daemon import LogAggregator, Node, replica_config_for
-from node.launch import build_node, initialise_data_dir
+from node.runtime.config import ConfigError, NodeConfig, PeerLimits, RuntimeSettings, load_config
+from node.runtime.daemon import LogAggregator, Node, replica_config_for
+from node.tools.launch import build_node, initialise_data_dir
 
 MEMBERS = [("bron", "Bron"), ("caluire", "Caluire"), ("lyon", "Lyon"), ("vaulx", "Vaulx")]
 CONTRACTS = [

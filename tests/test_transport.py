@@ -1,4 +1,4 @@
-"""Specification of the peer transport (node.transport), over real sockets on 127.0.0.1.
+"""Specification of the peer transport (node.runtime.transport), over real sockets on 127.0.0.1.
 
 Each test is a short scenario run with ``asyncio.run`` (no pytest plugin): transports listen on
 ephemeral ports, the member set is published once every port is known, and conditions are
@@ -39,7 +39,7 @@ from cryptography.x509.oid import NameOID
 
 from ledger import crypto, domains, encoding
 from ledger.model import Member
-from node.connections import (
+from node.runtime.connections import (
     ACCEPT_ERROR_MESSAGE,
     ConnectionGuard,
     GuardedSite,
@@ -48,7 +48,7 @@ from node.connections import (
     address_key,
     install_accept_error_handler,
 )
-from node.transport import (
+from node.runtime.transport import (
     FRAME_OVERHEAD_BYTES,
     BadFrame,
     FrameOpener,
@@ -782,7 +782,7 @@ def test_the_open_files_soft_limit_is_raised_to_the_hard_limit() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     lowered = min(256, hard)
     script = (
-        "import resource; from node.connections import raise_open_files_limit; "
+        "import resource; from node.runtime.connections import raise_open_files_limit; "
         "print(*raise_open_files_limit(), *resource.getrlimit(resource.RLIMIT_NOFILE))"
     )
     result = subprocess.run(
@@ -1380,8 +1380,8 @@ def test_the_configuration_refuses_inconsistent_limits(overrides: dict[str, Any]
 def test_node_settings_whose_connection_caps_do_not_nest_are_refused_at_start(
     tmp_path: Path,
 ) -> None:
-    from node.config import NodeConfig
-    from node.launch import StartupError, api_guard_limits, transport_config
+    from node.runtime.config import NodeConfig
+    from node.tools.launch import StartupError, api_guard_limits, transport_config
 
     base = {
         "member_id": "lyon",

@@ -26,7 +26,7 @@ from consensus.messages import (
 from ledger import encoding, merkle
 from ledger.devchain import LocalConsortium
 from ledger.model import Block, BlockHeader, Transaction
-from node.wire import (
+from node.runtime.wire import (
     FRAME_LIMITS,
     GOSSIP_TRANSACTIONS_MAX,
     FrameError,

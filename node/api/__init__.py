@@ -11,7 +11,7 @@ API serves them with one generic handler and knows no contract's paths, keys or 
 
 A handler validates its path and query parameters itself, *before* touching the node (a
 height is checked to be in 1..2**63-1 before the store sees it), builds a canonical document
-(:mod:`node.display`) and hands it to :func:`~node.api.responses.respond`, which encodes it
+(:mod:`node.api.display`) and hands it to :func:`~node.api.responses.respond`, which encodes it
 as msgpack when the client asks for ``application/msgpack`` and as display JSON otherwise.
 
 Failures are of two kinds (STYLE.md habit 7). Anything a client can send wrong raises a
@@ -36,12 +36,12 @@ The package, one concern a module (each imports only those listed before it)::
     app.py         the aiohttp application: router and problem middleware (create_app)
 
 Fault injection: only when the node's ``fault_injection`` switch is on (a test-only setting,
-allowed on a loopback API only, node/config.py), :data:`DEBUG_ROUTES` are served and
+allowed on a loopback API only, node/runtime/config.py), :data:`DEBUG_ROUTES` are served and
 documented too: ``GET``/``PUT /v1/debug/links`` read and set the peers whose links the
-transport cuts (:meth:`node.transport.PeerTransport.cut_links`). Otherwise they do not exist
+transport cuts (:meth:`node.runtime.transport.PeerTransport.cut_links`). Otherwise they do not exist
 (404) and ``/openapi.json`` does not mention them. Even then they answer only a request from
 a loopback address, without a proxy's forwarding header, that carries the node's debug token
-(node/debug_token.py): 403 ``debug_forbidden`` otherwise.
+(node/runtime/debug_token.py): 403 ``debug_forbidden`` otherwise.
 
 Limits: a body holds at most ``api_body_bytes_max`` bytes (413); each client address may
 submit ``api_submissions_per_s`` transactions per second with bursts of
@@ -51,6 +51,7 @@ submissions wait at once (the others answer at once, 202).
 """
 
 from node.api.app import API_KEY, create_app
+from node.api.display import receipt_for
 from node.api.handlers import Handlers
 from node.api.limits import (
     BUNDLE_FRAMES_MAX,
@@ -69,7 +70,6 @@ from node.api.metrics import METRICS_EXTRA_KEY, metrics_text
 from node.api.openapi import openapi_document
 from node.api.problems import PROBLEMS, ProblemError, ProblemKind
 from node.api.routes import DEBUG_ROUTES, ROUTES, LinksDocument, Parameter, Route, routes_for
-from node.display import receipt_for
 
 __all__ = [
     "API_KEY",

@@ -17,8 +17,8 @@ from node.api.handlers import Handlers
 from node.api.metrics import METRICS_EXTRA_KEY
 from node.api.problems import ProblemError, http_problem
 from node.api.routes import routes_for
-from node.config import NodeConfig
-from node.daemon import Node
+from node.runtime.config import NodeConfig
+from node.runtime.daemon import Node
 
 __all__ = ["API_KEY", "METRICS_EXTRA_KEY", "create_app"]
 
@@ -44,7 +44,7 @@ async def _problem_middleware(
         response = problem.response()
     except StoreError as error:
         # Never "unknown" for what a damaged store may have lost: the store refuses every read
-        # once it found damage (ledger/store.py), and the node stops (node/launch.py).
+        # once it found damage (ledger/store.py), and the node stops (node/tools/launch.py).
         response = ProblemError(
             "store_corrupted", f"this node's chain store is damaged ({error}): ask another member"
         ).response()

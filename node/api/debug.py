@@ -1,10 +1,11 @@
 """The fault-injection routes (:data:`~node.api.routes.DEBUG_ROUTES`), for the test harness.
 
 They exist only when the node's ``fault_injection`` switch is on (a test-only setting, allowed
-on a loopback API only, node/config.py): ``GET``/``PUT /v1/debug/links`` read and set the peers
+on a loopback API only, node/runtime/config.py): ``GET``/``PUT /v1/debug/links`` read and set
+the peers
 whose links the transport cuts. Even then they answer only a request from a loopback address,
 without a proxy's forwarding header, that carries the node's debug token
-(node/debug_token.py): 403 ``debug_forbidden`` otherwise.
+(node/runtime/debug_token.py): 403 ``debug_forbidden`` otherwise.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from node.api.limits import LINKS_CUT_MAX
 from node.api.parameters import query_parameters
 from node.api.problems import ProblemError
 from node.api.responses import FORWARDING_HEADERS, JSON, respond
-from node.daemon import Node
-from node.debug_token import TOKEN_HEADER
+from node.runtime.daemon import Node
+from node.runtime.debug_token import TOKEN_HEADER
 
 __all__ = ["DebugHandlers"]
 
@@ -35,7 +36,7 @@ class DebugHandlers:
 
     def _guard_debug(self, request: web.Request) -> None:
         """Only the test harness may use the debug routes: a request from loopback, not
-        forwarded by a proxy, with this node's debug token (node/debug_token.py)."""
+        forwarded by a proxy, with this node's debug token (node/runtime/debug_token.py)."""
         token = self.debug_token
         forwarded = [name for name in FORWARDING_HEADERS if name in request.headers]
         if forwarded:

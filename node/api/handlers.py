@@ -1,7 +1,7 @@
 """The handlers of the routes, over one node.
 
 Each handler checks its parameters (node/api/parameters.py) before it touches the node, builds
-a canonical document (node/display.py) and hands it to :func:`~node.api.responses.respond`.
+a canonical document (node/api/display.py) and hands it to :func:`~node.api.responses.respond`.
 The contracts' reads share one handler, :meth:`Handlers.contract_query`, driven by the
 contracts' declarations: the API holds no contract's paths, keys or limits. The
 fault-injection handlers are apart (node/api/debug.py).
@@ -22,7 +22,7 @@ from ledger import encoding
 from ledger.bundle import block_frame, genesis_frame
 from ledger.model import ModelDecodeError, Transaction
 from ledger.namespace import CONTRACT_NAME_PATTERN
-from node import display
+from node.api import display
 from node.api.debug import DebugHandlers
 from node.api.limits import (
     BUNDLE_FRAMES_MAX,
@@ -59,9 +59,9 @@ from node.api.responses import (
     respond,
 )
 from node.api.routes import DEBUG_ROUTES, Route, routes_for
-from node.config import NodeConfig
-from node.daemon import Node
-from node.debug_token import ensure_token
+from node.runtime.config import NodeConfig
+from node.runtime.daemon import Node
+from node.runtime.debug_token import ensure_token
 
 __all__ = ["Handlers"]
 
@@ -328,7 +328,7 @@ class Handlers:
         query_parameters(request, ())
         text = metrics_text(self.node, self.requests)
         extra = request.app.get(METRICS_EXTRA_KEY)
-        if extra is not None:  # the listening ports' connection counts (node/launch.py)
+        if extra is not None:  # the listening ports' connection counts (node/tools/launch.py)
             text += extra()
         return web.Response(body=text.encode(), headers={"Content-Type": PROMETHEUS_TEXT})
 

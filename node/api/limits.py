@@ -2,7 +2,7 @@
 
 Every bound the API applies to a client is here: how long a submission may wait, how many wait
 at once, how many client addresses are remembered, how large a state key, a height, a bundle
-answer may be. The body size and the submission rate are node settings (node/config.py).
+answer may be. The body size and the submission rate are node settings (node/runtime/config.py).
 """
 
 from __future__ import annotations

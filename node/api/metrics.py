@@ -7,12 +7,12 @@ from typing import Literal
 
 from aiohttp import web
 
-from node.daemon import LATENCY_BUCKETS_MS, Node
+from node.runtime.daemon import LATENCY_BUCKETS_MS, Node
 
 __all__ = ["METRICS_EXTRA_KEY", "TRANSPORT_REFUSAL_PREFIXES", "metrics_text"]
 
 METRICS_EXTRA_KEY = web.AppKey("sceau_metrics_extra", Callable[[], str])
-"""More Prometheus text for /metrics, set by whoever runs the app (node/launch.py)."""
+"""More Prometheus text for /metrics, set by whoever runs the app (node/tools/launch.py)."""
 
 
 def _label_value(value: object) -> str:
@@ -54,7 +54,7 @@ class _MetricsText:
 
 
 TRANSPORT_REFUSAL_PREFIXES = ("handshake_refused:", "bad_frame:")
-"""The transport counters that count messages refused from peers (node/transport.py names
+"""The transport counters that count messages refused from peers (node/runtime/transport.py names
 them ``<kind>:<reason>``); its other counters (frames, bytes, dials) are events, exported as
 ``sceau_transport_events_total``."""
 

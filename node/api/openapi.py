@@ -1,6 +1,6 @@
 """``GET /openapi.json``: the OpenAPI 3.1 document, generated from the route table.
 
-Schemas come from the pydantic models of node/display.py; the problem responses of each route
+Schemas come from the pydantic models of node/api/display.py; the problem responses of each route
 from the codes it declares (node/api/problems.py).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from node import display
+from node.api import display
 from node.api.problems import PROBLEMS
 from node.api.responses import BUNDLE, JSON, MSGPACK, PROBLEM_JSON
 from node.api.routes import ROUTES, Route

@@ -54,7 +54,7 @@ from aiohttp import web
 
 from contracts.base import Rejection
 from node.api.responses import PROBLEM_JSON, json_bytes
-from node.config import NodeConfig
+from node.runtime.config import NodeConfig
 
 __all__ = [
     "PROBLEMS",

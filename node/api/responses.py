@@ -1,6 +1,6 @@
 """Media types, and the one function that turns a document into a response.
 
-A handler builds its answer as a canonical document (node/display.py) and hands it to
+A handler builds its answer as a canonical document (node/api/display.py) and hands it to
 :func:`respond`: msgpack when the client prefers ``application/msgpack`` (Accept header, with
 q-values), display JSON otherwise.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from ledger import encoding
-from node import display
+from node.api import display
 
 __all__ = [
     "BUNDLE",

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.base import QueryRoute
 from contracts.registry import query_routes
 from ledger.namespace import CONTRACT_NAME_PATTERN
-from node import display
+from node.api import display
 from node.api.limits import (
     BUNDLE_FRAMES_MAX,
     BUNDLE_RESPONSE_BYTES_MAX,
@@ -30,7 +30,7 @@ from node.api.limits import (
 )
 from node.api.parameters import MEMBER_ID
 from node.api.problems import PROBLEMS
-from node.config import NodeConfig
+from node.runtime.config import NodeConfig
 
 __all__ = [
     "CONTRACT_ROUTES",

@@ -10,9 +10,10 @@ Usage::
 ``decode``
     The bytes are a peer frame's payload. They go through the transport's frame layer
     (``FrameSealer`` then ``FrameOpener`` must give them back unchanged; the same bytes taken
-    as a forged frame must raise ``BadFrame``), then through :func:`node.wire.decode_frame`,
-    which may only raise :class:`~node.wire.FrameError`. A frame that decodes must re-encode to
-    exactly its own bytes: one message, one byte form, so nothing unsigned slips through.
+    as a forged frame must raise ``BadFrame``), then through :func:`node.runtime.wire.decode_frame`,
+    which may only raise :class:`~node.runtime.wire.FrameError`. A frame that decodes must
+    re-encode to exactly its own bytes: one message, one byte form, so nothing unsigned slips
+    through.
 ``replica``
     The bytes are a script (see :mod:`fuzz_support`): a starting point, then up to twelve
     frames that a fresh :class:`~consensus.replica.Replica` of a four-member consortium
@@ -46,8 +47,8 @@ with atheris.instrument_imports(include=["ledger", "consensus", "node"]):
     import fuzz_support
 
     from ledger import encoding
-    from node.transport import SESSION_KEY_BYTES, BadFrame, FrameOpener, FrameSealer
-    from node.wire import FRAME_LIMITS, FrameError, decode_frame, encode_frame
+    from node.runtime.transport import SESSION_KEY_BYTES, BadFrame, FrameOpener, FrameSealer
+    from node.runtime.wire import FRAME_LIMITS, FrameError, decode_frame, encode_frame
 
 SESSION_KEY = bytes(range(SESSION_KEY_BYTES))
 FRAME_BYTES_MAX = FRAME_LIMITS.total_bytes_max

@@ -53,7 +53,7 @@ from consensus.simapp import SimulatedApplication, note_transaction
 from ledger import crypto, domains
 from ledger.devchain import LocalConsortium
 from ledger.model import Block, CommitCertificate, Transaction, sha256, vote_payload
-from node.wire import FrameError, TransactionGossip, decode_frame, encode_frame
+from node.runtime.wire import FrameError, TransactionGossip, decode_frame, encode_frame
 
 __all__ = [
     "CHAIN_ID",

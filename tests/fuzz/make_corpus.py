@@ -44,7 +44,7 @@ from consensus.messages import (
 from consensus.simapp import SimulatedApplication
 from ledger import encoding
 from ledger.model import Block
-from node.wire import TransactionGossip, encode_frame
+from node.runtime.wire import TransactionGossip, encode_frame
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 UNDER_TEST_M3 = 3 << 5

@@ -35,7 +35,7 @@ section 10 ("Bounds of the node's memory").
 ``PUT /v1/debug/links`` to the API, which cuts this node's links to chosen peers. It is refused
 unless ``api_listen`` is a loopback address, so that it cannot be left on in a node that others
 can reach; and the route itself answers only loopback requests, without a proxy's forwarding
-header, that carry the node's debug token (node/debug_token.py, node/api.py).
+header, that carry the node's debug token (node/runtime/debug_token.py, node/api/).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from node.wire import GOSSIP_TRANSACTIONS_MAX
+from node.runtime.wire import GOSSIP_TRANSACTIONS_MAX
 
 __all__ = ["ConfigError", "NodeConfig", "PeerLimits", "RuntimeSettings", "load_config"]
 
@@ -65,9 +65,9 @@ class ConfigError(Exception):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeerLimits:
     """What one peer's frames may cost this node, beyond the per-frame limits of
-    :class:`node.wire.FrameLimits` (which follow the consortium's parameters).
+    :class:`node.runtime.wire.FrameLimits` (which follow the consortium's parameters).
 
-    Enforced by the daemon (node/daemon.py, "Peer frames"); read from the ``[peer_limits]``
+    Enforced by the daemon (node/runtime/daemon.py, "Peer frames"); read from the ``[peer_limits]``
     table of the node's file, each default today's value."""
 
     large_frame_bytes_per_s: int = 13 * 1024 * 1024
@@ -104,7 +104,7 @@ class PeerLimits:
 
 
 class RuntimeSettings(BaseModel):
-    """The daemon's tuning (node/daemon.py): frozen, validated, each default today's value.
+    """The daemon's tuning (node/runtime/daemon.py): frozen, validated, each default today's value.
 
     Read from the ``[runtime]`` table of the node's file; a node without one runs with these
     defaults. Times are in milliseconds and converted to ticks of ``tick_ms`` (rounded up, at
@@ -115,7 +115,7 @@ class RuntimeSettings(BaseModel):
 
     gossip_batch_transactions_max: Annotated[int, Field(ge=1, le=GOSSIP_TRANSACTIONS_MAX)] = 256
     """Transactions per gossip frame this node sends; at most what a peer accepts in one
-    frame (node/wire.py, ``GOSSIP_TRANSACTIONS_MAX``). Submissions are gossiped as soon as
+    frame (node/runtime/wire.py, ``GOSSIP_TRANSACTIONS_MAX``). Submissions are gossiped as soon as
     the event loop is free, or at once when this many wait."""
     gossip_dry_run_pending_max: Annotated[int, Field(ge=0, le=10_000_000)] = 64
     """Gossiped transactions get a dry run at admission while the mempool holds fewer than
@@ -170,7 +170,7 @@ class NodeConfig(BaseModel):
     mempool_transactions_max: Annotated[int, Field(ge=1, le=10_000_000)] = 20_000
     mempool_bytes_max: Annotated[int, Field(ge=1024, le=4 * 1024**3)] = 64 * 1024 * 1024
     mempool_per_signer_max: Annotated[int, Field(ge=1, le=10_000_000)] = 5_000
-    # Connection budgets (node/connections.py, docs/security-outsider.md).
+    # Connection budgets (node/runtime/connections.py, docs/security-outsider.md).
     api_connections_max: Annotated[int, Field(ge=1, le=1_000_000)] = 512
     api_connections_per_address_max: Annotated[int, Field(ge=1, le=1_000_000)] = 128
     """Behind a reverse proxy every client has the proxy's address: raise it to the above."""

@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 A :class:`Node` is composed of a handful of collaborators passed in explicitly: the LevelDB
 :class:`~ledger.store.ChainStore`, the contract :class:`~contracts.engine.Engine`, the
-:class:`~node.mempool.Mempool`, the :class:`~node.application.ChainApplication` that joins
+:class:`~node.runtime.mempool.Mempool`, the
+:class:`~node.runtime.application.ChainApplication` that joins
 them for consensus, the :class:`~consensus.replica.Replica`, and the peer transport. The node
 feeds the replica three kinds of events — a tick every ``tick_ms`` (with the wall clock, used
 only to stamp and check block times), peer messages, and new transactions — and executes the
@@ -25,7 +26,7 @@ Peer frames: who before what, bytes before work
 A member's key may be in hostile hands (f of them, by PBFT's promise). Every frame a peer
 sends goes through :meth:`Node.on_frame` in this order, each step cheap next to the next:
 
-1. :func:`node.wire.scan_frame` reads the envelope without decoding the bulk: the kind, its
+1. :func:`node.runtime.wire.scan_frame` reads the envelope without decoding the bulk: the kind, its
    byte limit (a vote is at most 64 KiB, a proposal ``block_bytes_max`` + 64 KiB), the number
    of transactions of each block against ``block_transactions_max``, each transaction's size;
 2. the sender named in the frame must be the authenticated peer; a proposal (``pre_prepare``,
@@ -41,7 +42,8 @@ sends goes through :meth:`Node.on_frame` in this order, each step cheap next to 
    :attr:`PeerLimits.small_frame_bytes_per_s` and :attr:`PeerLimits.small_frame_burst_bytes`.
    Over budget, a frame is dropped (never decoded) and the connection stays up: consensus
    retransmits what matters. Block responses to our own requests are not charged;
-4. only then is the frame decoded (:func:`node.wire.decode_frame`) and handed to the replica.
+4. only then is the frame decoded (:func:`node.runtime.wire.decode_frame`) and handed to the
+   replica.
 
 Every refusal is counted in ``NodeMetrics.frames_rejected`` as ``<reason>:<kind>`` and per
 peer in ``NodeMetrics.frames_rejected_by_peer`` (both in /metrics), and logged through a
@@ -78,10 +80,10 @@ from ledger.model import (
     vote_payload,
 )
 from ledger.store import ChainStore
-from node.application import ChainApplication
-from node.config import PeerLimits, RuntimeSettings
-from node.mempool import Mempool
-from node.wire import (
+from node.runtime.application import ChainApplication
+from node.runtime.config import PeerLimits, RuntimeSettings
+from node.runtime.mempool import Mempool
+from node.runtime.wire import (
     FrameError,
     FrameHeader,
     FrameLimits,
@@ -209,7 +211,7 @@ def replica_config_for(
     parameters: ConsensusParameters, tick_ms: int, settings: RuntimeSettings | None = None
 ) -> ReplicaConfig:
     """Replica limits from the consortium's parameters in force, this node's tick and its
-    runtime settings (node/config.py; the defaults if None).
+    runtime settings (node/runtime/config.py; the defaults if None).
 
     The parameters are read when the node starts: a governance change of the timeouts takes
     effect on each node at its next restart.
@@ -239,7 +241,8 @@ class NodeMetrics:
     blocks_committed: int = 0
     transactions_committed: int = 0
     frames_rejected: collections.Counter[str] = field(default_factory=collections.Counter)
-    """Peer frames dropped by the daemon, as ``<reason>:<kind>`` (node/wire.py, on_frame)."""
+    """Peer frames dropped by the daemon, as ``<reason>:<kind>`` (node/runtime/wire.py,
+    on_frame)."""
     frames_rejected_by_peer: collections.Counter[str] = field(default_factory=collections.Counter)
     proposals_rejected: int = 0
     evidence: int = 0
@@ -275,7 +278,7 @@ class Node:
     ) -> None:
         self.member_id = member_id
         self.settings = settings or RuntimeSettings()
-        """The runtime tuning (node/config.py); its times reach the replica through
+        """The runtime tuning (node/runtime/config.py); its times reach the replica through
         :func:`replica_config_for`."""
         self.store = store
         self.engine = engine

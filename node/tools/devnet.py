@@ -38,8 +38,8 @@ from typing import Any
 
 from ledger import crypto
 from ledger.model import ConsensusParameters, ContractRef, Genesis, Member
-from node.debug_token import ensure_token
-from node.launch import initialise_data_dir
+from node.runtime.debug_token import ensure_token
+from node.tools.launch import initialise_data_dir
 
 __all__ = [
     "DevnetError",
@@ -229,7 +229,7 @@ def start_member(member_dir: Path) -> subprocess.Popen[bytes]:
     try:
         config = str(member_dir / "node.toml")
         return subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "node", "run", "--config", config],
+            [sys.executable, "-m", "node.tools.cli", "node", "run", "--config", config],
             cwd=member_dir,
             stdout=descriptor,
             stderr=subprocess.STDOUT,

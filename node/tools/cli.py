@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from ledger import crypto
+from node.tools.conventions import (
+    EXIT_CHECK_FAILED,
+    EXIT_NOT_CONFIRMED,
+    EXIT_USAGE,
+    CommandError,
+)
 
-EXIT_CHECK_FAILED = 1
-EXIT_USAGE = 2
-EXIT_NOT_CONFIRMED = 3
-"""``anchor`` / ``act status``: no member confirmed the commit in time; it may still commit."""
 DEFAULT_API = "http://127.0.0.1:8700"
 ACT_KINDS = (
     "deliberation",
@@ -42,10 +44,6 @@ ACT_KINDS = (
     "dataset",
     "other",
 )
-
-
-class CommandError(Exception):
-    """A failure the user can act on; printed without a traceback."""
 
 
 def _read_passphrase(path: str | None) -> bytes | None:
@@ -177,7 +175,7 @@ def command_genesis_add_member(arguments: argparse.Namespace) -> int:
 
 
 def command_genesis_show(arguments: argparse.Namespace) -> int:
-    from node.launch import StartupError, read_genesis
+    from node.tools.launch import StartupError, read_genesis
 
     try:
         genesis = read_genesis(Path(arguments.genesis))
@@ -198,7 +196,7 @@ def command_genesis_show(arguments: argparse.Namespace) -> int:
 
 
 def _config(arguments: argparse.Namespace) -> Any:
-    from node.config import ConfigError, load_config
+    from node.runtime.config import ConfigError, load_config
 
     try:
         return load_config(Path(arguments.config))
@@ -207,7 +205,7 @@ def _config(arguments: argparse.Namespace) -> Any:
 
 
 def command_node_init(arguments: argparse.Namespace) -> int:
-    from node.launch import StartupError, initialise_data_dir, read_genesis
+    from node.tools.launch import StartupError, initialise_data_dir, read_genesis
 
     config = _config(arguments)
     try:
@@ -217,7 +215,7 @@ def command_node_init(arguments: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
     print(f"initialised {config.chain_path} for chain {genesis.chain_id.hex()}")
     if config.fault_injection:
-        from node.debug_token import ensure_token, token_path
+        from node.runtime.debug_token import ensure_token, token_path
 
         ensure_token(config.data_dir)
         print(f"fault injection (tests only): the debug token is in {token_path(config.data_dir)}")
@@ -226,7 +224,7 @@ def command_node_init(arguments: argparse.Namespace) -> int:
 
 def command_node_run(arguments: argparse.Namespace) -> int:
     from ledger.store import StoreError
-    from node.launch import StartupError, damaged_store_message, run_node
+    from node.tools.launch import StartupError, damaged_store_message, run_node
 
     config = _config(arguments)
     logging.basicConfig(
@@ -251,7 +249,7 @@ def command_node_run(arguments: argparse.Namespace) -> int:
 
 
 def command_devnet_up(arguments: argparse.Namespace) -> int:
-    from node.devnet import DevnetError, devnet_up
+    from node.tools.devnet import DevnetError, devnet_up
 
     try:
         processes = devnet_up(Path(arguments.dir), arguments.nodes)
@@ -271,7 +269,7 @@ def command_devnet_up(arguments: argparse.Namespace) -> int:
 
 
 def command_devnet_down(arguments: argparse.Namespace) -> int:
-    from node.devnet import DevnetError, devnet_stop
+    from node.tools.devnet import DevnetError, devnet_stop
 
     try:
         report = devnet_stop(Path(arguments.dir))
@@ -467,7 +465,7 @@ def command_verify(arguments: argparse.Namespace) -> int:
 
     from contracts.registry import receipt_anchors
     from ledger.receipt import ReceiptError, verify_receipt
-    from node.launch import StartupError, read_genesis
+    from node.tools.launch import StartupError, read_genesis
 
     receipt = _read_receipt(arguments.receipt)
     try:
@@ -598,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_node_commands(commands)
     _add_devnet_commands(commands)
     _add_client_commands(commands)
-    from node.cli_chain import add_chain_commands
+    from node.tools.cli_chain import add_chain_commands
 
     add_chain_commands(commands)
     return parser
@@ -690,7 +688,7 @@ def _add_node_commands(commands: Any) -> None:
     run = actions.add_parser("run", help="run the node until SIGINT/SIGTERM")
     run.add_argument("--config", required=True, help="the node's TOML configuration")
     run.set_defaults(handler=command_node_run)
-    from node.cli_chain import add_node_check
+    from node.tools.cli_chain import add_node_check
 
     add_node_check(actions)
 

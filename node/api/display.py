@@ -52,8 +52,8 @@ from ledger.model import (
 from ledger.namespace import StateNamespace
 from ledger.receipt import AnchorLayout, build_receipt, receipt_from_block
 from ledger.store import ChainStore, CorruptionError
-from node.application import ChainApplication
-from node.mempool import Mempool
+from node.runtime.application import ChainApplication
+from node.runtime.mempool import Mempool
 
 __all__ = [
     "PUBLIC_KEY_FIELDS",

@@ -35,7 +35,7 @@ from ledger import crypto
 from ledger.client import ApiError, Client
 from ledger.model import Genesis
 from ledger.receipt import Receipt, ReceiptError, verify_receipt
-from node.devnet import MemberProcess, devnet_down, devnet_up, start_member, write_devnet
+from node.tools.devnet import MemberProcess, devnet_down, devnet_up, start_member, write_devnet
 
 ACTS = (
     ("metropole-valbrune", "2026-DEL-042", "deliberation", "Plan local d'urbanisme, révision 3"),
@@ -245,7 +245,9 @@ class Demo:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m node.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m node.tools.demo", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it afterwards")
     arguments = parser.parse_args(argv)
     work = Path(arguments.keep) if arguments.keep else Path(tempfile.mkdtemp(prefix="sceau-demo-"))

@@ -26,7 +26,7 @@ from ledger.model import (
     Transaction,
 )
 from ledger.store import ChainStore
-from node.mempool import Mempool
+from node.runtime.mempool import Mempool
 
 __all__ = ["ChainApplication"]
 

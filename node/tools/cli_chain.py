@@ -10,7 +10,7 @@ that wants to keep, check or move its whole chain (docs/audit.md):
 * ``sceau import BUNDLE --data-dir DIR`` audits a bundle into a fresh node data directory;
 * ``sceau export acts --format csv|jsonl`` writes one row per act for open-data portals.
 
-The commands keep node/cli.py's conventions: 0 on success, 1 when a check fails, 2 (with one
+The commands keep node/tools/cli.py's conventions: 0 on success, 1 when a check fails, 2 (with one
 line ``sceau: error: …``) for an error the user can fix. Progress goes to stderr: a bar redrawn
 in place on a terminal, a plain line every few seconds otherwise (logs, CI).
 """
@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from node.cli import EXIT_CHECK_FAILED, EXIT_USAGE, CommandError
+from node.tools.conventions import EXIT_CHECK_FAILED, EXIT_USAGE, CommandError
 
 __all__ = ["ACT_COLUMNS", "act_rows", "add_chain_commands", "add_node_check"]
 
@@ -53,7 +53,7 @@ FAILURES_SHOWN_MAX = 10
 def _command(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """``handler`` with its CommandError printed as one line, exit status 2.
 
-    ``sceau`` catches CommandError itself, but run as ``python -m node.cli`` its module is
+    ``sceau`` catches CommandError itself, but run as ``python -m node.tools.cli`` its module is
     ``__main__`` and its CommandError another class than the one imported here.
     """
 
@@ -132,7 +132,7 @@ def _duration(seconds: float) -> str:
 
 
 def _read_genesis(path: str) -> Any:
-    from node.launch import StartupError, read_genesis
+    from node.tools.launch import StartupError, read_genesis
 
     try:
         return read_genesis(Path(path))
@@ -433,7 +433,7 @@ def _export_from_api(arguments: argparse.Namespace) -> tuple[int, int]:
 def command_import(arguments: argparse.Namespace) -> int:
     from ledger.bundle import BundleError, BundleReader
     from ledger.store import ChainStore, StoreError
-    from node.launch import StartupError, engine_for
+    from node.tools.launch import StartupError, engine_for
 
     _require_file(arguments.bundle)
     if arguments.genesis is not None:

@@ -6,7 +6,7 @@ no chain database, a genesis file that is not the chain's, a member id that is n
 member set, a key that is not the member's, a contract missing or in another version.
 :func:`run_node` adds the HTTP API and runs until SIGINT/SIGTERM.
 
-Both listening ports go through a :class:`~node.connections.ConnectionGuard` (caps on open
+Both listening ports go through a :class:`~node.runtime.connections.ConnectionGuard` (caps on open
 connections, per source address too, a deadline and a byte budget for the request headers,
 and on the peer port for the handshake), set up here for the API and by the transport for
 the peer port. At start, the open files limit's soft value is raised to its hard value, and
@@ -30,14 +30,14 @@ from ledger import crypto
 from ledger.encoding import EncodingError
 from ledger.model import Genesis, ModelDecodeError
 from ledger.store import ChainStore, CorruptionError, StoreError
-from node.application import ChainApplication
-from node.config import NodeConfig, host_and_port
-from node.daemon import Node, replica_config_for
-from node.mempool import Mempool, MempoolLimits
+from node.runtime.application import ChainApplication
+from node.runtime.config import NodeConfig, host_and_port
+from node.runtime.daemon import Node, replica_config_for
+from node.runtime.mempool import Mempool, MempoolLimits
 
 if TYPE_CHECKING:  # imported where used: aiohttp is not loaded for commands that need no server
-    from node.connections import GuardLimits
-    from node.transport import TransportConfig
+    from node.runtime.connections import GuardLimits
+    from node.runtime.transport import TransportConfig
 
 __all__ = [
     "StartupError",
@@ -153,7 +153,7 @@ def client_ssl_context(config: NodeConfig) -> ssl.SSLContext | None:
 
 def transport_config(config: NodeConfig, endpoint: str) -> TransportConfig:
     """The peer transport's settings; raises StartupError if its caps do not nest."""
-    from node.transport import TransportConfig
+    from node.runtime.transport import TransportConfig
 
     listen = config.peer_listen or f"0.0.0.0:{host_and_port(endpoint)[1]}"
     host, port = host_and_port(listen)
@@ -174,7 +174,7 @@ def api_guard_limits(config: NodeConfig) -> GuardLimits:
     """The API port's connection budget: a connection settles once its request headers are
     in (aiohttp's limits and ``api_keepalive_timeout_ms`` apply from then on); until then it
     has ``api_header_timeout_ms`` and ``api_header_bytes_max``. Raises StartupError."""
-    from node.connections import GuardLimits, Stage
+    from node.runtime.connections import GuardLimits, Stage
 
     try:
         return GuardLimits(
@@ -193,7 +193,7 @@ def api_guard_limits(config: NodeConfig) -> GuardLimits:
 def open_files_budget(config: NodeConfig) -> None:
     """Raise the open files limit (soft to hard) and warn if the connection caps do not fit
     well below it: past it, accept() fails and connections are refused by the kernel."""
-    from node.connections import raise_open_files_limit
+    from node.runtime.connections import raise_open_files_limit
 
     soft, hard = raise_open_files_limit()
     needed = config.api_connections_max + config.peer_connections_max + DESCRIPTORS_RESERVED
@@ -264,7 +264,7 @@ def build_node(config: NodeConfig) -> Node:
             peer_limits=config.peer_limits,
             settings=config.runtime,
         )
-        from node.transport import PeerTransport
+        from node.runtime.transport import PeerTransport
 
         node.attach_transport(
             PeerTransport(
@@ -298,7 +298,7 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
     from aiohttp import web
 
     from node.api import METRICS_EXTRA_KEY, create_app
-    from node.connections import (
+    from node.runtime.connections import (
         ConnectionGuard,
         GuardedSite,
         install_accept_error_handler,
@@ -310,7 +310,7 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
     open_files_budget(config)  # once the node can start: a startup error stays one line
     stop = asyncio.Event()
     # A read or write that finds the store damaged stops the node (exit status 2, see
-    # node/cli.py): it must neither vote nor answer from a history it cannot prove whole.
+    # node/tools/cli.py): it must neither vote nor answer from a history it cannot prove whole.
     node.store.on_damage = lambda error: stop.set()
     # aiohttp logs a traceback for every malformed HTTP request it refuses itself; a hostile
     # client must not be able to flood the log that way.

@@ -101,7 +101,7 @@ not dial it, and a connection it dials to us is closed right after the handshake
 frame is delivered (``connections_refused:link_cut``: only the handshake tells who dials).
 Healing (a call without that member) dials it again at once, without waiting for a backoff.
 To cut the link between two members, cut each at the other. The daemon exposes this only when
-``fault_injection`` is configured (node/config.py, node/api.py).
+``fault_injection`` is configured (node/runtime/config.py, node/api/).
 
 Limits: the outbound queue of each peer (``queue_frames_max``, ``queue_bytes_max``), the
 frame size (aiohttp's ``max_msg_size`` is the largest frame), the handshake messages
@@ -137,7 +137,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ledger import crypto, domains, encoding
 from ledger.model import Member
-from node.connections import (
+from node.runtime.connections import (
     ConnectionGuard,
     GuardedSite,
     GuardLimits,
@@ -270,7 +270,7 @@ class TransportConfig:
         self.guard_limits()  # its own checks: the caps must nest
 
     def guard_limits(self) -> GuardLimits:
-        """The peer port's connection budget (node/connections.py)."""
+        """The peer port's connection budget (node/runtime/connections.py)."""
         hello_ms = min(self.hello_timeout_ms, self.handshake_timeout_ms)
         return GuardLimits(
             connections_max=self.connections_max,
@@ -1037,7 +1037,7 @@ class PeerTransport:
         """GET /peer: upgrade to a WebSocket, run the acceptor's handshake, serve frames.
 
         The connection's budget (caps, bytes and deadlines until it is authenticated) is
-        enforced beneath, by the port's :class:`~node.connections.ConnectionGuard`; the
+        enforced beneath, by the port's :class:`~node.runtime.connections.ConnectionGuard`; the
         handshake tells the guard how far the dialer got."""
         remote = request.remote or "?"
         if self._closing:
@@ -1236,7 +1236,7 @@ class PeerTransport:
 
     def _count_and_log(self, counter: str, message: str, *args: object) -> None:
         """Count a rejection; log it, but at most the first ten and then one per thousand,
-        so that a hostile peer cannot flood the log (the one rule, node/connections.py)."""
+        so that a hostile peer cannot flood the log (the one rule, node/runtime/connections.py)."""
         count_and_log(self.counters, logger, counter, message, *args)
 
     @staticmethod

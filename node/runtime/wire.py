@@ -27,7 +27,7 @@ stages:
    A 15.8 MiB proposal is refused in well under a millisecond (tests/test_wire.py).
 2. :func:`decode_frame` decodes the whole frame canonically and builds the model, under
    :data:`FRAME_LIMITS`. The daemon calls it only once the scan, the sender, its role and its
-   budget have passed (node/daemon.py).
+   budget have passed (node/runtime/daemon.py).
 
 The byte limit of each kind comes from :class:`FrameLimits`, built from the consortium's
 parameters in force: votes, status, block requests and view changes without a block are small
@@ -71,7 +71,7 @@ __all__ = [
 
 GOSSIP_TRANSACTIONS_MAX = 512
 FRAME_BYTES_MAX = 16 * 1024 * 1024
-"""What the transport delivers at most (node/transport.py ``frame_bytes_max``)."""
+"""What the transport delivers at most (node/runtime/transport.py ``frame_bytes_max``)."""
 
 FRAME_LIMITS = encoding.DecodeLimits(
     total_bytes_max=FRAME_BYTES_MAX,

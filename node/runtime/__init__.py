@@ -1,0 +1,1 @@
+"""The node's runtime: the event loop, peer transport, mempool and application."""
