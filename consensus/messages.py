@@ -1,7 +1,7 @@
 """The messages replicas exchange, as frozen models with canonical bytes.
 
 Every message is a canonical map with a ``kind`` field naming its type (see
-:data:`MESSAGE_TYPES`). Votes are individually signed (DESIGN.md decision 11) because
+:data:`MESSAGE_TYPES`). Votes are individually signed (docs/architecture.md, decision 11) because
 certificates are made of them:
 
 =================  =================================  =========================================

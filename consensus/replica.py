@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-The chain is decided **one height at a time** (DESIGN.md decision 8). At height ``h`` the
-replica runs PBFT's three phases among the member set in force at ``h`` (n members,
+The chain is decided **one height at a time** (docs/architecture.md, decision 8). At height
+``h`` the replica runs PBFT's three phases among the member set in force at ``h`` (n members,
 f = ⌊(n−1)/3⌋, quorum q = n − f; see docs/consensus.md):
 
 1. the primary of view ``v`` (``members[v mod n]``) proposes a block built by the application

@@ -30,7 +30,7 @@ transactions to try without a state root (:meth:`Engine.dry_run`).
 
 Authorization comes from the membership contract's state *as committed before the block*: the
 member set, each member's node key and the delegated signer keys. Membership changes made by a
-block therefore take effect at the next height (DESIGN.md decision 9).
+block therefore take effect at the next height (docs/architecture.md, decision 9).
 """
 
 from __future__ import annotations
@@ -304,9 +304,9 @@ class Engine:
     ) -> ExecutionResult:
         """Re-execute a proposed block; raise :class:`InvalidProposalError` if it is wrong.
 
-        A correct replica refuses a block with a transaction that fails (DESIGN.md decision
-        6), more transactions or bytes than the parameters allow, or a transaction, state or
-        member-set root other than the ones its content and execution give. The cheap checks
+        A correct replica refuses a block with a transaction that fails (docs/architecture.md,
+        decision 6), more transactions or bytes than the parameters allow, or a transaction, state
+        or member-set root other than the ones its content and execution give. The cheap checks
         come before execution. The replica has checked the rest (chain, height, parent).
         """
         header = block.header

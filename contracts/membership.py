@@ -2,9 +2,9 @@
 
 Theory of operation
 -------------------
-The member set is state (DESIGN.md decision 9). Everything that changes it goes through this
-contract, so that the set in force at every height can be recomputed by replaying the chain
-from its genesis, and the hash of that set (:func:`ledger.model.members_hash`) is what each
+The member set is state (docs/architecture.md, decision 9). Everything that changes it goes
+through this contract, so that the set in force at every height can be recomputed by replaying the
+chain from its genesis, and the hash of that set (:func:`ledger.model.members_hash`) is what each
 header records.
 
 *Who may sign what.* A member's node key (its ``public_key`` in the member set) holds every

@@ -17,9 +17,9 @@ Two things are shared with the LevelDB store rather than written twice:
 * the tree itself (:class:`~ledger.state.SparseMerkleTree`), which both drive.
 
 Why the store is not a MemoryState: its committed state is on disk, written in the block's one
-synced LevelDB batch (DESIGN.md decision 10) and read back with checksums, and a node must
-survive a restart; a MemoryState holds everything in dicts and is gone with its process. What
-they have in common is the tree and the update cache, and both are shared.
+synced LevelDB batch (docs/architecture.md, decision 10) and read back with checksums, and a
+node must survive a restart; a MemoryState holds everything in dicts and is gone with its process.
+What they have in common is the tree and the update cache, and both are shared.
 
 History. By default a MemoryState keeps every tree node it ever made, so that every past root
 stays provable (the test vectors prove keys at several heights). Replaying a whole chain

@@ -9,7 +9,7 @@ Every model is a frozen pydantic v2 model with two forms:
 
 Decoding is strict: a canonical document must hold exactly the model's fields, bytes as bytes
 and integers as integers, so that one model has exactly one byte form. Identities follow
-DESIGN.md decision 3::
+docs/architecture.md, decision 3::
 
     chain_id   = SHA-256(canonical(genesis))
     tx_id      = SHA-256(canonical(transaction without "signature"))

@@ -5,7 +5,7 @@ Theory of operation
 A node's chain lives in one LevelDB database (key layouts in :mod:`ledger.schema`). The only
 way to change it after creation is :meth:`ChainStore.append_block`, which writes a block, its
 commit certificate, its state writes (the new state tree nodes and the value index), the
-transaction index and the new tip in **one write batch with** ``sync=True`` (DESIGN.md
+transaction index and the new tip in **one write batch with** ``sync=True`` (docs/architecture.md,
 decision 10). LevelDB applies a batch atomically and its log is fsynced before the call
 returns, so after a crash at any instant the database holds exactly the blocks whose append
 returned, plus possibly the one being written, whole or not at all.

@@ -522,9 +522,9 @@ def test_api_rejects_malformed_oversized_and_badly_signed_requests(devnet: Devne
 
 
 def test_a_refused_transaction_leaves_no_trace_in_the_chain_or_the_views(devnet: Devnet) -> None:
-    """DESIGN.md decision 6: blocks carry only the transactions that apply. A transaction that
-    anyone can sign and send (here, with a key no member delegated) must not cost the
-    consortium a block, a view change, or a mempool slot on any node once it is refused."""
+    """docs/architecture.md, decision 6: blocks carry only the transactions that apply. A
+    transaction that anyone can sign and send (here, with a key no member delegated) must not cost
+    the consortium a block, a view change, or a mempool slot on any node once it is refused."""
     before = devnet.wait_same_height()
     views = {member.member_id: status_of(member)["view"] for member in devnet.members}
     primary = devnet.primary(max(views.values()))

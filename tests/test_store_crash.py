@@ -1,4 +1,4 @@
-"""Specification of the store's durability (DESIGN.md decision 10), with real crashes.
+"""Specification of the store's durability (docs/architecture.md, decision 10), with real crashes.
 
 A child process (tests/crash_writer.py) appends big blocks in a loop and is killed with
 SIGKILL at random moments, ROUNDS times; each time it restarts from whatever tip it finds.

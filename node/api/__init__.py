@@ -4,17 +4,17 @@ Theory of operation
 -------------------
 Reads are public; the only write is ``POST /v1/transactions``, whose body is a transaction
 already signed by its submitter, so the API holds no secret and authenticates nobody
-(DESIGN.md decision 12). Every route is declared once, in :data:`ROUTES`: the router, the
-OpenAPI document (``GET /openapi.json``) and the request counters all come from that table.
-The contracts' reads are declared by the contracts themselves (``Contract.query_routes``): the
-API serves them with one generic handler and knows no contract's paths, keys or limits.
+(docs/architecture.md, decision 12). Every route is declared once, in :data:`ROUTES`: the
+router, the OpenAPI document (``GET /openapi.json``) and the request counters all come from that
+table. The contracts' reads are declared by the contracts themselves (``Contract.query_routes``):
+the API serves them with one generic handler and knows no contract's paths, keys or limits.
 
 A handler validates its path and query parameters itself, *before* touching the node (a
 height is checked to be in 1..2**63-1 before the store sees it), builds a canonical document
 (:mod:`node.api.display`) and hands it to :func:`~node.api.responses.respond`, which encodes it
 as msgpack when the client asks for ``application/msgpack`` and as display JSON otherwise.
 
-Failures are of two kinds (STYLE.md habit 7). Anything a client can send wrong raises a
+Failures are of two kinds (docs/architecture.md). Anything a client can send wrong raises a
 :class:`ProblemError` with a stable code from :data:`PROBLEMS` (node/api/problems.py lists
 them all), and becomes an RFC 9457 problem object (``application/problem+json``); a
 transaction refused by the node keeps the code of its :class:`~contracts.base.Rejection`.

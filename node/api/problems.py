@@ -1,6 +1,6 @@
 """The API's failures: RFC 9457 problem objects with stable codes.
 
-Failures are of two kinds (STYLE.md habit 7). Anything a client can send wrong raises a
+Failures are of two kinds (docs/architecture.md). Anything a client can send wrong raises a
 :class:`ProblemError` with a stable code from :data:`PROBLEMS`, and becomes a problem object
 (``application/problem+json``); a transaction refused by the node keeps the code of its
 :class:`~contracts.base.Rejection`. Any other exception is our bug: the middleware

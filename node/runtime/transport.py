@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-Every pair of members keeps exactly one WebSocket open (DESIGN.md decision 11). The member
-whose id sorts lower *dials* (``ws://host:port/peer``, or ``wss://`` with a client TLS
+Every pair of members keeps exactly one WebSocket open (docs/architecture.md, decision 11).
+The member whose id sorts lower *dials* (``ws://host:port/peer``, or ``wss://`` with a client TLS
 context); the other *accepts* and refuses a connection dialed the wrong way, so two members
 never race to open two sockets. A dialer that loses its connection dials again after an
 exponential backoff with jitter, drawn uniformly in
@@ -88,7 +88,7 @@ address. The acceptor tells the guard when the dialer's hello names a member and
 proof verifies (before sending its own proof: the dialer sends nothing more until it has it,
 so whatever follows comes from an authenticated member and is no longer budgeted).
 
-Failures come in the two kinds of STYLE.md: bad input from a peer is a counted, logged
+Failures come in two kinds (docs/architecture.md): bad input from a peer is a counted, logged
 rejection that closes at most that peer's connection; our own bugs are assertions. An
 exception raised by ``on_frame`` is the daemon's bug: it is logged with its traceback and
 counted (``on_frame_errors``), and the connection stays up.

@@ -19,6 +19,8 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -29,6 +31,7 @@ from ledger import crypto
 from node.tools.conventions import (
     EXIT_CHECK_FAILED,
     EXIT_NOT_CONFIRMED,
+    EXIT_RECEIPT_NOT_SAVED,
     EXIT_USAGE,
     CommandError,
 )
@@ -288,28 +291,59 @@ def _client(arguments: argparse.Namespace, *, signer: bool) -> Any:
     from ledger.client import Client
 
     key = _load_key(arguments.key, arguments.passphrase_file) if signer else None
-    return Client(arguments.api or [DEFAULT_API], signer=key)
+    try:
+        return Client(arguments.api or [DEFAULT_API], signer=key)
+    except ValueError as error:  # too many --api URLs: the client's own bound
+        raise CommandError(f"--api: {error}") from None
 
 
 def _answer_error(error: Any) -> CommandError:
-    if error.status == 0:
-        return CommandError(f"the node is unreachable: {error.detail}")
-    return CommandError(f"the node answered {error.status} {error.code}: {error.detail}")
+    """The one line that says what went wrong talking to a node.
+
+    Written against any error of the client library: its ``code`` (the problem's stable code,
+    or ``unreachable``) and its message; a hint is added where the usual cause is a wrong
+    ``--api`` (an http:// address of an https:// node, a peer port instead of the API's).
+    """
+    code = getattr(error, "code", None) or type(error).__name__
+    status = getattr(error, "status", None)
+    detail = getattr(error, "detail", None) or str(error)
+    if status == 0 or code == "unreachable":
+        return CommandError(
+            f"the node is unreachable: {detail} (code {code}) — check the --api address: its "
+            "scheme (http:// or https://), host and API port, and that the node runs"
+        )
+    if code == "error" and isinstance(status, int):
+        # Not a problem document (every sceau API error is one): something else answered.
+        return CommandError(
+            f"the server answered {status} without a sceau problem document ({detail}) — is "
+            "--api a member's API address (not its peer port)?"
+        )
+    if isinstance(status, int) and status:
+        return CommandError(f"the node answered {status} {code}: {detail}")
+    return CommandError(f"{code}: {detail}")
+
+
+def _client_errors() -> tuple[type[BaseException], ...]:
+    """What the client library raises for a node's answer or silence, and for a request it
+    refuses to build (``ModelDecodeError``: a transaction over a model limit)."""
+    from ledger import client
+    from ledger.model import ModelDecodeError
+
+    family = getattr(client, "SceauError", client.ApiError)
+    return (client.ApiError, family, ModelDecodeError)
 
 
 def _api_call(call: Any) -> Any:
-    from ledger.client import ApiError
-
     try:
         return call()
-    except ApiError as error:
+    except _client_errors() as error:
         raise _answer_error(error) from None
 
 
 def _rejection_or(call: Any) -> Any:
     """Call; a transaction the consortium refused (or that expired) becomes a ``rejected``
     outcome; one not confirmed in time a :class:`_NotConfirmed`."""
-    from ledger.client import ApiError, CommitNotConfirmed, TransactionRejected
+    from ledger.client import CommitNotConfirmed, TransactionRejected
 
     try:
         return call()
@@ -322,8 +356,20 @@ def _rejection_or(call: Any) -> Any:
         }
     except CommitNotConfirmed as error:
         raise _NotConfirmed(str(error)) from None
-    except ApiError as error:
+    except _client_errors() as error:
         raise _answer_error(error) from None
+
+
+def _print_rejection(outcome: dict[str, Any]) -> int:
+    """A refused transaction: its id, the rejection's code and detail; exit status 1."""
+    tx_id = outcome.get("tx_id") or "(no id)"
+    print(f"transaction {tx_id}: rejected")
+    print(
+        f"sceau: error: transaction {tx_id} rejected: {outcome.get('code')}: "
+        f"{outcome.get('reason')}",
+        file=sys.stderr,
+    )
+    return EXIT_CHECK_FAILED
 
 
 class _NotConfirmed(CommandError):
@@ -338,44 +384,142 @@ def command_status(arguments: argparse.Namespace) -> int:
     return 0
 
 
+_BLANK_REFUSED = frozenset({"title", "legal_basis", "reason", "decision_reference"})
+"""Free-text arguments that the deeds contract accepts when they hold only spaces (changing
+that would change what an existing contract accepts) but that no person means: refused here."""
+
+
+def _check_deeds_arguments(action: str, args: dict[str, Any], options: dict[str, str]) -> None:
+    """Refuse, before anything is signed or sent, an argument of a ``deeds`` action that the
+    contract would refuse — with the contract's own validators and limits, so that the CLI and
+    the contract cannot disagree — or a free text of only spaces. ``options`` names the
+    command-line option of each argument the user gives (the others, like the digest, the CLI
+    computes itself). Raises CommandError."""
+    from contracts.deeds import ACTION_ARGUMENTS
+
+    for argument in ACTION_ARGUMENTS[action]:
+        value = args.get(argument.name)
+        if argument.name not in options or value is None:
+            assert argument.name not in options or not argument.required, argument.name
+            continue
+        why = argument.validate(value)
+        if why is None and argument.name in _BLANK_REFUSED and not value.strip():
+            why = "only spaces: give a text"
+        if why is not None:
+            raise CommandError(f"{options.get(argument.name, argument.name)}: {why}")
+
+
+_ANCHOR_OPTIONS = {
+    "issuer": "--issuer",
+    "reference": "--reference",
+    "kind": "--kind",
+    "act_date": "--date",
+    "title": "--title",
+    "legal_basis": "--legal-basis",
+    "url": "--url",
+}
+
+
+def _receipt_path(arguments: argparse.Namespace) -> Path:
+    """Where the receipt will go, checked before anything is submitted: once the act is
+    committed, submitting it again is refused (``duplicate_reference``), so a receipt that
+    cannot be written must be found out now. Raises CommandError."""
+    path = Path(arguments.receipt or f"{arguments.file}.receipt.json")
+    folder = path.parent
+    if not folder.is_dir():
+        raise CommandError(f"--receipt {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise CommandError(f"--receipt {path} is a folder; give a file name")
+    if path.exists() and not arguments.force:
+        raise CommandError(
+            f"the receipt file {path} exists; use --receipt to name another file, or --force "
+            "to replace it"
+        )
+    writable = os.access(path, os.W_OK) if path.exists() else os.access(folder, os.W_OK)
+    if not writable:
+        raise CommandError(f"--receipt {path}: cannot write there (permission denied)")
+    return path
+
+
+def _save_receipt(path: Path, outcome: dict[str, Any]) -> int:
+    """Write the receipt of a committed act; if that fails after all (a full disk), save it
+    in the current folder under its transaction id, or else print it: never lose it."""
+    text = json.dumps(outcome["receipt"], indent=2) + "\n"
+    tx_id = outcome["tx_id"]
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"receipt saved to {path}")
+        return 0
+    except OSError as error:
+        why = error.strerror or str(error)
+    again = f"fetch it again any time with 'sceau receipt {tx_id} --api URL'"
+    fallback = Path.cwd() / f"{tx_id}.receipt.json"
+    try:
+        with open(fallback, "x", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        print(text, end="")
+        where = "printed it above on standard output"
+    else:
+        where = f"saved it to {fallback} instead"
+    print(
+        f"sceau: error: transaction {tx_id} is committed, but its receipt could not be written "
+        f"to {path} ({why}): {where}; {again}",
+        file=sys.stderr,
+    )
+    return EXIT_RECEIPT_NOT_SAVED
+
+
 def command_anchor(arguments: argparse.Namespace) -> int:
     from ledger.client import digest_of_file
 
+    args = {
+        "issuer": arguments.issuer,
+        "reference": arguments.reference,
+        "kind": arguments.kind,
+        "act_date": arguments.date,
+        "title": arguments.title,
+        "legal_basis": arguments.legal_basis,
+        "url": arguments.url,
+    }
+    _check_deeds_arguments("anchor", args, _ANCHOR_OPTIONS)
+    receipt_path = _receipt_path(arguments)
     try:
         digest = digest_of_file(arguments.file)
     except OSError as error:
         raise CommandError(f"cannot read {arguments.file}: {error.strerror}") from None
     with _client(arguments, signer=True) as client:
-        outcome = _rejection_or(
-            lambda: client.anchor(
-                issuer=arguments.issuer,
-                reference=arguments.reference,
-                kind=arguments.kind,
-                digest=digest,
-                act_date=arguments.date,
-                title=arguments.title,
-                legal_basis=arguments.legal_basis,
-                url=arguments.url,
-                wait_s=arguments.wait,
-            )
-        )
+        outcome = _rejection_or(lambda: client.anchor(digest=digest, wait_s=arguments.wait, **args))
     status = outcome.get("status")
     print(f"{arguments.file}: sha256 {digest.hex()}")
+    if status == "rejected":
+        return _print_rejection(outcome)
     print(
         f"transaction {outcome['tx_id']}: {status}"
         + (f" at height {outcome.get('height')}" if status == "committed" else "")
     )
-    if status == "rejected":
-        print(f"reason: {outcome.get('code')}: {outcome.get('reason')}", file=sys.stderr)
-        return EXIT_CHECK_FAILED
     if status == "committed" and outcome.get("receipt") is not None:
-        receipt_path = Path(arguments.receipt or f"{arguments.file}.receipt.json")
-        receipt_path.write_text(json.dumps(outcome["receipt"], indent=2) + "\n")
-        print(f"receipt saved to {receipt_path}")
+        return _save_receipt(receipt_path, outcome)
     return 0
 
 
+def _check_act_name(arguments: argparse.Namespace) -> None:
+    """ISSUER and REFERENCE of a look-up, checked as the contract checks them (a reference
+    that no act can have is a mistake to say, not a 404 to ask a node for)."""
+    _check_deeds_arguments(
+        "amend",
+        {
+            "issuer": arguments.issuer,
+            "reference": arguments.reference,
+            "by_reference": arguments.reference,
+        },
+        {"issuer": "ISSUER", "reference": "REFERENCE", "by_reference": "REFERENCE"},
+    )
+
+
 def command_act_show(arguments: argparse.Namespace) -> int:
+    _check_act_name(arguments)
     with _client(arguments, signer=False) as client:
         act = _api_call(lambda: client.act(arguments.issuer, arguments.reference))
         _print_json(act)
@@ -391,7 +535,9 @@ def command_act_find(arguments: argparse.Namespace) -> int:
         try:
             digest = bytes.fromhex(arguments.digest)
         except ValueError:
-            raise CommandError("--digest takes 64 hex characters") from None
+            digest = b""
+        if len(digest) != hashlib.sha256().digest_size:
+            raise CommandError("--digest takes 64 hex characters (a SHA-256)") from None
     else:
         try:
             digest = digest_of_file(arguments.file)
@@ -404,6 +550,8 @@ def command_act_find(arguments: argparse.Namespace) -> int:
             if error.status == 404:
                 print(f"sha256 {digest.hex()}: no act anchors this document")
                 return EXIT_CHECK_FAILED
+            raise _answer_error(error) from None
+        except _client_errors() as error:
             raise _answer_error(error) from None
     print(f"sha256 {digest.hex()}: anchored by {len(acts)} act(s)")
     for act in acts:
@@ -431,16 +579,26 @@ def command_act_status(arguments: argparse.Namespace) -> int:
         action = change
         fields["reason"] = getattr(arguments, change)
         fields["decision_reference"] = arguments.decision_reference
+    _check_deeds_arguments(
+        action,
+        {"issuer": arguments.issuer, "reference": arguments.reference, **fields},
+        {
+            "issuer": "ISSUER",
+            "reference": "REFERENCE",
+            "by_reference": f"--{change.replace('_', '-')}",
+            "reason": f"--{change}",
+            "decision_reference": "--decision-reference",
+        },
+    )
     with _client(arguments, signer=True) as client:
         outcome = _rejection_or(
             lambda: client.change_status(
                 action, issuer=arguments.issuer, reference=arguments.reference, **fields
             )
         )
-    print(f"transaction {outcome['tx_id']}: {outcome.get('status')}")
     if outcome.get("status") == "rejected":
-        print(f"reason: {outcome.get('code')}: {outcome.get('reason')}", file=sys.stderr)
-        return EXIT_CHECK_FAILED
+        return _print_rejection(outcome)
+    print(f"transaction {outcome['tx_id']}: {outcome.get('status')}")
     return 0
 
 
@@ -529,24 +687,73 @@ def command_hash(arguments: argparse.Namespace) -> int:
 # --- parser -----------------------------------------------------------------------------------
 
 
-def _calendar_date(text: str) -> str:
-    """An argparse type: a real calendar date written YYYY-MM-DD."""
-    import datetime
+ACT_DATE_FIRST = "1800-01-01"
+ACT_DATE_LAST = "2199-12-31"
+"""The act dates the CLI accepts. The deeds contract takes any calendar date from year 1 to
+9999 (its rules are fixed for existing chains); the CLI is stricter, so that a slip of the
+keyboard (0001-01-01, 2962-11-28) is caught before it is anchored for good."""
 
+
+def _calendar_date(text: str) -> str:
+    """An argparse type: a real calendar date written YYYY-MM-DD, within the CLI's range."""
+    import datetime
+    import re
+
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a date written YYYY-MM-DD")
     try:
-        if len(text) != 10:
-            raise ValueError
         datetime.date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date written YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(f"not a valid date ({text})") from None
+    if not ACT_DATE_FIRST <= text <= ACT_DATE_LAST:
+        raise argparse.ArgumentTypeError(
+            f"{text} is outside the dates the CLI accepts, {ACT_DATE_FIRST} to {ACT_DATE_LAST}"
+        )
     return text
 
 
+WAIT_S_MAX = 3600.0
+"""The longest ``--wait``: an hour is already far beyond any commit of a live consortium."""
+
+
+def _wait_seconds(text: str) -> float:
+    """An argparse type: seconds to wait for a commit, more than 0 and at most WAIT_S_MAX."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= WAIT_S_MAX:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds above 0 and at most {WAIT_S_MAX:g}, got {text[:40]!r}"
+        )
+    return value
+
+
 def _api_urls(text: str) -> list[str]:
-    """An argparse type: one API base URL, or several separated by commas."""
+    """An argparse type: one API base URL, or several separated by commas, each with its
+    scheme (http:// or https://) and host."""
+    from urllib.parse import urlsplit
+
     urls = [url.strip() for url in text.split(",") if url.strip()]
     if not urls:
         raise argparse.ArgumentTypeError("--api takes a URL (or several, comma-separated)")
+    for url in urls:
+        shown = url if len(url) <= 80 else url[:80] + "…"
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{shown!r} is not a URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise argparse.ArgumentTypeError(
+                f"{shown!r}: give the URL with its scheme, e.g. http://{shown}"
+                if "://" not in url
+                else f"{shown!r}: give an http:// or https:// URL with a host"
+            )
+        if parts.query or parts.fragment or any(char.isspace() for char in url):
+            raise argparse.ArgumentTypeError(
+                f"{shown!r}: a base URL has no query, fragment or space"
+            )
     return urls
 
 
@@ -721,28 +928,51 @@ def _add_client_commands(commands: Any) -> None:
         description="Hash FILE locally (the document never leaves this machine), submit its "
         "SHA-256 with the act's metadata, wait for commit and save the receipt.",
     )
+    from contracts import deeds
+
     anchor.add_argument("file", help="the document (PDF, …)")
     anchor.add_argument("--issuer", required=True, help="the issuing member's id")
     anchor.add_argument(
-        "--reference", required=True, help="the issuer's reference, e.g. 2026-DEL-042"
+        "--reference",
+        required=True,
+        help=f"the issuer's reference, e.g. 2026-DEL-042: 1 to {deeds.REFERENCE_CHARACTERS_MAX} "
+        "characters of A-Z a-z 0-9 . _ / -",
     )
     anchor.add_argument("--kind", required=True, choices=ACT_KINDS, help="the kind of act")
     anchor.add_argument(
-        "--date", required=True, type=_calendar_date, help="the act's date, YYYY-MM-DD"
+        "--date",
+        required=True,
+        type=_calendar_date,
+        help=f"the act's date, YYYY-MM-DD, from {ACT_DATE_FIRST} to {ACT_DATE_LAST}",
     )
-    anchor.add_argument("--title", required=True, help="public title (no personal data)")
-    anchor.add_argument("--legal-basis", help="legal basis (optional)")
-    anchor.add_argument("--url", help="URL of the published document (optional)")
     anchor.add_argument(
-        "--receipt", metavar="PATH", help="where to save the receipt (default FILE.receipt.json)"
+        "--title",
+        required=True,
+        help=f"public title, 1 to {deeds.TITLE_CHARACTERS_MAX} characters (no personal data)",
     )
+    anchor.add_argument(
+        "--legal-basis",
+        help=f"legal basis (optional), at most {deeds.LEGAL_BASIS_CHARACTERS_MAX} characters",
+    )
+    anchor.add_argument(
+        "--url",
+        help="http(s) URL of the published document (optional), at most "
+        f"{deeds.URL_CHARACTERS_MAX} characters",
+    )
+    anchor.add_argument(
+        "--receipt",
+        metavar="PATH",
+        help="where to save the receipt (default FILE.receipt.json); its folder must exist, "
+        "and it must not exist unless --force is given (checked before submitting)",
+    )
+    anchor.add_argument("--force", action="store_true", help="replace an existing receipt file")
     anchor.add_argument(
         "--wait",
-        type=float,
+        type=_wait_seconds,
         default=30.0,
         metavar="SECONDS",
         help="how long to carry the submission to its commit, across every --api member "
-        "(default 30); past it, exit status 3: it may still commit",
+        f"(default 30, at most {WAIT_S_MAX:g}); past it, exit status 3: it may still commit",
     )
     _api_options(anchor, signer=True)
     anchor.set_defaults(handler=command_anchor)
@@ -766,9 +996,21 @@ def _add_client_commands(commands: Any) -> None:
     status_change.add_argument("reference")
     status_change.add_argument("--amend-by", metavar="REFERENCE", help="amended by that act")
     status_change.add_argument("--supersede-by", metavar="REFERENCE", help="superseded by that act")
-    status_change.add_argument("--withdraw", metavar="REASON", help="withdrawn, for REASON")
-    status_change.add_argument("--annul", metavar="REASON", help="annulled, for REASON")
-    status_change.add_argument("--decision-reference", help="the annulling decision (optional)")
+    status_change.add_argument(
+        "--withdraw",
+        metavar="REASON",
+        help=f"withdrawn, for REASON (1 to {deeds.REASON_CHARACTERS_MAX} characters)",
+    )
+    status_change.add_argument(
+        "--annul",
+        metavar="REASON",
+        help=f"annulled, for REASON (1 to {deeds.REASON_CHARACTERS_MAX} characters)",
+    )
+    status_change.add_argument(
+        "--decision-reference",
+        help="the annulling decision (optional), at most "
+        f"{deeds.DECISION_REFERENCE_CHARACTERS_MAX} characters",
+    )
     _api_options(status_change, signer=True)
     status_change.set_defaults(handler=command_act_status)
 

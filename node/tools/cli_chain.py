@@ -37,6 +37,10 @@ from node.tools.conventions import EXIT_CHECK_FAILED, EXIT_USAGE, CommandError
 __all__ = ["ACT_COLUMNS", "act_rows", "add_chain_commands", "add_node_check"]
 
 EXPORT_BATCH_FRAMES_DEFAULT = 64
+EXPORT_BATCH_FRAMES_MAX = 256
+"""The most blocks ``export --batch`` asks for at once: the API's own bound on a bundle answer
+(node.api.limits.BUNDLE_FRAMES_MAX; not imported here, which would load aiohttp for every
+command — tests/test_cli_inputs.py checks that the two agree)."""
 """Frames asked of a node per request (the node answers fewer past 4 MiB)."""
 HTTP_TIMEOUT_S = 120.0
 HTTP_RESPONSE_BYTES_MAX = 40 * 1024 * 1024
@@ -728,7 +732,17 @@ def _positive(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text[:40]!r}")
+    return value
+
+
+def _batch_frames(text: str) -> int:
+    """An argparse type: blocks per export request, 1 to EXPORT_BATCH_FRAMES_MAX."""
+    value = _positive(text)
+    if value > EXPORT_BATCH_FRAMES_MAX:
+        raise argparse.ArgumentTypeError(
+            f"at most {EXPORT_BATCH_FRAMES_MAX} blocks per request, got {value}"
+        )
     return value
 
 
@@ -783,10 +797,11 @@ def _add_export(commands: Any) -> None:
     bundle = export.add_argument_group("bundle options")
     bundle.add_argument(
         "--batch",
-        type=_positive,
+        type=_batch_frames,
         default=EXPORT_BATCH_FRAMES_DEFAULT,
         metavar="N",
-        help=f"blocks asked of the node per request (default {EXPORT_BATCH_FRAMES_DEFAULT})",
+        help=f"blocks asked of the node per request, 1 to {EXPORT_BATCH_FRAMES_MAX} (default "
+        f"{EXPORT_BATCH_FRAMES_DEFAULT})",
     )
     bundle.add_argument(
         "--repair",
