@@ -441,6 +441,7 @@ def test_devnet_session_anchor_find_show_withdraw_and_down(tmp_path: Path) -> No
         unknown = ["act", "show", issuer.member_id, "2026-DEL-999", "--api", api]
         no_change = ["act", "status", issuer.member_id, "2026-DEL-042", "--api", api, "--key", key]
         duplicate = anchor_arguments(document, api, key, issuer.member_id, "2026-DEL-042")
+        duplicate += ["--receipt", tmp_path / "again.receipt.json"]  # the first one is kept
         *errors, again = sceau_all(bad_date, unknown, no_change, duplicate)
         for result, fragment in zip(errors, ("date", "unknown_act", "--withdraw"), strict=True):
             assert_user_error(result, fragment)
