@@ -380,3 +380,13 @@ def test_an_https_server_asked_over_http_or_untrusted_gives_a_readable_line(
     assert f"127.0.0.1:{tls_server}" in error
     error = assert_user_error(untrusted, "unreachable", f"localhost:{tls_server}")
     assert "certificate" in error.lower()
+
+
+def test_operations_doc_states_the_clis_own_bounds_and_exit_statuses() -> None:
+    operations = " ".join(
+        (Path(__file__).parents[1] / "docs" / "operations.md").read_text().split()
+    )
+    assert f"between **{cli.ACT_DATE_FIRST} and {cli.ACT_DATE_LAST}**" in operations
+    assert f"a title of 1 to {deeds.TITLE_CHARACTERS_MAX} characters" in operations
+    assert f"at most {cli.WAIT_S_MAX:g} seconds" in operations
+    assert f"| {cli.EXIT_RECEIPT_NOT_SAVED} | `anchor`: the act is committed" in operations
