@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ledger import crypto
+from ledger import crypto, jsonstrict
 from node.tools.conventions import (
     EXIT_CHECK_FAILED,
     EXIT_NOT_CONFIRMED,
@@ -157,9 +157,13 @@ def command_genesis_create(arguments: argparse.Namespace) -> int:
 def command_genesis_add_member(arguments: argparse.Namespace) -> int:
     path = Path(arguments.genesis)
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise CommandError(f"cannot read {path}: {error}") from None
+        document = jsonstrict.loads(path.read_text())
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise CommandError(f"{path} is not a valid genesis: {error}") from None
+    if not isinstance(document, dict):
+        raise CommandError(f"{path} is not a valid genesis: not a JSON object")
     document.setdefault("members", []).append(
         {
             "id": arguments.id,
