@@ -27,7 +27,9 @@ class DuplicateKeyError(ValueError):
     """A JSON object holds the same key twice; ``key`` is that key."""
 
     def __init__(self, key: str) -> None:
-        shown = key if len(key) <= KEY_SHOWN_CHARACTERS_MAX else key[:KEY_SHOWN_CHARACTERS_MAX] + "…"
+        shown = (
+            key if len(key) <= KEY_SHOWN_CHARACTERS_MAX else key[:KEY_SHOWN_CHARACTERS_MAX] + "…"
+        )
         super().__init__(
             f"the key {shown!r} appears twice in one JSON object (a repeated key is refused: "
             "readers would disagree on which value counts)"

@@ -45,6 +45,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictInt, model_validator
 
 from ledger import encoding, merkle
+from ledger.audit import block_rule_failures
 from ledger.model import (
     MEMBERS_MAX,
     Block,
@@ -54,12 +55,10 @@ from ledger.model import (
     Genesis,
     Hash32,
     Height,
-    InvalidCertificateError,
     Member,
     ModelDecodeError,
     Transaction,
     hex_bytes,
-    members_hash,
 )
 from ledger.namespace import MEMBERS_STATE_KEY
 from ledger.state import StateProof, verify_state_proof
@@ -208,9 +207,16 @@ def verify_receipt(
     if not transaction.signature_is_valid():
         raise ReceiptError("transaction", "the signature does not verify")
     members = _follow_member_sets(
-        genesis.members, 1, receipt.member_changes, receipt.height, chain_id
+        genesis.members, 1, receipt.member_changes, receipt.height, genesis
     )
-    _check_certified_header(receipt.header, receipt.certificate, members, chain_id, "block")
+    _check_certified_header(
+        receipt.header,
+        receipt.certificate,
+        members,
+        genesis,
+        "block",
+        transactions=((receipt.position, transaction),),
+    )
     if receipt.header.height != receipt.height:
         raise ReceiptError("block", f"the header is of height {receipt.header.height}")
     included = merkle.verify_inclusion(
@@ -231,7 +237,7 @@ def verify_receipt(
         matches = hashlib.sha256(document).digest() == act.get("digest")
         if not matches:
             raise ReceiptError("document", "its SHA-256 is not the anchored digest")
-    status, status_height = _verify_status(receipt, transaction, anchor, members, chain_id)
+    status, status_height = _verify_status(receipt, transaction, anchor, members, genesis)
     return VerifiedReceipt(
         transaction=transaction,
         height=receipt.height,
@@ -251,7 +257,7 @@ def _follow_member_sets(
     from_height: int,
     changes: tuple[MemberSetChange, ...],
     target_height: int,
-    chain_id: bytes,
+    genesis: Genesis,
 ) -> tuple[Member, ...]:
     """The member set in force at ``target_height``, proven change by change.
 
@@ -266,7 +272,7 @@ def _follow_member_sets(
         if height + 1 > target_height:
             raise ReceiptError("members", f"a change at height {height} comes after the block")
         _check_certified_header(
-            change.header, change.certificate, members, chain_id, f"members at height {height}"
+            change.header, change.certificate, members, genesis, f"members at height {height}"
         )
         value = encoding.pack([member.to_canonical() for member in change.members])
         if not verify_state_proof(
@@ -282,25 +288,33 @@ def _check_certified_header(
     header: BlockHeader,
     certificate: CommitCertificate,
     members: tuple[Member, ...],
-    chain_id: bytes,
+    genesis: Genesis,
     step: str,
+    *,
+    transactions: tuple[tuple[int, Transaction], ...] = (),
 ) -> None:
-    if header.chain_id != chain_id:
-        raise ReceiptError(step, "the header belongs to another consortium")
-    if header.members_hash != members_hash(members):
-        raise ReceiptError(
-            step,
-            f"height {header.height} names another member set than the one in force "
-            "(a member-set change is missing from the receipt)",
+    """Raise ReceiptError at ``step`` unless ``header`` and the ``transactions`` seen in it
+    hold every rule the chain audit applies to one block without its parent or replay
+    (:func:`ledger.audit.block_rule_failures`: one definition for both), ``certificate``
+    certifying it for ``members``. The first failure is reported, header fields first."""
+    found = block_rule_failures(
+        header,
+        certificate,
+        transactions,
+        members,
+        genesis,
+        after_ms=genesis.created_at_ms,
+        after="the genesis's created_at_ms",
+    )
+    if not found:
+        return
+    field, detail = found[0]
+    if field == "header.members_hash":
+        detail += (
+            f" at height {header.height} (a member-set change is missing from the receipt, or "
+            "the header was altered)"
         )
-    if certificate.height != header.height or certificate.block_hash != header.block_hash:
-        raise ReceiptError(step, "the certificate is for another block")
-    if certificate.view < header.view:
-        raise ReceiptError(step, "the certificate's view is before the block's")
-    try:
-        certificate.verify(chain_id, members)
-    except InvalidCertificateError as error:
-        raise ReceiptError(step, str(error)) from None
+    raise ReceiptError(step, f"{field}: {detail}")
 
 
 def _verify_status(
@@ -308,7 +322,7 @@ def _verify_status(
     transaction: Transaction,
     anchor: AnchorLayout | None,
     members: tuple[Member, ...],
-    chain_id: bytes,
+    genesis: Genesis,
 ) -> tuple[dict[str, Any] | None, int | None]:
     status = receipt.status
     if status is None:
@@ -316,9 +330,9 @@ def _verify_status(
     if status.header.height < receipt.height:
         raise ReceiptError("status", "the status is certified before the act's block")
     later = _follow_member_sets(
-        members, receipt.height, status.member_changes, status.header.height, chain_id
+        members, receipt.height, status.member_changes, status.header.height, genesis
     )
-    _check_certified_header(status.header, status.certificate, later, chain_id, "status")
+    _check_certified_header(status.header, status.certificate, later, genesis, "status")
     if anchor is None:
         raise ReceiptError("status", "only the receipt of an anchored act carries a status")
     if status.key != anchor.record_key(transaction.args):
