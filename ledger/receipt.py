@@ -180,7 +180,11 @@ class VerifiedReceipt:
     """The anchor's arguments, for a deeds anchor."""
     document_matches: bool | None
     status: dict[str, Any] | None
+    """The act's record under the status header (its ``status``, and for deeds the height of
+    its last change, ``status_height``), or None (no status, or no record)."""
     status_height: int | None
+    """The height of the certified header the status is proven under ("status as of"), or
+    None without a status: not the height of the act's last change, which is in the record."""
 
 
 def verify_receipt(

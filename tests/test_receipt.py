@@ -21,12 +21,17 @@ member could try, and the command line run on the files an application would kee
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime
 import hashlib
+import inspect
 import json
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1398,3 +1403,226 @@ def test_cli_verify_reports_a_file_that_is_no_genesis_in_one_line(
 ) -> None:
     run = verify_in_process(files, capsys, "plain.receipt.json", genesis="deliberation.pdf")
     assert_unusable(run, "deliberation.pdf is not a valid genesis")
+
+
+# --- status receipts from a running node: the API, the client, `sceau receipt` ----------------
+
+
+@dataclass
+class ServedNode:
+    """A one-member consortium's node, its API on a real socket, run by a loop in a thread
+    (so that the synchronous client and the command line, each with its own loop, reach it)."""
+
+    consortium: LocalConsortium
+    url: str
+    loop: asyncio.AbstractEventLoop
+    tips: dict[str, int]
+    """Heights: ``anchored``, ``withdrawn`` (its status change), ``tip`` (a later block)."""
+    tx_ids: dict[str, str]
+    """The anchor and the withdrawal (a transaction that anchors nothing), as hex."""
+
+    def call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(COMMAND_TIMEOUT_S)
+
+    def get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=COMMAND_TIMEOUT_S) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+
+SERVED_ACT = "2026-DEL-900"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
+    from aiohttp.test_utils import TestServer
+
+    from ledger.client import Client
+    from node.api import create_app
+    from node.runtime.config import NodeConfig
+    from node.tools.launch import build_node, initialise_data_dir
+
+    folder = tmp_path_factory.mktemp("served")
+    consortium = LocalConsortium.create(
+        [(METROPOLE, "Métropole de Valbrune")], seed=SEED + b"/served", contracts=CONTRACTS
+    )
+    (folder / "genesis.json").write_text(consortium.genesis.model_dump_json(indent=2))
+    crypto.save_private_key(consortium.keys[METROPOLE], folder / "node.pem")
+    (folder / "data").mkdir()
+    initialise_data_dir(folder / "data", consortium.genesis).close()
+    config = NodeConfig(
+        member_id=METROPOLE,
+        data_dir=folder / "data",
+        genesis_file=folder / "genesis.json",
+        key_file=folder / "node.pem",
+        peer_listen="127.0.0.1:0",
+        tick_ms=20,
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="served-node", daemon=True)
+    thread.start()
+    node = build_node(config)
+
+    async def serve() -> TestServer:
+        await node.start()
+        server = TestServer(create_app(node, config))
+        await server.start_server()
+        return server
+
+    server = asyncio.run_coroutine_threadsafe(serve(), loop).result(COMMAND_TIMEOUT_S)
+    url = str(server.make_url("")).rstrip("/")
+    tips: dict[str, int] = {}
+    tx_ids: dict[str, str] = {}
+    try:
+        with Client(url, signer=consortium.keys[METROPOLE]) as client:
+            anchored = client.anchor(
+                issuer=METROPOLE,
+                reference=SERVED_ACT,
+                kind="deliberation",
+                digest=hashlib.sha256(document_of(SERVED_ACT)).digest(),
+                act_date="2026-11-28",
+                title="Délibération servie",
+            )
+            withdrawn = client.change_status(
+                "withdraw", issuer=METROPOLE, reference=SERVED_ACT, reason="Retirée"
+            )
+            later = client.anchor(
+                issuer=METROPOLE,
+                reference="2026-DEL-901",
+                kind="deliberation",
+                digest=hashlib.sha256(b"later").digest(),
+                act_date="2026-11-29",
+                title="Une délibération plus tardive",
+            )
+        tips = {
+            "anchored": anchored["height"],
+            "withdrawn": withdrawn["height"],
+            "tip": later["height"],
+        }
+        tx_ids = {"anchor": anchored["tx_id"], "withdraw": withdrawn["tx_id"]}
+        assert tips["anchored"] < tips["withdrawn"] < tips["tip"], tips
+        yield ServedNode(consortium, url, loop, tips, tx_ids)
+    finally:
+
+        async def stop() -> None:
+            await server.close()
+            await node.stop()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(COMMAND_TIMEOUT_S)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(COMMAND_TIMEOUT_S)
+        node.store.close()
+        loop.close()
+
+
+def test_the_api_serves_a_status_receipt_that_proves_the_withdrawal(served: ServedNode) -> None:
+    status, document = served.get(f"/v1/transactions/{served.tx_ids['anchor']}?with_status=true")
+    assert status == 200 and document["status"] == "committed"
+    receipt = Receipt.model_validate_json(json.dumps(document["receipt"]))
+    proven = verify_receipt(receipt, served.consortium.genesis, anchors=ANCHORS)
+    assert proven.status is not None and proven.status["status"] == "withdrawn"
+    assert proven.status["status_height"] == served.tips["withdrawn"]  # the last change
+    assert proven.status_height == served.tips["tip"]  # the header that proves it
+    plain = served.get(f"/v1/transactions/{served.tx_ids['anchor']}")[1]["receipt"]
+    explicit = served.get(f"/v1/transactions/{served.tx_ids['anchor']}?with_status=false")
+    assert plain["status"] is None and explicit[1]["receipt"] == plain
+
+
+def test_with_status_on_a_transaction_that_anchors_nothing_gives_a_receipt_without_status(
+    served: ServedNode,
+) -> None:
+    status, document = served.get(f"/v1/transactions/{served.tx_ids['withdraw']}?with_status=true")
+    assert status == 200 and document["receipt"]["status"] is None
+    receipt = Receipt.model_validate_json(json.dumps(document["receipt"]))
+    assert verify_receipt(receipt, served.consortium.genesis, anchors=ANCHORS).act is None
+
+
+def test_with_status_takes_only_true_or_false(served: ServedNode) -> None:
+    for value in ("yes", "1", "", "TRUE"):
+        status, problem = served.get(
+            f"/v1/transactions/{served.tx_ids['anchor']}?with_status={value}"
+        )
+        assert (status, problem["code"]) == (400, "invalid_parameter")
+        assert "with_status" in problem["detail"]
+
+
+def test_the_openapi_document_lists_with_status(served: ServedNode) -> None:
+    document = served.get("/openapi.json")[1]
+    parameters = document["paths"]["/v1/transactions/{tx_id}"]["get"]["parameters"]
+    listed = {parameter["name"]: parameter for parameter in parameters}
+    assert listed["with_status"]["in"] == "query"
+    assert listed["with_status"]["schema"] == {"type": "boolean"}
+
+
+def test_the_client_fetches_a_receipt_with_or_without_status(served: ServedNode) -> None:
+    from ledger.client import AsyncClient, Client
+
+    with Client(served.url) as client:
+        with_status = client.receipt(served.tx_ids["anchor"], with_status=True)
+        without = client.receipt(bytes.fromhex(served.tx_ids["anchor"]))
+    assert with_status is not None and with_status["status"] is not None
+    assert without is not None and without["status"] is None
+    assert "with_status" in inspect.signature(AsyncClient.receipt).parameters
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *arguments: str) -> Run:
+    from node.tools.cli import main
+
+    capsys.readouterr()
+    returncode = main([str(argument) for argument in arguments])
+    captured = capsys.readouterr()
+    return Run(returncode, captured.out, captured.err)
+
+
+def test_sceau_receipt_saves_a_status_receipt_that_sceau_verify_explains(
+    served: ServedNode, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    genesis = tmp_path / "genesis.json"
+    genesis.write_text(served.consortium.genesis.model_dump_json(indent=2))
+    out = tmp_path / "act.receipt.json"
+    tx_id = served.tx_ids["anchor"]
+    run = run_cli(capsys, "receipt", tx_id, "--with-status", "--out", out, "--api", served.url)
+    assert run.returncode == 0, run
+    assert run.stdout == f"receipt of {tx_id} (height 1, with the status) saved to {out}\n"
+    verified = assert_verified(run_cli(capsys, "verify", out, "--genesis", genesis))
+    withdrawn, tip = served.tips["withdrawn"], served.tips["tip"]
+    assert f"  status:    withdrawn since height {withdrawn} (status as of height {tip})\n" in (
+        verified
+    )
+    again = run_cli(capsys, "receipt", tx_id, "--out", out, "--api", served.url)
+    assert_unusable(again, f"{out} exists; use --force")
+    forced = run_cli(capsys, "receipt", tx_id, "--out", out, "--force", "--api", served.url)
+    assert forced.returncode == 0 and "with the status" not in forced.stdout
+    assert Receipt.model_validate_json(out.read_text()).status is None
+
+
+def test_sceau_receipt_prints_the_receipt_without_out(
+    served: ServedNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_cli(capsys, "receipt", served.tx_ids["withdraw"], "--api", served.url)
+    assert run.returncode == 0, run
+    receipt = Receipt.model_validate_json(run.stdout)
+    assert Transaction.from_bytes(receipt.transaction).action == "withdraw"
+
+
+def test_sceau_receipt_refuses_a_missing_folder_before_any_network_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing listens at this URL: an attempt to reach it would be reported as unreachable.
+    nowhere = "http://127.0.0.1:9"
+    missing = tmp_path / "no-such-folder" / "r.json"
+    run = run_cli(capsys, "receipt", "ab" * 32, "--out", missing, "--api", nowhere)
+    assert_unusable(run, f"the folder {missing.parent} does not exist")
+    folder = run_cli(capsys, "receipt", "ab" * 32, "--out", tmp_path, "--api", nowhere)
+    assert_unusable(folder, "is a folder")
+    bad_id = run_cli(capsys, "receipt", "not-an-id", "--api", nowhere)
+    assert_unusable(bad_id, "is not a transaction id")
+
+
+def test_sceau_receipt_of_an_unknown_transaction_says_so(
+    served: ServedNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_cli(capsys, "receipt", "ab" * 32, "--api", served.url)
+    assert_unusable(run, "unknown_transaction")
