@@ -26,7 +26,10 @@ import copy
 import datetime
 import hashlib
 import inspect
+import itertools
 import json
+import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -1352,7 +1355,8 @@ def test_cli_verify_accepts_the_msgpack_form(cli: dict[str, Run]) -> None:
 
 
 def test_cli_verify_prints_the_proven_status(cli: dict[str, Run]) -> None:
-    assert f"status:    withdrawn at height {TIP}" in assert_verified(cli["status"])
+    out = assert_verified(cli["status"])
+    assert f"  status:    withdrawn since height {TIP} (status as of height {TIP})\n" in out
 
 
 def test_cli_verify_follows_the_member_changes(
@@ -1626,3 +1630,89 @@ def test_sceau_receipt_of_an_unknown_transaction_says_so(
 ) -> None:
     run = run_cli(capsys, "receipt", "ab" * 32, "--api", served.url)
     assert_unusable(run, "unknown_transaction")
+
+
+# --- docs/audit_receipts.md: its examples are the real output ----------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "audit_receipts.md"
+
+
+def write_documented_files(chain: Chain, other_genesis: Genesis, folder: Path) -> None:
+    """The files the examples of docs/audit_receipts.md name, made as the page describes."""
+    (folder / "genesis.json").write_text(chain.genesis.model_dump_json(indent=2) + "\n")
+    (folder / "other-genesis.json").write_text(other_genesis.model_dump_json(indent=2) + "\n")
+    for reference in (PLAIN, AFTER_ROTATION):
+        (folder / f"{reference}.pdf").write_bytes(document_of(reference))
+    altered = document_of(PLAIN).replace(b"Acte", b"acte")
+    (folder / f"{PLAIN}-altered.pdf").write_bytes(altered)
+    saved = {
+        f"{PLAIN}.pdf.receipt.json": chain.receipt(PLAIN),
+        f"{PLAIN}.status.receipt.json": chain.receipt(PLAIN, with_status=True),
+        f"{AFTER_ROTATION}.receipt.json": chain.receipt(AFTER_ROTATION, with_status=True),
+    }
+    removed = chain.receipt(AFTER_REMOVAL)
+    certificate = forged_certificate(chain, removed.header, [REMOVED, METROPOLE, NEWCOMER])
+    saved["forged.receipt.json"] = with_certificate(removed, certificate)
+    rotated = chain.receipt(AFTER_ROTATION)
+    saved["missing-change.receipt.json"] = rotated.model_copy(
+        update={"member_changes": rotated.member_changes[:-1]}
+    )
+    for name, receipt in saved.items():
+        (folder / name).write_text(receipt.model_dump_json(indent=2) + "\n")
+
+
+def documented_blocks(heading: str) -> list[str]:
+    """The fenced blocks of the section of docs/audit_receipts.md that starts at ``heading``."""
+    text = DOCS.read_text()
+    start = text.index(f"\n## {heading}")
+    end = text.find("\n## ", start + 1)
+    section = text[start : end if end != -1 else len(text)]
+    return re.findall(r"\n```[a-z]*\n(.*?)\n```", section, flags=re.DOTALL)
+
+
+def documented_runs(blocks: list[str]) -> list[tuple[str, str]]:
+    """``(command line, its documented output)`` of every ``$ sceau …`` in ``blocks``."""
+    runs: list[tuple[str, str]] = []
+    for block in blocks:
+        for part in re.split(r"^\$ ", block, flags=re.MULTILINE)[1:]:
+            command, _, output = part.partition("\n")
+            runs.append((command, output))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def documented(
+    chain: Chain, other_genesis: Genesis, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    folder = tmp_path_factory.mktemp("documented")
+    write_documented_files(chain, other_genesis, folder)
+    return folder
+
+
+def test_the_sceau_verify_examples_of_the_docs_are_its_real_output(
+    documented: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from node.tools.cli import main
+
+    monkeypatch.chdir(documented)
+    runs = documented_runs(documented_blocks("5. Verifying with `sceau verify`"))
+    assert len(runs) >= 9 and all(command.startswith("sceau verify ") for command, _ in runs)
+    for command, output in runs:
+        capsys.readouterr()
+        returncode = main(shlex.split(command)[1:])
+        captured = capsys.readouterr()
+        shown = captured.out + captured.err + (f"[exit {returncode}]" if returncode else "")
+        assert shown.rstrip("\n") == output.rstrip("\n"), command
+
+
+def test_the_library_examples_of_the_docs_print_what_they_show(
+    documented: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(documented)
+    blocks = documented_blocks("7. Checking by hand with the library")
+    pairs = [(code, shown) for code, shown in itertools.pairwise(blocks) if "import" in code]
+    assert len(pairs) == 2
+    for code, shown in pairs:
+        capsys.readouterr()
+        exec(compile(code, str(DOCS), "exec"), {"__name__": "docs_example"})
+        assert capsys.readouterr().out.rstrip("\n") == shown.rstrip("\n")
