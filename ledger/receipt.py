@@ -20,6 +20,13 @@ it, to someone who holds only the genesis file (docs/audit.md walks through it):
 4. **Optionally, the act's status** at a later certified height: a header and certificate (with
    the member-set changes up to it) and a state proof of the act's record under its root.
 
+Every header a receipt shows (each member-set change, the block, the status) is held to the
+rules the chain audit applies to one block without its parent or re-execution — the chain, a
+time after the genesis, the member set in force, the proposer being the view's primary, the
+certificate — and the transaction to its expiry and to a contract the genesis lists: one
+definition, :func:`ledger.audit.block_rule_failures`, so that a quorum re-signing a block that
+breaks one of them gets a receipt that fails exactly as the audit would.
+
 Which transactions anchor a document, and where their record lives, is the contract's
 knowledge, not the format's: the caller passes the :class:`AnchorLayout` declarations of the
 contracts it knows (``Contract.receipt_anchors``, gathered by
