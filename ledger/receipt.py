@@ -217,14 +217,12 @@ def verify_receipt(
         raise ReceiptError("transaction", "signed for another consortium")
     if not transaction.signature_is_valid():
         raise ReceiptError("transaction", "the signature does not verify")
-    members = _follow_member_sets(
-        genesis.members, 1, receipt.member_changes, receipt.height, genesis
-    )
-    _check_certified_header(
+    shown = _ShownHeaders(genesis)
+    members = _follow_member_sets(genesis.members, 1, receipt.member_changes, receipt.height, shown)
+    shown.check(
         receipt.header,
         receipt.certificate,
         members,
-        genesis,
         "block",
         transactions=((receipt.position, transaction),),
     )
@@ -248,7 +246,7 @@ def verify_receipt(
         matches = hashlib.sha256(document).digest() == act.get("digest")
         if not matches:
             raise ReceiptError("document", "its SHA-256 is not the anchored digest")
-    status, status_height = _verify_status(receipt, transaction, anchor, members, genesis)
+    status, status_height = _verify_status(receipt, transaction, anchor, members, shown)
     return VerifiedReceipt(
         transaction=transaction,
         height=receipt.height,
@@ -268,7 +266,7 @@ def _follow_member_sets(
     from_height: int,
     changes: tuple[MemberSetChange, ...],
     target_height: int,
-    genesis: Genesis,
+    shown: _ShownHeaders,
 ) -> tuple[Member, ...]:
     """The member set in force at ``target_height``, proven change by change.
 
@@ -282,9 +280,7 @@ def _follow_member_sets(
             raise ReceiptError("members", f"member-set changes out of order at height {height}")
         if height + 1 > target_height:
             raise ReceiptError("members", f"a change at height {height} comes after the block")
-        _check_certified_header(
-            change.header, change.certificate, members, genesis, f"members at height {height}"
-        )
+        shown.check(change.header, change.certificate, members, f"members at height {height}")
         value = encoding.pack([member.to_canonical() for member in change.members])
         if not verify_state_proof(
             change.header.state_root, MEMBERS_STATE_KEY, value, change.proof.proof()
@@ -295,37 +291,62 @@ def _follow_member_sets(
     return members
 
 
-def _check_certified_header(
-    header: BlockHeader,
-    certificate: CommitCertificate,
-    members: tuple[Member, ...],
-    genesis: Genesis,
-    step: str,
-    *,
-    transactions: tuple[tuple[int, Transaction], ...] = (),
-) -> None:
-    """Raise ReceiptError at ``step`` unless ``header`` and the ``transactions`` seen in it
-    hold every rule the chain audit applies to one block without its parent or replay
-    (:func:`ledger.audit.block_rule_failures`: one definition for both), ``certificate``
-    certifying it for ``members``. The first failure is reported, header fields first."""
-    found = block_rule_failures(
-        header,
-        certificate,
-        transactions,
-        members,
-        genesis,
-        after_ms=genesis.created_at_ms,
-        after="the genesis's created_at_ms",
-    )
-    if not found:
-        return
-    field, detail = found[0]
-    if field == "header.members_hash":
-        detail += (
-            f" at height {header.height} (a member-set change is missing from the receipt, or "
-            "the header was altered)"
+class _ShownHeaders:
+    """The certified headers a receipt shows, checked in increasing height order.
+
+    Each is held to :func:`ledger.audit.block_rule_failures` — the rules the chain audit
+    applies to one block without its parent or re-execution, one definition for both — with
+    the time of the highest header already shown below it standing for its parent's (block
+    times rise strictly with height on a valid chain; the genesis's ``created_at_ms`` before
+    the first). Two different headers of one height are refused: a quorum certified both.
+    """
+
+    def __init__(self, genesis: Genesis) -> None:
+        self.genesis = genesis
+        self._shown: dict[int, BlockHeader] = {}
+
+    def check(
+        self,
+        header: BlockHeader,
+        certificate: CommitCertificate,
+        members: tuple[Member, ...],
+        step: str,
+        *,
+        transactions: tuple[tuple[int, Transaction], ...] = (),
+    ) -> None:
+        """Raise ReceiptError at ``step`` unless ``header`` (and the ``transactions`` seen in
+        it) holds every rule, ``certificate`` certifying it for ``members``; the first failure
+        is reported, header fields first."""
+        height = header.height
+        same = self._shown.get(height)
+        if same is not None and same.block_hash != header.block_hash:
+            raise ReceiptError(
+                step,
+                f"header: another certified header of height {height} is in this receipt "
+                "(a quorum certified two blocks at one height)",
+            )
+        below = [shown for shown in self._shown.values() if shown.height < height]
+        parent = max(below, key=lambda shown: shown.height, default=None)
+        found = block_rule_failures(
+            header,
+            certificate,
+            transactions,
+            members,
+            self.genesis,
+            after_ms=self.genesis.created_at_ms if parent is None else parent.timestamp_ms,
+            after="the genesis's created_at_ms"
+            if parent is None
+            else f"the time of block {parent.height} in this receipt",
         )
-    raise ReceiptError(step, f"{field}: {detail}")
+        if found:
+            field, detail = found[0]
+            if field == "header.members_hash":
+                detail += (
+                    f" at height {height} (a member-set change is missing from the receipt, or "
+                    "the header was altered)"
+                )
+            raise ReceiptError(step, f"{field}: {detail}")
+        self._shown[height] = header
 
 
 def _verify_status(
@@ -333,7 +354,7 @@ def _verify_status(
     transaction: Transaction,
     anchor: AnchorLayout | None,
     members: tuple[Member, ...],
-    genesis: Genesis,
+    shown: _ShownHeaders,
 ) -> tuple[dict[str, Any] | None, int | None]:
     status = receipt.status
     if status is None:
@@ -341,9 +362,9 @@ def _verify_status(
     if status.header.height < receipt.height:
         raise ReceiptError("status", "the status is certified before the act's block")
     later = _follow_member_sets(
-        members, receipt.height, status.member_changes, status.header.height, genesis
+        members, receipt.height, status.member_changes, status.header.height, shown
     )
-    _check_certified_header(status.header, status.certificate, later, genesis, "status")
+    shown.check(status.header, status.certificate, later, "status")
     if anchor is None:
         raise ReceiptError("status", "only the receipt of an anchored act carries a status")
     if status.key != anchor.record_key(transaction.args):

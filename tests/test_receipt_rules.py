@@ -205,6 +205,45 @@ def test_a_status_header_before_the_genesis_is_refused(chain: Chain) -> None:
     )
     with pytest.raises(ReceiptError) as caught:
         verify_receipt(forged, chain.genesis, anchors=ANCHORS)
+    # Its highest header below is the member-set change of height 6: block times rise.
     assert str(caught.value) == (
-        "status: header.timestamp_ms: is not after the genesis's created_at_ms"
+        "status: header.timestamp_ms: is not after the time of block 6 in this receipt"
+    )
+
+
+def test_a_block_dated_before_an_earlier_header_of_the_receipt_is_refused(chain: Chain) -> None:
+    receipt = chain.receipt(AFTER_REMOVAL)
+    change = receipt.member_changes[-1]  # height 4
+    earlier = change.header.timestamp_ms - 1  # after the genesis, before block 4
+    header, certificate = resigned_header(
+        chain, receipt.header, list(QUORUM_AT_HEIGHT), timestamp_ms=earlier
+    )
+    forged = receipt.model_copy(update={"header": header, "certificate": certificate})
+    with pytest.raises(ReceiptError) as caught:
+        verify_receipt(forged, chain.genesis, anchors=ANCHORS)
+    assert str(caught.value) == (
+        "block: header.timestamp_ms: is not after the time of block 4 in this receipt"
+    )
+
+
+def test_two_certified_headers_of_one_height_in_a_receipt_are_refused(chain: Chain) -> None:
+    receipt = chain.receipt(PLAIN, with_status=True)
+    status = receipt.status
+    assert status is not None
+    # A status "at the act's height" under another header of height 1, certified too.
+    header, certificate = resigned_header(
+        chain, receipt.header, [METROPOLE, VILLE, SAINT_LEGER], state_root=status.header.state_root
+    )
+    forged = receipt.model_copy(
+        update={
+            "status": status.model_copy(
+                update={"header": header, "certificate": certificate, "member_changes": ()}
+            )
+        }
+    )
+    with pytest.raises(ReceiptError) as caught:
+        verify_receipt(forged, chain.genesis, anchors=ANCHORS)
+    assert str(caught.value) == (
+        "status: header: another certified header of height 1 is in this receipt "
+        "(a quorum certified two blocks at one height)"
     )
