@@ -1661,13 +1661,17 @@ def write_documented_files(chain: Chain, other_genesis: Genesis, folder: Path) -
         (folder / name).write_text(receipt.model_dump_json(indent=2) + "\n")
 
 
-def documented_blocks(heading: str) -> list[str]:
-    """The fenced blocks of the section of docs/audit_receipts.md that starts at ``heading``."""
+def documented_section(heading: str) -> str:
+    """The section of docs/audit_receipts.md that starts at ``heading``."""
     text = DOCS.read_text()
     start = text.index(f"\n## {heading}")
     end = text.find("\n## ", start + 1)
-    section = text[start : end if end != -1 else len(text)]
-    return re.findall(r"\n```[a-z]*\n(.*?)\n```", section, flags=re.DOTALL)
+    return text[start : end if end != -1 else len(text)]
+
+
+def documented_blocks(heading: str) -> list[str]:
+    """The fenced blocks of the section of docs/audit_receipts.md that starts at ``heading``."""
+    return re.findall(r"\n```[a-z]*\n(.*?)\n```", documented_section(heading), flags=re.DOTALL)
 
 
 def documented_runs(blocks: list[str]) -> list[tuple[str, str]]:
@@ -1716,3 +1720,17 @@ def test_the_library_examples_of_the_docs_print_what_they_show(
         capsys.readouterr()
         exec(compile(code, str(DOCS), "exec"), {"__name__": "docs_example"})
         assert capsys.readouterr().out.rstrip("\n") == shown.rstrip("\n")
+
+
+def test_the_sizes_the_docs_give_for_both_forms_are_true(chain: Chain) -> None:
+    section = documented_section("4. The compact form (msgpack)")
+    saved = {
+        "plain": chain.receipt(PLAIN),
+        "status": chain.receipt(AFTER_ROTATION, with_status=True),
+    }
+    sizes = [
+        f"{len(receipt.to_bytes()):,} against {len(receipt.model_dump_json(indent=2)) + 1:,}"
+        for receipt in saved.values()
+    ]
+    stated = re.findall(r"([\d,]+)(?: bytes)? against ([\d,]+)", " ".join(section.split()))
+    assert [f"{compact} against {text}" for compact, text in stated] == sizes
