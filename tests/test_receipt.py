@@ -1423,7 +1423,8 @@ class ServedNode:
     tips: dict[str, int]
     """Heights: ``anchored``, ``withdrawn`` (its status change), ``tip`` (a later block)."""
     tx_ids: dict[str, str]
-    """The anchor and the withdrawal (a transaction that anchors nothing), as hex."""
+    """The anchor, the withdrawal (a transaction that anchors nothing) and a rejected
+    anchor (never committed), as hex."""
 
     def call(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(COMMAND_TIMEOUT_S)
@@ -1443,7 +1444,7 @@ SERVED_ACT = "2026-DEL-900"
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
     from aiohttp.test_utils import TestServer
 
-    from ledger.client import Client
+    from ledger.client import Client, TransactionRejected
     from node.api import create_app
     from node.runtime.config import NodeConfig
     from node.tools.launch import build_node, initialise_data_dir
@@ -1500,12 +1501,29 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
                 act_date="2026-11-29",
                 title="Une délibération plus tardive",
             )
+            try:  # the same reference again: refused by the deeds contract, never committed
+                client.anchor(
+                    issuer=METROPOLE,
+                    reference=SERVED_ACT,
+                    kind="deliberation",
+                    digest=hashlib.sha256(b"another document").digest(),
+                    act_date="2026-11-30",
+                    title="Une référence déjà prise",
+                )
+            except TransactionRejected as error:
+                rejected = error.tx_id
+            else:
+                raise AssertionError("a duplicate reference was committed")
         tips = {
             "anchored": anchored["height"],
             "withdrawn": withdrawn["height"],
             "tip": later["height"],
         }
-        tx_ids = {"anchor": anchored["tx_id"], "withdraw": withdrawn["tx_id"]}
+        tx_ids = {
+            "anchor": anchored["tx_id"],
+            "withdraw": withdrawn["tx_id"],
+            "rejected": rejected,
+        }
         assert tips["anchored"] < tips["withdrawn"] < tips["tip"], tips
         yield ServedNode(consortium, url, loop, tips, tx_ids)
     finally:
@@ -1734,3 +1752,15 @@ def test_the_sizes_the_docs_give_for_both_forms_are_true(chain: Chain) -> None:
     ]
     stated = re.findall(r"([\d,]+)(?: bytes)? against ([\d,]+)", " ".join(section.split()))
     assert [f"{compact} against {text}" for compact, text in stated] == sizes
+
+
+def test_sceau_receipt_of_a_rejected_transaction_says_there_is_no_receipt(
+    served: ServedNode, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rejected.receipt.json"
+    tx_id = served.tx_ids["rejected"]
+    run = run_cli(capsys, "receipt", tx_id, "--with-status", "--out", out, "--api", served.url)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.startswith(f"transaction {tx_id}: rejected (duplicate_reference: ")
+    assert run.stderr.endswith("), never committed; no receipt\n")
+    assert not out.exists()

@@ -551,10 +551,11 @@ def command_receipt(arguments: argparse.Namespace) -> int:
         receipt = _api_call(lambda: client.receipt(tx_id, with_status=arguments.with_status))
         if receipt is None:
             answer = _api_call(lambda: client.transaction(tx_id))
-            print(
-                f"transaction {tx_id}: {answer.get('status')}: not committed, no receipt yet",
-                file=sys.stderr,
-            )
+            if answer.get("status") == "rejected":
+                why = f"rejected ({answer.get('code')}: {answer.get('reason')}), never committed"
+            else:
+                why = f"{answer.get('status')}, not committed yet: ask again later"
+            print(f"transaction {tx_id}: {why}; no receipt", file=sys.stderr)
             return EXIT_CHECK_FAILED
     text = json.dumps(receipt, indent=2) + "\n"
     try:
