@@ -10,8 +10,9 @@ correct member would have checked before committing it (docs/format.md, section 
 2. block ``h`` is frame ``h``: heights 1, 2, … without gap; ``header.chain_id`` is the chain's;
    ``prev_hash`` is the previous block's hash (the ``chain_id`` for block 1); timestamps rise
    strictly (block 1's is after the genesis's ``created_at_ms``);
-3. ``tx_count`` and ``tx_root`` match the transactions, each signed for this chain; every
-   signature verifies (in worker processes, see below);
+3. ``tx_count`` and ``tx_root`` match the transactions, each signed for this chain, not
+   expired at this height (``expiry_height >= h``) and calling a contract the genesis lists;
+   every signature verifies (in worker processes, see below);
 4. ``members_hash`` names ``M(h)``, the member set in force, and the proposer is the primary
    of the header's view in that set;
 5. the commit certificate names the block (height, hash, a view not before the header's) and
@@ -19,6 +20,11 @@ correct member would have checked before committing it (docs/format.md, section 
 6. re-executing the block on the state of its parent, with the contracts the genesis pins,
    accepts every transaction and gives the header's ``state_root``; the state after it holds
    ``M(h + 1)``, so the member set is followed from the genesis, never taken from a header.
+
+Steps 2 to 5, except what needs the parent or the whole block (the height, ``prev_hash``,
+``tx_root``), are one function, :func:`block_rule_failures`: receipts
+(:mod:`ledger.receipt`) apply it to every header they show, so a block that fails the audit
+for one of those rules fails a receipt's verification too.
 
 Step 6 needs contract code, which this bottom layer may not import: it is asked of a
 :class:`Replayer` (``contracts.replay.EngineReplayer`` in sceau's commands). With ``since``
@@ -48,7 +54,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,6 +74,7 @@ from ledger.model import (
     Genesis,
     Member,
     ModelDecodeError,
+    Transaction,
     members_hash,
     quorum_size,
     vote_payload,
@@ -83,6 +90,7 @@ __all__ = [
     "Replayed",
     "Replayer",
     "audit_bundle",
+    "block_rule_failures",
     "certificate_failures",
 ]
 
@@ -297,6 +305,71 @@ def certificate_failures(
     return found
 
 
+# --- the rules of one certified block --------------------------------------------------------
+
+
+def block_rule_failures(
+    header: BlockHeader,
+    certificate: CommitCertificate,
+    transactions: Iterable[tuple[int, Transaction]],
+    members: Sequence[Member],
+    genesis: Genesis,
+    *,
+    after_ms: int,
+    after: str,
+) -> list[tuple[str, str]]:
+    """Every rule a certified block must satisfy that needs neither its parent nor replay.
+
+    The one definition shared by the chain audit (:func:`audit_bundle`, for every block) and
+    receipts (:func:`ledger.receipt.verify_receipt`, for each header a receipt shows):
+
+    * ``header.chain_id`` is the genesis's; ``header.timestamp_ms`` is after ``after_ms``
+      (``after`` says what that is: the parent's time, or the genesis's ``created_at_ms``);
+    * each of ``transactions`` (``(position, transaction)``, all of the block's or only those
+      seen) is signed for this chain, may still be included at this height
+      (``expiry_height >= height``) and calls a contract the genesis lists;
+    * ``header.members_hash`` names ``members``, the set in force, and the proposer is the
+      primary of the header's view in that set;
+    * the certificate certifies the header for ``members`` (:func:`certificate_failures`).
+
+    Returns ``(field, detail)`` pairs, header fields first, empty if every rule holds.
+    """
+    assert members, "a member set in force is never empty"
+    found: list[tuple[str, str]] = []
+    chain_id = genesis.chain_id
+    if header.chain_id != chain_id:
+        found.append(("header.chain_id", "is not the chain_id of this genesis"))
+    if header.timestamp_ms <= after_ms:
+        found.append(("header.timestamp_ms", f"is not after {after}"))
+    if header.members_hash != members_hash(members):
+        found.append(("header.members_hash", "is not the hash of the member set in force"))
+    primary = members[header.view % len(members)].id
+    if header.proposer != primary:
+        found.append(
+            (
+                "header.proposer",
+                f"is {header.proposer!r}, the primary of view {header.view} is {primary!r}",
+            )
+        )
+    listed = {contract.name for contract in genesis.contracts}
+    for position, transaction in transactions:
+        name = f"transaction {position}"
+        if transaction.chain_id != chain_id:
+            found.append((name, "chain_id: signed for another chain"))
+        if transaction.expiry_height < header.height:
+            found.append(
+                (
+                    name,
+                    f"expiry_height: {transaction.expiry_height} is below the block's height "
+                    f"{header.height}",
+                )
+            )
+        if transaction.contract not in listed:
+            found.append((name, f"contract: {transaction.contract!r} is not listed in the genesis"))
+    found += certificate_failures(certificate, header, members, chain_id)
+    return found
+
+
 # --- transaction signatures, in worker processes ----------------------------------------------
 
 SignatureTriple = tuple[bytes, bytes, bytes]
@@ -462,13 +535,7 @@ class _Audit:
         bundle), whatever its header says.
         """
         height = self.chain.height + 1
-        found = self._header_failures(block, height)
-        found += [
-            Failure(height, name, detail)
-            for name, detail in certificate_failures(
-                certificate, block.header, self.chain.members, self.chain.chain_id
-            )
-        ]
+        found = self._header_failures(block, certificate, height)
         last_chunk = self.signatures.submit(block, height)
         replayed = None
         try:
@@ -496,34 +563,29 @@ class _Audit:
         detail = "differs from the older bundle's block at this height: history was rewritten"
         return [Failure(height, "block_hash", detail)]
 
-    def _header_failures(self, block: Block, expected: int) -> list[Failure]:
+    def _header_failures(
+        self, block: Block, certificate: CommitCertificate, expected: int
+    ) -> list[Failure]:
+        """The rules of :func:`block_rule_failures`, and those that need the chain so far
+        (the height, the link to the parent, the whole list of transactions)."""
         chain, header = self.chain, block.header
         found: list[tuple[str, str]] = []
-        if header.chain_id != chain.chain_id:
-            found.append(("header.chain_id", "is not the chain_id of this genesis"))
         if header.height != expected:
             found.append(("header.height", f"is {header.height}, expected {expected}"))
         if header.prev_hash != chain.block_hash:
             parent = "the chain_id" if expected == 1 else f"the hash of block {chain.height}"
             found.append(("header.prev_hash", f"is not {parent}"))
-        if header.timestamp_ms <= chain.timestamp_ms:
-            parent = "the genesis's created_at_ms" if expected == 1 else "its parent's"
-            found.append(("header.timestamp_ms", f"is not after {parent}"))
         if merkle.root(block.transaction_leaves()) != header.tx_root:
             found.append(("header.tx_root", "does not match the transactions"))
-        for position, transaction in enumerate(block.transactions):
-            if transaction.chain_id != chain.chain_id:
-                found.append((f"transaction {position}", "chain_id: signed for another chain"))
-        if header.members_hash != members_hash(chain.members):
-            found.append(("header.members_hash", "is not the hash of the member set in force"))
-        primary = chain.members[header.view % len(chain.members)].id
-        if header.proposer != primary:
-            found.append(
-                (
-                    "header.proposer",
-                    f"is {header.proposer!r}, the primary of view {header.view} is {primary!r}",
-                )
-            )
+        found += block_rule_failures(
+            header,
+            certificate,
+            enumerate(block.transactions),
+            chain.members,
+            self.genesis,
+            after_ms=chain.timestamp_ms,
+            after="the genesis's created_at_ms" if expected == 1 else "its parent's",
+        )
         return [Failure(expected, name, detail) for name, detail in found]
 
     def _advance(self, block: Block, replayed: Replayed) -> None:

@@ -543,9 +543,17 @@ class AsyncClient:
         answer = await self.submit(transaction, wait_s=wait_s)
         return {**answer, "tx_id": transaction.tx_id.hex()}
 
-    async def receipt(self, tx_id: bytes | str) -> dict[str, Any] | None:
-        """The receipt of a committed transaction, or None if it is not committed."""
-        answer = await self.transaction(tx_id)
+    async def receipt(
+        self, tx_id: bytes | str, *, with_status: bool = False
+    ) -> dict[str, Any] | None:
+        """The receipt of a committed transaction (its JSON form), or None if not committed.
+
+        ``with_status``: the receipt of an anchor also proves the act's record at the node's
+        tip (``status``, ``status_height``…); any other transaction's has ``status`` None.
+        """
+        tx_hex = tx_id.hex() if isinstance(tx_id, bytes) else tx_id
+        options: dict[str, Any] = {"params": {"with_status": "true"}} if with_status else {}
+        answer = await self._request("GET", f"/v1/transactions/{tx_hex}", **options)
         return answer.get("receipt") if answer.get("status") == "committed" else None
 
 

@@ -43,7 +43,7 @@ from pydantic import (
     model_validator,
 )
 
-from ledger import crypto, domains, encoding
+from ledger import crypto, domains, encoding, jsonstrict
 
 __all__ = [
     "Block",
@@ -240,6 +240,18 @@ class CanonicalModel(BaseModel):
             return cls.model_validate(document, context=_CANONICAL_CONTEXT)
         except ValidationError as error:
             raise ModelDecodeError(_describe(cls.__name__, error)) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
+        """The model from its JSON form; a JSON object that repeats a key is refused.
+
+        Raises :class:`~ledger.jsonstrict.DuplicateKeyError` (a ValueError naming the key)
+        before pydantic, which would keep the last value, sees the text; otherwise exactly
+        pydantic's ``model_validate_json`` (a ``ValidationError`` for anything else). Every
+        JSON document of sceau (receipts, genesis files) is read through here.
+        """
+        jsonstrict.check_unique_keys(json_data)
+        return super().model_validate_json(json_data, **options)
 
     @classmethod
     def from_bytes(

@@ -20,6 +20,13 @@ it, to someone who holds only the genesis file (docs/audit.md walks through it):
 4. **Optionally, the act's status** at a later certified height: a header and certificate (with
    the member-set changes up to it) and a state proof of the act's record under its root.
 
+Every header a receipt shows (each member-set change, the block, the status) is held to the
+rules the chain audit applies to one block without its parent or re-execution — the chain, a
+time after the genesis, the member set in force, the proposer being the view's primary, the
+certificate — and the transaction to its expiry and to a contract the genesis lists: one
+definition, :func:`ledger.audit.block_rule_failures`, so that a quorum re-signing a block that
+breaks one of them gets a receipt that fails exactly as the audit would.
+
 Which transactions anchor a document, and where their record lives, is the contract's
 knowledge, not the format's: the caller passes the :class:`AnchorLayout` declarations of the
 contracts it knows (``Contract.receipt_anchors``, gathered by
@@ -45,6 +52,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictInt, model_validator
 
 from ledger import encoding, merkle
+from ledger.audit import block_rule_failures
 from ledger.model import (
     MEMBERS_MAX,
     Block,
@@ -54,12 +62,10 @@ from ledger.model import (
     Genesis,
     Hash32,
     Height,
-    InvalidCertificateError,
     Member,
     ModelDecodeError,
     Transaction,
     hex_bytes,
-    members_hash,
 )
 from ledger.namespace import MEMBERS_STATE_KEY
 from ledger.state import StateProof, verify_state_proof
@@ -181,7 +187,11 @@ class VerifiedReceipt:
     """The anchor's arguments, for a deeds anchor."""
     document_matches: bool | None
     status: dict[str, Any] | None
+    """The act's record under the status header (its ``status``, and for deeds the height of
+    its last change, ``status_height``), or None (no status, or no record)."""
     status_height: int | None
+    """The height of the certified header the status is proven under ("status as of"), or
+    None without a status: not the height of the act's last change, which is in the record."""
 
 
 def verify_receipt(
@@ -207,10 +217,15 @@ def verify_receipt(
         raise ReceiptError("transaction", "signed for another consortium")
     if not transaction.signature_is_valid():
         raise ReceiptError("transaction", "the signature does not verify")
-    members = _follow_member_sets(
-        genesis.members, 1, receipt.member_changes, receipt.height, chain_id
+    shown = _ShownHeaders(genesis)
+    members = _follow_member_sets(genesis.members, 1, receipt.member_changes, receipt.height, shown)
+    shown.check(
+        receipt.header,
+        receipt.certificate,
+        members,
+        "block",
+        transactions=((receipt.position, transaction),),
     )
-    _check_certified_header(receipt.header, receipt.certificate, members, chain_id, "block")
     if receipt.header.height != receipt.height:
         raise ReceiptError("block", f"the header is of height {receipt.header.height}")
     included = merkle.verify_inclusion(
@@ -231,7 +246,7 @@ def verify_receipt(
         matches = hashlib.sha256(document).digest() == act.get("digest")
         if not matches:
             raise ReceiptError("document", "its SHA-256 is not the anchored digest")
-    status, status_height = _verify_status(receipt, transaction, anchor, members, chain_id)
+    status, status_height = _verify_status(receipt, transaction, anchor, members, shown)
     return VerifiedReceipt(
         transaction=transaction,
         height=receipt.height,
@@ -251,7 +266,7 @@ def _follow_member_sets(
     from_height: int,
     changes: tuple[MemberSetChange, ...],
     target_height: int,
-    chain_id: bytes,
+    shown: _ShownHeaders,
 ) -> tuple[Member, ...]:
     """The member set in force at ``target_height``, proven change by change.
 
@@ -265,9 +280,7 @@ def _follow_member_sets(
             raise ReceiptError("members", f"member-set changes out of order at height {height}")
         if height + 1 > target_height:
             raise ReceiptError("members", f"a change at height {height} comes after the block")
-        _check_certified_header(
-            change.header, change.certificate, members, chain_id, f"members at height {height}"
-        )
+        shown.check(change.header, change.certificate, members, f"members at height {height}")
         value = encoding.pack([member.to_canonical() for member in change.members])
         if not verify_state_proof(
             change.header.state_root, MEMBERS_STATE_KEY, value, change.proof.proof()
@@ -278,29 +291,62 @@ def _follow_member_sets(
     return members
 
 
-def _check_certified_header(
-    header: BlockHeader,
-    certificate: CommitCertificate,
-    members: tuple[Member, ...],
-    chain_id: bytes,
-    step: str,
-) -> None:
-    if header.chain_id != chain_id:
-        raise ReceiptError(step, "the header belongs to another consortium")
-    if header.members_hash != members_hash(members):
-        raise ReceiptError(
-            step,
-            f"height {header.height} names another member set than the one in force "
-            "(a member-set change is missing from the receipt)",
+class _ShownHeaders:
+    """The certified headers a receipt shows, checked in increasing height order.
+
+    Each is held to :func:`ledger.audit.block_rule_failures` — the rules the chain audit
+    applies to one block without its parent or re-execution, one definition for both — with
+    the time of the highest header already shown below it standing for its parent's (block
+    times rise strictly with height on a valid chain; the genesis's ``created_at_ms`` before
+    the first). Two different headers of one height are refused: a quorum certified both.
+    """
+
+    def __init__(self, genesis: Genesis) -> None:
+        self.genesis = genesis
+        self._shown: dict[int, BlockHeader] = {}
+
+    def check(
+        self,
+        header: BlockHeader,
+        certificate: CommitCertificate,
+        members: tuple[Member, ...],
+        step: str,
+        *,
+        transactions: tuple[tuple[int, Transaction], ...] = (),
+    ) -> None:
+        """Raise ReceiptError at ``step`` unless ``header`` (and the ``transactions`` seen in
+        it) holds every rule, ``certificate`` certifying it for ``members``; the first failure
+        is reported, header fields first."""
+        height = header.height
+        same = self._shown.get(height)
+        if same is not None and same.block_hash != header.block_hash:
+            raise ReceiptError(
+                step,
+                f"header: another certified header of height {height} is in this receipt "
+                "(a quorum certified two blocks at one height)",
+            )
+        below = [shown for shown in self._shown.values() if shown.height < height]
+        parent = max(below, key=lambda shown: shown.height, default=None)
+        found = block_rule_failures(
+            header,
+            certificate,
+            transactions,
+            members,
+            self.genesis,
+            after_ms=self.genesis.created_at_ms if parent is None else parent.timestamp_ms,
+            after="the genesis's created_at_ms"
+            if parent is None
+            else f"the time of block {parent.height} in this receipt",
         )
-    if certificate.height != header.height or certificate.block_hash != header.block_hash:
-        raise ReceiptError(step, "the certificate is for another block")
-    if certificate.view < header.view:
-        raise ReceiptError(step, "the certificate's view is before the block's")
-    try:
-        certificate.verify(chain_id, members)
-    except InvalidCertificateError as error:
-        raise ReceiptError(step, str(error)) from None
+        if found:
+            field, detail = found[0]
+            if field == "header.members_hash":
+                detail += (
+                    f" at height {height} (a member-set change is missing from the receipt, or "
+                    "the header was altered)"
+                )
+            raise ReceiptError(step, f"{field}: {detail}")
+        self._shown[height] = header
 
 
 def _verify_status(
@@ -308,7 +354,7 @@ def _verify_status(
     transaction: Transaction,
     anchor: AnchorLayout | None,
     members: tuple[Member, ...],
-    chain_id: bytes,
+    shown: _ShownHeaders,
 ) -> tuple[dict[str, Any] | None, int | None]:
     status = receipt.status
     if status is None:
@@ -316,9 +362,9 @@ def _verify_status(
     if status.header.height < receipt.height:
         raise ReceiptError("status", "the status is certified before the act's block")
     later = _follow_member_sets(
-        members, receipt.height, status.member_changes, status.header.height, chain_id
+        members, receipt.height, status.member_changes, status.header.height, shown
     )
-    _check_certified_header(status.header, status.certificate, later, chain_id, "status")
+    shown.check(status.header, status.certificate, later, "status")
     if anchor is None:
         raise ReceiptError("status", "only the receipt of an anchored act carries a status")
     if status.key != anchor.record_key(transaction.args):

@@ -21,12 +21,20 @@ member could try, and the command line run on the files an application would kee
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime
 import hashlib
+import inspect
+import itertools
 import json
+import re
+import shlex
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,12 +194,16 @@ class Chain:
         """Execute, certify (by ``signers``, default the first quorum in force) and append."""
         members = self.members()
         height = self.store.height + 1
+        # One view per block, each proposed by the primary of its view (as a chain where every
+        # primary stepped down after one block): a receipt checks the proposer like an audit.
+        view = height - 1
+        proposer = members[view % len(members)].id
         result = self.engine.execute(
             self.store,
             transactions,
             height=height,
             timestamp_ms=FIRST_BLOCK_TIMESTAMP_MS + (height - 1) * BLOCK_INTERVAL_MS,
-            proposer=members[(height - 1) % len(members)].id,
+            proposer=proposer,
         )
         assert not result.rejected, result.rejected
         header = BlockHeader(
@@ -199,8 +211,8 @@ class Chain:
             height=height,
             prev_hash=self.store.tip.block_hash,
             timestamp_ms=FIRST_BLOCK_TIMESTAMP_MS + (height - 1) * BLOCK_INTERVAL_MS,
-            proposer=members[(height - 1) % len(members)].id,
-            view=0,
+            proposer=proposer,
+            view=view,
             tx_count=len(result.accepted),
             tx_root=merkle.root([transaction.encoded for transaction in result.accepted]),
             state_root=result.state_root,
@@ -1000,7 +1012,10 @@ def test_too_few_signatures_fail(chain: Chain) -> None:
             certificate = receipt.certificate.model_copy(update={"signatures": fewer})
             error = failure(with_certificate(receipt, certificate), chain.genesis)
             assert error.step == "block"
-            assert f"{len(fewer)} signatures, {quorum_size(members)} needed" in str(error)
+            assert (
+                f"{len(fewer)} valid signatures of distinct members, {quorum_size(members)} needed"
+                in str(error)
+            )
 
 
 def test_signatures_for_another_view_or_height_fail(chain: Chain) -> None:
@@ -1008,11 +1023,11 @@ def test_signatures_for_another_view_or_height_fail(chain: Chain) -> None:
     signers = [VILLE, SAINT_LEGER, NEWCOMER]
     header = receipt.header
     cases = {
-        "signed for view 1, claims view 0": forged_certificate(
-            chain, header, signers, signed_view=1
+        "signed for the next view, claims the block's": forged_certificate(
+            chain, header, signers, signed_view=header.view + 1
         ),
-        "signed for view 0, claims view 1": forged_certificate(
-            chain, header, signers, view=1, signed_view=0
+        "signed for the block's view, claims the next": forged_certificate(
+            chain, header, signers, view=header.view + 1, signed_view=header.view
         ),
         "signed for the next height": forged_certificate(
             chain, header, signers, signed_height=header.height + 1
@@ -1038,7 +1053,10 @@ def test_a_certificate_naming_another_block_fails(chain: Chain) -> None:
         receipt.certificate.model_copy(update={"block_hash": other.block_hash}),
     ):
         error = failure(with_certificate(receipt, certificate), chain.genesis)
-        assert error.step == "block" and "another block" in str(error)
+        assert error.step == "block"
+        assert "block: certificate.height: is" in str(error) or (
+            "block: certificate.block_hash: is not the hash of the block's header" in str(error)
+        )
 
 
 def test_a_block_may_be_committed_in_a_later_view_never_an_earlier_one(chain: Chain) -> None:
@@ -1048,12 +1066,13 @@ def test_a_block_may_be_committed_in_a_later_view_never_an_earlier_one(chain: Ch
     assert (
         verify_receipt(with_certificate(receipt, later), chain.genesis, anchors=ANCHORS).height == 1
     )
-    # A header proposed in view 2, with a certificate of view 1: re-sign both.
-    header = receipt.header.model_copy(update={"view": 2})
+    # A header proposed in view 4 (whose primary is the proposer's, as in view 0), with a
+    # certificate of view 1: re-sign both.
+    header = receipt.header.model_copy(update={"view": 4})
     earlier = forged_certificate(chain, header, signers, view=1)
     tampered = receipt.model_copy(update={"header": header, "certificate": earlier})
     error = failure(tampered, chain.genesis)
-    assert error.step == "block" and "before the block's" in str(error)
+    assert str(error) == "block: certificate.view: 1 is before the view 4 the block was proposed in"
 
 
 def test_a_header_of_another_consortium_fails_even_if_certified(chain: Chain) -> None:
@@ -1062,7 +1081,7 @@ def test_a_header_of_another_consortium_fails_even_if_certified(chain: Chain) ->
     certificate = forged_certificate(chain, header, [METROPOLE, VILLE, SAINT_LEGER])
     tampered = receipt.model_copy(update={"header": header, "certificate": certificate})
     error = failure(tampered, chain.genesis)
-    assert error.step == "block" and "another consortium" in str(error)
+    assert str(error) == "block: header.chain_id: is not the chain_id of this genesis"
 
 
 # --- the JSON and msgpack forms ---------------------------------------------------------------
@@ -1336,7 +1355,8 @@ def test_cli_verify_accepts_the_msgpack_form(cli: dict[str, Run]) -> None:
 
 
 def test_cli_verify_prints_the_proven_status(cli: dict[str, Run]) -> None:
-    assert f"status:    withdrawn at height {TIP}" in assert_verified(cli["status"])
+    out = assert_verified(cli["status"])
+    assert f"  status:    withdrawn since height {TIP} (status as of height {TIP})\n" in out
 
 
 def test_cli_verify_follows_the_member_changes(
@@ -1387,3 +1407,360 @@ def test_cli_verify_reports_a_file_that_is_no_genesis_in_one_line(
 ) -> None:
     run = verify_in_process(files, capsys, "plain.receipt.json", genesis="deliberation.pdf")
     assert_unusable(run, "deliberation.pdf is not a valid genesis")
+
+
+# --- status receipts from a running node: the API, the client, `sceau receipt` ----------------
+
+
+@dataclass
+class ServedNode:
+    """A one-member consortium's node, its API on a real socket, run by a loop in a thread
+    (so that the synchronous client and the command line, each with its own loop, reach it)."""
+
+    consortium: LocalConsortium
+    url: str
+    loop: asyncio.AbstractEventLoop
+    tips: dict[str, int]
+    """Heights: ``anchored``, ``withdrawn`` (its status change), ``tip`` (a later block)."""
+    tx_ids: dict[str, str]
+    """The anchor, the withdrawal (a transaction that anchors nothing) and a rejected
+    anchor (never committed), as hex."""
+
+    def call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(COMMAND_TIMEOUT_S)
+
+    def get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=COMMAND_TIMEOUT_S) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+
+SERVED_ACT = "2026-DEL-900"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
+    from aiohttp.test_utils import TestServer
+
+    from ledger.client import Client, TransactionRejected
+    from node.api import create_app
+    from node.runtime.config import NodeConfig
+    from node.tools.launch import build_node, initialise_data_dir
+
+    folder = tmp_path_factory.mktemp("served")
+    consortium = LocalConsortium.create(
+        [(METROPOLE, "Métropole de Valbrune")], seed=SEED + b"/served", contracts=CONTRACTS
+    )
+    (folder / "genesis.json").write_text(consortium.genesis.model_dump_json(indent=2))
+    crypto.save_private_key(consortium.keys[METROPOLE], folder / "node.pem")
+    (folder / "data").mkdir()
+    initialise_data_dir(folder / "data", consortium.genesis).close()
+    config = NodeConfig(
+        member_id=METROPOLE,
+        data_dir=folder / "data",
+        genesis_file=folder / "genesis.json",
+        key_file=folder / "node.pem",
+        peer_listen="127.0.0.1:0",
+        tick_ms=20,
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="served-node", daemon=True)
+    thread.start()
+    node = build_node(config)
+
+    async def serve() -> TestServer:
+        await node.start()
+        server = TestServer(create_app(node, config))
+        await server.start_server()
+        return server
+
+    server = asyncio.run_coroutine_threadsafe(serve(), loop).result(COMMAND_TIMEOUT_S)
+    url = str(server.make_url("")).rstrip("/")
+    tips: dict[str, int] = {}
+    tx_ids: dict[str, str] = {}
+    try:
+        with Client(url, signer=consortium.keys[METROPOLE]) as client:
+            anchored = client.anchor(
+                issuer=METROPOLE,
+                reference=SERVED_ACT,
+                kind="deliberation",
+                digest=hashlib.sha256(document_of(SERVED_ACT)).digest(),
+                act_date="2026-11-28",
+                title="Délibération servie",
+            )
+            withdrawn = client.change_status(
+                "withdraw", issuer=METROPOLE, reference=SERVED_ACT, reason="Retirée"
+            )
+            later = client.anchor(
+                issuer=METROPOLE,
+                reference="2026-DEL-901",
+                kind="deliberation",
+                digest=hashlib.sha256(b"later").digest(),
+                act_date="2026-11-29",
+                title="Une délibération plus tardive",
+            )
+            try:  # the same reference again: refused by the deeds contract, never committed
+                client.anchor(
+                    issuer=METROPOLE,
+                    reference=SERVED_ACT,
+                    kind="deliberation",
+                    digest=hashlib.sha256(b"another document").digest(),
+                    act_date="2026-11-30",
+                    title="Une référence déjà prise",
+                )
+            except TransactionRejected as error:
+                rejected = error.tx_id
+            else:
+                raise AssertionError("a duplicate reference was committed")
+        tips = {
+            "anchored": anchored["height"],
+            "withdrawn": withdrawn["height"],
+            "tip": later["height"],
+        }
+        tx_ids = {
+            "anchor": anchored["tx_id"],
+            "withdraw": withdrawn["tx_id"],
+            "rejected": rejected,
+        }
+        assert tips["anchored"] < tips["withdrawn"] < tips["tip"], tips
+        yield ServedNode(consortium, url, loop, tips, tx_ids)
+    finally:
+
+        async def stop() -> None:
+            await server.close()
+            await node.stop()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(COMMAND_TIMEOUT_S)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(COMMAND_TIMEOUT_S)
+        node.store.close()
+        loop.close()
+
+
+def test_the_api_serves_a_status_receipt_that_proves_the_withdrawal(served: ServedNode) -> None:
+    status, document = served.get(f"/v1/transactions/{served.tx_ids['anchor']}?with_status=true")
+    assert status == 200 and document["status"] == "committed"
+    receipt = Receipt.model_validate_json(json.dumps(document["receipt"]))
+    proven = verify_receipt(receipt, served.consortium.genesis, anchors=ANCHORS)
+    assert proven.status is not None and proven.status["status"] == "withdrawn"
+    assert proven.status["status_height"] == served.tips["withdrawn"]  # the last change
+    assert proven.status_height == served.tips["tip"]  # the header that proves it
+    plain = served.get(f"/v1/transactions/{served.tx_ids['anchor']}")[1]["receipt"]
+    explicit = served.get(f"/v1/transactions/{served.tx_ids['anchor']}?with_status=false")
+    assert plain["status"] is None and explicit[1]["receipt"] == plain
+
+
+def test_with_status_on_a_transaction_that_anchors_nothing_gives_a_receipt_without_status(
+    served: ServedNode,
+) -> None:
+    status, document = served.get(f"/v1/transactions/{served.tx_ids['withdraw']}?with_status=true")
+    assert status == 200 and document["receipt"]["status"] is None
+    receipt = Receipt.model_validate_json(json.dumps(document["receipt"]))
+    assert verify_receipt(receipt, served.consortium.genesis, anchors=ANCHORS).act is None
+
+
+def test_with_status_takes_only_true_or_false(served: ServedNode) -> None:
+    for value in ("yes", "1", "", "TRUE"):
+        status, problem = served.get(
+            f"/v1/transactions/{served.tx_ids['anchor']}?with_status={value}"
+        )
+        assert (status, problem["code"]) == (400, "invalid_parameter")
+        assert "with_status" in problem["detail"]
+
+
+def test_the_openapi_document_lists_with_status(served: ServedNode) -> None:
+    document = served.get("/openapi.json")[1]
+    parameters = document["paths"]["/v1/transactions/{tx_id}"]["get"]["parameters"]
+    listed = {parameter["name"]: parameter for parameter in parameters}
+    assert listed["with_status"]["in"] == "query"
+    assert listed["with_status"]["schema"] == {"type": "boolean"}
+
+
+def test_the_client_fetches_a_receipt_with_or_without_status(served: ServedNode) -> None:
+    from ledger.client import AsyncClient, Client
+
+    with Client(served.url) as client:
+        with_status = client.receipt(served.tx_ids["anchor"], with_status=True)
+        without = client.receipt(bytes.fromhex(served.tx_ids["anchor"]))
+    assert with_status is not None and with_status["status"] is not None
+    assert without is not None and without["status"] is None
+    assert "with_status" in inspect.signature(AsyncClient.receipt).parameters
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *arguments: str) -> Run:
+    from node.tools.cli import main
+
+    capsys.readouterr()
+    returncode = main([str(argument) for argument in arguments])
+    captured = capsys.readouterr()
+    return Run(returncode, captured.out, captured.err)
+
+
+def test_sceau_receipt_saves_a_status_receipt_that_sceau_verify_explains(
+    served: ServedNode, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    genesis = tmp_path / "genesis.json"
+    genesis.write_text(served.consortium.genesis.model_dump_json(indent=2))
+    out = tmp_path / "act.receipt.json"
+    tx_id = served.tx_ids["anchor"]
+    run = run_cli(capsys, "receipt", tx_id, "--with-status", "--out", out, "--api", served.url)
+    assert run.returncode == 0, run
+    assert run.stdout == f"receipt of {tx_id} (height 1, with the status) saved to {out}\n"
+    verified = assert_verified(run_cli(capsys, "verify", out, "--genesis", genesis))
+    withdrawn, tip = served.tips["withdrawn"], served.tips["tip"]
+    assert f"  status:    withdrawn since height {withdrawn} (status as of height {tip})\n" in (
+        verified
+    )
+    again = run_cli(capsys, "receipt", tx_id, "--out", out, "--api", served.url)
+    assert_unusable(again, f"{out} exists; use --force")
+    forced = run_cli(capsys, "receipt", tx_id, "--out", out, "--force", "--api", served.url)
+    assert forced.returncode == 0 and "with the status" not in forced.stdout
+    assert Receipt.model_validate_json(out.read_text()).status is None
+
+
+def test_sceau_receipt_prints_the_receipt_without_out(
+    served: ServedNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_cli(capsys, "receipt", served.tx_ids["withdraw"], "--api", served.url)
+    assert run.returncode == 0, run
+    receipt = Receipt.model_validate_json(run.stdout)
+    assert Transaction.from_bytes(receipt.transaction).action == "withdraw"
+
+
+def test_sceau_receipt_refuses_a_missing_folder_before_any_network_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing listens at this URL: an attempt to reach it would be reported as unreachable.
+    nowhere = "http://127.0.0.1:9"
+    missing = tmp_path / "no-such-folder" / "r.json"
+    run = run_cli(capsys, "receipt", "ab" * 32, "--out", missing, "--api", nowhere)
+    assert_unusable(run, f"the folder {missing.parent} does not exist")
+    folder = run_cli(capsys, "receipt", "ab" * 32, "--out", tmp_path, "--api", nowhere)
+    assert_unusable(folder, "is a folder")
+    bad_id = run_cli(capsys, "receipt", "not-an-id", "--api", nowhere)
+    assert_unusable(bad_id, "is not a transaction id")
+
+
+def test_sceau_receipt_of_an_unknown_transaction_says_so(
+    served: ServedNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_cli(capsys, "receipt", "ab" * 32, "--api", served.url)
+    assert_unusable(run, "unknown_transaction")
+
+
+# --- docs/audit_receipts.md: its examples are the real output ----------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "audit_receipts.md"
+
+
+def write_documented_files(chain: Chain, other_genesis: Genesis, folder: Path) -> None:
+    """The files the examples of docs/audit_receipts.md name, made as the page describes."""
+    (folder / "genesis.json").write_text(chain.genesis.model_dump_json(indent=2) + "\n")
+    (folder / "other-genesis.json").write_text(other_genesis.model_dump_json(indent=2) + "\n")
+    for reference in (PLAIN, AFTER_ROTATION):
+        (folder / f"{reference}.pdf").write_bytes(document_of(reference))
+    altered = document_of(PLAIN).replace(b"Acte", b"acte")
+    (folder / f"{PLAIN}-altered.pdf").write_bytes(altered)
+    saved = {
+        f"{PLAIN}.pdf.receipt.json": chain.receipt(PLAIN),
+        f"{PLAIN}.status.receipt.json": chain.receipt(PLAIN, with_status=True),
+        f"{AFTER_ROTATION}.receipt.json": chain.receipt(AFTER_ROTATION, with_status=True),
+    }
+    removed = chain.receipt(AFTER_REMOVAL)
+    certificate = forged_certificate(chain, removed.header, [REMOVED, METROPOLE, NEWCOMER])
+    saved["forged.receipt.json"] = with_certificate(removed, certificate)
+    rotated = chain.receipt(AFTER_ROTATION)
+    saved["missing-change.receipt.json"] = rotated.model_copy(
+        update={"member_changes": rotated.member_changes[:-1]}
+    )
+    for name, receipt in saved.items():
+        (folder / name).write_text(receipt.model_dump_json(indent=2) + "\n")
+
+
+def documented_section(heading: str) -> str:
+    """The section of docs/audit_receipts.md that starts at ``heading``."""
+    text = DOCS.read_text()
+    start = text.index(f"\n## {heading}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def documented_blocks(heading: str) -> list[str]:
+    """The fenced blocks of the section of docs/audit_receipts.md that starts at ``heading``."""
+    return re.findall(r"\n```[a-z]*\n(.*?)\n```", documented_section(heading), flags=re.DOTALL)
+
+
+def documented_runs(blocks: list[str]) -> list[tuple[str, str]]:
+    """``(command line, its documented output)`` of every ``$ sceau …`` in ``blocks``."""
+    runs: list[tuple[str, str]] = []
+    for block in blocks:
+        for part in re.split(r"^\$ ", block, flags=re.MULTILINE)[1:]:
+            command, _, output = part.partition("\n")
+            runs.append((command, output))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def documented(
+    chain: Chain, other_genesis: Genesis, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    folder = tmp_path_factory.mktemp("documented")
+    write_documented_files(chain, other_genesis, folder)
+    return folder
+
+
+def test_the_sceau_verify_examples_of_the_docs_are_its_real_output(
+    documented: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from node.tools.cli import main
+
+    monkeypatch.chdir(documented)
+    runs = documented_runs(documented_blocks("5. Verifying with `sceau verify`"))
+    assert len(runs) >= 9 and all(command.startswith("sceau verify ") for command, _ in runs)
+    for command, output in runs:
+        capsys.readouterr()
+        returncode = main(shlex.split(command)[1:])
+        captured = capsys.readouterr()
+        shown = captured.out + captured.err + (f"[exit {returncode}]" if returncode else "")
+        assert shown.rstrip("\n") == output.rstrip("\n"), command
+
+
+def test_the_library_examples_of_the_docs_print_what_they_show(
+    documented: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(documented)
+    blocks = documented_blocks("7. Checking by hand with the library")
+    pairs = [(code, shown) for code, shown in itertools.pairwise(blocks) if "import" in code]
+    assert len(pairs) == 2
+    for code, shown in pairs:
+        capsys.readouterr()
+        exec(compile(code, str(DOCS), "exec"), {"__name__": "docs_example"})
+        assert capsys.readouterr().out.rstrip("\n") == shown.rstrip("\n")
+
+
+def test_the_sizes_the_docs_give_for_both_forms_are_true(chain: Chain) -> None:
+    section = documented_section("4. The compact form (msgpack)")
+    saved = {
+        "plain": chain.receipt(PLAIN),
+        "status": chain.receipt(AFTER_ROTATION, with_status=True),
+    }
+    sizes = [
+        f"{len(receipt.to_bytes()):,} against {len(receipt.model_dump_json(indent=2)) + 1:,}"
+        for receipt in saved.values()
+    ]
+    stated = re.findall(r"([\d,]+)(?: bytes)? against ([\d,]+)", " ".join(section.split()))
+    assert [f"{compact} against {text}" for compact, text in stated] == sizes
+
+
+def test_sceau_receipt_of_a_rejected_transaction_says_there_is_no_receipt(
+    served: ServedNode, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rejected.receipt.json"
+    tx_id = served.tx_ids["rejected"]
+    run = run_cli(capsys, "receipt", tx_id, "--with-status", "--out", out, "--api", served.url)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.startswith(f"transaction {tx_id}: rejected (duplicate_reference: ")
+    assert run.stderr.endswith("), never committed; no receipt\n")
+    assert not out.exists()

@@ -169,17 +169,29 @@ def receipt_for(
 
 
 def _receipt_of(
-    store: ChainStore, block: Block, certificate: CommitCertificate, position: int
+    store: ChainStore,
+    block: Block,
+    certificate: CommitCertificate,
+    position: int,
+    anchors: Sequence[AnchorLayout],
 ) -> dict[str, Any]:
-    return receipt_from_block(store, block, certificate, position).to_canonical()
+    return receipt_from_block(store, block, certificate, position, anchors=anchors).to_canonical()
 
 
 def transaction_status(
-    store: ChainStore, mempool: Mempool, application: ChainApplication, tx_id: bytes
+    store: ChainStore,
+    mempool: Mempool,
+    application: ChainApplication,
+    tx_id: bytes,
+    *,
+    status_anchors: Sequence[AnchorLayout] = (),
 ) -> dict[str, Any] | None:
     """What this node knows of ``tx_id``: committed, pending or rejected; None if nothing.
 
-    The application remembers the results of recent commits (None after a restart).
+    The receipt of a committed anchor of one of ``status_anchors`` (the contracts'
+    declarations; ``?with_status=true`` passes those of the node's contracts) also proves the
+    anchored record at the tip (its ``status``); any other receipt has ``status`` null. The
+    application remembers the results of recent commits (None after a restart).
     """
     found = _locate(store, tx_id)
     if found is not None:
@@ -192,7 +204,7 @@ def transaction_status(
             "block_hash": block.block_hash,
             "result": application.result(tx_id),
             "transaction": transaction.to_canonical(),
-            "receipt": _receipt_of(store, block, certificate, position),
+            "receipt": _receipt_of(store, block, certificate, position, status_anchors),
         }
     if tx_id in mempool:
         return {"tx_id": tx_id, "status": "pending"}

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from contracts.base import QueryRoute, Rejection
+from contracts.registry import receipt_anchors
 from ledger import encoding
 from ledger.bundle import block_frame, genesis_frame
 from ledger.model import ModelDecodeError, Transaction
@@ -171,10 +172,16 @@ class Handlers:
     # --- reads --------------------------------------------------------------------------------
 
     async def get_transaction(self, request: web.Request) -> web.Response:
-        query_parameters(request, ())
+        parameters = query_parameters(request, ("with_status",))
         tx_id = parse_tx_id(request.match_info["tx_id"])
+        with_status = parse_boolean("with_status", parameters.get("with_status"))
         node = self.node
-        status = display.transaction_status(node.store, node.mempool, node.application, tx_id)
+        # With the status, an anchor's receipt also proves its record at the tip; a transaction
+        # that anchors nothing has no record: its receipt comes with "status": null.
+        anchors = receipt_anchors(node.application.engine.contracts.values()) if with_status else ()
+        status = display.transaction_status(
+            node.store, node.mempool, node.application, tx_id, status_anchors=anchors
+        )
         if status is None:
             raise ProblemError(
                 "unknown_transaction",

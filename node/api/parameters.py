@@ -8,7 +8,6 @@ patterns the contracts declare (:class:`~contracts.base.QueryParameter`).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -16,6 +15,7 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from contracts.base import QueryParameter
+from ledger import jsonstrict
 from node.api.limits import HEIGHT_MAX, WAIT_S_MAX
 from node.api.problems import ProblemError
 
@@ -60,8 +60,10 @@ def query_parameters(request: web.Request, allowed: Iterable[str]) -> dict[str, 
 def transaction_hex(body: bytes) -> bytes:
     """The transaction bytes of a JSON submission ``{"transaction": "<lowercase hex>"}``."""
     try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond the stack
+        document = jsonstrict.loads(body)
+    except jsonstrict.DuplicateKeyError as error:
+        raise ProblemError("invalid_body", str(error)) from None
+    except ValueError:  # not JSON, not UTF-8, or nested beyond the stack
         raise ProblemError("invalid_body", "the body is not JSON") from None
     if not isinstance(document, dict) or set(document) != {"transaction"}:
         raise ProblemError("invalid_body", 'expected {"transaction": "<hex>"} and nothing else')

@@ -133,9 +133,17 @@ _CHAIN_ROUTES: tuple[Route, ...] = (
         handler="get_transaction",
         summary="A transaction's status, with its receipt once committed",
         tag="transactions",
-        parameters=(_TX_ID_PARAMETER,),
+        parameters=(
+            _TX_ID_PARAMETER,
+            _query(
+                "with_status",
+                {"type": "boolean"},
+                "the receipt of an anchor also proves the act's record at the tip (its "
+                "status); the receipt of any other transaction has status null",
+            ),
+        ),
         responses={200: display.TransactionStatus},
-        problems=("invalid_id", "unknown_transaction"),
+        problems=("invalid_id", "unknown_transaction", "invalid_parameter"),
     ),
     Route(
         method="GET",

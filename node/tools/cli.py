@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ledger import crypto
+from ledger import crypto, jsonstrict
 from node.tools.conventions import (
     EXIT_CHECK_FAILED,
     EXIT_NOT_CONFIRMED,
@@ -160,9 +160,13 @@ def command_genesis_create(arguments: argparse.Namespace) -> int:
 def command_genesis_add_member(arguments: argparse.Namespace) -> int:
     path = Path(arguments.genesis)
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise CommandError(f"cannot read {path}: {error}") from None
+        document = jsonstrict.loads(path.read_text())
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise CommandError(f"{path} is not a valid genesis: {error}") from None
+    if not isinstance(document, dict):
+        raise CommandError(f"{path} is not a valid genesis: not a JSON object")
     document.setdefault("members", []).append(
         {
             "id": arguments.id,
@@ -665,10 +669,66 @@ def command_verify(arguments: argparse.Namespace) -> int:
     )
     if proven.document_matches:
         print(f"  document:  {arguments.document} matches the anchored digest")
-    if proven.status is not None:
-        print(f"  status:    {proven.status.get('status')} at height {proven.status_height}")
-    elif proven.status_height is not None:
-        print(f"  status:    no record at height {proven.status_height}")
+    if proven.status_height is not None:
+        print(f"  status:    {_status_line(proven.status, proven.status_height)}")
+    return 0
+
+
+def _status_line(record: Any, as_of_height: int) -> str:
+    """The act's status and the height of its last change (the record's own
+    ``status_height``), then the height of the certified header that proves it."""
+    as_of = f"(status as of height {as_of_height})"
+    if record is None:
+        return f"no record {as_of}"
+    if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+        return f"a record without a status {as_of}"
+    since = record.get("status_height")
+    if isinstance(since, int) and not isinstance(since, bool):
+        return f"{record['status']} since height {since} {as_of}"
+    return f"{record['status']} {as_of}"
+
+
+_TX_ID_DIGITS = 64
+
+
+def command_receipt(arguments: argparse.Namespace) -> int:
+    from ledger.receipt import Receipt
+
+    tx_id = arguments.tx_id
+    if len(tx_id) != _TX_ID_DIGITS or any(digit not in "0123456789abcdef" for digit in tx_id):
+        raise CommandError(f"{tx_id[:80]!r} is not a transaction id (64 lowercase hex digits)")
+    out = Path(arguments.out) if arguments.out else None
+    if out is not None:  # refused before any network call: nothing is fetched in vain
+        if not out.parent.is_dir():
+            raise CommandError(f"--out {out}: the folder {out.parent} does not exist")
+        if out.is_dir():
+            raise CommandError(f"--out {out} is a folder: give a file name")
+        if out.exists() and not arguments.force:
+            raise CommandError(f"{out} exists; use --force to replace it")
+    with _client(arguments, signer=False) as client:
+        receipt = _api_call(lambda: client.receipt(tx_id, with_status=arguments.with_status))
+        if receipt is None:
+            answer = _api_call(lambda: client.transaction(tx_id))
+            if answer.get("status") == "rejected":
+                why = f"rejected ({answer.get('code')}: {answer.get('reason')}), never committed"
+            else:
+                why = f"{answer.get('status')}, not committed yet: ask again later"
+            print(f"transaction {tx_id}: {why}; no receipt", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+    text = json.dumps(receipt, indent=2) + "\n"
+    try:
+        decoded = Receipt.model_validate_json(text)
+    except ValueError as error:
+        raise CommandError(f"the node's answer is not a receipt: {_first_error(error)}") from None
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        out.write_text(text)
+    except OSError as error:
+        raise CommandError(f"cannot write {out}: {error.strerror}") from None
+    status = "" if decoded.status is None else ", with the status"
+    print(f"receipt of {tx_id} (height {decoded.height}{status}) saved to {out}")
     return 0
 
 
@@ -1026,6 +1086,27 @@ def _add_client_commands(commands: Any) -> None:
     verify.add_argument("--genesis", required=True, help="the consortium's genesis file")
     verify.add_argument("--document", metavar="FILE", help="the document the act anchors")
     verify.set_defaults(handler=command_verify)
+
+    receipt = commands.add_parser(
+        "receipt",
+        help="fetch a committed transaction's receipt from a node and save it",
+        description="Ask a member node for the receipt of a committed transaction and print "
+        "it (JSON), or save it with --out. With --with-status, the receipt of an anchor also "
+        "proves the act's status at the node's tip. Check it offline with 'sceau verify'. "
+        "Exits 1 if the transaction is not committed (pending, rejected).",
+    )
+    receipt.add_argument("tx_id", metavar="TX_ID", help="the transaction id (64 hex digits)")
+    receipt.add_argument(
+        "--with-status",
+        action="store_true",
+        help="for an anchor: also prove the act's current status (its record at the tip)",
+    )
+    receipt.add_argument(
+        "--out", metavar="PATH", help="save the receipt there (its folder must exist)"
+    )
+    receipt.add_argument("--force", action="store_true", help="replace an existing --out file")
+    _api_options(receipt, signer=False)
+    receipt.set_defaults(handler=command_receipt)
 
     digest = commands.add_parser("hash", help="print a file's SHA-256 (what anchoring uses)")
     digest.add_argument("file")
