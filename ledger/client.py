@@ -659,7 +659,7 @@ class AsyncClient:
 
     async def acts_by_digest(self, digest: bytes | str) -> list[dict[str, Any]]:
         """The acts anchoring a document digest (32 bytes or 64 hex characters): the
-        citizen's check. ApiError 404 ``unknown_digest`` if no act anchors it."""
+        citizen's check. ApiError 404 ``unknown_act`` if no act anchors it."""
         digest_hex = _digest(digest, "digest").hex()
         return (await self._request("GET", f"/v1/digests/{digest_hex}"))["acts"]
 

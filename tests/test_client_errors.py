@@ -134,9 +134,9 @@ class Certificate:
     server_context: ssl.SSLContext
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    """A self-signed certificate for 127.0.0.1, and a server TLS context using it."""
+def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA) and its key, as PEM files in
+    ``directory``: (certificate, key)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sceau test node")])
     now = datetime.datetime.now(datetime.UTC)
@@ -172,7 +172,6 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    directory = tmp_path_factory.mktemp("tls")
     pem_file = directory / "node-cert.pem"
     key_file = directory / "node-key.pem"
     pem_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
@@ -183,6 +182,13 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
             serialization.NoEncryption(),
         )
     )
+    return pem_file, key_file
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A self-signed certificate for 127.0.0.1, and a server TLS context using it."""
+    pem_file, key_file = write_self_signed_certificate(tmp_path_factory.mktemp("tls"))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pem_file, key_file)
     return Certificate(pem_file, context)
