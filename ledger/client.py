@@ -546,6 +546,12 @@ class AsyncClient:
         ssl_context: ssl.SSLContext | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
+        if not (isinstance(timeout_s, int | float) and timeout_s > 0):
+            raise InvalidArgument("timeout_s", f"expected a positive number, not {timeout_s!r}")
+        if type(expiry_blocks) is not int or expiry_blocks < 1:
+            raise InvalidArgument(
+                "expiry_blocks", f"expected a positive integer, not {expiry_blocks!r}"
+            )
         if not 0 < retry_interval_s <= WAIT_STEP_S_MAX:
             raise InvalidArgument(
                 "retry_interval_s", f"retry_interval_s must be in (0, {WAIT_STEP_S_MAX:g}]"
@@ -1036,26 +1042,26 @@ class AsyncClient:
 
 
 def _invalid_transaction(error: ModelDecodeError, args: dict[str, Any]) -> InvalidTransaction:
-    """The readable form of a transaction the model refuses: the field it names and, when the
-    arguments are too large, the largest of them."""
+    """The readable form of a transaction the model refuses, naming the argument at fault: one
+    that cannot be encoded, or the largest when the arguments are too large together."""
     text = str(error)
     field, _, why = text.partition(": ")
     field = field.removeprefix("Transaction.") if why else "transaction"
     why = (why or text).removeprefix("Value error, ")
-    if field == "args" and args:
-        sizes = {}
-        for name, value in args.items():
-            try:
-                sizes[name] = len(encoding.pack(value))
-            except (TypeError, ValueError):
-                return InvalidTransaction(name, f"{why} (this argument cannot be encoded)")
-        largest = max(sizes, key=sizes.__getitem__)
-        value = args[largest]
-        size = (
-            f"{len(value):,} characters" if isinstance(value, str) else f"{sizes[largest]:,} bytes"
-        )
-        return InvalidTransaction(largest, f"{size}: {why}")
-    return InvalidTransaction(field, why)
+    if field != "args" or not args:
+        return InvalidTransaction(field, why)
+    sizes = {}
+    for name, value in args.items():
+        try:
+            sizes[name] = len(encoding.pack(value))
+        except (TypeError, ValueError):
+            return InvalidTransaction(name, why)
+    if "bytes, over" not in why:
+        return InvalidTransaction(field, why)
+    largest = max(sizes, key=sizes.__getitem__)
+    value = args[largest]
+    size = f"{len(value):,} characters" if isinstance(value, str) else f"{sizes[largest]:,} bytes"
+    return InvalidTransaction(largest, f"{size}: {why}")
 
 
 def _final(error: ApiError, transaction: Transaction) -> TransactionRejected:

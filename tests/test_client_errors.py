@@ -496,6 +496,31 @@ def test_bad_read_and_status_change_inputs_are_refused_before_anything_is_sent(
     assert fake.requests == []
 
 
+def test_build_names_the_argument_a_transaction_cannot_carry(
+    node: tuple[FakeNode, str], signer: crypto.PrivateKey
+) -> None:
+    _, url = node
+    with Client(url, signer=signer) as client:
+        error = refused(lambda: client.build("deeds", "anchor", {"title": "t", "tags": {1, 2}}))
+        assert isinstance(error, InvalidTransaction) and error.field == "tags"
+        assert "no canonical encoding" in str(error)
+        error = refused(lambda: client.build("deeds", "anchor", ["not", "a", "dict"]))
+        assert error.code == "invalid_argument" and error.field == "args"
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"timeout_s": 0}, "timeout_s"),
+        ({"expiry_blocks": 0}, "expiry_blocks"),
+        ({"retry_interval_s": 31}, "retry_interval_s"),
+    ],
+)
+def test_client_options_are_checked_at_construction(options: dict[str, Any], field: str) -> None:
+    error = refused(lambda: Client("http://127.0.0.1:8700", **options))
+    assert isinstance(error, InvalidArgument) and error.field == field
+
+
 def test_a_client_without_a_key_says_so_before_signing(node: tuple[FakeNode, str]) -> None:
     _, url = node
     with Client(url) as client:

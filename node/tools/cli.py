@@ -285,10 +285,13 @@ def command_devnet_down(arguments: argparse.Namespace) -> int:
 
 
 def _client(arguments: argparse.Namespace, *, signer: bool) -> Any:
-    from ledger.client import Client
+    from ledger.client import Client, SceauError
 
     key = _load_key(arguments.key, arguments.passphrase_file) if signer else None
-    return Client(arguments.api or [DEFAULT_API], signer=key)
+    try:
+        return Client(arguments.api or [DEFAULT_API], signer=key)
+    except SceauError as error:  # an API URL without its scheme, say
+        raise CommandError(str(error)) from None
 
 
 def _answer_error(error: Any) -> CommandError:
