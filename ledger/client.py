@@ -65,6 +65,7 @@ attempt ``timeout_s`` past the deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import json
@@ -135,22 +136,16 @@ PROBLEM_DETAIL_CHARACTERS_MAX = 300
 """What the client keeps of an answer that is not a JSON problem, for its message."""
 T = TypeVar("T")
 
-_DATE_TEXT = re.compile(r"([0-9]+)-([0-9]{2})-([0-9]{2})")
+_DATE_TEXT = re.compile(r"([0-9]{1,8})-([0-9]{2})-([0-9]{2})")
 _HEX_DIGEST = re.compile(rf"[0-9a-fA-F]{{{2 * DIGEST_BYTES}}}")
-_STATUS_CHANGES: dict[str, str] = {
-    "amend": "by_reference",
-    "supersede": "by_reference",
-    "withdraw": "reason",
-    "annul": "reason",
+_STATUS_CHANGES: dict[str, tuple[str, ...]] = {
+    "amend": ("by_reference",),
+    "supersede": ("by_reference",),
+    "withdraw": ("reason", "decision_reference"),
+    "annul": ("reason", "decision_reference"),
 }
-"""Each status change of the deeds contract and the argument it needs besides the act's
-issuer and reference (``withdraw`` and ``annul`` also take ``decision_reference``)."""
-_STATUS_CHANGE_FIELDS: dict[str, frozenset[str]] = {
-    "amend": frozenset({"by_reference"}),
-    "supersede": frozenset({"by_reference"}),
-    "withdraw": frozenset({"reason", "decision_reference"}),
-    "annul": frozenset({"reason", "decision_reference"}),
-}
+"""Each status change of the deeds contract and the arguments it takes besides the act's
+issuer and reference, the required one first."""
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -431,6 +426,8 @@ async def _speaks_tls(url: str) -> bool:
     except (OSError, TimeoutError):
         return False
     writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
     return True
 
 
@@ -848,22 +845,6 @@ class AsyncClient:
             ),
         )
 
-    async def _post(self, url: str, transaction: Transaction, *, wait_s: float) -> Any:
-        """One ``POST /v1/transactions`` to ``url`` (raises :class:`ApiError`)."""
-        parameters = {"wait": f"{min(wait_s, WAIT_STEP_S_MAX):.3f}"} if wait_s > 0 else {}
-        return await self._request_one(
-            url,
-            "POST",
-            "/v1/transactions",
-            json={"transaction": transaction.encoded.hex()},
-            params=parameters,
-            # Not a total: time spent queued for one of the session's connections (many
-            # submissions at once) must not count as the node's silence.
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=self.timeout_s, sock_read=wait_s + self.timeout_s
-            ),
-        )
-
     def _notify(self, tx_id: str, url: str, outcome: str, detail: str = "") -> None:
         if self.observer is not None:
             self.observer(SubmissionEvent(tx_id=tx_id, api_url=url, outcome=outcome, detail=detail))
@@ -970,10 +951,10 @@ class AsyncClient:
                 "action", f"unknown status change {action!r}: one of {', '.join(_STATUS_CHANGES)}"
             )
         given = {name: value for name, value in fields.items() if value is not None}
-        unexpected = sorted(set(given) - _STATUS_CHANGE_FIELDS[action])
+        unexpected = sorted(set(given) - set(_STATUS_CHANGES[action]))
         if unexpected:
             raise InvalidArgument(unexpected[0], f"{action} takes no {unexpected[0]}")
-        needed = _STATUS_CHANGES[action]
+        needed = _STATUS_CHANGES[action][0]
         if needed not in given:
             raise InvalidArgument(needed, f"{action} needs {needed}")
         args = {"issuer": _text(issuer, "issuer"), "reference": _text(reference, "reference")}
