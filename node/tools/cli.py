@@ -285,13 +285,13 @@ def command_devnet_down(arguments: argparse.Namespace) -> int:
 
 
 def _client(arguments: argparse.Namespace, *, signer: bool) -> Any:
-    from ledger.client import Client, SceauError
+    from ledger.client import Client
 
     key = _load_key(arguments.key, arguments.passphrase_file) if signer else None
     try:
         return Client(arguments.api or [DEFAULT_API], signer=key)
-    except SceauError as error:  # an API URL without its scheme, say
-        raise CommandError(str(error)) from None
+    except ValueError as error:  # too many --api URLs: the client's own bound
+        raise CommandError(f"--api: {error}") from None
 
 
 def _answer_error(error: Any) -> CommandError:
