@@ -342,6 +342,11 @@ def _act_date(value: object, field: str) -> str:
     return value
 
 
+def _check_wait(wait_s: object) -> None:
+    if wait_s is not None and not (isinstance(wait_s, int | float) and wait_s >= 0):
+        raise InvalidArgument("wait_s", f"expected seconds ≥ 0 or None, not {wait_s!r}")
+
+
 def _text(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise InvalidArgument(field, f"expected text, not {type(value).__name__}")
@@ -549,6 +554,12 @@ class AsyncClient:
             raise InvalidArgument(
                 "expiry_blocks", f"expected a positive integer, not {expiry_blocks!r}"
             )
+        if signer is not None and not isinstance(signer, crypto.PrivateKey):
+            raise InvalidArgument(
+                "signer", f"expected an Ed25519 private key, not {type(signer).__name__}"
+            )
+        if observer is not None and not callable(observer):
+            raise InvalidArgument("observer", "expected a function taking a SubmissionEvent")
         if not 0 < retry_interval_s <= WAIT_STEP_S_MAX:
             raise InvalidArgument(
                 "retry_interval_s", f"retry_interval_s must be in (0, {WAIT_STEP_S_MAX:g}]"
@@ -754,6 +765,7 @@ class AsyncClient:
             raise InvalidArgument(
                 "transaction", f"expected a Transaction, not {type(transaction).__name__}"
             )
+        _check_wait(wait_s)
         if not wait_s:
             return await self._submit_once(transaction)
         return await self._carry(transaction, wait_s)
@@ -899,6 +911,7 @@ class AsyncClient:
             args["url"] = _text(url, "url")
         if person_commitment is not None:
             args["person_commitment"] = _digest(person_commitment, "person_commitment")
+        _check_wait(wait_s)
         transaction = await self.build("deeds", "anchor", args)
         answer = await self.submit(transaction, wait_s=wait_s)
         return {**answer, "tx_id": transaction.tx_id.hex(), "digest": args["digest"].hex()}
@@ -959,6 +972,7 @@ class AsyncClient:
             raise InvalidArgument(needed, f"{action} needs {needed}")
         args = {"issuer": _text(issuer, "issuer"), "reference": _text(reference, "reference")}
         args.update({name: _text(value, name) for name, value in given.items()})
+        _check_wait(wait_s)
         transaction = await self.build("deeds", action, args)
         answer = await self.submit(transaction, wait_s=wait_s)
         return {**answer, "tx_id": transaction.tx_id.hex()}

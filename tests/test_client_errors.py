@@ -484,6 +484,7 @@ def test_digests_and_dates_are_taken_in_every_documented_form(
             "amend takes no reason",
         ),
         (lambda c: c.withdraw("a", "b", reason=7), "reason: expected text, not int"),
+        (lambda c: c.amend("a", "b", by="c", wait_s=-1), "wait_s: expected seconds ≥ 0"),
     ],
 )
 def test_bad_read_and_status_change_inputs_are_refused_before_anything_is_sent(
@@ -514,6 +515,8 @@ def test_build_names_the_argument_a_transaction_cannot_carry(
         ({"timeout_s": 0}, "timeout_s"),
         ({"expiry_blocks": 0}, "expiry_blocks"),
         ({"retry_interval_s": 31}, "retry_interval_s"),
+        ({"signer": b"\x00" * 32}, "signer"),
+        ({"observer": "log"}, "observer"),
     ],
 )
 def test_client_options_are_checked_at_construction(options: dict[str, Any], field: str) -> None:
