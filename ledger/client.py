@@ -713,7 +713,8 @@ class AsyncClient:
         return answer["acts"]
 
     async def members(self) -> list[dict[str, Any]]:
-        """The consortium's members (id, name, public key, roles, peer endpoint)."""
+        """The member set in force: each member's ``id``, ``name``, ``public_key`` and peer
+        ``endpoint``."""
         return (await self._request("GET", "/v1/members"))["members"]
 
     async def receipt(self, tx_id: bytes | str) -> dict[str, Any] | None:
