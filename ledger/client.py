@@ -7,7 +7,16 @@ locally — the key never leaves the application — submits them, carries them 
 and fetches receipts. It depends on nothing of ``node/``.
 
 Two front ends share one implementation: :class:`AsyncClient` (aiohttp) and :class:`Client`,
-its synchronous twin for scripts, which runs the same coroutines on a private event loop.
+its synchronous twin for scripts, which runs the same coroutines on a private event loop. Each
+method of one has its twin in the other, with the same arguments and documentation.
+
+Inputs are checked before anything is sent: a digest (a document's SHA-256, a transaction
+id) is 32 bytes or 64 hex characters; an act date a ``datetime.date`` or ``YYYY-MM-DD``
+text naming a real calendar date. Every error is a :class:`SceauError` with a stable
+``code``: the node's problem code when a node answered (:class:`ApiError` and its
+submission forms), or the client's own (``invalid_argument``, ``unreachable``,
+``tls_mismatch``, ``not_a_sceau_api``, …) when it refused an input or found no sceau node at
+an address. https:// endpoints are checked against the system's CAs, or ``ca_file``.
 
 Example::
 
@@ -56,29 +65,41 @@ attempt ``timeout_s`` past the deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import hashlib
+import json
 import logging
 import os
+import re
 import secrets
+import socket
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from ledger import crypto
-from ledger.model import Transaction
+from ledger import crypto, encoding
+from ledger.model import ModelDecodeError, Transaction
 
 __all__ = [
+    "ACT_DATE_MAX",
+    "ACT_DATE_MIN",
     "ApiError",
     "AsyncClient",
     "Client",
     "CommitNotConfirmed",
+    "InvalidArgument",
+    "InvalidTransaction",
+    "SceauError",
     "SubmissionError",
     "SubmissionEvent",
     "TransactionExpired",
     "TransactionRejected",
+    "TransportError",
     "digest_of_file",
 ]
 
@@ -86,6 +107,8 @@ log = logging.getLogger("sceau.client")
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_EXPIRY_BLOCKS = 1_000
+DEFAULT_WAIT_S = 30.0
+"""How long the write helpers (anchor, amend, …) carry a submission to its commit by default."""
 WAIT_STEP_S_MAX = 30.0
 """The node's own bound on ``?wait=`` (node/api/limits.py WAIT_S_MAX)."""
 RETRY_INTERVAL_S = 5.0
@@ -99,23 +122,107 @@ ENDPOINTS_MAX = 64
 """Base URLs one client takes at most (a consortium has a few dozen members)."""
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 """Answers that say "not now" rather than "never": the submission goes on elsewhere."""
+DIGEST_BYTES = 32
+"""A SHA-256: document digests, person commitments and transaction ids."""
+ACT_DATE_MIN = datetime.date.min
+ACT_DATE_MAX = datetime.date.max
+"""The act dates the deeds contract accepts: every calendar date written YYYY-MM-DD, so years
+0001 to 9999. (The ``sceau`` command line may be stricter; the library refuses only what the
+contract would refuse, early and with a clear message.)"""
+PROBE_TIMEOUT_S = 2.0
+"""How long the client tries a TLS handshake with an http:// endpoint that closed the
+connection without answering, to tell an HTTPS node asked over HTTP from a dead one."""
+PROBLEM_DETAIL_CHARACTERS_MAX = 300
+"""What the client keeps of an answer that is not a JSON problem, for its message."""
 T = TypeVar("T")
 
+_DATE_TEXT = re.compile(r"([0-9]{1,8})-([0-9]{2})-([0-9]{2})")
+_HEX_DIGEST = re.compile(rf"[0-9a-fA-F]{{{2 * DIGEST_BYTES}}}")
+_STATUS_CHANGES: dict[str, tuple[str, ...]] = {
+    "amend": ("by_reference",),
+    "supersede": ("by_reference",),
+    "withdraw": ("reason", "decision_reference"),
+    "annul": ("reason", "decision_reference"),
+}
+"""Each status change of the deeds contract and the arguments it takes besides the act's
+issuer and reference, the required one first."""
 
-class ApiError(Exception):
-    """An error answer from a node: ``code`` is the problem's stable code.
 
-    ``status`` 0 (code ``unreachable``) means that no node answered at all.
+# --- errors -----------------------------------------------------------------------------------
+
+
+class SceauError(Exception):
+    """Every error the client library raises: ``code`` is a stable code, ``str()`` a readable
+    message.
+
+    ``code`` is the node's problem code when a node answered (``duplicate_reference``,
+    ``unknown_act``, …) or one of the client's own: ``invalid_argument`` and
+    ``invalid_transaction`` (refused before anything was sent), ``unreachable``,
+    ``tls_mismatch``, ``untrusted_certificate`` and ``not_a_sceau_api`` (no sceau node
+    answered at an address), ``not_confirmed`` (a submission's deadline passed).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class InvalidArgument(SceauError, ValueError):
+    """An argument the client refuses before sending anything; ``field`` names it.
+
+    Also a ``ValueError``, so that code written for the library's earlier errors still
+    catches it.
+    """
+
+    default_code = "invalid_argument"
+
+    def __init__(self, field: str, why: str, *, code: str | None = None) -> None:
+        super().__init__(code or self.default_code, f"{field}: {why}")
+        self.field = field
+        self.why = why
+
+
+class InvalidTransaction(InvalidArgument):
+    """A transaction the client cannot build: its fields do not fit the transaction format
+    (its arguments too large, say). ``field`` names the argument or field at fault."""
+
+    default_code = "invalid_transaction"
+
+
+class ApiError(SceauError):
+    """An error answer from a node: ``code`` is the problem's stable code, ``status`` the
+    HTTP status and ``detail`` the problem's detail.
+
+    ``status`` 0 means that no sceau node answered at all (a :class:`TransportError`).
     """
 
     def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(f"{status} {code}: {detail}")
+        super().__init__(code, f"{status} {code}: {detail}" if status else detail)
         self.status = status
-        self.code = code
         self.detail = detail
 
 
-class SubmissionError(Exception):
+class TransportError(ApiError):
+    """No sceau node answered at ``url`` (``status`` 0). ``code`` says why:
+
+    * ``unreachable``: nothing answers there (connection refused, unknown host, a timeout,
+      a connection closed without an answer);
+    * ``tls_mismatch``: the endpoint speaks HTTPS and was asked over HTTP, or the reverse;
+    * ``untrusted_certificate``: an HTTPS endpoint whose certificate the client does not
+      trust (give its CA with ``ca_file``);
+    * ``not_a_sceau_api``: something answers, but not a sceau node's API (often a node's
+      peer port instead of its API port).
+
+    Reads and submissions go on to the next endpoint; the last one's error is raised.
+    """
+
+    def __init__(self, code: str, url: str, message: str) -> None:
+        super().__init__(0, code, message)
+        self.url = url
+
+
+class SubmissionError(SceauError):
     """A submission that ended without a commit; ``tx_id`` (hex) names the transaction."""
 
     tx_id: str
@@ -136,7 +243,8 @@ class TransactionExpired(TransactionRejected):
 
 
 class CommitNotConfirmed(SubmissionError):
-    """The deadline passed before any node said the transaction is committed.
+    """The deadline passed before any node said the transaction is committed (code
+    ``not_confirmed``).
 
     It may still be committed, up to its ``expiry_height``: look it up later with
     ``GET /v1/transactions/<tx_id>`` on any member (:meth:`AsyncClient.transaction`), or
@@ -155,10 +263,11 @@ class CommitNotConfirmed(SubmissionError):
     ) -> None:
         answers = "; ".join(f"{url}: {answer}" for url, answer in last_answers.items())
         super().__init__(
+            "not_confirmed",
             f"transaction {tx_id} not confirmed committed within {deadline_s:g} s "
             f"(last answers: {answers or 'none'}); it may still commit up to height "
             f"{expiry_height}: look it up with GET /v1/transactions/{tx_id} on any member, or "
-            "submit the same transaction again"
+            "submit the same transaction again",
         )
         self.tx_id = tx_id
         self.expiry_height = expiry_height
@@ -178,6 +287,9 @@ class SubmissionEvent:
     detail: str = ""
 
 
+# --- inputs -----------------------------------------------------------------------------------
+
+
 def digest_of_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> bytes:
     """SHA-256 of a file's content, read in chunks (documents may be large)."""
     hasher = hashlib.sha256()
@@ -185,6 +297,64 @@ def digest_of_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> bytes
         while chunk := handle.read(chunk_bytes):
             hasher.update(chunk)
     return hasher.digest()
+
+
+def _digest(value: object, field: str) -> bytes:
+    """A SHA-256 given as 32 bytes or as 64 hex characters (either case)."""
+    if isinstance(value, bytes | bytearray):
+        if len(value) != DIGEST_BYTES:
+            raise InvalidArgument(field, f"expected {DIGEST_BYTES} bytes, got {len(value)}")
+        return bytes(value)
+    if isinstance(value, str):
+        if not _HEX_DIGEST.fullmatch(value):
+            raise InvalidArgument(
+                field,
+                f"expected {2 * DIGEST_BYTES} hex characters (a SHA-256), got {_shown(value)}",
+            )
+        return bytes.fromhex(value)
+    raise InvalidArgument(field, f"expected bytes or hex text, not {type(value).__name__}")
+
+
+def _act_date(value: object, field: str) -> str:
+    """An act date given as a ``datetime.date`` or as text ``YYYY-MM-DD``, as the text."""
+    if isinstance(value, datetime.datetime):
+        raise InvalidArgument(field, "expected a date, not a datetime: use its .date()")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise InvalidArgument(
+            field, f"expected a datetime.date or text YYYY-MM-DD, not {type(value).__name__}"
+        )
+    match = _DATE_TEXT.fullmatch(value)
+    if match is None:
+        raise InvalidArgument(field, f"not a date written YYYY-MM-DD: {_shown(value)}")
+    year, month, day = (int(group) for group in match.groups())
+    if not ACT_DATE_MIN.year <= year <= ACT_DATE_MAX.year or len(match.group(1)) != 4:
+        raise InvalidArgument(
+            field,
+            f"year {match.group(1)} out of range: act dates go from {ACT_DATE_MIN.isoformat()} "
+            f"to {ACT_DATE_MAX.isoformat()} (a year of four digits)",
+        )
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        raise InvalidArgument(field, f"not a valid date ({value})") from None
+    return value
+
+
+def _check_wait(wait_s: object) -> None:
+    if wait_s is not None and not (isinstance(wait_s, int | float) and wait_s >= 0):
+        raise InvalidArgument("wait_s", f"expected seconds ≥ 0 or None, not {wait_s!r}")
+
+
+def _text(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument(field, f"expected text, not {type(value).__name__}")
+    return value
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 80 else f"{len(text)} characters"
 
 
 def _path_segment(text: str) -> str:
@@ -196,15 +366,157 @@ def _reference_path(text: str) -> str:
     return quote(text, safe="/")
 
 
+def _endpoint(url: object) -> str:
+    """One API base URL, checked: http:// or https://, a host; without a trailing '/'."""
+    text = _text(url, "base_url").strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        if "://" in text:
+            raise InvalidArgument("base_url", f"{text!r}: an API URL is http:// or https://")
+        raise InvalidArgument(
+            "base_url", f"{text!r}: give the URL with its scheme, e.g. http://{text}"
+        )
+    return text
+
+
 def _endpoints(base_urls: str | Sequence[str]) -> tuple[str, ...]:
     """Base URLs without their trailing '/', duplicates dropped, order kept."""
     given = [base_urls] if isinstance(base_urls, str) else list(base_urls)
-    endpoints = tuple(dict.fromkeys(url.strip().rstrip("/") for url in given if url.strip()))
+    endpoints = tuple(dict.fromkeys(_endpoint(url) for url in given if str(url).strip()))
     if not endpoints:
-        raise ValueError("a client needs at least one API base URL")
+        raise InvalidArgument("base_url", "a client needs at least one API base URL")
     if len(endpoints) > ENDPOINTS_MAX:
-        raise ValueError(f"at most {ENDPOINTS_MAX} API base URLs, not {len(endpoints)}")
+        raise InvalidArgument(
+            "base_url", f"at most {ENDPOINTS_MAX} API base URLs, not {len(endpoints)}"
+        )
     return endpoints
+
+
+def _tls_context(
+    ca_file: str | os.PathLike | None, ssl_context: ssl.SSLContext | None
+) -> ssl.SSLContext | None:
+    """The TLS context for https:// endpoints; None: the system's trusted CAs."""
+    if ca_file is not None and ssl_context is not None:
+        raise InvalidArgument("ca_file", "give ca_file or ssl_context, not both")
+    if ssl_context is not None:
+        if not isinstance(ssl_context, ssl.SSLContext):
+            raise InvalidArgument("ssl_context", "expected an ssl.SSLContext")
+        return ssl_context
+    if ca_file is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=os.fspath(ca_file))
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise InvalidArgument("ca_file", f"cannot load {os.fspath(ca_file)}: {reason}") from None
+
+
+# --- transport errors -------------------------------------------------------------------------
+
+
+async def _speaks_tls(url: str) -> bool:
+    """Whether the http:// endpoint ``url`` completes a TLS handshake (certificate unchecked:
+    only the protocol matters here)."""
+    parts = urlsplit(url)
+    if parts.hostname is None:
+        return False
+    probe = ssl.create_default_context()
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, parts.port or 80, ssl=probe),
+            PROBE_TIMEOUT_S,
+        )
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def _transport_error(url: str, method: str, path: str, error: Exception) -> TransportError:
+    """The readable form of a failure to get any HTTP answer from ``url``."""
+    where = f"{method} {url}{path}"
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        return TransportError(
+            "untrusted_certificate",
+            url,
+            f"the certificate of {url} is not trusted ({error.certificate_error}): give the "
+            "CA that signed it with ca_file= (or an ssl_context)",
+        )
+    if isinstance(error, aiohttp.ClientSSLError) or (
+        isinstance(error, ssl.SSLError) and url.lower().startswith("https:")
+    ):
+        return TransportError(
+            "tls_mismatch",
+            url,
+            f"the node at {url} does not speak HTTPS ({_reason(error)}): it may speak plain "
+            f"HTTP: use http://",
+        )
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return TransportError(
+            "unreachable", url, f"nothing answers at {url} ({_connect_failure(error)})"
+        )
+    if isinstance(error, TimeoutError):
+        return TransportError("unreachable", url, f"{url} did not answer in time: {where}")
+    if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
+        if url.lower().startswith("http:") and await _speaks_tls(url):
+            return TransportError(
+                "tls_mismatch",
+                url,
+                f"the node at {url} may speak HTTPS: use https://{url.split('://', 1)[1]}",
+            )
+        return TransportError(
+            "unreachable", url, f"{url} closed the connection without an HTTP answer: {where}"
+        )
+    return TransportError("unreachable", url, f"{where}: {_reason(error)}")
+
+
+def _connect_failure(error: aiohttp.ClientConnectorError) -> str:
+    cause = error.os_error
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, socket.gaierror):
+        return f"unknown host {error.host}"
+    return cause.strerror or _reason(cause)
+
+
+def _reason(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+async def _answer_document(url: str, response: aiohttp.ClientResponse) -> Any:
+    """A node's JSON document, or the error to raise: an :class:`ApiError` for a problem, a
+    :class:`TransportError` ``not_a_sceau_api`` for an answer that is not a sceau node's."""
+    body = await response.read()
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if response.status >= 400:
+        if isinstance(document, dict) and isinstance(document.get("code"), str):
+            return ApiError(response.status, document["code"], str(document.get("detail", "")))
+        if response.status >= 500:  # a proxy's "bad gateway", say: the node behind is down
+            text = body[:PROBLEM_DETAIL_CHARACTERS_MAX].decode(errors="replace")
+            return ApiError(response.status, "server_error", text)
+    if isinstance(document, dict) and response.status < 400:
+        return document
+    return TransportError(
+        "not_a_sceau_api",
+        url,
+        f"{url} answers but is not a sceau node API (is it the peer port?): "
+        f"{response.method} {response.url.path} answered {response.status} {response.reason}",
+    )
+
+
+def _retried(error: ApiError) -> bool:
+    """Whether a submission goes on to the next endpoint after ``error`` (not final)."""
+    return isinstance(error, TransportError) or error.status in RETRIED_STATUSES
+
+
+# --- the asynchronous client ------------------------------------------------------------------
 
 
 class AsyncClient:
@@ -214,6 +526,13 @@ class AsyncClient:
     that answers, submissions are carried to their commit across all of them. The API does
     not tell clients the other members' API addresses (``/v1/members`` lists their *peer*
     endpoints), so give the client the API URLs of the members the application may use.
+
+    ``signer`` is the key that signs transactions (none: a read-only client). TLS: https://
+    endpoints are checked against the system's trusted CAs, or against ``ca_file`` (a PEM file
+    of the CA that signed the nodes' certificates, or of a self-signed certificate), or with
+    ``ssl_context`` (full control: client certificates, pinned versions). ``session`` lets an
+    application share its own aiohttp session (then it carries the TLS settings itself).
+    Raises :class:`InvalidArgument` for a URL without its scheme or an unreadable ``ca_file``.
     """
 
     def __init__(
@@ -224,11 +543,27 @@ class AsyncClient:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         expiry_blocks: int = DEFAULT_EXPIRY_BLOCKS,
         retry_interval_s: float = RETRY_INTERVAL_S,
-        session: aiohttp.ClientSession | None = None,
         observer: Callable[[SubmissionEvent], None] | None = None,
+        ca_file: str | os.PathLike | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
+        if not (isinstance(timeout_s, int | float) and timeout_s > 0):
+            raise InvalidArgument("timeout_s", f"expected a positive number, not {timeout_s!r}")
+        if type(expiry_blocks) is not int or expiry_blocks < 1:
+            raise InvalidArgument(
+                "expiry_blocks", f"expected a positive integer, not {expiry_blocks!r}"
+            )
+        if signer is not None and not isinstance(signer, crypto.PrivateKey):
+            raise InvalidArgument(
+                "signer", f"expected an Ed25519 private key, not {type(signer).__name__}"
+            )
+        if observer is not None and not callable(observer):
+            raise InvalidArgument("observer", "expected a function taking a SubmissionEvent")
         if not 0 < retry_interval_s <= WAIT_STEP_S_MAX:
-            raise ValueError(f"retry_interval_s must be in (0, {WAIT_STEP_S_MAX:g}]")
+            raise InvalidArgument(
+                "retry_interval_s", f"retry_interval_s must be in (0, {WAIT_STEP_S_MAX:g}]"
+            )
         self.endpoints = _endpoints(base_url)
         self.base_url = self.endpoints[0]
         self.signer = signer
@@ -236,6 +571,9 @@ class AsyncClient:
         self.expiry_blocks = expiry_blocks
         self.retry_interval_s = retry_interval_s
         self.observer = observer
+        self._tls = _tls_context(ca_file, ssl_context)
+        if session is not None and self._tls is not None:
+            raise InvalidArgument("session", "a shared session carries its own TLS settings")
         self._preferred = 0
         """The endpoint that answered last: asked first next time."""
         self._session = session
@@ -249,6 +587,7 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
+        """Close the client's HTTP connections (not a session the application gave)."""
         if self._session is not None and self._owns_session:
             await self._session.close()
         self._session = None
@@ -256,7 +595,8 @@ class AsyncClient:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s + WAIT_STEP_S_MAX)
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s + WAIT_STEP_S_MAX),
+                connector=aiohttp.TCPConnector(ssl=self._tls if self._tls is not None else True),
             )
         return self._session
 
@@ -267,14 +607,16 @@ class AsyncClient:
         return [(index, self.endpoints[index]) for index in order]
 
     async def _request_one(self, url: str, method: str, path: str, **options: Any) -> Any:
+        """One request to one endpoint: its JSON document, or raises :class:`ApiError` (a
+        problem) or :class:`TransportError` (no sceau node answered)."""
         try:
             async with self._http().request(method, f"{url}{path}", **options) as response:
-                if response.status >= 400:
-                    raise await _api_error(response)
-                return await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            detail = str(error) or type(error).__name__
-            raise ApiError(0, "unreachable", f"{method} {url}{path}: {detail}") from None
+                outcome = await _answer_document(url, response)
+        except (aiohttp.ClientError, TimeoutError, ssl.SSLError, ValueError) as error:
+            raise await _transport_error(url, method, path, error) from None
+        if isinstance(outcome, ApiError):
+            raise outcome
+        return outcome
 
     async def _request(self, method: str, path: str, **options: Any) -> Any:
         """A read, from the preferred endpoint, or the next ones while one does not answer
@@ -284,7 +626,7 @@ class AsyncClient:
             try:
                 answer = await self._request_one(url, method, path, **options)
             except ApiError as error:
-                if error.status != 0 and error.status < 500:
+                if not isinstance(error, TransportError) and error.status < 500:
                     raise
                 last = error
                 continue
@@ -296,35 +638,48 @@ class AsyncClient:
     # --- reads --------------------------------------------------------------------------------
 
     async def status(self) -> dict[str, Any]:
+        """The node's status: ``chain_id``, ``height`` (its tip), ``view``, its member id, …"""
         return await self._request("GET", "/v1/status")
 
     async def chain_id(self) -> bytes:
+        """The consortium's chain id (32 bytes), read once from the status and kept."""
         if self._chain_id is None:
             self._chain_id = bytes.fromhex((await self.status())["chain_id"])
         return self._chain_id
 
     async def transaction(self, tx_id: bytes | str) -> dict[str, Any]:
-        tx_hex = tx_id.hex() if isinstance(tx_id, bytes) else tx_id
+        """A transaction's status document: ``status`` is ``committed`` (with ``height``,
+        ``block_hash`` and its ``receipt``), ``pending`` or ``rejected`` (with ``code`` and
+        ``reason``); ApiError 404 ``unknown_transaction`` if the node knows nothing of it.
+        ``tx_id`` is 32 bytes or 64 hex characters."""
+        tx_hex = _digest(tx_id, "tx_id").hex()
         return await self._request("GET", f"/v1/transactions/{tx_hex}")
 
     async def block(self, height: int | None = None) -> dict[str, Any]:
-        where = "latest" if height is None else str(int(height))
+        """The block at ``height`` (the latest if None), with its certificate; ApiError 404
+        ``unknown_block`` past the tip."""
+        if height is not None and (type(height) is not int or height < 1):
+            raise InvalidArgument("height", f"expected a height ≥ 1, not {height!r}")
+        where = "latest" if height is None else str(height)
         return await self._request("GET", f"/v1/blocks/{where}")
 
     async def act(self, issuer: str, reference: str) -> dict[str, Any]:
         """The act record (status, links, metadata); ApiError 404 ``unknown_act`` if none."""
+        issuer, reference = _text(issuer, "issuer"), _text(reference, "reference")
         answer = await self._request(
             "GET", f"/v1/acts/{_path_segment(issuer)}/{_reference_path(reference)}"
         )
         return answer["act"]
 
     async def acts_by_digest(self, digest: bytes | str) -> list[dict[str, Any]]:
-        """The acts anchoring a document digest (ApiError 404 if none): the citizen's check."""
-        digest_hex = digest.hex() if isinstance(digest, bytes) else digest
+        """The acts anchoring a document digest (32 bytes or 64 hex characters): the
+        citizen's check. ApiError 404 ``unknown_act`` if no act anchors it."""
+        digest_hex = _digest(digest, "digest").hex()
         return (await self._request("GET", f"/v1/digests/{digest_hex}"))["acts"]
 
     async def history(self, issuer: str, reference: str) -> list[dict[str, Any]]:
-        """Every change of an act's status, in order."""
+        """Every change of an act's status, in order (the anchoring first)."""
+        issuer, reference = _text(issuer, "issuer"), _text(reference, "reference")
         answer = await self._request(
             "GET", f"/v1/history/{_path_segment(issuer)}/{_reference_path(reference)}"
         )
@@ -334,39 +689,75 @@ class AsyncClient:
         self,
         issuer: str,
         *,
-        date_from: str | None = None,
-        date_to: str | None = None,
+        date_from: datetime.date | str | None = None,
+        date_to: datetime.date | str | None = None,
         limit: int | None = None,
-    ) -> Any:
+    ) -> list[dict[str, Any]]:
+        """An issuer's acts by act date (dates as ``datetime.date`` or ``YYYY-MM-DD``, both
+        bounds included), at most ``limit`` of them (the node's default if None)."""
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise InvalidArgument("limit", f"expected a positive integer, not {limit!r}")
         parameters = {
             name: value
-            for name, value in (("from", date_from), ("to", date_to), ("limit", limit))
+            for name, value in (
+                ("from", None if date_from is None else _act_date(date_from, "date_from")),
+                ("to", None if date_to is None else _act_date(date_to, "date_to")),
+                ("limit", None if limit is None else str(limit)),
+            )
             if value is not None
         }
+        issuer = _text(issuer, "issuer")
         answer = await self._request(
             "GET", f"/v1/issuers/{_path_segment(issuer)}/acts", params=parameters
         )
         return answer["acts"]
 
-    async def members(self) -> Any:
+    async def members(self) -> list[dict[str, Any]]:
+        """The member set in force: each member's ``id``, ``name``, ``public_key`` and peer
+        ``endpoint``."""
         return (await self._request("GET", "/v1/members"))["members"]
+
+    async def receipt(
+        self, tx_id: bytes | str, *, with_status: bool = False
+    ) -> dict[str, Any] | None:
+        """The receipt of a committed transaction (a JSON document ``sceau verify`` checks
+        offline), or None if it is not committed.
+
+        ``with_status``: the receipt of an anchor also proves the act's record at the node's
+        tip (``status``, ``status_height``…); any other transaction's has ``status`` None.
+        """
+        tx_hex = _digest(tx_id, "tx_id").hex()
+        options: dict[str, Any] = {"params": {"with_status": "true"}} if with_status else {}
+        answer = await self._request("GET", f"/v1/transactions/{tx_hex}", **options)
+        return answer.get("receipt") if answer.get("status") == "committed" else None
 
     # --- writes -------------------------------------------------------------------------------
 
     async def build(self, contract: str, action: str, args: dict[str, Any]) -> Transaction:
-        """Sign a transaction for this consortium with the client's signer key."""
+        """Sign a transaction for this consortium with the client's signer key.
+
+        Raises :class:`InvalidArgument` without a signer key, and :class:`InvalidTransaction`
+        (naming the field) for arguments that do not fit the transaction format.
+        """
         if self.signer is None:
-            raise ValueError("this client has no signer key: give one to sign transactions")
+            raise InvalidArgument(
+                "signer", "this client has no signer key: give one to sign transactions"
+            )
+        if not isinstance(args, dict):
+            raise InvalidArgument("args", f"expected a dict, not {type(args).__name__}")
         height = (await self.status())["height"]
-        return Transaction.create(
-            self.signer,
-            chain_id=await self.chain_id(),
-            contract=contract,
-            action=action,
-            args=args,
-            nonce=secrets.randbits(63),
-            expiry_height=height + self.expiry_blocks,
-        )
+        try:
+            return Transaction.create(
+                self.signer,
+                chain_id=await self.chain_id(),
+                contract=contract,
+                action=action,
+                args=args,
+                nonce=secrets.randbits(63),
+                expiry_height=height + self.expiry_blocks,
+            )
+        except ModelDecodeError as error:
+            raise _invalid_transaction(error, args) from None
 
     async def submit(self, transaction: Transaction, *, wait_s: float | None = None) -> Any:
         """Submit a signed transaction; with ``wait_s``, carry it to its commit.
@@ -379,6 +770,11 @@ class AsyncClient:
         :class:`TransactionRejected` (final), :class:`TransactionExpired` (never committed)
         or, after ``wait_s`` seconds, :class:`CommitNotConfirmed` (it may still commit).
         """
+        if not isinstance(transaction, Transaction):
+            raise InvalidArgument(
+                "transaction", f"expected a Transaction, not {type(transaction).__name__}"
+            )
+        _check_wait(wait_s)
         if not wait_s:
             return await self._submit_once(transaction)
         return await self._carry(transaction, wait_s)
@@ -389,7 +785,7 @@ class AsyncClient:
             try:
                 answer = await self._post(url, transaction, wait_s=0)
             except ApiError as error:
-                if error.status != 0 and error.status not in RETRIED_STATUSES:
+                if not _retried(error):
                     raise _final(error, transaction) from None
                 last = error
                 continue
@@ -419,12 +815,12 @@ class AsyncClient:
             try:
                 answer = await self._post(url, transaction, wait_s=step_s)
             except ApiError as error:
-                if error.status != 0 and error.status not in RETRIED_STATUSES:
+                if not _retried(error):
                     final = _final(error, transaction)
                     self._notify(tx_id, url, _outcome_of(final), error.detail)
                     raise final from None
                 outcome = "unreachable" if error.status == 0 else _outcome_of(error)
-                last_answers[url] = f"{error.status} {error.code}" if error.status else outcome
+                last_answers[url] = f"{error.status} {error.code}" if error.status else error.code
                 self._notify(tx_id, url, outcome, error.detail)
                 silent_in_a_row += 1
             else:
@@ -474,8 +870,10 @@ class AsyncClient:
         if self.observer is not None:
             self.observer(SubmissionEvent(tx_id=tx_id, api_url=url, outcome=outcome, detail=detail))
 
-    async def wait_for_commit(self, tx_id: bytes, *, timeout_s: float = 30.0) -> Any:
-        """Poll until the transaction is committed or rejected, or the timeout passes."""
+    async def wait_for_commit(self, tx_id: bytes | str, *, timeout_s: float = 30.0) -> Any:
+        """Poll until the transaction is committed or rejected, or the timeout passes; returns
+        its last status document (``pending`` when the time ran out)."""
+        tx_id = _digest(tx_id, "tx_id")
         deadline = asyncio.get_running_loop().time() + timeout_s
         delay_s = 0.05
         while True:
@@ -493,37 +891,68 @@ class AsyncClient:
         issuer: str,
         reference: str,
         kind: str,
-        digest: bytes,
-        act_date: str,
+        digest: bytes | str,
+        act_date: datetime.date | str,
         title: str,
         legal_basis: str | None = None,
         url: str | None = None,
-        person_commitment: bytes | None = None,
-        wait_s: float | None = 30.0,
+        person_commitment: bytes | str | None = None,
+        wait_s: float | None = DEFAULT_WAIT_S,
     ) -> dict[str, Any]:
-        """Anchor an act: its document's SHA-256 and public metadata (deeds.anchor)."""
+        """Anchor an act: its document's SHA-256 and public metadata (deeds ``anchor``).
+
+        ``digest`` and ``person_commitment`` are 32 bytes or 64 hex characters; ``act_date`` a
+        ``datetime.date`` or ``YYYY-MM-DD``. Returns the committed status document (with its
+        ``receipt``) plus ``tx_id`` and ``digest`` (hex); see :meth:`submit` for ``wait_s``
+        and what it raises. Bad inputs raise :class:`InvalidArgument` before anything is sent.
+        """
         args: dict[str, Any] = {
-            "issuer": issuer,
-            "reference": reference,
-            "kind": kind,
-            "digest": digest,
-            "act_date": act_date,
-            "title": title,
+            "issuer": _text(issuer, "issuer"),
+            "reference": _text(reference, "reference"),
+            "kind": _text(kind, "kind"),
+            "digest": _digest(digest, "digest"),
+            "act_date": _act_date(act_date, "act_date"),
+            "title": _text(title, "title"),
         }
-        for name, value in (
-            ("legal_basis", legal_basis),
-            ("url", url),
-            ("person_commitment", person_commitment),
-        ):
-            if value is not None:
-                args[name] = value
+        if legal_basis is not None:
+            args["legal_basis"] = _text(legal_basis, "legal_basis")
+        if url is not None:
+            args["url"] = _text(url, "url")
+        if person_commitment is not None:
+            args["person_commitment"] = _digest(person_commitment, "person_commitment")
+        _check_wait(wait_s)
         transaction = await self.build("deeds", "anchor", args)
         answer = await self.submit(transaction, wait_s=wait_s)
-        return {**answer, "tx_id": transaction.tx_id.hex(), "digest": digest.hex()}
+        return {**answer, "tx_id": transaction.tx_id.hex(), "digest": args["digest"].hex()}
 
-    async def anchor_file(self, path: str | os.PathLike, **metadata: Any) -> dict[str, Any]:
-        """Hash a file locally (it is never sent) and anchor its digest with ``metadata``."""
-        return await self.anchor(digest=digest_of_file(path), **metadata)
+    async def anchor_file(
+        self,
+        path: str | os.PathLike,
+        *,
+        issuer: str,
+        reference: str,
+        kind: str,
+        act_date: datetime.date | str,
+        title: str,
+        legal_basis: str | None = None,
+        url: str | None = None,
+        person_commitment: bytes | str | None = None,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        """Hash a file locally (it is never sent) and anchor its digest (see :meth:`anchor`).
+        Raises OSError if the file cannot be read."""
+        return await self.anchor(
+            issuer=issuer,
+            reference=reference,
+            kind=kind,
+            digest=digest_of_file(path),
+            act_date=act_date,
+            title=title,
+            legal_basis=legal_basis,
+            url=url,
+            person_commitment=person_commitment,
+            wait_s=wait_s,
+        )
 
     async def change_status(
         self,
@@ -531,40 +960,112 @@ class AsyncClient:
         *,
         issuer: str,
         reference: str,
-        wait_s: float | None = 30.0,
+        wait_s: float | None = DEFAULT_WAIT_S,
         **fields: Any,
     ) -> dict[str, Any]:
-        """``amend``/``supersede`` (by_reference=…) or ``withdraw``/``annul`` (reason=…)."""
-        if action not in ("amend", "supersede", "withdraw", "annul"):
-            raise ValueError(f"unknown status change {action!r}")
-        args = {"issuer": issuer, "reference": reference}
-        args.update({name: value for name, value in fields.items() if value is not None})
+        """Change an act's status: ``amend`` or ``supersede`` (``by_reference=`` the newer
+        act of the same issuer), ``withdraw`` or ``annul`` (``reason=``, and optionally
+        ``decision_reference=``). :meth:`amend`, :meth:`supersede`, :meth:`withdraw` and
+        :meth:`annul` say the same more plainly. Returns the committed status document plus
+        ``tx_id``; see :meth:`submit` for ``wait_s`` and what it raises."""
+        if action not in _STATUS_CHANGES:
+            raise InvalidArgument(
+                "action", f"unknown status change {action!r}: one of {', '.join(_STATUS_CHANGES)}"
+            )
+        given = {name: value for name, value in fields.items() if value is not None}
+        unexpected = sorted(set(given) - set(_STATUS_CHANGES[action]))
+        if unexpected:
+            raise InvalidArgument(unexpected[0], f"{action} takes no {unexpected[0]}")
+        needed = _STATUS_CHANGES[action][0]
+        if needed not in given:
+            raise InvalidArgument(needed, f"{action} needs {needed}")
+        args = {"issuer": _text(issuer, "issuer"), "reference": _text(reference, "reference")}
+        args.update({name: _text(value, name) for name, value in given.items()})
+        _check_wait(wait_s)
         transaction = await self.build("deeds", action, args)
         answer = await self.submit(transaction, wait_s=wait_s)
         return {**answer, "tx_id": transaction.tx_id.hex()}
 
-    async def receipt(
-        self, tx_id: bytes | str, *, with_status: bool = False
-    ) -> dict[str, Any] | None:
-        """The receipt of a committed transaction (its JSON form), or None if not committed.
-
-        ``with_status``: the receipt of an anchor also proves the act's record at the node's
-        tip (``status``, ``status_height``…); any other transaction's has ``status`` None.
-        """
-        tx_hex = tx_id.hex() if isinstance(tx_id, bytes) else tx_id
-        options: dict[str, Any] = {"params": {"with_status": "true"}} if with_status else {}
-        answer = await self._request("GET", f"/v1/transactions/{tx_hex}", **options)
-        return answer.get("receipt") if answer.get("status") == "committed" else None
-
-
-async def _api_error(response: aiohttp.ClientResponse) -> ApiError:
-    try:
-        problem = await response.json(content_type=None)
-        return ApiError(
-            response.status, str(problem.get("code", "error")), str(problem.get("detail", ""))
+    async def amend(
+        self, issuer: str, reference: str, *, by: str, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        """Record that the act ``reference`` is amended by the act ``by`` (same issuer, both
+        active and anchored): its status becomes ``amended`` and both acts link each other."""
+        return await self.change_status(
+            "amend", issuer=issuer, reference=reference, by_reference=by, wait_s=wait_s
         )
-    except (ValueError, aiohttp.ContentTypeError, AttributeError):
-        return ApiError(response.status, "error", (await response.text())[:200])
+
+    async def supersede(
+        self, issuer: str, reference: str, *, by: str, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        """Record that the act ``reference`` is replaced by the act ``by`` (same issuer): its
+        status becomes ``superseded``, final."""
+        return await self.change_status(
+            "supersede", issuer=issuer, reference=reference, by_reference=by, wait_s=wait_s
+        )
+
+    async def withdraw(
+        self,
+        issuer: str,
+        reference: str,
+        *,
+        reason: str,
+        decision_reference: str | None = None,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        """Withdraw the act ``reference`` (by its issuer's own decision, cited as
+        ``decision_reference`` if given): its status becomes ``withdrawn``, final."""
+        return await self.change_status(
+            "withdraw",
+            issuer=issuer,
+            reference=reference,
+            reason=reason,
+            decision_reference=decision_reference,
+            wait_s=wait_s,
+        )
+
+    async def annul(
+        self,
+        issuer: str,
+        reference: str,
+        *,
+        reason: str,
+        decision_reference: str | None = None,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        """Record that the act ``reference`` was annulled (by a court, say; the judgment
+        cited as ``decision_reference`` if given): its status becomes ``annulled``, final."""
+        return await self.change_status(
+            "annul",
+            issuer=issuer,
+            reference=reference,
+            reason=reason,
+            decision_reference=decision_reference,
+            wait_s=wait_s,
+        )
+
+
+def _invalid_transaction(error: ModelDecodeError, args: dict[str, Any]) -> InvalidTransaction:
+    """The readable form of a transaction the model refuses, naming the argument at fault: one
+    that cannot be encoded, or the largest when the arguments are too large together."""
+    text = str(error)
+    field, _, why = text.partition(": ")
+    field = field.removeprefix("Transaction.") if why else "transaction"
+    why = (why or text).removeprefix("Value error, ")
+    if field != "args" or not args:
+        return InvalidTransaction(field, why)
+    sizes = {}
+    for name, value in args.items():
+        try:
+            sizes[name] = len(encoding.pack(value))
+        except (TypeError, ValueError):
+            return InvalidTransaction(name, why)
+    if "bytes, over" not in why:
+        return InvalidTransaction(field, why)
+    largest = max(sizes, key=sizes.__getitem__)
+    value = args[largest]
+    size = f"{len(value):,} characters" if isinstance(value, str) else f"{sizes[largest]:,} bytes"
+    return InvalidTransaction(largest, f"{size}: {why}")
 
 
 def _final(error: ApiError, transaction: Transaction) -> TransactionRejected:
@@ -581,12 +1082,39 @@ def _outcome_of(error: ApiError) -> str:
     return "busy" if error.status in (429, 503) else "server_error"
 
 
-class Client:
-    """Synchronous twin of :class:`AsyncClient` (same methods, same arguments)."""
+# --- the synchronous client -------------------------------------------------------------------
 
-    def __init__(self, base_url: str | Sequence[str], **options: Any) -> None:
+
+class Client:
+    """Synchronous twin of :class:`AsyncClient`, for scripts: the same methods with the same
+    arguments and documentation, each running its coroutine on the client's own event loop.
+
+    Use it from code that runs no event loop of its own (inside one, use :class:`AsyncClient`).
+    """
+
+    def __init__(
+        self,
+        base_url: str | Sequence[str],
+        *,
+        signer: crypto.PrivateKey | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        expiry_blocks: int = DEFAULT_EXPIRY_BLOCKS,
+        retry_interval_s: float = RETRY_INTERVAL_S,
+        observer: Callable[[SubmissionEvent], None] | None = None,
+        ca_file: str | os.PathLike | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._client = AsyncClient(
+            base_url,
+            signer=signer,
+            timeout_s=timeout_s,
+            expiry_blocks=expiry_blocks,
+            retry_interval_s=retry_interval_s,
+            observer=observer,
+            ca_file=ca_file,
+            ssl_context=ssl_context,
+        )
         self._loop = asyncio.new_event_loop()
-        self._client = AsyncClient(base_url, **options)
 
     def __enter__(self) -> Client:
         return self
@@ -594,26 +1122,208 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _run(self, coroutine: Awaitable[T]) -> T:
+        return self._loop.run_until_complete(coroutine)
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The API base URLs the client uses, in the order given."""
+        return self._client.endpoints
+
+    @property
+    def signer(self) -> crypto.PrivateKey | None:
+        """The key that signs the client's transactions (None: a read-only client)."""
+        return self._client.signer
+
     def close(self) -> None:
         if not self._loop.is_closed():
             self._loop.run_until_complete(self._client.close())
             self._loop.close()
 
-    def _run(self, coroutine: Awaitable[T]) -> T:
-        return self._loop.run_until_complete(coroutine)
+    # --- reads --------------------------------------------------------------------------------
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._client, name)
-        if not asyncio.iscoroutinefunction(method):
-            return method
+    def status(self) -> dict[str, Any]:
+        return self._run(self._client.status())
 
-        def call(*arguments: Any, **options: Any) -> Any:
-            return self._run(method(*arguments, **options))
+    def chain_id(self) -> bytes:
+        return self._run(self._client.chain_id())
 
-        call.__name__ = name
-        call.__doc__ = method.__doc__
-        return call
+    def transaction(self, tx_id: bytes | str) -> dict[str, Any]:
+        return self._run(self._client.transaction(tx_id))
 
-    @property
-    def signer(self) -> crypto.PrivateKey | None:
-        return self._client.signer
+    def block(self, height: int | None = None) -> dict[str, Any]:
+        return self._run(self._client.block(height))
+
+    def act(self, issuer: str, reference: str) -> dict[str, Any]:
+        return self._run(self._client.act(issuer, reference))
+
+    def acts_by_digest(self, digest: bytes | str) -> list[dict[str, Any]]:
+        return self._run(self._client.acts_by_digest(digest))
+
+    def history(self, issuer: str, reference: str) -> list[dict[str, Any]]:
+        return self._run(self._client.history(issuer, reference))
+
+    def acts(
+        self,
+        issuer: str,
+        *,
+        date_from: datetime.date | str | None = None,
+        date_to: datetime.date | str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return self._run(
+            self._client.acts(issuer, date_from=date_from, date_to=date_to, limit=limit)
+        )
+
+    def members(self) -> list[dict[str, Any]]:
+        return self._run(self._client.members())
+
+    def receipt(self, tx_id: bytes | str, *, with_status: bool = False) -> dict[str, Any] | None:
+        return self._run(self._client.receipt(tx_id, with_status=with_status))
+
+    def query(self, contract: str, path: str, *, proof: bool = False) -> dict[str, Any]:
+        return self._run(self._client.query(contract, path, proof=proof))  # type: ignore[attr-defined]
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def build(self, contract: str, action: str, args: dict[str, Any]) -> Transaction:
+        return self._run(self._client.build(contract, action, args))
+
+    def submit(self, transaction: Transaction, *, wait_s: float | None = None) -> Any:
+        return self._run(self._client.submit(transaction, wait_s=wait_s))
+
+    def wait_for_commit(self, tx_id: bytes | str, *, timeout_s: float = 30.0) -> Any:
+        return self._run(self._client.wait_for_commit(tx_id, timeout_s=timeout_s))
+
+    def anchor(
+        self,
+        *,
+        issuer: str,
+        reference: str,
+        kind: str,
+        digest: bytes | str,
+        act_date: datetime.date | str,
+        title: str,
+        legal_basis: str | None = None,
+        url: str | None = None,
+        person_commitment: bytes | str | None = None,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._client.anchor(
+                issuer=issuer,
+                reference=reference,
+                kind=kind,
+                digest=digest,
+                act_date=act_date,
+                title=title,
+                legal_basis=legal_basis,
+                url=url,
+                person_commitment=person_commitment,
+                wait_s=wait_s,
+            )
+        )
+
+    def anchor_file(
+        self,
+        path: str | os.PathLike,
+        *,
+        issuer: str,
+        reference: str,
+        kind: str,
+        act_date: datetime.date | str,
+        title: str,
+        legal_basis: str | None = None,
+        url: str | None = None,
+        person_commitment: bytes | str | None = None,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._client.anchor_file(
+                path,
+                issuer=issuer,
+                reference=reference,
+                kind=kind,
+                act_date=act_date,
+                title=title,
+                legal_basis=legal_basis,
+                url=url,
+                person_commitment=person_commitment,
+                wait_s=wait_s,
+            )
+        )
+
+    def change_status(
+        self,
+        action: str,
+        *,
+        issuer: str,
+        reference: str,
+        wait_s: float | None = DEFAULT_WAIT_S,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._client.change_status(
+                action, issuer=issuer, reference=reference, wait_s=wait_s, **fields
+            )
+        )
+
+    def amend(
+        self, issuer: str, reference: str, *, by: str, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        return self._run(self._client.amend(issuer, reference, by=by, wait_s=wait_s))
+
+    def supersede(
+        self, issuer: str, reference: str, *, by: str, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        return self._run(self._client.supersede(issuer, reference, by=by, wait_s=wait_s))
+
+    def withdraw(
+        self,
+        issuer: str,
+        reference: str,
+        *,
+        reason: str,
+        decision_reference: str | None = None,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._client.withdraw(
+                issuer,
+                reference,
+                reason=reason,
+                decision_reference=decision_reference,
+                wait_s=wait_s,
+            )
+        )
+
+    def annul(
+        self,
+        issuer: str,
+        reference: str,
+        *,
+        reason: str,
+        decision_reference: str | None = None,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._client.annul(
+                issuer,
+                reference,
+                reason=reason,
+                decision_reference=decision_reference,
+                wait_s=wait_s,
+            )
+        )
+
+
+def _share_documentation() -> None:
+    """Each synchronous method carries its asynchronous twin's docstring (one text, so the
+    two cannot drift; ``help(Client.anchor)`` shows it)."""
+    for name, method in vars(Client).items():
+        twin = getattr(AsyncClient, name, None)
+        if callable(method) and not name.startswith("_") and twin is not None:
+            method.__doc__ = twin.__doc__
+
+
+_share_documentation()

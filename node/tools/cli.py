@@ -301,6 +301,10 @@ def _client(arguments: argparse.Namespace, *, signer: bool) -> Any:
         raise CommandError(f"--api: {error}") from None
 
 
+_ADDRESS_PROBLEMS = frozenset({"tls_mismatch", "untrusted_certificate", "not_a_sceau_api"})
+"""Client codes for an address that answers, but not as the --api of a sceau node should."""
+
+
 def _answer_error(error: Any) -> CommandError:
     """The one line that says what went wrong talking to a node.
 
@@ -311,6 +315,9 @@ def _answer_error(error: Any) -> CommandError:
     code = getattr(error, "code", None) or type(error).__name__
     status = getattr(error, "status", None)
     detail = getattr(error, "detail", None) or str(error)
+    if code in _ADDRESS_PROBLEMS:
+        # The client library's own diagnosis of a wrong address, with its hint.
+        return CommandError(f"{detail} (code {code})")
     if status == 0 or code == "unreachable":
         return CommandError(
             f"the node is unreachable: {detail} (code {code}) — check the --api address: its "
