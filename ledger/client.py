@@ -461,7 +461,13 @@ async def _transport_error(url: str, method: str, path: str, error: Exception) -
         )
     if isinstance(error, TimeoutError):
         return TransportError("unreachable", url, f"{url} did not answer in time: {where}")
-    if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
+    if isinstance(
+        error,
+        aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError | aiohttp.ClientOSError,
+    ):
+        # Closed or reset after the connection was made (a connection that could not be
+        # made is a ClientConnectorError, above): a TLS server refusing a plain request does
+        # either, depending on its TLS library.
         if url.lower().startswith("http:") and await _speaks_tls(url):
             return TransportError(
                 "tls_mismatch",

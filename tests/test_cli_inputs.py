@@ -319,8 +319,11 @@ def test_the_peer_port_gives_a_readable_line(member: MemberProcess) -> None:
 
 
 @pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """An HTTPS server with a self-signed certificate, on loopback: its port."""
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """An HTTPS server with a self-signed certificate, on loopback: its port and certificate.
+
+    It answers every request 501 (it is no sceau API): once its certificate is trusted, the
+    CLI says so, which shows the CA was used."""
     folder = tmp_path_factory.mktemp("tls")
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
@@ -363,23 +366,35 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server.server_address[1]
+        yield server.server_address[1], folder / "cert.pem"
     finally:
         server.shutdown()
         server.server_close()
 
 
 def test_an_https_server_asked_over_http_or_untrusted_gives_a_readable_line(
-    tls_server: int,
+    tls_server: tuple[int, Path],
 ) -> None:
-    over_http, untrusted = sceau_all(
-        ["status", "--api", f"http://127.0.0.1:{tls_server}"],
-        ["status", "--api", f"https://localhost:{tls_server}"],
+    port, certificate = tls_server
+    over_http, untrusted, trusted = sceau_all(
+        ["status", "--api", f"http://127.0.0.1:{port}"],
+        ["status", "--api", f"https://localhost:{port}"],
+        ["status", "--api", f"https://localhost:{port}", "--ca-file", str(certificate)],
     )
-    error = assert_user_error(over_http, "unreachable", "https://")
-    assert f"127.0.0.1:{tls_server}" in error
-    error = assert_user_error(untrusted, "unreachable", f"localhost:{tls_server}")
-    assert "certificate" in error.lower()
+    error = assert_user_error(over_http, "tls_mismatch", "https://")
+    assert f"127.0.0.1:{port}" in error
+    error = assert_user_error(untrusted, "untrusted_certificate", f"localhost:{port}")
+    assert "--ca-file" in error and "ca_file=" not in error
+    # Trusted, the server is reached: its (non-sceau) HTML answer is cut to one line.
+    error = assert_user_error(trusted, "501")
+    assert "certificate" not in error and len(error) < 400
+
+
+def test_a_ca_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    (result,) = sceau_all(
+        ["status", "--api", "https://localhost:1", "--ca-file", str(tmp_path / "none.pem")]
+    )
+    assert_user_error(result, "--ca-file", "none.pem")
 
 
 def test_operations_doc_states_the_clis_own_bounds_and_exit_statuses() -> None:

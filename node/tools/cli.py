@@ -295,12 +295,18 @@ def _client(arguments: argparse.Namespace, *, signer: bool) -> Any:
     from ledger.client import Client
 
     key = _load_key(arguments.key, arguments.passphrase_file) if signer else None
+    ca_file = getattr(arguments, "ca_file", None)
     try:
-        return Client(arguments.api or [DEFAULT_API], signer=key)
-    except ValueError as error:  # too many --api URLs: the client's own bound
-        raise CommandError(f"--api: {error}") from None
+        return Client(arguments.api or [DEFAULT_API], signer=key, ca_file=ca_file)
+    except ValueError as error:  # too many --api URLs, an unreadable CA file: the client's
+        field = getattr(error, "field", "api")
+        option = "--ca-file" if field == "ca_file" else "--api"
+        message = str(getattr(error, "message", error)).removeprefix(f"{field}: ")
+        raise CommandError(f"{option}: {message}") from None
 
 
+_DETAIL_CHARACTERS_MAX = 300
+"""An error's detail is cut to this length on the CLI's one error line."""
 _ADDRESS_PROBLEMS = frozenset({"tls_mismatch", "untrusted_certificate", "not_a_sceau_api"})
 """Client codes for an address that answers, but not as the --api of a sceau node should."""
 
@@ -314,9 +320,13 @@ def _answer_error(error: Any) -> CommandError:
     """
     code = getattr(error, "code", None) or type(error).__name__
     status = getattr(error, "status", None)
-    detail = getattr(error, "detail", None) or str(error)
+    detail = " ".join(str(getattr(error, "detail", None) or error).split())
+    if len(detail) > _DETAIL_CHARACTERS_MAX:  # an HTML page of a proxy, say: one line
+        detail = detail[: _DETAIL_CHARACTERS_MAX - 1] + "…"
     if code in _ADDRESS_PROBLEMS:
-        # The client library's own diagnosis of a wrong address, with its hint.
+        # The client library's own diagnosis of a wrong address, with its hint (the library's
+        # option named as the CLI's).
+        detail = detail.replace("with ca_file= (or an ssl_context)", "with --ca-file")
         return CommandError(f"{detail} (code {code})")
     if status == 0 or code == "unreachable":
         return CommandError(
@@ -833,6 +843,12 @@ def _api_options(parser: argparse.ArgumentParser, *, signer: bool) -> None:
         help=f"a member node's API (default {DEFAULT_API}); repeat it, or separate URLs by "
         "commas, to give several members: reads go to the first that answers, and a "
         "submission is sent to the next member until one commits it",
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        help="trust the certificate authority in PEM (for an https:// node whose certificate "
+        "the system's CAs do not vouch for); certificates are always checked",
     )
     if signer:
         parser.add_argument(
