@@ -213,13 +213,20 @@ def test_a_plugin_runs_on_a_devnet_is_queried_and_its_chain_audits_only_where_in
     application_key = crypto.generate_key()
     application = crypto.public_key_bytes(application_key)
     try:
-        # The member's node key holds every role of its member: it publishes at once.
-        with Client(api, signer=node_key) as client:
-            published = client.submit(
-                client.build("roadworks", "publish", DECREE), wait_s=COMMIT_WAIT_S
-            )
-            assert published["result"] == {**_id(DECREE), "status": "published"}
+        # The tutorial's script: the member's node key holds every role of its member.
+        script = subprocess.run(
+            [sys.executable, EXAMPLE / "publish.py", api, first.key_file],
+            capture_output=True,
+            text=True,
+            env=environment(None),  # a client needs sceau only, not the contract
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+        published = json.loads(ok(script))
+        assert published["status"] == "committed"
+        assert published["result"] == {**_id(DECREE), "status": "published"}
 
+        with Client(api, signer=node_key) as client:
             # An application key acts only with a role delegated by the member.
             with Client(api, signer=application_key) as app:
                 second = {**DECREE, "number": "2026-VOI-0143", "restriction": "single_lane"}
@@ -299,6 +306,7 @@ def test_a_plugin_runs_on_a_devnet_is_queried_and_its_chain_audits_only_where_in
     assert "contract 'roadworks' version 0.1 is required by the genesis but not installed" in error
     assert "install the package that provides it" in error
     assert "'sceau.contracts'" in error
+    assert error in TUTORIAL.read_text()  # the tutorial shows it as it is
 
 
 def _id(decree: dict[str, Any]) -> dict[str, str]:
@@ -345,3 +353,32 @@ def test_a_devnet_that_fails_to_start_stops_the_nodes_it_started(devnet_dir: Pat
     assert node_pids(devnet_dir) == []
     assert not (devnet_dir / "devnet.json").exists()
     user_error(sceau("devnet", "down", "--dir", devnet_dir, site=None), "devnet.json")
+
+
+# --- the tutorial shows what the tests run -------------------------------------------------
+
+
+TUTORIAL = Path(__file__).parent.parent / "docs" / "contracts.md"
+TUTORIAL_COMMANDS = (
+    "pip install -e ./roadworks",
+    "sceau genesis contracts",
+    "sceau devnet up --dir devnet --contract roadworks",
+    "python roadworks/publish.py http://127.0.0.1:40997 devnet/metropole-valbrune/node.pem",
+    "sceau query roadworks decree/metropole-valbrune/2026-VOI-0142 --api http://127.0.0.1:40997",
+    "sceau query roadworks decrees/metropole-valbrune --api http://127.0.0.1:40997",
+    "sceau export voirie.bundle --api http://127.0.0.1:40997",
+    "sceau devnet down --dir devnet",
+    "sceau audit voirie.bundle --genesis devnet/genesis.json",
+)
+
+
+@pytest.mark.parametrize("example", ["pyproject.toml", "sceau_roadworks/__init__.py", "publish.py"])
+def test_the_tutorial_shows_each_file_of_the_example_as_it_is(example: str) -> None:
+    assert (EXAMPLE / example).read_text() in TUTORIAL.read_text()
+
+
+def test_the_tutorial_gives_the_commands_that_the_tests_run() -> None:
+    """The same sub-commands and options as above; only the paths and ports differ."""
+    text = TUTORIAL.read_text()
+    for command in TUTORIAL_COMMANDS:
+        assert f"\n{command}\n" in text, command
