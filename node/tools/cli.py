@@ -305,8 +305,9 @@ def command_devnet_down(arguments: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
     for member_id, reason in report.skipped.items():
         print(f"not stopped: {member_id}, recorded as {reason}", file=sys.stderr)
-    if report.stopped:
-        print(f"stopped {len(report.stopped)} members: {', '.join(report.stopped)}")
+    stopped = report.stopped + [f"{member} (not recorded)" for member in report.unrecorded]
+    if stopped:
+        print(f"stopped {len(stopped)} members: {', '.join(stopped)}")
     else:
         print("stopped no node: none of this devnet's nodes was running")
     return 0

@@ -453,6 +453,8 @@ class StopReport:
 
     stopped: list[str]
     skipped: dict[str, str]
+    unrecorded: list[str] = dataclasses.field(default_factory=list)
+    """Members whose node ran without being recorded (started by hand), stopped too."""
 
 
 def devnet_stop(directory: Path) -> StopReport:
@@ -462,7 +464,7 @@ def devnet_stop(directory: Path) -> StopReport:
     and the PID may now be another process's) is not signalled, but reported in ``skipped``.
     Then any other ``node run`` process of this user whose configuration is one of the
     devnet's (``DIR/<member>/node.toml``): a node started by hand there, stopped and reported
-    as ``"<member> (not recorded)"``. Raises :class:`DevnetError` when nothing is recorded
+    in ``unrecorded``. Raises :class:`DevnetError` when nothing is recorded
     and no such node runs.
     """
     try:
@@ -478,14 +480,15 @@ def devnet_stop(directory: Path) -> StopReport:
             running.append(process)
         else:
             skipped[process.member_id] = f"pid {process.pid}: {reason}"
-    stopped = [process.member_id for process in running]
     pids = [process.pid for process in running]
-    for member_id, pid in _unrecorded_nodes(directory, pids):
-        stopped.append(f"{member_id} (not recorded)")
-        pids.append(pid)
-    stop_processes(pids)
+    unrecorded = _unrecorded_nodes(directory, pids)
+    stop_processes(pids + [pid for _, pid in unrecorded])
     (directory / STATE_FILE).unlink(missing_ok=True)
-    return StopReport(stopped=stopped, skipped=skipped)
+    return StopReport(
+        stopped=[process.member_id for process in running],
+        skipped=skipped,
+        unrecorded=[member_id for member_id, _ in unrecorded],
+    )
 
 
 def _unrecorded_nodes(directory: Path, known: Sequence[int]) -> list[tuple[str, int]]:
@@ -507,27 +510,26 @@ def _unrecorded_nodes(directory: Path, known: Sequence[int]) -> list[tuple[str, 
             cwd = Path(os.readlink(entry / "cwd"))
         except OSError:
             continue  # gone meanwhile, or not ours to read
-        runs = any(
-            arguments[i : i + 3] == ["node", "run", "--config"] for i in range(len(arguments))
-        )
-        if not runs:
-            continue
-        for index, argument in enumerate(arguments[:-1]):
-            member = (
-                configs.get((cwd / arguments[index + 1]).resolve())
-                if argument == "--config"
-                else None
-            )
-            if member is not None and _alive(int(entry.name)):
-                found.append((member, int(entry.name)))
-                break
+        config = _node_config(arguments)
+        member = None if config is None else configs.get((cwd / config).resolve())
+        if member is not None and _alive(int(entry.name)):
+            found.append((member, int(entry.name)))
     return found
 
 
+def _node_config(arguments: list[str]) -> str | None:
+    """The configuration a ``… node run --config FILE`` command line names, or None."""
+    for index in range(len(arguments) - 3):
+        if arguments[index : index + 3] == ["node", "run", "--config"]:
+            return arguments[index + 3]
+    return None
+
+
 def devnet_down(directory: Path) -> list[str]:
-    """Stop every node of the devnet in ``directory``; returns the member ids stopped (stale
-    records are skipped with a WARNING, see :func:`devnet_stop`)."""
+    """Stop every node of the devnet in ``directory``; returns the member ids stopped, the
+    recorded ones then those started by hand (stale records are skipped with a WARNING, see
+    :func:`devnet_stop`)."""
     report = devnet_stop(directory)
     for member_id, reason in report.skipped.items():
         log.warning("devnet down: %s not signalled (%s)", member_id, reason)
-    return report.stopped
+    return report.stopped + report.unrecorded
