@@ -628,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_node_commands(commands)
     _add_devnet_commands(commands)
     _add_client_commands(commands)
+    _add_query_command(commands)
     from node.tools.cli_chain import add_chain_commands
 
     add_chain_commands(commands)
@@ -848,6 +849,48 @@ def _add_client_commands(commands: Any) -> None:
     digest = commands.add_parser("hash", help="print a file's SHA-256 (what anchoring uses)")
     digest.add_argument("file")
     digest.set_defaults(handler=command_hash)
+
+
+# --- any contract's query ---------------------------------------------------------------------
+
+
+def command_query(arguments: argparse.Namespace) -> int:
+    """``sceau query CONTRACT PATH``: print the answer document; a 404 or 400 exits 1."""
+    from ledger.client import ApiError
+
+    with _client(arguments, signer=False) as client:
+        try:
+            document = client.query(arguments.contract, arguments.path, proof=arguments.proof)
+        except ApiError as error:
+            if error.status in (400, 404):
+                print(f"{error.code}: {error.detail}", file=sys.stderr)
+                return EXIT_CHECK_FAILED
+            raise _answer_error(error) from None
+    _print_json(document)
+    return 0
+
+
+def _add_query_command(commands: Any) -> None:
+    query = commands.add_parser(
+        "query",
+        help="ask any contract's query at the tip (GET /v1/query/CONTRACT/PATH)",
+        description="Print a contract's answer to a query, read at the node's tip, as JSON "
+        "(bytes as hex): {height, contract, path, answer}. Exit 1 with the problem's code if "
+        "nothing is at PATH, the contract is not run, or PATH is malformed.",
+    )
+    query.add_argument("contract", help="a contract the consortium runs (membership, deeds, ...)")
+    query.add_argument(
+        "path",
+        help="the contract's query path, e.g. members, delegations/MEMBER, act/ISSUER/REFERENCE, "
+        "'acts/ISSUER?from=2026-01-01&limit=10'",
+    )
+    query.add_argument(
+        "--proof",
+        action="store_true",
+        help="add a proof of the state values the query read, against the certified tip",
+    )
+    _api_options(query, signer=False)
+    query.set_defaults(handler=command_query)
 
 
 def _version() -> str:
