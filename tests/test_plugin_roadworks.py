@@ -293,6 +293,17 @@ def test_a_plugin_runs_on_a_devnet_is_queried_and_its_chain_audits_only_where_in
             "2026-VOI-0143",
         ]
 
+        # The contract's LookupError and ValueError: exit 1 with the problem's code.
+        for path, code in (
+            (f"decree/{ISSUER}/2026-VOI-0144", "not_found"),  # withdrawn: deleted
+            ("decree/Metropole/1", "invalid_query"),
+            ("tolls", "not_found"),
+        ):
+            missing = sceau("query", "roadworks", path, "--api", api, site=None)
+            assert missing.returncode == 1 and missing.stderr.startswith(f"{code}:"), missing
+        not_run = sceau("query", "tolls", "anything", "--api", api, site=None)
+        assert not_run.returncode == 1 and "contract_not_enabled" in not_run.stderr
+
         bundle = tmp_path / "voirie.bundle"
         ok(sceau("export", bundle, "--api", api, site=None))
     finally:
