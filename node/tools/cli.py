@@ -304,7 +304,7 @@ def command_devnet_down(arguments: argparse.Namespace) -> int:
     except DevnetError as error:
         raise CommandError(str(error)) from None
     for member_id, reason in report.skipped.items():
-        print(f"not stopped: {member_id}, recorded as {reason}", file=sys.stderr)
+        print(f"skipped {member_id}: {reason}; not signalled", file=sys.stderr)
     stopped = report.stopped + [f"{member} (not recorded)" for member in report.unrecorded]
     if stopped:
         print(f"stopped {len(stopped)} members: {', '.join(stopped)}")
