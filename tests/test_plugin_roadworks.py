@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from test_registry import builds_wheels_offline
 
+from contracts.registry import discover
 from ledger import crypto
 from ledger.client import ApiError, Client
 from ledger.model import Genesis
@@ -56,6 +57,11 @@ DECREE = {
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory into which pip has installed examples/roadworks (offline, no deps)."""
+    # The tests compare this environment with and without the plug-in.
+    assert "roadworks" not in discover(), (
+        "the roadworks contract is installed in the test environment itself: "
+        "pip uninstall sceau-example-roadworks, these tests install it on their own"
+    )
     root = tmp_path_factory.mktemp("roadworks")
     # pip builds in the source tree (build/, *.egg-info): build a copy, never the repository's.
     source = shutil.copytree(
