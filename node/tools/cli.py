@@ -8,7 +8,8 @@ Commands, for the people who use them:
 
 * a collectivity's IT department: ``key generate``, ``genesis create`` / ``genesis
   add-member`` / ``genesis show``, ``node init``, ``node run``, ``status``;
-* a developer trying sceau: ``devnet up`` / ``devnet down``;
+* a developer trying sceau, or a contract of their own: ``devnet up`` / ``devnet down``,
+  ``genesis contracts`` (what ``--contract`` may name);
 * an application or an agent: ``anchor``, ``act show``, ``act find``, ``act status``.
 """
 
