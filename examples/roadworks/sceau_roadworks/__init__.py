@@ -45,7 +45,7 @@ LISTING_MAX = 100
 _ISSUER = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?")  # a member id
 _NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")  # no "/": keys stay unambiguous
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 and C1 control characters
 _ARGUMENTS = {
     "publish": {"issuer", "number", "road", "restriction", "starts", "ends"},
     "withdraw": {"issuer", "number"},
