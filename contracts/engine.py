@@ -349,7 +349,14 @@ class Engine:
             raise Rejection("wrong_chain", "the transaction is for another consortium")
         contract = self.contracts.get(transaction.contract)
         if contract is None:
-            raise Rejection("unknown_contract", f"no contract {transaction.contract!r} here")
+            # Only the text, for people: a rejected transaction is in no block.
+            raise Rejection(
+                "unknown_contract",
+                f"this consortium runs no contract {transaction.contract!r} (its genesis lists "
+                f"{', '.join(self.contracts)}); a contract runs only if the genesis lists it: "
+                f"a new chain enables one with 'sceau genesis create --contract NAME' (or "
+                f"'sceau devnet up --contract NAME'), see docs/contracts.md",
+            )
         if not transaction.signature_is_valid():
             raise Rejection("bad_signature", "the signature does not verify")
         try:

@@ -12,6 +12,10 @@ version; :func:`load_contracts` refuses to go on when one is missing or installe
 version, naming it, because members running different contract code would compute different
 state roots.
 
+Who writes a genesis (``sceau genesis create``, ``sceau devnet up``) names the contracts it
+wants as ``NAME[=VERSION]``: :func:`contract_refs` checks each against what is installed here
+and pins it (by default, at the installed version). :func:`installed_contracts` lists them.
+
 The built-in contracts are also listed here (:data:`BUILTIN_CONTRACTS`), for the parts of the
 node that serve what contracts declare without running them: the API's query routes
 (:func:`query_routes`) and the anchors a receipt verifier recognizes (:func:`receipt_anchors`).
@@ -19,7 +23,9 @@ node that serve what contracts declare without running them: the API's query rou
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 
 from contracts.base import Contract, QueryRoute
@@ -30,9 +36,13 @@ from ledger.receipt import AnchorLayout
 
 __all__ = [
     "BUILTIN_CONTRACTS",
+    "DEFAULT_CONTRACTS",
     "ENTRY_POINT_GROUP",
     "ContractLoadError",
+    "InstalledContract",
+    "contract_refs",
     "discover",
+    "installed_contracts",
     "load_contracts",
     "query_routes",
     "receipt_anchors",
@@ -42,6 +52,13 @@ ENTRY_POINT_GROUP = "sceau.contracts"
 BUILTIN_CONTRACTS: tuple[type[Contract], ...] = (DeedsContract, MembershipContract)
 """sceau's own contracts. The API serves their query routes whether or not a consortium runs
 them (a route of a contract it does not run answers ``contract_not_enabled``)."""
+
+
+DEFAULT_CONTRACTS: tuple[str, ...] = (MEMBERSHIP, "deeds")
+"""What a genesis written by sceau's commands lists without being asked: the membership
+contract (which every genesis must pin) and the deeds contract."""
+_SPEC = re.compile(r"(?P<name>[a-z][a-z0-9_]{0,31})(?:=(?P<version>[0-9]+\.[0-9]+(?:\.[0-9]+)?))?")
+"""``NAME[=VERSION]``: a contract name and version as a genesis accepts them."""
 
 
 def query_routes(
@@ -62,6 +79,86 @@ def receipt_anchors(
 
 class ContractLoadError(Exception):
     """A contract the genesis needs that cannot be loaded as pinned; the message names it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstalledContract:
+    """A contract installed here: its name, the version its class declares, and where from."""
+
+    name: str
+    version: str
+    distribution: str
+    """The pip distribution that declares it (``sceau`` for the built-in ones)."""
+    target: str
+    """The entry point's value, ``module:Class``."""
+
+
+def installed_contracts(
+    entry_points: Iterable[metadata.EntryPoint] | None = None,
+) -> tuple[InstalledContract, ...]:
+    """Every contract installed here, imported to read its version, sorted by name.
+
+    Raises :class:`ContractLoadError` when one fails to import or is not a Contract class.
+    """
+    found = discover(entry_points)
+    listed = []
+    for name in sorted(found):
+        point = found[name]
+        contract_class = _import(point, name)
+        distribution = point.dist.name if point.dist is not None else "?"
+        listed.append(
+            InstalledContract(
+                name=name,
+                version=contract_class.version,
+                distribution=distribution,
+                target=point.value,
+            )
+        )
+    return tuple(listed)
+
+
+def contract_refs(
+    specs: Sequence[str], entry_points: Iterable[metadata.EntryPoint] | None = None
+) -> tuple[ContractRef, ...]:
+    """The contracts a new genesis pins: :data:`DEFAULT_CONTRACTS` and ``specs``.
+
+    Each spec is ``NAME`` or ``NAME=VERSION``; without a version the contract is pinned at
+    the version installed here. A spec that names a default contract replaces its default
+    entry. Raises :class:`ContractLoadError` for a malformed spec, a name given twice, a
+    contract not installed here (naming what is) or installed in another version: a genesis
+    this machine's node could not run.
+    """
+    available = discover(entry_points)
+    wanted: dict[str, str | None] = dict.fromkeys(DEFAULT_CONTRACTS)
+    named: set[str] = set()
+    for spec in specs:
+        match = _SPEC.fullmatch(spec.strip())
+        if match is None:
+            raise ContractLoadError(
+                f"--contract {spec!r}: expected NAME or NAME=VERSION (a name of lowercase "
+                "letters, digits and _; a version such as 1.0 or 0.2.1)"
+            )
+        name = match["name"]
+        if name in named:
+            raise ContractLoadError(f"--contract {name!r} is given twice")
+        named.add(name)
+        wanted[name] = match["version"]
+    refs = []
+    for name, version in wanted.items():
+        point = available.get(name)
+        if point is None:
+            raise ContractLoadError(
+                f"contract {name!r} is not installed here (installed: "
+                f"{', '.join(sorted(available)) or 'none'}); install the package that provides "
+                f"it (pip install ...) in the same environment as sceau"
+            )
+        installed = _import(point, name).version
+        if version is not None and version != installed:
+            raise ContractLoadError(
+                f"contract {name!r}: version {version} asked, the installed one is {installed}"
+            )
+        refs.append(ContractRef(name=name, version=installed))
+    return tuple(refs)
 
 
 def discover(
@@ -113,7 +210,9 @@ def _load_one(reference: ContractRef, available: dict[str, metadata.EntryPoint])
         names = ", ".join(sorted(available)) or "none"
         raise ContractLoadError(
             f"contract {reference.name!r} version {reference.version} is required by the "
-            f"genesis but not installed (installed: {names})"
+            f"genesis but not installed (installed: {names}); install the package that "
+            f"provides it, in that version, beside sceau (it declares the entry point "
+            f"{reference.name!r} in the group {ENTRY_POINT_GROUP!r})"
         )
     contract_class = _import(point, reference.name)
     if contract_class.version != reference.version:

@@ -883,6 +883,7 @@ def test_the_metrics_are_prometheus_text(api: Api) -> None:
         "sceau_proposals_rejected_total": "counter",
         "sceau_evidence_total": "counter",
         "sceau_api_requests_total": "counter",
+        "sceau_api_query_failures_total": "counter",
     }
     assert samples["sceau_height"] == api.node.store.height
     assert samples["sceau_blocks_committed_total"] >= 1

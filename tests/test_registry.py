@@ -27,7 +27,9 @@ from contracts.registry import (
     BUILTIN_CONTRACTS,
     ENTRY_POINT_GROUP,
     ContractLoadError,
+    contract_refs,
     discover,
+    installed_contracts,
     load_contracts,
     query_routes,
     receipt_anchors,
@@ -213,6 +215,63 @@ def test_refuses_a_pinned_contract_absent_from_this_environment() -> None:
     # Real discovery: the counter plug-in is installed only in the child processes below.
     with pytest.raises(ContractLoadError, match=r"'counter' version 0\.1 .* not installed"):
         load_contracts(genesis_pinning(("counter", "0.1")))
+
+
+# --- what a new genesis pins (sceau genesis create / devnet up --contract) ------------------
+
+DEEDS_POINT = entry_point("deeds", "contracts.deeds:DeedsContract")
+INSTALLED = [MEMBERSHIP_POINT, DEEDS_POINT, ALPHA_POINT]
+
+
+def pins(*specs: str) -> list[tuple[str, str]]:
+    return [(ref.name, ref.version) for ref in contract_refs(specs, INSTALLED)]
+
+
+def test_a_new_genesis_pins_membership_and_deeds_and_each_contract_asked_at_its_version() -> None:
+    assert pins() == [(MEMBERSHIP, "1.0"), ("deeds", "1.0")]
+    assert pins("alpha") == [(MEMBERSHIP, "1.0"), ("deeds", "1.0"), ("alpha", "2.1")]
+    assert pins(" alpha=2.1 ", "deeds=1.0") == pins("alpha")
+
+
+@pytest.mark.parametrize(
+    ("specs", "expected"),
+    [
+        (["beta"], "contract 'beta' is not installed here (installed: alpha, deeds, membership)"),
+        (["alpha=2.0"], "contract 'alpha': version 2.0 asked, the installed one is 2.1"),
+        (["alpha", "alpha=2.1"], "--contract 'alpha' is given twice"),
+        (["Alpha"], "--contract 'Alpha': expected NAME or NAME=VERSION"),
+        (["alpha=2"], "--contract 'alpha=2': expected NAME or NAME=VERSION"),
+        (["alpha="], "--contract 'alpha=': expected NAME or NAME=VERSION"),
+    ],
+    ids=["not installed", "other version", "twice", "not a name", "not a version", "empty"],
+)
+def test_a_new_genesis_refuses_what_this_machine_could_not_run(
+    specs: list[str], expected: str
+) -> None:
+    with pytest.raises(ContractLoadError, match=re.escape(expected)):
+        contract_refs(specs, INSTALLED)
+
+
+def test_lists_the_installed_contracts_with_their_versions_and_packages() -> None:
+    listed = installed_contracts(INSTALLED)
+
+    assert [(c.name, c.version, c.target) for c in listed] == [
+        ("alpha", "2.1", f"{__name__}:AlphaContract"),
+        ("deeds", "1.0", "contracts.deeds:DeedsContract"),
+        (MEMBERSHIP, "1.0", "contracts.membership:MembershipContract"),
+    ]
+    found = {contract.name: contract for contract in installed_contracts()}
+    assert found["deeds"].distribution == found[MEMBERSHIP].distribution == "sceau"
+
+
+def test_a_missing_contract_says_how_to_install_it() -> None:
+    with pytest.raises(ContractLoadError) as missing:
+        load_contracts(genesis_pinning(("alpha", "2.1")), [MEMBERSHIP_POINT])
+
+    assert "install the package that provides it, in that version, beside sceau" in str(
+        missing.value
+    )
+    assert "entry point 'alpha' in the group 'sceau.contracts'" in str(missing.value)
 
 
 # --- a contract shipped as a pip package ------------------------------------------------------

@@ -28,6 +28,7 @@ The package, one concern a module (each imports only those listed before it)::
     problems.py    the problem objects and their stable codes (PROBLEMS)
     limits.py      the API's bounds, and the per-client submission token buckets
     parameters.py  path and query parameters, checked before the node sees them
+    query.py       GET /v1/query/{contract}/{path}: the path checks, the recording read view
     metrics.py     GET /metrics in the Prometheus text format
     routes.py      the route table (ROUTES, DEBUG_ROUTES), contract reads included
     openapi.py     GET /openapi.json, generated from the route table

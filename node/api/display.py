@@ -50,6 +50,7 @@ from ledger.model import (
     Transaction,
 )
 from ledger.namespace import StateNamespace
+from ledger.queryproof import QueryProof
 from ledger.receipt import AnchorLayout, build_receipt, receipt_from_block
 from ledger.store import ChainStore, CorruptionError
 from node.runtime.application import ChainApplication
@@ -409,6 +410,20 @@ class StateDocument(Document):
     header_bytes: Hex | None
     certificate: CommitCertificate | None
     certificate_bytes: Hex | None
+
+
+class QueryDocument(Document):
+    """A contract's answer to a query (``GET /v1/query/{contract}/{path}``)."""
+
+    height: HeightNumber = Field(description="the tip height the answer was read at")
+    contract: str
+    path: str = Field(description="the path the contract was asked, query string included")
+    answer: Any = Field(description="the contract's answer (bytes as lowercase hex)")
+    proof: QueryProof | None = Field(
+        default=None,
+        description="with ?proof=true: the state values the query read, proven against the "
+        "certified tip (sceau-query-proof/v1, docs/api.md)",
+    )
 
 
 class ActRecord(Document):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +24,8 @@ from ledger import encoding
 from ledger.bundle import block_frame, genesis_frame
 from ledger.model import ModelDecodeError, Transaction
 from ledger.namespace import CONTRACT_NAME_PATTERN
+from ledger.queryproof import QUERY_ANSWER_BYTES_MAX, build_query_proof
+from ledger.store import StoreError
 from node.api import display
 from node.api.debug import DebugHandlers
 from node.api.limits import (
@@ -49,6 +52,7 @@ from node.api.parameters import (
     transaction_hex,
 )
 from node.api.problems import ProblemError, rejection_problem
+from node.api.query import RecordingView, query_path
 from node.api.responses import (
     BUNDLE,
     JSON,
@@ -66,6 +70,12 @@ from node.runtime.debug_token import ensure_token
 
 __all__ = ["Handlers"]
 
+log = logging.getLogger("sceau.api")
+
+QUERY_FAILURE_KINDS_LOGGED_MAX = 256
+"""Kinds of query failure (contract, exception type) logged with their traceback; the
+others are only counted, so that a failing plug-in cannot flood the log."""
+
 
 class Handlers:
     """The handlers of :data:`~node.api.routes.ROUTES` over one node (see the package doc)."""
@@ -79,6 +89,9 @@ class Handlers:
         self.openapi = json_bytes(openapi_document(routes_for(config)))
         self.debug_token = ensure_token(config.data_dir) if config.fault_injection else None
         self.debug = None if self.debug_token is None else DebugHandlers(node, self.debug_token)
+        self.query_failures: collections.Counter[str] = collections.Counter()
+        """Queries whose contract raised an unexpected error, by contract."""
+        self._query_failures_logged: set[tuple[str, str]] = set()
 
     def handler(self, route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         """The coroutine that serves ``route``: a method (of :class:`DebugHandlers` for a
@@ -313,6 +326,94 @@ class Handlers:
                 raise
             raise ProblemError(route.malformed, str(error)) from None
 
+    # --- any contract's query -------------------------------------------------------------
+
+    async def query_contract(self, request: web.Request) -> web.Response:
+        """``GET /v1/query/{contract}/{path}`` (node/api/query.py): the contract's answer at
+        the tip, with a proof of the state values it read when ``?proof=true``."""
+        contract_name = request.match_info["contract"]
+        if not CONTRACT_NAME_PATTERN.fullmatch(contract_name):
+            raise ProblemError("invalid_parameter", "contract: a contract name such as 'deeds'")
+        path, with_proof = query_path(request)
+        contract = self.node.engine.contracts.get(contract_name)
+        if contract is None:
+            raise ProblemError("contract_not_enabled", f"this consortium runs no {contract_name!r}")
+        store = self.node.store
+        height = store.height
+        if with_proof and height == 0:
+            raise ProblemError(
+                "unknown_block",
+                "the chain has no block yet (height 0): a proof needs a certified header",
+            )
+        view = RecordingView(store.confirmed_reads(), contract_name)
+        answer = self._run_query(contract_name, contract, path, view)
+        try:
+            encoded = encoding.pack(answer)
+        except encoding.EncodingError as error:
+            raise self._query_failure(contract_name, path, error) from None
+        if len(encoded) > QUERY_ANSWER_BYTES_MAX:
+            raise ProblemError(
+                "answer_too_large",
+                f"the answer takes {len(encoded)} bytes, over {QUERY_ANSWER_BYTES_MAX}: "
+                "narrow the query",
+            )
+        document: dict[str, Any] = {
+            "height": height,
+            "contract": contract_name,
+            "path": path,
+            "answer": encoding.canonical_form(answer),
+        }
+        if with_proof:
+            proof = build_query_proof(
+                store,
+                contract=contract_name,
+                path=path,
+                answer=encoded,
+                reads=view.proven_reads(),
+                complete=view.complete,
+            )
+            document["proof"] = proof.to_canonical()
+        return respond(request, document)
+
+    def _run_query(self, contract_name: str, contract: Any, path: str, view: Any) -> Any:
+        """``contract.query(path, view)``; its LookupError and ValueError as problems, any
+        other error a counted ``query_failed``; the store's own errors go on."""
+        try:
+            return contract.query(path, view)
+        except StoreError:
+            raise  # the store found damage: store_corrupted, whatever the contract
+        except (KeyError, IndexError, UnicodeError, encoding.EncodingError) as error:
+            raise self._query_failure(contract_name, path, error) from None
+        except LookupError as error:
+            raise ProblemError("not_found", _error_text(error, "nothing at this path")) from None
+        except ValueError as error:
+            raise ProblemError("invalid_query", _error_text(error, "malformed path")) from None
+        except Exception as error:  # a plug-in's bug must not take the node down
+            raise self._query_failure(contract_name, path, error) from None
+
+    def _query_failure(self, contract_name: str, path: str, error: Exception) -> ProblemError:
+        """Count (and log, the first time of its kind) a contract's failure to answer."""
+        self.query_failures[contract_name] += 1
+        kind = (contract_name, type(error).__name__)
+        if (
+            kind not in self._query_failures_logged
+            and len(self._query_failures_logged) < QUERY_FAILURE_KINDS_LOGGED_MAX
+        ):
+            self._query_failures_logged.add(kind)
+            log.error(
+                "contract %s failed to answer the query %r (%s; later failures of this kind "
+                "are only counted)",
+                contract_name,
+                path[:200],
+                type(error).__name__,
+                exc_info=error,
+            )
+        return ProblemError(
+            "query_failed",
+            f"the contract {contract_name} failed to answer ({type(error).__name__}); "
+            "the error is in the node's log",
+        )
+
     # --- operations ---------------------------------------------------------------------------
 
     async def get_status(self, request: web.Request) -> web.Response:
@@ -333,7 +434,7 @@ class Handlers:
 
     async def get_metrics(self, request: web.Request) -> web.Response:
         query_parameters(request, ())
-        text = metrics_text(self.node, self.requests)
+        text = metrics_text(self.node, self.requests, query_failures=self.query_failures)
         extra = request.app.get(METRICS_EXTRA_KEY)
         if extra is not None:  # the listening ports' connection counts (node/tools/launch.py)
             text += extra()
@@ -342,3 +443,12 @@ class Handlers:
     async def get_openapi(self, request: web.Request) -> web.Response:
         query_parameters(request, ())
         return web.Response(body=self.openapi, content_type=JSON, charset="utf-8")
+
+
+_ERROR_TEXT_CHARACTERS_MAX = 300
+
+
+def _error_text(error: Exception, default: str) -> str:
+    """A contract's error message for a problem's detail: its text, bounded."""
+    text = str(error.args[0]) if len(error.args) == 1 else str(error)
+    return text[:_ERROR_TEXT_CHARACTERS_MAX] or default

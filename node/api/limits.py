@@ -13,6 +13,11 @@ from collections.abc import Callable
 
 from ledger import encoding
 from ledger.model import ARGUMENTS_DEPTH_MAX, TRANSACTION_BYTES_MAX
+from ledger.queryproof import (
+    QUERY_ANSWER_BYTES_MAX,
+    QUERY_PATH_CHARACTERS_MAX,
+    QUERY_READS_PROVEN_MAX,
+)
 
 __all__ = [
     "BUNDLE_FRAMES_MAX",
@@ -21,6 +26,10 @@ __all__ = [
     "HEIGHT_MAX",
     "LINKS_CUT_MAX",
     "OUTCOME_POLL_S",
+    "QUERY_ANSWER_BYTES_MAX",
+    "QUERY_PARAMETERS_MAX",
+    "QUERY_PATH_CHARACTERS_MAX",
+    "QUERY_READS_PROVEN_MAX",
     "STATE_KEY_BYTES_MAX",
     "SUBMISSION_LIMITS",
     "WAITING_SUBMISSIONS_MAX",
@@ -45,6 +54,8 @@ BUNDLE_FRAMES_MAX = 256
 BUNDLE_RESPONSE_BYTES_MAX = 4 * 1024 * 1024
 """A ``GET /v1/bundle`` answer stops before this size (it holds at least one frame, which may
 be larger): the frames are read and encoded on the event loop, so an answer stays short."""
+QUERY_PARAMETERS_MAX = 16
+"""Query parameters handed to a contract's query (``proof`` aside)."""
 SUBMISSION_LIMITS = encoding.DecodeLimits(
     total_bytes_max=TRANSACTION_BYTES_MAX + 1024,
     depth_max=ARGUMENTS_DEPTH_MAX + 1,

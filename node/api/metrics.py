@@ -84,7 +84,12 @@ def _rejected_messages(node: Node) -> list[tuple[str, Mapping[str, object], floa
     ]
 
 
-def metrics_text(node: Node, api_requests: Mapping[tuple[str, int], int]) -> str:
+def metrics_text(
+    node: Node,
+    api_requests: Mapping[tuple[str, int], int],
+    *,
+    query_failures: Mapping[str, int] | None = None,
+) -> str:
     """The node's metrics in the Prometheus text format."""
     metrics = node.metrics
     out = _MetricsText()
@@ -160,5 +165,12 @@ def metrics_text(node: Node, api_requests: Mapping[tuple[str, int], int]) -> str
             ("", {"route": route, "status": status}, count)
             for (route, status), count in sorted(api_requests.items())
         ],
+    )
+    out.family(
+        "sceau_api_query_failures_total",
+        "counter",
+        "Contract queries (GET /v1/query/...) that failed with an error of the contract, "
+        "by contract.",
+        [("", {"contract": name}, count) for name, count in sorted((query_failures or {}).items())],
     )
     return out.text()

@@ -20,7 +20,7 @@ people)::
     invalid_links             400     PUT /v1/debug/links: not {"cut": [<peer member id>, …]}
     debug_forbidden           403     /v1/debug/*: no valid debug token, not from loopback, or
                                       through a proxy (a forwarding header)
-    not_found                 404     no such route
+    not_found                 404     no such route; /v1/query/…: nothing at that path
     unknown_transaction       404     the node knows nothing of this transaction
     unknown_block             404     no block at this height (yet); no bundle frame there
     unknown_act               404     no act at this reference, digest or issuer
@@ -29,7 +29,10 @@ people)::
     body_too_large            413     the body exceeds api_body_bytes_max
     unsupported_media_type    415     a body that is neither application/json nor msgpack
     rate_limited              429     too many submissions from this address (Retry-After)
+    answer_too_large          422     /v1/query/…: the answer exceeds 4 MiB (narrow the query)
     internal_error            500     a bug of the node (logged); no details are given
+    query_failed              500     /v1/query/…: the contract's query raised an error (a bug
+                                      of the contract; counted, logged once per kind)
     store_corrupted           503     the node found its chain store damaged: it cannot tell
                                       what it lost, so it answers nothing from it (and stops)
     unhealthy                 503     /healthz: the node's ticker or store is not running, or
@@ -84,7 +87,7 @@ PROBLEMS: dict[str, ProblemKind] = {
     "invalid_query": ProblemKind(400, "The query is malformed"),
     "invalid_links": ProblemKind(400, "The link cut request is malformed"),
     "debug_forbidden": ProblemKind(403, "The fault-injection routes refuse this request"),
-    "not_found": ProblemKind(404, "No such route"),
+    "not_found": ProblemKind(404, "Not found"),
     "unknown_transaction": ProblemKind(404, "Unknown transaction"),
     "unknown_block": ProblemKind(404, "Unknown block"),
     "unknown_act": ProblemKind(404, "Unknown act"),
@@ -93,7 +96,9 @@ PROBLEMS: dict[str, ProblemKind] = {
     "body_too_large": ProblemKind(413, "The request body is too large"),
     "unsupported_media_type": ProblemKind(415, "Unsupported media type"),
     "rate_limited": ProblemKind(429, "Too many submissions"),
+    "answer_too_large": ProblemKind(422, "The query's answer is too large"),
     "internal_error": ProblemKind(500, "Internal error"),
+    "query_failed": ProblemKind(500, "The contract failed to answer the query"),
     "store_corrupted": ProblemKind(503, "The node's chain store is damaged"),
     "unhealthy": ProblemKind(503, "The node is not healthy"),
     "http_error": ProblemKind(400, "The server refused the request"),

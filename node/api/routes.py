@@ -25,11 +25,13 @@ from node.api.limits import (
     BUNDLE_RESPONSE_BYTES_MAX,
     HEIGHT_MAX,
     LINKS_CUT_MAX,
+    QUERY_PATH_CHARACTERS_MAX,
     STATE_KEY_BYTES_MAX,
     WAIT_S_MAX,
 )
 from node.api.parameters import MEMBER_ID
 from node.api.problems import PROBLEMS
+from node.api.query import PATH_CHARACTERS
 from node.runtime.config import NodeConfig
 
 __all__ = [
@@ -222,6 +224,47 @@ _NODE_ROUTES: tuple[Route, ...] = (
         ),
         responses={200: display.StateDocument},
         problems=("invalid_parameter", "contract_not_enabled"),
+    ),
+    Route(
+        method="GET",
+        path="/v1/query/{contract}/{path:.+}",
+        handler="query_contract",
+        summary="Any contract's query at the tip (its query(path)), with a proof of the state "
+        "values it read on demand. Query parameters other than proof are handed to the "
+        "contract as ?name=value&...",
+        tag="state",
+        parameters=(
+            _path(
+                "contract",
+                {"type": "string", "pattern": f"^{CONTRACT_NAME_PATTERN.pattern}$"},
+                "a contract the consortium runs (built-in or plug-in)",
+            ),
+            _path(
+                "path",
+                {
+                    "type": "string",
+                    "pattern": f"^{PATH_CHARACTERS.pattern}$",
+                    "maxLength": QUERY_PATH_CHARACTERS_MAX,
+                },
+                "the contract's query path; it may hold '/' (membership: members, "
+                "delegations/<member id>; deeds: act/<issuer>/<reference>, ...)",
+            ),
+            _query(
+                "proof",
+                {"type": "boolean"},
+                "add a proof of the state values the query read, against the certified tip",
+            ),
+        ),
+        responses={200: display.QueryDocument},
+        problems=(
+            "invalid_parameter",
+            "invalid_query",
+            "contract_not_enabled",
+            "not_found",
+            "unknown_block",
+            "answer_too_large",
+            "query_failed",
+        ),
     ),
     Route(
         method="GET",

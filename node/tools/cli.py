@@ -8,7 +8,8 @@ Commands, for the people who use them:
 
 * a collectivity's IT department: ``key generate``, ``genesis create`` / ``genesis
   add-member`` / ``genesis show``, ``node init``, ``node run``, ``status``;
-* a developer trying sceau: ``devnet up`` / ``devnet down``;
+* a developer trying sceau, or a contract of their own: ``devnet up`` / ``devnet down``,
+  ``genesis contracts`` (what ``--contract`` may name);
 * an application or an agent: ``anchor``, ``act show``, ``act find``, ``act status``.
 """
 
@@ -132,6 +133,16 @@ def _write_new(path: Path, text: str, force: bool) -> None:
     path.write_text(text)
 
 
+def _contract_refs(specs: Sequence[str]) -> Any:
+    """The contracts a new genesis pins: the built-in ones and ``--contract`` (installed)."""
+    from contracts.registry import ContractLoadError, contract_refs
+
+    try:
+        return contract_refs(specs)
+    except ContractLoadError as error:
+        raise CommandError(str(error)) from None
+
+
 def command_genesis_create(arguments: argparse.Namespace) -> int:
     import time
 
@@ -140,8 +151,7 @@ def command_genesis_create(arguments: argparse.Namespace) -> int:
         "created_at_ms": arguments.created_at_ms or time.time_ns() // 1_000_000,
         "members": [_parse_member(text) for text in arguments.member],
         "contracts": [
-            {"name": "membership", "version": "1.0"},
-            {"name": "deeds", "version": "1.0"},
+            {"name": ref.name, "version": ref.version} for ref in _contract_refs(arguments.contract)
         ],
     }
     genesis = _genesis_from_json(document)
@@ -149,6 +159,7 @@ def command_genesis_create(arguments: argparse.Namespace) -> int:
     print(
         f"wrote {arguments.out}: {len(genesis.members)} members, chain_id {genesis.chain_id.hex()}"
     )
+    print("contracts: " + ", ".join(f"{c.name} {c.version}" for c in genesis.contracts))
     if len(genesis.members) < 4:
         print(
             "note: a consortium needs at least 4 members to tolerate a faulty one; add "
@@ -196,6 +207,22 @@ def command_genesis_show(arguments: argparse.Namespace) -> int:
     for member in genesis.members:
         print(f"  {member.id:<28} {member.endpoint:<22} {member.name}")
     print("contracts:  " + ", ".join(f"{c.name} {c.version}" for c in genesis.contracts))
+    return 0
+
+
+def command_genesis_contracts(arguments: argparse.Namespace) -> int:
+    from contracts.registry import DEFAULT_CONTRACTS, ContractLoadError, installed_contracts
+
+    try:
+        installed = installed_contracts()
+    except ContractLoadError as error:
+        raise CommandError(str(error)) from None
+    for contract in installed:
+        listed = "  (always listed)" if contract.name in DEFAULT_CONTRACTS else ""
+        print(
+            f"{contract.name:<16} {contract.version:<8} {contract.distribution:<28} "
+            f"{contract.target}{listed}"
+        )
     return 0
 
 
@@ -258,8 +285,9 @@ def command_node_run(arguments: argparse.Namespace) -> int:
 def command_devnet_up(arguments: argparse.Namespace) -> int:
     from node.tools.devnet import DevnetError, devnet_up
 
+    contracts = _contract_refs(arguments.contract)
     try:
-        processes = devnet_up(Path(arguments.dir), arguments.nodes)
+        processes = devnet_up(Path(arguments.dir), arguments.nodes, contracts=contracts)
     except DevnetError as error:
         raise CommandError(str(error)) from None
     print(f"devnet of {len(processes)} members running in {arguments.dir}:")
@@ -271,6 +299,7 @@ def command_devnet_up(arguments: argparse.Namespace) -> int:
         f"--issuer {first.member_id} --reference 2026-DEL-001 --kind deliberation "
         f"--date 2026-11-28 --title 'A first act'"
     )
+    print("contracts: " + ", ".join(f"{ref.name} {ref.version}" for ref in contracts))
     print(f"stop it with: sceau devnet down --dir {arguments.dir}")
     return 0
 
@@ -284,7 +313,11 @@ def command_devnet_down(arguments: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
     for member_id, reason in report.skipped.items():
         print(f"skipped {member_id}: {reason}; not signalled", file=sys.stderr)
-    print(f"stopped {len(report.stopped)} members")
+    stopped = report.stopped + [f"{member} (not recorded)" for member in report.unrecorded]
+    if stopped:
+        print(f"stopped {len(stopped)} members: {', '.join(stopped)}")
+    else:
+        print("stopped no node: none of this devnet's nodes was running")
     return 0
 
 
@@ -886,6 +919,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_node_commands(commands)
     _add_devnet_commands(commands)
     _add_client_commands(commands)
+    _add_query_command(commands)
     from node.tools.cli_chain import add_chain_commands
 
     add_chain_commands(commands)
@@ -945,6 +979,7 @@ def _add_genesis_commands(commands: Any) -> None:
     )
     create.add_argument("--out", default="genesis.json", help="output file (genesis.json)")
     create.add_argument("--created-at-ms", type=int, help="creation time (default: now)")
+    _contract_option(create)
     create.add_argument("--force", action="store_true", help="replace an existing file")
     create.set_defaults(handler=command_genesis_create)
     add = actions.add_parser(
@@ -962,6 +997,26 @@ def _add_genesis_commands(commands: Any) -> None:
     show = actions.add_parser("show", help="summarise a genesis and print its chain_id")
     show.add_argument("genesis", help="the genesis file")
     show.set_defaults(handler=command_genesis_show)
+    contracts = actions.add_parser(
+        "contracts",
+        help="list the contracts installed here (what --contract may name)",
+        description="List the contracts installed in this Python environment: name, version, "
+        "the package that provides it, and its entry point. Any of them may be named with "
+        "--contract NAME of 'genesis create' and 'devnet up'. See docs/contracts.md.",
+    )
+    contracts.set_defaults(handler=command_genesis_contracts)
+
+
+def _contract_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--contract",
+        action="append",
+        default=[],
+        metavar="NAME[=VERSION]",
+        help="also run this installed contract (repeat for each); VERSION defaults to the "
+        "installed one, which it must be. membership and deeds are always listed; "
+        "'sceau genesis contracts' lists what is installed",
+    )
 
 
 def _add_node_commands(commands: Any) -> None:
@@ -994,8 +1049,15 @@ def _add_devnet_commands(commands: Any) -> None:
     up = actions.add_parser("up", help="start a devnet and wait until it is ready")
     up.add_argument("--nodes", type=int, default=4, help="number of members (4 to 30)")
     up.add_argument("--dir", required=True, help="a new folder for keys, configs, data, logs")
+    _contract_option(up)
     up.set_defaults(handler=command_devnet_up)
-    down = actions.add_parser("down", help="stop the devnet recorded in DIR")
+    down = actions.add_parser(
+        "down",
+        help="stop the devnet recorded in DIR",
+        description="Stop every node recorded in DIR/devnet.json, and any node run by hand "
+        "with one of DIR's member configurations; say which were stopped and which "
+        "recorded ones were not (already gone).",
+    )
     down.add_argument("--dir", required=True, help="the devnet's folder")
     down.set_defaults(handler=command_devnet_down)
 
@@ -1134,6 +1196,48 @@ def _add_client_commands(commands: Any) -> None:
     digest = commands.add_parser("hash", help="print a file's SHA-256 (what anchoring uses)")
     digest.add_argument("file")
     digest.set_defaults(handler=command_hash)
+
+
+# --- any contract's query ---------------------------------------------------------------------
+
+
+def command_query(arguments: argparse.Namespace) -> int:
+    """``sceau query CONTRACT PATH``: print the answer document; a 404 or 400 exits 1."""
+    from ledger.client import ApiError
+
+    with _client(arguments, signer=False) as client:
+        try:
+            document = client.query(arguments.contract, arguments.path, proof=arguments.proof)
+        except ApiError as error:
+            if error.status in (400, 404):
+                print(f"{error.code}: {error.detail}", file=sys.stderr)
+                return EXIT_CHECK_FAILED
+            raise _answer_error(error) from None
+    _print_json(document)
+    return 0
+
+
+def _add_query_command(commands: Any) -> None:
+    query = commands.add_parser(
+        "query",
+        help="ask any contract's query at the tip (GET /v1/query/CONTRACT/PATH)",
+        description="Print a contract's answer to a query, read at the node's tip, as JSON "
+        "(bytes as hex): {height, contract, path, answer}. Exit 1 with the problem's code if "
+        "nothing is at PATH, the contract is not run, or PATH is malformed.",
+    )
+    query.add_argument("contract", help="a contract the consortium runs (membership, deeds, ...)")
+    query.add_argument(
+        "path",
+        help="the contract's query path, e.g. members, delegations/MEMBER, act/ISSUER/REFERENCE, "
+        "'acts/ISSUER?from=2026-01-01&limit=10'",
+    )
+    query.add_argument(
+        "--proof",
+        action="store_true",
+        help="add a proof of the state values the query read, against the certified tip",
+    )
+    _api_options(query, signer=False)
+    query.set_defaults(handler=command_query)
 
 
 def _version() -> str:

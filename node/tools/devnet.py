@@ -3,8 +3,16 @@
 ``sceau devnet up --nodes N --dir DIR`` writes, in DIR, a key and a configuration per member,
 a genesis naming them (with realistic collectivity names), initialises every data directory,
 starts each node as a separate process on loopback and waits until every node answers and
-sees its peers. ``devnet.json`` in DIR records the processes, ports and files so that
-``sceau devnet down --dir DIR`` (or a test) can stop them. Logs go to DIR/<member>/node.log.
+sees its peers. The genesis lists the membership and deeds contracts and, with ``--contract
+NAME[=VERSION]``, any other contract installed beside sceau (a plug-in): the nodes run in the
+same Python environment, so what this process can load, they can.
+
+``devnet.json`` in DIR records the processes, ports and files so that ``sceau devnet down
+--dir DIR`` (or a test) can stop them; each node is recorded as soon as it is started, so a
+start-up that fails half-way leaves nothing unrecorded (and stops what it started). ``devnet
+down`` also stops a node that runs one of DIR's member configurations without being recorded
+(started by hand with ``sceau node run --config DIR/<member>/node.toml``). Logs go to
+DIR/<member>/node.log.
 
 Everything a devnet writes is private to its user: it is written under umask 077 (files
 0600, folders 0700), and so is what its nodes write (their stores, logs and tokens). Before
@@ -31,7 +39,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -125,20 +133,50 @@ def prepare(
     tick_ms: int = 50,
     view_timeout_ms: int = 1_500,
     extra_config: dict[str, Any] | None = None,
+    contracts: Sequence[ContractRef] | None = None,
 ) -> list[dict[str, Any]]:
     """Write keys, genesis, configurations and data directories for ``nodes`` members.
 
     ``extra_config`` adds (or overrides) fields of every node's configuration, for example
-    higher ``api_submissions_per_s`` for a load test.
+    higher ``api_submissions_per_s`` for a load test. ``contracts`` are what the genesis
+    pins (default: membership and deeds at their installed versions); each must load here
+    (:func:`contracts.registry.load_contracts`), or nothing is written.
     """
     if not 4 <= nodes <= NODES_MAX:
         raise DevnetError(f"a devnet has 4 to {NODES_MAX} nodes (f ≥ 1 needs at least 4)")
     if (directory / "genesis.json").exists():
         raise DevnetError(f"{directory} already holds a devnet; use another --dir or remove it")
+    pinned = _loadable(contracts)
     with _private_files():
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
-        return _prepare(directory, nodes, tick_ms, view_timeout_ms, extra_config or {})
+        return _prepare(directory, nodes, tick_ms, view_timeout_ms, extra_config or {}, pinned)
+
+
+def _loadable(contracts: Sequence[ContractRef] | None) -> tuple[ContractRef, ...]:
+    """``contracts`` (default: the built-in ones), checked to load as the nodes will."""
+    from contracts.registry import ContractLoadError, contract_refs, load_contracts
+
+    try:
+        pinned = contract_refs(()) if contracts is None else tuple(contracts)
+        # A throw-away genesis with the same contracts: the nodes would refuse to start.
+        probe = Genesis(
+            consortium="probe",
+            created_at_ms=0,
+            members=(
+                Member(
+                    id="probe",
+                    name="probe",
+                    public_key=crypto.public_key_bytes(crypto.generate_key()),
+                    endpoint="127.0.0.1:1",
+                ),
+            ),
+            contracts=pinned,
+        )
+        load_contracts(probe)
+    except ContractLoadError as error:
+        raise DevnetError(str(error)) from None
+    return pinned
 
 
 @contextlib.contextmanager
@@ -158,6 +196,7 @@ def _prepare(
     tick_ms: int,
     view_timeout_ms: int,
     extra_config: dict[str, Any],
+    contracts: tuple[ContractRef, ...],
 ) -> list[dict[str, Any]]:
     members = _members_for(nodes)
     ports = _free_ports(2 * nodes)
@@ -191,10 +230,7 @@ def _prepare(
             for entry in entries
         ),
         parameters=ConsensusParameters(view_timeout_ms=view_timeout_ms),
-        contracts=(
-            ContractRef(name="membership", version="1.0"),
-            ContractRef(name="deeds", version="1.0"),
-        ),
+        contracts=contracts,
     )
     (directory / "genesis.json").write_text(genesis.model_dump_json(indent=2) + "\n")
     for entry in entries:
@@ -298,29 +334,42 @@ def devnet_up(
     timeout_s: float = 60.0,
     tick_ms: int = 50,
     extra_config: dict[str, Any] | None = None,
+    contracts: Sequence[ContractRef] | None = None,
 ) -> list[MemberProcess]:
-    """Prepare and start a devnet in ``directory``; returns its member processes."""
-    entries = prepare(directory.resolve(), nodes, tick_ms=tick_ms, extra_config=extra_config)
-    processes = []
-    for entry in entries:
-        child = start_member(entry["dir"])
-        processes.append(
-            MemberProcess(
-                member_id=entry["member_id"],
-                name=entry["name"],
-                pid=child.pid,
-                api_url=f"http://127.0.0.1:{entry['api_port']}",
-                peer_port=entry["peer_port"],
-                config_file=str(entry["dir"] / "node.toml"),
-                key_file=str(entry["dir"] / "node.pem"),
-                log_file=str(entry["dir"] / "node.log"),
-            )
-        )
-    write_devnet(directory, processes)
+    """Prepare and start a devnet in ``directory``; returns its member processes.
+
+    ``contracts``: what the genesis pins (default: membership and deeds). Every node is
+    recorded in devnet.json as soon as it is started; if the start-up fails or is
+    interrupted, the nodes already started are stopped before the error goes on.
+    """
+    entries = prepare(
+        directory.resolve(),
+        nodes,
+        tick_ms=tick_ms,
+        extra_config=extra_config,
+        contracts=contracts,
+    )
+    processes: list[MemberProcess] = []
     try:
+        for entry in entries:
+            child = start_member(entry["dir"])
+            processes.append(
+                MemberProcess(
+                    member_id=entry["member_id"],
+                    name=entry["name"],
+                    pid=child.pid,
+                    api_url=f"http://127.0.0.1:{entry['api_port']}",
+                    peer_port=entry["peer_port"],
+                    config_file=str(entry["dir"] / "node.toml"),
+                    key_file=str(entry["dir"] / "node.pem"),
+                    log_file=str(entry["dir"] / "node.log"),
+                )
+            )
+            write_devnet(directory, processes)
         wait_ready(processes, timeout_s)
-    except DevnetError:
-        devnet_down(directory)
+    except BaseException:  # a failure, or Ctrl-C: leave no node behind
+        if processes:
+            devnet_down(directory)
         raise
     return processes
 
@@ -404,13 +453,26 @@ class StopReport:
 
     stopped: list[str]
     skipped: dict[str, str]
+    unrecorded: list[str] = dataclasses.field(default_factory=list)
+    """Members whose node ran without being recorded (started by hand), stopped too."""
 
 
 def devnet_stop(directory: Path) -> StopReport:
-    """Stop every node of the devnet in ``directory`` that still runs; a recorded PID that is
-    no longer that member's node (it exited, and the PID may now be another process's) is
-    not signalled, but reported in ``skipped``."""
-    processes = read_devnet(directory)
+    """Stop every node of the devnet in ``directory`` that still runs.
+
+    The recorded ones first: a recorded PID that is no longer that member's node (it exited,
+    and the PID may now be another process's) is not signalled, but reported in ``skipped``.
+    Then any other ``node run`` process of this user whose configuration is one of the
+    devnet's (``DIR/<member>/node.toml``): a node started by hand there, stopped and reported
+    in ``unrecorded``. Raises :class:`DevnetError` when nothing is recorded
+    and no such node runs.
+    """
+    try:
+        processes = read_devnet(directory)
+    except DevnetError:
+        processes = []
+        if not _unrecorded_nodes(directory, ()):
+            raise
     running, skipped = [], {}
     for process in processes:
         reason = _is_member_node(process) if _alive(process.pid) else "no such process"
@@ -418,15 +480,56 @@ def devnet_stop(directory: Path) -> StopReport:
             running.append(process)
         else:
             skipped[process.member_id] = f"pid {process.pid}: {reason}"
-    stop_processes([process.pid for process in running])
+    pids = [process.pid for process in running]
+    unrecorded = _unrecorded_nodes(directory, pids)
+    stop_processes(pids + [pid for _, pid in unrecorded])
     (directory / STATE_FILE).unlink(missing_ok=True)
-    return StopReport(stopped=[process.member_id for process in running], skipped=skipped)
+    return StopReport(
+        stopped=[process.member_id for process in running],
+        skipped=skipped,
+        unrecorded=[member_id for member_id, _ in unrecorded],
+    )
+
+
+def _unrecorded_nodes(directory: Path, known: Sequence[int]) -> list[tuple[str, int]]:
+    """``(member id, pid)`` of the ``node run`` processes that run one of the devnet's
+    member configurations and are not in ``known``. Empty without /proc (not Linux)."""
+    configs = {path.resolve(): path.parent.name for path in Path(directory).glob("*/node.toml")}
+    if not configs or not Path("/proc/self").is_dir():
+        return []
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in known or int(entry.name) == os.getpid():
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            arguments = [
+                os.fsdecode(part) for part in (entry / "cmdline").read_bytes().split(b"\0")
+            ]
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        config = _node_config(arguments)
+        member = None if config is None else configs.get((cwd / config).resolve())
+        if member is not None and _alive(int(entry.name)):
+            found.append((member, int(entry.name)))
+    return found
+
+
+def _node_config(arguments: list[str]) -> str | None:
+    """The configuration a ``… node run --config FILE`` command line names, or None."""
+    for index in range(len(arguments) - 3):
+        if arguments[index : index + 3] == ["node", "run", "--config"]:
+            return arguments[index + 3]
+    return None
 
 
 def devnet_down(directory: Path) -> list[str]:
-    """Stop every node of the devnet in ``directory``; returns the member ids stopped (stale
-    records are skipped with a WARNING, see :func:`devnet_stop`)."""
+    """Stop every node of the devnet in ``directory``; returns the member ids stopped, the
+    recorded ones then those started by hand (stale records are skipped with a WARNING, see
+    :func:`devnet_stop`)."""
     report = devnet_stop(directory)
     for member_id, reason in report.skipped.items():
         log.warning("devnet down: %s not signalled (%s)", member_id, reason)
-    return report.stopped
+    return report.stopped + report.unrecorded
