@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from test_client_errors import write_self_signed_certificate
 
-from ledger.client import AsyncClient, Client, SceauError
+from ledger.client import Client, SceauError
 from node.tools.devnet import MemberProcess, devnet_down, devnet_up
 
 API_DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
