@@ -555,3 +555,24 @@ def test_sceau_query_exits_1_with_the_problem(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert re.match(rf"{code}: \S", captured.err), captured.err
+
+
+def test_sceau_query_checks_the_proof_against_the_genesis(
+    api: Api, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    genesis = tmp_path / "genesis.json"
+    genesis.write_text(api.consortium.genesis.model_dump_json())
+    assert _sceau(api, "query", "membership", "members", "--genesis", str(genesis)) == 0
+    captured = capsys.readouterr()
+    assert "proof" in json.loads(captured.out)
+    consortium = api.consortium.genesis.consortium
+    assert captured.err.startswith(f"VERIFIED against the genesis of {consortium!r}")
+    assert "recomputed from them" in captured.err
+    assert _sceau(api, "query", "notes", "note/agenda", "--genesis", str(genesis)) == 0
+    assert "not recomputed" in capsys.readouterr().err  # notes is not installed for the CLI
+    other = tmp_path / "other.json"
+    other.write_text(
+        LocalConsortium.create([(MEMBER, "Ailleurs")], seed=b"other").genesis.model_dump_json()
+    )
+    assert _sceau(api, "query", "membership", "members", "--genesis", str(other)) == 1
+    assert capsys.readouterr().err.startswith("NOT VERIFIED — chain: ")
