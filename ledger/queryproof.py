@@ -62,6 +62,7 @@ __all__ = [
     "QueryProofError",
     "VerifiedQuery",
     "build_query_proof",
+    "reads_are_proven",
     "verify_query_proof",
 ]
 
@@ -141,8 +142,9 @@ def build_query_proof(
     """The proof of ``reads`` (the contract's own keys and the values read) at the tip of a
     :class:`~ledger.store.ChainStore` whose height is at least 1.
 
-    ``answer`` is the canonical encoding of the answer. Raises AssertionError if a value does
-    not verify under the tip's root (the caller read it from the same tip).
+    ``answer`` is the canonical encoding of the answer. The proofs are the store's; a value
+    read from a damaged value index would not verify: the caller checks
+    (:func:`reads_are_proven`) before serving the proof.
     """
     height = store.height
     assert height >= 1, "a query proof needs a certified header"
@@ -151,7 +153,6 @@ def build_query_proof(
     proven = []
     for key, value in reads:
         proof = store.state_prove(namespace.key(key), header.state_root)
-        assert verify_state_proof(header.state_root, namespace.key(key), value, proof), key
         proven.append(ProvenRead(key=key, value=value, proof=StateProofDocument.of(proof)))
     return QueryProof(
         chain_id=store.chain_id,
@@ -167,6 +168,17 @@ def build_query_proof(
             for change in store.member_set_changes(height)
             if change >= 2
         ),
+    )
+
+
+def reads_are_proven(proof: QueryProof) -> bool:
+    """True if every read of ``proof`` verifies under its header's state root."""
+    namespace = StateNamespace(proof.contract)
+    return all(
+        verify_state_proof(
+            proof.header.state_root, namespace.key(read.key), read.value, read.proof.proof()
+        )
+        for read in proof.reads
     )
 
 

@@ -206,6 +206,8 @@ def prepare(
     if missing:
         raise DescriptionError(f"{missing[0]}: missing")
     pinned = description.get("chain_id")
+    if pinned is not None and not (isinstance(pinned, str) and _HEX_32.fullmatch(pinned)):
+        raise DescriptionError("chain_id: the consortium's chain_id, 64 lowercase hex digits")
     if pinned is not None and pinned != chain_id.hex():
         raise DescriptionError("chain_id: this node's consortium is another one")
     if not isinstance(description["args"], dict):

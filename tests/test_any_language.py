@@ -370,6 +370,7 @@ _VALID_SIGNER = "00" * 32
         ({"nonce": True}, "nonce"),
         ({"expiry_height": 0}, "expiry_height"),
         ({"chain_id": "00" * 32}, "chain_id"),
+        ({"chain_id": 5}, "chain_id"),
         ({"fee": 1}, "fee"),
     ],
 )

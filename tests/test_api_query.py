@@ -36,6 +36,7 @@ from ledger.queryproof import (
     QUERY_READS_PROVEN_MAX,
     QueryProof,
     QueryProofError,
+    reads_are_proven,
     verify_query_proof,
 )
 from node.api import API_KEY, PROBLEMS, create_app, display
@@ -387,6 +388,8 @@ def test_the_proof_comes_as_msgpack_too(api: Api) -> None:
 )
 def test_a_tampered_proof_is_refused(api: Api, tamper: Any, step: str) -> None:
     _, proof = _proof(api, "/v1/query/notes/note/budget")
+    assert reads_are_proven(proof)
+    assert step != "reads" or not reads_are_proven(tamper(proof))
     with pytest.raises(QueryProofError) as refused:
         verify_query_proof(tamper(proof), api.consortium.genesis, contract=NotesContract())
     assert refused.value.step == step

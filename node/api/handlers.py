@@ -24,8 +24,8 @@ from ledger import encoding
 from ledger.bundle import block_frame, genesis_frame
 from ledger.model import ModelDecodeError, Transaction
 from ledger.namespace import CONTRACT_NAME_PATTERN
-from ledger.queryproof import QUERY_ANSWER_BYTES_MAX, build_query_proof
-from ledger.store import StoreError
+from ledger.queryproof import QUERY_ANSWER_BYTES_MAX, build_query_proof, reads_are_proven
+from ledger.store import CorruptionError, StoreError
 from node.api import display
 from node.api.debug import DebugHandlers
 from node.api.limits import (
@@ -409,6 +409,10 @@ class Handlers:
                 reads=view.proven_reads(),
                 complete=view.complete,
             )
+            if not reads_are_proven(proof):
+                raise CorruptionError(
+                    "a value read for a query disagrees with the state tree", height=height
+                )
             document["proof"] = proof.to_canonical()
         return respond(request, document)
 
