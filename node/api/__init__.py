@@ -2,12 +2,16 @@
 
 Theory of operation
 -------------------
-Reads are public; the only write is ``POST /v1/transactions``, whose body is a transaction
-already signed by its submitter, so the API holds no secret and authenticates nobody
-(DESIGN.md decision 12). Every route is declared once, in :data:`ROUTES`: the router, the
-OpenAPI document (``GET /openapi.json``) and the request counters all come from that table.
-The contracts' reads are declared by the contracts themselves (``Contract.query_routes``): the
-API serves them with one generic handler and knows no contract's paths, keys or limits.
+Reads are public; the only write is a transaction already signed by its submitter — its
+canonical bytes (``POST /v1/transactions``), or a JSON description the node builds again and
+the signature of what ``POST /v1/transactions/prepare`` told the submitter to sign
+(``POST /v1/transactions/signed``, node/api/prepared.py) — so the API holds no secret and
+authenticates nobody (DESIGN.md decision 12). Every route is declared once, in
+:data:`ROUTES`: the router, the OpenAPI document (``GET /openapi.json``) and the request
+counters all come from that table. The contracts' reads are declared by the contracts
+themselves (``Contract.query_routes``): the API serves them with one generic handler and
+knows no contract's paths, keys or limits; any other query of any contract it runs is reached
+through ``GET /v1/query/{contract}/{path}`` (node/api/query.py).
 
 A handler validates its path and query parameters itself, *before* touching the node (a
 height is checked to be in 1..2**63-1 before the store sees it), builds a canonical document
@@ -29,6 +33,7 @@ The package, one concern a module (each imports only those listed before it)::
     limits.py      the API's bounds, and the per-client submission token buckets
     parameters.py  path and query parameters, checked before the node sees them
     query.py       GET /v1/query/{contract}/{path}: the path checks, the recording read view
+    prepared.py    the bodies of /v1/transactions/prepare and /signed (ledger/txjson.py)
     metrics.py     GET /metrics in the Prometheus text format
     routes.py      the route table (ROUTES, DEBUG_ROUTES), contract reads included
     openapi.py     GET /openapi.json, generated from the route table
