@@ -2,16 +2,12 @@
 
 Theory of operation
 -------------------
-Reads are public; the only write is a transaction already signed by its submitter — its
-canonical bytes (``POST /v1/transactions``), or a JSON description the node builds again and
-the signature of what ``POST /v1/transactions/prepare`` told the submitter to sign
-(``POST /v1/transactions/signed``, node/api/prepared.py) — so the API holds no secret and
-authenticates nobody (DESIGN.md decision 12). Every route is declared once, in
-:data:`ROUTES`: the router, the OpenAPI document (``GET /openapi.json``) and the request
-counters all come from that table. The contracts' reads are declared by the contracts
-themselves (``Contract.query_routes``): the API serves them with one generic handler and
-knows no contract's paths, keys or limits; any other query of any contract it runs is reached
-through ``GET /v1/query/{contract}/{path}`` (node/api/query.py).
+Reads are public; the only write is ``POST /v1/transactions``, whose body is a transaction
+already signed by its submitter, so the API holds no secret and authenticates nobody
+(DESIGN.md decision 12). Every route is declared once, in :data:`ROUTES`: the router, the
+OpenAPI document (``GET /openapi.json``) and the request counters all come from that table.
+The contracts' reads are declared by the contracts themselves (``Contract.query_routes``): the
+API serves them with one generic handler and knows no contract's paths, keys or limits.
 
 A handler validates its path and query parameters itself, *before* touching the node (a
 height is checked to be in 1..2**63-1 before the store sees it), builds a canonical document
@@ -48,6 +44,12 @@ transport cuts (:meth:`node.runtime.transport.PeerTransport.cut_links`). Otherwi
 (404) and ``/openapi.json`` does not mention them. Even then they answer only a request from
 a loopback address, without a proxy's forwarding header, that carries the node's debug token
 (node/runtime/debug_token.py): 403 ``debug_forbidden`` otherwise.
+
+Two more routes reach the node without a contract's declaration or the Python model:
+``GET /v1/query/{contract}/{path}`` asks any query of any contract the node runs
+(node/api/query.py), and ``POST /v1/transactions/prepare`` then ``/signed`` let a submitter
+in any language describe a transaction in JSON and sign only what the node says; the node
+builds it again from the description before admitting it (node/api/prepared.py).
 
 Limits: a body holds at most ``api_body_bytes_max`` bytes (413); each client address may
 submit ``api_submissions_per_s`` transactions per second with bursts of
