@@ -579,3 +579,56 @@ def test_sceau_query_checks_the_proof_against_the_genesis(
     )
     assert _sceau(api, "query", "membership", "members", "--genesis", str(other)) == 1
     assert capsys.readouterr().err.startswith("NOT VERIFIED — chain: ")
+
+
+# --- proofs across member-set changes ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def changed_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """tests/test_receipt.py's chain: a member admitted, one removed, a key rotated."""
+    from test_receipt import build_chain
+
+    chain = build_chain(tmp_path_factory.mktemp("query-chain") / "chain")
+    yield chain
+    chain.store.close()
+
+
+def _membership_proof(chain: Any, path: str) -> QueryProof:
+    from contracts.membership import MembershipContract
+    from ledger.queryproof import build_query_proof
+    from node.api.query import RecordingView
+
+    view = RecordingView(chain.store.confirmed_reads(), "membership")
+    answer = encoding.pack(MembershipContract().query(path, view))
+    return build_query_proof(
+        chain.store,
+        contract="membership",
+        path=path,
+        answer=answer,
+        reads=view.proven_reads(),
+        complete=view.complete,
+    )
+
+
+def test_a_proof_follows_the_member_sets_from_the_genesis(changed_chain: Any) -> None:
+    from contracts.membership import MembershipContract
+
+    proof = _membership_proof(changed_chain, "members")
+    assert [change.header.height for change in proof.member_changes] == [2, 4, 6]
+    verified = verify_query_proof(proof, changed_chain.genesis, contract=MembershipContract())
+    assert [member["id"] for member in verified.answer] == [
+        member.id for member in changed_chain.members()
+    ]
+    skipped = proof.model_copy(update={"member_changes": proof.member_changes[:-1]})
+    with pytest.raises(QueryProofError, match="another member set") as refused:
+        verify_query_proof(skipped, changed_chain.genesis)
+    assert refused.value.step == "header"
+    swapped = proof.model_copy(update={"member_changes": proof.member_changes[::-1]})
+    with pytest.raises(QueryProofError) as refused:
+        verify_query_proof(swapped, changed_chain.genesis)
+    assert refused.value.step == "members"
+    forged = proof.member_changes[0].model_copy(update={"members": proof.member_changes[1].members})
+    altered = proof.model_copy(update={"member_changes": (forged, *proof.member_changes[1:])})
+    with pytest.raises(QueryProofError, match="not proven"):
+        verify_query_proof(altered, changed_chain.genesis)
