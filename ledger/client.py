@@ -78,7 +78,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -691,6 +691,27 @@ class AsyncClient:
         )
         return answer["history"]
 
+    async def query(self, contract: str, path: str, *, proof: bool = False) -> dict[str, Any]:
+        """Any contract's query at the tip: ``GET /v1/query/{contract}/{path}``.
+
+        ``path`` is the contract's query path (``delegations/metropole-valbrune``,
+        ``act/<issuer>/<reference>``); a ``?name=value&...`` part goes as query parameters.
+        Returns the answer document ``{"height", "contract", "path", "answer"}`` in its JSON
+        form (bytes as hex); with ``proof``, also ``"proof"``: the state values the query read,
+        proven against the certified tip (``ledger.queryproof.QueryProof.model_validate``, then
+        ``verify_query_proof`` with the genesis). Raises :class:`ApiError`: 404 ``not_found``
+        (nothing at that path) or ``contract_not_enabled``, 400 ``invalid_query``, …
+        """
+        route, _, query_string = path.partition("?")
+        parameters = "&".join(
+            part for part in (query_string, "proof=true" if proof else "") if part
+        )
+        return await self._request(
+            "GET",
+            f"/v1/query/{_path_segment(contract)}/{quote(route, safe='/')}",
+            params=parameters,
+        )
+
     async def acts(
         self,
         issuer: str,
@@ -736,27 +757,6 @@ class AsyncClient:
         options: dict[str, Any] = {"params": {"with_status": "true"}} if with_status else {}
         answer = await self._request("GET", f"/v1/transactions/{tx_hex}", **options)
         return answer.get("receipt") if answer.get("status") == "committed" else None
-
-    async def query(self, contract: str, path: str, *, proof: bool = False) -> dict[str, Any]:
-        """Any contract's query at the tip: ``GET /v1/query/{contract}/{path}``.
-
-        ``path`` is the contract's query path (``delegations/metropole-valbrune``,
-        ``act/<issuer>/<reference>``); a ``?name=value&...`` part goes as query parameters.
-        Returns the answer document ``{"height", "contract", "path", "answer"}`` in its JSON
-        form (bytes as hex); with ``proof``, also ``"proof"``: the state values the query read,
-        proven against the certified tip (``ledger.queryproof.QueryProof.model_validate``, then
-        ``verify_query_proof`` with the genesis). Raises :class:`ApiError`: 404 ``not_found``
-        (nothing at that path) or ``contract_not_enabled``, 400 ``invalid_query``, …
-        """
-        route, _, query_string = path.partition("?")
-        parameters = dict(parse_qsl(query_string, keep_blank_values=True))
-        if proof:
-            parameters["proof"] = "true"
-        return await self._request(
-            "GET",
-            f"/v1/query/{_path_segment(contract)}/{quote(route, safe='/')}",
-            params=parameters,
-        )
 
     # --- writes -------------------------------------------------------------------------------
 

@@ -9,8 +9,10 @@ the ``state_root`` of the tip's certified header, that header's commit certifica
 member-set changes since the genesis (as a receipt carries them, :mod:`ledger.receipt`). A
 client holding only the genesis checks it with :func:`verify_query_proof`:
 
-1. the member sets are followed from the genesis, change by change, to the header's height;
-2. the header is certified by a quorum of the member set in force at its height;
+1. the member sets are followed from the genesis, change by change, to the header's height
+   (each change certified by the set before it, its member list proven in its state);
+2. the header is certified by a quorum of the member set in force at its height, and names
+   that set (``members_hash``);
 3. each read's value (or absence) is proven under the header's ``state_root``, at the key
    ``<contract>/<key>`` (the contract's namespace, docs/format.md);
 4. optionally, given the contract's code (any object with ``query(path, view)``), the query is
@@ -38,18 +40,18 @@ from ledger.model import (
     CommitCertificate,
     Genesis,
     Hash32,
+    InvalidCertificateError,
+    Member,
     Name,
     hex_bytes,
+    members_hash,
 )
-from ledger.namespace import StateNamespace
+from ledger.namespace import MEMBERS_STATE_KEY, StateNamespace
 from ledger.receipt import (
     MEMBER_SET_CHANGES_MAX,
     MemberSetChange,
     ReceiptError,
     StateProofDocument,
-    _check_certified_header,
-    _follow_member_sets,
-    _member_set_change,
 )
 from ledger.state import verify_state_proof
 
@@ -62,6 +64,7 @@ __all__ = [
     "QueryProofError",
     "VerifiedQuery",
     "build_query_proof",
+    "reads_are_proven",
     "verify_query_proof",
 ]
 
@@ -141,8 +144,9 @@ def build_query_proof(
     """The proof of ``reads`` (the contract's own keys and the values read) at the tip of a
     :class:`~ledger.store.ChainStore` whose height is at least 1.
 
-    ``answer`` is the canonical encoding of the answer. Raises AssertionError if a value does
-    not verify under the tip's root (the caller read it from the same tip).
+    ``answer`` is the canonical encoding of the answer. The proofs are the store's; a value
+    read from a damaged value index would not verify: the caller checks
+    (:func:`reads_are_proven`) before serving the proof.
     """
     height = store.height
     assert height >= 1, "a query proof needs a certified header"
@@ -151,7 +155,6 @@ def build_query_proof(
     proven = []
     for key, value in reads:
         proof = store.state_prove(namespace.key(key), header.state_root)
-        assert verify_state_proof(header.state_root, namespace.key(key), value, proof), key
         proven.append(ProvenRead(key=key, value=value, proof=StateProofDocument.of(proof)))
     return QueryProof(
         chain_id=store.chain_id,
@@ -167,6 +170,31 @@ def build_query_proof(
             for change in store.member_set_changes(height)
             if change >= 2
         ),
+    )
+
+
+def reads_are_proven(proof: QueryProof) -> bool:
+    """True if every read of ``proof`` verifies under its header's state root."""
+    namespace = StateNamespace(proof.contract)
+    return all(
+        verify_state_proof(
+            proof.header.state_root, namespace.key(read.key), read.value, read.proof.proof()
+        )
+        for read in proof.reads
+    )
+
+
+def _member_set_change(store: Any, height: int) -> MemberSetChange:
+    """Block ``height`` committed a new member set: its header, certificate and proof (as a
+    receipt carries it)."""
+    header = store.block(height).header
+    value = store.state_get_at(MEMBERS_STATE_KEY, header.state_root)
+    assert value is not None, f"no member set under the state root of height {height}"
+    return MemberSetChange(
+        header=header,
+        certificate=store.certificate(height),
+        members=tuple(Member.from_canonical(entry) for entry in encoding.unpack(value)),
+        proof=StateProofDocument.of(store.state_prove(MEMBERS_STATE_KEY, header.state_root)),
     )
 
 
@@ -198,13 +226,21 @@ def verify_query_proof(
     if proof.chain_id != chain_id or proof.header.chain_id != chain_id:
         raise QueryProofError("chain", "the proof is for another consortium than this genesis")
     height = proof.header.height
-    try:
-        members = _follow_member_sets(genesis.members, 1, proof.member_changes, height, chain_id)
-        _check_certified_header(proof.header, proof.certificate, members, chain_id, "header")
-    except QueryProofError:
-        raise
-    except ReceiptError as error:
-        raise QueryProofError(error.step, str(error).partition(": ")[2]) from None
+    members = genesis.members
+    previous = 0
+    for change in proof.member_changes:
+        # A change carried by header g is in force from g + 1: strictly increasing, below the tip.
+        at = change.header.height
+        if not previous < at < height:
+            raise QueryProofError("members", f"a member-set change at height {at} is out of order")
+        _check_certified(change.header, change.certificate, members, chain_id, "members")
+        listed = encoding.pack([member.to_canonical() for member in change.members])
+        if not verify_state_proof(
+            change.header.state_root, MEMBERS_STATE_KEY, listed, change.proof.proof()
+        ):
+            raise QueryProofError("members", f"the member list of height {at} is not proven")
+        members, previous = change.members, at
+    _check_certified(proof.header, proof.certificate, members, chain_id, "header")
     namespace = StateNamespace(proof.contract)
     reads: dict[bytes, bytes | None] = {}
     for read in proof.reads:
@@ -230,6 +266,30 @@ def verify_query_proof(
         reads=reads,
         answer_recomputed=contract is not None,
     )
+
+
+def _check_certified(
+    header: BlockHeader,
+    certificate: CommitCertificate,
+    members: tuple[Member, ...],
+    chain_id: bytes,
+    step: str,
+) -> None:
+    """``certificate`` certifies ``header`` for ``members``, the set in force at its height."""
+    if header.chain_id != chain_id:
+        raise QueryProofError(step, "the header belongs to another consortium")
+    if header.members_hash != members_hash(members):
+        raise QueryProofError(
+            step,
+            f"height {header.height} names another member set than the one in force "
+            "(a member-set change is missing from the proof, or the header was altered)",
+        )
+    if certificate.height != header.height or certificate.block_hash != header.block_hash:
+        raise QueryProofError(step, "the certificate is for another block")
+    try:
+        certificate.verify(chain_id, members)
+    except InvalidCertificateError as error:
+        raise QueryProofError(step, str(error)) from None
 
 
 def _recompute(

@@ -36,6 +36,7 @@ from ledger.queryproof import (
     QUERY_READS_PROVEN_MAX,
     QueryProof,
     QueryProofError,
+    reads_are_proven,
     verify_query_proof,
 )
 from node.api import API_KEY, PROBLEMS, create_app, display
@@ -387,6 +388,8 @@ def test_the_proof_comes_as_msgpack_too(api: Api) -> None:
 )
 def test_a_tampered_proof_is_refused(api: Api, tamper: Any, step: str) -> None:
     _, proof = _proof(api, "/v1/query/notes/note/budget")
+    assert reads_are_proven(proof)
+    assert step != "reads" or not reads_are_proven(tamper(proof))
     with pytest.raises(QueryProofError) as refused:
         verify_query_proof(tamper(proof), api.consortium.genesis, contract=NotesContract())
     assert refused.value.step == step
@@ -483,7 +486,7 @@ def test_a_contract_that_fails_gets_a_counted_query_failed_and_the_node_goes_on(
     assert "notes" in first["detail"] and "Traceback" not in first["detail"]
     assert handlers.query_failures["notes"] == before + 2
     logged = [record for record in caplog.records if "failed to answer" in record.getMessage()]
-    assert len(logged) <= 1  # once per kind of failure, then only counted
+    assert len(logged) == 1  # once per kind of failure, then only counted
     metrics = get(api, "/metrics").body.decode()
     assert f'sceau_api_query_failures_total{{contract="notes"}} {before + 2}' in metrics
     answer(get(api, "/v1/query/notes/note/agenda"))
@@ -555,3 +558,77 @@ def test_sceau_query_exits_1_with_the_problem(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert re.match(rf"{code}: \S", captured.err), captured.err
+
+
+def test_sceau_query_checks_the_proof_against_the_genesis(
+    api: Api, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    genesis = tmp_path / "genesis.json"
+    genesis.write_text(api.consortium.genesis.model_dump_json())
+    assert _sceau(api, "query", "membership", "members", "--genesis", str(genesis)) == 0
+    captured = capsys.readouterr()
+    assert "proof" in json.loads(captured.out)
+    consortium = api.consortium.genesis.consortium
+    assert captured.err.startswith(f"VERIFIED against the genesis of {consortium!r}")
+    assert "recomputed from them" in captured.err
+    assert _sceau(api, "query", "notes", "note/agenda", "--genesis", str(genesis)) == 0
+    assert "not recomputed" in capsys.readouterr().err  # notes is not installed for the CLI
+    other = tmp_path / "other.json"
+    other.write_text(
+        LocalConsortium.create([(MEMBER, "Ailleurs")], seed=b"other").genesis.model_dump_json()
+    )
+    assert _sceau(api, "query", "membership", "members", "--genesis", str(other)) == 1
+    assert capsys.readouterr().err.startswith("NOT VERIFIED — chain: ")
+
+
+# --- proofs across member-set changes ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def changed_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """tests/test_receipt.py's chain: a member admitted, one removed, a key rotated."""
+    from test_receipt import build_chain
+
+    chain = build_chain(tmp_path_factory.mktemp("query-chain") / "chain")
+    yield chain
+    chain.store.close()
+
+
+def _membership_proof(chain: Any, path: str) -> QueryProof:
+    from contracts.membership import MembershipContract
+    from ledger.queryproof import build_query_proof
+    from node.api.query import RecordingView
+
+    view = RecordingView(chain.store.confirmed_reads(), "membership")
+    answer = encoding.pack(MembershipContract().query(path, view))
+    return build_query_proof(
+        chain.store,
+        contract="membership",
+        path=path,
+        answer=answer,
+        reads=view.proven_reads(),
+        complete=view.complete,
+    )
+
+
+def test_a_proof_follows_the_member_sets_from_the_genesis(changed_chain: Any) -> None:
+    from contracts.membership import MembershipContract
+
+    proof = _membership_proof(changed_chain, "members")
+    assert [change.header.height for change in proof.member_changes] == [2, 4, 6]
+    verified = verify_query_proof(proof, changed_chain.genesis, contract=MembershipContract())
+    assert [member["id"] for member in verified.answer] == [
+        member.id for member in changed_chain.members()
+    ]
+    skipped = proof.model_copy(update={"member_changes": proof.member_changes[:-1]})
+    with pytest.raises(QueryProofError, match="another member set") as refused:
+        verify_query_proof(skipped, changed_chain.genesis)
+    assert refused.value.step == "header"
+    swapped = proof.model_copy(update={"member_changes": proof.member_changes[::-1]})
+    with pytest.raises(QueryProofError) as refused:
+        verify_query_proof(swapped, changed_chain.genesis)
+    assert refused.value.step == "members"
+    forged = proof.member_changes[0].model_copy(update={"members": proof.member_changes[1].members})
+    altered = proof.model_copy(update={"member_changes": (forged, *proof.member_changes[1:])})
+    with pytest.raises(QueryProofError, match="not proven"):
+        verify_query_proof(altered, changed_chain.genesis)

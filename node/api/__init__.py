@@ -29,6 +29,7 @@ The package, one concern a module (each imports only those listed before it)::
     limits.py      the API's bounds, and the per-client submission token buckets
     parameters.py  path and query parameters, checked before the node sees them
     query.py       GET /v1/query/{contract}/{path}: the path checks, the recording read view
+    prepared.py    the bodies of /v1/transactions/prepare and /signed (ledger/txjson.py)
     metrics.py     GET /metrics in the Prometheus text format
     routes.py      the route table (ROUTES, DEBUG_ROUTES), contract reads included
     openapi.py     GET /openapi.json, generated from the route table
@@ -43,6 +44,12 @@ transport cuts (:meth:`node.runtime.transport.PeerTransport.cut_links`). Otherwi
 (404) and ``/openapi.json`` does not mention them. Even then they answer only a request from
 a loopback address, without a proxy's forwarding header, that carries the node's debug token
 (node/runtime/debug_token.py): 403 ``debug_forbidden`` otherwise.
+
+Two more routes reach the node without a contract's declaration or the Python model:
+``GET /v1/query/{contract}/{path}`` asks any query of any contract the node runs
+(node/api/query.py), and ``POST /v1/transactions/prepare`` then ``/signed`` let a submitter
+in any language describe a transaction in JSON and sign only what the node says; the node
+builds it again from the description before admitting it (node/api/prepared.py).
 
 Limits: a body holds at most ``api_body_bytes_max`` bytes (413); each client address may
 submit ``api_submissions_per_s`` transactions per second with bursts of

@@ -322,6 +322,59 @@ class SubmitRequest(Document):
     ]
 
 
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class TransactionDescription(Document):
+    """A transaction described in JSON (docs/api.md, "From any language"): in ``args``, bytes
+    are ``{"$hex": "<lowercase hex>"}``; numbers are integers."""
+
+    contract: Name
+    action: Name
+    args: dict[str, Any]
+    signer: Annotated[
+        str,
+        Field(
+            pattern=r"^(?:[0-9a-f]{64}|ed25519:[A-Za-z0-9_-]{43})$",
+            description="the signer's Ed25519 public key: 64 hex digits, or ed25519:<base64url>",
+        ),
+    ]
+    nonce: Annotated[int, Field(ge=0, le=2**64 - 1)] | None = Field(
+        default=None, description="any integer; prepare picks a random one when it is absent"
+    )
+    expiry_height: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = Field(
+        default=None,
+        description="the last height the transaction may be committed at; "
+        "prepare takes the tip + 1000 when it is absent",
+    )
+    chain_id: Hash | None = Field(
+        default=None, description="the consortium's chain_id: a node of another one refuses it"
+    )
+
+
+class PreparedTransaction(Document):
+    """A transaction built from its description: what to sign, and what to send back."""
+
+    description: TransactionDescription = Field(
+        description="the complete description (nonce and expiry included), to send back"
+    )
+    tx_id: Hash
+    body: Hex = Field(description="the canonical body; tx_id is its SHA-256")
+    message_to_sign: Hex = Field(
+        description="the exact bytes to sign with Ed25519: 0x0b, 'sceau/tx/v1', chain_id, tx_id"
+    )
+    message_to_sign_base64: str = Field(description="the same bytes, in base64")
+
+
+class SignedSubmission(Document):
+    """A prepared transaction sent back with its signature."""
+
+    prepared: PreparedTransaction | TransactionDescription = Field(
+        description="the answer of prepare as it came, or a complete description"
+    )
+    signature: Annotated[str, Field(pattern=r"^[0-9a-f]{128}$")]
+
+
 class Receipt(Document):
     """An audit-grade receipt (ledger.receipt.Receipt's JSON form; docs/format.md)."""
 

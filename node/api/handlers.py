@@ -13,6 +13,7 @@ import asyncio
 import collections
 import logging
 import math
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,8 +25,8 @@ from ledger import encoding
 from ledger.bundle import block_frame, genesis_frame
 from ledger.model import ModelDecodeError, Transaction
 from ledger.namespace import CONTRACT_NAME_PATTERN
-from ledger.queryproof import QUERY_ANSWER_BYTES_MAX, build_query_proof
-from ledger.store import StoreError
+from ledger.queryproof import QUERY_ANSWER_BYTES_MAX, build_query_proof, reads_are_proven
+from ledger.store import CorruptionError, StoreError
 from node.api import display
 from node.api.debug import DebugHandlers
 from node.api.limits import (
@@ -33,6 +34,7 @@ from node.api.limits import (
     BUNDLE_RESPONSE_BYTES_MAX,
     HEIGHT_MAX,
     OUTCOME_POLL_S,
+    PREPARED_EXPIRY_BLOCKS,
     STATE_KEY_BYTES_MAX,
     SUBMISSION_LIMITS,
     WAITING_SUBMISSIONS_MAX,
@@ -51,6 +53,7 @@ from node.api.parameters import (
     query_parameters,
     transaction_hex,
 )
+from node.api.prepared import prepared_description, read_json_object, signed_transaction
 from node.api.problems import ProblemError, rejection_problem
 from node.api.query import RecordingView, query_path
 from node.api.responses import (
@@ -115,6 +118,13 @@ class Handlers:
     # --- submission ---------------------------------------------------------------------------
 
     async def submit_transaction(self, request: web.Request) -> web.Response:
+        self._charge_submission(request)
+        wait_s = parse_wait(query_parameters(request, ("wait",)).get("wait"))
+        transaction = await self._read_transaction(request)
+        return await self._submit(request, transaction, wait_s)
+
+    def _charge_submission(self, request: web.Request) -> None:
+        """One token of the client's bucket, before its body is read; else rate_limited."""
         retry_after_s = self.limiter.take(request.remote or "unknown")
         if retry_after_s is not None:
             raise ProblemError(
@@ -123,8 +133,11 @@ class Handlers:
                 f"one address (bursts of {self.config.api_submission_burst})",
                 headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
             )
-        wait_s = parse_wait(query_parameters(request, ("wait",)).get("wait"))
-        transaction = await self._read_transaction(request)
+
+    async def _submit(
+        self, request: web.Request, transaction: Transaction, wait_s: float
+    ) -> web.Response:
+        """Admit ``transaction`` and answer as a submission does (committed, pending, …)."""
         tx_id = transaction.tx_id
         try:
             self.node.submit(transaction)
@@ -148,6 +161,37 @@ class Handlers:
         return respond(
             request, status, status=202, headers={"Location": f"/v1/transactions/{tx_id.hex()}"}
         )
+
+    # --- transactions from any language (node/api/prepared.py, ledger/txjson.py) --------------
+
+    async def prepare_transaction(self, request: web.Request) -> web.Response:
+        """``POST /v1/transactions/prepare``: a JSON description → the bytes to sign."""
+        query_parameters(request, ())
+        document = read_json_object(await self._read_json_body(request))
+        prepared = prepared_description(
+            document,
+            chain_id=self.node.store.chain_id,
+            nonce=secrets.randbits(63),
+            expiry_height=self.node.store.height + PREPARED_EXPIRY_BLOCKS,
+        )
+        return respond(request, prepared.document())
+
+    async def submit_signed(self, request: web.Request) -> web.Response:
+        """``POST /v1/transactions/signed``: the description again, with its signature; the
+        transaction is rebuilt from the description and submitted as any other."""
+        self._charge_submission(request)
+        wait_s = parse_wait(query_parameters(request, ("wait",)).get("wait"))
+        document = read_json_object(await self._read_json_body(request))
+        transaction = signed_transaction(document, chain_id=self.node.store.chain_id)
+        return await self._submit(request, transaction, wait_s)
+
+    async def _read_json_body(self, request: web.Request) -> bytes:
+        if request.content_type != JSON:
+            raise ProblemError("unsupported_media_type", f"send {JSON}")
+        limit = self.config.api_body_bytes_max
+        if request.content_length is not None and request.content_length > limit:
+            raise ProblemError("body_too_large", f"the body exceeds {limit} bytes")
+        return await request.read()  # aiohttp raises HTTPRequestEntityTooLarge over the limit
 
     async def _read_transaction(self, request: web.Request) -> Transaction:
         media_type = request.content_type
@@ -372,6 +416,10 @@ class Handlers:
                 reads=view.proven_reads(),
                 complete=view.complete,
             )
+            if not reads_are_proven(proof):
+                raise CorruptionError(
+                    "a value read for a query disagrees with the state tree", height=height
+                )
             document["proof"] = proof.to_canonical()
         return respond(request, document)
 

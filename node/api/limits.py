@@ -26,6 +26,7 @@ __all__ = [
     "HEIGHT_MAX",
     "LINKS_CUT_MAX",
     "OUTCOME_POLL_S",
+    "PREPARED_EXPIRY_BLOCKS",
     "QUERY_ANSWER_BYTES_MAX",
     "QUERY_PARAMETERS_MAX",
     "QUERY_PATH_CHARACTERS_MAX",
@@ -54,6 +55,9 @@ BUNDLE_FRAMES_MAX = 256
 BUNDLE_RESPONSE_BYTES_MAX = 4 * 1024 * 1024
 """A ``GET /v1/bundle`` answer stops before this size (it holds at least one frame, which may
 be larger): the frames are read and encoded on the event loop, so an answer stays short."""
+PREPARED_EXPIRY_BLOCKS = 1000
+"""``POST /v1/transactions/prepare`` without ``expiry_height``: the tip plus this many blocks
+(the client library's default too)."""
 QUERY_PARAMETERS_MAX = 16
 """Query parameters handed to a contract's query (``proof`` aside)."""
 SUBMISSION_LIMITS = encoding.DecodeLimits(

@@ -37,7 +37,7 @@ def _problem_responses(route: Route) -> dict[str, Any]:
     by_status: dict[int, list[str]] = collections.defaultdict(list)
     for code in route.problems:
         by_status[PROBLEMS[code].status].append(code)
-    if route.submission:
+    if route.rejections:
         by_status[422].append("a rejection code (bad_signature, wrong_chain, …)")
         by_status[429].append("signer_quota")
         by_status[503].append("mempool_full")

@@ -18,6 +18,10 @@ people)::
     invalid_height            400     a height that is not an integer in 1..2**63-1
     invalid_query             400     a contract query the contract finds malformed
     invalid_links             400     PUT /v1/debug/links: not {"cut": [<peer member id>, …]}
+    invalid_description       400     /v1/transactions/prepare and /signed: a transaction
+                                      description that does not make a transaction
+    prepared_mismatch         400     /v1/transactions/signed: a member of the prepare answer
+                                      sent back is not what its description makes
     debug_forbidden           403     /v1/debug/*: no valid debug token, not from loopback, or
                                       through a proxy (a forwarding header)
     not_found                 404     no such route; /v1/query/…: nothing at that path
@@ -86,6 +90,8 @@ PROBLEMS: dict[str, ProblemKind] = {
     "invalid_height": ProblemKind(400, "Not a block height"),
     "invalid_query": ProblemKind(400, "The query is malformed"),
     "invalid_links": ProblemKind(400, "The link cut request is malformed"),
+    "invalid_description": ProblemKind(400, "The transaction description is malformed"),
+    "prepared_mismatch": ProblemKind(400, "The prepared transaction is not its description's"),
     "debug_forbidden": ProblemKind(403, "The fault-injection routes refuse this request"),
     "not_found": ProblemKind(404, "Not found"),
     "unknown_transaction": ProblemKind(404, "Unknown transaction"),

@@ -79,6 +79,8 @@ class Route:
     responses: Mapping[int, type[BaseModel] | str] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
     submission: bool = False
+    rejections: bool = False
+    """The route submits a transaction: it may answer every rejection of one."""
     request_model: type[BaseModel] | None = None
     """The JSON body of a route other than the submission, for the OpenAPI document."""
     contract_query: tuple[str, QueryRoute] | None = None
@@ -128,6 +130,51 @@ _CHAIN_ROUTES: tuple[Route, ...] = (
             "invalid_parameter",
         ),
         submission=True,
+        rejections=True,
+    ),
+    Route(
+        method="POST",
+        path="/v1/transactions/prepare",
+        handler="prepare_transaction",
+        summary="From any language: a transaction described in JSON, built into its canonical "
+        "body, its id and the exact bytes to sign (nothing is submitted)",
+        tag="transactions",
+        responses={200: display.PreparedTransaction},
+        problems=(
+            "unsupported_media_type",
+            "body_too_large",
+            "invalid_body",
+            "invalid_description",
+            "invalid_parameter",
+        ),
+        request_model=display.TransactionDescription,
+    ),
+    Route(
+        method="POST",
+        path="/v1/transactions/signed",
+        handler="submit_signed",
+        summary="From any language: a prepared transaction and its signature; the node builds "
+        "the transaction again from the description and submits it like POST /v1/transactions",
+        tag="transactions",
+        parameters=(
+            _query(
+                "wait",
+                {"type": "number", "minimum": 0, "maximum": WAIT_S_MAX},
+                "seconds to wait for the commit before answering (default 0)",
+            ),
+        ),
+        responses={200: display.CommittedTransaction, 202: display.AcceptedTransaction},
+        problems=(
+            "rate_limited",
+            "unsupported_media_type",
+            "body_too_large",
+            "invalid_body",
+            "invalid_description",
+            "prepared_mismatch",
+            "invalid_parameter",
+        ),
+        request_model=display.SignedSubmission,
+        rejections=True,
     ),
     Route(
         method="GET",

@@ -1202,18 +1202,72 @@ def _add_client_commands(commands: Any) -> None:
 
 
 def command_query(arguments: argparse.Namespace) -> int:
-    """``sceau query CONTRACT PATH``: print the answer document; a 404 or 400 exits 1."""
+    """``sceau query CONTRACT PATH``: print the answer document; a 404 or 400 exits 1.
+
+    With ``--genesis``, the answer's proof is checked offline against that genesis, and the
+    answer recomputed from the proven reads when the contract is installed here.
+    """
     from ledger.client import ApiError
 
     with _client(arguments, signer=False) as client:
         try:
-            document = client.query(arguments.contract, arguments.path, proof=arguments.proof)
+            document = client.query(
+                arguments.contract,
+                arguments.path,
+                proof=arguments.proof or arguments.genesis is not None,
+            )
         except ApiError as error:
             if error.status in (400, 404):
                 print(f"{error.code}: {error.detail}", file=sys.stderr)
                 return EXIT_CHECK_FAILED
             raise _answer_error(error) from None
     _print_json(document)
+    if arguments.genesis is None:
+        return 0
+    return _verify_query(document, Path(arguments.genesis))
+
+
+def _verify_query(document: dict[str, Any], genesis_path: Path) -> int:
+    from contracts.registry import ContractLoadError, load_contracts
+    from ledger.queryproof import QueryProof, QueryProofError, verify_query_proof
+    from node.tools.launch import StartupError, read_genesis
+
+    try:
+        genesis = read_genesis(genesis_path)
+    except StartupError as error:
+        raise CommandError(str(error)) from None
+    try:
+        proof = QueryProof.model_validate_json(json.dumps(document.get("proof")))
+    except ValueError as error:
+        print(
+            f"NOT VERIFIED — the answer carries no valid proof: {_first_error(error)}",
+            file=sys.stderr,
+        )
+        return EXIT_CHECK_FAILED
+    contract = None
+    if proof.complete:
+        try:
+            # Only the contract asked (and membership, which a genesis always pins), as pinned.
+            wanted = [c for c in genesis.contracts if c.name in (proof.contract, "membership")]
+            pinned = genesis.model_copy(update={"contracts": tuple(wanted)})
+            contract = load_contracts(pinned).get(proof.contract)
+        except ContractLoadError:
+            contract = None  # the values are still proven; the answer is then the node's word
+    try:
+        verified = verify_query_proof(proof, genesis, contract=contract)
+    except QueryProofError as error:
+        print(f"NOT VERIFIED — {error}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    how = (
+        "the answer recomputed from them with the installed contract"
+        if verified.answer_recomputed
+        else "the answer not recomputed (the query scanned, or its contract is not installed)"
+    )
+    print(
+        f"VERIFIED against the genesis of {genesis.consortium!r}: {len(verified.reads)} state "
+        f"value(s) proven at height {verified.height}, {how}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -1235,6 +1289,12 @@ def _add_query_command(commands: Any) -> None:
         "--proof",
         action="store_true",
         help="add a proof of the state values the query read, against the certified tip",
+    )
+    query.add_argument(
+        "--genesis",
+        metavar="FILE",
+        help="check the proof offline against this genesis (implies --proof): VERIFIED or "
+        "NOT VERIFIED on stderr, exit 1 if not",
     )
     _api_options(query, signer=False)
     query.set_defaults(handler=command_query)
