@@ -40,18 +40,17 @@ from ledger.model import (
     CommitCertificate,
     Genesis,
     Hash32,
-    InvalidCertificateError,
-    Member,
     Name,
     hex_bytes,
-    members_hash,
 )
-from ledger.namespace import MEMBERS_STATE_KEY, StateNamespace
+from ledger.namespace import StateNamespace
 from ledger.receipt import (
     MEMBER_SET_CHANGES_MAX,
     MemberSetChange,
     ReceiptError,
     StateProofDocument,
+    certified_members,
+    member_set_change,
 )
 from ledger.state import verify_state_proof
 
@@ -166,7 +165,7 @@ def build_query_proof(
         header=header,
         certificate=store.certificate(height),
         member_changes=tuple(
-            _member_set_change(store, change - 1)
+            member_set_change(store, change - 1)
             for change in store.member_set_changes(height)
             if change >= 2
         ),
@@ -181,20 +180,6 @@ def reads_are_proven(proof: QueryProof) -> bool:
             proof.header.state_root, namespace.key(read.key), read.value, read.proof.proof()
         )
         for read in proof.reads
-    )
-
-
-def _member_set_change(store: Any, height: int) -> MemberSetChange:
-    """Block ``height`` committed a new member set: its header, certificate and proof (as a
-    receipt carries it)."""
-    header = store.block(height).header
-    value = store.state_get_at(MEMBERS_STATE_KEY, header.state_root)
-    assert value is not None, f"no member set under the state root of height {height}"
-    return MemberSetChange(
-        header=header,
-        certificate=store.certificate(height),
-        members=tuple(Member.from_canonical(entry) for entry in encoding.unpack(value)),
-        proof=StateProofDocument.of(store.state_prove(MEMBERS_STATE_KEY, header.state_root)),
     )
 
 
@@ -226,21 +211,12 @@ def verify_query_proof(
     if proof.chain_id != chain_id or proof.header.chain_id != chain_id:
         raise QueryProofError("chain", "the proof is for another consortium than this genesis")
     height = proof.header.height
-    members = genesis.members
-    previous = 0
-    for change in proof.member_changes:
-        # A change carried by header g is in force from g + 1: strictly increasing, below the tip.
-        at = change.header.height
-        if not previous < at < height:
-            raise QueryProofError("members", f"a member-set change at height {at} is out of order")
-        _check_certified(change.header, change.certificate, members, chain_id, "members")
-        listed = encoding.pack([member.to_canonical() for member in change.members])
-        if not verify_state_proof(
-            change.header.state_root, MEMBERS_STATE_KEY, listed, change.proof.proof()
-        ):
-            raise QueryProofError("members", f"the member list of height {at} is not proven")
-        members, previous = change.members, at
-    _check_certified(proof.header, proof.certificate, members, chain_id, "header")
+    try:
+        certified_members(genesis, proof.member_changes, proof.header, proof.certificate)
+    except QueryProofError:
+        raise
+    except ReceiptError as error:
+        raise QueryProofError(error.step, str(error).partition(": ")[2]) from None
     namespace = StateNamespace(proof.contract)
     reads: dict[bytes, bytes | None] = {}
     for read in proof.reads:
@@ -266,30 +242,6 @@ def verify_query_proof(
         reads=reads,
         answer_recomputed=contract is not None,
     )
-
-
-def _check_certified(
-    header: BlockHeader,
-    certificate: CommitCertificate,
-    members: tuple[Member, ...],
-    chain_id: bytes,
-    step: str,
-) -> None:
-    """``certificate`` certifies ``header`` for ``members``, the set in force at its height."""
-    if header.chain_id != chain_id:
-        raise QueryProofError(step, "the header belongs to another consortium")
-    if header.members_hash != members_hash(members):
-        raise QueryProofError(
-            step,
-            f"height {header.height} names another member set than the one in force "
-            "(a member-set change is missing from the proof, or the header was altered)",
-        )
-    if certificate.height != header.height or certificate.block_hash != header.block_hash:
-        raise QueryProofError(step, "the certificate is for another block")
-    try:
-        certificate.verify(chain_id, members)
-    except InvalidCertificateError as error:
-        raise QueryProofError(step, str(error)) from None
 
 
 def _recompute(

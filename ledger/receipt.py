@@ -78,6 +78,8 @@ __all__ = [
     "ReceiptError",
     "StatusProof",
     "VerifiedReceipt",
+    "certified_members",
+    "member_set_change",
     "verify_receipt",
 ]
 
@@ -291,6 +293,26 @@ def _follow_member_sets(
     return members
 
 
+def certified_members(
+    genesis: Genesis,
+    changes: tuple[MemberSetChange, ...],
+    header: BlockHeader,
+    certificate: CommitCertificate,
+    *,
+    step: str = "header",
+) -> tuple[Member, ...]:
+    """The member set in force at ``header``'s height, followed from ``genesis`` through
+    ``changes``, with ``header`` checked as a receipt's (certified by that set, every block
+    rule of :func:`ledger.audit.block_rule_failures`); raises :class:`ReceiptError`.
+
+    For proofs that show one certified header and the member-set changes before it (a query
+    proof, :mod:`ledger.queryproof`)."""
+    shown = _ShownHeaders(genesis, document="proof")
+    members = _follow_member_sets(genesis.members, 1, changes, header.height, shown)
+    shown.check(header, certificate, members, step)
+    return members
+
+
 class _ShownHeaders:
     """The certified headers a receipt shows, checked in increasing height order.
 
@@ -301,8 +323,10 @@ class _ShownHeaders:
     the first). Two different headers of one height are refused: a quorum certified both.
     """
 
-    def __init__(self, genesis: Genesis) -> None:
+    def __init__(self, genesis: Genesis, *, document: str = "receipt") -> None:
         self.genesis = genesis
+        self.document = document
+        """What shows the headers, for messages ("receipt", "proof")."""
         self._shown: dict[int, BlockHeader] = {}
 
     def check(
@@ -322,7 +346,7 @@ class _ShownHeaders:
         if same is not None and same.block_hash != header.block_hash:
             raise ReceiptError(
                 step,
-                f"header: another certified header of height {height} is in this receipt "
+                f"header: another certified header of height {height} is in this {self.document} "
                 "(a quorum certified two blocks at one height)",
             )
         below = [shown for shown in self._shown.values() if shown.height < height]
@@ -336,14 +360,14 @@ class _ShownHeaders:
             after_ms=self.genesis.created_at_ms if parent is None else parent.timestamp_ms,
             after="the genesis's created_at_ms"
             if parent is None
-            else f"the time of block {parent.height} in this receipt",
+            else f"the time of block {parent.height} in this {self.document}",
         )
         if found:
             field, detail = found[0]
             if field == "header.members_hash":
                 detail += (
-                    f" at height {height} (a member-set change is missing from the receipt, or "
-                    "the header was altered)"
+                    f" at height {height} (a member-set change is missing from the "
+                    f"{self.document}, or the header was altered)"
                 )
             raise ReceiptError(step, f"{field}: {detail}")
         self._shown[height] = header
@@ -416,7 +440,7 @@ def receipt_from_block(
     height = block.height
     transaction = block.transactions[position]
     changes = [
-        _member_set_change(store, change - 1)
+        member_set_change(store, change - 1)
         for change in store.member_set_changes(height)
         if change >= 2
     ]
@@ -437,8 +461,9 @@ def receipt_from_block(
     )
 
 
-def _member_set_change(store: Any, height: int) -> MemberSetChange:
-    """Block ``height`` committed a new member set: its header, certificate and proof."""
+def member_set_change(store: Any, height: int) -> MemberSetChange:
+    """Block ``height`` committed a new member set: its header, certificate and proof (as a
+    receipt, a status and a query proof carry it)."""
     header = store.block(height).header
     value = store.state_get_at(MEMBERS_STATE_KEY, header.state_root)
     assert value is not None, f"no member set under the state root of height {height}"
@@ -457,7 +482,7 @@ def _status_proof(store: Any, key: bytes, height: int) -> StatusProof:
         header=header,
         certificate=store.certificate(tip_height),
         member_changes=tuple(
-            _member_set_change(store, change - 1)
+            member_set_change(store, change - 1)
             for change in store.member_set_changes(tip_height)
             if change - 1 >= height
         ),

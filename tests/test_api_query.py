@@ -621,13 +621,13 @@ def test_a_proof_follows_the_member_sets_from_the_genesis(changed_chain: Any) ->
         member.id for member in changed_chain.members()
     ]
     skipped = proof.model_copy(update={"member_changes": proof.member_changes[:-1]})
-    with pytest.raises(QueryProofError, match="another member set") as refused:
+    with pytest.raises(QueryProofError, match="member set in force") as refused:
         verify_query_proof(skipped, changed_chain.genesis)
     assert refused.value.step == "header"
     swapped = proof.model_copy(update={"member_changes": proof.member_changes[::-1]})
     with pytest.raises(QueryProofError) as refused:
         verify_query_proof(swapped, changed_chain.genesis)
-    assert refused.value.step == "members"
+    assert refused.value.step.startswith("members")
     forged = proof.member_changes[0].model_copy(update={"members": proof.member_changes[1].members})
     altered = proof.model_copy(update={"member_changes": (forged, *proof.member_changes[1:])})
     with pytest.raises(QueryProofError, match="not proven"):
