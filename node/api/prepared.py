@@ -16,10 +16,10 @@ than silently overridden), nested no deeper than the arguments allow.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from typing import Any
 
+from ledger import jsonstrict
 from ledger.model import Transaction
 from ledger.txjson import DescriptionError, PreparedTransaction, prepare
 from node.api.problems import ProblemError
@@ -33,31 +33,16 @@ PREPARED_MEMBERS = frozenset(
 _SIGNATURE = re.compile(r"[0-9a-f]{128}")
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        seen: set[str] = set()
-        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise _DuplicateKey(duplicate)
-    return document
-
-
 def read_json_object(body: bytes) -> dict[str, Any]:
     """The JSON object of a body; an ``invalid_body`` problem otherwise."""
     try:
-        document = json.loads(body, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as duplicate:
-        raise ProblemError(
-            "invalid_body", f"the key {str(duplicate)[:32]!r} appears twice"
-        ) from None
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond the stack
+        document = jsonstrict.loads(body)
+    except jsonstrict.DuplicateKeyError as duplicate:
+        raise ProblemError("invalid_body", str(duplicate)) from None
+    except ValueError:  # not JSON, not UTF-8, or nested too deeply
         raise ProblemError("invalid_body", "the body is not JSON") from None
     if not isinstance(document, dict):
-        raise ProblemError("invalid_body", "the body is a JSON object")
+        raise ProblemError("invalid_body", "the body must be one JSON object")
     return document
 
 
