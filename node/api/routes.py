@@ -106,6 +106,15 @@ _TX_ID_PARAMETER = _path(
 )
 
 
+_WAIT_PARAMETER = _query(
+    "wait",
+    {"type": "number", "minimum": 0, "maximum": WAIT_S_MAX},
+    "seconds to wait for the commit before answering (default 0)",
+)
+_BODY_PROBLEMS = ("unsupported_media_type", "body_too_large", "invalid_body")
+"""What any route with a request body may answer before its body is read."""
+
+
 _CHAIN_ROUTES: tuple[Route, ...] = (
     Route(
         method="POST",
@@ -113,19 +122,11 @@ _CHAIN_ROUTES: tuple[Route, ...] = (
         handler="submit_transaction",
         summary="Submit a signed transaction",
         tag="transactions",
-        parameters=(
-            _query(
-                "wait",
-                {"type": "number", "minimum": 0, "maximum": WAIT_S_MAX},
-                "seconds to wait for the commit before answering (default 0)",
-            ),
-        ),
+        parameters=(_WAIT_PARAMETER,),
         responses={200: display.CommittedTransaction, 202: display.AcceptedTransaction},
         problems=(
             "rate_limited",
-            "unsupported_media_type",
-            "body_too_large",
-            "invalid_body",
+            *_BODY_PROBLEMS,
             "invalid_transaction",
             "invalid_parameter",
         ),
@@ -141,9 +142,7 @@ _CHAIN_ROUTES: tuple[Route, ...] = (
         tag="transactions",
         responses={200: display.PreparedTransaction},
         problems=(
-            "unsupported_media_type",
-            "body_too_large",
-            "invalid_body",
+            *_BODY_PROBLEMS,
             "invalid_description",
             "invalid_parameter",
         ),
@@ -156,19 +155,11 @@ _CHAIN_ROUTES: tuple[Route, ...] = (
         summary="From any language: a prepared transaction and its signature; the node builds "
         "the transaction again from the description and submits it like POST /v1/transactions",
         tag="transactions",
-        parameters=(
-            _query(
-                "wait",
-                {"type": "number", "minimum": 0, "maximum": WAIT_S_MAX},
-                "seconds to wait for the commit before answering (default 0)",
-            ),
-        ),
+        parameters=(_WAIT_PARAMETER,),
         responses={200: display.CommittedTransaction, 202: display.AcceptedTransaction},
         problems=(
             "rate_limited",
-            "unsupported_media_type",
-            "body_too_large",
-            "invalid_body",
+            *_BODY_PROBLEMS,
             "invalid_description",
             "prepared_mismatch",
             "invalid_parameter",
