@@ -15,6 +15,7 @@ named for what it changes; nothing is silently made the same.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import importlib.util
 import ipaddress
@@ -23,10 +24,11 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography import x509
@@ -76,6 +78,34 @@ async def start_client(node: Node, config: NodeConfig, *, debug: bool = False) -
     return client
 
 
+@dataclass
+class NodeApi:
+    """A started in-process node, a test client of its API, and the event loop both run on.
+
+    Tests are plain synchronous functions (pytest and hypothesis): they drive the loop with
+    ``run``. A test file's harness is a subclass that adds what its tests need (more
+    clients, an idle node, ...)."""
+
+    loop: asyncio.AbstractEventLoop
+    consortium: LocalConsortium
+    node: Node
+    client: TestClient
+
+    def run(self, coroutine: Any) -> Any:
+        return self.loop.run_until_complete(coroutine)
+
+    def close(self, clients: Iterable[TestClient], *, idle: Iterable[Node] = ()) -> None:
+        """Close ``clients``, stop the node and close its store, close the stores of the
+        ``idle`` nodes (built, never started), then close the loop."""
+        for client in clients:
+            self.run(client.close())
+        self.run(self.node.stop())
+        self.node.store.close()
+        for node in idle:
+            node.store.close()
+        self.loop.close()
+
+
 @dataclass(frozen=True)
 class Reply:
     """An answer, read whole: status, headers and body."""
@@ -97,20 +127,11 @@ async def fetch(client: TestClient, method: str, url: Any, **options: Any) -> Re
         return Reply(response.status, response.headers, await response.read())
 
 
-class Harness(Protocol):
-    """What ``get`` and ``post`` need of a test file's harness: its default client, and a way
-    to run a coroutine on the loop the node runs on."""
-
-    client: TestClient
-
-    def run(self, coroutine: Any) -> Any: ...
-
-
-def get(api: Harness, url: Any, *, client: TestClient | None = None, **options: Any) -> Reply:
+def get(api: NodeApi, url: Any, *, client: TestClient | None = None, **options: Any) -> Reply:
     return api.run(fetch(client or api.client, "GET", url, **options))
 
 
-def post(api: Harness, url: Any, *, client: TestClient | None = None, **options: Any) -> Reply:
+def post(api: NodeApi, url: Any, *, client: TestClient | None = None, **options: Any) -> Reply:
     return api.run(fetch(client or api.client, "POST", url, **options))
 
 

@@ -32,7 +32,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import Reply, get, post, problem, start_client, write_node_files
+from support import NodeApi, Reply, get, post, problem, start_client, write_node_files
 
 from ledger import crypto, domains, encoding
 from ledger.devchain import LocalConsortium
@@ -44,7 +44,6 @@ from ledger.txjson import (
     prepare,
 )
 from node.api import API_KEY, display
-from node.runtime.daemon import Node
 from node.tools import launch
 
 MEMBER = "metropole-valbrune"
@@ -57,15 +56,8 @@ _NONCES = itertools.count(1)
 
 
 @dataclass
-class Api:
-    loop: asyncio.AbstractEventLoop
-    consortium: LocalConsortium
-    node: Node
-    client: TestClient
+class Api(NodeApi):
     limited: TestClient
-
-    def run(self, coroutine: Any) -> Any:
-        return self.loop.run_until_complete(coroutine)
 
     @property
     def key(self) -> crypto.PrivateKey:
@@ -102,11 +94,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         limited=loop.run_until_complete(start_client(node, limited)),
     )
     yield harness
-    for client in (harness.client, harness.limited):
-        loop.run_until_complete(client.close())
-    loop.run_until_complete(node.stop())
-    node.store.close()
-    loop.close()
+    harness.close([harness.client, harness.limited])
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ import support
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import Reply, fetch, get, start_client, write_node_files
+from support import NodeApi, Reply, fetch, get, start_client, write_node_files
 from yarl import URL
 
 from contracts.deeds import act_key
@@ -80,13 +80,9 @@ PROBLEM_CODE = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass
-class Api:
+class Api(NodeApi):
     """The nodes, their clients and the loop they run on."""
 
-    loop: asyncio.AbstractEventLoop
-    consortium: LocalConsortium
-    node: Node
-    client: TestClient
     limited: TestClient
     idle_consortium: LocalConsortium
     idle: Node
@@ -94,9 +90,6 @@ class Api:
     nonces: Iterator[int] = field(default_factory=lambda: iter(range(1, 10**9)))
     committed: list[Transaction] = field(default_factory=list)
     """Three anchors committed together in one block (a tree of three leaves)."""
-
-    def run(self, coroutine: Any) -> Any:
-        return self.loop.run_until_complete(coroutine)
 
     @property
     def key(self) -> crypto.PrivateKey:
@@ -202,12 +195,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     assert loop.run_until_complete(node.wait_for_commit(batch[2].tx_id, 5))
     harness.committed.extend(batch)
     yield harness
-    for client in (harness.client, harness.limited, harness.idle_client):
-        loop.run_until_complete(client.close())
-    loop.run_until_complete(node.stop())
-    node.store.close()
-    idle.store.close()
-    loop.close()
+    harness.close([harness.client, harness.limited, harness.idle_client], idle=[idle])
 
 
 @pytest.fixture(autouse=True)

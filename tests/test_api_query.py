@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import support
 from aiohttp.test_utils import TestClient
-from support import Reply, get, start_client, write_node_files
+from support import NodeApi, Reply, get, start_client, write_node_files
 
 from contracts.base import Contract, Rejection, StateView, decode_record, encode_record
 from contracts.registry import ENTRY_POINT_GROUP, load_contracts
@@ -111,17 +111,10 @@ def _notes_entry_point() -> metadata.EntryPoint:
 
 
 @dataclass
-class Api:
-    loop: asyncio.AbstractEventLoop
-    consortium: LocalConsortium
-    node: Node
-    client: TestClient
+class Api(NodeApi):
     idle: Node
     idle_client: TestClient
     delegate: bytes
-
-    def run(self, coroutine: Any) -> Any:
-        return self.loop.run_until_complete(coroutine)
 
     @property
     def url(self) -> str:
@@ -215,12 +208,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         delegate=delegate,
     )
     yield harness
-    for client in (harness.client, harness.idle_client):
-        loop.run_until_complete(client.close())
-    loop.run_until_complete(node.stop())
-    node.store.close()
-    idle.store.close()
-    loop.close()
+    harness.close([harness.client, harness.idle_client], idle=[idle])
 
 
 @pytest.fixture(autouse=True)
