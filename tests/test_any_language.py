@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import NodeApi, Reply, get, post, problem, start_client, write_node_files
 
 from ledger import crypto, domains, encoding
 from ledger.devchain import LocalConsortium
@@ -42,9 +43,7 @@ from ledger.txjson import (
     arguments_to_json,
     prepare,
 )
-from node.api import API_KEY, PROBLEMS, create_app, display
-from node.runtime.config import NodeConfig
-from node.runtime.daemon import Node
+from node.api import API_KEY, display
 from node.tools import launch
 
 MEMBER = "metropole-valbrune"
@@ -57,71 +56,12 @@ _NONCES = itertools.count(1)
 
 
 @dataclass
-class Api:
-    loop: asyncio.AbstractEventLoop
-    consortium: LocalConsortium
-    node: Node
-    client: TestClient
+class Api(NodeApi):
     limited: TestClient
-
-    def run(self, coroutine: Any) -> Any:
-        return self.loop.run_until_complete(coroutine)
 
     @property
     def key(self) -> crypto.PrivateKey:
         return self.consortium.keys[MEMBER]
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    headers: Any
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-async def _fetch(client: TestClient, method: str, url: str, **options: Any) -> Reply:
-    async with client.request(method, url, **options) as response:
-        return Reply(response.status, response.headers, await response.read())
-
-
-def post(api: Api, url: str, *, client: TestClient | None = None, **options: Any) -> Reply:
-    return api.run(_fetch(client or api.client, "POST", url, **options))
-
-
-def problem(reply: Reply, code: str) -> dict[str, Any]:
-    assert reply.headers["Content-Type"].startswith("application/problem+json"), reply
-    document = reply.json()
-    assert document["code"] == code, document
-    if code in PROBLEMS:
-        assert reply.status == PROBLEMS[code].status == document["status"]
-    return document
-
-
-def _node_files(folder: Path, consortium: LocalConsortium) -> NodeConfig:
-    folder.mkdir()
-    (folder / "genesis.json").write_text(consortium.genesis.model_dump_json(indent=2))
-    crypto.save_private_key(consortium.keys[MEMBER], folder / "node.pem")
-    launch.initialise_data_dir(folder / "data", consortium.genesis).close()
-    return NodeConfig(
-        member_id=MEMBER,
-        data_dir=folder / "data",
-        genesis_file=folder / "genesis.json",
-        key_file=folder / "node.pem",
-        peer_listen="127.0.0.1:0",
-        tick_ms=20,
-        api_body_bytes_max=16 * 1024,
-        api_submissions_per_s=100_000,
-        api_submission_burst=100_000,
-    )
-
-
-async def _test_client(node: Node, config: NodeConfig) -> TestClient:
-    client = TestClient(TestServer(create_app(node, config)))
-    await client.start_server()
-    return client
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +74,14 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             ContractRef(name="deeds", version="1.0"),
         ],
     )
-    config = _node_files(tmp_path_factory.mktemp("any-language") / "node", consortium)
+    config = write_node_files(
+        tmp_path_factory.mktemp("any-language") / "node",
+        consortium,
+        MEMBER,
+        api_body_bytes_max=16 * 1024,
+        api_submissions_per_s=100_000,
+        api_submission_burst=100_000,
+    )
     limited = config.model_copy(update={"api_submissions_per_s": 0.001, "api_submission_burst": 1})
     loop = asyncio.new_event_loop()
     node = launch.build_node(config)
@@ -143,15 +90,11 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         loop=loop,
         consortium=consortium,
         node=node,
-        client=loop.run_until_complete(_test_client(node, config)),
-        limited=loop.run_until_complete(_test_client(node, limited)),
+        client=loop.run_until_complete(start_client(node, config)),
+        limited=loop.run_until_complete(start_client(node, limited)),
     )
     yield harness
-    for client in (harness.client, harness.limited):
-        loop.run_until_complete(client.close())
-    loop.run_until_complete(node.stop())
-    node.store.close()
-    loop.close()
+    harness.close([harness.client, harness.limited])
 
 
 @pytest.fixture(autouse=True)
@@ -444,7 +387,7 @@ def test_the_bodies_must_be_json_and_within_the_size_limit(api: Api) -> None:
 
 
 def test_the_routes_are_in_the_openapi_document(api: Api) -> None:
-    document = api.run(_fetch(api.client, "GET", "/openapi.json")).json()
+    document = get(api, "/openapi.json").json()
     prepare_route = document["paths"]["/v1/transactions/prepare"]["post"]
     signed_route = document["paths"]["/v1/transactions/signed"]["post"]
     assert "requestBody" in prepare_route and "requestBody" in signed_route

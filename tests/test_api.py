@@ -28,9 +28,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+import support
+from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import NodeApi, Reply, fetch, get, start_client, write_node_files
 from yarl import URL
 
 from contracts.deeds import act_key
@@ -56,15 +58,13 @@ from node.api import (
     ROUTES,
     LinksDocument,
     SubmissionLimiter,
-    create_app,
     display,
     receipt_for,
 )
-from node.runtime.config import ConfigError, NodeConfig, load_config
+from node.runtime.config import ConfigError, load_config
 from node.runtime.daemon import Node
-from node.runtime.debug_token import TOKEN_HEADER
 from node.runtime.wire import decode_frame
-from node.tools.launch import build_node, initialise_data_dir
+from node.tools.launch import build_node
 
 MEMBER = "metropole-valbrune"
 IDLE_MEMBER = "ville-valbrune"
@@ -80,13 +80,9 @@ PROBLEM_CODE = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass
-class Api:
+class Api(NodeApi):
     """The nodes, their clients and the loop they run on."""
 
-    loop: asyncio.AbstractEventLoop
-    consortium: LocalConsortium
-    node: Node
-    client: TestClient
     limited: TestClient
     idle_consortium: LocalConsortium
     idle: Node
@@ -94,9 +90,6 @@ class Api:
     nonces: Iterator[int] = field(default_factory=lambda: iter(range(1, 10**9)))
     committed: list[Transaction] = field(default_factory=list)
     """Three anchors committed together in one block (a tree of three leaves)."""
-
-    def run(self, coroutine: Any) -> Any:
-        return self.loop.run_until_complete(coroutine)
 
     @property
     def key(self) -> crypto.PrivateKey:
@@ -126,50 +119,18 @@ class Api:
         return Transaction.create(key, **fields)
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    headers: Any
-    body: bytes
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("Content-Type", "")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-async def _fetch(client: TestClient, method: str, url: Any, **options: Any) -> Reply:
-    async with client.request(method, url, **options) as response:
-        return Reply(response.status, response.headers, await response.read())
-
-
-def get(api: Api, url: Any, *, client: TestClient | None = None, **options: Any) -> Reply:
-    return api.run(_fetch(client or api.client, "GET", url, **options))
-
-
 def post(api: Api, transaction: Transaction, *, client: TestClient | None = None, **options):
     body = {"transaction": transaction.encoded.hex()}
-    return api.run(_fetch(client or api.client, "POST", "/v1/transactions", json=body, **options))
+    return support.post(api, "/v1/transactions", client=client, json=body, **options)
 
 
 def post_raw(api: Api, *, client: TestClient | None = None, **options: Any) -> Reply:
-    return api.run(_fetch(client or api.client, "POST", "/v1/transactions", **options))
+    return support.post(api, "/v1/transactions", client=client, **options)
 
 
 def problem(reply: Reply, code: str) -> dict[str, Any]:
     """Check that ``reply`` is the RFC 9457 problem ``code`` with its table status."""
-    assert reply.content_type.startswith("application/problem+json"), reply
-    document = reply.json()
-    display.Problem.model_validate(document)
-    assert document["code"] == code, document
-    assert document["type"] == f"urn:sceau:problem:{code}"
-    assert document["status"] == reply.status
-    if code in PROBLEMS:
-        assert reply.status == PROBLEMS[code].status
-        assert document["title"] == PROBLEMS[code].title
-    return document
+    return support.problem(reply, code, whole=True)
 
 
 def ok(reply: Reply, model: Any, status: int = 200) -> dict[str, Any]:
@@ -180,34 +141,6 @@ def ok(reply: Reply, model: Any, status: int = 200) -> dict[str, Any]:
     return reply.json()
 
 
-def _write_node_files(
-    folder: Path, consortium: LocalConsortium, member_id: str, **settings: Any
-) -> NodeConfig:
-    folder.mkdir()
-    (folder / "genesis.json").write_text(consortium.genesis.model_dump_json(indent=2))
-    crypto.save_private_key(consortium.keys[member_id], folder / "node.pem")
-    (folder / "data").mkdir()
-    initialise_data_dir(folder / "data", consortium.genesis).close()
-    return NodeConfig(
-        member_id=member_id,
-        data_dir=folder / "data",
-        genesis_file=folder / "genesis.json",
-        key_file=folder / "node.pem",
-        peer_listen="127.0.0.1:0",
-        tick_ms=20,
-        **settings,
-    )
-
-
-async def _client(node: Node, config: NodeConfig, *, debug: bool = False) -> TestClient:
-    """A client of ``node``'s API; with ``debug``, it sends the node's debug token."""
-    app = create_app(node, config)
-    headers = {TOKEN_HEADER: app[API_KEY].debug_token} if debug else None
-    client = TestClient(TestServer(app), headers=headers)
-    await client.start_server()
-    return client
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     folder = tmp_path_factory.mktemp("api")
@@ -216,7 +149,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         seed=b"sceau api tests",
         contracts=[MEMBERSHIP_1_0, DEEDS_1_0],
     )
-    config = _write_node_files(
+    config = write_node_files(
         folder / "live",
         consortium,
         MEMBER,
@@ -232,7 +165,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         seed=b"sceau idle",
         contracts=[MEMBERSHIP_1_0],
     )
-    idle_config = _write_node_files(
+    idle_config = write_node_files(
         folder / "idle",
         idle_consortium,
         IDLE_MEMBER,
@@ -247,11 +180,11 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         loop=loop,
         consortium=consortium,
         node=node,
-        client=loop.run_until_complete(_client(node, config)),
-        limited=loop.run_until_complete(_client(node, limited_config)),
+        client=loop.run_until_complete(start_client(node, config)),
+        limited=loop.run_until_complete(start_client(node, limited_config)),
         idle_consortium=idle_consortium,
         idle=idle,
-        idle_client=loop.run_until_complete(_client(idle, idle_config)),
+        idle_client=loop.run_until_complete(start_client(idle, idle_config)),
     )
     # Three anchors in one block: the first two wait in the mempool (no tick runs while this
     # code does not yield), the third wakes the replica, whose proposal takes all three.
@@ -262,12 +195,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     assert loop.run_until_complete(node.wait_for_commit(batch[2].tx_id, 5))
     harness.committed.extend(batch)
     yield harness
-    for client in (harness.client, harness.limited, harness.idle_client):
-        loop.run_until_complete(client.close())
-    loop.run_until_complete(node.stop())
-    node.store.close()
-    idle.store.close()
-    loop.close()
+    harness.close([harness.client, harness.limited, harness.idle_client], idle=[idle])
 
 
 @pytest.fixture(autouse=True)
@@ -899,10 +827,10 @@ def test_the_metrics_are_prometheus_text(api: Api) -> None:
 def test_unknown_routes_and_methods_are_problems(api: Api) -> None:
     problem(get(api, "/v1/nothing"), "not_found")
     problem(get(api, URL("/v1//blocks", encoded=True)), "not_found")
-    reply = api.run(_fetch(api.client, "DELETE", "/v1/status"))
+    reply = api.run(fetch(api.client, "DELETE", "/v1/status"))
     assert "GET" in problem(reply, "method_not_allowed")["detail"]
     assert "GET" in reply.headers["Allow"]
-    problem(api.run(_fetch(api.client, "POST", "/v1/blocks/latest")), "method_not_allowed")
+    problem(api.run(fetch(api.client, "POST", "/v1/blocks/latest")), "method_not_allowed")
 
 
 def test_an_internal_error_is_logged_and_answered_without_details(
@@ -1044,7 +972,7 @@ def debug_client(api: Api) -> Iterator[TestClient]:
     """The idle node's API with the test-only fault_injection switch on (its two members give
     it one peer, IDLE_NEIGHBOUR, whose link can be cut; its transport is never started)."""
     config = api.idle_client.server.app[API_KEY].config.model_copy(update={"fault_injection": True})
-    client = api.run(_client(api.idle, config, debug=True))
+    client = api.run(start_client(api.idle, config, debug=True))
     try:
         yield client
         assert not [key for key in client.server.app[API_KEY].requests if key[1] == 500]
@@ -1054,7 +982,7 @@ def debug_client(api: Api) -> Iterator[TestClient]:
 
 
 def put_links(api: Api, client: TestClient, **options: Any) -> Reply:
-    return api.run(_fetch(client, "PUT", "/v1/debug/links", **options))
+    return api.run(fetch(client, "PUT", "/v1/debug/links", **options))
 
 
 def test_without_fault_injection_there_is_no_debug_route(api: Api) -> None:

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+import support
+from aiohttp.test_utils import TestClient
+from support import NodeApi, Reply, get, start_client, write_node_files
 
 from contracts.base import Contract, Rejection, StateView, decode_record, encode_record
 from contracts.registry import ENTRY_POINT_GROUP, load_contracts
@@ -39,8 +41,7 @@ from ledger.queryproof import (
     reads_are_proven,
     verify_query_proof,
 )
-from node.api import API_KEY, PROBLEMS, create_app, display
-from node.runtime.config import NodeConfig
+from node.api import API_KEY, display
 from node.runtime.daemon import Node
 from node.tools import launch
 from node.tools.cli import main
@@ -110,40 +111,14 @@ def _notes_entry_point() -> metadata.EntryPoint:
 
 
 @dataclass
-class Api:
-    loop: asyncio.AbstractEventLoop
-    consortium: LocalConsortium
-    node: Node
-    client: TestClient
+class Api(NodeApi):
     idle: Node
     idle_client: TestClient
     delegate: bytes
 
-    def run(self, coroutine: Any) -> Any:
-        return self.loop.run_until_complete(coroutine)
-
     @property
     def url(self) -> str:
         return str(self.client.make_url("")).rstrip("/")
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    headers: Any
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-async def _fetch(client: TestClient, url: str, **options: Any) -> Reply:
-    async with client.request("GET", url, **options) as response:
-        return Reply(response.status, response.headers, await response.read())
-
-
-def get(api: Api, url: str, *, client: TestClient | None = None, **options: Any) -> Reply:
-    return api.run(_fetch(client or api.client, url, **options))
 
 
 def answer(reply: Reply) -> dict[str, Any]:
@@ -154,26 +129,8 @@ def answer(reply: Reply) -> dict[str, Any]:
 
 
 def problem(reply: Reply, code: str) -> dict[str, Any]:
-    assert reply.headers["Content-Type"].startswith("application/problem+json"), reply
-    document = reply.json()
-    assert document["code"] == code, document
-    assert reply.status == PROBLEMS[code].status == document["status"]
-    return document
-
-
-def _node_files(folder: Path, consortium: LocalConsortium) -> NodeConfig:
-    folder.mkdir()
-    (folder / "genesis.json").write_text(consortium.genesis.model_dump_json(indent=2))
-    crypto.save_private_key(consortium.keys[MEMBER], folder / "node.pem")
-    launch.initialise_data_dir(folder / "data", consortium.genesis).close()
-    return NodeConfig(
-        member_id=MEMBER,
-        data_dir=folder / "data",
-        genesis_file=folder / "genesis.json",
-        key_file=folder / "node.pem",
-        peer_listen="127.0.0.1:0",
-        tick_ms=20,
-    )
+    """The problem ``code``, which must be one of the PROBLEMS table."""
+    return support.problem(reply, code, listed=True)
 
 
 def _transaction(consortium: LocalConsortium, contract: str, action: str, **args: Any):
@@ -186,12 +143,6 @@ def _transaction(consortium: LocalConsortium, contract: str, action: str, **args
         nonce=next(_NONCES),
         expiry_height=1_000_000,
     )
-
-
-async def _test_client(node: Node, config: NodeConfig) -> TestClient:
-    client = TestClient(TestServer(create_app(node, config)))
-    await client.start_server()
-    return client
 
 
 @pytest.fixture(scope="module")
@@ -213,8 +164,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         patch.setattr(
             launch, "load_contracts", functools.partial(load_contracts, entry_points=installed)
         )
-        config = _node_files(folder / "live", consortium)
-        idle_config = _node_files(folder / "idle", idle_consortium)
+        config = write_node_files(folder / "live", consortium, MEMBER)
+        idle_config = write_node_files(folder / "idle", idle_consortium, MEMBER)
         node = launch.build_node(config)
         idle = launch.build_node(idle_config)
     loop = asyncio.new_event_loop()
@@ -251,18 +202,13 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         loop=loop,
         consortium=consortium,
         node=node,
-        client=loop.run_until_complete(_test_client(node, config)),
+        client=loop.run_until_complete(start_client(node, config)),
         idle=idle,
-        idle_client=loop.run_until_complete(_test_client(idle, idle_config)),
+        idle_client=loop.run_until_complete(start_client(idle, idle_config)),
         delegate=delegate,
     )
     yield harness
-    for client in (harness.client, harness.idle_client):
-        loop.run_until_complete(client.close())
-    loop.run_until_complete(node.stop())
-    node.store.close()
-    idle.store.close()
-    loop.close()
+    harness.close([harness.client, harness.idle_client], idle=[idle])
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ where a node must answer, and against an unreachable address where nothing must 
 
 from __future__ import annotations
 
-import datetime
 import http.server
 import json
 import re
@@ -22,10 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from support import write_self_signed_certificate
 from test_cli import assert_ok, assert_user_error, free_port, sceau, sceau_all
 
 from contracts import deeds
@@ -324,31 +320,11 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, 
 
     It answers every request 501 (it is no sceau API): once its certificate is trusted, the
     CLI says so, which shows the CA was used."""
-    folder = tmp_path_factory.mktemp("tls")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    certificate, key = write_self_signed_certificate(
+        tmp_path_factory.mktemp("tls"), host="localhost", ca=False, strict=False
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    context.load_cert_chain(certificate, key)
 
     class Quiet(http.server.BaseHTTPRequestHandler):
         def log_message(self, *arguments: object) -> None:
@@ -366,7 +342,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, 
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server.server_address[1], folder / "cert.pem"
+        yield server.server_address[1], certificate
     finally:
         server.shutdown()
         server.server_close()

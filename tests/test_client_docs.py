@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_client_errors import write_self_signed_certificate
+from support import write_self_signed_certificate
 
 from ledger.client import Client, SceauError
 from node.tools.devnet import MemberProcess, devnet_down, devnet_up

@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_registry import builds_wheels_offline
+from support import pip_install_into
 
 from contracts.registry import discover
 from ledger import crypto
@@ -62,23 +61,7 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "the roadworks contract is installed in the test environment itself: "
         "pip uninstall sceau-example-roadworks, these tests install it on their own"
     )
-    root = tmp_path_factory.mktemp("roadworks")
-    # pip builds in the source tree (build/, *.egg-info): build a copy, never the repository's.
-    source = shutil.copytree(
-        EXAMPLE,
-        root / "source",
-        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
-    )
-    site = root / "site"
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check"]
-    if builds_wheels_offline():
-        command += ["--no-build-isolation", "--no-index"]
-    command += ["--quiet", "--target", str(site), str(source)]
-    completed = subprocess.run(
-        command, capture_output=True, text=True, cwd=root, timeout=240, check=False
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    return site
+    return pip_install_into(EXAMPLE, tmp_path_factory.mktemp("roadworks"))
 
 
 def environment(site: Path | None) -> dict[str, str]:

@@ -1443,28 +1443,16 @@ SERVED_ACT = "2026-DEL-900"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
     from aiohttp.test_utils import TestServer
+    from support import write_node_files
 
     from ledger.client import Client, TransactionRejected
     from node.api import create_app
-    from node.runtime.config import NodeConfig
-    from node.tools.launch import build_node, initialise_data_dir
+    from node.tools.launch import build_node
 
-    folder = tmp_path_factory.mktemp("served")
     consortium = LocalConsortium.create(
         [(METROPOLE, "Métropole de Valbrune")], seed=SEED + b"/served", contracts=CONTRACTS
     )
-    (folder / "genesis.json").write_text(consortium.genesis.model_dump_json(indent=2))
-    crypto.save_private_key(consortium.keys[METROPOLE], folder / "node.pem")
-    (folder / "data").mkdir()
-    initialise_data_dir(folder / "data", consortium.genesis).close()
-    config = NodeConfig(
-        member_id=METROPOLE,
-        data_dir=folder / "data",
-        genesis_file=folder / "genesis.json",
-        key_file=folder / "node.pem",
-        peer_listen="127.0.0.1:0",
-        tick_ms=20,
-    )
+    config = write_node_files(tmp_path_factory.mktemp("served") / "node", consortium, METROPOLE)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="served-node", daemon=True)
     thread.start()

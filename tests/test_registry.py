@@ -8,11 +8,9 @@ it through real entry-point discovery and the engine, in a child process whose p
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import pip_install_into
 
 from contracts.base import Contract
 from contracts.membership import MEMBERSHIP, MembershipContract
@@ -277,40 +276,10 @@ def test_a_missing_contract_says_how_to_install_it() -> None:
 # --- a contract shipped as a pip package ------------------------------------------------------
 
 
-def builds_wheels_offline() -> bool:
-    """Whether this environment's setuptools can build a wheel without downloading anything.
-
-    setuptools builds wheels by itself from 70.1 on; older ones need the ``wheel`` package.
-    """
-    try:
-        version = re.match(r"(\d+)\.(\d+)", metadata.version("setuptools"))
-    except metadata.PackageNotFoundError:
-        return False
-    too_old = version is None or (int(version[1]), int(version[2])) < (70, 1)
-    return not too_old or importlib.util.find_spec("wheel") is not None
-
-
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory into which pip has installed the tests/plugin_counter package."""
-    root = tmp_path_factory.mktemp("plugin")
-    # pip builds in the source tree (build/, *.egg-info): build a copy, never the repository's.
-    source = shutil.copytree(
-        PLUGIN_SOURCE,
-        root / "source",
-        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
-    )
-    site = root / "site"
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check"]
-    if builds_wheels_offline():
-        command += ["--no-build-isolation", "--no-index"]
-    # Otherwise pip fetches a recent setuptools from the package index for an isolated build.
-    command += ["--quiet", "--target", str(site), str(source)]
-    completed = subprocess.run(
-        command, capture_output=True, text=True, cwd=root, timeout=240, check=False
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    return site
+    return pip_install_into(PLUGIN_SOURCE, tmp_path_factory.mktemp("plugin"))
 
 
 RUN_THE_PLUGIN = """

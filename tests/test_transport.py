@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import datetime
 import errno
 import functools
 import hashlib
 import hmac
-import ipaddress
 import logging
 import resource
 import ssl
@@ -30,12 +28,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.x509.oid import NameOID
+from support import write_self_signed_certificate
 
 from ledger import crypto, domains, encoding
 from ledger.model import Member
@@ -1284,40 +1280,9 @@ async def test_an_acceptor_refuses_a_cut_peer_after_the_handshake_until_healed()
 # --- TLS ---------------------------------------------------------------------------------------
 
 
-def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sceau test peer")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    certificate_path, key_path = directory / "peer.pem", directory / "peer.key"
-    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return certificate_path, key_path
-
-
 @scenario
 async def test_peers_talk_over_tls_too(tmp_path: Path) -> None:
-    certificate_path, key_path = self_signed_certificate(tmp_path)
+    certificate_path, key_path = write_self_signed_certificate(tmp_path, strict=False)
     server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ssl.load_cert_chain(certificate_path, key_path)
     client_ssl = ssl.create_default_context(cafile=str(certificate_path))
@@ -1342,7 +1307,7 @@ async def test_a_plain_dialer_cannot_reach_a_tls_listener(tmp_path: Path) -> Non
     mesh = Mesh()
     try:
         server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        certificate_path, key_path = self_signed_certificate(tmp_path)
+        certificate_path, key_path = write_self_signed_certificate(tmp_path, strict=False)
         server_ssl.load_cert_chain(certificate_path, key_path)
         await mesh.add("bron")
         await mesh.add("lyon", server_ssl=server_ssl)
