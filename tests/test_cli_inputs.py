@@ -198,10 +198,20 @@ def test_export_batch_is_bounded_as_documented() -> None:
     audit_doc = (Path(__file__).parents[1] / "docs" / "audit.md").read_text()
     assert f"at most {BUNDLE_FRAMES_MAX}" in audit_doc
     parser = cli.build_parser()
-    assert parser.parse_args(["export", "b", "--api", "x", "--batch", "256"]).batch == 256
+    api = ["--api", "http://127.0.0.1:8700"]
+    assert parser.parse_args(["export", "b", *api, "--batch", "256"]).batch == 256
     for refused in ("100000", "257", "0", "-1", "many", "9" * 5000):
-        assert_user_error(sceau("export", "b", "--api", "x", "--batch", refused), "--batch")
+        assert_user_error(sceau("export", "b", *api, "--batch", refused), "--batch")
     assert "1 to 256" in " ".join(assert_ok(sceau("export", "--help")).split())
+
+
+def test_export_checks_its_api_url_as_every_command_does() -> None:
+    assert_user_error(
+        sceau("export", "b", "--api", "localhost:8700"), "give the URL with its scheme"
+    )
+    assert_user_error(
+        sceau("export", "b", "--api", "http://a:1,http://b:2"), "one URL here, not several"
+    )
 
 
 # --- the docs say what the code does ---------------------------------------------------------

@@ -35,6 +35,7 @@ from node.tools.conventions import (
     EXIT_RECEIPT_NOT_SAVED,
     EXIT_USAGE,
     CommandError,
+    api_urls,
 )
 
 DEFAULT_API = "http://127.0.0.1:8700"
@@ -839,39 +840,11 @@ def _wait_seconds(text: str) -> float:
     return value
 
 
-def _api_urls(text: str) -> list[str]:
-    """An argparse type: one API base URL, or several separated by commas, each with its
-    scheme (http:// or https://) and host."""
-    from urllib.parse import urlsplit
-
-    urls = [url.strip() for url in text.split(",") if url.strip()]
-    if not urls:
-        raise argparse.ArgumentTypeError("--api takes a URL (or several, comma-separated)")
-    for url in urls:
-        shown = url if len(url) <= 80 else url[:80] + "…"
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{shown!r} is not a URL") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise argparse.ArgumentTypeError(
-                f"{shown!r}: give the URL with its scheme, e.g. http://{shown}"
-                if "://" not in url
-                else f"{shown!r}: give an http:// or https:// URL with a host"
-            )
-        if parts.query or parts.fragment or any(char.isspace() for char in url):
-            raise argparse.ArgumentTypeError(
-                f"{shown!r}: a base URL has no query, fragment or space"
-            )
-    return urls
-
-
 def _api_options(parser: argparse.ArgumentParser, *, signer: bool) -> None:
     parser.add_argument(
         "--api",
         action="extend",
-        type=_api_urls,
+        type=api_urls,
         metavar="URL",
         help=f"a member node's API (default {DEFAULT_API}); repeat it, or separate URLs by "
         "commas, to give several members: reads go to the first that answers, and a "

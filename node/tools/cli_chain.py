@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from node.tools.conventions import EXIT_CHECK_FAILED, EXIT_USAGE, CommandError
+from node.tools.conventions import EXIT_CHECK_FAILED, EXIT_USAGE, CommandError, api_url
 
 __all__ = ["ACT_COLUMNS", "act_rows", "add_chain_commands", "add_node_check"]
 
@@ -784,7 +784,9 @@ def _add_export(commands: Any) -> None:
         "bundle file of that name)",
     )
     source = export.add_argument_group("source (one of)")
-    source.add_argument("--api", metavar="URL", help="a member node's API, e.g. http://host:8700")
+    source.add_argument(
+        "--api", metavar="URL", type=api_url, help="a member node's API, e.g. http://host:8700"
+    )
     source.add_argument(
         "--data-dir",
         metavar="DIR",

@@ -6,12 +6,17 @@ import it rather than each other.
 
 from __future__ import annotations
 
+import argparse
+from urllib.parse import urlsplit
+
 __all__ = [
     "EXIT_CHECK_FAILED",
     "EXIT_NOT_CONFIRMED",
     "EXIT_RECEIPT_NOT_SAVED",
     "EXIT_USAGE",
     "CommandError",
+    "api_url",
+    "api_urls",
 ]
 
 EXIT_CHECK_FAILED = 1
@@ -27,3 +32,37 @@ saved in the current folder (or printed) instead, and the message says where."""
 
 class CommandError(Exception):
     """A failure the user can act on; printed without a traceback."""
+
+
+def api_urls(text: str) -> list[str]:
+    """An argparse type: one API base URL, or several separated by commas, each with its
+    scheme (http:// or https://) and host."""
+    urls = [url.strip() for url in text.split(",") if url.strip()]
+    if not urls:
+        raise argparse.ArgumentTypeError("--api takes a URL (or several, comma-separated)")
+    for url in urls:
+        shown = url if len(url) <= 80 else url[:80] + "…"
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{shown!r} is not a URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise argparse.ArgumentTypeError(
+                f"{shown!r}: give the URL with its scheme, e.g. http://{shown}"
+                if "://" not in url
+                else f"{shown!r}: give an http:// or https:// URL with a host"
+            )
+        if parts.query or parts.fragment or any(char.isspace() for char in url):
+            raise argparse.ArgumentTypeError(
+                f"{shown!r}: a base URL has no query, fragment or space"
+            )
+    return urls
+
+
+def api_url(text: str) -> str:
+    """An argparse type: exactly one API base URL, checked as :func:`api_urls` checks each."""
+    urls = api_urls(text)
+    if len(urls) != 1:
+        raise argparse.ArgumentTypeError("give one URL here, not several")
+    return urls[0]
