@@ -154,6 +154,8 @@ def test_every_bad_status_change_and_lookup_is_one_line_before_anything_is_sent(
         ([*change, "--amend-by", "not a reference"], ("--amend-by",)),
         ([*change, "--supersede-by", ""], ("--supersede-by",)),
         ([*change, "--withdraw", "x", "--annul", "y"], ("exactly one",)),
+        ([*change, "--withdraw", "x", "--wait", "0"], ("--wait",)),
+        ([*change, "--withdraw", "x", "--wait", "3601"], ("--wait",)),
         (["act", "status", "Ville", "R-1", "--withdraw", "x", "--api", api, "--key", key], ()),
         (["act", "show", "ville", "x" * 100_000, "--api", api], ("REFERENCE",)),
         (["act", "show", "VILLE", "R-1", "--api", api], ("ISSUER",)),

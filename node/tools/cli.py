@@ -648,7 +648,11 @@ def command_act_status(arguments: argparse.Namespace) -> int:
     with _client(arguments, signer=True) as client:
         outcome = _rejection_or(
             lambda: client.change_status(
-                action, issuer=arguments.issuer, reference=arguments.reference, **fields
+                action,
+                issuer=arguments.issuer,
+                reference=arguments.reference,
+                wait_s=arguments.wait,
+                **fields,
             )
         )
     if outcome.get("status") == "rejected":
@@ -838,6 +842,18 @@ def _wait_seconds(text: str) -> float:
             f"expected a number of seconds above 0 and at most {WAIT_S_MAX:g}, got {text[:40]!r}"
         )
     return value
+
+
+def _wait_option(parser: argparse.ArgumentParser) -> None:
+    """``--wait SECONDS`` of the commands that submit a transaction and await its commit."""
+    parser.add_argument(
+        "--wait",
+        type=_wait_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to carry the submission to its commit, across every --api member "
+        f"(default 30, at most {WAIT_S_MAX:g}); past it, exit status 3: it may still commit",
+    )
 
 
 def _api_options(parser: argparse.ArgumentParser, *, signer: bool) -> None:
@@ -1084,14 +1100,7 @@ def _add_client_commands(commands: Any) -> None:
         "and it must not exist unless --force is given (checked before submitting)",
     )
     anchor.add_argument("--force", action="store_true", help="replace an existing receipt file")
-    anchor.add_argument(
-        "--wait",
-        type=_wait_seconds,
-        default=30.0,
-        metavar="SECONDS",
-        help="how long to carry the submission to its commit, across every --api member "
-        f"(default 30, at most {WAIT_S_MAX:g}); past it, exit status 3: it may still commit",
-    )
+    _wait_option(anchor)
     _api_options(anchor, signer=True)
     anchor.set_defaults(handler=command_anchor)
 
@@ -1129,6 +1138,7 @@ def _add_client_commands(commands: Any) -> None:
         help="the annulling decision (optional), at most "
         f"{deeds.DECISION_REFERENCE_CHARACTERS_MAX} characters",
     )
+    _wait_option(status_change)
     _api_options(status_change, signer=True)
     status_change.set_defaults(handler=command_act_status)
 
