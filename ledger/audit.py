@@ -720,6 +720,15 @@ class ChainFollower:
             audit._waiting.clear()
             audit.chain = before
             raise BlockRefused(failures)
+        except BlockRefused:
+            raise
+        except BaseException:
+            if not handed:  # failed before the block was handed over: nothing changed
+                audit.failures.clear()
+                audit.signatures.failures.clear()
+                audit._waiting.clear()
+                audit.chain = before
+            raise
         finally:
             audit.on_block = on_block
             audit.chain.member_set_changes.clear()

@@ -306,6 +306,63 @@ def test_a_tampered_frame_is_refused_and_the_observer_goes_on_from_a_good_source
         log = Path(observer.log_file).read_text()
         assert f"source {tampering} at height 1: refused: height 1: certificate" in log, log
         assert "Traceback" not in log
+        _, _, metrics = get(f"{observer.api_url}/metrics")
+        assert 'reason="block_refused:observer"' in metrics.decode()
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- configuration: an observer has no key ----------------------------------------------------
+
+
+def _sceau(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "node.tools.cli", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_node_init_creates_an_observer_from_the_genesis_alone(
+    network: Network, tmp_path: Path
+) -> None:
+    (tmp_path / "genesis.json").write_text((network.directory / "genesis.json").read_text())
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        'data_dir = "data"\ngenesis_file = "genesis.json"\napi_listen = "127.0.0.1:8799"\n'
+        '\n[observer]\nfollow = ["http://127.0.0.1:8700"]\n'
+    )
+    initialised = _sceau("node", "init", "--config", str(config))
+    assert initialised.returncode == 0, initialised.stderr
+    assert (tmp_path / "data" / "chain" / "CURRENT").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('data_dir = "d"\ngenesis_file = "g.json"\n', "a member node needs member_id and key_file"),
+        (
+            'data_dir = "d"\ngenesis_file = "g.json"\nkey_file = "k.pem"\n'
+            '[observer]\nfollow = ["http://127.0.0.1:8700"]\n',
+            "an observer holds no key",
+        ),
+        ('data_dir = "d"\ngenesis_file = "g.json"\n[observer]\nfollow = []\n', "observer.follow"),
+        (
+            'data_dir = "d"\ngenesis_file = "g.json"\n[observer]\nfollow = ["ftp://x"]\n',
+            "observer.follow",
+        ),
+        (
+            'data_dir = "d"\ngenesis_file = "g.json"\n[observer]\nfollow = ["http://x:1"]\n'
+            "batch_frames_max = 257\n",
+            "observer.batch_frames_max",
+        ),
+    ],
+)
+def test_a_configuration_is_a_member_or_an_observer(tmp_path: Path, text: str, says: str) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(text)
+    refused = _sceau("node", "init", "--config", str(config))
+    assert refused.returncode == 2
+    assert says in refused.stderr, refused.stderr

@@ -43,7 +43,7 @@ from contracts.engine import Engine, InvalidProposalError
 from ledger.audit import BlockRefused, ChainFollower, Replayed, ReplayError
 from ledger.bundle import BundleError, parse_frames
 from ledger.model import Block, CommitCertificate, Genesis, Member, Transaction
-from ledger.store import ChainStore
+from ledger.store import ChainStore, StoreError
 from node.runtime.application import ChainApplication
 from node.runtime.config import ObserverSettings
 from node.runtime.daemon import NodeMetrics
@@ -277,12 +277,20 @@ class Follower:
             try:
                 self.chain.verify(entry.block, entry.certificate)
             except BlockRefused as refused:
-                height = self.node.store.height + 1
-                self.blocks_refused += 1
-                self._refused_at[source] = height
-                self._failed(source, "block_refused", height, f"refused: {refused}")
-                return None if appended == 0 else True
-            appended += 1
+                detail = f"refused: {refused}"
+            except StoreError:
+                raise  # our own store is damaged: the node stops, as a member does
+            except Exception as error:  # a block no check foresaw: refused, never a crash
+                log.exception("verifying block %d from %s failed", entry.block.height, source)
+                detail = f"refused: verifying it failed ({type(error).__name__})"
+            else:
+                appended += 1
+                continue
+            height = self.node.store.height + 1
+            self.blocks_refused += 1
+            self._refused_at[source] = height
+            self._failed(source, "block_refused", height, detail)
+            return None if appended == 0 else True
         if appended:
             # The chain moved: refusals of lower heights are history.
             height = self.node.store.height
