@@ -366,3 +366,78 @@ def test_a_configuration_is_a_member_or_an_observer(tmp_path: Path, text: str, s
     refused = _sceau("node", "init", "--config", str(config))
     assert refused.returncode == 2
     assert says in refused.stderr, refused.stderr
+
+
+# --- the follower's verification, block by block (no processes) -------------------------------
+
+
+def test_the_chain_follower_applies_the_audit_block_by_block_and_resumes_from_a_store(
+    tmp_path: Path,
+) -> None:
+    """Eight blocks with two member set changes, followed into a fresh store: a block whose
+    certificate was changed is refused and changes nothing; the same block, whole, passes; a
+    follower built again on the reopened store goes on from its tip."""
+    from test_bundle import reference_chain
+
+    from ledger.audit import BlockRefused, ChainFollower
+    from ledger.model import CommitCertificate
+    from ledger.store import ChainStore
+    from node.runtime.application import ChainApplication
+    from node.runtime.mempool import Mempool, MempoolLimits
+    from node.runtime.observer import StoreReplayer
+    from node.tools.launch import engine_for
+
+    source = reference_chain(tmp_path / "source")
+    genesis = source.genesis
+    tip = source.store.height
+    assert tip == 8
+
+    def follower_on(store: ChainStore) -> ChainFollower:
+        application = ChainApplication(store, engine_for(genesis), Mempool(MempoolLimits()))
+        position: dict[str, Any] = {}
+        if store.height:
+            block = store.block(store.height)
+            assert block is not None
+            position = {
+                "height": store.height,
+                "block_hash": block.block_hash,
+                "timestamp_ms": block.header.timestamp_ms,
+            }
+        return ChainFollower(
+            genesis,
+            StoreReplayer(application),
+            lambda block, certificate, _: application.commit(block, certificate),
+            **position,
+        )
+
+    store = initialise_data_dir(tmp_path / "observer", genesis)
+    follower = follower_on(store)
+    for height in range(1, 6):
+        block, certificate = source.store.block(height), source.store.certificate(height)
+        assert block is not None and certificate is not None
+        if height == 4:  # the first block of the new member set: a forged certificate
+            forged = CommitCertificate(
+                height=certificate.height,
+                view=certificate.view,
+                block_hash=bytes(32),
+                signatures=certificate.signatures,
+            )
+            with pytest.raises(BlockRefused) as refused:
+                follower.verify(block, forged)
+            assert {failure.field for failure in refused.value.failures} >= {
+                "certificate.block_hash"
+            }
+            assert (follower.height, store.height) == (3, 3)
+        follower.verify(block, certificate)
+        assert store.height == follower.height == height
+    store.close()
+    store = ChainStore.open(tmp_path / "observer" / "chain")
+    follower = follower_on(store)
+    for height in range(6, tip + 1):
+        block, certificate = source.store.block(height), source.store.certificate(height)
+        assert block is not None and certificate is not None
+        follower.verify(block, certificate)
+    assert store.tip == source.store.tip
+    assert store.certificate(tip) == source.store.certificate(tip)
+    store.close()
+    source.close()
