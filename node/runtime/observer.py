@@ -18,6 +18,8 @@ logged once per source and height, and that source is not asked for that height 
 another source moved the chain past it; the next source is tried. A source that cannot be
 reached or answers nonsense is counted and skipped the same way. Once every source was tried
 without progress the follower waits, from ``poll_interval_ms`` doubling to ``backoff_max_ms``.
+Once caught up it moves to the next source every :data:`IDLE_POLLS_PER_SOURCE` polls that
+brought nothing, so that a member that lags behind the others does not hold it back.
 Nothing a source sends can stop the follower; only a damaged local store does (as a member).
 
 :class:`ObserverNode` is what the API (node/api/) serves from: the store, the engine, an
@@ -54,6 +56,9 @@ __all__ = ["Follower", "ObserverNode", "StoreReplayer"]
 log = logging.getLogger("sceau.observer")
 
 BUNDLE_MEDIA_TYPE = "application/vnd.sceau.bundle"
+IDLE_POLLS_PER_SOURCE = 20
+"""Once caught up, the follower asks the next source after this many polls without a new
+block, so that a member that lags or stopped committing does not hold it back."""
 
 
 class _WritesOver:
@@ -207,6 +212,7 @@ class Follower:
         self._logged: set[tuple[str, str, int]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._next = 0
+        self._idle_polls = 0
         store = node.store
         tip = store.tip
         position: dict[str, Any] = {}
@@ -252,9 +258,14 @@ class Follower:
                 self._next += 1  # this source failed: the next one
             if outcome is True:  # blocks appended: ask again at once
                 wait_s = idle_s
+                self._idle_polls = 0
                 continue
             if outcome is False:  # caught up with a source
                 wait_s = idle_s
+                self._idle_polls += 1
+                if self._idle_polls >= IDLE_POLLS_PER_SOURCE:  # a lagging source: the next
+                    self._idle_polls = 0
+                    self._next += 1
                 await asyncio.sleep(idle_s)
                 continue
             await asyncio.sleep(wait_s)  # every source failed: back off
@@ -311,15 +322,16 @@ class Follower:
             async with self._session.get(
                 url, params=parameters, headers={"Accept": BUNDLE_MEDIA_TYPE}
             ) as response:
+                tip = response.headers.get("Sceau-Tip-Height", "")
+                if not tip.isdigit():
+                    self._failed(source, "not_a_node", first, "no Sceau-Tip-Height in its answer")
+                    return None
+                self.source_tip = int(tip)
                 if response.status == 404:
-                    tip = response.headers.get("Sceau-Tip-Height", "")
-                    self.source_tip = int(tip) if tip.isdigit() else self.source_tip
                     return b""  # nothing after our tip yet
                 if response.status != 200:
                     self._failed(source, "http_status", first, f"answered {response.status}")
                     return None
-                tip = response.headers.get("Sceau-Tip-Height", "")
-                self.source_tip = int(tip) if tip.isdigit() else None
                 if response.content_length is not None and response.content_length > limit:
                     self._failed(source, "too_large", first, f"the answer exceeds {limit} bytes")
                     return None
