@@ -296,6 +296,7 @@ class Follower:
                 detail = f"refused: verifying it failed ({type(error).__name__})"
             else:
                 appended += 1
+                await asyncio.sleep(0)  # the API answers between two blocks of a batch
                 continue
             height = self.node.store.height + 1
             self.blocks_refused += 1
