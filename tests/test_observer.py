@@ -440,3 +440,22 @@ def test_the_chain_follower_applies_the_audit_block_by_block_and_resumes_from_a_
     assert store.certificate(tip) == source.store.certificate(tip)
     store.close()
     source.close()
+
+
+def test_devnet_up_with_observers_prints_them_and_down_stops_them(tmp_path: Path) -> None:
+    directory = tmp_path / "cli-devnet"
+    try:
+        up = _sceau("devnet", "up", "--dir", str(directory), "--observers", "1")
+        assert up.returncode == 0, up.stderr
+        assert "1 observers (read only, following the members):" in up.stdout
+        (observer,) = read_observers(directory)
+        assert f"observer-1                   api {observer.api_url}" in up.stdout
+        status = status_of(observer)
+        assert status is not None and status["role"] == "observer"
+    finally:
+        down = _sceau("devnet", "down", "--dir", str(directory))
+    assert down.returncode == 0, down.stderr
+    assert "observer-1" in down.stdout
+    assert not Path(f"/proc/{observer.pid}").exists() or status_of(observer) is None
+    refused = _sceau("devnet", "up", "--dir", str(tmp_path / "x"), "--observers", "11")
+    assert refused.returncode == 2 and "0 to 10 observers" in refused.stderr
