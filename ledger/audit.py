@@ -55,7 +55,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,6 +84,8 @@ __all__ = [
     "FAILURES_MAX",
     "AuditProgress",
     "AuditReport",
+    "BlockRefused",
+    "ChainFollower",
     "Failure",
     "ReplayError",
     "ReplaySetupError",
@@ -635,6 +637,101 @@ class _Audit:
             (failure for failure in everything if failure.height == first),
             key=lambda failure: _field_order(failure.field),
         )[:FAILURES_MAX]
+
+
+class BlockRefused(Exception):
+    """A block :meth:`ChainFollower.verify` refuses; ``failures`` are those of the audit."""
+
+    def __init__(self, failures: Sequence[Failure]) -> None:
+        super().__init__("; ".join(str(failure) for failure in failures[:3]))
+        self.failures = tuple(failures)
+
+
+class ChainFollower:
+    """The audit, one certified block at a time: for a node that follows a chain it does not
+    help build (an observer, node/runtime/observer.py).
+
+    It starts from a position already verified (the genesis, or the tip of a store this
+    follower wrote): ``height``, ``block_hash`` and ``timestamp_ms`` of that block, and a
+    ``replayer`` whose :meth:`~Replayer.start` gives the member set in force after it. Each
+    :meth:`verify` runs every check :func:`audit_bundle` runs on a block (signatures in this
+    process) and, when all hold, hands the block to ``on_block`` before returning; a block
+    that fails raises :class:`BlockRefused` and leaves the follower where it was, ready for
+    another copy of that block. The replayer must leave its state untouched by ``execute``
+    (``on_block`` commits), so a refused block changes nothing.
+    """
+
+    def __init__(
+        self,
+        genesis: Genesis,
+        replayer: Replayer,
+        on_block: BlockCallback,
+        *,
+        height: int = 0,
+        block_hash: bytes | None = None,
+        timestamp_ms: int | None = None,
+    ) -> None:
+        assert (height == 0) == (block_hash is None) == (timestamp_ms is None), "a whole position"
+        self._audit = _Audit(
+            genesis, replayer, _SignatureChecker(genesis.chain_id, 1), on_block, None
+        )
+        members = replayer.start(genesis)
+        for chain in (self._audit.chain, self._audit.verified):
+            chain.members = members
+            if height:
+                assert block_hash is not None and timestamp_ms is not None
+                chain.height, chain.block_hash, chain.timestamp_ms = (
+                    height,
+                    block_hash,
+                    timestamp_ms,
+                )
+        if not height and members != genesis.members:
+            raise ReplaySetupError("the genesis state holds another member set")
+
+    @property
+    def height(self) -> int:
+        """The last block verified (and handed to ``on_block``)."""
+        return self._audit.verified.height
+
+    def verify(self, block: Block, certificate: CommitCertificate) -> Replayed:
+        """Check ``block`` as the next one and hand it to ``on_block``; raise
+        :class:`BlockRefused` with the audit's failures if a check fails."""
+        audit = self._audit
+        before = replace(audit.chain, member_set_changes=[])
+        handed: list[Replayed] = []
+        on_block = audit.on_block
+        assert on_block is not None
+
+        def hand(block: Block, certificate: CommitCertificate, replayed: Replayed) -> None:
+            on_block(block, certificate, replayed)
+            handed.append(replayed)
+
+        audit.on_block = hand
+        try:
+            audit.check(block, certificate)
+            audit.signatures.collect(wait=True)
+            audit.release()
+            if not audit.failed:
+                assert handed, "a block that passed every check is handed over"
+                return handed[0]
+            failures = audit.first_failures()
+            audit.failures.clear()
+            audit.signatures.failures.clear()
+            audit._waiting.clear()
+            audit.chain = before
+            raise BlockRefused(failures)
+        except BlockRefused:
+            raise
+        except BaseException:
+            if not handed:  # failed before the block was handed over: nothing changed
+                audit.failures.clear()
+                audit.signatures.failures.clear()
+                audit._waiting.clear()
+                audit.chain = before
+            raise
+        finally:
+            audit.on_block = on_block
+            audit.chain.member_set_changes.clear()
 
 
 def _field_order(name: str) -> tuple[int, int]:

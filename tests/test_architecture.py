@@ -98,10 +98,11 @@ AIOHTTP_ALLOWED = {
     "ledger/client.py",
     "node/runtime/transport.py",
     "node/runtime/connections.py",
+    "node/runtime/observer.py",
     "node/tools/launch.py",
 }
-"""Who may speak HTTP/WebSocket: the client library, the peer transport, the API package (below)
-and the launcher."""
+"""Who may speak HTTP/WebSocket: the client library, the peer transport, the API package (below),
+the observer's follower (it fetches blocks from members' APIs) and the launcher."""
 PLYVEL_ALLOWED = {"ledger/store.py"}
 """Who may touch LevelDB: the store, and nothing else."""
 

@@ -576,11 +576,13 @@ class ProposalsDocument(Document):
 
 
 class NodeStatus(BaseModel):
-    """``Node.status()``; more fields may appear in later versions."""
+    """``Node.status()``; more fields may appear in later versions. An observer's has
+    ``role`` "observer", no ``member_id``, and ``following`` (the member API it follows)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    member_id: MemberIdText
+    role: Literal["member", "observer"] = "member"
+    member_id: MemberIdText | None
     chain_id: Hash
     height: HeightNumber
     block_hash: Hash

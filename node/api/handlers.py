@@ -124,7 +124,15 @@ class Handlers:
         return await self._submit(request, transaction, wait_s)
 
     def _charge_submission(self, request: web.Request) -> None:
-        """One token of the client's bucket, before its body is read; else rate_limited."""
+        """One token of the client's bucket, before its body is read; else rate_limited.
+        An observer refuses every submission first (observer_read_only)."""
+        observer = self.config.observer
+        if observer is not None:
+            raise ProblemError(
+                "observer_read_only",
+                "this node is an observer: it serves the chain but accepts no transaction; "
+                f"submit to a member ({', '.join(observer.follow)})",
+            )
         retry_after_s = self.limiter.take(request.remote or "unknown")
         if retry_after_s is not None:
             raise ProblemError(

@@ -24,6 +24,8 @@ people)::
                                       sent back is not what its description makes
     debug_forbidden           403     /v1/debug/*: no valid debug token, not from loopback, or
                                       through a proxy (a forwarding header)
+    observer_read_only        403     POST /v1/transactions(/signed) to an observer: it accepts no
+                                      transaction (the detail names the members it follows)
     not_found                 404     no such route; /v1/query/…: nothing at that path
     unknown_transaction       404     the node knows nothing of this transaction
     unknown_block             404     no block at this height (yet); no bundle frame there
@@ -93,6 +95,7 @@ PROBLEMS: dict[str, ProblemKind] = {
     "invalid_description": ProblemKind(400, "The transaction description is malformed"),
     "prepared_mismatch": ProblemKind(400, "The prepared transaction is not its description's"),
     "debug_forbidden": ProblemKind(403, "The fault-injection routes refuse this request"),
+    "observer_read_only": ProblemKind(403, "This node is an observer: it accepts no transaction"),
     "not_found": ProblemKind(404, "Not found"),
     "unknown_transaction": ProblemKind(404, "Unknown transaction"),
     "unknown_block": ProblemKind(404, "Unknown block"),

@@ -125,6 +125,7 @@ _CHAIN_ROUTES: tuple[Route, ...] = (
         parameters=(_WAIT_PARAMETER,),
         responses={200: display.CommittedTransaction, 202: display.AcceptedTransaction},
         problems=(
+            "observer_read_only",
             "rate_limited",
             *_BODY_PROBLEMS,
             "invalid_transaction",
@@ -158,6 +159,7 @@ _CHAIN_ROUTES: tuple[Route, ...] = (
         parameters=(_WAIT_PARAMETER,),
         responses={200: display.CommittedTransaction, 202: display.AcceptedTransaction},
         problems=(
+            "observer_read_only",
             "rate_limited",
             *_BODY_PROBLEMS,
             "invalid_description",

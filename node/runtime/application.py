@@ -139,6 +139,14 @@ class ChainApplication:
         self._remember(block.block_hash, result)
         return None
 
+    def execute_next(self, block: Block) -> ExecutionResult:
+        """Execute ``block`` on the committed state as the next one, changing nothing, and keep
+        the result for :meth:`commit` (an observer verifying a block it did not vote on).
+        Raises InvalidProposalError if a replica would refuse it."""
+        result = self.engine.process_proposal(self.store, block, self._directory)
+        self._remember(block.block_hash, result)
+        return result
+
     def committed_block(self, height: int) -> tuple[Block, CommitCertificate] | None:
         if not 1 <= height <= self._tip.height:
             return None

@@ -52,7 +52,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from node.runtime.wire import GOSSIP_TRANSACTIONS_MAX
 
-__all__ = ["ConfigError", "NodeConfig", "PeerLimits", "RuntimeSettings", "load_config"]
+__all__ = [
+    "ConfigError",
+    "NodeConfig",
+    "ObserverSettings",
+    "PeerLimits",
+    "RuntimeSettings",
+    "load_config",
+]
 
 ENVIRONMENT_PREFIX = "SCEAU_"
 HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.\-\[\]:]{1,253}:[0-9]{1,5}$")]
@@ -149,15 +156,42 @@ class RuntimeSettings(BaseModel):
     a fraction of the timeout stays well inside it on the others too."""
 
 
-class NodeConfig(BaseModel):
-    """Everything a member node needs to run (see the module doc for the file format)."""
+FollowUrl = Annotated[str, Field(pattern=r"^https?://[^\s/?#]{1,253}(?:/[^\s?#]{0,512})?$")]
+
+
+class ObserverSettings(BaseModel):
+    """An observer's ``[observer]`` table (node/runtime/observer.py): whom it follows and its
+    budgets. An observer holds no key, opens no peer port and is never needed for progress."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    member_id: Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")]
+    follow: Annotated[tuple[FollowUrl, ...], Field(min_length=1, max_length=16)]
+    """Members' API base URLs (``http://host:8700``), tried in turn."""
+    batch_frames_max: Annotated[int, Field(ge=1, le=256)] = 64
+    """Blocks asked for per request (a member answers at most 256, and at most 4 MiB)."""
+    poll_interval_ms: Annotated[int, Field(ge=50, le=600_000)] = 500
+    """Wait between two requests once caught up with the source."""
+    request_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 10_000
+    """Deadline of one request, connection and whole answer included."""
+    response_bytes_max: Annotated[int, Field(ge=1024 * 1024, le=64 * 1024 * 1024)] = (
+        40 * 1024 * 1024
+    )
+    """The largest answer read (one frame of up to 33 MiB fits); a longer one is refused."""
+    backoff_max_ms: Annotated[int, Field(ge=100, le=3_600_000)] = 30_000
+    """Longest wait after a round where every source failed (doubles from the poll interval)."""
+
+
+class NodeConfig(BaseModel):
+    """Everything a member node (or an observer) needs to run (see the module doc)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    member_id: Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")] = ""
+    """The member this node runs as; an observer has none."""
     data_dir: Path
     genesis_file: Path
-    key_file: Path
+    key_file: Path | None = None
+    """The member's node key; an observer has none."""
     key_passphrase_file: Path | None = None
     peer_listen: HostPort | None = None
     api_listen: HostPort = "127.0.0.1:8700"
@@ -190,6 +224,20 @@ class NodeConfig(BaseModel):
     """The daemon's tuning: the ``[runtime]`` table (see :class:`RuntimeSettings`)."""
     peer_limits: PeerLimits = PeerLimits()
     """What one peer's frames may cost: the ``[peer_limits]`` table (see :class:`PeerLimits`)."""
+    observer: ObserverSettings | None = None
+    """With an ``[observer]`` table the node is an observer: it follows the chain from the
+    members' APIs, verifies and re-executes every block, serves the read API, signs nothing."""
+
+    @model_validator(mode="after")
+    def _a_member_or_an_observer(self) -> Self:
+        if self.observer is None and (not self.member_id or self.key_file is None):
+            raise ValueError(
+                "a member node needs member_id and key_file (an observer has an [observer] "
+                "table with follow = [member API URLs] instead)"
+            )
+        if self.observer is not None and (self.key_file is not None or self.member_id):
+            raise ValueError("an observer holds no key: remove member_id and key_file")
+        return self
 
     @model_validator(mode="after")
     def _tls_needs_both_files(self) -> Self:

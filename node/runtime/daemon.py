@@ -711,6 +711,7 @@ class Node:
         tip = self.store.tip
         peers = self.transport.connected_peers() if self.transport is not None else []
         return {
+            "role": "member",
             "member_id": self.member_id,
             "chain_id": self.store.chain_id.hex(),
             "height": tip.height,

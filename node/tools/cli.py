@@ -284,15 +284,25 @@ def command_node_run(arguments: argparse.Namespace) -> int:
 
 
 def command_devnet_up(arguments: argparse.Namespace) -> int:
-    from node.tools.devnet import DevnetError, devnet_up
+    from node.tools.devnet import DevnetError, devnet_up, read_observers
 
     contracts = _contract_refs(arguments.contract)
     try:
-        processes = devnet_up(Path(arguments.dir), arguments.nodes, contracts=contracts)
+        processes = devnet_up(
+            Path(arguments.dir),
+            arguments.nodes,
+            contracts=contracts,
+            observers=arguments.observers,
+        )
     except DevnetError as error:
         raise CommandError(str(error)) from None
     print(f"devnet of {len(processes)} members running in {arguments.dir}:")
     for process in processes:
+        print(f"  {process.member_id:<28} api {process.api_url:<24} pid {process.pid}")
+    observers = read_observers(Path(arguments.dir))
+    if observers:
+        print(f"{len(observers)} observers (read only, following the members):")
+    for process in observers:
         print(f"  {process.member_id:<28} api {process.api_url:<24} pid {process.pid}")
     first = processes[0]
     print(
@@ -1037,6 +1047,12 @@ def _add_devnet_commands(commands: Any) -> None:
     actions = devnet.add_subparsers(dest="devnet_command", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="start a devnet and wait until it is ready")
     up.add_argument("--nodes", type=int, default=4, help="number of members (4 to 30)")
+    up.add_argument(
+        "--observers",
+        type=int,
+        default=0,
+        help="observers to start too: read-only nodes that follow and verify the chain (0 to 10)",
+    )
     up.add_argument("--dir", required=True, help="a new folder for keys, configs, data, logs")
     _contract_option(up)
     up.set_defaults(handler=command_devnet_up)

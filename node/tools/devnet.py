@@ -21,6 +21,10 @@ node — its command line names the member's configuration and its start time is
 recorded — so that a PID reused by another process after a reboot or a crash is never
 signalled: it is reported and skipped.
 
+With ``--observers K`` (:func:`devnet_up`'s ``observers``), K observers (node/runtime/observer.py)
+follow the members' APIs from DIR/observer-<i>/ (no key, no peer port); they are recorded in
+devnet.json under ``observers``, stopped by ``devnet down`` with the members.
+
 Each member's node key also signs that member's acts here (a member's node key holds every
 role of its member); a real deployment delegates application keys instead.
 """
@@ -56,6 +60,7 @@ __all__ = [
     "devnet_stop",
     "devnet_up",
     "read_devnet",
+    "read_observers",
 ]
 
 log = logging.getLogger("sceau.devnet")
@@ -73,6 +78,10 @@ COLLECTIVITIES = (
     ("les-aubiers", "Commune des Aubiers"),
 )
 NODES_MAX = 30
+OBSERVERS_MAX = 10
+OBSERVER_POLL_INTERVAL_MS = 200
+"""A devnet's observers ask for new blocks this often once caught up (a demo wants them
+close behind the members)."""
 STATE_FILE = "devnet.json"
 PRIVATE_UMASK = 0o077
 """The umask of everything a devnet and its nodes write: files 0600, folders 0700."""
@@ -335,13 +344,19 @@ def devnet_up(
     tick_ms: int = 50,
     extra_config: dict[str, Any] | None = None,
     contracts: Sequence[ContractRef] | None = None,
+    observers: int = 0,
 ) -> list[MemberProcess]:
     """Prepare and start a devnet in ``directory``; returns its member processes.
+
+    ``observers``: how many observers to start once the members are ready, each following
+    every member's API (:func:`read_observers` lists them).
 
     ``contracts``: what the genesis pins (default: membership and deeds). Every node is
     recorded in devnet.json as soon as it is started; if the start-up fails or is
     interrupted, the nodes already started are stopped before the error goes on.
     """
+    if not 0 <= observers <= OBSERVERS_MAX:
+        raise DevnetError(f"a devnet has 0 to {OBSERVERS_MAX} observers")
     entries = prepare(
         directory.resolve(),
         nodes,
@@ -367,6 +382,8 @@ def devnet_up(
             )
             write_devnet(directory, processes)
         wait_ready(processes, timeout_s)
+        if observers:
+            start_observers(directory.resolve(), processes, observers, timeout_s=timeout_s)
     except BaseException:  # a failure, or Ctrl-C: leave no node behind
         if processes:
             devnet_down(directory)
@@ -374,13 +391,96 @@ def devnet_up(
     return processes
 
 
-def write_devnet(directory: Path, processes: list[MemberProcess]) -> None:
-    """Record ``processes`` in DIR/devnet.json, each with its start time read now."""
+def _write_observer_config(path: Path, api_port: int, follow: Sequence[str]) -> None:
+    sources = ", ".join(json.dumps(url) for url in follow)
+    path.write_text(
+        "\n".join(
+            (
+                'data_dir = "data"',
+                'genesis_file = "../genesis.json"',
+                f'api_listen = "127.0.0.1:{api_port}"',
+                "",
+                "[observer]",
+                f"follow = [{sources}]",
+                f"poll_interval_ms = {OBSERVER_POLL_INTERVAL_MS}",
+            )
+        )
+        + "\n"
+    )
+
+
+def start_observers(
+    directory: Path, members: list[MemberProcess], count: int, *, timeout_s: float = 60.0
+) -> list[MemberProcess]:
+    """Write, initialise and start ``count`` observers in DIR/observer-<i>, each following
+    every member's API; record them in devnet.json and wait until each API answers."""
+    from node.tools.launch import read_genesis
+
+    genesis = read_genesis(directory / "genesis.json")
+    started = read_observers(directory)
+    ports = _free_ports(count)
+    follow = [member.api_url for member in members]
+    for index, port in enumerate(ports, start=len(started) + 1):
+        name = f"observer-{index}"
+        observer_dir = directory / name
+        with _private_files():
+            observer_dir.mkdir()
+            _write_observer_config(observer_dir / "node.toml", port, follow)
+            initialise_data_dir(observer_dir / "data", genesis).close()
+        child = start_member(observer_dir)
+        started.append(
+            MemberProcess(
+                member_id=name,
+                name=f"observer {index}",
+                pid=child.pid,
+                api_url=f"http://127.0.0.1:{port}",
+                peer_port=0,
+                config_file=str(observer_dir / "node.toml"),
+                key_file="",
+                log_file=str(observer_dir / "node.log"),
+            )
+        )
+        write_devnet(directory, members, started)
+    deadline = time.monotonic() + timeout_s
+    waiting = {process.member_id: process for process in started}
+    while waiting:
+        for name, process in list(waiting.items()):
+            if not _alive(process.pid):
+                raise DevnetError(f"{name} exited during start-up; see {process.log_file}")
+            try:
+                if _get_json(f"{process.api_url}/v1/status").get("role") == "observer":
+                    del waiting[name]
+            except (urllib.error.URLError, OSError, ValueError):
+                continue
+        if waiting and time.monotonic() > deadline:
+            raise DevnetError(f"observers not ready after {timeout_s:.0f} s: {sorted(waiting)}")
+        time.sleep(0.1)
+    return started
+
+
+def write_devnet(
+    directory: Path,
+    processes: list[MemberProcess],
+    observers: Sequence[MemberProcess] | None = None,
+) -> None:
+    """Record ``processes`` (and ``observers``, default: those recorded) in DIR/devnet.json,
+    each with its start time read now (an observer's once, when first recorded)."""
+    if observers is None:
+        observers = read_observers(directory)
     recorded = [
         dataclasses.replace(process, start_ticks=process_start_ticks(process.pid))
         for process in processes
     ]
-    state = {"members": [asdict(process) for process in recorded]}
+    state: dict[str, Any] = {"members": [asdict(process) for process in recorded]}
+    if observers:
+        state["observers"] = [
+            asdict(
+                process
+                if process.start_ticks is not None
+                else dataclasses.replace(process, start_ticks=process_start_ticks(process.pid))
+            )
+            for process in observers
+        ]
     target = directory / STATE_FILE
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
@@ -423,6 +523,15 @@ def read_devnet(directory: Path) -> list[MemberProcess]:
     except (OSError, ValueError):
         raise DevnetError(f"no running devnet recorded in {directory / STATE_FILE}") from None
     return [MemberProcess(**entry) for entry in state["members"]]
+
+
+def read_observers(directory: Path) -> list[MemberProcess]:
+    """The observers recorded in DIR/devnet.json (none if there is no record)."""
+    try:
+        state = json.loads((directory / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [MemberProcess(**entry) for entry in state.get("observers", [])]
 
 
 def stop_processes(pids: list[int], timeout_s: float = 10.0) -> None:
@@ -468,7 +577,7 @@ def devnet_stop(directory: Path) -> StopReport:
     and no such node runs.
     """
     try:
-        processes = read_devnet(directory)
+        processes = read_devnet(directory) + read_observers(directory)
     except DevnetError:
         processes = []
         if not _unrecorded_nodes(directory, ()):

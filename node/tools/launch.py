@@ -37,11 +37,13 @@ from node.runtime.mempool import Mempool, MempoolLimits
 
 if TYPE_CHECKING:  # imported where used: aiohttp is not loaded for commands that need no server
     from node.runtime.connections import GuardLimits
+    from node.runtime.observer import ObserverNode
     from node.runtime.transport import TransportConfig
 
 __all__ = [
     "StartupError",
     "build_node",
+    "build_observer",
     "damaged_store_message",
     "initialise_data_dir",
     "read_genesis",
@@ -293,6 +295,38 @@ def build_node(config: NodeConfig) -> Node:
         raise
 
 
+def build_observer(config: NodeConfig) -> ObserverNode:
+    """Open the store and compose an observer for ``config`` (no key, no peer port); raises
+    StartupError."""
+    from node.runtime.observer import ObserverNode
+
+    assert config.observer is not None, "an observer's configuration"
+    genesis = read_genesis(config.genesis_file)
+    try:
+        store = ChainStore.open(config.chain_path)
+    except CorruptionError as error:
+        raise StartupError(damaged_store_message(config, error)) from None
+    except StoreError as error:
+        hint = (
+            " (create it first with 'sceau node init --config ...')"
+            if "no chain database" in str(error)
+            else ""
+        )
+        raise StartupError(f"{error}{hint}") from None
+    try:
+        if store.chain_id != genesis.chain_id:
+            raise StartupError(
+                f"{config.genesis_file} is not the genesis of the chain in {config.chain_path}"
+            )
+        return ObserverNode(store, engine_for(genesis), config.observer, genesis)
+    except StoreError as error:
+        store.close()
+        raise StartupError(damaged_store_message(config, error)) from None
+    except BaseException:
+        store.close()
+        raise
+
+
 async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) -> None:
     """Run a node and its API until SIGINT or SIGTERM."""
     from aiohttp import web
@@ -306,7 +340,10 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
     )
 
     api_guard = ConnectionGuard(name="api", limits=api_guard_limits(config))
-    node = build_node(config)
+    node: Node | ObserverNode = (
+        build_node(config) if config.observer is None else build_observer(config)
+    )
+    role = "observer" if config.observer is not None else f"member {config.member_id}"
     open_files_budget(config)  # once the node can start: a startup error stays one line
     stop = asyncio.Event()
     # A read or write that finds the store damaged stops the node (exit status 2, see
@@ -321,9 +358,10 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
     accept_errors: collections.Counter[str] = collections.Counter()
     install_accept_error_handler(loop, accept_errors)
     app = create_app(node, config)
-    app[METRICS_EXTRA_KEY] = lambda: metrics_text(
-        {"api": api_guard, "peer": node.transport.connection_guard}, accept_errors
-    )
+    guards = {"api": api_guard}
+    if node.transport is not None:
+        guards["peer"] = node.transport.connection_guard
+    app[METRICS_EXTRA_KEY] = lambda: metrics_text(guards, accept_errors)
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -341,8 +379,8 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
         )
         await site.start()
         log.info(
-            "member %s running: height %d, API on %s",
-            config.member_id,
+            "%s running: height %d, API on %s",
+            role,
             node.store.height,
             config.api_listen,
         )
@@ -360,4 +398,4 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
         await runner.cleanup()
         await node.stop()
         node.store.close()
-        log.info("member %s stopped", config.member_id)
+        log.info("%s stopped", role)
