@@ -455,7 +455,8 @@ def test_devnet_up_with_observers_prints_them_and_down_stops_them(tmp_path: Path
     finally:
         down = _sceau("devnet", "down", "--dir", str(directory))
     assert down.returncode == 0, down.stderr
-    assert "observer-1" in down.stdout
+    assert "stopped 4 members: " in down.stdout and "observer" not in down.stdout.splitlines()[0]
+    assert "stopped 1 observers: observer-1" in down.stdout
     assert not Path(f"/proc/{observer.pid}").exists() or status_of(observer) is None
     refused = _sceau("devnet", "up", "--dir", str(tmp_path / "x"), "--observers", "11")
     assert refused.returncode == 2 and "0 to 10 observers" in refused.stderr

@@ -327,7 +327,9 @@ def command_devnet_down(arguments: argparse.Namespace) -> int:
     stopped = report.stopped + [f"{member} (not recorded)" for member in report.unrecorded]
     if stopped:
         print(f"stopped {len(stopped)} members: {', '.join(stopped)}")
-    else:
+    if report.observers:
+        print(f"stopped {len(report.observers)} observers: {', '.join(report.observers)}")
+    if not stopped and not report.observers:
         print("stopped no node: none of this devnet's nodes was running")
     return 0
 

@@ -564,6 +564,8 @@ class StopReport:
     skipped: dict[str, str]
     unrecorded: list[str] = dataclasses.field(default_factory=list)
     """Members whose node ran without being recorded (started by hand), stopped too."""
+    observers: list[str] = dataclasses.field(default_factory=list)
+    """Observers stopped (their names are not in ``stopped``)."""
 
 
 def devnet_stop(directory: Path) -> StopReport:
@@ -577,11 +579,13 @@ def devnet_stop(directory: Path) -> StopReport:
     and no such node runs.
     """
     try:
-        processes = read_devnet(directory) + read_observers(directory)
+        processes = read_devnet(directory)
     except DevnetError:
         processes = []
         if not _unrecorded_nodes(directory, ()):
             raise
+    observers = read_observers(directory)
+    processes += observers
     running, skipped = [], {}
     for process in processes:
         reason = _is_member_node(process) if _alive(process.pid) else "no such process"
@@ -594,9 +598,10 @@ def devnet_stop(directory: Path) -> StopReport:
     stop_processes(pids + [pid for _, pid in unrecorded])
     (directory / STATE_FILE).unlink(missing_ok=True)
     return StopReport(
-        stopped=[process.member_id for process in running],
+        stopped=[process.member_id for process in running if process not in observers],
         skipped=skipped,
         unrecorded=[member_id for member_id, _ in unrecorded],
+        observers=[process.member_id for process in running if process in observers],
     )
 
 
