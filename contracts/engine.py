@@ -235,6 +235,15 @@ class Engine:
         """The member set that certifies the next height."""
         return self.directory(state).members
 
+    def members_after(
+        self, state: CommittedState, state_writes: Mapping[bytes, bytes | None]
+    ) -> tuple[Member, ...]:
+        """The member set that certifies the height after a block whose ``state_writes``
+        (an :class:`ExecutionResult`'s) are not committed yet over ``state``."""
+        overlay = _Overlay(state)
+        overlay.writes.update(state_writes)
+        return MembershipContract.read_directory(_ReadOnlyView(overlay, MEMBERSHIP)).members
+
     # --- execution ----------------------------------------------------------------------------
     #
     # Four entry points, one loop (_run): ``execute`` a given list as a block, ``build_proposal``

@@ -338,6 +338,27 @@ def test_node_init_creates_an_observer_from_the_genesis_alone(
     assert (tmp_path / "data" / "chain" / "CURRENT").exists()
 
 
+def test_an_observer_refuses_a_missing_chain_or_another_consortiums_genesis(
+    network: Network, tmp_path: Path
+) -> None:
+    genesis = json.loads((network.directory / "genesis.json").read_text())
+    (tmp_path / "genesis.json").write_text(json.dumps(genesis))
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        'data_dir = "data"\ngenesis_file = "genesis.json"\napi_listen = "127.0.0.1:0"\n'
+        '\n[observer]\nfollow = ["http://127.0.0.1:8700"]\n'
+    )
+    missing = _sceau("node", "run", "--config", str(config))
+    assert missing.returncode == 2 and "create it first with 'sceau node init" in missing.stderr
+    assert _sceau("node", "init", "--config", str(config)).returncode == 0
+    genesis["consortium"] += " (another)"
+    (tmp_path / "genesis.json").write_text(json.dumps(genesis))
+    other = _sceau("node", "run", "--config", str(config))
+    assert other.returncode == 2, other.stderr
+    assert "is not the genesis of the chain in" in other.stderr
+    assert "Traceback" not in missing.stderr + other.stderr
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [

@@ -36,7 +36,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -61,36 +61,6 @@ IDLE_POLLS_PER_SOURCE = 20
 block, so that a member that lags or stopped committing does not hold it back."""
 
 
-class _WritesOver:
-    """A block's state writes over the committed state (to read the next member set)."""
-
-    def __init__(self, base: ChainStore, writes: Mapping[bytes, bytes | None]) -> None:
-        self._base = base
-        self._writes = writes
-
-    def state_get(self, key: bytes) -> bytes | None:
-        if key in self._writes:
-            return self._writes[key]
-        return self._base.state_get(key)
-
-    def state_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        merged = dict(self._base.state_items(prefix))
-        for key, value in self._writes.items():
-            if key.startswith(prefix):
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-        for key in sorted(merged):
-            yield key, merged[key]
-
-    def preview_state_root(self, state_writes: Mapping[bytes, bytes | None]) -> bytes:
-        raise AssertionError("only membership reads go through this view")
-
-    def transaction_location(self, tx_id: bytes) -> tuple[int, int] | None:
-        return self._base.transaction_location(tx_id)
-
-
 class StoreReplayer:
     """:class:`ledger.audit.Replayer` over the observer's own store: the engine executes the
     block on the committed state, as a member's replica does, and changes nothing (the
@@ -112,11 +82,10 @@ class StoreReplayer:
             result = application.execute_next(block)
         except InvalidProposalError as error:
             raise ReplayError("block", f"refused on re-execution: {error}") from None
-        after = _WritesOver(application.store, result.state_writes)
         return Replayed(
             state_root=result.state_root,
             state_writes=result.state_writes,
-            next_members=application.engine.members(after),
+            next_members=application.engine.members_after(application.store, result.state_writes),
         )
 
 

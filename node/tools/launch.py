@@ -210,8 +210,9 @@ def open_files_budget(config: NodeConfig) -> None:
         )
 
 
-def build_node(config: NodeConfig) -> Node:
-    """Open the store and compose a node for ``config``; raises StartupError."""
+def _open_chain(config: NodeConfig) -> tuple[Genesis, ChainStore]:
+    """The genesis and the chain database of ``config``, checked to belong together; raises
+    StartupError (the store closed)."""
     genesis = read_genesis(config.genesis_file)
     try:
         store = ChainStore.open(config.chain_path)
@@ -224,11 +225,18 @@ def build_node(config: NodeConfig) -> Node:
             else ""
         )
         raise StartupError(f"{error}{hint}") from None
+    if store.chain_id != genesis.chain_id:
+        store.close()
+        raise StartupError(
+            f"{config.genesis_file} is not the genesis of the chain in {config.chain_path}"
+        )
+    return genesis, store
+
+
+def build_node(config: NodeConfig) -> Node:
+    """Open the store and compose a node for ``config``; raises StartupError."""
+    genesis, store = _open_chain(config)
     try:
-        if store.chain_id != genesis.chain_id:
-            raise StartupError(
-                f"{config.genesis_file} is not the genesis of the chain in {config.chain_path}"
-            )
         engine = engine_for(genesis)
         key = _load_key(config)
         members = engine.members(store)
@@ -301,23 +309,8 @@ def build_observer(config: NodeConfig) -> ObserverNode:
     from node.runtime.observer import ObserverNode
 
     assert config.observer is not None, "an observer's configuration"
-    genesis = read_genesis(config.genesis_file)
+    genesis, store = _open_chain(config)
     try:
-        store = ChainStore.open(config.chain_path)
-    except CorruptionError as error:
-        raise StartupError(damaged_store_message(config, error)) from None
-    except StoreError as error:
-        hint = (
-            " (create it first with 'sceau node init --config ...')"
-            if "no chain database" in str(error)
-            else ""
-        )
-        raise StartupError(f"{error}{hint}") from None
-    try:
-        if store.chain_id != genesis.chain_id:
-            raise StartupError(
-                f"{config.genesis_file} is not the genesis of the chain in {config.chain_path}"
-            )
         return ObserverNode(store, engine_for(genesis), config.observer, genesis)
     except StoreError as error:
         store.close()
