@@ -48,12 +48,12 @@ contract's internals:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 from ledger import encoding
-from ledger.model import ConsensusParameters, Genesis, Member, Transaction
+from ledger.model import ConsensusParameters, Genesis, Issuer, Member, Transaction
 from ledger.namespace import NAMESPACE_SEPARATOR, StateNamespace
 from ledger.receipt import AnchorLayout
 
@@ -86,19 +86,25 @@ class Rejection(Exception):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Delegation:
-    """What a signer key may do on behalf of a member."""
+    """What a signer key may do on behalf of a member or an issuer (a *principal*)."""
 
     member_id: str
+    """The principal's id: a member's, or an issuer's."""
     roles: frozenset[str]
     expiry_height: int | None
     """The last height at which the delegation is valid; None: until revoked."""
     is_member_key: bool = False
-    """The member's own node key, which holds every role of its member."""
+    """The principal's own key (a member's node key, an issuer's key), which holds every role
+    of its principal."""
 
     def allows(self, role: str, height: int) -> bool:
         if self.expiry_height is not None and height > self.expiry_height:
             return False
         return self.is_member_key or role in self.roles
+
+
+def _no_issuer(issuer_id: str) -> Issuer | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,21 +117,35 @@ class BlockContext:
     members: tuple[Member, ...]
     """The member set in force at this height."""
     signer_delegations: tuple[Delegation, ...] = ()
-    """What the transaction's signer may do, for which members (filled per transaction)."""
+    """What the transaction's signer may do, for which principals (filled per transaction)."""
     parameters: ConsensusParameters = field(default_factory=ConsensusParameters)
     """The consensus parameters in force at this height."""
+    issuer: Callable[[str], Issuer | None] = _no_issuer
+    """The issuer of an id, as in force at this height (status included), or None."""
 
     def member(self, member_id: str) -> Member | None:
         return next((member for member in self.members if member.id == member_id), None)
 
     def authorization(self, member_id: str, role: str) -> Delegation:
-        """The signer's delegation from ``member_id`` for ``role``, or a :class:`Rejection`.
+        """The signer's delegation from ``member_id`` (a member or an active issuer) for
+        ``role``, or a :class:`Rejection`.
 
-        Codes: ``not_a_member`` (no such member), ``wrong_signer`` (the signer holds nothing
-        for that member), ``expired_delegation``, ``unauthorized_role``.
+        Codes: ``not_a_member`` (no such member, and no such issuer or a removed one),
+        ``issuer_suspended``, ``wrong_signer`` (the signer holds nothing for that principal),
+        ``expired_delegation``, ``unauthorized_role``. Issuers never govern: a contract that
+        needs a member (the membership contract's votes) checks :meth:`member` itself.
         """
         if self.member(member_id) is None:
-            raise Rejection("not_a_member", f"{member_id!r} is not a member")
+            issuer = self.issuer(member_id)
+            if issuer is None or issuer.status == "removed":
+                raise Rejection(
+                    "not_a_member", f"{member_id!r} is neither a member nor an admitted issuer"
+                )
+            if issuer.status != "active":
+                raise Rejection(
+                    "issuer_suspended",
+                    f"the issuer {member_id!r} is suspended (since height {issuer.status_height})",
+                )
         held = [entry for entry in self.signer_delegations if entry.member_id == member_id]
         if not held:
             raise Rejection("wrong_signer", f"the signer holds no key of {member_id!r}")
@@ -246,10 +266,22 @@ class Contract:
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "0.0"
+    """The version this code is (a new genesis pins it)."""
+    older_versions: ClassVar[tuple[str, ...]] = ()
+    """Earlier versions this code still runs exactly as they were, for the chains that pinned
+    them (:meth:`at_version`); a contract that lists none runs only ``version``."""
     query_routes: ClassVar[tuple[QueryRoute, ...]] = ()
     """The reads the node API serves for this contract (see :class:`QueryRoute`)."""
     receipt_anchors: ClassVar[tuple[AnchorLayout, ...]] = ()
     """The actions that anchor a document, for receipts (:class:`~ledger.receipt.AnchorLayout`)."""
+
+    @classmethod
+    def at_version(cls, version: str) -> Contract:
+        """An instance that runs the rules of ``version`` (``version`` or one of
+        ``older_versions``); raises ValueError for another. Override to tell them apart."""
+        if version != cls.version:
+            raise ValueError(f"{cls.name} {cls.version} does not run version {version}")
+        return cls()
 
     @property
     def namespace(self) -> StateNamespace:

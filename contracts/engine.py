@@ -211,7 +211,14 @@ class Engine:
 
     def __init__(self, genesis: Genesis, contracts: Mapping[str, Contract]) -> None:
         if MEMBERSHIP not in contracts:
-            contracts = {MEMBERSHIP: MembershipContract(), **contracts}
+            # The version the genesis pins (a 1.0 chain keeps 1.0's rules), else the newest.
+            pinned = next((ref for ref in genesis.contracts if ref.name == MEMBERSHIP), None)
+            membership = (
+                MembershipContract()
+                if pinned is None
+                else MembershipContract.at_version(pinned.version)
+            )
+            contracts = {MEMBERSHIP: membership, **contracts}
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.contracts: dict[str, Contract] = dict(contracts)
@@ -399,6 +406,7 @@ class Engine:
             proposer=proposer,
             members=directory.members,
             parameters=directory.parameters,
+            issuer=directory.issuer,
         )
         run = _Run(directory=directory, overlay=_Overlay(state))
         block_bytes = 0

@@ -1,4 +1,5 @@
-"""The membership contract: the consortium's governance (members, keys, delegations, parameters).
+"""The membership contract: the consortium's governance (members, issuers, keys, delegations,
+parameters).
 
 Theory of operation
 -------------------
@@ -12,6 +13,21 @@ role of its member. A member may also delegate roles to other keys (``delegate``
 expiry height or until revoked. This contract's only role is ``membership.govern`` (propose a
 change, vote); key rotation, endpoint change and delegation management need the node key
 itself, never a delegate.
+
+*Issuers* (version 1.1). The territory's other collectivities — a commune, a syndicate — anchor
+acts in their own name without running a validator. Governance admits them (``admit_issuers``,
+up to :data:`ISSUERS_PER_ADMISSION_MAX` at once) with an id, a name, an optional SIRET and their
+own key, and may suspend, reinstate and remove them. An issuer's own key holds every role of
+the issuer, like a member's node key, except ``membership.govern``: issuers never propose, vote,
+or count in any quorum. With its own key an issuer rotates that key and delegates roles to its
+applications' keys (``rotate_key``, ``delegate``, ``revoke`` name it in ``member_id``). A
+suspended issuer's keys sign nothing until it is reinstated; a removed issuer's record stays (with
+status ``removed``), its key and delegations are dropped, and its id is never given again, since
+its acts carry it. Contracts authorize an issuer through the same
+:meth:`~contracts.base.BlockContext.authorization` as a member.
+
+*Versions.* A chain that pins 1.0 runs 1.0's rules: the issuers' changes do not parse there, and
+everything else is the same code, which finds no issuer in a 1.0 chain's state.
 
 *Governance.* A change to the member set or to the consensus parameters is a proposal
 (``propose``), voted on by members (``vote``). It passes when the yes votes of current members
@@ -49,17 +65,22 @@ key                             value
                                 index behind the ``delegations/<member id>`` query)
 ``proposal/<proposal id>``      a proposal record (see :class:`Proposal`), kept after it closes
 ``open_proposals``              sorted array of the ids of proposals stored as ``open``
+``issuer/<id>``                 the issuer's record (``ledger.model.Issuer`` canonical map),
+                                kept after its removal (1.1)
+``issuer_key/<public key>``     the id of the issuer whose own key it is (1.1)
+``issuer_count``                issuers ever admitted, an integer (1.1)
 ==============================  ===============================================================
 
-Keys hold raw bytes after their prefix (a 32-byte public key or proposal id); member ids
-cannot contain ``/``, so the layout is unambiguous.
+Keys hold raw bytes after their prefix (a 32-byte public key or proposal id); member and
+issuer ids cannot contain ``/``, so the layout is unambiguous. ``signer/…`` and ``issuer/…``
+are part of the chain format (docs/format.md §7.6, §7.10): receipts prove them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,22 +99,38 @@ from contracts.base import (
 )
 from ledger import crypto
 from ledger.model import (
+    ISSUER_ACTIVE,
+    ISSUER_REMOVED,
+    ISSUER_SUSPENDED,
     MEMBERS_MAX,
+    CanonicalModel,
     ConsensusParameters,
+    DisplayName,
     Endpoint,
     Genesis,
+    Issuer,
     Member,
     MemberId,
     ModelDecodeError,
+    PublicKey,
+    Siret,
     Transaction,
     members_hash,
 )
-from ledger.namespace import MEMBERS_STATE_KEY, MEMBERSHIP_NAMESPACE
+from ledger.namespace import (
+    MEMBERS_STATE_KEY,
+    MEMBERSHIP_NAMESPACE,
+    issuer_state_key,
+    signer_state_key,
+)
 
 __all__ = [
     "DELEGATIONS_PER_MEMBER_MAX",
     "DELEGATIONS_PER_SIGNER_MAX",
     "GOVERN",
+    "ISSUERS_MAX",
+    "ISSUERS_PAGE_MAX",
+    "ISSUERS_PER_ADMISSION_MAX",
     "MEMBERSHIP",
     "MEMBERSHIP_QUERY_ROUTES",
     "MEMBERS_MIN",
@@ -102,11 +139,15 @@ __all__ = [
     "ROLE_CHARACTERS_MAX",
     "VOTERS_PER_PROPOSAL_MAX",
     "Admit",
+    "AdmitIssuers",
     "Directory",
+    "IssuerApplication",
     "MembershipContract",
     "Proposal",
     "Remove",
+    "SetIssuerStatus",
     "SetParameters",
+    "issuer_key",
     "required_votes",
 ]
 
@@ -118,7 +159,8 @@ GOVERN = "membership.govern"
 
 # --- limits -----------------------------------------------------------------------------------
 # These are rules of the contract, not settings: every member must apply the same ones or the
-# consortium splits, so they are constants of version 1.0 (changing one changes the version).
+# consortium splits, so they are constants of the version (changing one changes the version;
+# version 1.1 added the issuers' limits and changed none of 1.0's).
 
 MEMBERS_MIN = 4
 """A removal may not leave fewer members: below 4, PBFT tolerates no fault (f = 0)."""
@@ -134,6 +176,14 @@ DELEGATIONS_PER_MEMBER_MAX = 64
 ROLES_PER_DELEGATION_MAX = 16
 ROLE_CHARACTERS_MAX = 40
 """With the bounds above, a ``signer/`` record stays well under the engine's value limit."""
+ISSUERS_MAX = 100_000
+"""Issuers ever admitted, removed ones included (their ids stay reserved: acts carry them).
+About 200 bytes of state each; a territory has hundreds, France some 35,000 communes."""
+ISSUERS_PER_ADMISSION_MAX = 50
+"""Issuers one ``admit_issuers`` change admits, so that a proposal fits one transaction and
+an urban community's communes join in a few votes."""
+ISSUERS_PAGE_MAX = 1000
+"""Issuers one ``issuers`` query returns (``limit``); the default is 100."""
 
 _ROLE_PATTERN = re.compile(r"[a-z]+\.[a-z_]+")
 
@@ -146,11 +196,25 @@ SIGNER_PREFIX = b"signer/"
 DELEGATES_PREFIX = b"delegates/"
 PROPOSAL_PREFIX = b"proposal/"
 OPEN_PROPOSALS_KEY = b"open_proposals"
+ISSUER_PREFIX = b"issuer/"
+ISSUER_KEY_PREFIX = b"issuer_key/"
+ISSUER_COUNT_KEY = b"issuer_count"
 
 
 def signer_key(public_key: bytes) -> bytes:
-    """The state key of what ``public_key`` may do for each member."""
-    return SIGNER_PREFIX + public_key
+    """The state key of what ``public_key`` may do for each member or issuer (its full key is
+    a format constant, :func:`ledger.namespace.signer_state_key`: receipts prove it)."""
+    return MEMBERSHIP_NAMESPACE.local(signer_state_key(public_key))
+
+
+def issuer_key(issuer_id: str) -> bytes:
+    """The state key of an issuer's record (:func:`ledger.namespace.issuer_state_key`)."""
+    return MEMBERSHIP_NAMESPACE.local(issuer_state_key(issuer_id))
+
+
+def issuer_key_index(public_key: bytes) -> bytes:
+    """The state key naming the issuer whose own key ``public_key`` is."""
+    return ISSUER_KEY_PREFIX + public_key
 
 
 def delegates_key(member_id: str) -> bytes:
@@ -190,9 +254,17 @@ class Directory:
     parameters: ConsensusParameters
     view: ReadView
     _cache: dict[bytes, tuple[Delegation, ...]] = field(default_factory=dict)
+    _issuers: dict[str, Issuer | None] = field(default_factory=dict)
+
+    def issuer(self, issuer_id: str) -> Issuer | None:
+        """The issuer ``issuer_id`` (whatever its status), or None."""
+        if issuer_id not in self._issuers:
+            self._issuers[issuer_id] = _read_issuer(self.view, issuer_id)
+        return self._issuers[issuer_id]
 
     def delegations_for(self, public_key: bytes) -> tuple[Delegation, ...]:
-        """What ``public_key`` may do: member keys first, then delegated roles."""
+        """What ``public_key`` may do: a member's node key or an issuer's own key first,
+        then delegated roles."""
         cached = self._cache.get(public_key)
         if cached is not None:
             return cached
@@ -203,6 +275,16 @@ class Directory:
             for member in self.members
             if member.public_key == public_key
         )
+        holder = self.view.get(issuer_key_index(public_key))
+        if holder is not None:
+            own += (
+                Delegation(
+                    member_id=decode_record(holder),
+                    roles=frozenset(),
+                    expiry_height=None,
+                    is_member_key=True,
+                ),
+            )
         record = self.view.get(signer_key(public_key))
         delegated = (
             ()
@@ -249,7 +331,51 @@ class SetParameters:
         return {"kind": "set_parameters", "parameters": dict(self.values)}
 
 
-Change = Admit | Remove | SetParameters
+class IssuerApplication(CanonicalModel):
+    """An issuer as an ``admit_issuers`` change names it (before it has a status)."""
+
+    id: MemberId
+    name: DisplayName
+    siret: Siret | None
+    public_key: PublicKey
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdmitIssuers:
+    """Admit issuers (version 1.1): each signs, in its own name, from the next height."""
+
+    issuers: tuple[IssuerApplication, ...]
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {
+            "kind": "admit_issuers",
+            "issuers": [issuer.to_canonical() for issuer in self.issuers],
+        }
+
+
+SUSPEND_ISSUER = "suspend_issuer"
+REINSTATE_ISSUER = "reinstate_issuer"
+REMOVE_ISSUER = "remove_issuer"
+_ISSUER_TRANSITIONS = {
+    SUSPEND_ISSUER: ((ISSUER_ACTIVE,), ISSUER_SUSPENDED),
+    REINSTATE_ISSUER: ((ISSUER_SUSPENDED,), ISSUER_ACTIVE),
+    REMOVE_ISSUER: ((ISSUER_ACTIVE, ISSUER_SUSPENDED), ISSUER_REMOVED),
+}
+"""Change kind -> (the statuses it applies to, the status it sets)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetIssuerStatus:
+    """Suspend, reinstate or remove an issuer (version 1.1)."""
+
+    kind: str
+    issuer_id: str
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {"kind": self.kind, "issuer_id": self.issuer_id}
+
+
+Change = Admit | Remove | SetParameters | AdmitIssuers | SetIssuerStatus
 
 OPEN = "open"
 PASSED = "passed"
@@ -408,20 +534,27 @@ def _public_key(value: Any, field_name: str) -> bytes:
     return value
 
 
-def _parse_propose(args: dict[str, Any]) -> ProposeArguments:
+def _parse_propose(
+    args: dict[str, Any], parsers: Mapping[str, Callable[[dict[str, Any]], Change]]
+) -> ProposeArguments:
     _require_fields(args, ("proposer", "change"))
     return ProposeArguments(
-        proposer=_member_id(args["proposer"], "proposer"), change=_parse_change(args["change"])
+        proposer=_member_id(args["proposer"], "proposer"),
+        change=_parse_change(args["change"], parsers),
     )
 
 
-def _parse_change(document: Any) -> Change:
+def _parse_change(
+    document: Any, parsers: Mapping[str, Callable[[dict[str, Any]], Change]] | None = None
+) -> Change:
+    """A change of one of the kinds ``parsers`` knows (by default, every kind)."""
+    parsers = _CHANGE_PARSERS if parsers is None else parsers
     if not isinstance(document, dict):
         raise _invalid("change", "expected a map")
     kind = document.get("kind")
-    parser = _CHANGE_PARSERS.get(kind) if isinstance(kind, str) else None
+    parser = parsers.get(kind) if isinstance(kind, str) else None
     if parser is None:
-        raise _invalid("change.kind", f"expected one of {', '.join(sorted(_CHANGE_PARSERS))}")
+        raise _invalid("change.kind", f"expected one of {', '.join(sorted(parsers))}")
     return parser(document)
 
 
@@ -462,11 +595,48 @@ def _parse_set_parameters(document: dict[str, Any]) -> SetParameters:
     return change
 
 
-_CHANGE_PARSERS: dict[str, Callable[[dict[str, Any]], Change]] = {
+def _parse_admit_issuers(document: dict[str, Any]) -> AdmitIssuers:
+    _require_fields(document, ("kind", "issuers"), "change")
+    entries = document["issuers"]
+    if not isinstance(entries, list) or not 1 <= len(entries) <= ISSUERS_PER_ADMISSION_MAX:
+        raise _invalid(
+            "change.issuers", f"expected a list of 1 to {ISSUERS_PER_ADMISSION_MAX} issuers"
+        )
+    issuers = []
+    for index, entry in enumerate(entries):
+        where = f"change.issuers.{index}"
+        _require_fields(entry, tuple(IssuerApplication.model_fields), where)
+        try:
+            issuers.append(IssuerApplication.from_canonical(entry))
+        except ModelDecodeError as error:
+            location, _, why = str(error).removeprefix("IssuerApplication.").partition(": ")
+            raise _invalid(f"{where}.{location}", why) from None
+    for label in ("id", "public_key"):
+        values = [getattr(issuer, label) for issuer in issuers]
+        if len(set(values)) != len(values):
+            raise _invalid("change.issuers", f"two issuers share one {label}")
+    return AdmitIssuers(issuers=tuple(issuers))
+
+
+def _parse_issuer_status(document: dict[str, Any]) -> SetIssuerStatus:
+    _require_fields(document, ("kind", "issuer_id"), "change")
+    return SetIssuerStatus(
+        kind=document["kind"], issuer_id=_member_id(document["issuer_id"], "change.issuer_id")
+    )
+
+
+_CHANGE_PARSERS_1_0: dict[str, Callable[[dict[str, Any]], Change]] = {
     "admit": _parse_admit,
     "remove": _parse_remove,
     "set_parameters": _parse_set_parameters,
 }
+"""The changes of version 1.0: members and parameters only."""
+_CHANGE_PARSERS: dict[str, Callable[[dict[str, Any]], Change]] = {
+    **_CHANGE_PARSERS_1_0,
+    "admit_issuers": _parse_admit_issuers,
+    **dict.fromkeys(_ISSUER_TRANSITIONS, _parse_issuer_status),
+}
+"""The changes of version 1.1: 1.0's and the issuers'."""
 
 
 def _parse_vote(args: dict[str, Any]) -> VoteArguments:
@@ -587,6 +757,21 @@ def _write_signer(state: StateView, public_key: bytes, entries: dict[str, Any]) 
         state.delete(signer_key(public_key))
 
 
+def _read_issuer(state: ReadView, issuer_id: str) -> Issuer | None:
+    record = state.get(issuer_key(issuer_id))
+    return None if record is None else Issuer.from_canonical(decode_record(record))
+
+
+def _write_issuer(state: StateView, issuer: Issuer) -> None:
+    state.put(issuer_key(issuer.id), encode_record(issuer.to_canonical()))
+
+
+def _issuer_holding(state: ReadView, public_key: bytes) -> str | None:
+    """The id of the issuer whose own key ``public_key`` is, or None."""
+    record = state.get(issuer_key_index(public_key))
+    return None if record is None else decode_record(record)
+
+
 def _read_proposal(state: ReadView, proposal_id: bytes) -> Proposal | None:
     record = state.get(proposal_key(proposal_id))
     return None if record is None else Proposal.from_record(proposal_id, decode_record(record))
@@ -599,14 +784,36 @@ def _write_proposal(state: StateView, proposal: Proposal) -> None:
 # --- validating and applying changes ---------------------------------------------------------
 
 
-def _check_change(change: Change, members: list[Member], parameters: ConsensusParameters) -> None:
-    """Raise the Rejection that ``change`` meets on the pending member set and parameters."""
+def _check_change(change: Change, state: StateView) -> None:
+    """Raise the Rejection that ``change`` meets on the pending state (member set, issuers,
+    parameters)."""
+    members = _read_members(state)
     if isinstance(change, Admit):
         if len(members) >= MEMBERS_MAX:
             raise Rejection("too_many_members", f"the consortium has {MEMBERS_MAX} members")
-        _check_unique_id(change.member.id, members)
-        _check_unique_public_key(change.member.public_key, members)
+        _check_unique_id(change.member.id, members, state)
+        _check_unique_public_key(change.member.public_key, members, state)
         _check_unique_endpoint(change.member.endpoint, members)
+    elif isinstance(change, AdmitIssuers):
+        count = _read_issuer_count(state)
+        if count + len(change.issuers) > ISSUERS_MAX:
+            raise Rejection(
+                "too_many_issuers",
+                f"{count} issuers were admitted; at most {ISSUERS_MAX} ever are",
+            )
+        for issuer in change.issuers:
+            _check_unique_id(issuer.id, members, state)
+            _check_unique_public_key(issuer.public_key, members, state)
+    elif isinstance(change, SetIssuerStatus):
+        issuer = _read_issuer(state, change.issuer_id)
+        if issuer is None or issuer.status == ISSUER_REMOVED:
+            raise Rejection("unknown_issuer", f"{change.issuer_id!r} is not an issuer")
+        applies_to, _ = _ISSUER_TRANSITIONS[change.kind]
+        if issuer.status not in applies_to:
+            raise Rejection(
+                "invalid_issuer_transition",
+                f"{change.kind} does not apply to an issuer that is {issuer.status}",
+            )
     elif isinstance(change, Remove):
         if all(member.id != change.member_id for member in members):
             raise Rejection("unknown_member", f"{change.member_id!r} is not a member")
@@ -617,18 +824,34 @@ def _check_change(change: Change, members: list[Member], parameters: ConsensusPa
                 f"under {MEMBERS_MIN}",
             )
     else:
-        _merged_parameters(parameters, change)
+        _merged_parameters(_read_parameters(state), change)
 
 
-def _check_unique_id(member_id: str, members: list[Member]) -> None:
+def _check_unique_id(member_id: str, members: list[Member], state: ReadView) -> None:
+    """A new member's or issuer's id must be no member's and no issuer's, ever: acts carry it."""
     if any(member.id == member_id for member in members):
         raise Rejection("duplicate_member_id", f"{member_id!r} is already a member")
+    issuer = _read_issuer(state, member_id)
+    if issuer is not None:
+        raise Rejection(
+            "duplicate_issuer_id",
+            f"{member_id!r} is an issuer's id ({issuer.status}; a removed issuer's id is kept)",
+        )
 
 
-def _check_unique_public_key(public_key: bytes, members: list[Member]) -> None:
+def _check_unique_public_key(public_key: bytes, members: list[Member], state: ReadView) -> None:
+    """A member's node key or an issuer's own key is no other member's or issuer's."""
     holder = next((member for member in members if member.public_key == public_key), None)
     if holder is not None:
         raise Rejection("duplicate_public_key", f"the key is already {holder.id!r}'s node key")
+    issuer_id = _issuer_holding(state, public_key)
+    if issuer_id is not None:
+        raise Rejection("duplicate_public_key", f"the key is already the issuer {issuer_id!r}'s")
+
+
+def _read_issuer_count(state: ReadView) -> int:
+    record = state.get(ISSUER_COUNT_KEY)
+    return 0 if record is None else decode_record(record)
 
 
 def _check_unique_endpoint(endpoint: str, members: list[Member]) -> None:
@@ -645,11 +868,33 @@ def _merged_parameters(base: ConsensusParameters, change: SetParameters) -> Cons
         raise _invalid(f"change.parameters.{location}", why) from None
 
 
-def _apply_change(change: Change, state: StateView) -> None:
-    """Apply a change already checked by :func:`_check_change` on the same pending state."""
+def _apply_change(change: Change, state: StateView, height: int) -> None:
+    """Apply a change already checked by :func:`_check_change` on the same pending state, in
+    the block ``height``."""
     members = _read_members(state)
     if isinstance(change, Admit):
         _write_members(state, [*members, change.member])
+    elif isinstance(change, AdmitIssuers):
+        for application in change.issuers:
+            issuer = Issuer.from_canonical(
+                {
+                    **application.to_canonical(),
+                    "status": ISSUER_ACTIVE,
+                    "admitted_height": height,
+                    "status_height": height,
+                }
+            )
+            _write_issuer(state, issuer)
+            state.put(issuer_key_index(issuer.public_key), encode_record(issuer.id))
+        state.put(ISSUER_COUNT_KEY, encode_record(_read_issuer_count(state) + len(change.issuers)))
+    elif isinstance(change, SetIssuerStatus):
+        issuer = _read_issuer(state, change.issuer_id)
+        assert issuer is not None
+        _, status = _ISSUER_TRANSITIONS[change.kind]
+        _write_issuer(state, _replaced_issuer(issuer, status=status, status_height=height))
+        if status == ISSUER_REMOVED:
+            state.delete(issuer_key_index(issuer.public_key))
+            _drop_delegations_of(state, issuer.id)
     elif isinstance(change, Remove):
         _write_members(state, [member for member in members if member.id != change.member_id])
         _drop_delegations_of(state, change.member_id)
@@ -675,8 +920,9 @@ def _drop_delegations_of(state: StateView, member_id: str) -> None:
 def _propose(
     arguments: ProposeArguments, transaction: Transaction, state: StateView, context: BlockContext
 ) -> dict[str, Any]:
+    _require_member(arguments.proposer, context)
     context.authorization(arguments.proposer, GOVERN)
-    _check_change(arguments.change, _read_members(state), _read_parameters(state))
+    _check_change(arguments.change, state)
     open_ids = _sweep_expired(state, context.height)
     if len(open_ids) >= OPEN_PROPOSALS_MAX:
         raise Rejection(
@@ -700,6 +946,12 @@ def _propose(
     proposal = _settle(proposal, approve=True, state=state, context=context)
     _write_proposal(state, proposal)
     return _outcome(proposal, context)
+
+
+def _require_member(member_id: str, context: BlockContext) -> None:
+    """Only members govern: an issuer's keys never propose or vote."""
+    if context.member(member_id) is None:
+        raise Rejection("not_a_member", f"{member_id!r} is not a member (only members govern)")
 
 
 def _sweep_expired(state: StateView, height: int) -> list[bytes]:
@@ -737,6 +989,7 @@ def _vote(
         raise Rejection(
             "proposal_expired", f"proposal {label} expired after {proposal.expiry_height}"
         )
+    _require_member(arguments.voter, context)
     context.authorization(arguments.voter, GOVERN)
     if proposal.has_voted(arguments.voter):
         raise Rejection("double_vote", f"{arguments.voter!r} already voted on {label}")
@@ -766,14 +1019,14 @@ def _settle(
     needed = required_votes(len(current), context.parameters.governance_threshold_percent)
     if approve and sum(voter in current for voter in proposal.yes_voters) >= needed:
         try:
-            _check_change(proposal.change, _read_members(state), _read_parameters(state))
+            _check_change(proposal.change, state)
         except Rejection as rejection:
             raise Rejection(
                 rejection.code,
                 f"proposal {proposal.proposal_id.hex()} would pass, but its change no longer "
                 f"applies: {rejection.reason}",
             ) from None
-        _apply_change(proposal.change, state)
+        _apply_change(proposal.change, state, context.height)
         return _close(proposal, PASSED, state, context.height)
     no_votes = sum(voter in current for voter in proposal.no_voters)
     if not approve and len(current) - no_votes < needed:
@@ -821,21 +1074,71 @@ def _replaced(member: Member, **changes: Any) -> Member:
     return Member.from_canonical({**member.to_canonical(), **changes})
 
 
+def _replaced_issuer(issuer: Issuer, **changes: Any) -> Issuer:
+    return Issuer.from_canonical({**issuer.to_canonical(), **changes})
+
+
+def _pending_issuer(
+    issuer_id: str, signer: bytes, state: StateView, context: BlockContext
+) -> Issuer:
+    """Check that ``signer`` is the own key in force of ``issuer_id``, an active issuer;
+    return its pending record (the committed one plus this block's earlier changes).
+
+    Raises ``not_a_member`` (no such issuer, or removed), ``issuer_suspended`` or
+    ``wrong_signer`` (any other key, delegates included).
+    """
+    issuer = context.issuer(issuer_id)
+    if issuer is None or issuer.status == ISSUER_REMOVED:
+        raise Rejection("not_a_member", f"{issuer_id!r} is neither a member nor an issuer")
+    if issuer.status != ISSUER_ACTIVE:
+        raise Rejection("issuer_suspended", f"the issuer {issuer_id!r} is suspended")
+    if signer != issuer.public_key:
+        raise Rejection("wrong_signer", f"only the issuer {issuer_id!r}'s own key may do this")
+    pending = _read_issuer(state, issuer_id)
+    assert pending is not None, "an issuer's record is never deleted"
+    if pending.status != ISSUER_ACTIVE:
+        raise Rejection(
+            "issuer_suspended",
+            f"the issuer {issuer_id!r} was {pending.status} earlier in this block",
+        )
+    return pending
+
+
+def _principal_key(
+    principal_id: str, signer: bytes, state: StateView, context: BlockContext
+) -> tuple[bytes, bool]:
+    """The own key of ``principal_id`` (a member in force or an active issuer), checked to be
+    the ``signer``, and whether the principal is an issuer; raises as :func:`_pending_member`
+    and :func:`_pending_issuer` do."""
+    if context.member(principal_id) is not None:
+        members, index = _pending_member(principal_id, signer, state, context)
+        return members[index].public_key, False
+    return _pending_issuer(principal_id, signer, state, context).public_key, True
+
+
 def _rotate_key(
     arguments: RotateKeyArguments,
     transaction: Transaction,
     state: StateView,
     context: BlockContext,
 ) -> dict[str, Any]:
-    members, index = _pending_member(arguments.member_id, transaction.signer, state, context)
-    _check_unique_public_key(arguments.new_public_key, members)
+    _, is_issuer = _principal_key(arguments.member_id, transaction.signer, state, context)
+    _check_unique_public_key(arguments.new_public_key, _read_members(state), state)
     if arguments.member_id in _read_signer(state, arguments.new_public_key):
         raise Rejection(
             "self_delegation",
             f"the new key holds a delegation from {arguments.member_id!r}: revoke it first",
         )
-    members[index] = _replaced(members[index], public_key=arguments.new_public_key)
-    _write_members(state, members)
+    if is_issuer:
+        issuer = _read_issuer(state, arguments.member_id)
+        assert issuer is not None
+        state.delete(issuer_key_index(issuer.public_key))
+        state.put(issuer_key_index(arguments.new_public_key), encode_record(issuer.id))
+        _write_issuer(state, _replaced_issuer(issuer, public_key=arguments.new_public_key))
+    else:
+        members, index = _pending_member(arguments.member_id, transaction.signer, state, context)
+        members[index] = _replaced(members[index], public_key=arguments.new_public_key)
+        _write_members(state, members)
     return {"member_id": arguments.member_id, "effective_height": context.height + 1}
 
 
@@ -858,9 +1161,11 @@ def _delegate(
     state: StateView,
     context: BlockContext,
 ) -> dict[str, Any]:
-    members, index = _pending_member(arguments.member_id, transaction.signer, state, context)
-    if arguments.signer == members[index].public_key:
-        raise Rejection("self_delegation", "a member's node key holds every role already")
+    own_key, is_issuer = _principal_key(arguments.member_id, transaction.signer, state, context)
+    if arguments.signer == own_key:
+        raise Rejection("self_delegation", "a principal's own key holds every role already")
+    if is_issuer and GOVERN in arguments.roles:
+        raise Rejection("unauthorized_role", f"an issuer does not govern: {GOVERN} is a member's")
     if arguments.expiry_height is not None and arguments.expiry_height <= context.height:
         raise _invalid(
             "expiry_height",
@@ -897,7 +1202,7 @@ def _revoke(
     state: StateView,
     context: BlockContext,
 ) -> dict[str, Any]:
-    _pending_member(arguments.member_id, transaction.signer, state, context)
+    _principal_key(arguments.member_id, transaction.signer, state, context)
     entries = _read_signer(state, arguments.signer)
     if arguments.member_id not in entries:
         raise Rejection(
@@ -917,14 +1222,23 @@ class _Action:
     apply: Callable[[Any, Transaction, StateView, BlockContext], dict[str, Any]]
 
 
-_ACTIONS: dict[str, _Action] = {
-    "propose": _Action(parse=_parse_propose, apply=_propose),
+def _actions(changes: Mapping[str, Callable[[dict[str, Any]], Change]]) -> dict[str, _Action]:
+    """The actions of a version whose proposals may make ``changes``."""
+    return {
+        "propose": _Action(parse=lambda args: _parse_propose(args, changes), apply=_propose),
+        **_COMMON_ACTIONS,
+    }
+
+
+_COMMON_ACTIONS: dict[str, _Action] = {
     "vote": _Action(parse=_parse_vote, apply=_vote),
     "rotate_key": _Action(parse=_parse_rotate_key, apply=_rotate_key),
     "set_endpoint": _Action(parse=_parse_set_endpoint, apply=_set_endpoint),
     "delegate": _Action(parse=_parse_delegate, apply=_delegate),
     "revoke": _Action(parse=_parse_revoke, apply=_revoke),
 }
+_ACTIONS_1_0 = _actions(_CHANGE_PARSERS_1_0)
+_ACTIONS = _actions(_CHANGE_PARSERS)
 
 
 # --- queries ----------------------------------------------------------------------------------
@@ -943,14 +1257,22 @@ def _query_proposal(rest: str, state: ReadView) -> Any:
     return proposal.to_document()
 
 
-def _query_delegations(rest: str, state: ReadView) -> Any:
+def _parse_member_id(text: str) -> str:
     try:
-        member_id = _MEMBER_ID.validate_python(rest, strict=True)
+        return _MEMBER_ID.validate_python(text, strict=True)
     except ValidationError:
-        raise ValueError(f"{rest!r} is not a member id") from None
+        raise ValueError(f"{text!r} is not a member or issuer id") from None
+
+
+def _query_delegations(rest: str, state: ReadView) -> Any:
+    member_id = _parse_member_id(rest)
     signers = _read_sorted_keys(state, delegates_key(member_id))
-    if not signers and all(member.id != member_id for member in _read_members(state)):
-        raise LookupError(f"{member_id!r} is not a member")
+    if (
+        not signers
+        and all(member.id != member_id for member in _read_members(state))
+        and _read_issuer(state, member_id) is None
+    ):
+        raise LookupError(f"{member_id!r} is neither a member nor an issuer")
     return [
         {"signer": public_key, **_read_signer(state, public_key)[member_id]}
         for public_key in signers
@@ -963,9 +1285,41 @@ def _query_signer(rest: str, state: ReadView) -> Any:
         (member.id for member in _read_members(state) if member.public_key == public_key), None
     )
     delegations = _read_signer(state, public_key)
-    if holder is None and not delegations:
-        raise LookupError(f"the key {rest} is neither a node key nor a delegate")
-    return {"node_key_of": holder, "delegations": delegations}
+    issuer = _issuer_holding(state, public_key)
+    if holder is None and issuer is None and not delegations:
+        raise LookupError(f"the key {rest} is neither a node key, an issuer's key nor a delegate")
+    return {"node_key_of": holder, "issuer_key_of": issuer, "delegations": delegations}
+
+
+def _query_issuer(rest: str, state: ReadView) -> Any:
+    issuer = _read_issuer(state, _parse_member_id(rest))
+    if issuer is None:
+        raise LookupError(f"{rest!r} is not an issuer")
+    return issuer.to_canonical()
+
+
+def _query_issuers(query_string: str, state: ReadView) -> Any:
+    """``issuers?after=<id>&limit=N``: issuers (every status) in id order, after ``after``."""
+    parameters: dict[str, str] = {}
+    for pair in query_string.split("&") if query_string else []:
+        name, separator, value = pair.partition("=")
+        if not separator or name not in ("after", "limit") or name in parameters:
+            raise ValueError("parameters are after=<issuer id> and limit=N, once each")
+        parameters[name] = value
+    after = _parse_member_id(parameters["after"]) if "after" in parameters else None
+    limit_text = parameters.get("limit", "100")
+    if not re.fullmatch(r"[0-9]{1,4}", limit_text) or not 1 <= int(limit_text) <= ISSUERS_PAGE_MAX:
+        raise ValueError(f"limit: expected an integer from 1 to {ISSUERS_PAGE_MAX}")
+    found = []
+    for key, value in state.items(ISSUER_PREFIX):
+        # Keys end with the raw id, so they come in id order; the scan reads at most
+        # ISSUERS_MAX keys (a stated bound), and decodes only what it returns.
+        if after is not None and key[len(ISSUER_PREFIX) :].decode() <= after:
+            continue
+        found.append(decode_record(value))
+        if len(found) >= int(limit_text):
+            break
+    return found
 
 
 _EXACT_QUERIES: dict[str, Callable[[ReadView], Any]] = {
@@ -981,6 +1335,7 @@ _PREFIX_QUERIES: dict[str, Callable[[str, ReadView], Any]] = {
     "proposal": _query_proposal,
     "delegations": _query_delegations,
     "signer": _query_signer,
+    "issuer": _query_issuer,
 }
 
 
@@ -1035,8 +1390,20 @@ class MembershipContract(Contract):
     """Governance of the consortium: members, node keys, signer delegations, parameters."""
 
     name = MEMBERSHIP
-    version = "1.0"
+    version = "1.1"
+    older_versions = ("1.0",)
     query_routes = MEMBERSHIP_QUERY_ROUTES
+
+    def __init__(self, *, issuers: bool = True) -> None:
+        self._actions = _ACTIONS if issuers else _ACTIONS_1_0
+        """1.1 (``issuers``) adds the issuers' changes to 1.0; everything else is the same
+        code: a 1.0 chain has no issuer, so the rules that read issuers find none."""
+
+    @classmethod
+    def at_version(cls, version: str) -> MembershipContract:
+        if version not in (cls.version, *cls.older_versions):
+            raise ValueError(f"{cls.name} {cls.version} does not run version {version}")
+        return cls(issuers=version != "1.0")
 
     def genesis_state(self, genesis: Genesis, state: StateView) -> None:
         state.put(MEMBERS_KEY, encode_record([member.to_canonical() for member in genesis.members]))
@@ -1054,7 +1421,8 @@ class MembershipContract(Contract):
 
     def query(self, path: str, state: ReadView) -> Any:
         """Answer ``members``, ``parameters``, ``proposals``, ``proposal/<64 hex>``,
-        ``delegations/<member id>`` or ``signer/<64 hex>``.
+        ``delegations/<member or issuer id>``, ``signer/<64 hex>``, ``issuer/<id>`` or
+        ``issuers[?after=<id>&limit=N]``.
 
         Raises LookupError when nothing is at ``path`` (an unknown path included) and
         ValueError when the id or key in a path is malformed.
@@ -1062,6 +1430,8 @@ class MembershipContract(Contract):
         exact = _EXACT_QUERIES.get(path)
         if exact is not None:
             return exact(state)
+        if path == "issuers" or path.startswith("issuers?"):
+            return _query_issuers(path.partition("?")[2], state)
         prefix, separator, rest = path.partition("/")
         handler = _PREFIX_QUERIES.get(prefix)
         if handler is None or not separator:
@@ -1081,9 +1451,8 @@ class MembershipContract(Contract):
         the next block's header."""
         return members_hash(_read_members(view))
 
-    @staticmethod
-    def _action(transaction: Transaction) -> _Action:
-        action = _ACTIONS.get(transaction.action)
+    def _action(self, transaction: Transaction) -> _Action:
+        action = self._actions.get(transaction.action)
         if action is None:
             raise Rejection("unknown_action", f"membership has no action {transaction.action!r}")
         return action

@@ -8,9 +8,11 @@ A contract ships as any pip package that declares, in its ``pyproject.toml``::
 where the entry point's name is the contract's ``name`` and the object a
 :class:`~contracts.base.Contract` subclass. sceau's own contracts (membership, deeds) are
 declared the same way. A genesis lists the contracts a consortium runs, each pinned to a
-version; :func:`load_contracts` refuses to go on when one is missing or installed in another
-version, naming it, because members running different contract code would compute different
-state roots.
+version; :func:`load_contracts` refuses to go on when one is missing or installed in a version
+that does not run the pinned one, naming it, because members running different contract code
+would compute different state roots. A contract may keep running the rules of its earlier
+versions (``Contract.older_versions``), so that a chain begun under one keeps its rules when
+the package is upgraded: the membership contract 1.1 still runs 1.0 for the chains that pin it.
 
 Who writes a genesis (``sceau genesis create``, ``sceau devnet up``) names the contracts it
 wants as ``NAME[=VERSION]``: :func:`contract_refs` checks each against what is installed here
@@ -215,12 +217,14 @@ def _load_one(reference: ContractRef, available: dict[str, metadata.EntryPoint])
             f"{reference.name!r} in the group {ENTRY_POINT_GROUP!r})"
         )
     contract_class = _import(point, reference.name)
-    if contract_class.version != reference.version:
+    runs = (contract_class.version, *contract_class.older_versions)
+    if reference.version not in runs:
         raise ContractLoadError(
             f"contract {reference.name!r}: the genesis pins version {reference.version}, "
             f"the installed one is {contract_class.version}"
+            + (f" (it also runs {', '.join(contract_class.older_versions)})" if runs[1:] else "")
         )
-    return contract_class()
+    return contract_class.at_version(reference.version)
 
 
 def _import(point: metadata.EntryPoint, name: str) -> type[Contract]:

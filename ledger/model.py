@@ -27,7 +27,7 @@ import itertools
 import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -46,6 +46,7 @@ from pydantic import (
 from ledger import crypto, domains, encoding, jsonstrict
 
 __all__ = [
+    "ISSUER_STATUSES",
     "Block",
     "BlockHeader",
     "CommitCertificate",
@@ -53,6 +54,7 @@ __all__ = [
     "ContractRef",
     "Genesis",
     "InvalidCertificateError",
+    "Issuer",
     "Member",
     "ModelDecodeError",
     "Transaction",
@@ -303,6 +305,38 @@ class Member(CanonicalModel):
     name: DisplayName
     public_key: PublicKey
     endpoint: Endpoint
+
+
+ISSUER_ACTIVE = "active"
+ISSUER_SUSPENDED = "suspended"
+ISSUER_REMOVED = "removed"
+ISSUER_STATUSES = (ISSUER_ACTIVE, ISSUER_SUSPENDED, ISSUER_REMOVED)
+"""An issuer signs only while ``active``; a removed issuer's id is never given again."""
+Siret = Annotated[StrictStr, Field(pattern=r"^[0-9]{14}$")]
+"""A French establishment number (SIRET): 14 digits."""
+
+
+class Issuer(CanonicalModel):
+    """A collectivity admitted by governance to anchor acts in its own name; it does not vote.
+
+    Stored by the membership contract (from its version 1.1) at ``membership/issuer/<id>``
+    (docs/format.md §5.11, §7.6), and proven by receipts of the acts its keys sign.
+    """
+
+    id: MemberId
+    name: DisplayName
+    siret: Siret | None
+    public_key: PublicKey
+    """The issuer's own key: it holds every role of the issuer (but governs nothing)."""
+    status: Literal["active", "suspended", "removed"]
+    admitted_height: Height
+    """The height of the block that admitted it; it signs from the next height."""
+    status_height: Height
+    """The height of the block that set its status (its admission, at first)."""
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ISSUER_ACTIVE
 
 
 class ContractRef(CanonicalModel):

@@ -9,7 +9,9 @@ and the tools go through those declarations instead of rebuilding ``name + b"/" 
 The one contract key the chain format itself depends on is the member set
 (:data:`MEMBERS_STATE_KEY`, §7.6 and §7.8): receipts and the store check follow the member set
 from the genesis through it, so it is a format constant here, which the membership contract
-uses rather than copies.
+uses rather than copies. So are the keys a receipt reads to prove who may sign for an issuer
+(§7.6, §7.10): an issuer's record (:func:`issuer_state_key`) and a signer key's delegations
+(:func:`signer_state_key`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ __all__ = [
     "MEMBERS_STATE_KEY",
     "NAMESPACE_SEPARATOR",
     "StateNamespace",
+    "issuer_state_key",
+    "signer_state_key",
 ]
 
 NAMESPACE_SEPARATOR = b"/"
@@ -60,3 +64,14 @@ MEMBERSHIP_NAMESPACE = StateNamespace("membership")
 """The membership contract's namespace (docs/format.md §7.6)."""
 MEMBERS_STATE_KEY = MEMBERSHIP_NAMESPACE.key(b"members")
 """Where the member set in force for the next height lives: ``membership/members`` (§7.8)."""
+
+
+def issuer_state_key(issuer_id: str) -> bytes:
+    """Where an issuer's record lives: ``membership/issuer/<id>`` (§7.6); ids hold no ``/``."""
+    return MEMBERSHIP_NAMESPACE.key(b"issuer/" + issuer_id.encode())
+
+
+def signer_state_key(public_key: bytes) -> bytes:
+    """Where a signer key's delegations live: ``membership/signer/<32-byte key>`` (§7.6)."""
+    assert len(public_key) == 32
+    return MEMBERSHIP_NAMESPACE.key(b"signer/" + public_key)

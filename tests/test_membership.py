@@ -681,6 +681,7 @@ def test_delegating_again_replaces_the_roles_and_expiry() -> None:
     assert chain.run(chain.delegate_tx("commune-a", clerk, ["deeds.record"])) == ACCEPTED
     assert chain.query(f"signer/{public(clerk).hex()}") == {
         "node_key_of": None,
+        "issuer_key_of": None,
         "delegations": {"commune-a": {"roles": ["deeds.record"], "expiry_height": None}},
     }
 
@@ -950,10 +951,12 @@ def test_queries_answer_from_the_committed_state() -> None:
     assert chain.query("delegations/commune-b") == []
     assert chain.query(f"signer/{chain.node_key('metropole').hex()}") == {
         "node_key_of": "metropole",
+        "issuer_key_of": None,
         "delegations": {},
     }
     assert chain.query(f"signer/{public(clerk).hex()}") == {
         "node_key_of": None,
+        "issuer_key_of": None,
         "delegations": {"commune-a": {"roles": [GOVERN], "expiry_height": None}},
     }
 
