@@ -158,7 +158,7 @@ def test_the_installed_plugin_is_listed_and_a_genesis_pins_it(
     assert "contracts: membership 1.1, deeds 1.0, roadworks 0.1" in shown
     genesis = Genesis.model_validate_json(out.read_text())
     assert [(ref.name, ref.version) for ref in genesis.contracts] == [
-        ("membership", "1.0"),
+        ("membership", "1.1"),
         ("deeds", "1.0"),
         ("roadworks", "0.1"),
     ]
