@@ -654,3 +654,167 @@ def test_flipping_any_byte_of_the_authority_is_refused_or_proves_the_same(
         assert error.step == "signer", str(error)
         return
     assert (again.signer_right, again.issuer) == (proven.signer_right, proven.issuer)
+
+
+# --- sceau verify says who signed, and why the key could ----------------------------------------
+
+
+def test_sceau_verify_names_the_issuer_and_how_the_signer_was_authorized(
+    chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_receipt import assert_not_verified, assert_verified, run_cli
+
+    genesis = tmp_path / "genesis.json"
+    genesis.write_text(chain.genesis.model_dump_json(indent=2))
+    expected = {
+        "SA-3": [
+            "  issuer:    Commune de Saint-Amand (SIRET 21590544900012), an active issuer at "
+            "height 3 (admitted at height 2)",
+            "  signed by: the issuer's own key, on record after block 2",
+        ],
+        "SA-4": [
+            "  issuer:    Commune de Saint-Amand (SIRET 21590544900012), an active issuer at "
+            "height 4 (admitted at height 2)",
+            "  signed by: a key saint-amand delegated deeds.issue to (until revoked), on record "
+            "after block 3",
+        ],
+        "H-3": [
+            "  issuer:    Commune d'Hautmont (no SIRET), an active issuer at height 3 (admitted "
+            "at height 2)",
+            "  signed by: the issuer's own key, on record after block 2",
+        ],
+        "M-2": [
+            "  signed by: a key metropole-valbrune delegated deeds.issue to (until revoked), on "
+            "record after block 1",
+        ],
+        "V-2": [
+            "  signed by: a key ville-valbrune delegated deeds.issue to (valid to height 3), on "
+            "record after block 1",
+        ],
+        "M-5": ["  signed by: the node key of member metropole-valbrune, in force at height 5"],
+    }
+    for reference, lines in expected.items():
+        path = tmp_path / f"{reference}.receipt.json"
+        path.write_text(receipt_of(chain, reference).model_dump_json(indent=2))
+        shown = assert_verified(run_cli(capsys, "verify", path, "--genesis", genesis))
+        committed = next(line for line in shown.splitlines() if line.startswith("  committed:"))
+        after = shown.splitlines()
+        start = after.index(committed) + 1
+        assert after[start : start + len(lines)] == lines, shown
+    older = tmp_path / "older.receipt.json"
+    older.write_text(
+        receipt_of(chain, "M-2").model_copy(update={"authority": None}).model_dump_json(indent=2)
+    )
+    shown = assert_verified(run_cli(capsys, "verify", older, "--genesis", genesis))
+    assert (
+        "  signed by: a key acting for member metropole-valbrune, not its node key: delegation "
+        "not proven by this receipt (older receipt)\n"
+    ) in shown
+    bare = tmp_path / "bare.receipt.json"
+    bare.write_text(
+        receipt_of(chain, "SA-3").model_copy(update={"authority": None}).model_dump_json()
+    )
+    assert_not_verified(
+        run_cli(capsys, "verify", bare, "--genesis", genesis),
+        "NOT VERIFIED — signer: 'saint-amand' is not a member at height 3",
+    )
+
+
+# --- a node serves receipts that carry the authority, with or without the status ---------------
+
+
+def test_a_node_serves_an_issuers_receipts_with_their_authority(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    import asyncio
+    import threading
+
+    from aiohttp.test_utils import TestServer
+    from support import write_node_files
+
+    from ledger.client import Client
+    from node.api import create_app
+    from node.tools.launch import build_node
+
+    consortium = LocalConsortium.create(
+        [(METROPOLE, "Métropole de Valbrune")],
+        seed=ISSUER_SEED + b"/served",
+        contracts=ISSUER_CONTRACTS,
+    )
+    config = write_node_files(tmp_path_factory.mktemp("served") / "node", consortium, METROPOLE)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="served-issuers", daemon=True)
+    thread.start()
+    node = build_node(config)
+
+    async def serve() -> TestServer:
+        await node.start()
+        server = TestServer(create_app(node, config))
+        await server.start_server()
+        return server
+
+    server = asyncio.run_coroutine_threadsafe(serve(), loop).result(60)
+    url = str(server.make_url("")).rstrip("/")
+    issuer_key, records_key = extra(SAINT_AMAND), extra(SAINT_AMAND_RECORDS)
+    application = {
+        "id": SAINT_AMAND,
+        "name": "Commune de Saint-Amand",
+        "siret": SAINT_AMAND_SIRET,
+        "public_key": crypto.public_key_bytes(issuer_key),
+    }
+    act_args: dict[str, Any] = {
+        "issuer": SAINT_AMAND,
+        "kind": "deliberation",
+        "act_date": "2026-11-28",
+        "title": "Délibération servie",
+    }
+    try:
+        with Client(url, signer=consortium.keys[METROPOLE]) as member:
+            change = {"kind": "admit_issuers", "issuers": [application]}
+            proposal = member.build(
+                "membership", "propose", {"proposer": METROPOLE, "change": change}
+            )
+            assert member.submit(proposal, wait_s=30)["status"] == "committed"
+        with Client(url, signer=issuer_key) as issuer:
+            own = issuer.anchor(reference="S-1", digest=sha256(b"S-1"), **act_args)
+            grant = issuer.build(
+                "membership",
+                "delegate",
+                {
+                    "member_id": SAINT_AMAND,
+                    "signer": crypto.public_key_bytes(records_key),
+                    "roles": ["deeds.issue"],
+                    "expiry_height": None,
+                },
+            )
+            assert issuer.submit(grant, wait_s=30)["status"] == "committed"
+        with Client(url, signer=records_key) as records:
+            delegated = records.anchor(reference="S-2", digest=sha256(b"S-2"), **act_args)
+            served = {
+                "own, POST ?wait=": own["receipt"],
+                "delegated, POST ?wait=": delegated["receipt"],
+                "own, GET": records.receipt(own["tx_id"]),
+                "delegated, GET ?with_status=true": records.receipt(
+                    delegated["tx_id"], with_status=True
+                ),
+            }
+        for how, document in served.items():
+            receipt = Receipt.model_validate_json(json.dumps(document))
+            assert receipt.authority is not None, how
+            proven = verify_receipt(receipt, consortium.genesis, anchors=ANCHORS)
+            assert proven.issuer is not None and proven.issuer.id == SAINT_AMAND, how
+            kind = SignerRightKind.ISSUER_KEY if how.startswith("own") else None
+            assert proven.signer_right is not None
+            assert proven.signer_right.kind is (kind or SignerRightKind.DELEGATED), how
+            assert (receipt.status is not None) == how.endswith("with_status=true"), how
+    finally:
+
+        async def stop() -> None:
+            await server.close()
+            await node.stop()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(60)
+        node.store.close()
+        loop.close()
