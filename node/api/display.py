@@ -395,6 +395,11 @@ class Receipt(Document):
     certificate: CommitCertificate
     member_changes: list[Any]
     status: Any = None
+    authority: Any = Field(
+        default=None,
+        description="absent unless the signer is not the issuer's node key: the state that "
+        "entitled it to sign (docs/format.md 7.10)",
+    )
 
 
 class CommittedTransaction(Document):
