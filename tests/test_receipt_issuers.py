@@ -183,12 +183,12 @@ def build_issuer_chain(path: Path) -> Chain:
         act(chain, extra(VILLE_APP), VILLE, "V-2"),
     )
     chain.commit(
-        act(chain, extra(SAINT_AMAND), SAINT_AMAND, "SA-3"),
+        act(chain, extra(SAINT_AMAND), SAINT_AMAND, "2026-DEL-031"),
         delegation(chain, extra(SAINT_AMAND), SAINT_AMAND, SAINT_AMAND_RECORDS),
-        act(chain, extra(HAUTMONT), HAUTMONT, "H-3"),
+        act(chain, extra(HAUTMONT), HAUTMONT, "2026-ARR-007"),
     )
     chain.commit(
-        act(chain, extra(SAINT_AMAND_RECORDS), SAINT_AMAND, "SA-4"),
+        act(chain, extra(SAINT_AMAND_RECORDS), SAINT_AMAND, "2026-DEL-042"),
         *decided(chain, {"kind": "suspend_issuer", "issuer_id": HAUTMONT}),
     )
     chain.commit(act(chain, metropole, METROPOLE, "M-5"))
@@ -245,7 +245,7 @@ def issuer_record(chain: Chain, issuer_id: str, height: int) -> Issuer:
 def test_an_issuers_own_key_is_proven_by_its_record_in_the_state_before_the_block(
     chain: Chain,
 ) -> None:
-    receipt = receipt_of(chain, "SA-3")
+    receipt = receipt_of(chain, "2026-DEL-031")
     authority = receipt.authority
     assert authority is not None
     assert authority.parent == chain.store.block(2).header
@@ -273,7 +273,7 @@ def test_an_issuers_own_key_is_proven_by_its_record_in_the_state_before_the_bloc
 def test_an_issuers_delegate_is_proven_by_the_record_and_the_signer_keys_delegations(
     chain: Chain,
 ) -> None:
-    receipt = receipt_of(chain, "SA-4", with_status=True)
+    receipt = receipt_of(chain, "2026-DEL-042", with_status=True)
     authority = receipt.authority
     assert authority is not None and authority.parent == chain.store.block(3).header
     delegate = crypto.public_key_bytes(extra(SAINT_AMAND_RECORDS))
@@ -290,7 +290,7 @@ def test_an_issuers_delegate_is_proven_by_the_record_and_the_signer_keys_delegat
 
 
 def test_an_issuer_without_a_siret_is_proven_as_it_is(chain: Chain) -> None:
-    proven = verified(chain, receipt_of(chain, "H-3"))
+    proven = verified(chain, receipt_of(chain, "2026-ARR-007"))
     assert proven.issuer is not None and proven.issuer.siret is None
     assert proven.signer_right is not None
     assert proven.signer_right.kind is SignerRightKind.ISSUER_KEY
@@ -336,7 +336,7 @@ def test_a_members_delegate_without_authority_verifies_as_an_older_receipt(chain
 
 
 def test_an_issuers_act_without_authority_is_refused(chain: Chain) -> None:
-    for reference in ("SA-3", "SA-4"):
+    for reference in ("2026-DEL-031", "2026-DEL-042"):
         bare = receipt_of(chain, reference).model_copy(update={"authority": None})
         message = refused(chain, bare)
         assert f"{SAINT_AMAND!r} is not a member at height" in message
@@ -351,7 +351,7 @@ def test_a_receipt_of_a_transaction_that_issues_nothing_carries_no_authority(
     receipt = build_receipt(chain.store, proposal.tx_id, anchors=ANCHORS)
     assert receipt is not None and receipt.authority is None
     assert verified(chain, receipt).signer_right is None
-    borrowed = receipt_of(chain, "SA-3").authority
+    borrowed = receipt_of(chain, "2026-DEL-031").authority
     message = refused(chain, receipt.model_copy(update={"authority": borrowed}))
     assert "only the receipt of an act issued for a principal carries an authority" in message
 
@@ -432,7 +432,7 @@ def replaced_entry(receipt: Receipt, index: int, **update: Any) -> Receipt:
     ],
 )
 def test_a_changed_issuer_record_is_refused(chain: Chain, field: str, value: Any) -> None:
-    receipt = receipt_of(chain, "SA-3")
+    receipt = receipt_of(chain, "2026-DEL-031")
     record = issuer_record(chain, SAINT_AMAND, 2).model_copy(update={field: value})
     forged = replaced_entry(receipt, 0, value=record.to_bytes())
     message = refused(chain, forged)
@@ -443,7 +443,7 @@ def test_a_changed_issuer_record_is_refused(chain: Chain, field: str, value: Any
 
 
 def test_a_changed_delegation_is_refused(chain: Chain) -> None:
-    receipt = receipt_of(chain, "SA-4")
+    receipt = receipt_of(chain, "2026-DEL-042")
     assert receipt.authority is not None
     value = receipt.authority.entries[1].value
     assert value is not None
@@ -454,7 +454,7 @@ def test_a_changed_delegation_is_refused(chain: Chain) -> None:
 
 
 def test_another_parent_header_is_refused(chain: Chain) -> None:
-    receipt = receipt_of(chain, "SA-4")
+    receipt = receipt_of(chain, "2026-DEL-042")
     assert refused(chain, with_authority(receipt, parent=chain.store.block(2).header)) == (
         "signer: the authority's header is of height 2, not the block's parent (3)"
     )
@@ -467,7 +467,7 @@ def test_another_parent_header_is_refused(chain: Chain) -> None:
 
 
 def test_a_broken_proof_is_refused(chain: Chain) -> None:
-    receipt = receipt_of(chain, "SA-3")
+    receipt = receipt_of(chain, "2026-DEL-031")
     assert receipt.authority is not None
     proof = receipt.authority.entries[0].proof
     siblings = list(proof.siblings)
@@ -479,7 +479,7 @@ def test_a_broken_proof_is_refused(chain: Chain) -> None:
 
 
 def test_a_missing_entry_is_refused_naming_it(chain: Chain) -> None:
-    receipt = receipt_of(chain, "SA-4")
+    receipt = receipt_of(chain, "2026-DEL-042")
     assert receipt.authority is not None
     issuer_entry, signer_entry = receipt.authority.entries
     without_signer = with_authority(receipt, entries=(issuer_entry,))
@@ -502,7 +502,7 @@ def proven_entry(chain: Chain, receipt: Receipt, key: bytes) -> ProvenValue:
 
 
 def test_an_entry_the_right_does_not_need_or_out_of_order_is_refused(chain: Chain) -> None:
-    delegate = receipt_of(chain, "SA-4")
+    delegate = receipt_of(chain, "2026-DEL-042")
     assert delegate.authority is not None
     issuer_entry, signer_entry = delegate.authority.entries
     swapped = with_authority(delegate, entries=(signer_entry, issuer_entry))
@@ -510,9 +510,9 @@ def test_an_entry_the_right_does_not_need_or_out_of_order_is_refused(chain: Chai
     twice = with_authority(delegate, entries=(issuer_entry, issuer_entry, signer_entry))
     assert "membership/issuer/saint-amand' twice" in refused(chain, twice)
     # The issuer's own key: its delegations are not needed (true as they are), nor allowed.
-    own = receipt_of(chain, "SA-3")
+    own = receipt_of(chain, "2026-DEL-031")
     assert own.authority is not None
-    own_key = signer_state_key(chain.acts["SA-3"].signer)
+    own_key = signer_state_key(chain.acts["2026-DEL-031"].signer)
     padded = with_authority(
         own, entries=(*own.authority.entries, proven_entry(chain, own, own_key))
     )
@@ -583,7 +583,7 @@ def forged_receipt(chain: Chain, transaction: Transaction) -> Receipt:
 def test_a_suspended_issuers_act_certified_by_a_colluding_quorum_is_refused(
     chain: Chain,
 ) -> None:
-    forged = forged_receipt(chain, act(chain, extra(HAUTMONT), HAUTMONT, "H-5"))
+    forged = forged_receipt(chain, act(chain, extra(HAUTMONT), HAUTMONT, "2026-ARR-009"))
     assert refused(chain, forged) == (
         "signer: the issuer 'hautmont' is suspended at height 5 (since height 4): its keys sign "
         "nothing"
@@ -627,7 +627,7 @@ def test_the_genuine_block_still_verifies(chain: Chain) -> None:
 
 @pytest.fixture(scope="module")
 def delegate_receipt(chain: Chain) -> tuple[Receipt, VerifiedReceipt]:
-    receipt = receipt_of(chain, "SA-4")
+    receipt = receipt_of(chain, "2026-DEL-042")
     return receipt, verified(chain, receipt)
 
 
@@ -667,18 +667,18 @@ def test_sceau_verify_names_the_issuer_and_how_the_signer_was_authorized(
     genesis = tmp_path / "genesis.json"
     genesis.write_text(chain.genesis.model_dump_json(indent=2))
     expected = {
-        "SA-3": [
+        "2026-DEL-031": [
             "  issuer:    Commune de Saint-Amand (SIRET 21590544900012), an active issuer at "
             "height 3 (admitted at height 2)",
             "  signed by: the issuer's own key, on record after block 2",
         ],
-        "SA-4": [
+        "2026-DEL-042": [
             "  issuer:    Commune de Saint-Amand (SIRET 21590544900012), an active issuer at "
             "height 4 (admitted at height 2)",
             "  signed by: a key saint-amand delegated deeds.issue to (until revoked), on record "
             "after block 3",
         ],
-        "H-3": [
+        "2026-ARR-007": [
             "  issuer:    Commune d'Hautmont (no SIRET), an active issuer at height 3 (admitted "
             "at height 2)",
             "  signed by: the issuer's own key, on record after block 2",
@@ -712,7 +712,7 @@ def test_sceau_verify_names_the_issuer_and_how_the_signer_was_authorized(
     ) in shown
     bare = tmp_path / "bare.receipt.json"
     bare.write_text(
-        receipt_of(chain, "SA-3").model_copy(update={"authority": None}).model_dump_json()
+        receipt_of(chain, "2026-DEL-031").model_copy(update={"authority": None}).model_dump_json()
     )
     assert_not_verified(
         run_cli(capsys, "verify", bare, "--genesis", genesis),
@@ -818,3 +818,31 @@ def test_a_node_serves_an_issuers_receipts_with_their_authority(
         thread.join(60)
         node.store.close()
         loop.close()
+
+
+def test_the_issuer_examples_of_the_docs_are_the_real_output_of_sceau_verify(
+    chain: Chain,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import re
+    import shlex
+
+    from node.tools.cli import main
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "audit_receipts.md").read_text()
+    start = text.index("\n### 1.1. Who may sign for the issuer")
+    section = text[start : text.index("\n## ", start)]
+    (block,) = re.findall(r"\n```\n(.*?)\n```", section, flags=re.DOTALL)
+    runs = [part.partition("\n") for part in re.split(r"^\$ ", block, flags=re.MULTILINE)[1:]]
+    assert len(runs) == 2
+    (tmp_path / "genesis.json").write_text(chain.genesis.model_dump_json(indent=2))
+    for reference in ("2026-DEL-031", "2026-DEL-042"):
+        receipt = receipt_of(chain, reference)
+        (tmp_path / f"{reference}.receipt.json").write_text(receipt.model_dump_json(indent=2))
+    monkeypatch.chdir(tmp_path)
+    for command, _, output in runs:
+        capsys.readouterr()
+        assert main(shlex.split(command)[1:]) == 0
+        assert capsys.readouterr().out.rstrip("\n") == output.rstrip("\n"), command
