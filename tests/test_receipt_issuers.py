@@ -17,7 +17,9 @@ real LevelDB store, every block certified by a quorum of the four members::
     height 3  an act of saint-amand signed with its own key; saint-amand delegates deeds.issue
               to its records system; an act of hautmont signed with its own key
     height 4  an act of saint-amand signed by its records system; hautmont suspended
-    height 5  an act of metropole-valbrune signed with its node key
+    height 5  an act of metropole-valbrune signed with its node key; saint-leger moves its
+              node (a new endpoint: a member-set change, in force at 6)
+    height 6  an act of metropole signed by its records system
 
 Then receipts are tampered with, and a colluding quorum certifies a rewritten block 5 that
 holds what the contracts refuse (an act of the suspended hautmont, an act of ville's expired
@@ -191,7 +193,15 @@ def build_issuer_chain(path: Path) -> Chain:
         act(chain, extra(SAINT_AMAND_RECORDS), SAINT_AMAND, "2026-DEL-042"),
         *decided(chain, {"kind": "suspend_issuer", "issuer_id": HAUTMONT}),
     )
-    chain.commit(act(chain, metropole, METROPOLE, "M-5"))
+    moved = chain.transaction(
+        SAINT_LEGER,
+        "membership",
+        "set_endpoint",
+        member_id=SAINT_LEGER,
+        endpoint="10.20.0.9:8600",
+    )
+    chain.commit(act(chain, metropole, METROPOLE, "M-5"), moved)
+    chain.commit(act(chain, extra(METROPOLE_RECORDS), METROPOLE, "M-6"))
     return chain
 
 
@@ -201,7 +211,7 @@ def build_issuer_chain(path: Path) -> Chain:
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     built = build_issuer_chain(tmp_path_factory.mktemp("receipt-issuers") / "chain")
-    assert built.store.height == 5
+    assert built.store.height == 6 and built.store.member_set_changes() == [6]
     yield built
     built.store.close()
 
@@ -326,6 +336,30 @@ def test_a_members_delegate_is_proven_by_the_signer_keys_delegations(chain: Chai
     assert (right.principal, right.proven_at_height, right.expiry_height) == (METROPOLE, 1, None)
     expiring = verified(chain, receipt_of(chain, "V-2")).signer_right
     assert expiring is not None and expiring.expiry_height == VILLE_APP_EXPIRY
+
+
+def test_the_parent_may_be_a_member_set_change_the_receipt_also_shows(chain: Chain) -> None:
+    receipt = receipt_of(chain, "M-6")
+    assert receipt.authority is not None
+    assert [change.header for change in receipt.member_changes] == [receipt.authority.parent]
+    right = verified(chain, receipt).signer_right
+    assert right is not None and right.kind is SignerRightKind.DELEGATED
+    # A quorum certifies another block 5 (same state, another time): the receipt's member-set
+    # change shows it, while block 6 and the authority stand on the real block 5.
+    change = receipt.member_changes[0]
+    other = change.header.model_copy(update={"timestamp_ms": change.header.timestamp_ms + 1})
+    certificate = forged_certificate(chain, other, QUORUM)
+    forged = receipt.model_copy(
+        update={
+            "member_changes": (
+                change.model_copy(update={"header": other, "certificate": certificate}),
+            )
+        }
+    )
+    assert refused(chain, forged) == (
+        "signer: another header of height 5 is certified in this receipt (a quorum certified a "
+        "block on another parent)"
+    )
 
 
 def test_a_members_delegate_without_authority_verifies_as_an_older_receipt(chain: Chain) -> None:
@@ -564,7 +598,7 @@ QUORUM = [METROPOLE, VILLE, SAINT_LEGER]
 def requorumed(chain: Chain, transaction: Transaction) -> tuple[Block, CommitCertificate]:
     """Block 5 with ``transaction`` in place of its act, certified by a quorum in force."""
     block = chain.store.block(REWRITTEN)
-    transactions = (transaction,)
+    transactions = (transaction, *block.transactions[1:])
     header = block.header.model_copy(
         update={"tx_root": merkle.root([item.encoded for item in transactions])}
     )
