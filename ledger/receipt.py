@@ -58,6 +58,7 @@ and every receipt made before authorities existed, keep their bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
@@ -530,7 +531,13 @@ def _verify_signer(
         return None, None
     principal = _principal_of(anchor, transaction)
     height = receipt.height
-    role = anchor.role
+    right = SignerRight(
+        principal=principal,
+        role=anchor.role,
+        kind=SignerRightKind.MEMBER_NODE_KEY,
+        height=height,
+        proven_at_height=None,
+    )
     member = next((member for member in members if member.id == principal), None)
     if member is not None and member.public_key == transaction.signer:
         if authority is not None:
@@ -539,46 +546,42 @@ def _verify_signer(
                 f"the signer is the node key of member {principal!r}, which the member sets "
                 "prove: the receipt carries an authority it does not need",
             )
-        right = SignerRight(
-            principal=principal,
-            role=role,
-            kind=SignerRightKind.MEMBER_NODE_KEY,
-            height=height,
-            proven_at_height=None,
-        )
         return right, None
     if authority is None:
         if member is not None:  # a receipt made before authorities existed
-            right = SignerRight(
-                principal=principal,
-                role=role,
-                kind=SignerRightKind.NOT_PROVEN,
-                height=height,
-                proven_at_height=None,
-            )
-            return right, None
+            return dataclasses.replace(right, kind=SignerRightKind.NOT_PROVEN), None
         raise ReceiptError(
             "signer",
             f"{principal!r} is not a member at height {height}, and the receipt does not prove "
             f"that the signer may act for it (no authority: the issuer's record and the signer's "
             f"delegations in the state of block {height - 1} are missing)",
         )
-    issuer_key, signer_key = issuer_state_key(principal), signer_state_key(transaction.signer)
-    proven = _proven_values(authority, receipt.header, (issuer_key, signer_key), shown)
+    proven_right = dataclasses.replace(right, proven_at_height=height - 1)
+    return _right_from_authority(
+        authority, receipt.header, transaction.signer, proven_right, member is not None, shown
+    )
+
+
+def _right_from_authority(
+    authority: SignerAuthority,
+    header: BlockHeader,
+    signer: bytes,
+    right: SignerRight,
+    principal_is_member: bool,
+    shown: _ShownHeaders,
+) -> tuple[SignerRight, Issuer | None]:
+    """The signer's right as ``authority`` proves it, for the block of ``header``: ``right``
+    with its kind (an issuer's own key, a delegation) and its delegation's expiry."""
+    principal, height = right.principal, right.height
+    issuer_key, signer_key = issuer_state_key(principal), signer_state_key(signer)
+    proven = _proven_values(authority, header, (issuer_key, signer_key), shown)
     needed = [signer_key]
     issuer = None
-    if member is None:
+    if not principal_is_member:
         issuer = _active_issuer(proven, issuer_key, principal, height)
-        if issuer.public_key == transaction.signer:
+        if issuer.public_key == signer:
             _only(proven, [issuer_key])
-            right = SignerRight(
-                principal=principal,
-                role=role,
-                kind=SignerRightKind.ISSUER_KEY,
-                height=height,
-                proven_at_height=height - 1,
-            )
-            return right, issuer
+            return dataclasses.replace(right, kind=SignerRightKind.ISSUER_KEY), issuer
         needed = [issuer_key, signer_key]
     if signer_key not in proven:
         raise ReceiptError(
@@ -586,17 +589,12 @@ def _verify_signer(
             f"the signer is not {principal!r}'s own key, and the receipt does not prove its "
             f"delegations (membership/signer/<key> in the state of block {height - 1})",
         )
-    expiry_height = _delegated(proven[signer_key], principal, role, height)
+    expiry_height = _delegated(proven[signer_key], principal, right.role, height)
     _only(proven, needed)
-    right = SignerRight(
-        principal=principal,
-        role=role,
-        kind=SignerRightKind.DELEGATED,
-        height=height,
-        proven_at_height=height - 1,
-        expiry_height=expiry_height,
+    delegated = dataclasses.replace(
+        right, kind=SignerRightKind.DELEGATED, expiry_height=expiry_height
     )
-    return right, issuer
+    return delegated, issuer
 
 
 def _principal_of(anchor: AnchorLayout, transaction: Transaction) -> str:
