@@ -611,8 +611,19 @@ def _anchored_act_key(arguments: Mapping[str, Any]) -> bytes:
     return DEEDS_KEYS.act(arguments["issuer"], arguments["reference"])
 
 
-RECEIPT_ANCHOR = AnchorLayout(contract=DEEDS, action="anchor", record_key=_anchored_act_key)
-"""An ``anchor`` carries the document's digest; a receipt's status proves the act's record."""
+def _anchoring_issuer(arguments: Mapping[str, Any]) -> str:
+    return arguments["issuer"]
+
+
+RECEIPT_ANCHOR = AnchorLayout(
+    contract=DEEDS,
+    action="anchor",
+    record_key=_anchored_act_key,
+    principal=_anchoring_issuer,
+    role=ROLE_ISSUE,
+)
+"""An ``anchor`` carries the document's digest; a receipt's status proves the act's record,
+and its authority that the signer may issue acts (``deeds.issue``) for the act's ``issuer``."""
 
 
 class DeedsContract(Contract):

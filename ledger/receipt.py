@@ -17,7 +17,15 @@ it, to someone who holds only the genesis file (docs/audit.md walks through it):
    ``tx_count`` leaves whose root is the header's ``tx_root`` (inclusion proof); its signature
    verifies; for an anchor (a deeds ``anchor``), the document's SHA-256 is the anchored
    ``digest``.
-4. **Optionally, the act's status** at a later certified height: a header and certificate (with
+4. **The signer's right**, for an act issued for a *principal* (the deeds ``anchor`` names its
+   ``issuer``): the key that signed it may act for that principal at the block's height. A
+   member's node key is proven by the member sets already. Any other key — an issuer's own
+   key, a key delegated a role — is proven by the receipt's :class:`SignerAuthority`: the
+   header of block ``h − 1`` (linked to the certified header ``h`` by its ``prev_hash``, so it
+   needs no certificate of its own) and state proofs, under its ``state_root``, of the
+   issuer's record and of the signer key's delegations: the state that authorized block
+   ``h``'s transactions (a change at ``h − 1`` is in force at ``h``).
+5. **Optionally, the act's status** at a later certified height: a header and certificate (with
    the member-set changes up to it) and a state proof of the act's record under its root.
 
 Every header a receipt shows (each member-set change, the block, the status) is held to the
@@ -30,8 +38,12 @@ breaks one of them gets a receipt that fails exactly as the audit would.
 Which transactions anchor a document, and where their record lives, is the contract's
 knowledge, not the format's: the caller passes the :class:`AnchorLayout` declarations of the
 contracts it knows (``Contract.receipt_anchors``, gathered by
-:func:`contracts.registry.receipt_anchors`). The member-set key, in contrast, is part of the
-chain format (docs/format.md §7.8): :data:`ledger.namespace.MEMBERS_STATE_KEY`.
+:func:`contracts.registry.receipt_anchors`); so is who an act is issued for and the role that
+issuing takes (``AnchorLayout.principal``, ``AnchorLayout.role``). The member-set key, in
+contrast, is part of the chain format (docs/format.md §7.8):
+:data:`ledger.namespace.MEMBERS_STATE_KEY`, and so are the keys of an issuer's record and of a
+signer's delegations (§7.6, §7.10): :func:`ledger.namespace.issuer_state_key`,
+:func:`ledger.namespace.signer_state_key`.
 
 The trust a receipt gives is the trust in its member sets: a quorum of members of an *earlier*
 set (members removed since, colluding) could certify a forged history that omits their
@@ -39,17 +51,21 @@ removal. Auditors who follow the whole chain (``sceau audit``) or compare receip
 recent certified header close that gap; see docs/audit.md.
 
 A receipt has a JSON form (readable, stable; bytes as lowercase hex, keys as ``ed25519:``) and
-a compact canonical msgpack form (``to_bytes``).
+a compact canonical msgpack form (``to_bytes``). A receipt without a signer authority has no
+``authority`` field at all, in either form: the receipts of acts signed by a member's node key,
+and every receipt made before authorities existed, keep their bytes.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import Field, StrictInt, model_serializer, model_validator
 
 from ledger import encoding, merkle
 from ledger.audit import block_rule_failures
@@ -62,29 +78,40 @@ from ledger.model import (
     Genesis,
     Hash32,
     Height,
+    Issuer,
     Member,
     ModelDecodeError,
     Transaction,
     hex_bytes,
 )
-from ledger.namespace import MEMBERS_STATE_KEY
+from ledger.namespace import MEMBERS_STATE_KEY, issuer_state_key, signer_state_key
 from ledger.state import StateProof, verify_state_proof
 
 __all__ = [
     "MEMBERS_STATE_KEY",
     "AnchorLayout",
     "MemberSetChange",
+    "ProvenValue",
     "Receipt",
     "ReceiptError",
+    "SignerAuthority",
+    "SignerRight",
+    "SignerRightKind",
     "StatusProof",
     "VerifiedReceipt",
     "certified_members",
     "member_set_change",
+    "signer_authority",
     "verify_receipt",
 ]
 
 MEMBER_SET_CHANGES_MAX = 4096
 INCLUSION_PROOF_MAX = 64
+AUTHORITY_ENTRIES_MAX = 4
+"""State values one :class:`SignerAuthority` proves: two are ever needed (the issuer's record,
+the signer's delegations); the bound leaves room and refuses more before any proof is checked."""
+STATE_KEY_BYTES_MAX = 1024
+STATE_VALUE_BYTES_MAX = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +127,15 @@ class AnchorLayout:
     action: str
     record_key: Callable[[Mapping[str, Any]], bytes]
     """The full state key (namespace included) of the record the anchor writes."""
+    principal: Callable[[Mapping[str, Any]], str] | None = None
+    """Who the act is issued for (a member's or an issuer's id), from its arguments; with it,
+    a receipt proves that the signer may act for that principal (:class:`SignerAuthority`).
+    None: the receipt proves nothing about the signer's right (a plug-in's anchors)."""
+    role: str | None = None
+    """The role the signer needs from the principal (the deeds ``anchor``: ``deeds.issue``)."""
+
+    def __post_init__(self) -> None:
+        assert (self.principal is None) == (self.role is None), "a principal goes with a role"
 
     def anchors(self, transaction: Transaction) -> bool:
         return transaction.contract == self.contract and transaction.action == self.action
@@ -159,8 +195,39 @@ class StatusProof(CanonicalModel):
     proof: StateProofDocument
 
 
+class ProvenValue(CanonicalModel):
+    """The value of a state key (None: absent) and its proof, under a root given by context."""
+
+    key: hex_bytes(STATE_KEY_BYTES_MAX)
+    value: hex_bytes(STATE_VALUE_BYTES_MAX) | None
+    proof: StateProofDocument
+
+
+class SignerAuthority(CanonicalModel):
+    """The state that authorized a block's transactions, as far as one signer needs it.
+
+    ``parent`` is the header of block ``h − 1``: the certified header ``h`` names it by its
+    ``prev_hash``, so it needs no certificate. ``entries`` are proven under its
+    ``state_root``: the principal's issuer record (``membership/issuer/<id>``) when the
+    principal is not a member, and the signer key's delegations (``membership/signer/<key>``)
+    when the signer is not the principal's own key — only what the signer's right needs, in
+    that order.
+    """
+
+    parent: BlockHeader
+    entries: Annotated[
+        tuple[ProvenValue, ...], Field(min_length=1, max_length=AUTHORITY_ENTRIES_MAX)
+    ]
+
+
 class Receipt(CanonicalModel):
-    """Everything needed to check, offline, that a transaction was committed."""
+    """Everything needed to check, offline, that a transaction was committed.
+
+    ``authority`` is present only when the signer's right needs a state proof (see
+    :class:`SignerAuthority`); a receipt without one has no ``authority`` field at all — not a
+    nil — so that the receipts of acts signed by a member's node key, and every receipt made
+    before authorities existed, keep their canonical bytes and their JSON.
+    """
 
     format: Literal["sceau-receipt/v1"] = "sceau-receipt/v1"
     chain_id: Hash32
@@ -173,6 +240,60 @@ class Receipt(CanonicalModel):
     certificate: CommitCertificate
     member_changes: Annotated[tuple[MemberSetChange, ...], Field(max_length=MEMBER_SET_CHANGES_MAX)]
     status: StatusProof | None = None
+    authority: SignerAuthority | None = None
+
+    @model_serializer(mode="wrap")
+    def _no_authority_field_without_one(self, handler: Any) -> Any:
+        dumped = handler(self)
+        if self.authority is None and isinstance(dumped, dict):
+            dumped.pop("authority", None)
+        return dumped
+
+    @classmethod
+    def from_canonical(cls, document: Any) -> Self:
+        """As :meth:`CanonicalModel.from_canonical`; an absent ``authority`` is None, and a nil
+        one is refused (one receipt, one byte form)."""
+        if isinstance(document, dict):
+            if "authority" not in document:
+                document = {**document, "authority": None}
+            elif document["authority"] is None:
+                raise ModelDecodeError(
+                    "Receipt.authority: nil is not canonical (a receipt without one omits it)"
+                )
+        return super().from_canonical(document)
+
+
+class SignerRightKind(enum.Enum):
+    """How the key that signed an act was entitled to sign it for the act's principal."""
+
+    MEMBER_NODE_KEY = "member_node_key"
+    """The principal is a member and the signer its node key: the member sets prove it."""
+    ISSUER_KEY = "issuer_key"
+    """The principal is an active issuer and the signer its own key: its record proves it."""
+    DELEGATED = "delegated"
+    """A key the principal (a member, or an active issuer) delegated the role to."""
+    NOT_PROVEN = "not_proven"
+    """The principal is a member and the signer another key, but the receipt carries no
+    authority (a receipt made before authorities existed): the certifying quorum vouched for
+    the delegation, the receipt does not prove it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignerRight:
+    """What a receipt proved about the signer's right to sign its act."""
+
+    principal: str
+    """Who the act is issued for (a member's or an issuer's id)."""
+    role: str
+    kind: SignerRightKind
+    height: int
+    """The block's height: the right is in force there."""
+    proven_at_height: int | None
+    """The height of the header whose state proves the right (``height − 1``: the state that
+    authorized the block); None for a member's node key (the member sets prove it) and for
+    :attr:`SignerRightKind.NOT_PROVEN`."""
+    expiry_height: int | None = None
+    """For a delegation: its last valid height (None: until revoked)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +315,12 @@ class VerifiedReceipt:
     status_height: int | None
     """The height of the certified header the status is proven under ("status as of"), or
     None without a status: not the height of the act's last change, which is in the record."""
+    signer_right: SignerRight | None = None
+    """How the signer was entitled to sign, for an act issued for a principal (a deeds anchor);
+    None for any other transaction."""
+    issuer: Issuer | None = None
+    """The principal's issuer record in force at ``height`` (name, SIRET, status), when the
+    principal is an issuer rather than a member."""
 
 
 def verify_receipt(
@@ -240,6 +367,7 @@ def verify_receipt(
     if not included:
         raise ReceiptError("inclusion", "the transaction is not in the block's tx_root")
     anchor = _anchor_of(transaction, anchors)
+    signer_right, issuer = _verify_signer(receipt, transaction, anchor, members, shown)
     act = dict(transaction.args) if anchor is not None else None
     matches = None
     if document is not None:
@@ -260,6 +388,8 @@ def verify_receipt(
         document_matches=matches,
         status=status,
         status_height=status_height,
+        signer_right=signer_right,
+        issuer=issuer,
     )
 
 
@@ -372,6 +502,245 @@ class _ShownHeaders:
             raise ReceiptError(step, f"{field}: {detail}")
         self._shown[height] = header
 
+    def at(self, height: int) -> BlockHeader | None:
+        """The certified header of ``height`` already shown, if any."""
+        return self._shown.get(height)
+
+
+def _verify_signer(
+    receipt: Receipt,
+    transaction: Transaction,
+    anchor: AnchorLayout | None,
+    members: tuple[Member, ...],
+    shown: _ShownHeaders,
+) -> tuple[SignerRight | None, Issuer | None]:
+    """The signer's right to sign the act for its principal at the block's height, and the
+    principal's issuer record when it is an issuer; raises :class:`ReceiptError` at step
+    ``signer``.
+
+    Mirrors the contracts' authorization (``BlockContext.authorization``) over the state
+    after block ``h − 1``: a member's node key; an active issuer's own key; a key that a member
+    or an active issuer delegated the role to, not expired at ``h``.
+    """
+    authority = receipt.authority
+    if anchor is None or anchor.principal is None or anchor.role is None:
+        if authority is not None:
+            raise ReceiptError(
+                "signer", "only the receipt of an act issued for a principal carries an authority"
+            )
+        return None, None
+    principal = _principal_of(anchor, transaction)
+    height = receipt.height
+    right = SignerRight(
+        principal=principal,
+        role=anchor.role,
+        kind=SignerRightKind.MEMBER_NODE_KEY,
+        height=height,
+        proven_at_height=None,
+    )
+    member = next((member for member in members if member.id == principal), None)
+    if member is not None and member.public_key == transaction.signer:
+        if authority is not None:
+            raise ReceiptError(
+                "signer",
+                f"the signer is the node key of member {principal!r}, which the member sets "
+                "prove: the receipt carries an authority it does not need",
+            )
+        return right, None
+    if authority is None:
+        if member is not None:  # a receipt made before authorities existed
+            return dataclasses.replace(right, kind=SignerRightKind.NOT_PROVEN), None
+        raise ReceiptError(
+            "signer",
+            f"{principal!r} is not a member at height {height}, and the receipt does not prove "
+            f"that the signer may act for it (no authority: the issuer's record and the signer's "
+            f"delegations in the state of block {height - 1} are missing)",
+        )
+    proven_right = dataclasses.replace(right, proven_at_height=height - 1)
+    return _right_from_authority(
+        authority, receipt.header, transaction.signer, proven_right, member is not None, shown
+    )
+
+
+def _right_from_authority(
+    authority: SignerAuthority,
+    header: BlockHeader,
+    signer: bytes,
+    right: SignerRight,
+    principal_is_member: bool,
+    shown: _ShownHeaders,
+) -> tuple[SignerRight, Issuer | None]:
+    """The signer's right as ``authority`` proves it, for the block of ``header``: ``right``
+    with its kind (an issuer's own key, a delegation) and its delegation's expiry."""
+    principal, height = right.principal, right.height
+    issuer_key, signer_key = issuer_state_key(principal), signer_state_key(signer)
+    proven = _proven_values(authority, header, (issuer_key, signer_key), shown)
+    needed = [signer_key]
+    issuer = None
+    if not principal_is_member:
+        issuer = _active_issuer(proven, issuer_key, principal, height)
+        if issuer.public_key == signer:
+            _only(proven, [issuer_key])
+            return dataclasses.replace(right, kind=SignerRightKind.ISSUER_KEY), issuer
+        needed = [issuer_key, signer_key]
+    if signer_key not in proven:
+        raise ReceiptError(
+            "signer",
+            f"the signer is not {principal!r}'s own key, and the receipt does not prove its "
+            f"delegations (membership/signer/<key> in the state of block {height - 1})",
+        )
+    expiry_height = _delegated(proven[signer_key], principal, right.role, height)
+    _only(proven, needed)
+    delegated = dataclasses.replace(
+        right, kind=SignerRightKind.DELEGATED, expiry_height=expiry_height
+    )
+    return delegated, issuer
+
+
+def _principal_of(anchor: AnchorLayout, transaction: Transaction) -> str:
+    """Who the act is issued for, as its layout reads it from the arguments."""
+    assert anchor.principal is not None
+    try:
+        principal = anchor.principal(transaction.args)
+    except (KeyError, TypeError, ValueError):
+        principal = None
+    if not isinstance(principal, str):
+        raise ReceiptError("signer", "the act does not name who it is issued for")
+    return principal
+
+
+def _proven_values(
+    authority: SignerAuthority,
+    header: BlockHeader,
+    allowed: tuple[bytes, ...],
+    shown: _ShownHeaders,
+) -> dict[bytes, bytes | None]:
+    """The authority's values by key, each proven under its parent header's ``state_root``,
+    that header being the parent of the certified ``header``."""
+    parent = authority.parent
+    if parent.height != header.height - 1:
+        raise ReceiptError(
+            "signer",
+            f"the authority's header is of height {parent.height}, not the block's parent "
+            f"({header.height - 1})",
+        )
+    if parent.block_hash != header.prev_hash:
+        raise ReceiptError(
+            "signer", "the authority's header is not the block's parent (its prev_hash)"
+        )
+    same = shown.at(parent.height)
+    if same is not None and same.block_hash != parent.block_hash:
+        raise ReceiptError(
+            "signer",
+            f"another header of height {parent.height} is certified in this receipt "
+            "(a quorum certified a block on another parent)",
+        )
+    proven: dict[bytes, bytes | None] = {}
+    for entry in authority.entries:
+        if entry.key not in allowed:
+            raise ReceiptError(
+                "signer",
+                f"the authority proves {_describe_key(entry.key)}: neither the principal's "
+                "issuer record nor the signer key's delegations",
+            )
+        if entry.key in proven:
+            raise ReceiptError("signer", f"the authority proves {_describe_key(entry.key)} twice")
+        if not verify_state_proof(parent.state_root, entry.key, entry.value, entry.proof.proof()):
+            raise ReceiptError(
+                "signer",
+                f"the proof of {_describe_key(entry.key)} does not verify under the state of "
+                f"block {parent.height}",
+            )
+        proven[entry.key] = entry.value
+    return proven
+
+
+def _describe_key(key: bytes) -> str:
+    """A state key for messages: text where it is text, the raw key bytes as hex."""
+    for prefix in (b"membership/signer/", b"membership/issuer_key/"):
+        if key.startswith(prefix):
+            return repr(prefix.decode() + key[len(prefix) :].hex())
+    return repr(key.decode("utf-8", "backslashreplace"))
+
+
+def _only(proven: Mapping[bytes, bytes | None], needed: Sequence[bytes]) -> None:
+    """Refuse an authority that proves more than the signer's right needs (one receipt, one
+    form), or lists what it needs out of order."""
+    if list(proven) != list(needed):
+        extra = next((key for key in proven if key not in needed), None)
+        if extra is not None:
+            raise ReceiptError(
+                "signer",
+                f"the authority proves {_describe_key(extra)}, which this signer's right does "
+                "not need",
+            )
+        raise ReceiptError("signer", "the authority's entries are out of order")
+
+
+def _active_issuer(
+    proven: Mapping[bytes, bytes | None], key: bytes, principal: str, height: int
+) -> Issuer:
+    """The issuer record proven at ``key``, which must be ``principal``'s and active."""
+    if key not in proven:
+        raise ReceiptError(
+            "signer",
+            f"{principal!r} is not a member at height {height}, and the authority does not "
+            f"prove its issuer record (membership/issuer/{principal})",
+        )
+    value = proven[key]
+    if value is None:
+        raise ReceiptError(
+            "signer", f"{principal!r} is neither a member nor an admitted issuer at height {height}"
+        )
+    try:
+        issuer = Issuer.from_canonical(encoding.unpack(value))
+    except (encoding.EncodingError, ModelDecodeError) as error:
+        raise ReceiptError("signer", f"the issuer record does not decode: {error}") from None
+    if issuer.id != principal:
+        raise ReceiptError("signer", f"the issuer record is {issuer.id!r}'s, not {principal!r}'s")
+    if not issuer.is_active:
+        raise ReceiptError(
+            "signer",
+            f"the issuer {principal!r} is {issuer.status} at height {height} (since height "
+            f"{issuer.status_height}): its keys sign nothing",
+        )
+    return issuer
+
+
+def _delegated(value: bytes | None, principal: str, role: str, height: int) -> int | None:
+    """The expiry height of the delegation of ``role`` from ``principal`` that ``value`` (a
+    signer key's delegations, docs/format.md §7.6) holds, valid at ``height``."""
+    if value is None:
+        raise ReceiptError("signer", f"the signer key holds no delegation at height {height}")
+    try:
+        delegations = encoding.unpack(value)
+    except encoding.EncodingError as error:
+        raise ReceiptError("signer", f"the signer's delegations do not decode: {error}") from None
+    entry = delegations.get(principal) if isinstance(delegations, dict) else None
+    if entry is None:
+        raise ReceiptError(
+            "signer", f"the signer key holds no delegation from {principal!r} at height {height}"
+        )
+    roles = entry.get("roles") if isinstance(entry, dict) else None
+    expiry_height = entry.get("expiry_height") if isinstance(entry, dict) else None
+    if (
+        not isinstance(roles, list)
+        or not all(isinstance(held, str) for held in roles)
+        or not (expiry_height is None or type(expiry_height) is int)
+    ):
+        raise ReceiptError("signer", f"the signer's delegation from {principal!r} does not decode")
+    if role not in roles:
+        raise ReceiptError(
+            "signer", f"the signer key may not {role} for {principal!r} (it holds {roles})"
+        )
+    if expiry_height is not None and height > expiry_height:
+        raise ReceiptError(
+            "signer",
+            f"the signer's delegation from {principal!r} expired at height {expiry_height}, "
+            f"before the block's height {height}",
+        )
+    return expiry_height
+
 
 def _verify_status(
     receipt: Receipt,
@@ -410,20 +779,27 @@ def _verify_status(
 
 
 def build_receipt(
-    store: Any, tx_id: bytes, *, anchors: Sequence[AnchorLayout] = ()
+    store: Any, tx_id: bytes, *, anchors: Sequence[AnchorLayout] = (), with_status: bool = True
 ) -> Receipt | None:
     """The receipt of a committed transaction from a :class:`~ledger.store.ChainStore`.
 
-    The receipt of an anchor of one of ``anchors`` (the contracts' declarations) also proves
-    the anchored record at the tip; without ``anchors``, no receipt carries a status.
-    Returns None if ``tx_id`` is not in the chain.
+    ``anchors`` are the contracts' declarations (:func:`contracts.registry.receipt_anchors`):
+    the receipt of an act one of them issues for a principal proves the signer's right when
+    the member sets do not (:class:`SignerAuthority`), and with ``with_status`` the receipt
+    of an anchor also proves the anchored record at the tip. Without ``anchors``, no receipt
+    carries either. Returns None if ``tx_id`` is not in the chain.
     """
     location = store.transaction_location(tx_id)
     if location is None:
         return None
     height, position = location
     return receipt_from_block(
-        store, store.block(height), store.certificate(height), position, anchors=anchors
+        store,
+        store.block(height),
+        store.certificate(height),
+        position,
+        anchors=anchors,
+        with_status=with_status,
     )
 
 
@@ -434,9 +810,12 @@ def receipt_from_block(
     position: int,
     *,
     anchors: Sequence[AnchorLayout] = (),
+    with_status: bool = True,
 ) -> Receipt:
-    """The receipt of transaction ``position`` of a committed ``block`` already read (with
-    the status of its record at the tip if it is an anchor of one of ``anchors``)."""
+    """The receipt of transaction ``position`` of a committed ``block`` already read: with
+    the signer's authority if it is an act one of ``anchors`` issues for a principal and the
+    member sets do not prove the signer's right, and (``with_status``) the status of its
+    record at the tip if it is an anchor of one of ``anchors``."""
     height = block.height
     transaction = block.transactions[position]
     changes = [
@@ -446,8 +825,11 @@ def receipt_from_block(
     ]
     status = None
     anchor = _anchor_of(transaction, anchors)
-    if anchor is not None and store.height >= height:
+    if anchor is not None and with_status and store.height >= height:
         status = _status_proof(store, anchor.record_key(transaction.args), height)
+    authority = None
+    if anchor is not None and anchor.principal is not None:
+        authority = signer_authority(store, block.header, transaction, anchor.principal)
     return Receipt(
         chain_id=store.chain_id,
         transaction=transaction.encoded,
@@ -458,6 +840,61 @@ def receipt_from_block(
         certificate=certificate,
         member_changes=tuple(changes),
         status=status,
+        authority=authority,
+    )
+
+
+def signer_authority(
+    store: Any,
+    header: BlockHeader,
+    transaction: Transaction,
+    principal_of: Callable[[Mapping[str, Any]], str],
+) -> SignerAuthority | None:
+    """What proves that ``transaction``'s signer may act for its principal in block
+    ``header``: None when the member sets prove it (a member's node key) or when nothing in
+    the state could (block 1: no issuer nor delegation exists before it); otherwise the
+    parent header and, under its state root, the principal's issuer record (if it is not a
+    member) and the signer key's delegations (unless it is the issuer's own, active key).
+
+    It shows the state as it is, whether or not it authorizes the signer: a block that a
+    quorum certified against the rules gets a receipt that fails to verify, naming why.
+    """
+    height = header.height
+    if height < 2:
+        return None
+    parent = store.block(height - 1).header
+    assert parent.block_hash == header.prev_hash, f"block {height} is not on the store's chain"
+    root = parent.state_root
+    listed = store.state_get_at(MEMBERS_STATE_KEY, root)
+    assert listed is not None, f"no member set under the state root of height {height - 1}"
+    members = [Member.from_canonical(entry) for entry in encoding.unpack(listed)]
+    principal = principal_of(transaction.args)
+    member = next((member for member in members if member.id == principal), None)
+    if member is not None and member.public_key == transaction.signer:
+        return None
+    keys = []
+    if member is None:
+        issuer_key = issuer_state_key(principal)
+        keys.append(issuer_key)
+        record = store.state_get_at(issuer_key, root)
+        issuer = None if record is None else Issuer.from_canonical(encoding.unpack(record))
+        signs_itself = (
+            issuer is not None and issuer.is_active and issuer.public_key == transaction.signer
+        )
+        if not signs_itself:
+            keys.append(signer_state_key(transaction.signer))
+    else:
+        keys.append(signer_state_key(transaction.signer))
+    return SignerAuthority(
+        parent=parent,
+        entries=tuple(
+            ProvenValue(
+                key=key,
+                value=store.state_get_at(key, root),
+                proof=StateProofDocument.of(store.state_prove(key, root)),
+            )
+            for key in keys
+        ),
     )
 
 

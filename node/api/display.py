@@ -175,8 +175,12 @@ def _receipt_of(
     certificate: CommitCertificate,
     position: int,
     anchors: Sequence[AnchorLayout],
+    with_status: bool,
 ) -> dict[str, Any]:
-    return receipt_from_block(store, block, certificate, position, anchors=anchors).to_canonical()
+    receipt = receipt_from_block(
+        store, block, certificate, position, anchors=anchors, with_status=with_status
+    )
+    return receipt.to_canonical()
 
 
 def transaction_status(
@@ -185,14 +189,16 @@ def transaction_status(
     application: ChainApplication,
     tx_id: bytes,
     *,
-    status_anchors: Sequence[AnchorLayout] = (),
+    anchors: Sequence[AnchorLayout] = (),
+    with_status: bool = False,
 ) -> dict[str, Any] | None:
     """What this node knows of ``tx_id``: committed, pending or rejected; None if nothing.
 
-    The receipt of a committed anchor of one of ``status_anchors`` (the contracts'
-    declarations; ``?with_status=true`` passes those of the node's contracts) also proves the
-    anchored record at the tip (its ``status``); any other receipt has ``status`` null. The
-    application remembers the results of recent commits (None after a restart).
+    ``anchors`` are the contracts' declarations: the receipt of a committed act one of them
+    issues for a principal proves the signer's right (its ``authority``, when the member sets
+    do not), and with ``with_status`` (``?with_status=true``) the receipt of an anchor also
+    proves the anchored record at the tip (its ``status``); any other receipt has ``status``
+    null. The application remembers the results of recent commits (None after a restart).
     """
     found = _locate(store, tx_id)
     if found is not None:
@@ -205,7 +211,7 @@ def transaction_status(
             "block_hash": block.block_hash,
             "result": application.result(tx_id),
             "transaction": transaction.to_canonical(),
-            "receipt": _receipt_of(store, block, certificate, position, status_anchors),
+            "receipt": _receipt_of(store, block, certificate, position, anchors, with_status),
         }
     if tx_id in mempool:
         return {"tx_id": tx_id, "status": "pending"}
@@ -389,6 +395,11 @@ class Receipt(Document):
     certificate: CommitCertificate
     member_changes: list[Any]
     status: Any = None
+    authority: Any = Field(
+        default=None,
+        description="absent unless the signer is not the issuer's node key: the state that "
+        "entitled it to sign (docs/format.md 7.10)",
+    )
 
 
 class CommittedTransaction(Document):

@@ -158,7 +158,15 @@ class Handlers:
             finally:
                 self.waiting -= 1
         node = self.node
-        status = display.transaction_status(node.store, node.mempool, node.application, tx_id)
+        # The receipt of an act issued for a principal proves the signer's right (an issuer's
+        # key, a delegate): the contracts' declarations say which acts those are.
+        status = display.transaction_status(
+            node.store,
+            node.mempool,
+            node.application,
+            tx_id,
+            anchors=receipt_anchors(node.application.engine.contracts.values()),
+        )
         if status is None:
             return respond(request, {"tx_id": tx_id, "status": "unknown"}, status=202)
         if status["status"] == "rejected":
@@ -242,10 +250,15 @@ class Handlers:
         with_status = parse_boolean("with_status", parameters.get("with_status"))
         node = self.node
         # With the status, an anchor's receipt also proves its record at the tip; a transaction
-        # that anchors nothing has no record: its receipt comes with "status": null.
-        anchors = receipt_anchors(node.application.engine.contracts.values()) if with_status else ()
+        # that anchors nothing has no record: its receipt comes with "status": null. With or
+        # without it, the receipt of an act issued for a principal proves the signer's right.
         status = display.transaction_status(
-            node.store, node.mempool, node.application, tx_id, status_anchors=anchors
+            node.store,
+            node.mempool,
+            node.application,
+            tx_id,
+            anchors=receipt_anchors(node.application.engine.contracts.values()),
+            with_status=with_status,
         )
         if status is None:
             raise ProblemError(

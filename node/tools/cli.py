@@ -734,11 +734,48 @@ def command_verify(arguments: argparse.Namespace) -> int:
         f"  committed: height {proven.height}, {when:%Y-%m-%d %H:%M:%S} UTC, certified by "
         f"{len(proven.signers)} of {proven.members} members ({', '.join(proven.signers)})"
     )
+    if proven.issuer is not None:
+        print(f"  issuer:    {_issuer_line(proven.issuer, proven.height)}")
+    if proven.signer_right is not None:
+        print(f"  signed by: {_signer_line(proven.signer_right)}")
     if proven.document_matches:
         print(f"  document:  {arguments.document} matches the anchored digest")
     if proven.status_height is not None:
         print(f"  status:    {_status_line(proven.status, proven.status_height)}")
     return 0
+
+
+def _issuer_line(issuer: Any, height: int) -> str:
+    """An issuer as a clerk names it: its name and SIRET, and its standing at ``height``."""
+    siret = "no SIRET" if issuer.siret is None else f"SIRET {issuer.siret}"
+    return (
+        f"{issuer.name} ({siret}), an {issuer.status} issuer at height {height} "
+        f"(admitted at height {issuer.admitted_height})"
+    )
+
+
+def _signer_line(right: Any) -> str:
+    """How the signing key was entitled to sign the act, in words (``SignerRight``)."""
+    from ledger.receipt import SignerRightKind
+
+    kind, principal = right.kind, right.principal
+    on_record = f"on record after block {right.proven_at_height}"
+    if kind is SignerRightKind.MEMBER_NODE_KEY:
+        return f"the node key of member {principal}, in force at height {right.height}"
+    if kind is SignerRightKind.ISSUER_KEY:
+        return f"the issuer's own key, {on_record}"
+    if kind is SignerRightKind.DELEGATED:
+        until = (
+            "until revoked"
+            if right.expiry_height is None
+            else f"valid to height {right.expiry_height}"
+        )
+        return f"a key {principal} delegated {right.role} to ({until}), {on_record}"
+    assert kind is SignerRightKind.NOT_PROVEN, kind
+    return (
+        f"a key acting for member {principal}, not its node key: delegation not proven by "
+        "this receipt (older receipt)"
+    )
 
 
 def _status_line(record: Any, as_of_height: int) -> str:
