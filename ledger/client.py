@@ -102,6 +102,7 @@ __all__ = [
     "TransactionExpired",
     "TransactionRejected",
     "TransportError",
+    "check_issuer_application",
     "digest_of_file",
 ]
 
@@ -417,9 +418,11 @@ def _roles(value: object, field: str = "roles") -> list[str]:
     return sorted(roles)
 
 
-def _issuer_application(value: object, field: str) -> dict[str, Any]:
-    """One issuer to admit: a map of ``id``, ``name``, ``siret`` (14 digits, or None/absent)
-    and ``public_key``, as the ``admit_issuers`` change carries it."""
+def check_issuer_application(value: object, field: str = "issuer") -> dict[str, Any]:
+    """One issuer to admit, checked as the membership contract checks it: a map of ``id``,
+    ``name``, ``siret`` (14 digits, or None/absent) and ``public_key`` (``ed25519:…`` text or
+    32 bytes). Returns it as an ``admit_issuers`` change carries it (the key as bytes);
+    raises :class:`InvalidArgument` naming the field (``{field}.siret``)."""
     if not isinstance(value, dict):
         raise InvalidArgument(field, "expected a map of id, name, siret and public_key")
     unexpected = sorted(str(name) for name in value if name not in _ISSUER_FIELDS)
@@ -455,7 +458,7 @@ def _issuer_applications(issuers: object) -> list[dict[str, Any]]:
         raise InvalidArgument("issuers", "expected a list of issuers (maps)")
     if not 1 <= len(issuers) <= ISSUERS_PER_CALL_MAX:
         raise InvalidArgument("issuers", f"expected 1 to {ISSUERS_PER_CALL_MAX} issuers")
-    checked = [_issuer_application(entry, f"issuers[{i}]") for i, entry in enumerate(issuers)]
+    checked = [check_issuer_application(entry, f"issuers[{i}]") for i, entry in enumerate(issuers)]
     for label in ("id", "public_key"):
         seen: dict[Any, int] = {}
         for index, entry in enumerate(checked):
