@@ -36,6 +36,8 @@ CSV_BYTES_MAX = 4 * 1024 * 1024
 """The largest CSV file ``issuer admit --csv`` reads (5,000 rows of about 200 bytes fit)."""
 CSV_ROWS_MAX = 5_000
 """Issuers one CSV file admits at most (the client's ISSUERS_PER_CALL_MAX: 100 proposals)."""
+ISSUERS_PAGE_DEFAULT = 100
+"""The page a node answers without ``--limit`` (the membership contract's default)."""
 BAD_ROWS_SHOWN_MAX = 50
 """Bad rows named one by one; past that, their count only."""
 
@@ -140,7 +142,7 @@ def command_issuer_list(arguments: argparse.Namespace) -> int:
         print(f"{issuer['id']:<32} {issuer['status']:<10} {siret:<15} {issuer['name']}")
     if not issuers:
         print("no issuer" + (f" after {arguments.after}" if arguments.after else ""))
-    elif arguments.limit is None or len(issuers) == arguments.limit:
+    elif len(issuers) == (arguments.limit or ISSUERS_PAGE_DEFAULT):
         print(f"(next page: sceau issuer list --after {issuers[-1]['id']})", file=sys.stderr)
     return 0
 
