@@ -136,15 +136,18 @@ def test_a_territorys_communes_are_admitted_from_a_csv_and_voted_through(
     passed = re.search(r"passed at height (\d+); the change is in force from height (\d+)", decided)
     assert passed and int(passed[2]) == int(passed[1]) + 1, decided
 
-    issuers = assert_ok(sceau("issuer", "list", *territory.api(2)))
+    listing = sceau("issuer", "list", *territory.api(2))
+    issuers = assert_ok(listing)
+    assert "next page" not in listing.stderr, "three issuers fit the default page"
     rows = [line.split()[:3] for line in issuers.splitlines()]
     assert rows == [
         [COMMUNE, "active", SIRET],
         ["commune-bellecombe", "active", "-"],
         ["commune-cerdon", "active", "21010068700013"],
     ]
-    page = assert_ok(sceau("issuer", "list", "--after", COMMUNE, "--limit", "1", *territory.api()))
-    assert page.split()[0] == "commune-bellecombe"
+    paged = sceau("issuer", "list", "--after", COMMUNE, "--limit", "1", *territory.api())
+    assert assert_ok(paged).split()[0] == "commune-bellecombe"
+    assert "sceau issuer list --after commune-bellecombe" in paged.stderr
     assert "Commune d'Aubrac, Lozère" in assert_ok(
         sceau("issuer", "show", COMMUNE, *territory.api())
     )
