@@ -928,10 +928,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_commands(commands)
     _add_query_command(commands)
     from node.tools.cli_chain import add_chain_commands
-    from node.tools.cli_governance import add_governance_commands
+    from node.tools.cli_governance import CommandParts, add_governance_commands
 
     add_chain_commands(commands)
-    add_governance_commands(commands)
+    parts = CommandParts(
+        api_options=_api_options,
+        wait_option=_wait_option,
+        client=_client,
+        api_call=_api_call,
+        rejection_or=_rejection_or,
+        print_rejection=_print_rejection,
+        load_key=_load_key,
+    )
+    add_governance_commands(commands, parts)
     return parser
 
 

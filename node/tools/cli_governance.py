@@ -23,13 +23,22 @@ import argparse
 import csv
 import functools
 import io
+import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from node.tools.conventions import EXIT_CHECK_FAILED, CommandError
 
-__all__ = ["CSV_BYTES_MAX", "CSV_ROWS_MAX", "add_governance_commands", "read_issuers_csv"]
+__all__ = [
+    "CSV_BYTES_MAX",
+    "CSV_ROWS_MAX",
+    "CommandParts",
+    "add_governance_commands",
+    "read_issuers_csv",
+]
 
 CSV_COLUMNS = ("id", "name", "siret", "public_key")
 CSV_BYTES_MAX = 4 * 1024 * 1024
@@ -41,15 +50,37 @@ ISSUERS_PAGE_DEFAULT = 100
 BAD_ROWS_SHOWN_MAX = 50
 """Bad rows named one by one; past that, their count only."""
 
-# --- shared pieces (node/tools/cli.py's options, client and error lines) ---------------------
+# --- what node/tools/cli.py lends these commands ------------------------------------------------
 
 
-def _cli() -> Any:
-    """node/tools/cli.py, imported when a command runs (it imports this module to register
-    the commands; importing it back at load time would make a cycle)."""
-    from node.tools import cli
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandParts:
+    """The pieces of node/tools/cli.py that every client command shares (its ``--api`` and
+    ``--wait`` options, its client, its one-line errors), handed in by cli.py when it
+    registers these commands: cli.py imports this module, so this module never imports it
+    back (tests/test_architecture.py forbids import cycles)."""
 
-    return cli
+    api_options: Callable[..., None]
+    """``api_options(parser, signer=bool)``: --api, --ca-file (and --key, --passphrase-file)."""
+    wait_option: Callable[[argparse.ArgumentParser], None]
+    client: Callable[..., Any]
+    """``client(arguments, signer=bool)``: the client library's Client for those options."""
+    api_call: Callable[[Callable[[], Any]], Any]
+    """Call; a node's error answer becomes a one-line CommandError."""
+    rejection_or: Callable[[Callable[[], Any]], dict[str, Any]]
+    """Call a write; a refusal becomes a ``{"status": "rejected", …}`` outcome."""
+    print_rejection: Callable[[dict[str, Any]], int]
+    load_key: Callable[[str, str | None], Any]
+
+
+def _parts(arguments: argparse.Namespace) -> CommandParts:
+    parts = arguments.parts
+    assert isinstance(parts, CommandParts), "add_governance_commands sets it on every command"
+    return parts
+
+
+def _print_json(document: Any) -> None:
+    print(json.dumps(document, indent=2, ensure_ascii=False))
 
 
 def _principal(text: str) -> str:
@@ -87,19 +118,19 @@ def _positive(text: str) -> int:
 def _write(arguments: argparse.Namespace, call: Any) -> dict[str, Any] | None:
     """Run the write ``call(client)`` with the command's signer; its committed outcome, or
     None after printing the consortium's refusal (exit status 1)."""
-    cli = _cli()
-    with cli._client(arguments, signer=True) as client:
-        outcome = cli._rejection_or(lambda: call(client))
+    parts = _parts(arguments)
+    with parts.client(arguments, signer=True) as client:
+        outcome = parts.rejection_or(lambda: call(client))
     if outcome.get("status") == "rejected":
-        cli._print_rejection(outcome)
+        parts.print_rejection(outcome)
         return None
     return outcome
 
 
 def _read(arguments: argparse.Namespace, call: Any) -> Any:
-    cli = _cli()
-    with cli._client(arguments, signer=False) as client:
-        return cli._api_call(lambda: call(client))
+    parts = _parts(arguments)
+    with parts.client(arguments, signer=False) as client:
+        return parts.api_call(lambda: call(client))
 
 
 def _proposal_line(outcome: dict[str, Any]) -> str:
@@ -135,7 +166,7 @@ def command_issuer_list(arguments: argparse.Namespace) -> int:
         arguments, lambda client: client.issuers(after=arguments.after, limit=arguments.limit)
     )
     if arguments.json:
-        _cli()._print_json(issuers)
+        _print_json(issuers)
         return 0
     for issuer in issuers:
         siret = issuer.get("siret") or "-"
@@ -148,7 +179,7 @@ def command_issuer_list(arguments: argparse.Namespace) -> int:
 
 
 def command_issuer_show(arguments: argparse.Namespace) -> int:
-    _cli()._print_json(_read(arguments, lambda client: client.issuer(arguments.issuer)))
+    _print_json(_read(arguments, lambda client: client.issuer(arguments.issuer)))
     return 0
 
 
@@ -271,18 +302,18 @@ def command_issuer_admit(arguments: argparse.Namespace) -> int:
             issuers = [check_issuer_application(entry, "issuer")]
         except InvalidArgument as error:
             raise CommandError(f"--{error.field.removeprefix('issuer.')}: {error.why}") from None
-    cli = _cli()
-    with cli._client(arguments, signer=True) as client:
+    parts = _parts(arguments)
+    with parts.client(arguments, signer=True) as client:
         try:
             proposal_ids = client.admit_issuers(arguments.member, issuers, wait_s=arguments.wait)
         except SceauError as error:
             for made in getattr(error, "proposal_ids", []):
                 print(f"proposal {made}: made before the error")
             # Classified as every write's error is: a refusal, a commit not confirmed, …
-            outcome = cli._rejection_or(functools.partial(_reraise, error))
+            outcome = parts.rejection_or(functools.partial(_reraise, error))
             assert outcome.get("status") == "rejected", outcome
-            return cli._print_rejection(outcome)
-        states = {p["proposal_id"]: p for p in cli._api_call(client.proposals)}
+            return parts.print_rejection(outcome)
+        states = {p["proposal_id"]: p for p in parts.api_call(client.proposals)}
     for index, proposal_id in enumerate(proposal_ids):
         start = index * ISSUERS_PER_PROPOSAL_MAX
         chunk = issuers[start : start + ISSUERS_PER_PROPOSAL_MAX]
@@ -326,7 +357,7 @@ def command_issuer_rotate_key(arguments: argparse.Namespace) -> int:
     if arguments.new_key is not None:
         from ledger import crypto
 
-        new_key = _cli()._load_key(arguments.new_key, arguments.new_passphrase_file)
+        new_key = _parts(arguments).load_key(arguments.new_key, arguments.new_passphrase_file)
         new_public_key = crypto.public_key_bytes(new_key)
     else:
         new_public_key = arguments.new_public_key
@@ -413,7 +444,7 @@ def _change_summary(change: dict[str, Any]) -> str:
 def command_governance_proposals(arguments: argparse.Namespace) -> int:
     proposals = _read(arguments, lambda client: client.proposals())
     if arguments.json:
-        _cli()._print_json(proposals)
+        _print_json(proposals)
         return 0
     if not proposals:
         print("no open proposal")
@@ -445,10 +476,9 @@ def command_governance_vote(arguments: argparse.Namespace) -> int:
 # --- the parsers -------------------------------------------------------------------------------
 
 
-def _write_options(parser: argparse.ArgumentParser) -> None:
-    cli = _cli()
-    cli._wait_option(parser)
-    cli._api_options(parser, signer=True)
+def _write_options(parser: argparse.ArgumentParser, parts: CommandParts) -> None:
+    parts.wait_option(parser)
+    parts.api_options(parser, signer=True)
 
 
 def _member_option(parser: argparse.ArgumentParser, what: str) -> None:
@@ -462,13 +492,14 @@ def _member_option(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def add_governance_commands(commands: Any) -> None:
-    """Register ``sceau issuer`` and ``sceau governance`` on ``commands`` (cli.py's)."""
-    _add_issuer_commands(commands)
-    _add_governance_commands(commands)
+def add_governance_commands(commands: Any, parts: CommandParts) -> None:
+    """Register ``sceau issuer`` and ``sceau governance`` on ``commands`` (cli.py's), their
+    handlers given ``parts`` (as ``arguments.parts``)."""
+    _add_issuer_commands(commands, parts)
+    _add_governance_commands(commands, parts)
 
 
-def _add_issuer_commands(commands: Any) -> None:
+def _add_issuer_commands(commands: Any, parts: CommandParts) -> None:
     issuer = commands.add_parser(
         "issuer",
         help="issuers (communes that run no node): list, admit, suspend, their keys",
@@ -486,13 +517,13 @@ def _add_issuer_commands(commands: Any) -> None:
         "--limit", type=_positive, metavar="N", help="at most N issuers (1 to 1000; default 100)"
     )
     listing.add_argument("--json", action="store_true", help="print the issuers as JSON")
-    _cli()._api_options(listing, signer=False)
-    listing.set_defaults(handler=command_issuer_list)
+    parts.api_options(listing, signer=False)
+    listing.set_defaults(handler=command_issuer_list, parts=parts)
 
     show = actions.add_parser("show", help="show one issuer: name, SIRET, key, status")
     show.add_argument("issuer", type=_principal, metavar="ID")
-    _cli()._api_options(show, signer=False)
-    show.set_defaults(handler=command_issuer_show)
+    parts.api_options(show, signer=False)
+    show.set_defaults(handler=command_issuer_show, parts=parts)
 
     admit = actions.add_parser(
         "admit",
@@ -513,8 +544,8 @@ def _add_issuer_commands(commands: Any) -> None:
         metavar="KEY",
         help="its public key, ed25519:… (what 'sceau key show' prints on its machine)",
     )
-    _write_options(admit)
-    admit.set_defaults(handler=command_issuer_admit)
+    _write_options(admit, parts)
+    admit.set_defaults(handler=command_issuer_admit, parts=parts)
 
     for action, what in (
         ("suspend", "suspend an active issuer: none of its keys signs until reinstated"),
@@ -529,13 +560,13 @@ def _add_issuer_commands(commands: Any) -> None:
         )
         change.add_argument("issuer", type=_principal, metavar="ID", help="the issuer's id")
         _member_option(change, "proposes")
-        _write_options(change)
-        change.set_defaults(handler=command_issuer_status)
+        _write_options(change, parts)
+        change.set_defaults(handler=command_issuer_status, parts=parts)
 
-    _add_own_key_commands(actions)
+    _add_own_key_commands(actions, parts)
 
 
-def _add_own_key_commands(actions: Any) -> None:
+def _add_own_key_commands(actions: Any, parts: CommandParts) -> None:
     principal_help = "the issuer's (or member's) id"
     signed_by = " Signed with --key, the principal's own key in force."
     rotate = actions.add_parser(
@@ -549,8 +580,8 @@ def _add_own_key_commands(actions: Any) -> None:
     rotate.add_argument(
         "--new-public-key", type=_public_key, metavar="KEY", help="or the new public key, ed25519:…"
     )
-    _write_options(rotate)
-    rotate.set_defaults(handler=command_issuer_rotate_key)
+    _write_options(rotate, parts)
+    rotate.set_defaults(handler=command_issuer_rotate_key, parts=parts)
 
     delegate = actions.add_parser(
         "delegate",
@@ -576,8 +607,8 @@ def _add_own_key_commands(actions: Any) -> None:
     delegate.add_argument(
         "--until", type=_positive, metavar="HEIGHT", help="the last height it holds (default: none)"
     )
-    _write_options(delegate)
-    delegate.set_defaults(handler=command_issuer_delegate)
+    _write_options(delegate, parts)
+    delegate.set_defaults(handler=command_issuer_delegate, parts=parts)
 
     revoke = actions.add_parser(
         "revoke",
@@ -588,11 +619,11 @@ def _add_own_key_commands(actions: Any) -> None:
     revoke.add_argument(
         "--signer", required=True, type=_public_key, metavar="KEY", help="the key, ed25519:…"
     )
-    _write_options(revoke)
-    revoke.set_defaults(handler=command_issuer_revoke)
+    _write_options(revoke, parts)
+    revoke.set_defaults(handler=command_issuer_revoke, parts=parts)
 
 
-def _add_governance_commands(commands: Any) -> None:
+def _add_governance_commands(commands: Any, parts: CommandParts) -> None:
     governance = commands.add_parser(
         "governance",
         help="the members' open proposals, and their votes",
@@ -603,8 +634,8 @@ def _add_governance_commands(commands: Any) -> None:
     actions = governance.add_subparsers(dest="governance_command", metavar="ACTION", required=True)
     proposals = actions.add_parser("proposals", help="list the open proposals and their votes")
     proposals.add_argument("--json", action="store_true", help="print them as JSON")
-    _cli()._api_options(proposals, signer=False)
-    proposals.set_defaults(handler=command_governance_proposals)
+    parts.api_options(proposals, signer=False)
+    proposals.set_defaults(handler=command_governance_proposals, parts=parts)
 
     vote = actions.add_parser(
         "vote",
@@ -617,5 +648,5 @@ def _add_governance_commands(commands: Any) -> None:
     choice.add_argument("--yes", dest="approve", action="store_true", help="approve")
     choice.add_argument("--no", dest="approve", action="store_false", help="refuse")
     _member_option(vote, "votes")
-    _write_options(vote)
-    vote.set_defaults(handler=command_governance_vote)
+    _write_options(vote, parts)
+    vote.set_defaults(handler=command_governance_vote, parts=parts)
