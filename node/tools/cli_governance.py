@@ -301,7 +301,8 @@ def command_issuer_admit(arguments: argparse.Namespace) -> int:
         try:
             issuers = [check_issuer_application(entry, "issuer")]
         except InvalidArgument as error:
-            raise CommandError(f"--{error.field.removeprefix('issuer.')}: {error.why}") from None
+            option = "--" + error.field.removeprefix("issuer.").replace("_", "-")
+            raise CommandError(f"{option}: {error.why}") from None
     parts = _parts(arguments)
     with parts.client(arguments, signer=True) as client:
         try:
