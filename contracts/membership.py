@@ -90,6 +90,7 @@ from contracts.base import (
     BlockContext,
     Contract,
     Delegation,
+    QueryParameter,
     QueryRoute,
     ReadView,
     Rejection,
@@ -129,6 +130,7 @@ __all__ = [
     "DELEGATIONS_PER_SIGNER_MAX",
     "GOVERN",
     "ISSUERS_MAX",
+    "ISSUERS_PAGE_DEFAULT",
     "ISSUERS_PAGE_MAX",
     "ISSUERS_PER_ADMISSION_MAX",
     "MEMBERSHIP",
@@ -183,7 +185,8 @@ ISSUERS_PER_ADMISSION_MAX = 50
 """Issuers one ``admit_issuers`` change admits, so that a proposal fits one transaction and
 an urban community's communes join in a few votes."""
 ISSUERS_PAGE_MAX = 1000
-"""Issuers one ``issuers`` query returns (``limit``); the default is 100."""
+"""Issuers one ``issuers`` query returns (``limit``); the default is ISSUERS_PAGE_DEFAULT."""
+ISSUERS_PAGE_DEFAULT = 100
 
 _ROLE_PATTERN = re.compile(r"[a-z]+\.[a-z_]+")
 
@@ -1307,7 +1310,7 @@ def _query_issuers(query_string: str, state: ReadView) -> Any:
             raise ValueError("parameters are after=<issuer id> and limit=N, once each")
         parameters[name] = value
     after = _parse_member_id(parameters["after"]) if "after" in parameters else None
-    limit_text = parameters.get("limit", "100")
+    limit_text = parameters.get("limit", str(ISSUERS_PAGE_DEFAULT))
     if not re.fullmatch(r"[0-9]{1,4}", limit_text) or not 1 <= int(limit_text) <= ISSUERS_PAGE_MAX:
         raise ValueError(f"limit: expected an integer from 1 to {ISSUERS_PAGE_MAX}")
     found = []
@@ -1348,6 +1351,13 @@ def _read_proposal_document(state: ReadView, proposal_id: bytes) -> dict[str, An
 # --- the contract -----------------------------------------------------------------------------
 
 
+_ISSUER_ID_TEXT = r"[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?"
+"""An issuer's id, as a member's (``ledger.model.MemberId``): checked by the API first."""
+_ISSUER_ID_INVALID = "an issuer is an id of lowercase letters, digits and '-' (at most 48)"
+_ISSUERS_LIMIT = re.compile(r"[0-9]{1,4}")
+"""The API's check of ``limit`` (the contract checks its range: 1 to ISSUERS_PAGE_MAX)."""
+
+
 def _read(name: str, path: str, answer: str, summary: str, document: str) -> QueryRoute:
     return QueryRoute(
         name=name,
@@ -1381,6 +1391,58 @@ MEMBERSHIP_QUERY_ROUTES: tuple[QueryRoute, ...] = (
         "proposals",
         "The open governance proposals",
         "ProposalsDocument",
+    ),
+    QueryRoute(
+        name="get_issuers",
+        path="/v1/issuers",
+        query="issuers",
+        answer="issuers",
+        summary="The issuers admitted by governance (every status), in id order, a page at a time",
+        tag="membership",
+        document="IssuersDocument",
+        parameters=(
+            QueryParameter(
+                name="after",
+                location="query",
+                schema={"type": "string", "pattern": f"^{_ISSUER_ID_TEXT}$", "maxLength": 48},
+                description="the last id of the previous page: the page starts after it",
+                pattern=re.compile(_ISSUER_ID_TEXT),
+                invalid="after: an issuer id (lowercase letters, digits and '-', at most 48)",
+            ),
+            QueryParameter(
+                name="limit",
+                location="query",
+                schema={"type": "integer", "minimum": 1, "maximum": ISSUERS_PAGE_MAX},
+                description=f"most issuers to return (default {ISSUERS_PAGE_DEFAULT})",
+                pattern=_ISSUERS_LIMIT,
+                invalid=f"limit: an integer from 1 to {ISSUERS_PAGE_MAX}",
+            ),
+        ),
+        problems=("invalid_query", "invalid_parameter", "contract_not_enabled"),
+        malformed="invalid_query",
+    ),
+    QueryRoute(
+        name="get_issuer",
+        path="/v1/issuers/{issuer}",
+        query="issuer/{issuer}",
+        answer="issuer",
+        summary="One issuer: its name, SIRET, key and status",
+        tag="membership",
+        document="IssuerDocument",
+        parameters=(
+            QueryParameter(
+                name="issuer",
+                location="path",
+                schema={"type": "string", "pattern": f"^{_ISSUER_ID_TEXT}$", "maxLength": 48},
+                description="the issuer's id",
+                pattern=re.compile(_ISSUER_ID_TEXT),
+                invalid=_ISSUER_ID_INVALID,
+            ),
+        ),
+        problems=("invalid_query", "not_found", "contract_not_enabled"),
+        not_found="not_found",
+        malformed="invalid_query",
+        confirmed_reads=True,
     ),
 )
 """The reads the node API serves for the membership contract (docs/api.md)."""

@@ -93,6 +93,8 @@ class InstalledContract:
     """The pip distribution that declares it (``sceau`` for the built-in ones)."""
     target: str
     """The entry point's value, ``module:Class``."""
+    older_versions: tuple[str, ...] = ()
+    """Earlier versions it still runs for the chains that pinned them (``older_versions``)."""
 
 
 def installed_contracts(
@@ -114,6 +116,7 @@ def installed_contracts(
                 version=contract_class.version,
                 distribution=distribution,
                 target=point.value,
+                older_versions=tuple(contract_class.older_versions),
             )
         )
     return tuple(listed)

@@ -81,13 +81,15 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+from pydantic import TypeAdapter, ValidationError
 
 from ledger import crypto, encoding
-from ledger.model import ModelDecodeError, Transaction
+from ledger.model import DisplayName, MemberId, ModelDecodeError, Siret, Transaction
 
 __all__ = [
     "ACT_DATE_MAX",
     "ACT_DATE_MIN",
+    "ISSUERS_PER_PROPOSAL_MAX",
     "ApiError",
     "AsyncClient",
     "Client",
@@ -100,6 +102,7 @@ __all__ = [
     "TransactionExpired",
     "TransactionRejected",
     "TransportError",
+    "check_issuer_application",
     "digest_of_file",
 ]
 
@@ -134,10 +137,27 @@ PROBE_TIMEOUT_S = 2.0
 connection without answering, to tell an HTTPS node asked over HTTP from a dead one."""
 PROBLEM_DETAIL_CHARACTERS_MAX = 300
 """What the client keeps of an answer that is not a JSON problem, for its message."""
+ISSUERS_PER_PROPOSAL_MAX = 50
+"""Issuers one ``admit_issuers`` proposal admits (the membership contract's own bound):
+:meth:`AsyncClient.admit_issuers` splits a longer list into several proposals."""
+ISSUERS_PER_CALL_MAX = 5_000
+"""Issuers one :meth:`AsyncClient.admit_issuers` call takes (100 proposals): a territory's
+communes, not a country's."""
+ROLES_PER_DELEGATION_MAX = 16
+ROLE_CHARACTERS_MAX = 40
+"""A delegation's roles: 1 to 16 of them, each ``contract.action`` of at most 40 characters
+(the membership contract's bounds, checked here before anything is sent)."""
+HEIGHT_MAX = 2**63 - 1
 T = TypeVar("T")
 
 _DATE_TEXT = re.compile(r"([0-9]{1,8})-([0-9]{2})-([0-9]{2})")
 _HEX_DIGEST = re.compile(rf"[0-9a-fA-F]{{{2 * DIGEST_BYTES}}}")
+_ROLE = re.compile(r"[a-z]+\.[a-z_]+")
+_PRINCIPAL_ID: TypeAdapter[str] = TypeAdapter(MemberId)
+_DISPLAY_NAME: TypeAdapter[str] = TypeAdapter(DisplayName)
+_SIRET: TypeAdapter[str] = TypeAdapter(Siret)
+_ISSUER_FIELDS = ("id", "name", "siret", "public_key")
+_ISSUER_STATUS_CHANGES = ("suspend_issuer", "reinstate_issuer", "remove_issuer")
 _STATUS_CHANGES: dict[str, tuple[str, ...]] = {
     "amend": ("by_reference",),
     "supersede": ("by_reference",),
@@ -339,6 +359,120 @@ def _act_date(value: object, field: str) -> str:
         datetime.date(year, month, day)
     except ValueError:
         raise InvalidArgument(field, f"not a valid date ({value})") from None
+    return value
+
+
+def _principal(value: object, field: str) -> str:
+    """A member's or an issuer's id: a lowercase slug of 1 to 48 characters."""
+    try:
+        return _PRINCIPAL_ID.validate_python(value, strict=True)
+    except ValidationError:
+        shown = _shown(value) if isinstance(value, str) else type(value).__name__
+        raise InvalidArgument(
+            field,
+            f"expected an id of lowercase letters, digits and '-' (1 to 48, no '-' at either "
+            f"end), not {shown}",
+        ) from None
+
+
+def _public_key(value: object, field: str) -> bytes:
+    """An Ed25519 public key given as ``ed25519:<base64url>`` text or as its 32 bytes."""
+    if isinstance(value, bytes | bytearray):
+        key = bytes(value)
+        if len(key) != 32:
+            raise InvalidArgument(field, f"expected 32 bytes, got {len(key)}")
+    elif isinstance(value, str):
+        try:
+            key = crypto.public_key_from_text(value)
+        except ValueError:
+            raise InvalidArgument(
+                field, f"expected an Ed25519 public key 'ed25519:…', not {_shown(value)}"
+            ) from None
+    else:
+        raise InvalidArgument(
+            field, f"expected 'ed25519:…' text or 32 bytes, not {type(value).__name__}"
+        )
+    if not crypto.is_acceptable_public_key(key):
+        raise InvalidArgument(field, "not an acceptable Ed25519 public key (a weak point)")
+    return key
+
+
+def _roles(value: object, field: str = "roles") -> list[str]:
+    """1 to ROLES_PER_DELEGATION_MAX distinct roles ``contract.action``, sorted."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise InvalidArgument(field, "expected a list of roles such as ['deeds.issue']")
+    roles = list(value)
+    if not 1 <= len(roles) <= ROLES_PER_DELEGATION_MAX:
+        raise InvalidArgument(field, f"expected 1 to {ROLES_PER_DELEGATION_MAX} roles")
+    for role in roles:
+        if (
+            not isinstance(role, str)
+            or len(role) > ROLE_CHARACTERS_MAX
+            or not _ROLE.fullmatch(role)
+        ):
+            raise InvalidArgument(
+                field, f"{role!r} is not a role (contract.action, {ROLE_CHARACTERS_MAX} max)"
+            )
+    if len(set(roles)) != len(roles):
+        raise InvalidArgument(field, "a role appears twice")
+    return sorted(roles)
+
+
+def check_issuer_application(value: object, field: str = "issuer") -> dict[str, Any]:
+    """One issuer to admit, checked as the membership contract checks it: a map of ``id``,
+    ``name``, ``siret`` (14 digits, or None/absent) and ``public_key`` (``ed25519:…`` text or
+    32 bytes). Returns it as an ``admit_issuers`` change carries it (the key as bytes);
+    raises :class:`InvalidArgument` naming the field (``{field}.siret``)."""
+    if not isinstance(value, dict):
+        raise InvalidArgument(field, "expected a map of id, name, siret and public_key")
+    unexpected = sorted(str(name) for name in value if name not in _ISSUER_FIELDS)
+    if unexpected:
+        raise InvalidArgument(f"{field}.{unexpected[0]}", "unexpected field")
+    for name in ("id", "name", "public_key"):
+        if name not in value:
+            raise InvalidArgument(f"{field}.{name}", "missing")
+    issuer_id = _principal(value["id"], f"{field}.id")
+    try:
+        name = _DISPLAY_NAME.validate_python(value["name"], strict=True)
+    except ValidationError:
+        raise InvalidArgument(
+            f"{field}.name", "expected a display name of 1 to 128 printable characters"
+        ) from None
+    siret = value.get("siret")
+    if siret is not None:
+        try:
+            siret = _SIRET.validate_python(siret, strict=True)
+        except ValidationError:
+            raise InvalidArgument(f"{field}.siret", "a SIRET is 14 digits") from None
+    return {
+        "id": issuer_id,
+        "name": name,
+        "siret": siret,
+        "public_key": _public_key(value["public_key"], f"{field}.public_key"),
+    }
+
+
+def _issuer_applications(issuers: object) -> list[dict[str, Any]]:
+    """Every issuer of an admission, checked, before anything is sent; no id or key twice."""
+    if isinstance(issuers, str | bytes | dict) or not isinstance(issuers, Sequence):
+        raise InvalidArgument("issuers", "expected a list of issuers (maps)")
+    if not 1 <= len(issuers) <= ISSUERS_PER_CALL_MAX:
+        raise InvalidArgument("issuers", f"expected 1 to {ISSUERS_PER_CALL_MAX} issuers")
+    checked = [check_issuer_application(entry, f"issuers[{i}]") for i, entry in enumerate(issuers)]
+    for label in ("id", "public_key"):
+        seen: dict[Any, int] = {}
+        for index, entry in enumerate(checked):
+            first = seen.setdefault(entry[label], index)
+            if first != index:
+                raise InvalidArgument(
+                    f"issuers[{index}].{label}", f"the same {label} as issuers[{first}]"
+                )
+    return checked
+
+
+def _height(value: object, field: str) -> int:
+    if type(value) is not int or not 1 <= value <= HEIGHT_MAX:
+        raise InvalidArgument(field, f"expected a height (1 to 2**63 - 1), not {value!r}")
     return value
 
 
@@ -744,6 +878,33 @@ class AsyncClient:
         ``endpoint``."""
         return (await self._request("GET", "/v1/members"))["members"]
 
+    async def issuers(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The issuers admitted by governance, every status, in id order: at most ``limit``
+        (the node's default, 100, if None; at most 1000), those whose id comes after
+        ``after`` (the last id of the previous page). Each has ``id``, ``name``, ``siret``,
+        ``public_key``, ``status`` (active, suspended or removed), ``admitted_height`` and
+        ``status_height``."""
+        parameters: dict[str, str] = {}
+        if after is not None:
+            parameters["after"] = _principal(after, "after")
+        if limit is not None:
+            if type(limit) is not int or not 1 <= limit <= 1000:
+                raise InvalidArgument("limit", f"expected an integer from 1 to 1000, not {limit!r}")
+            parameters["limit"] = str(limit)
+        return (await self._request("GET", "/v1/issuers", params=parameters))["issuers"]
+
+    async def issuer(self, issuer_id: str) -> dict[str, Any]:
+        """One issuer (see :meth:`issuers`); ApiError 404 ``not_found`` for an unknown id."""
+        issuer_id = _principal(issuer_id, "issuer_id")
+        return (await self._request("GET", f"/v1/issuers/{issuer_id}"))["issuer"]
+
+    async def proposals(self) -> list[dict[str, Any]]:
+        """The open governance proposals: ``proposal_id`` (hex), ``proposer``, ``change``,
+        ``yes_voters``, ``no_voters``, ``created_height``, ``expiry_height``, …"""
+        return (await self._request("GET", "/v1/proposals"))["proposals"]
+
     async def receipt(
         self, tx_id: bytes | str, *, with_status: bool = False
     ) -> dict[str, Any] | None:
@@ -1071,6 +1232,173 @@ class AsyncClient:
             wait_s=wait_s,
         )
 
+    # --- governance (membership) ---------------------------------------------------------------
+    #
+    # A member proposes a change and the members vote (3 of 4 pass it; the change is in force
+    # from the block after the deciding vote). The client's signer is the proposer's or the
+    # voter's node key, or a key it delegated ``membership.govern`` to. Issuers never govern.
+
+    async def propose(
+        self, proposer: str, change: dict[str, Any], *, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        """Propose a governance ``change`` (a membership change document: ``admit``,
+        ``remove``, ``set_parameters``, ``admit_issuers``, ``suspend_issuer``,
+        ``reinstate_issuer`` or ``remove_issuer``) as the member ``proposer``, whose vote
+        it carries. Returns the committed status document plus ``tx_id`` and
+        ``proposal_id`` (hex; the same); its ``result`` is ``{"proposal_id", "status"}``
+        (``passed`` with ``effective_height`` when this vote alone decided it). The node
+        checks the change; see :meth:`submit` for ``wait_s`` and what it raises."""
+        proposer = _principal(proposer, "proposer")
+        if not isinstance(change, dict) or not isinstance(change.get("kind"), str):
+            raise InvalidArgument("change", "expected a change map with its 'kind'")
+        _check_wait(wait_s)
+        transaction = await self.build(
+            "membership", "propose", {"proposer": proposer, "change": change}
+        )
+        answer = await self.submit(transaction, wait_s=wait_s)
+        tx_hex = transaction.tx_id.hex()
+        return {**answer, "tx_id": tx_hex, "proposal_id": tx_hex}
+
+    async def vote(
+        self,
+        proposal_id: bytes | str,
+        voter: str,
+        approve: bool,
+        *,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        """Vote on an open proposal (``proposal_id``: 32 bytes or 64 hex) as the member
+        ``voter``. Returns the committed status document plus ``tx_id``; its ``result`` is
+        ``{"proposal_id", "status"}``: ``passed`` (with ``effective_height``, the first
+        height the change is in force), ``rejected`` or still ``open``. Rejections:
+        ``unknown_proposal``, ``proposal_closed``, ``proposal_expired``, ``double_vote``,
+        ``not_a_member``, …"""
+        proposal = _digest(proposal_id, "proposal_id")
+        voter = _principal(voter, "voter")
+        if type(approve) is not bool:
+            raise InvalidArgument("approve", f"expected True or False, not {approve!r}")
+        _check_wait(wait_s)
+        transaction = await self.build(
+            "membership", "vote", {"proposal_id": proposal, "voter": voter, "approve": approve}
+        )
+        answer = await self.submit(transaction, wait_s=wait_s)
+        return {**answer, "tx_id": transaction.tx_id.hex()}
+
+    async def admit_issuers(
+        self,
+        proposer: str,
+        issuers: Sequence[dict[str, Any]],
+        *,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> list[str]:
+        """Propose the admission of ``issuers`` (maps of ``id``, ``name``, ``siret`` — 14
+        digits or None — and ``public_key``, ``ed25519:…`` text or 32 bytes), in proposals
+        of at most :data:`ISSUERS_PER_PROPOSAL_MAX`, in the order given. Every issuer is
+        checked before anything is sent (:class:`InvalidArgument` names the first bad field,
+        ``issuers[7].siret``). Returns the proposals' ids (hex), for the other members' votes.
+        A proposal refused by the node stops the rest (the ids of those already made are in
+        the exception's ``proposal_ids``)."""
+        proposer = _principal(proposer, "proposer")
+        checked = _issuer_applications(issuers)
+        _check_wait(wait_s)
+        made: list[str] = []
+        for start in range(0, len(checked), ISSUERS_PER_PROPOSAL_MAX):
+            change = {
+                "kind": "admit_issuers",
+                "issuers": checked[start : start + ISSUERS_PER_PROPOSAL_MAX],
+            }
+            try:
+                answer = await self.propose(proposer, change, wait_s=wait_s)
+            except SceauError as error:
+                error.proposal_ids = list(made)  # type: ignore[attr-defined]
+                raise
+            made.append(answer["proposal_id"])
+        return made
+
+    async def _issuer_status(
+        self, kind: str, proposer: str, issuer_id: str, wait_s: float | None
+    ) -> dict[str, Any]:
+        assert kind in _ISSUER_STATUS_CHANGES, kind
+        change = {"kind": kind, "issuer_id": _principal(issuer_id, "issuer_id")}
+        return await self.propose(proposer, change, wait_s=wait_s)
+
+    async def suspend_issuer(
+        self, proposer: str, issuer_id: str, *, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        """Propose to suspend an active issuer: once passed, none of its keys signs (its acts
+        stay); ``invalid_issuer_transition`` if it is not active. See :meth:`propose`."""
+        return await self._issuer_status("suspend_issuer", proposer, issuer_id, wait_s)
+
+    async def reinstate_issuer(
+        self, proposer: str, issuer_id: str, *, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        """Propose to reinstate a suspended issuer (its keys and delegations sign again).
+        See :meth:`propose`."""
+        return await self._issuer_status("reinstate_issuer", proposer, issuer_id, wait_s)
+
+    async def remove_issuer(
+        self, proposer: str, issuer_id: str, *, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        """Propose to remove an issuer, active or suspended, for good: it never signs again
+        and its id is never given again (its acts stay). See :meth:`propose`."""
+        return await self._issuer_status("remove_issuer", proposer, issuer_id, wait_s)
+
+    # --- a principal's own key (a member's or an issuer's) -------------------------------------
+
+    async def rotate_key(
+        self,
+        principal: str,
+        new_public_key: bytes | str,
+        *,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        """Replace ``principal``'s own key (a member's node key or an issuer's key) by
+        ``new_public_key``, from the next height; the client's signer must be the current
+        key. Returns the committed status document plus ``tx_id``."""
+        args = {
+            "member_id": _principal(principal, "principal"),
+            "new_public_key": _public_key(new_public_key, "new_public_key"),
+        }
+        return await self._own(args, "rotate_key", wait_s)
+
+    async def delegate(
+        self,
+        principal: str,
+        signer: bytes | str,
+        roles: Sequence[str],
+        *,
+        until: int | None = None,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        """Delegate ``roles`` (``["deeds.issue"]``…) of ``principal`` to the key ``signer``
+        (an application's), until the height ``until`` included (None: until revoked). The
+        client's signer must be the principal's own key. An issuer cannot delegate
+        ``membership.govern``. Returns the committed status document plus ``tx_id``."""
+        args = {
+            "member_id": _principal(principal, "principal"),
+            "signer": _public_key(signer, "signer"),
+            "roles": _roles(roles),
+            "expiry_height": None if until is None else _height(until, "until"),
+        }
+        return await self._own(args, "delegate", wait_s)
+
+    async def revoke(
+        self, principal: str, signer: bytes | str, *, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        """Revoke what ``principal`` delegated to the key ``signer`` (``unknown_delegation``
+        if nothing). Returns the committed status document plus ``tx_id``."""
+        args = {
+            "member_id": _principal(principal, "principal"),
+            "signer": _public_key(signer, "signer"),
+        }
+        return await self._own(args, "revoke", wait_s)
+
+    async def _own(self, args: dict[str, Any], action: str, wait_s: float | None) -> dict[str, Any]:
+        _check_wait(wait_s)
+        transaction = await self.build("membership", action, args)
+        answer = await self.submit(transaction, wait_s=wait_s)
+        return {**answer, "tx_id": transaction.tx_id.hex()}
+
 
 def _invalid_transaction(error: ModelDecodeError, args: dict[str, Any]) -> InvalidTransaction:
     """The readable form of a transaction the model refuses, naming the argument at fault: one
@@ -1204,6 +1532,17 @@ class Client:
 
     def members(self) -> list[dict[str, Any]]:
         return self._run(self._client.members())
+
+    def issuers(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        return self._run(self._client.issuers(after=after, limit=limit))
+
+    def issuer(self, issuer_id: str) -> dict[str, Any]:
+        return self._run(self._client.issuer(issuer_id))
+
+    def proposals(self) -> list[dict[str, Any]]:
+        return self._run(self._client.proposals())
 
     def receipt(self, tx_id: bytes | str, *, with_status: bool = False) -> dict[str, Any] | None:
         return self._run(self._client.receipt(tx_id, with_status=with_status))
@@ -1342,6 +1681,74 @@ class Client:
                 wait_s=wait_s,
             )
         )
+
+    # --- governance (membership) ---------------------------------------------------------------
+
+    def propose(
+        self, proposer: str, change: dict[str, Any], *, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        return self._run(self._client.propose(proposer, change, wait_s=wait_s))
+
+    def vote(
+        self,
+        proposal_id: bytes | str,
+        voter: str,
+        approve: bool,
+        *,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        return self._run(self._client.vote(proposal_id, voter, approve, wait_s=wait_s))
+
+    def admit_issuers(
+        self,
+        proposer: str,
+        issuers: Sequence[dict[str, Any]],
+        *,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> list[str]:
+        return self._run(self._client.admit_issuers(proposer, issuers, wait_s=wait_s))
+
+    def suspend_issuer(
+        self, proposer: str, issuer_id: str, *, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        return self._run(self._client.suspend_issuer(proposer, issuer_id, wait_s=wait_s))
+
+    def reinstate_issuer(
+        self, proposer: str, issuer_id: str, *, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        return self._run(self._client.reinstate_issuer(proposer, issuer_id, wait_s=wait_s))
+
+    def remove_issuer(
+        self, proposer: str, issuer_id: str, *, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        return self._run(self._client.remove_issuer(proposer, issuer_id, wait_s=wait_s))
+
+    def rotate_key(
+        self,
+        principal: str,
+        new_public_key: bytes | str,
+        *,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        return self._run(self._client.rotate_key(principal, new_public_key, wait_s=wait_s))
+
+    def delegate(
+        self,
+        principal: str,
+        signer: bytes | str,
+        roles: Sequence[str],
+        *,
+        until: int | None = None,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._client.delegate(principal, signer, roles, until=until, wait_s=wait_s)
+        )
+
+    def revoke(
+        self, principal: str, signer: bytes | str, *, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> dict[str, Any]:
+        return self._run(self._client.revoke(principal, signer, wait_s=wait_s))
 
 
 def _share_documentation() -> None:

@@ -2,7 +2,7 @@
 
 The section's ```python blocks are one script: this test extracts them and executes them in
 order in one namespace, prepared as the section says (``members``, ``issuer``, ``key_file``,
-``document``, ``ca_file``), against a real four-member devnet (real processes, sockets,
+``document``, ``ca_file``, ``others``), against a real four-member devnet (real processes, sockets,
 LevelDB, Ed25519). The examples hold their own ``assert`` statements (an act's status after
 ``amend``, ``supersede``, ``withdraw``, ``annul``; the rejection of a reused reference; …), so
 a method whose behaviour drifts from its documentation fails here. Every public method of the
@@ -66,6 +66,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             "key_file": issuer.key_file,
             "document": str(document),
             "ca_file": str(ca_file),
+            "others": [(member.member_id, member.key_file) for member in members[1:]],
         }
         outcomes = []
         for number, block in enumerate(examples(), start=1):

@@ -572,7 +572,10 @@ class ParametersDocument(Document):
 class ProposalDocument(Document):
     proposal_id: Hash
     proposer: MemberIdText
-    change: dict[str, Any] = Field(description="admit, remove or set_parameters")
+    change: dict[str, Any] = Field(
+        description="admit, remove, set_parameters, admit_issuers, suspend_issuer, "
+        "reinstate_issuer or remove_issuer"
+    )
     created_height: HeightNumber
     expiry_height: HeightNumber
     yes_voters: list[MemberIdText]
@@ -584,6 +587,30 @@ class ProposalDocument(Document):
 class ProposalsDocument(Document):
     height: HeightNumber
     proposals: list[ProposalDocument]
+
+
+class IssuerRecord(Document):
+    """An issuer admitted by governance (``ledger.model.Issuer``, docs/format.md §5.11)."""
+
+    id: MemberIdText
+    name: str
+    siret: Annotated[str, Field(pattern=r"^[0-9]{14}$")] | None
+    public_key: PublicKeyText = Field(description="the issuer's own key (it holds every role)")
+    status: Literal["active", "suspended", "removed"]
+    admitted_height: HeightNumber
+    status_height: HeightNumber = Field(description="the height of the block that set status")
+
+
+class IssuersDocument(Document):
+    height: HeightNumber
+    issuers: list[IssuerRecord] = Field(
+        description="in id order; the next page starts after the last id (?after=)"
+    )
+
+
+class IssuerDocument(Document):
+    height: HeightNumber
+    issuer: IssuerRecord
 
 
 class NodeStatus(BaseModel):

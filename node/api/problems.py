@@ -26,7 +26,8 @@ people)::
                                       through a proxy (a forwarding header)
     observer_read_only        403     POST /v1/transactions(/signed) to an observer: it accepts no
                                       transaction (the detail names the members it follows)
-    not_found                 404     no such route; /v1/query/…: nothing at that path
+    not_found                 404     no such route; /v1/query/…: nothing at that path;
+                                      /v1/issuers/{issuer}: no such issuer
     unknown_transaction       404     the node knows nothing of this transaction
     unknown_block             404     no block at this height (yet); no bundle frame there
     unknown_act               404     no act at this reference, digest or issuer

@@ -220,9 +220,14 @@ def command_genesis_contracts(arguments: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
     for contract in installed:
         listed = "  (always listed)" if contract.name in DEFAULT_CONTRACTS else ""
+        older = (
+            f"  (also runs {', '.join(contract.older_versions)} for the chains that pin it)"
+            if contract.older_versions
+            else ""
+        )
         print(
             f"{contract.name:<16} {contract.version:<8} {contract.distribution:<28} "
-            f"{contract.target}{listed}"
+            f"{contract.target}{listed}{older}"
         )
     return 0
 
@@ -926,7 +931,8 @@ def _api_options(parser: argparse.ArgumentParser, *, signer: bool) -> None:
             "--key",
             required=True,
             metavar="PEM",
-            help="the signer key (a member's node key or a delegated key)",
+            help="the signer key (a member's node key, an issuer's own key, or a key either "
+            "delegated to)",
         )
         parser.add_argument("--passphrase-file", metavar="FILE", help="the key's passphrase")
 
@@ -959,8 +965,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_commands(commands)
     _add_query_command(commands)
     from node.tools.cli_chain import add_chain_commands
+    from node.tools.cli_governance import CommandParts, add_governance_commands
 
     add_chain_commands(commands)
+    parts = CommandParts(
+        api_options=_api_options,
+        wait_option=_wait_option,
+        client=_client,
+        api_call=_api_call,
+        rejection_or=_rejection_or,
+        print_rejection=_print_rejection,
+        load_key=_load_key,
+    )
+    add_governance_commands(commands, parts)
     return parser
 
 
@@ -1120,7 +1137,11 @@ def _add_client_commands(commands: Any) -> None:
     from contracts import deeds
 
     anchor.add_argument("file", help="the document (PDF, …)")
-    anchor.add_argument("--issuer", required=True, help="the issuing member's id")
+    anchor.add_argument(
+        "--issuer",
+        required=True,
+        help="the id of the member or admitted issuer the act is issued by ('sceau issuer list')",
+    )
     anchor.add_argument(
         "--reference",
         required=True,
