@@ -498,7 +498,7 @@ _ISSUER_PARAMETER = QueryParameter(
     name="issuer",
     location="path",
     schema={"type": "string", "pattern": f"^{_MEMBER_ID.pattern}$", "maxLength": 48},
-    description="the issuing member's id",
+    description="the issuer's id (a member or an admitted issuer)",
     pattern=_MEMBER_ID,
     invalid="an issuer is a member id (lowercase letters, digits and '-', ≤ 48)",
 )

@@ -13,6 +13,7 @@ can fix, printed as one line ``sceau: error: ...`` on stderr, never a Python tra
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import hashlib
 import json
 import re
@@ -30,6 +31,7 @@ from node.tools.devnet import devnet_down, read_devnet
 
 SCEAU = [sys.executable, "-m", "node.tools.cli"]
 COMMAND_TIMEOUT_S = 60.0
+CONCURRENT_COMMANDS = 4
 PUBLIC_KEY_TEXT = re.compile(r"ed25519:[A-Za-z0-9_-]{43}")
 TOP_LEVEL_COMMANDS = ("key", "genesis", "node", "devnet", "status", "anchor", "act", "hash")
 MEMBERS = (
@@ -55,27 +57,12 @@ def sceau(
 
 
 def sceau_all(*commands: list[str | Path]) -> list[subprocess.CompletedProcess[str]]:
-    """Run several independent ``sceau`` commands at once (each in its own process)."""
-    children = [
-        subprocess.Popen(
-            [*SCEAU, *(str(argument) for argument in command)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        for command in commands
-    ]
-    results = []
-    for child in children:
-        try:
-            out, err = child.communicate(timeout=COMMAND_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.communicate()
-            raise
-        results.append(subprocess.CompletedProcess(child.args, child.returncode, out, err))
-    return results
+    """Run several independent ``sceau`` commands, a few at a time (each in its own process).
+
+    At most ``CONCURRENT_COMMANDS`` run at once, so that each command's timeout measures that
+    command, not how many others share the machine's cores with it."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=CONCURRENT_COMMANDS) as pool:
+        return list(pool.map(lambda command: sceau(*command), commands))
 
 
 def assert_ok(result: subprocess.CompletedProcess[str]) -> str:
