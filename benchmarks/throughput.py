@@ -440,20 +440,6 @@ def load_process(settings: dict[str, Any], conn: multiprocessing.connection.Conn
 # --- the run ----------------------------------------------------------------------------------
 
 
-def _wait_for_height(api_url: str, height: int, timeout_s: float = 30.0) -> None:
-    """Wait until the node at ``api_url`` is at ``height`` or above (the issuers admitted at
-    ``height - 1`` sign from ``height``)."""
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{api_url}/v1/status", timeout=5) as response:
-            if json.loads(response.read())["height"] >= height:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{api_url} not at height {height} within {timeout_s:.0f} s")
-
-
 def run(arguments: argparse.Namespace) -> dict[str, Any]:
     from node.tools import devnet
 
@@ -488,7 +474,6 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
                     (entry["id"], str(directory / entry["key_file"]))
                     for entry in read_issuers(directory)
                 ]
-                _wait_for_height(processes[0].api_url, admission.height + 1)
             import urllib.request
 
             with urllib.request.urlopen(f"{processes[0].api_url}/v1/status", timeout=5) as r:

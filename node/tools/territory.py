@@ -18,9 +18,9 @@ Proposals go in waves of at most :data:`PROPOSALS_PER_WAVE_MAX` (the contract ke
 64 open at once): a wave's proposals are submitted together and carried to their commit, then
 its votes. A wave costs about three blocks, so 1,000 issuers (20 proposals, 60 transactions)
 take a few seconds on a laptop and 10,000 (200 proposals) under a minute; making the keys
-counts too. An issuer signs from the height after the deciding vote's block: the function
-returns once the last vote is committed, so the caller waits for one more block before an
-issuer's first act (the API refuses an early one with ``not_a_member``).
+counts too. An issuer signs from the height after its deciding vote's block; the function
+returns once the last vote is committed, so every issuer may submit its first act at once
+(it goes into a later block).
 """
 
 from __future__ import annotations
