@@ -19,8 +19,9 @@ Method
    the API rate limits raised so that they do not throttle the load. With ``--issuers K``,
    K issuers are then admitted by governance (``devnet up --issuers``: proposals of 50, each
    voted by 3 of 4 members) before anything is measured, and the load is signed by the
-   issuers' own keys, in turn, in their own name (instead of the members' node keys): compare
-   a run with ``--issuers 1000`` to one without, back to back (docs/benchmarks.md).
+   issuers' own keys, in turn, in their own name (instead of the members' node keys; with
+   ``--signed-by members`` the members still sign it, so that only the state differs):
+   compare a run with ``--issuers 1000`` to one without, back to back (docs/benchmarks.md).
 3. A separate load process (``multiprocessing``, spawn) pre-signs deeds/anchor transactions
    (unique references and digests; each signed by the node key of its issuer, issuers taken in
    turn) before anything is timed, then offers them to all nodes' APIs in turn (aiohttp,
@@ -469,7 +470,8 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
                 from node.tools.territory import read_admission, read_issuers
 
                 admission = read_admission(directory)
-                log(f"admitted {arguments.issuers} issuers by governance; they sign the load")
+                log(f"admitted {arguments.issuers} issuers by governance")
+            if arguments.issuers and arguments.signed_by == "issuers":
                 signers = [
                     (entry["id"], str(directory / entry["key_file"]))
                     for entry in read_issuers(directory)
@@ -545,6 +547,9 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         "nodes": arguments.nodes,
         "issuers": arguments.issuers,
         "issuers_admission": None if admission is None else dataclasses.asdict(admission),
+        "signed_by": "issuers"
+        if arguments.issuers and arguments.signed_by == "issuers"
+        else "members",
         "signers": len(signers),
         "seconds": arguments.seconds,
         "warmup_s": arguments.warmup,
@@ -595,6 +600,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="admit N issuers by governance before measuring; they sign the load (0 to 10000)",
+    )
+    parser.add_argument(
+        "--signed-by",
+        choices=("issuers", "members"),
+        default="issuers",
+        help="with --issuers: who signs the load (members: only the state holds the issuers)",
     )
     parser.add_argument("--quick", action="store_true", help="a few-second smoke run")
     parser.add_argument("--json", action="store_true", help="print the JSON document only")
