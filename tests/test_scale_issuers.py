@@ -33,7 +33,7 @@ import pytest
 from ledger import crypto
 from ledger.client import AsyncClient
 from node.tools.devnet import MemberProcess, devnet_down, read_devnet, read_observers
-from node.tools.territory import read_admission, read_issuers
+from node.tools.territory import make_issuers, read_admission, read_issuers, siret
 
 ISSUERS = 1_000
 SAMPLE = 24
@@ -360,3 +360,24 @@ def test_devnet_up_refuses_more_issuers_than_it_admits_before_starting_anything(
     assert refused.returncode != 0
     assert "0 to 10000 issuers" in refused.stderr
     assert not (tmp_path / "devnet").exists()
+
+
+def passes_luhn(digits: str) -> bool:
+    total = 0
+    for position, character in enumerate(reversed(digits)):
+        value = int(character) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def test_made_up_communes_have_distinct_valid_looking_sirets() -> None:
+    """A commune's SIREN starts with 21; SIREN and SIRET both pass the Luhn check."""
+    numbers = [siret(index) for index in range(0, 10_001)]
+    assert len(set(numbers)) == len(numbers)
+    for number in numbers[::97]:
+        assert re.fullmatch(r"21[0-9]{12}", number), number
+        assert passes_luhn(number[:9]) and passes_luhn(number), number
+    issuers = make_issuers(3)
+    assert [issuer.id for issuer in issuers] == ["commune-0001", "commune-0002", "commune-0003"]
+    assert issuers[0].name == "Commune d’Aubigny"
+    assert len({crypto.public_key_bytes(issuer.key) for issuer in issuers}) == 3

@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -40,6 +40,9 @@ from contracts.membership import ISSUERS_PER_ADMISSION_MAX, required_votes
 from ledger import crypto
 from ledger.client import AsyncClient, SceauError
 from node.tools.launch import read_genesis
+
+if TYPE_CHECKING:  # devnet.py imports this module
+    from node.tools.devnet import MemberProcess
 
 __all__ = [
     "ISSUERS_MAX",
@@ -207,11 +210,16 @@ def read_admission(directory: Path) -> Admission | None:
 
 
 def admit_issuers(
-    directory: Path, members: Sequence[Any], count: int, *, wait_s: float = SUBMISSION_WAIT_S
+    directory: Path,
+    members: Sequence[MemberProcess],
+    count: int,
+    *,
+    wait_s: float = SUBMISSION_WAIT_S,
 ) -> Admission:
     """Make ``count`` issuers and admit them by governance on the devnet in ``directory``.
 
-    ``members`` are the devnet's member processes (``member_id``, ``api_url``, ``key_file``).
+    ``members`` are the devnet's member processes: each signs with its ``key_file`` and
+    submits to its own ``api_url``.
     Writes the keys and ``issuers.json`` first (see the module doc), then proposes and votes.
     Raises :class:`TerritoryError` if ``DIR/issuers.json`` exists already, for a count out of
     range, or if a proposal or vote is rejected or not committed within ``wait_s``.
@@ -241,7 +249,7 @@ def admit_issuers(
 
 
 async def _govern(
-    members: Sequence[Any], issuers: Sequence[IssuerIdentity], votes: int, wait_s: float
+    members: Sequence[MemberProcess], issuers: Sequence[IssuerIdentity], votes: int, wait_s: float
 ) -> tuple[int, int, int]:
     """Propose and vote every batch, wave after wave: (proposals, transactions, last height)."""
     clients = [
@@ -279,7 +287,7 @@ async def _govern(
 
 
 async def _propose(
-    members: Sequence[Any],
+    members: Sequence[MemberProcess],
     clients: Sequence[AsyncClient],
     number: int,
     batch: Sequence[IssuerIdentity],
@@ -296,7 +304,7 @@ async def _propose(
 
 
 async def _vote(
-    members: Sequence[Any],
+    members: Sequence[MemberProcess],
     clients: Sequence[AsyncClient],
     voter: int,
     proposal_id: bytes,
