@@ -34,6 +34,12 @@ For each number N of issuers, in the same run, one after the other:
    every signature): the median, 10th and 90th percentiles of the wall time, and the median
    of this process's CPU time (less sensitive to other processes).
 
+5. The execution of a block of 200 anchors (not committed) is timed too, signed by the
+   members in turn or by 200 distinct issuers, with a directory read afresh at the height or
+   kept from the previous heights (a node keeps it across blocks that change nothing in
+   membership): reading and decoding each issuer's record and key for every block was what
+   made issuers' transactions dearer than members'.
+
 ``state_entries`` counts the keys of the state at the tip (every contract's). Compare the
 figures of one report with each other: they come from the same run on the same machine.
 """
@@ -80,6 +86,9 @@ PROPOSALS_PER_BLOCK_MAX = 32
 """Proposals one block carries (the contract keeps at most 64 open at once)."""
 BLOCK_INTERVAL_MS = 1_000
 WARMUP_RUNS = 5
+EXECUTION_BLOCK = 200
+"""Anchors in the block whose execution is timed (distinct issuers, when there are enough)."""
+EXECUTION_ROUNDS = 3
 DEFAULT_ISSUERS = (0, 1_000, 10_000)
 QUICK_ISSUERS = (0, 50, 200)
 
@@ -179,6 +188,22 @@ class Chain:
             count += len(proposals) + len(votes)
         return count
 
+    def anchor_numbered(self, issuer: str, key: crypto.PrivateKey, number: int) -> Transaction:
+        """A distinct anchor of ``issuer`` (reference ``BENCH-<number>``)."""
+        return self.transaction(
+            key,
+            "deeds",
+            "anchor",
+            {
+                "issuer": issuer,
+                "reference": f"BENCH-{number:06d}",
+                "kind": "deliberation",
+                "digest": hashlib.sha256(f"{issuer} {number}".encode()).digest(),
+                "act_date": "2026-11-28",
+                "title": "Acte de test",
+            },
+        )
+
     def anchor(self, issuer: str, key: crypto.PrivateKey) -> Transaction:
         """An anchor of a deliberation of ``issuer`` (the same act for the same issuer)."""
         return self.transaction(
@@ -200,6 +225,47 @@ def _clear_signature_caches() -> None:
     """Forget every verified signature and loaded key: an auditor's fresh process."""
     crypto._verify_once.cache_clear()
     crypto._load_public_key.cache_clear()
+
+
+def time_execution(
+    chain: Chain, issuers: Sequence[IssuerIdentity], count: int, rounds: int
+) -> dict[str, Any]:
+    """Median µs per transaction of executing (not committing) a block of ``count`` anchors
+    signed by the members in turn, or by ``count`` distinct issuers, with the directory a node
+    held before this change (read afresh at the height: ``fresh``) and the one it now keeps
+    across blocks of acts (``kept``). Signatures are verified once beforehand (cached, as in
+    a node that checked them at admission): what remains is execution."""
+    height = chain.store.height + 1
+    timestamp_ms = chain.genesis.created_at_ms + height * BLOCK_INTERVAL_MS
+    blocks = {"members": [chain.anchor_numbered(*chain.member(i), i) for i in range(count)]}
+    if issuers:
+        signers = [issuers[i % len(issuers)] for i in range(count)]
+        blocks["issuers"] = [chain.anchor_numbered(i.id, i.key, n) for n, i in enumerate(signers)]
+    kept = chain.engine.directory(chain.store)
+    figures: dict[str, list[float]] = {}
+    for transactions in blocks.values():
+        chain.engine.execute(  # warm-up: signatures verified, the kept directory filled
+            chain.store, transactions, height=height, timestamp_ms=timestamp_ms,
+            proposer=MEMBERS[0][0], directory=kept,
+        )  # fmt: skip
+    for _ in range(rounds):
+        for signed_by, transactions in blocks.items():
+            for name, directory in (("fresh", None), ("kept", kept)):
+                started = time.perf_counter()
+                result = chain.engine.execute(
+                    chain.store, transactions, height=height, timestamp_ms=timestamp_ms,
+                    proposer=MEMBERS[0][0], directory=directory,
+                )  # fmt: skip
+                elapsed = time.perf_counter() - started
+                assert not result.rejected, result.rejected[0][1]
+                figures.setdefault(f"{signed_by}_{name}_us_per_tx", []).append(
+                    elapsed * 1e6 / count
+                )
+    return {
+        "transactions_per_block": count,
+        "rounds": rounds,
+        **{name: round(statistics.median(values), 1) for name, values in figures.items()},
+    }
 
 
 def receipt_figures(chain: Chain, transaction: Transaction) -> tuple[Receipt, dict[str, Any]]:
@@ -232,12 +298,14 @@ def build(count: int, work: Path) -> tuple[dict[str, Any], dict[str, tuple[Genes
             acts["other_member_act"] = chain.anchor(*chain.member(1))
         chain.block(list(acts.values()))
         log(f"{count} issuers: {chain.store.height} blocks, {len(chain.live_keys)} state entries")
+        execution = time_execution(chain, issuers, EXECUTION_BLOCK, EXECUTION_ROUNDS)
         entry: dict[str, Any] = {
             "issuers": count,
             "state_entries": len(chain.live_keys),
             "height": chain.store.height,
             "governance_transactions": governance,
             "admission_build_s": round(admit_s, 2),
+            "execution": execution,
         }
         receipts = {}
         for name, transaction in acts.items():

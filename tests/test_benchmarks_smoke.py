@@ -164,3 +164,8 @@ def test_issuers_quick_run_measures_receipts_with_issuers_in_the_state() -> None
             assert 0 < figures["verify_p10_us"] <= figures["verify_median_us"]
             assert figures["verify_median_us"] <= figures["verify_p90_us"]
     assert set(report["comparison"]) == {"0", "50", "200"}
+    for entry in results:  # executing a block of anchors, signed by members (and issuers)
+        execution = entry["execution"]
+        timed = [name for name in execution if name.endswith("_us_per_tx")]
+        assert len(timed) == (4 if entry["issuers"] else 2), execution
+        assert all(execution[name] > 0 for name in timed)
