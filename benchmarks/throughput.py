@@ -5,6 +5,7 @@ Usage::
     python benchmarks/throughput.py --nodes 4 --seconds 20 --json     # the reference run
     python benchmarks/throughput.py --nodes 4 --seconds 20 --rate 50 --json   # open loop
     python benchmarks/throughput.py --quick --json                   # a few-second smoke run
+    python benchmarks/throughput.py --nodes 4 --issuers 1000 --json  # 1,000 issuers sign the load
 
 Prints exactly one JSON document on stdout (progress goes to stderr).
 
@@ -15,7 +16,12 @@ Method
    ``ledger.crypto`` caches verifications), best of several rounds. Every node must verify every
    client signature once, so the bound is ``verify_per_s_per_core * cores / nodes``.
 2. A devnet of N nodes starts in a temporary directory (separate processes on loopback), with
-   the API rate limits raised so that they do not throttle the load.
+   the API rate limits raised so that they do not throttle the load. With ``--issuers K``,
+   K issuers are then admitted by governance (``devnet up --issuers``: proposals of 50, each
+   voted by 3 of 4 members) before anything is measured, and the load is signed by the
+   issuers' own keys, in turn, in their own name (instead of the members' node keys; with
+   ``--signed-by members`` the members still sign it, so that only the state differs):
+   compare a run with ``--issuers 1000`` to one without, back to back (docs/benchmarks.md).
 3. A separate load process (``multiprocessing``, spawn) pre-signs deeds/anchor transactions
    (unique references and digests; each signed by the node key of its issuer, issuers taken in
    turn) before anything is timed, then offers them to all nodes' APIs in turn (aiohttp,
@@ -46,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -454,14 +461,28 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         processes = []
         load = None
         try:
-            processes = devnet.devnet_up(directory, arguments.nodes, extra_config=DEVNET_CONFIG)
+            processes = devnet.devnet_up(
+                directory, arguments.nodes, extra_config=DEVNET_CONFIG, issuers=arguments.issuers
+            )
+            signers = [(process.member_id, process.key_file) for process in processes]
+            admission = None
+            if arguments.issuers:
+                from node.tools.territory import read_admission, read_issuers
+
+                admission = read_admission(directory)
+                log(f"admitted {arguments.issuers} issuers by governance")
+            if arguments.issuers and arguments.signed_by == "issuers":
+                signers = [
+                    (entry["id"], str(directory / entry["key_file"]))
+                    for entry in read_issuers(directory)
+                ]
             import urllib.request
 
             with urllib.request.urlopen(f"{processes[0].api_url}/v1/status", timeout=5) as r:
                 status = json.loads(r.read())
             settings = {
                 "api_urls": [process.api_url for process in processes],
-                "signers": [(process.member_id, process.key_file) for process in processes],
+                "signers": signers,
                 "chain_id": status["chain_id"],
                 "height": status["height"],
                 "count": count,
@@ -524,6 +545,12 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": arguments.quick,
         "nodes": arguments.nodes,
+        "issuers": arguments.issuers,
+        "issuers_admission": None if admission is None else dataclasses.asdict(admission),
+        "signed_by": "issuers"
+        if arguments.issuers and arguments.signed_by == "issuers"
+        else "members",
+        "signers": len(signers),
         "seconds": arguments.seconds,
         "warmup_s": arguments.warmup,
         "mode": "open_loop" if arguments.rate else "closed_loop",
@@ -568,6 +595,18 @@ def main(argv: list[str] | None = None) -> int:
         "--window", type=int, default=None, help="closed loop: uncommitted at most (1000)"
     )
     parser.add_argument("--presign", type=int, default=None, help="transactions to pre-sign")
+    parser.add_argument(
+        "--issuers",
+        type=int,
+        default=0,
+        help="admit N issuers by governance before measuring; they sign the load (0 to 10000)",
+    )
+    parser.add_argument(
+        "--signed-by",
+        choices=("issuers", "members"),
+        default="issuers",
+        help="with --issuers: who signs the load (members: only the state holds the issuers)",
+    )
     parser.add_argument("--quick", action="store_true", help="a few-second smoke run")
     parser.add_argument("--json", action="store_true", help="print the JSON document only")
     arguments = parser.parse_args(argv)

@@ -245,6 +245,10 @@ def required_votes(member_count: int, threshold_percent: int) -> int:
 
 # --- the directory: what the engine reads before each block ----------------------------------
 
+DIRECTORY_READS_KEPT_MAX = 65_536
+"""Issuer records and signer keys a directory carries over from one height to the next (a
+cache, not a rule of the contract: :meth:`Directory.keep_reads_of`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Directory:
@@ -258,6 +262,19 @@ class Directory:
     view: ReadView
     _cache: dict[bytes, tuple[Delegation, ...]] = field(default_factory=dict)
     _issuers: dict[str, Issuer | None] = field(default_factory=dict)
+
+    def keep_reads_of(self, previous: Directory) -> bool:
+        """Take over what ``previous`` read of issuers and signer keys, when the caller knows
+        that nothing in the membership namespace changed between the two (a block of acts):
+        a territory's issuers signing in turn are then not read and decoded again at every
+        height. Keeps nothing once ``previous`` holds :data:`DIRECTORY_READS_KEPT_MAX` reads
+        (a bound on memory: unknown keys are remembered too). Returns whether it kept them."""
+        assert self.members == previous.members and self.parameters == previous.parameters
+        if len(previous._cache) + len(previous._issuers) > DIRECTORY_READS_KEPT_MAX:
+            return False
+        self._cache.update(previous._cache)
+        self._issuers.update(previous._issuers)
+        return True
 
     def issuer(self, issuer_id: str) -> Issuer | None:
         """The issuer ``issuer_id`` (whatever its status), or None."""

@@ -131,3 +131,41 @@ def test_throughput_quick_run_commits_and_reports() -> None:
     assert report["latency_ms_p50"] is None or report["latency_ms_p50"] > 0
     assert report["verify_per_s_per_core"] > 0 and report["bound_tx_per_s"] > 0
     assert report["cores"] >= 1
+
+
+ISSUERS_SCRIPT = SCRIPT.parent / "issuers.py"
+
+
+def test_issuers_quick_run_measures_receipts_with_issuers_in_the_state() -> None:
+    """benchmarks/issuers.py at tiny sizes: every N has its receipts measured, the issuers
+    are in the state (more entries, a longer state proof), and the acts verified."""
+    completed = subprocess.run(
+        [sys.executable, str(ISSUERS_SCRIPT), "--quick", "--samples", "3"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    assert report["benchmark"] == "issuers" and report["quick"] is True
+    results = report["results"]
+    assert [entry["issuers"] for entry in results] == [0, 50, 200]
+    assert [entry["governance_transactions"] for entry in results] == [0, 3, 12]
+    entries = [entry["state_entries"] for entry in results]
+    assert entries[0] < entries[1] < entries[2]
+    for entry in results:
+        for act in ("member_act", "issuer_act"):
+            if act == "issuer_act" and not entry["issuers"]:
+                continue
+            figures = entry[act]
+            assert figures["receipt_json_bytes"] > figures["receipt_without_status_json_bytes"] > 0
+            assert figures["state_proof_siblings"] >= 1
+            assert 0 < figures["verify_p10_us"] <= figures["verify_median_us"]
+            assert figures["verify_median_us"] <= figures["verify_p90_us"]
+    assert set(report["comparison"]) == {"0", "50", "200"}
+    for entry in results:  # executing a block of anchors, signed by members (and issuers)
+        execution = entry["execution"]
+        timed = [name for name in execution if name.endswith("_us_per_tx")]
+        assert len(timed) == (4 if entry["issuers"] else 2), execution
+        assert all(execution[name] > 0 for name in timed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Mapping
 
 from consensus.application import ChainTip
 from contracts import admission
@@ -25,6 +26,7 @@ from ledger.model import (
     Member,
     Transaction,
 )
+from ledger.namespace import MEMBERSHIP_NAMESPACE
 from ledger.store import ChainStore
 from node.runtime.mempool import Mempool
 
@@ -176,7 +178,7 @@ class ChainApplication:
             block.height, block.block_hash, block.header.timestamp_ms, certificate.view
         )
         self._last_committed = (block, certificate)
-        self._refresh_directory()
+        self._refresh_directory(result.state_writes)
         self.mempool.drop_expired(block.height + 1)
         self.revalidate_pending()
 
@@ -270,9 +272,20 @@ class ChainApplication:
         """The result document of a recently committed transaction (kept in memory)."""
         return self._results.get(tx_id)
 
-    def _refresh_directory(self) -> None:
-        """Read the member set, parameters and signer keys in force (after each commit)."""
+    def _refresh_directory(self, state_writes: Mapping[bytes, bytes | None] | None = None) -> None:
+        """Read the member set, parameters and signer keys in force (after each commit).
+
+        After a block that wrote nothing in the membership namespace (``state_writes``), the
+        issuers and signer keys the previous directory read are still those in force: the
+        new one keeps them (bounded, :meth:`Directory.keep_reads_of`)."""
+        previous = getattr(self, "_directory", None)
         self._directory = self.engine.directory(self.store)
+        if (
+            previous is not None
+            and state_writes is not None
+            and not any(key.startswith(MEMBERSHIP_NAMESPACE.prefix) for key in state_writes)
+        ):
+            self._directory.keep_reads_of(previous)
         self._members = self._directory.members
         self._parameters = self._directory.parameters
 

@@ -25,6 +25,10 @@ With ``--observers K`` (:func:`devnet_up`'s ``observers``), K observers (node/ru
 follow the members' APIs from DIR/observer-<i>/ (no key, no peer port); they are recorded in
 devnet.json under ``observers``, stopped by ``devnet down`` with the members.
 
+With ``--issuers N`` (:func:`devnet_up`'s ``issuers``), N issuers (``commune-0001`` …) are then
+admitted through real governance over the members' APIs (node/tools/territory.py): their keys
+in DIR/issuers/<id>.pem, their list in DIR/issuers.json.
+
 Each member's node key also signs that member's acts here (a member's node key holds every
 role of its member); a real deployment delegates application keys instead.
 """
@@ -52,6 +56,7 @@ from ledger import crypto
 from ledger.model import ConsensusParameters, ContractRef, Genesis, Member
 from node.runtime.debug_token import ensure_token
 from node.tools.launch import initialise_data_dir
+from node.tools.territory import ISSUERS_MAX
 
 __all__ = [
     "DevnetError",
@@ -345,11 +350,17 @@ def devnet_up(
     extra_config: dict[str, Any] | None = None,
     contracts: Sequence[ContractRef] | None = None,
     observers: int = 0,
+    issuers: int = 0,
 ) -> list[MemberProcess]:
     """Prepare and start a devnet in ``directory``; returns its member processes.
 
     ``observers``: how many observers to start once the members are ready, each following
     every member's API (:func:`read_observers` lists them).
+
+    ``issuers``: how many issuers to admit by governance once the members (and observers)
+    are up (node/tools/territory.py: keys in DIR/issuers/, the list and what the admission
+    did in DIR/issuers.json). Every issuer signs from the height after
+    ``read_admission(DIR).height``.
 
     ``contracts``: what the genesis pins (default: membership and deeds). Every node is
     recorded in devnet.json as soon as it is started; if the start-up fails or is
@@ -357,6 +368,8 @@ def devnet_up(
     """
     if not 0 <= observers <= OBSERVERS_MAX:
         raise DevnetError(f"a devnet has 0 to {OBSERVERS_MAX} observers")
+    if not 0 <= issuers <= ISSUERS_MAX:
+        raise DevnetError(f"a devnet admits 0 to {ISSUERS_MAX} issuers")
     entries = prepare(
         directory.resolve(),
         nodes,
@@ -384,11 +397,24 @@ def devnet_up(
         wait_ready(processes, timeout_s)
         if observers:
             start_observers(directory.resolve(), processes, observers, timeout_s=timeout_s)
+        if issuers:
+            _admit_issuers(directory.resolve(), processes, issuers)
     except BaseException:  # a failure, or Ctrl-C: leave no node behind
         if processes:
             devnet_down(directory)
         raise
     return processes
+
+
+def _admit_issuers(directory: Path, members: list[MemberProcess], count: int) -> None:
+    """Admit ``count`` issuers by governance (node/tools/territory.py), as a DevnetError."""
+    from node.tools.territory import TerritoryError, admit_issuers
+
+    try:
+        with _private_files():
+            admit_issuers(directory, members, count)
+    except TerritoryError as error:
+        raise DevnetError(f"admitting the issuers: {error}") from None
 
 
 def _write_observer_config(path: Path, api_port: int, follow: Sequence[str]) -> None:
