@@ -346,6 +346,17 @@ def test_a_commune_that_runs_nothing_anchors_and_a_resident_verifies_on_an_obser
     assert "  act:       commune-0999/2026-DEL-017 (deliberation, dated 2026-11-28)" in lines
     assert f"  document:  {deliberation} matches the anchored digest" in lines
     assert re.search(r"certified by [34] of 4 members", verified.stdout), verified.stdout
+    # The receipt proves the commune's right to sign, from the genesis alone.
+    issuer_line = next(line for line in lines if line.startswith("  issuer:"))
+    assert re.fullmatch(
+        r"  issuer:    \S.* \(SIRET \d{14}\), an active issuer at height \d+ "
+        r"\(admitted at height \d+\)",
+        issuer_line,
+    ), issuer_line
+    assert any(
+        line.startswith("  signed by: the issuer's own key, on record after block ")
+        for line in lines
+    ), verified.stdout
 
 
 def test_devnet_up_refuses_more_issuers_than_it_admits_before_starting_anything(

@@ -30,7 +30,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -297,11 +297,11 @@ async def _propose(
     """Proposal ``number`` (of ``batch``) by member ``number`` mod n; its id once committed."""
     proposer = number % len(members)
     change = {"kind": "admit_issuers", "issuers": [issuer.application() for issuer in batch]}
-    transaction = await clients[proposer].build(
-        "membership", "propose", {"proposer": members[proposer].member_id, "change": change}
+    answer = await _carry(
+        clients[proposer].propose(members[proposer].member_id, change, wait_s=wait_s),
+        f"proposal {number + 1}",
     )
-    await _carry(clients[proposer], transaction, f"proposal {number + 1}", wait_s)
-    return transaction.tx_id
+    return bytes.fromhex(answer["proposal_id"])
 
 
 async def _vote(
@@ -313,19 +313,17 @@ async def _vote(
 ) -> int:
     """A yes vote by member ``voter`` mod n through its own API; the height it committed at."""
     voter %= len(members)
-    transaction = await clients[voter].build(
-        "membership",
-        "vote",
-        {"proposal_id": proposal_id, "voter": members[voter].member_id, "approve": True},
+    answer = await _carry(
+        clients[voter].vote(proposal_id, members[voter].member_id, True, wait_s=wait_s),
+        f"{members[voter].member_id}'s vote",
     )
-    answer = await _carry(clients[voter], transaction, f"{members[voter].member_id}'s vote", wait_s)
     return int(answer["height"])
 
 
-async def _carry(client: AsyncClient, transaction: Any, what: str, wait_s: float) -> Any:
-    """Submit ``transaction`` and carry it to its commit (a rejection is final: the client
-    raises it); its committed status document."""
+async def _carry(submission: Awaitable[dict[str, Any]], what: str) -> dict[str, Any]:
+    """Await a submission carried to its commit (a rejection is final: the client raises it);
+    its committed status document."""
     try:
-        return await client.submit(transaction, wait_s=wait_s)
+        return await submission
     except SceauError as error:
         raise TerritoryError(f"{what}: {error}") from None
