@@ -2,9 +2,11 @@
 
 Three pieces that test files used to write again each time:
 
-* an in-process node's API: the files of a one-member node (``write_node_files``), an aiohttp
-  test client of its API (``start_client``), a request answered as a ``Reply`` (``fetch``,
-  ``get``, ``post``) and the check of an RFC 9457 problem (``problem``);
+* an in-process node's API: the files of a one-member node (``write_node_files``), the node
+  started on its own loop (``start_node``) with transactions committed one by one
+  (``commit_each``), an aiohttp test client of its API (``start_client``), a request answered
+  as a ``Reply`` (``fetch``, ``get``, ``post``) and the check of an RFC 9457 problem
+  (``problem``);
 * a self-signed certificate for a loopback TLS server (``write_self_signed_certificate``);
 * a package installed by pip into a scratch folder, the way a user installs a plug-in
   (``pip_install_into``).
@@ -38,11 +40,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ledger import crypto
 from ledger.devchain import LocalConsortium
+from ledger.model import Transaction
 from node.api import API_KEY, PROBLEMS, create_app, display
 from node.runtime.config import NodeConfig
 from node.runtime.daemon import Node
 from node.runtime.debug_token import TOKEN_HEADER
-from node.tools.launch import initialise_data_dir
+from node.tools.launch import build_node, initialise_data_dir
 
 # --- an in-process node's API -----------------------------------------------------------------
 
@@ -66,6 +69,33 @@ def write_node_files(
         tick_ms=20,
         **settings,
     )
+
+
+def start_node(
+    folder: Path, consortium: LocalConsortium, member_id: str, **settings: Any
+) -> tuple[asyncio.AbstractEventLoop, Node, NodeConfig]:
+    """``member_id``'s node, its files written in the new ``folder`` (:func:`write_node_files`,
+    with ``settings``), built and started on a new event loop: the loop, the node, its
+    configuration."""
+    config = write_node_files(folder, consortium, member_id, **settings)
+    loop = asyncio.new_event_loop()
+    node = build_node(config)
+    loop.run_until_complete(node.start())
+    return loop, node, config
+
+
+def commit_each(
+    loop: asyncio.AbstractEventLoop,
+    node: Node,
+    transactions: Iterable[Transaction],
+    *,
+    timeout_s: float = 10.0,
+) -> None:
+    """Submit each transaction to ``node`` and wait for its commit before the next (each must
+    be accepted at the door and committed in time)."""
+    for transaction in transactions:
+        assert node.submit(transaction), transaction.tx_id.hex()
+        assert loop.run_until_complete(node.wait_for_commit(transaction.tx_id, timeout_s))
 
 
 async def start_client(node: Node, config: NodeConfig, *, debug: bool = False) -> TestClient:

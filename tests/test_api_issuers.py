@@ -9,7 +9,6 @@ exercised on the same chain.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 from collections.abc import Iterator
@@ -17,14 +16,13 @@ from typing import Any
 
 import pytest
 import support
-from support import NodeApi, Reply, get, start_client, write_node_files
+from support import NodeApi, Reply, commit_each, get, start_client, start_node
 
 from contracts.membership import ISSUERS_PAGE_MAX
 from ledger import crypto, encoding
 from ledger.devchain import LocalConsortium
 from ledger.model import ContractRef, Transaction
 from node.api import API_KEY, display
-from node.tools import launch
 
 MEMBER = "metropole-valbrune"
 COMMUNES = ("commune-aubrac", "commune-bellecombe", "commune-cerdon")
@@ -60,10 +58,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeApi]:
     consortium = LocalConsortium.create(
         [(MEMBER, "Métropole de Valbrune")], seed=b"sceau issuers api", contracts=contracts
     )
-    config = write_node_files(folder / "node", consortium, MEMBER)
-    node = launch.build_node(config)
-    loop = asyncio.new_event_loop()
-    loop.run_until_complete(node.start())
+    loop, node, config = start_node(folder / "node", consortium, MEMBER)
     applications = [
         {
             "id": commune,
@@ -101,9 +96,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeApi]:
             title="Budget primitif 2027",
         ),
     ]
-    for transaction in transactions:
-        assert node.submit(transaction)
-        assert loop.run_until_complete(node.wait_for_commit(transaction.tx_id, 10))
+    commit_each(loop, node, transactions)
     harness = NodeApi(
         loop=loop,
         consortium=consortium,

@@ -10,14 +10,13 @@ listens, so a request would fail with another code.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import NodeApi, start_client, write_node_files
+from support import NodeApi, start_client, start_node
 
 from ledger import crypto
 from ledger.client import (
@@ -30,7 +29,6 @@ from ledger.client import (
 )
 from ledger.devchain import LocalConsortium
 from ledger.model import ContractRef
-from node.tools import launch
 
 MEMBER = "metropole-valbrune"
 SIRET = "21590350100017"
@@ -98,10 +96,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     consortium = LocalConsortium.create(
         [(MEMBER, "Métropole de Valbrune")], seed=b"sceau client governance", contracts=contracts
     )
-    config = write_node_files(folder / "node", consortium, MEMBER)
-    node = launch.build_node(config)
-    loop = asyncio.new_event_loop()
-    loop.run_until_complete(node.start())
+    loop, node, config = start_node(folder / "node", consortium, MEMBER)
     client = loop.run_until_complete(start_client(node, config))
     harness = Harness(loop=loop, consortium=consortium, node=node, client=client)
     harness.url = str(client.make_url("")).rstrip("/")
