@@ -10,7 +10,11 @@ What it does, for real (separate processes, loopback sockets, LevelDB on disk, f
 5. the killed node restarts from its LevelDB store and catches up from its peers;
 6. a citizen's check: a document is looked up by its digest, and a copy altered by one byte is
    not found; a receipt's inclusion proof is checked against the certified header;
-7. a summary: the height on every node and every act with its status.
+7. a commune that runs no node joins as an issuer: the members admit it by a governance vote,
+   it anchors a deliberation in its own name with its own key through a member's API, and a
+   resident verifies its receipt, fetched from an observer that follows the chain, offline —
+   the receipt proves the commune's right to sign;
+8. a summary: the height on every node and every act with its status.
 
 It cleans up after itself (``--keep DIR`` keeps the folder) and exits 0 when every check held.
 """
@@ -34,8 +38,15 @@ from contracts.registry import receipt_anchors
 from ledger import crypto
 from ledger.client import ApiError, Client
 from ledger.model import Genesis
-from ledger.receipt import Receipt, ReceiptError, verify_receipt
-from node.tools.devnet import MemberProcess, devnet_down, devnet_up, start_member, write_devnet
+from ledger.receipt import Receipt, ReceiptError, SignerRightKind, verify_receipt
+from node.tools.devnet import (
+    MemberProcess,
+    devnet_down,
+    devnet_up,
+    read_observers,
+    start_member,
+    write_devnet,
+)
 
 ACTS = (
     ("metropole-valbrune", "2026-DEL-042", "deliberation", "Plan local d'urbanisme, révision 3"),
@@ -57,6 +68,8 @@ WHILE_DOWN = (
     ("metropole-valbrune", "2026-DEC-019", "decision", "Attribution du marché de voirie"),
 )
 KILLED = "syndicat-eaux-valbrunois"
+COMMUNE = {"id": "hautmont", "name": "Commune de Hautmont", "siret": "21590321600014"}
+COMMUNE_ACT = ("hautmont", "2026-DEL-003", "deliberation", "Budget primitif 2027 de Hautmont")
 
 
 class DemoFailure(Exception):
@@ -132,8 +145,11 @@ class Demo:
         return heights
 
     def run(self) -> None:
-        say("starting a devnet of four member nodes (separate processes on loopback)…")
-        processes = devnet_up(self.work, 4)
+        say(
+            "starting a devnet of four member nodes and one observer "
+            "(separate processes on loopback)…"
+        )
+        processes = devnet_up(self.work, 4, observers=1)
         self.members = {process.member_id: process for process in processes}
         genesis = Genesis.model_validate_json((self.work / "genesis.json").read_text())
         for process in processes:
@@ -193,7 +209,64 @@ class Demo:
         )
 
         self.citizen_check(genesis, receipts[("ville-valbrune", "2026-ARR-117")])
+        self.commune_joins(genesis)
         self.summary()
+
+    def commune_joins(self, genesis: Genesis) -> None:
+        say("\na commune that runs no node joins as an issuer:")
+        commune_key = crypto.generate_key()
+        application = {**COMMUNE, "public_key": crypto.public_key_bytes(commune_key)}
+        [proposal] = self.client("metropole-valbrune").admit_issuers(
+            "metropole-valbrune", [application]
+        )
+        outcome = self.client("ville-valbrune").vote(proposal, "ville-valbrune", True)
+        outcome = self.client("saint-leger-les-vignes").vote(
+            proposal, "saint-leger-les-vignes", True
+        )
+        decided = outcome.get("result", {})
+        check(decided.get("status") == "passed", f"the admission did not pass: {outcome}")
+        say(
+            f"  admitted by 3 of 4 members' votes; it signs from height "
+            f"{decided['effective_height']} (it votes in nothing)"
+        )
+        issuer, reference, kind, title = COMMUNE_ACT
+        content = document(issuer, reference, title)
+        with Client(self.members["ville-valbrune"].api_url, signer=commune_key) as commune:
+            anchored = commune.anchor(
+                issuer=issuer,
+                reference=reference,
+                kind=kind,
+                digest=hashlib.sha256(content).digest(),
+                act_date="2026-11-28",
+                title=title,
+            )
+        check(anchored.get("status") == "committed", f"the commune's act: {anchored}")
+        self.anchored.append((issuer, reference, title))
+        say(
+            f"  anchored {issuer}/{reference} in its own name, with its own key, through "
+            f"ville-valbrune's API, at height {anchored['height']}"
+        )
+        [observer] = read_observers(self.work)
+        deadline = time.monotonic() + 30
+        with Client(observer.api_url) as resident:
+            while resident.status()["height"] < anchored["height"]:
+                check(time.monotonic() < deadline, "the observer did not follow the chain")
+                time.sleep(0.2)
+            fetched = resident.receipt(anchored["tx_id"])
+        check(fetched is not None, "the observer has no receipt for the commune's act")
+        receipt = Receipt.model_validate_json(json.dumps(fetched))
+        proven = verify_receipt(receipt, genesis, content, anchors=receipt_anchors())
+        right = proven.signer_right
+        check(
+            right is not None and right.kind is SignerRightKind.ISSUER_KEY,
+            f"the receipt does not prove the commune's own key: {right}",
+        )
+        check(proven.issuer is not None and proven.issuer.name == COMMUNE["name"], "issuer")
+        say(
+            f"  a resident fetches its receipt from the observer and verifies it offline: "
+            f"{COMMUNE['name']} (SIRET {COMMUNE['siret']}), an active issuer, signed with its "
+            f"own key, as the state after block {right.proven_at_height} proves"
+        )
 
     def citizen_check(self, genesis: Genesis, outcome: dict[str, Any]) -> None:
         say("\na citizen checks a document against the register:")
