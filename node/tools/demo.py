@@ -304,7 +304,13 @@ class Demo:
             say(f"  the same receipt with the altered copy: refused ({error.step})")
 
     def summary(self) -> None:
+        # The last block may still be on its way to a member (each commits once it holds the
+        # certificate): wait, within a bound, for every member to reach the same height.
+        deadline = time.monotonic() + 15
         heights = self.heights()
+        while len(set(heights.values())) != 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            heights = self.heights()
         say("\nsummary")
         say("  heights: " + ", ".join(f"{member}={height}" for member, height in heights.items()))
         check(len(set(heights.values())) == 1, f"nodes disagree on the height: {heights}")
