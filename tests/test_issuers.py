@@ -345,3 +345,44 @@ def chain_refuses_issuers(contract: Any) -> bool:
     except Exception:
         return True
     return False
+
+
+def test_at_most_issuers_max_are_ever_admitted_removed_ones_included(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("contracts.membership.ISSUERS_MAX", 3)
+    chain = Territory()
+    assert chain.decide(admit_issuers("a", "b")) == ACCEPTED
+    assert chain.run(chain.propose_tx("metropole", admit_issuers("c", "d"))) == "too_many_issuers"
+    assert chain.decide(set_status("remove_issuer", "a")) == ACCEPTED
+    # A removed issuer still counts: its id stays reserved.
+    assert chain.run(chain.propose_tx("metropole", admit_issuers("c", "d"))) == "too_many_issuers"
+    assert chain.decide(admit_issuers("c")) == ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        (set_status("suspend_issuer", "nobody"), "unknown_issuer"),
+        (set_status("remove_issuer", "nobody"), "unknown_issuer"),
+        (set_status("reinstate_issuer", "saint-amand"), "invalid_issuer_transition"),
+    ],
+)
+def test_status_changes_name_what_they_cannot_apply_to(change: dict[str, Any], code: str) -> None:
+    chain = Territory()
+    assert chain.decide(admit_issuers("saint-amand")) == ACCEPTED
+    assert chain.run(chain.propose_tx("metropole", change)) == code
+
+
+def test_a_status_change_that_no_longer_applies_when_it_would_pass_keeps_the_proposal_open() -> (
+    None
+):
+    chain = Territory()
+    assert chain.decide(admit_issuers("saint-amand")) == ACCEPTED
+    first = chain.propose("metropole", set_status("suspend_issuer", "saint-amand"))
+    second = chain.propose("commune-a", set_status("remove_issuer", "saint-amand"))
+    assert chain.run(chain.vote_tx("commune-b", second)) == ACCEPTED
+    assert chain.run(chain.vote_tx("commune-c", second)) == ACCEPTED  # removed
+    assert chain.run(chain.vote_tx("commune-a", first)) == ACCEPTED
+    assert chain.run(chain.vote_tx("commune-b", first)) == "unknown_issuer"
+    assert chain.proposal(first)["status"] == "open"
