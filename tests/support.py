@@ -4,7 +4,9 @@ Three pieces that test files used to write again each time:
 
 * an in-process node's API: the files of a one-member node (``write_node_files``), the node
   started on its own loop (``start_node``) with transactions committed one by one
-  (``commit_each``), an aiohttp test client of its API (``start_client``), a request answered
+  (``commit_each``), or served on a real socket from a thread of its own for synchronous
+  clients (``served_node``), an aiohttp test client of its API (``start_client``), a request
+  answered
   as a ``Reply`` (``fetch``, ``get``, ``post``) and the check of an RFC 9457 problem
   (``problem``);
 * a self-signed certificate for a loopback TLS server (``write_self_signed_certificate``);
@@ -18,6 +20,7 @@ named for what it changes; nothing is silently made the same.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import importlib.util
 import ipaddress
@@ -26,7 +29,8 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -96,6 +100,42 @@ def commit_each(
     for transaction in transactions:
         assert node.submit(transaction), transaction.tx_id.hex()
         assert loop.run_until_complete(node.wait_for_commit(transaction.tx_id, timeout_s))
+
+
+@contextlib.contextmanager
+def served_node(
+    folder: Path, consortium: LocalConsortium, member_id: str, *, timeout_s: float = 60.0
+) -> Iterator[tuple[str, asyncio.AbstractEventLoop]]:
+    """``member_id``'s node (files in the new ``folder``) started on an event loop of its own
+    thread, its API on a real loopback socket, for synchronous clients (``ledger.client.
+    Client``): yields the API's URL and the loop; stops the server, the node and the loop on
+    leaving, each step within ``timeout_s``."""
+    config = write_node_files(folder, consortium, member_id)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name=f"served-{member_id}", daemon=True)
+    thread.start()
+    node = build_node(config)
+
+    async def serve() -> TestServer:
+        await node.start()
+        server = TestServer(create_app(node, config))
+        await server.start_server()
+        return server
+
+    server = asyncio.run_coroutine_threadsafe(serve(), loop).result(timeout_s)
+    try:
+        yield str(server.make_url("")).rstrip("/"), loop
+    finally:
+
+        async def stop() -> None:
+            await server.close()
+            await node.stop()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout_s)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout_s)
+        node.store.close()
+        loop.close()
 
 
 async def start_client(node: Node, config: NodeConfig, *, debug: bool = False) -> TestClient:

@@ -32,7 +32,6 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -1442,33 +1441,15 @@ SERVED_ACT = "2026-DEL-900"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    from aiohttp.test_utils import TestServer
-    from support import write_node_files
+    from support import served_node
 
     from ledger.client import Client, TransactionRejected
-    from node.api import create_app
-    from node.tools.launch import build_node
 
     consortium = LocalConsortium.create(
         [(METROPOLE, "Métropole de Valbrune")], seed=SEED + b"/served", contracts=CONTRACTS
     )
-    config = write_node_files(tmp_path_factory.mktemp("served") / "node", consortium, METROPOLE)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="served-node", daemon=True)
-    thread.start()
-    node = build_node(config)
-
-    async def serve() -> TestServer:
-        await node.start()
-        server = TestServer(create_app(node, config))
-        await server.start_server()
-        return server
-
-    server = asyncio.run_coroutine_threadsafe(serve(), loop).result(COMMAND_TIMEOUT_S)
-    url = str(server.make_url("")).rstrip("/")
-    tips: dict[str, int] = {}
-    tx_ids: dict[str, str] = {}
-    try:
+    folder = tmp_path_factory.mktemp("served") / "node"
+    with served_node(folder, consortium, METROPOLE, timeout_s=COMMAND_TIMEOUT_S) as (url, loop):
         with Client(url, signer=consortium.keys[METROPOLE]) as client:
             anchored = client.anchor(
                 issuer=METROPOLE,
@@ -1514,17 +1495,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
         }
         assert tips["anchored"] < tips["withdrawn"] < tips["tip"], tips
         yield ServedNode(consortium, url, loop, tips, tx_ids)
-    finally:
-
-        async def stop() -> None:
-            await server.close()
-            await node.stop()
-
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(COMMAND_TIMEOUT_S)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(COMMAND_TIMEOUT_S)
-        node.store.close()
-        loop.close()
 
 
 def test_the_api_serves_a_status_receipt_that_proves_the_withdrawal(served: ServedNode) -> None:

@@ -760,35 +760,16 @@ def test_sceau_verify_names_the_issuer_and_how_the_signer_was_authorized(
 def test_a_node_serves_an_issuers_receipts_with_their_authority(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    import asyncio
-    import threading
-
-    from aiohttp.test_utils import TestServer
-    from support import write_node_files
+    from support import served_node
 
     from ledger.client import Client
-    from node.api import create_app
-    from node.tools.launch import build_node
 
     consortium = LocalConsortium.create(
         [(METROPOLE, "Métropole de Valbrune")],
         seed=ISSUER_SEED + b"/served",
         contracts=ISSUER_CONTRACTS,
     )
-    config = write_node_files(tmp_path_factory.mktemp("served") / "node", consortium, METROPOLE)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="served-issuers", daemon=True)
-    thread.start()
-    node = build_node(config)
-
-    async def serve() -> TestServer:
-        await node.start()
-        server = TestServer(create_app(node, config))
-        await server.start_server()
-        return server
-
-    server = asyncio.run_coroutine_threadsafe(serve(), loop).result(60)
-    url = str(server.make_url("")).rstrip("/")
+    folder = tmp_path_factory.mktemp("served") / "node"
     issuer_key, records_key = extra(SAINT_AMAND), extra(SAINT_AMAND_RECORDS)
     application = {
         "id": SAINT_AMAND,
@@ -802,7 +783,7 @@ def test_a_node_serves_an_issuers_receipts_with_their_authority(
         "act_date": "2026-11-28",
         "title": "Délibération servie",
     }
-    try:
+    with served_node(folder, consortium, METROPOLE) as (url, _):
         with Client(url, signer=consortium.keys[METROPOLE]) as member:
             change = {"kind": "admit_issuers", "issuers": [application]}
             proposal = member.build(
@@ -841,17 +822,6 @@ def test_a_node_serves_an_issuers_receipts_with_their_authority(
             assert proven.signer_right is not None
             assert proven.signer_right.kind is (kind or SignerRightKind.DELEGATED), how
             assert (receipt.status is not None) == how.endswith("with_status=true"), how
-    finally:
-
-        async def stop() -> None:
-            await server.close()
-            await node.stop()
-
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(60)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(60)
-        node.store.close()
-        loop.close()
 
 
 def test_the_issuer_examples_of_the_docs_are_the_real_output_of_sceau_verify(
