@@ -48,8 +48,17 @@ from contracts.base import (
     Rejection,
 )
 from contracts.membership import MEMBERSHIP, Directory, MembershipContract
-from ledger import encoding, merkle
-from ledger.model import Block, Genesis, Member, Transaction, members_hash
+from ledger import encoding, merkle, tlog
+from ledger.model import (
+    HEADER_FORMATS,
+    Block,
+    Genesis,
+    Member,
+    Transaction,
+    header_format_at,
+    members_hash,
+)
+from ledger.namespace import FORMATS_STATE_KEY
 
 __all__ = [
     "STATE_VALUE_BYTES_MAX",
@@ -78,6 +87,8 @@ class CommittedState(Protocol):
 
     def transaction_location(self, tx_id: bytes) -> tuple[int, int] | None: ...
 
+    def log_frontier(self) -> tlog.LogFrontier: ...
+
 
 class InvalidProposalError(Exception):
     """A proposed block that a correct replica must refuse; the message says why."""
@@ -97,6 +108,17 @@ class ExecutionResult:
     state_root: bytes
     members_hash: bytes
     """Hash of the member set in force at this height (goes into the header)."""
+    header_format: int
+    """The header format at this height: from 2 on, the header carries the log fields."""
+    log_size: int
+    """The size of the log of every act after this block (ledger.tlog)."""
+    log_root: bytes
+
+    def header_log_fields(self) -> dict[str, Any]:
+        """``log_size`` and ``log_root`` for a header of this block's format (none in format 1)."""
+        if self.header_format < 2:
+            return {}
+        return {"log_size": self.log_size, "log_root": self.log_root}
 
 
 def _never() -> bool:
@@ -274,7 +296,7 @@ class Engine:
         keeps it from one commit to the next instead of decoding the member set each time).
         """
         run = self._run(state, transactions, height, timestamp_ms, proposer, directory)
-        return self._result(state, run)
+        return self._result(state, run, height)
 
     def build_proposal(
         self,
@@ -293,7 +315,7 @@ class Engine:
         budget is spent; the rest is neither accepted nor rejected.
         """
         run = self._run(state, candidates, height, timestamp_ms, proposer, directory, limits=limits)
-        return self._result(state, run)
+        return self._result(state, run, height)
 
     def dry_run(
         self,
@@ -349,11 +371,23 @@ class Engine:
                 f"block {header.height}: transaction {transaction.tx_id.hex()} fails: "
                 f"{rejection.code}: {rejection.reason}"
             )
-        result = self._result(state, run, tx_root)
+        result = self._result(state, run, header.height, tx_root)
         if result.members_hash != header.members_hash:
             raise InvalidProposalError(f"block {header.height}: members_hash does not match")
         if result.state_root != header.state_root:
             raise InvalidProposalError(f"block {header.height}: state_root does not match")
+        if header.format_version != result.header_format:
+            raise InvalidProposalError(
+                f"block {header.height}: header format {header.format_version}, but the chain "
+                f"is in format {result.header_format} at this height"
+            )
+        if header.log_size is not None and (header.log_size, header.log_root) != (
+            result.log_size,
+            result.log_root,
+        ):
+            raise InvalidProposalError(
+                f"block {header.height}: log_size or log_root does not match"
+            )
         return result
 
     def check(self, transaction: Transaction) -> None:
@@ -440,12 +474,28 @@ class Engine:
                 break
         return run
 
+    def header_format(self, state: CommittedState, height: int) -> int:
+        """The header format of block ``height`` on top of ``state`` (the genesis's, or the one
+        scheduled by governance); InvalidProposalError if this software does not know it."""
+        version = header_format_at(
+            self.genesis.format_version, state.state_get(FORMATS_STATE_KEY), height
+        )
+        if version not in HEADER_FORMATS:
+            raise InvalidProposalError(
+                f"block {height}: the chain moved to header format {version} at this height, "
+                f"which this software does not know (it knows "
+                f"{', '.join(map(str, HEADER_FORMATS))}): upgrade sceau"
+            )
+        return version
+
     def _result(
-        self, state: CommittedState, run: _Run, tx_root: bytes | None = None
+        self, state: CommittedState, run: _Run, height: int, tx_root: bytes | None = None
     ) -> ExecutionResult:
         """The run's result; ``tx_root`` when the caller already computed it (a given block)."""
+        leaves = [transaction.encoded for transaction in run.accepted]
         if tx_root is None:
-            tx_root = merkle.root([transaction.encoded for transaction in run.accepted])
+            tx_root = merkle.root(leaves)
+        log = state.log_frontier().extended(merkle.leaf_hash(leaf) for leaf in leaves)
         return ExecutionResult(
             accepted=tuple(run.accepted),
             results=tuple(run.results),
@@ -454,6 +504,9 @@ class Engine:
             tx_root=tx_root,
             state_root=state.preview_state_root(run.overlay.writes),
             members_hash=members_hash(run.directory.members),
+            header_format=self.header_format(state, height),
+            log_size=log.size,
+            log_root=log.root,
         )
 
     def _apply(
@@ -511,3 +564,6 @@ class _EmptyState:
 
     def transaction_location(self, tx_id: bytes) -> tuple[int, int] | None:
         return None
+
+    def log_frontier(self) -> tlog.LogFrontier:
+        return tlog.EMPTY_FRONTIER

@@ -124,7 +124,11 @@ class EngineReplayer:
             raise _diagnose(engine, state, block, error) from None
         finally:
             engine.signatures_verified = False
-        state.commit(result.state_writes, [transaction.tx_id for transaction in block.transactions])
+        state.commit(
+            result.state_writes,
+            [transaction.tx_id for transaction in block.transactions],
+            log_leaves=block.transaction_leaves(),
+        )
         return Replayed(
             state_root=result.state_root,
             state_writes=result.state_writes,

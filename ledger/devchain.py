@@ -55,6 +55,7 @@ class LocalConsortium:
         parameters: ConsensusParameters | None = None,
         contracts: Sequence[ContractRef] = (),
         base_port: int = 27_000,
+        format_version: int = 1,
     ) -> LocalConsortium:
         """A consortium of ``members`` given as ``(id, display name)`` pairs.
 
@@ -83,6 +84,7 @@ class LocalConsortium:
             ),
             parameters=parameters or ConsensusParameters(),
             contracts=tuple(contracts),
+            format_version=format_version,
         )
         return cls(genesis=genesis, keys=keys)
 
@@ -142,6 +144,7 @@ class LocalConsortium:
             tx_root=merkle.root([transaction.encoded for transaction in transactions]),
             state_root=store.preview_state_root(state_writes),
             members_hash=self.genesis.members_hash,
+            **_log_fields(self.genesis, store, transactions),
         )
         return Block(header=header, transactions=tuple(transactions))
 
@@ -158,3 +161,15 @@ class LocalConsortium:
         certificate = self.certify(block)
         store.append_block(block, certificate, state_writes)
         return block, certificate
+
+
+def _log_fields(
+    genesis: Genesis, store: ChainStore, transactions: Sequence[Transaction]
+) -> dict[str, object]:
+    """The header's log fields in a format 2 chain (none in format 1)."""
+    if genesis.format_version < 2:
+        return {}
+    log = store.log_frontier().extended(
+        merkle.leaf_hash(transaction.encoded) for transaction in transactions
+    )
+    return {"log_size": log.size, "log_root": log.root}

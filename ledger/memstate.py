@@ -33,6 +33,8 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable, Iterator, Mapping
 
+from ledger import tlog
+from ledger.merkle import leaf_hash
 from ledger.state import (
     EMPTY_ROOT,
     INTERNAL_NODE_TAG,
@@ -110,6 +112,7 @@ class MemoryState:
         self._live_nodes = 0
         self.state_root = EMPTY_ROOT
         self.height = 0
+        self._log = tlog.EMPTY_FRONTIER
         if initial_state:
             self._apply(initial_state, self._tree.update(EMPTY_ROOT, initial_state))
 
@@ -139,13 +142,25 @@ class MemoryState:
     def transaction_location(self, tx_id: bytes) -> tuple[int, int] | None:
         return self._locations.get(tx_id)
 
+    def log_frontier(self) -> tlog.LogFrontier:
+        """The frontier of the log of every act (ledger.tlog) after the committed blocks."""
+        return self._log
+
     def state_prove(self, key: bytes) -> StateProof:
         return self._tree.prove(self.state_root, key)
 
     def commit(
-        self, state_writes: Mapping[bytes, bytes | None], tx_ids: Iterable[bytes] = ()
+        self,
+        state_writes: Mapping[bytes, bytes | None],
+        tx_ids: Iterable[bytes] = (),
+        *,
+        log_leaves: Iterable[bytes] = (),
     ) -> bytes:
-        """Apply ``state_writes`` as block ``height + 1`` holding ``tx_ids``; return the root."""
+        """Apply ``state_writes`` as block ``height + 1`` holding ``tx_ids``; return the root.
+
+        ``log_leaves`` are the block's transactions' canonical bytes, appended to the log (a
+        caller that never asks for the log may leave it out)."""
+        self._log = self._log.extended(leaf_hash(leaf) for leaf in log_leaves)
         update = self._previews.find(self.state_root, state_writes)
         if update is None:
             update = self._tree.update(self.state_root, state_writes)

@@ -40,6 +40,7 @@ from pydantic import (
     StrictStr,
     ValidationError,
     ValidationInfo,
+    model_serializer,
     model_validator,
 )
 
@@ -209,10 +210,15 @@ class CanonicalModel(BaseModel):
         # hash of a genesis file would differ from its chain_id); from_canonical checks the top
         # level itself, this checks nested models.
         if info.context is _CANONICAL_CONTEXT and isinstance(data, dict):
-            missing = cls.model_fields.keys() - data.keys()
+            missing = cls.model_fields.keys() - data.keys() - cls._may_be_absent()
             if missing:
                 raise ValueError(f"missing field {sorted(missing)[0]!r}")
         return data
+
+    @classmethod
+    def _may_be_absent(cls) -> frozenset[str]:
+        """Fields whose absence from the canonical form means None (a later format's fields)."""
+        return frozenset()
 
     def to_canonical(self) -> dict[str, Any]:
         """Return the canonical form: a dict that :func:`ledger.encoding.pack` encodes."""
@@ -235,7 +241,7 @@ class CanonicalModel(BaseModel):
         """Build the model from its canonical form; raises :class:`ModelDecodeError`."""
         if not isinstance(document, dict):
             raise ModelDecodeError(f"{cls.__name__}: expected a map, got {type(document).__name__}")
-        missing = cls.model_fields.keys() - document.keys()
+        missing = cls.model_fields.keys() - document.keys() - cls._may_be_absent()
         if missing:
             raise ModelDecodeError(f"{cls.__name__}: missing field {sorted(missing)[0]!r}")
         try:
@@ -384,7 +390,9 @@ def quorum_size(member_count: int) -> int:
 class Genesis(CanonicalModel):
     """The founding document of a consortium; its hash is the chain_id."""
 
-    format_version: Annotated[StrictInt, Field(ge=1, le=1)] = 1
+    format_version: Annotated[StrictInt, Field(ge=1, le=2)] = 1
+    """The header format from block 1 on: 1 (no log) or 2 (headers commit to the log of every
+    act); a chain may move to a later format by governance (membership 1.2)."""
     consortium: DisplayName
     created_at_ms: Annotated[StrictInt, Field(ge=0, le=U63_MAX)]
     members: Annotated[tuple[Member, ...], Field(min_length=1, max_length=MEMBERS_MAX)]
@@ -532,6 +540,31 @@ class Transaction(CanonicalModel):
 # --- blocks -----------------------------------------------------------------------------------
 
 
+LOG_FIELDS = frozenset({"log_size", "log_root"})
+"""The header fields of format 2 (docs/format.md §4): absent from a format 1 header."""
+HEADER_FORMATS = (1, 2)
+"""The header formats this software reads and writes; a chain may move to a later one at a
+height its members decide (docs/operations.md, "Upgrading the chain's format")."""
+
+
+FORMAT_SCHEDULE_ENTRIES_MAX = 64
+
+
+def header_format_at(genesis_format: int, schedule: bytes | None, height: int) -> int:
+    """The header format of block ``height``: the genesis's, or the last scheduled version
+    whose height is reached. ``schedule`` is the state value at
+    :data:`ledger.namespace.FORMATS_STATE_KEY` (None: nothing scheduled)."""
+    if schedule is None:
+        return genesis_format
+    entries = encoding.unpack(schedule)
+    assert isinstance(entries, list) and len(entries) <= FORMAT_SCHEDULE_ENTRIES_MAX
+    version = genesis_format
+    for scheduled, from_height in entries:
+        if from_height <= height:
+            version = scheduled
+    return version
+
+
 class BlockHeader(CanonicalModel):
     """What a commit certificate signs (through its hash)."""
 
@@ -549,6 +582,43 @@ class BlockHeader(CanonicalModel):
     """Root of the authenticated state after this block's transactions."""
     members_hash: Hash32
     """Hash of the member set that certifies this block (the set in force at this height)."""
+    log_size: Count | None = None
+    """Format 2: how many transactions the chain holds up to this block included — the size of
+    the log of every act (ledger.tlog). Absent, not nil, in a format 1 header."""
+    log_root: Hash32 | None = None
+    """Format 2: the RFC 6962 root of that log. Absent, not nil, in a format 1 header."""
+
+    @model_serializer(mode="wrap")
+    def _no_log_fields_in_format_1(self, handler: Any) -> Any:
+        dumped = handler(self)
+        if self.log_size is None and isinstance(dumped, dict):
+            dumped.pop("log_size", None)
+            dumped.pop("log_root", None)
+        return dumped
+
+    @model_validator(mode="before")
+    @classmethod
+    def _log_fields_both_or_none(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict):
+            present = [name for name in LOG_FIELDS if name in data]
+            if info.context is _CANONICAL_CONTEXT and any(data.get(n) is None for n in present):
+                raise ValueError("a nil log field is not canonical (a format 1 header omits it)")
+            if len(present) == 1 or (
+                len(present) == 2 and (data["log_size"] is None) != (data["log_root"] is None)
+            ):
+                raise ValueError("log_size and log_root come together, or not at all")
+            if info.context is _CANONICAL_CONTEXT and not present:
+                data = {**data, "log_size": None, "log_root": None}
+        return data
+
+    @classmethod
+    def _may_be_absent(cls) -> frozenset[str]:
+        return LOG_FIELDS
+
+    @property
+    def format_version(self) -> int:
+        """1 without the log fields, 2 with them (docs/format.md §4)."""
+        return 1 if self.log_size is None else 2
 
     @cached_property
     def block_hash(self) -> bytes:

@@ -63,6 +63,9 @@ class StateNamespace:
 MEMBERSHIP_NAMESPACE = StateNamespace("membership")
 """The membership contract's namespace (docs/format.md §7.6)."""
 MEMBERS_STATE_KEY = MEMBERSHIP_NAMESPACE.key(b"members")
+FORMATS_STATE_KEY = MEMBERSHIP_NAMESPACE.key(b"formats")
+"""The chain's format schedule (docs/format.md §7.11): canonical ``[[version, from_height], …]``,
+versions and heights increasing; absent while the chain keeps its genesis format."""
 """Where the member set in force for the next height lives: ``membership/members`` (§7.8)."""
 
 

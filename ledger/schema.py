@@ -21,6 +21,17 @@ key                    value                                       written
 ``value/<state key>``  the state value at the tip                  with every block
 ``members-change/<h>`` empty: block h is certified by another       with block h
                        member set than block h − 1
+``meta/log-size``      the log's size (8 bytes big-endian): how    with every block (or built
+                       many transactions the chain holds           at the first open of a
+                                                                   database from before it)
+``log/<l><i>``         the hash of the log's complete subtree of   with the block that
+                       level ``l`` (1 byte) and index ``i`` (8     completes it
+                       bytes big-endian) — ledger.tlog
+``log-block/<i>``      ``<h>``: the first log index of block h     with block h (if it holds
+                       (8 bytes big-endian)                        transactions)
+``meta/checkpoint``    the latest consortium checkpoint: a C2SP    when a quorum of members
+                       signed note (docs/witnesses.md), with the   signed it, and as witness
+                       witnesses' cosignatures gathered so far     cosignatures arrive
 =====================  ==========================================  ============================
 
 ``<h>`` is a height as 8 bytes big-endian, so that heights sort in numeric order. The value
@@ -48,6 +59,10 @@ TRANSACTION_PREFIX = b"tx/"
 NODE_PREFIX = b"node/"
 VALUE_PREFIX = b"value/"
 MEMBER_SET_CHANGE_PREFIX = b"members-change/"
+LOG_SIZE = b"meta/log-size"
+CHECKPOINT = b"meta/checkpoint"
+LOG_PREFIX = b"log/"
+LOG_BLOCK_PREFIX = b"log-block/"
 
 _HEIGHT = struct.Struct(">Q")
 _LOCATION = struct.Struct(">QI")
@@ -96,3 +111,11 @@ def value_key(state_key: bytes) -> bytes:
 
 def member_set_change_key(height: int) -> bytes:
     return MEMBER_SET_CHANGE_PREFIX + _HEIGHT.pack(height)
+
+
+def log_key(level: int, index: int) -> bytes:
+    return LOG_PREFIX + bytes([level]) + _HEIGHT.pack(index)
+
+
+def log_block_key(first_index: int) -> bytes:
+    return LOG_BLOCK_PREFIX + _HEIGHT.pack(first_index)

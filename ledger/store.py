@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -55,7 +56,7 @@ from typing import Any
 import msgpack
 import plyvel
 
-from ledger import encoding, merkle, schema, witness
+from ledger import encoding, merkle, schema, tlog, witness
 from ledger.memstate import PREVIEWS_REMEMBERED, StateUpdateCache
 from ledger.model import Block, CommitCertificate, Genesis, ModelDecodeError, Transaction
 from ledger.state import (
@@ -66,6 +67,8 @@ from ledger.state import (
     StateUpdate,
 )
 from ledger.witness import Witness, WitnessError, WitnessState
+
+_log = logging.getLogger("sceau.store")
 
 __all__ = [
     "ChainStore",
@@ -145,6 +148,7 @@ class ChainStore:
         self._tree = SparseMerkleTree(_NodeReader(self._get))
         self._previews = StateUpdateCache(PREVIEWS_REMEMBERED)
         self._tip_members_hash: bytes | None = None
+        self._log: tlog.LogFrontier | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -187,6 +191,7 @@ class ChainStore:
                 batch.put(schema.TIP, _encode_tip(tip))
                 batch.put(schema.WITNESSED, b"")
                 batch.put(schema.FORMAT, schema.FORMAT_VERSION)
+                batch.put(schema.LOG_SIZE, schema.encode_height(0))
         except BaseException as error:
             created.close()
             if database is not None:
@@ -241,6 +246,8 @@ class ChainStore:
             store._check_tip()
             store._check_recent_blocks()
             store._check_witness()
+            if _read(database, schema.LOG_SIZE) is None:
+                store._build_log()
         except BaseException:
             if store is not None and store._witness is not None:
                 store._witness.close()
@@ -543,10 +550,18 @@ class ChainStore:
         )
         tip = Tip(header.height, block.block_hash, update.root)
         member_set_changed = header.members_hash != self._members_hash_at_tip()
+        appended = tlog.append(self.log_frontier(), block.transaction_leaves())
+        assert header.log_size is None or (header.log_size, header.log_root) == (
+            appended[0].size,
+            appended[0].root,
+        ), f"block {header.height}: the header's log does not match the chain's"
         try:
-            self._write_block(block, certificate, state_writes, update, tip, member_set_changed)
+            self._write_block(
+                block, certificate, state_writes, update, tip, member_set_changed, appended
+            )
         except plyvel.Error as error:
             raise self._damaged(_store_error(error)) from None
+        self._log = appended[0]
         self._tip = tip
         self._tip_members_hash = header.members_hash
         self._previews.clear()
@@ -561,6 +576,7 @@ class ChainStore:
         update: StateUpdate,
         tip: Tip,
         member_set_changed: bool,
+        appended: tuple[tlog.LogFrontier, dict[tuple[int, int], bytes]],
     ) -> None:
         """The block's one synced write batch (see the module doc)."""
         header = block.header
@@ -584,7 +600,108 @@ class ChainStore:
                     batch.delete(schema.value_key(key))
                 else:
                     batch.put(schema.value_key(key), value)
+            self._put_log(batch, block, appended)
             batch.put(schema.TIP, _encode_tip(tip))
+
+    def _put_log(
+        self,
+        batch: Any,
+        block: Block,
+        appended: tuple[tlog.LogFrontier, dict[tuple[int, int], bytes]],
+    ) -> None:
+        frontier, created = appended
+        for (level, index), digest in created.items():
+            batch.put(schema.log_key(level, index), digest)
+        if block.transactions:
+            first = frontier.size - len(block.transactions)
+            batch.put(schema.log_block_key(first), schema.encode_height(block.height))
+        batch.put(schema.LOG_SIZE, schema.encode_height(frontier.size))
+
+    def _build_log(self) -> None:
+        """Build the log of a database written before the log existed, block by block (each
+        block's part in its own batch, the size last: an interrupted build starts over)."""
+        _log.info("building the log of every act for %d blocks (once)", self._tip.height)
+        frontier = tlog.EMPTY_FRONTIER
+        try:
+            for start in range(1, self._tip.height + 1, 1000):
+                with self._database.write_batch(sync=False) as batch:
+                    for block in self.blocks(start, start + 999):
+                        appended = tlog.append(frontier, block.transaction_leaves())
+                        self._put_log(batch, block, appended)
+                        frontier = appended[0]
+            self._database.put(schema.LOG_SIZE, schema.encode_height(frontier.size), sync=True)
+        except plyvel.Error as error:
+            raise self._damaged(_store_error(error)) from None
+        self._log = frontier
+
+    # --- the log of every act (ledger.tlog) -------------------------------------------------------
+
+    @property
+    def log_size(self) -> int:
+        """How many transactions the chain holds: the size of the log at the tip."""
+        return self.log_frontier().size
+
+    def log_frontier(self) -> tlog.LogFrontier:
+        """The log's frontier at the tip (what the engine extends with the next block)."""
+        if self._log is None:
+            data = self._get(schema.LOG_SIZE)
+            if data is None:
+                raise self._corrupt("the log's size is missing")
+            self._log = tlog.frontier_at(schema.decode_height(data), self.log_hash)
+        return self._log
+
+    def log_hash(self, level: int, index: int) -> bytes:
+        """The hash of the log's complete subtree ``(level, index)``; it must exist."""
+        digest = self._get(schema.log_key(level, index))
+        if digest is None or len(digest) != 32:
+            raise self._corrupt(f"the log's subtree ({level}, {index}) is missing")
+        return digest
+
+    def log_hashes(self, level: int, start: int, count: int) -> list[bytes]:
+        """``count`` consecutive subtree hashes of ``level`` from ``start`` (a tile's hashes)."""
+        found = [
+            value
+            for _, value in self._scan(
+                schema.log_key(level, start), schema.log_key(level, start + count)
+            )
+        ]
+        if len(found) != count:
+            raise self._corrupt(f"the log's level {level} is missing hashes from {start}")
+        return found
+
+    def log_entry_location(self, index: int) -> tuple[int, int]:
+        """``(height, position)`` of log entry ``index`` (below the log's size)."""
+        assert 0 <= index < self.log_size, "an entry of the log"
+        for key, value in self._scan_down(schema.log_block_key(index), schema.LOG_BLOCK_PREFIX):
+            first = schema.decode_height(key[len(schema.LOG_BLOCK_PREFIX) :])
+            return schema.decode_height(value), index - first
+        raise self._corrupt(f"no block holds log entry {index}")
+
+    def save_checkpoint(self, note: bytes) -> None:
+        """Keep ``note``, the latest consortium checkpoint (a signed note), replacing the one
+        before. Not synced: a checkpoint lost in a crash is signed again for a later block."""
+        if self._damage is not None:
+            raise self._damage
+        try:
+            self._database.put(schema.CHECKPOINT, note)
+        except plyvel.Error as error:
+            raise self._damaged(_store_error(error)) from None
+
+    def checkpoint(self) -> bytes | None:
+        """The latest consortium checkpoint kept by :meth:`save_checkpoint`, or None."""
+        return self._get(schema.CHECKPOINT)
+
+    def log_entries(self, start: int, count: int) -> list[bytes]:
+        """The canonical bytes of log entries ``start .. start + count − 1`` (all below the
+        log's size), read from their blocks."""
+        entries: list[bytes] = []
+        while len(entries) < count:
+            height, position = self.log_entry_location(start + len(entries))
+            block = self.block(height)
+            assert block is not None
+            taken = block.transactions[position : position + count - len(entries)]
+            entries.extend(transaction.encoded for transaction in taken)
+        return entries
 
     def _members_hash_at_tip(self) -> bytes:
         """The members_hash of the tip's header (the genesis member set's before block 1)."""

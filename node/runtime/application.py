@@ -125,6 +125,7 @@ class ChainApplication:
             tx_root=result.tx_root,
             state_root=result.state_root,
             members_hash=result.members_hash,
+            **result.header_log_fields(),
         )
         block = Block(header=header, transactions=result.accepted)
         self._remember(block.block_hash, result)

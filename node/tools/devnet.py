@@ -148,8 +148,12 @@ def prepare(
     view_timeout_ms: int = 1_500,
     extra_config: dict[str, Any] | None = None,
     contracts: Sequence[ContractRef] | None = None,
+    format_version: int = 2,
 ) -> list[dict[str, Any]]:
     """Write keys, genesis, configurations and data directories for ``nodes`` members.
+
+    ``format_version`` is the genesis's header format (2: headers commit to the log of every
+    act from block 1; 1: the format before it, which a chain may leave by governance).
 
     ``extra_config`` adds (or overrides) fields of every node's configuration, for example
     higher ``api_submissions_per_s`` for a load test. ``contracts`` are what the genesis
@@ -164,7 +168,9 @@ def prepare(
     with _private_files():
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
-        return _prepare(directory, nodes, tick_ms, view_timeout_ms, extra_config or {}, pinned)
+        return _prepare(
+            directory, nodes, tick_ms, view_timeout_ms, extra_config or {}, pinned, format_version
+        )
 
 
 def _loadable(contracts: Sequence[ContractRef] | None) -> tuple[ContractRef, ...]:
@@ -211,6 +217,7 @@ def _prepare(
     view_timeout_ms: int,
     extra_config: dict[str, Any],
     contracts: tuple[ContractRef, ...],
+    format_version: int,
 ) -> list[dict[str, Any]]:
     members = _members_for(nodes)
     ports = _free_ports(2 * nodes)
@@ -245,6 +252,7 @@ def _prepare(
         ),
         parameters=ConsensusParameters(view_timeout_ms=view_timeout_ms),
         contracts=contracts,
+        format_version=format_version,
     )
     (directory / "genesis.json").write_text(genesis.model_dump_json(indent=2) + "\n")
     for entry in entries:
