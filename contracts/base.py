@@ -122,6 +122,9 @@ class BlockContext:
     """The consensus parameters in force at this height."""
     issuer: Callable[[str], Issuer | None] = _no_issuer
     """The issuer of an id, as in force at this height (status included), or None."""
+    header_format: int = 1
+    """The chain's header format at this height (the genesis's, or the one the members
+    scheduled: :func:`ledger.model.header_format_at`), whether or not this software knows it."""
 
     def member(self, member_id: str) -> Member | None:
         return next((member for member in self.members if member.id == member_id), None)

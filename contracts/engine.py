@@ -441,6 +441,9 @@ class Engine:
             members=directory.members,
             parameters=directory.parameters,
             issuer=directory.issuer,
+            header_format=header_format_at(
+                self.genesis.format_version, state.state_get(FORMATS_STATE_KEY), height
+            ),
         )
         run = _Run(directory=directory, overlay=_Overlay(state))
         block_bytes = 0

@@ -26,8 +26,18 @@ status ``removed``), its key and delegations are dropped, and its id is never gi
 its acts carry it. Contracts authorize an issuer through the same
 :meth:`~contracts.base.BlockContext.authorization` as a member.
 
+*The format schedule* (version 1.2). The chain's header format (docs/format.md §4, §7.11) moves
+to a later version at a height the members decide: a ``schedule_format`` change names the
+version and the height. Passing it writes ``[version, height]`` into the schedule, which the
+engine reads before each block (:func:`ledger.model.header_format_at`). The rules do not depend
+on the formats this software knows: a node of older software executes the scheduling exactly
+like a newer one (same state root), and only refuses, from that height, the blocks of a format
+it cannot build or check. A scheduled entry whose height is not reached yet may be moved (the
+same version, another height); one in force never changes.
+
 *Versions.* A chain that pins 1.0 runs 1.0's rules: the issuers' changes do not parse there, and
-everything else is the same code, which finds no issuer in a 1.0 chain's state.
+everything else is the same code, which finds no issuer in a 1.0 chain's state. Likewise a chain
+that pins 1.0 or 1.1 does not know ``schedule_format``: it keeps its genesis format for good.
 
 *Governance.* A change to the member set or to the consensus parameters is a proposal
 (``propose``), voted on by members (``vote``). It passes when the yes votes of current members
@@ -69,6 +79,9 @@ key                             value
                                 kept after its removal (1.1)
 ``issuer_key/<public key>``     the id of the issuer whose own key it is (1.1)
 ``issuer_count``                issuers ever admitted, an integer (1.1)
+``formats``                     the format schedule ``[[version, from_height], …]``, versions
+                                and heights increasing; absent until the first one passes
+                                (1.2, :data:`ledger.namespace.FORMATS_STATE_KEY`)
 ==============================  ===============================================================
 
 Keys hold raw bytes after their prefix (a 32-byte public key or proposal id); member and
@@ -100,6 +113,7 @@ from contracts.base import (
 )
 from ledger import crypto
 from ledger.model import (
+    FORMAT_SCHEDULE_ENTRIES_MAX,
     ISSUER_ACTIVE,
     ISSUER_REMOVED,
     ISSUER_SUSPENDED,
@@ -119,6 +133,7 @@ from ledger.model import (
     members_hash,
 )
 from ledger.namespace import (
+    FORMATS_STATE_KEY,
     MEMBERS_STATE_KEY,
     MEMBERSHIP_NAMESPACE,
     issuer_state_key,
@@ -128,6 +143,7 @@ from ledger.namespace import (
 __all__ = [
     "DELEGATIONS_PER_MEMBER_MAX",
     "DELEGATIONS_PER_SIGNER_MAX",
+    "FORMAT_VERSION_MAX",
     "GOVERN",
     "ISSUERS_MAX",
     "ISSUERS_PAGE_DEFAULT",
@@ -147,6 +163,7 @@ __all__ = [
     "MembershipContract",
     "Proposal",
     "Remove",
+    "ScheduleFormat",
     "SetIssuerStatus",
     "SetParameters",
     "issuer_key",
@@ -187,6 +204,9 @@ an urban community's communes join in a few votes."""
 ISSUERS_PAGE_MAX = 1000
 """Issuers one ``issuers`` query returns (``limit``); the default is ISSUERS_PAGE_DEFAULT."""
 ISSUERS_PAGE_DEFAULT = 100
+FORMAT_VERSION_MAX = 65_535
+"""The highest header format a ``schedule_format`` change may name (1.2). Not the formats this
+software knows: an older node must accept the scheduling of a format it does not know yet."""
 
 _ROLE_PATTERN = re.compile(r"[a-z]+\.[a-z_]+")
 
@@ -202,6 +222,8 @@ OPEN_PROPOSALS_KEY = b"open_proposals"
 ISSUER_PREFIX = b"issuer/"
 ISSUER_KEY_PREFIX = b"issuer_key/"
 ISSUER_COUNT_KEY = b"issuer_count"
+FORMATS_KEY = MEMBERSHIP_NAMESPACE.local(FORMATS_STATE_KEY)
+"""The format schedule (1.2): its full state key is a format constant (docs/format.md §7.11)."""
 
 
 def signer_key(public_key: bytes) -> bytes:
@@ -395,7 +417,22 @@ class SetIssuerStatus:
         return {"kind": self.kind, "issuer_id": self.issuer_id}
 
 
-Change = Admit | Remove | SetParameters | AdmitIssuers | SetIssuerStatus
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleFormat:
+    """Move the chain to header format ``format_version`` from block ``height`` (version 1.2)."""
+
+    format_version: int
+    height: int
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {
+            "kind": "schedule_format",
+            "format_version": self.format_version,
+            "height": self.height,
+        }
+
+
+Change = Admit | Remove | SetParameters | AdmitIssuers | SetIssuerStatus | ScheduleFormat
 
 OPEN = "open"
 PASSED = "passed"
@@ -638,6 +675,19 @@ def _parse_admit_issuers(document: dict[str, Any]) -> AdmitIssuers:
     return AdmitIssuers(issuers=tuple(issuers))
 
 
+def _parse_schedule_format(document: dict[str, Any]) -> ScheduleFormat:
+    _require_fields(document, ("kind", "format_version", "height"), "change")
+    version = document["format_version"]
+    if type(version) is not int or not 2 <= version <= FORMAT_VERSION_MAX:
+        raise _invalid(
+            "change.format_version", f"expected an integer from 2 to {FORMAT_VERSION_MAX}"
+        )
+    height = document["height"]
+    if type(height) is not int or not 2 <= height <= _HEIGHT_MAX:
+        raise _invalid("change.height", "expected a height (2 to 2**63 - 1)")
+    return ScheduleFormat(format_version=version, height=height)
+
+
 def _parse_issuer_status(document: dict[str, Any]) -> SetIssuerStatus:
     _require_fields(document, ("kind", "issuer_id"), "change")
     return SetIssuerStatus(
@@ -651,12 +701,17 @@ _CHANGE_PARSERS_1_0: dict[str, Callable[[dict[str, Any]], Change]] = {
     "set_parameters": _parse_set_parameters,
 }
 """The changes of version 1.0: members and parameters only."""
-_CHANGE_PARSERS: dict[str, Callable[[dict[str, Any]], Change]] = {
+_CHANGE_PARSERS_1_1: dict[str, Callable[[dict[str, Any]], Change]] = {
     **_CHANGE_PARSERS_1_0,
     "admit_issuers": _parse_admit_issuers,
     **dict.fromkeys(_ISSUER_TRANSITIONS, _parse_issuer_status),
 }
 """The changes of version 1.1: 1.0's and the issuers'."""
+_CHANGE_PARSERS: dict[str, Callable[[dict[str, Any]], Change]] = {
+    **_CHANGE_PARSERS_1_1,
+    "schedule_format": _parse_schedule_format,
+}
+"""The changes of version 1.2: 1.1's and the format schedule."""
 
 
 def _parse_vote(args: dict[str, Any]) -> VoteArguments:
@@ -804,11 +859,13 @@ def _write_proposal(state: StateView, proposal: Proposal) -> None:
 # --- validating and applying changes ---------------------------------------------------------
 
 
-def _check_change(change: Change, state: StateView) -> None:
+def _check_change(change: Change, state: StateView, context: BlockContext) -> None:
     """Raise the Rejection that ``change`` meets on the pending state (member set, issuers,
-    parameters)."""
+    parameters, format schedule) in the block of ``context``."""
     members = _read_members(state)
-    if isinstance(change, Admit):
+    if isinstance(change, ScheduleFormat):
+        _scheduled_with(change, state, context)
+    elif isinstance(change, Admit):
         if len(members) >= MEMBERS_MAX:
             raise Rejection("too_many_members", f"the consortium has {MEMBERS_MAX} members")
         _check_unique_id(change.member.id, members, state)
@@ -845,6 +902,74 @@ def _check_change(change: Change, state: StateView) -> None:
             )
     else:
         _merged_parameters(_read_parameters(state), change)
+
+
+def _read_schedule(state: ReadView) -> list[list[int]]:
+    """The format schedule, ``[[version, from_height], …]`` (empty: the genesis format)."""
+    record = state.get(FORMATS_KEY)
+    entries = [] if record is None else decode_record(record)
+    assert isinstance(entries, list) and len(entries) <= FORMAT_SCHEDULE_ENTRIES_MAX
+    return entries
+
+
+def _scheduled_with(
+    change: ScheduleFormat, state: ReadView, context: BlockContext
+) -> list[list[int]]:
+    """The format schedule once ``change`` passes in the block of ``context``, or the
+    Rejection it meets.
+
+    Entries whose height is reached (in force, or in force once) never change. An entry not in
+    force yet with the same version is moved to the new height; otherwise the new entry comes
+    last. Versions and heights increase along the list, and the version exceeds the format in
+    force at this height. None of this depends on the formats this software knows.
+    """
+    height = context.height
+    if change.height <= height:
+        raise Rejection(
+            "format_height_passed",
+            f"format {change.format_version} would take effect at height {change.height}, "
+            f"which is not after this block ({height}): schedule a later height",
+        )
+    in_force = context.header_format
+    if change.format_version <= in_force:
+        raise Rejection(
+            "format_not_newer",
+            f"the chain is in format {in_force} at height {height}: a new format must be later",
+        )
+    entries = _read_schedule(state)
+    kept = [entry for entry in entries if entry[1] <= height or entry[0] != change.format_version]
+    moved = len(kept) != len(entries)
+    for version, from_height in kept:
+        if version >= change.format_version:
+            raise Rejection(
+                "format_not_newer",
+                f"format {version} is scheduled from height {from_height} already: a new "
+                f"format must be later than every scheduled one",
+            )
+        if from_height >= change.height:
+            raise Rejection(
+                "format_schedule_order",
+                f"format {version} is scheduled from height {from_height}: format "
+                f"{change.format_version} must take effect after it",
+            )
+    if not moved and len(entries) >= FORMAT_SCHEDULE_ENTRIES_MAX:
+        raise Rejection(
+            "too_many_format_changes",
+            f"the schedule holds {FORMAT_SCHEDULE_ENTRIES_MAX} format changes, the most it may",
+        )
+    return [*kept, [change.format_version, change.height]]
+
+
+def _query_formats(state: ReadView) -> dict[str, Any]:
+    """The format schedule, as ``{"scheduled": [{"version", "height"}, …]}`` (every entry, in
+    force or not: the format in force at a height needs the genesis's, see
+    :func:`ledger.model.header_format_at`)."""
+    return {
+        "scheduled": [
+            {"version": version, "height": from_height}
+            for version, from_height in _read_schedule(state)
+        ]
+    }
 
 
 def _check_unique_id(member_id: str, members: list[Member], state: ReadView) -> None:
@@ -888,11 +1013,14 @@ def _merged_parameters(base: ConsensusParameters, change: SetParameters) -> Cons
         raise _invalid(f"change.parameters.{location}", why) from None
 
 
-def _apply_change(change: Change, state: StateView, height: int) -> None:
+def _apply_change(change: Change, state: StateView, context: BlockContext) -> None:
     """Apply a change already checked by :func:`_check_change` on the same pending state, in
-    the block ``height``."""
+    the block of ``context``."""
+    height = context.height
     members = _read_members(state)
-    if isinstance(change, Admit):
+    if isinstance(change, ScheduleFormat):
+        state.put(FORMATS_KEY, encode_record(_scheduled_with(change, state, context)))
+    elif isinstance(change, Admit):
         _write_members(state, [*members, change.member])
     elif isinstance(change, AdmitIssuers):
         for application in change.issuers:
@@ -942,7 +1070,7 @@ def _propose(
 ) -> dict[str, Any]:
     _require_member(arguments.proposer, context)
     context.authorization(arguments.proposer, GOVERN)
-    _check_change(arguments.change, state)
+    _check_change(arguments.change, state, context)
     open_ids = _sweep_expired(state, context.height)
     if len(open_ids) >= OPEN_PROPOSALS_MAX:
         raise Rejection(
@@ -1039,14 +1167,14 @@ def _settle(
     needed = required_votes(len(current), context.parameters.governance_threshold_percent)
     if approve and sum(voter in current for voter in proposal.yes_voters) >= needed:
         try:
-            _check_change(proposal.change, state)
+            _check_change(proposal.change, state, context)
         except Rejection as rejection:
             raise Rejection(
                 rejection.code,
                 f"proposal {proposal.proposal_id.hex()} would pass, but its change no longer "
                 f"applies: {rejection.reason}",
             ) from None
-        _apply_change(proposal.change, state, context.height)
+        _apply_change(proposal.change, state, context)
         return _close(proposal, PASSED, state, context.height)
     no_votes = sum(voter in current for voter in proposal.no_voters)
     if not approve and len(current) - no_votes < needed:
@@ -1258,7 +1386,9 @@ _COMMON_ACTIONS: dict[str, _Action] = {
     "revoke": _Action(parse=_parse_revoke, apply=_revoke),
 }
 _ACTIONS_1_0 = _actions(_CHANGE_PARSERS_1_0)
+_ACTIONS_1_1 = _actions(_CHANGE_PARSERS_1_1)
 _ACTIONS = _actions(_CHANGE_PARSERS)
+_ACTIONS_BY_VERSION = {"1.0": _ACTIONS_1_0, "1.1": _ACTIONS_1_1, "1.2": _ACTIONS}
 
 
 # --- queries ----------------------------------------------------------------------------------
@@ -1349,6 +1479,7 @@ _EXACT_QUERIES: dict[str, Callable[[ReadView], Any]] = {
         _read_proposal_document(state, proposal_id)
         for proposal_id in _read_sorted_keys(state, OPEN_PROPOSALS_KEY)
     ],
+    "formats": _query_formats,
 }
 
 _PREFIX_QUERIES: dict[str, Callable[[str, ReadView], Any]] = {
@@ -1469,20 +1600,21 @@ class MembershipContract(Contract):
     """Governance of the consortium: members, node keys, signer delegations, parameters."""
 
     name = MEMBERSHIP
-    version = "1.1"
-    older_versions = ("1.0",)
+    version = "1.2"
+    older_versions = ("1.1", "1.0")
     query_routes = MEMBERSHIP_QUERY_ROUTES
 
-    def __init__(self, *, issuers: bool = True) -> None:
-        self._actions = _ACTIONS if issuers else _ACTIONS_1_0
-        """1.1 (``issuers``) adds the issuers' changes to 1.0; everything else is the same
-        code: a 1.0 chain has no issuer, so the rules that read issuers find none."""
+    def __init__(self, *, rules: str = "1.2") -> None:
+        self._actions = _ACTIONS_BY_VERSION[rules]
+        """1.1 adds the issuers' changes to 1.0, 1.2 the format schedule to 1.1; everything
+        else is the same code: a 1.0 chain has no issuer and a 1.0 or 1.1 chain no format
+        schedule, so the rules that read them find none."""
 
     @classmethod
     def at_version(cls, version: str) -> MembershipContract:
         if version not in (cls.version, *cls.older_versions):
             raise ValueError(f"{cls.name} {cls.version} does not run version {version}")
-        return cls(issuers=version != "1.0")
+        return cls(rules=version)
 
     def genesis_state(self, genesis: Genesis, state: StateView) -> None:
         state.put(MEMBERS_KEY, encode_record([member.to_canonical() for member in genesis.members]))
@@ -1499,7 +1631,7 @@ class MembershipContract(Contract):
         return action.apply(action.parse(transaction.args), transaction, state, context)
 
     def query(self, path: str, state: ReadView) -> Any:
-        """Answer ``members``, ``parameters``, ``proposals``, ``proposal/<64 hex>``,
+        """Answer ``members``, ``parameters``, ``proposals``, ``formats``, ``proposal/<64 hex>``,
         ``delegations/<member or issuer id>``, ``signer/<64 hex>``, ``issuer/<id>`` or
         ``issuers[?after=<id>&limit=N]``.
 

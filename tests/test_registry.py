@@ -227,8 +227,8 @@ def pins(*specs: str) -> list[tuple[str, str]]:
 
 
 def test_a_new_genesis_pins_membership_and_deeds_and_each_contract_asked_at_its_version() -> None:
-    assert pins() == [(MEMBERSHIP, "1.1"), ("deeds", "1.0")]
-    assert pins("alpha") == [(MEMBERSHIP, "1.1"), ("deeds", "1.0"), ("alpha", "2.1")]
+    assert pins() == [(MEMBERSHIP, "1.2"), ("deeds", "1.0")]
+    assert pins("alpha") == [(MEMBERSHIP, "1.2"), ("deeds", "1.0"), ("alpha", "2.1")]
     assert pins(" alpha=2.1 ", "deeds=1.0") == pins("alpha")
 
 
@@ -257,7 +257,7 @@ def test_lists_the_installed_contracts_with_their_versions_and_packages() -> Non
     assert [(c.name, c.version, c.target) for c in listed] == [
         ("alpha", "2.1", f"{__name__}:AlphaContract"),
         ("deeds", "1.0", "contracts.deeds:DeedsContract"),
-        (MEMBERSHIP, "1.1", "contracts.membership:MembershipContract"),
+        (MEMBERSHIP, "1.2", "contracts.membership:MembershipContract"),
     ]
     found = {contract.name: contract for contract in installed_contracts()}
     assert found["deeds"].distribution == found[MEMBERSHIP].distribution == "sceau"
