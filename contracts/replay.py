@@ -141,9 +141,21 @@ def _diagnose(
 ) -> ReplayError:
     """Name what the engine refused in ``block``: a transaction, or a header field.
 
-    Only runs on a refusal: the block is executed once more, without limits, to find out.
+    Only runs on a refusal: the block is executed once more, without limits, to find out. The
+    header's format comes first (a format this software does not know cannot be executed at
+    all); the log fields last, since a wrong state or member set explains a wrong log too.
     """
     header = block.header
+    try:
+        expected_format = engine.header_format(state, header.height)
+    except InvalidProposalError as unknown:
+        return ReplayError("header.format", str(unknown).removeprefix(f"block {header.height}: "))
+    if header.format_version != expected_format:
+        return ReplayError(
+            "header.format",
+            f"is format {header.format_version}, but the chain is in format {expected_format} "
+            f"at this height (the genesis's, or the one its members scheduled)",
+        )
     result = _execute(engine, state, block)
     if result.rejected:
         transaction, rejection = result.rejected[0]
@@ -162,6 +174,19 @@ def _diagnose(
             return ReplayError(
                 f"header.{field}",
                 f"is {stated.hex()}, re-executing the block gives {computed.hex()}",
+            )
+    if header.log_size is not None:
+        if header.log_size != result.log_size:
+            return ReplayError(
+                "header.log_size",
+                f"is {header.log_size}, but the chain holds {result.log_size} transactions up "
+                f"to this block",
+            )
+        if header.log_root != result.log_root:
+            assert header.log_root is not None
+            return ReplayError(
+                "header.log_root",
+                f"is {header.log_root.hex()}, the log of every act gives {result.log_root.hex()}",
             )
     reason = str(error).removeprefix(f"block {header.height}: ")
     if reason.startswith("tx_root"):

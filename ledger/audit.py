@@ -207,6 +207,9 @@ class AuditReport:
     workers: int
     member_set_changes: tuple[int, ...]
     """Heights from which another member set certifies the blocks."""
+    header_formats: tuple[tuple[int, int], ...]
+    """``(from_height, format)`` of each header format the verified blocks have, in order: one
+    entry for a chain that never changed format, one more for each scheduled change."""
     since: str | None
     since_height: int | None
     failures: tuple[Failure, ...]
@@ -236,6 +239,10 @@ class AuditReport:
                 "state_root": None if self.tip_state_root is None else self.tip_state_root.hex(),
             },
             "member_set_changes": list(self.member_set_changes),
+            "header_formats": [
+                {"format": version, "from_height": height}
+                for height, version in self.header_formats
+            ],
             "since": None
             if self.since is None
             else {"bundle": self.since, "height": self.since_height},
@@ -496,6 +503,9 @@ class _Chain:
     state_root: bytes | None = None
     transactions: int = 0
     member_set_changes: list[int] = field(default_factory=list)
+    header_formats: tuple[tuple[int, int], ...] = ()
+    """``(from_height, format)``; the replayer checked each header's format against the
+    genesis and the schedule (a tuple: a snapshot of the chain shares nothing with it)."""
 
 
 class _Audit:
@@ -600,6 +610,9 @@ class _Audit:
         if replayed.next_members != chain.members:
             chain.member_set_changes.append(block.height + 1)
         chain.members = replayed.next_members
+        version = block.header.format_version
+        if not chain.header_formats or chain.header_formats[-1][1] != version:
+            chain.header_formats = (*chain.header_formats, (block.height, version))
 
     def release(self) -> None:
         """Hand over the blocks whose signatures all came back, while none failed."""
@@ -832,6 +845,9 @@ def audit_bundle(
         workers=workers,
         member_set_changes=tuple(
             height for height in audit.chain.member_set_changes if height <= verified.height
+        ),
+        header_formats=tuple(
+            entry for entry in audit.chain.header_formats if entry[0] <= verified.height
         ),
         since=None if since is None else str(since),
         since_height=None if since_hashes is None else len(since_hashes),

@@ -1315,6 +1315,28 @@ class AsyncClient:
             made.append(answer["proposal_id"])
         return made
 
+    async def schedule_format(
+        self,
+        proposer: str,
+        format_version: int,
+        height: int,
+        *,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        """Propose to move the chain to header format ``format_version`` from block
+        ``height`` (membership 1.2); once passed, every node must run software that knows
+        that format before ``height``. A schedule not in force yet with the same version is
+        moved to the new height. Rejections: ``format_not_newer``, ``format_schedule_order``,
+        ``format_height_passed``, ``too_many_format_changes``. See :meth:`propose`."""
+        for name, value, low, high in (
+            ("format_version", format_version, 2, 65_535),
+            ("height", height, 2, 2**63 - 1),
+        ):
+            if type(value) is not int or not low <= value <= high:
+                raise InvalidArgument(name, f"expected an integer from {low} to {high}")
+        change = {"kind": "schedule_format", "format_version": format_version, "height": height}
+        return await self.propose(proposer, change, wait_s=wait_s)
+
     async def _issuer_status(
         self, kind: str, proposer: str, issuer_id: str, wait_s: float | None
     ) -> dict[str, Any]:
@@ -1707,6 +1729,18 @@ class Client:
         wait_s: float | None = DEFAULT_WAIT_S,
     ) -> list[str]:
         return self._run(self._client.admit_issuers(proposer, issuers, wait_s=wait_s))
+
+    def schedule_format(
+        self,
+        proposer: str,
+        format_version: int,
+        height: int,
+        *,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._client.schedule_format(proposer, format_version, height, wait_s=wait_s)
+        )
 
     def suspend_issuer(
         self, proposer: str, issuer_id: str, *, wait_s: float | None = DEFAULT_WAIT_S

@@ -79,9 +79,11 @@ from ledger.model import (
     Transaction,
     vote_payload,
 )
+from ledger.namespace import FORMATS_STATE_KEY
 from ledger.store import ChainStore
 from node.runtime.application import ChainApplication
 from node.runtime.config import PeerLimits, RuntimeSettings
+from node.runtime.formats import FormatOutlook, format_outlook
 from node.runtime.mempool import Mempool
 from node.runtime.wire import (
     FrameError,
@@ -335,6 +337,32 @@ class Node:
         ``rejected_proposal_views_max`` keys, each with at most
         ``rejected_proposals_per_view_max`` hashes and one None."""
         self._proposal_in_hand: bytes | None = None
+        self._formats_read: tuple[int, bytes | None] | None = None
+        self._formats_warned: set[tuple[int, int]] = set()
+        """The unknown scheduled formats already logged: at most the schedule's bound."""
+        self.formats = self._read_formats()
+
+    # --- the chain's header formats (node/runtime/formats.py) ---------------------------------
+
+    @property
+    def halted_for_upgrade(self) -> bool:
+        """Whether the next block is of a header format this software does not know: the node
+        then no longer steps its replica (it waits for the upgrade, see formats.py)."""
+        return self.formats.halted
+
+    def _read_formats(self) -> FormatOutlook:
+        """Read the format schedule on top of the tip; log what the operator must do, once."""
+        schedule = self.store.state_get(FORMATS_STATE_KEY)
+        next_height = self.store.tip.height + 1
+        outlook = format_outlook(self.store.genesis.format_version, schedule, next_height)
+        for entry in outlook.unknown:
+            if entry not in self._formats_warned:
+                self._formats_warned.add(entry)
+                if not outlook.halted:
+                    log.warning("%s", outlook.warning())
+        if outlook.halted:
+            log.error("%s", outlook.warning())
+        return outlook
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -378,6 +406,9 @@ class Node:
             next_at = max(next_at + interval_s, time.monotonic())
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             try:
+                if self.halted_for_upgrade:
+                    self.log.flush()
+                    continue
                 self._flush_gossip()
                 self._execute(self.replica.on_tick(self._clock_ms()))
                 self._revalidate_when_idle()
@@ -391,8 +422,12 @@ class Node:
     def on_frame(self, sender: str, data: bytes) -> None:
         """A payload from an authenticated peer (called by the transport).
 
-        Scanned, admitted, then decoded: see "Peer frames" in the module doc.
+        Scanned, admitted, then decoded: see "Peer frames" in the module doc. Dropped while
+        the node waits for an upgrade (:attr:`halted_for_upgrade`).
         """
+        if self.halted_for_upgrade:
+            self.metrics.frames_rejected["halted_for_upgrade"] += 1
+            return
         try:
             header = scan_frame(data, self.frame_limits())
         except FrameRefused as refused:
@@ -522,8 +557,11 @@ class Node:
     def submit(self, transaction: Transaction) -> bool:
         """A client's transaction: admit it (raises Rejection), gossip it, wake the replica.
 
-        Returns False if it was already pending or committed.
+        Returns False if it was already pending or committed; ``upgrade_required`` while the
+        node waits for an upgrade (it cannot build or check the next block).
         """
+        if self.halted_for_upgrade:
+            raise Rejection("upgrade_required", self.formats.warning() or "upgrade sceau")
         added = self.application.submit(transaction)
         if added:
             self._submitted_at[transaction.tx_id] = time.monotonic()
@@ -672,6 +710,7 @@ class Node:
             certificate.view,
             len(block.transactions),
         )
+        self.formats = self._read_formats()  # one small state read per block
         member_set_changed = self.application.members() != members_before
         if member_set_changed:
             self._forget_departed_peers()
@@ -722,6 +761,7 @@ class Node:
             "mempool_transactions": len(self.mempool),
             "mempool_bytes": self.mempool.size_bytes,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "format": self.formats.to_status(),
         }
 
 

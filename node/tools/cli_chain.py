@@ -265,6 +265,9 @@ def command_audit(arguments: argparse.Namespace) -> int:
     if report.member_set_changes:
         heights = ", ".join(str(height) for height in report.member_set_changes)
         print(f"member set changed from heights: {heights}")
+    if len(report.header_formats) > 1:
+        moves = ", ".join(f"{version} from {height}" for height, version in report.header_formats)
+        print(f"header format: {moves} (as the genesis and the members' schedule say)")
     if report.since is not None:
         print(f"extends {report.since} (its {report.since_height} blocks, hash for hash)")
     return 0

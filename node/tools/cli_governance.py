@@ -439,6 +439,11 @@ def _change_summary(change: dict[str, Any]) -> str:
     if kind == "set_parameters":
         values = change.get("parameters", {})
         return "set_parameters " + ", ".join(f"{k}={v}" for k, v in values.items())
+    if kind == "schedule_format":
+        return (
+            f"schedule_format: header format {change.get('format_version')} from height "
+            f"{change.get('height')}"
+        )
     return kind
 
 
@@ -458,6 +463,34 @@ def command_governance_proposals(arguments: argparse.Namespace) -> int:
             f"{', '.join(proposal['no_voters']) or '-'}"
         )
     return 0
+
+
+def command_governance_schedule_format(arguments: argparse.Namespace) -> int:
+    outcome = _write(
+        arguments,
+        lambda client: client.schedule_format(
+            arguments.member, arguments.version, arguments.height, wait_s=arguments.wait
+        ),
+    )
+    if outcome is None:
+        return EXIT_CHECK_FAILED
+    print(
+        f"schedule header format {arguments.version} from height {arguments.height}: "
+        + _proposal_line(outcome)
+    )
+    if (outcome.get("result") or {}).get("status") == "open":
+        print(_vote_hint(outcome["proposal_id"]))
+    print(
+        f"  every node must run a sceau that knows format {arguments.version} before height "
+        f"{arguments.height} (sceau status shows the schedule and the formats a node knows)"
+    )
+    return 0
+
+
+def _format_version(text: str) -> int:
+    if not text.isdigit() or not 2 <= int(text) <= 65_535:
+        raise argparse.ArgumentTypeError(f"a header format is 2 to 65535, not {text!r}")
+    return int(text)
 
 
 def command_governance_vote(arguments: argparse.Namespace) -> int:
@@ -637,6 +670,28 @@ def _add_governance_commands(commands: Any, parts: CommandParts) -> None:
     proposals.add_argument("--json", action="store_true", help="print them as JSON")
     parts.api_options(proposals, signer=False)
     proposals.set_defaults(handler=command_governance_proposals, parts=parts)
+
+    scheduling = actions.add_parser(
+        "schedule-format",
+        help="propose to move the chain to a later header format at a height",
+        description="Propose that the chain's blocks use header format VERSION from block "
+        "HEIGHT on (membership 1.2). Upgrade sceau on every node first: a node whose software "
+        "does not know the format stops at HEIGHT - 1. Proposing the same version again with "
+        "another height moves a schedule not in force yet.",
+    )
+    scheduling.add_argument(
+        "--version", required=True, type=_format_version, metavar="V", help="the header format"
+    )
+    scheduling.add_argument(
+        "--height",
+        required=True,
+        type=_positive,
+        metavar="H",
+        help="the first block of that format (after the block that passes the proposal)",
+    )
+    _member_option(scheduling, "proposes")
+    _write_options(scheduling, parts)
+    scheduling.set_defaults(handler=command_governance_schedule_format, parts=parts)
 
     vote = actions.add_parser(
         "vote",
