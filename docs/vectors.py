@@ -36,7 +36,7 @@ from contracts import deeds
 from contracts.deeds import DeedsContract
 from contracts.engine import Engine
 from contracts.membership import MembershipContract
-from ledger import crypto, domains, encoding, merkle, state
+from ledger import crypto, domains, encoding, merkle, state, tlog
 from ledger.memstate import MemoryState
 from ledger.model import (
     Block,
@@ -641,6 +641,49 @@ def _merkle_section(chosen: Example) -> Section:
     )
 
 
+def _log_section(chosen: Example) -> Section:
+    """The log of every act (format 2 headers) over three transactions in two blocks."""
+    leaves = [transaction.encoded for transaction in chosen.transactions]
+    leaf_hashes = [merkle.leaf_hash(leaf) for leaf in leaves]
+    after_1 = tlog.EMPTY_FRONTIER.extended(leaf_hashes[:2])
+    after_2 = after_1.extended(leaf_hashes[2:])
+    assert after_1.root == merkle.root(leaves[:2]) == merkle.node_hash(*leaf_hashes[:2])
+    assert after_2.root == merkle.root(leaves) == merkle.node_hash(after_1.root, leaf_hashes[2])
+    block_2_tx_root = merkle.root(leaves[2:])
+    assert block_2_tx_root == leaf_hashes[2] != after_2.root
+    return Section(
+        "The log of every act",
+        "A log of three transactions: the three of block 1 above, as a chain in header format 2 "
+        "would log them had it committed the first two in block 1 and the third in block 2. The "
+        "leaves are the transactions' canonical bytes in chain order; the hashing is the "
+        "transaction tree's ([section 6.1](#61-the-log-of-every-act)).",
+        (
+            _text(
+                "log.leaf-hashes",
+                [f"{index}  {value.hex()}" for index, value in enumerate(leaf_hashes)],
+                "Leaf hashes, SHA-256(`00` || transaction bytes), log index first:",
+            ),
+            _text(
+                "log.block-1",
+                [f"log_size {after_1.size}", f"log_root {after_1.root.hex()}"],
+                "The log fields of block 1 (two transactions): MTH(D[0:2]) = "
+                "SHA-256(`01` || leaf hash 0 || leaf hash 1):",
+            ),
+            _text(
+                "log.block-2",
+                [
+                    f"log_size {after_2.size}",
+                    f"log_root {after_2.root.hex()}",
+                    f"tx_root  {block_2_tx_root.hex()}",
+                ],
+                "The log fields of block 2 (one transaction): MTH(D[0:3]) = SHA-256(`01` || "
+                "MTH(D[0:2]) || leaf hash 2) covers the whole history, while the block's own "
+                "`tx_root` is leaf hash 2 alone:",
+            ),
+        ),
+    )
+
+
 def _certificate_section(chosen: Example) -> Section:
     certificate, genesis = chosen.certificate, chosen.genesis
     entries = certificate.signatures
@@ -856,6 +899,7 @@ _SECTION_BUILDERS: tuple[Callable[[Example], Section], ...] = (
     _certificate_section,
     _state_section,
     _messages_section,
+    _log_section,
 )
 
 

@@ -25,6 +25,7 @@ import pytest
 from consensus import messages, safety
 from contracts import membership
 from ledger import crypto, domains, encoding, merkle, model, schema, state
+from ledger.memstate import MemoryState
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 DOCUMENT_PATH = REPOSITORY / "docs" / "format.md"
@@ -287,3 +288,25 @@ def test_the_membership_state_keys_are_documented() -> None:
 def test_the_empty_roots_are_the_code_s() -> None:
     assert merkle.EMPTY_ROOT.hex() in DOCUMENT  # the empty transaction tree: SHA-256("")
     assert len(state.EMPTY_ROOT) == 32 and not any(state.EMPTY_ROOT)  # "32 zero bytes"
+
+
+def test_the_log_example_is_what_a_store_keeps_block_after_block() -> None:
+    """11.10's log fields are what the state of a chain computes as its blocks commit."""
+    leaves = [transaction.encoded for transaction in vectors_module.example().transactions]
+    store = MemoryState()
+    fields = []
+    for block_leaves in (leaves[:2], leaves[2:]):
+        store.commit({}, log_leaves=block_leaves)
+        log = store.log_frontier()
+        fields.append([f"log_size {log.size}", f"log_root {log.root.hex()}"])
+    assert GENERATED["log.block-1"].value.splitlines() == fields[0]
+    assert GENERATED["log.block-2"].value.splitlines()[:2] == fields[1]
+
+
+def test_the_format_schedule_is_documented_with_the_code_s_limits() -> None:
+    layout = DOCUMENT[DOCUMENT.index("### 7.6.") : DOCUMENT.index("### 7.7.")]
+    assert f"`{membership.MEMBERSHIP}/{membership.FORMATS_KEY.decode()}`" in layout
+    schedule = DOCUMENT[DOCUMENT.index("### 7.11.") : DOCUMENT.index("## 8.")]
+    assert f"at most {model.FORMAT_SCHEDULE_ENTRIES_MAX} entries" in schedule
+    assert f"from 2 to {membership.FORMAT_VERSION_MAX:,}" in schedule
+    assert '"kind": "schedule_format", "format_version": V' in schedule
