@@ -662,8 +662,9 @@ def _add_governance_commands(commands: Any, parts: CommandParts) -> None:
         "governance",
         help="the members' open proposals, and their votes",
         description="Members decide changes (admitting and removing members and issuers, "
-        "parameters) by vote; a change passes with the threshold of the members (3 of 4 by "
-        "default) and is in force from the block after the deciding vote.",
+        "parameters, the chain's header format) by vote; a change passes with the threshold "
+        "of the members (3 of 4 by default) and is in force from the block after the deciding "
+        "vote.",
     )
     actions = governance.add_subparsers(dest="governance_command", metavar="ACTION", required=True)
     proposals = actions.add_parser("proposals", help="list the open proposals and their votes")
