@@ -15,6 +15,7 @@ it warns once, then stops at the block before the new format — once, clearly, 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import logging
@@ -28,12 +29,12 @@ from typing import Any
 
 import pytest
 from support import start_node
-from test_cli import assert_ok, sceau
+from test_cli import assert_ok, sceau, sceau_all
 
 from contracts.base import Rejection
 from ledger import crypto, encoding
 from ledger.bundle import read_frame_bodies
-from ledger.client import Client
+from ledger.client import Client, InvalidArgument
 from ledger.devchain import LocalConsortium
 from ledger.model import Block, ContractRef, Transaction
 from node.tools.devnet import (
@@ -77,16 +78,21 @@ class Devnet:
         return ["--member", member.member_id, "--key", member.key_file, "--api", member.api_url]
 
     def anchor(self, index: int, reference: str) -> Path:
-        """``sceau anchor`` a document as member ``index``; the saved receipt's path."""
+        """Anchor an act as member ``index`` and save its receipt as ``sceau anchor
+        --receipt`` does (JSON); the receipt's path."""
         member = self.members[index]
-        document = self.work / f"{reference}.pdf"
-        document.write_bytes(f"%PDF-1.7 {reference}".encode())
+        key = crypto.load_private_key(Path(member.key_file))
+        with Client(member.api_url, signer=key) as client:
+            outcome = client.anchor(
+                issuer=member.member_id,
+                reference=reference,
+                kind="deliberation",
+                digest=hashlib.sha256(reference.encode()).digest(),
+                act_date="2026-12-05",
+                title="Délibération",
+            )
         receipt = self.work / f"{reference}.receipt.json"
-        assert_ok(sceau(
-            "anchor", document, "--issuer", member.member_id, "--key", member.key_file,
-            "--reference", reference, "--kind", "deliberation", "--date", "2026-12-05",
-            "--title", "Délibération", "--receipt", receipt, "--api", member.api_url,
-        ))  # fmt: skip
+        receipt.write_text(json.dumps(outcome["receipt"], indent=2) + "\n")
         return receipt
 
     def keep_anchoring(self, index: int) -> threading.Thread:
@@ -173,7 +179,6 @@ def test_a_live_devnet_moves_to_format_2_by_governance_without_stopping(devnet: 
         decided = assert_ok(sceau("governance", "vote", proposal_id, "--yes", *devnet.as_member(2)))
         passed = re.search(r"passed at height (\d+)", decided)
         assert passed and int(passed[1]) < target, decided
-        devnet.pace_s = 0.0
 
         status = wait_for(
             lambda: (s := devnet.status(3))["format"]["scheduled"] and s, "the schedule"
@@ -183,6 +188,10 @@ def test_a_live_devnet_moves_to_format_2_by_governance_without_stopping(devnet: 
             "scheduled": [{"version": 2, "height": target}],
             "supported": [1, 2],
         }
+        with Client(devnet.members[0].api_url) as client:
+            answer = client.query("membership", "formats")["answer"]
+        assert answer == {"scheduled": [{"version": 2, "height": target}]}
+        devnet.pace_s = 0.0  # now on to the height
         wait_for(lambda: min(devnet.heights()) > target, f"every node past height {target}")
     finally:
         devnet.stop_acts.set()
@@ -199,14 +208,17 @@ def test_a_live_devnet_moves_to_format_2_by_governance_without_stopping(devnet: 
     assert formats == [1] * (target - 1) + [2] * (len(blocks) - target + 1), formats
     first = blocks[target - 1].header
     assert first.log_size == sum(len(block.transactions) for block in blocks[:target])
-    audited = assert_ok(sceau("audit", bundle, "--genesis", devnet.genesis_file))
+    audit, *verifications = sceau_all(
+        ["audit", bundle, "--genesis", devnet.genesis_file],
+        *(["verify", receipt, "--genesis", devnet.genesis_file] for receipt in (before, after)),
+    )
+    audited = assert_ok(audit)
     assert f"OK: {len(blocks)} blocks" in audited, audited
     assert f"header format: 1 from 1, 2 from {target}" in audited, audited
-
-    for receipt, version in ((before, 1), (after, 2)):
+    for receipt, version, verification in zip((before, after), (1, 2), verifications, strict=True):
         height = json.loads(receipt.read_text())["height"]
         assert blocks[height - 1].header.format_version == version
-        verified = assert_ok(sceau("verify", receipt, "--genesis", devnet.genesis_file))
+        verified = assert_ok(verification)
         assert verified.startswith("VERIFIED against the genesis"), verified
         assert f"committed: height {height}," in verified, verified
 
@@ -280,3 +292,42 @@ def test_a_node_that_does_not_know_a_scheduled_format_warns_then_stops_once_befo
          f"knows 1, 2: this node stopped at height {target - 1}. Upgrade sceau and restart the "
          "node: it then follows the chain again"),
     ], lines  # fmt: skip
+
+
+# --- what the command and the client refuse before sending anything ------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "fragment"),
+    [
+        ("--version", "1", "a header format is 2 to 65535, not '1'"),
+        ("--version", "65536", "a header format is 2 to 65535"),
+        ("--height", "0", "expected a positive integer, not '0'"),
+        ("--height", "soon", "expected a positive integer, not 'soon'"),
+    ],
+)
+def test_schedule_format_refuses_a_bad_version_or_height_before_sending(
+    tmp_path: Path, option: str, value: str, fragment: str
+) -> None:
+    key = tmp_path / "node.pem"
+    crypto.save_private_key(crypto.generate_key(), key)
+    given = {"--version": "2", "--height": "100", option: value}
+    result = sceau(
+        "governance", "schedule-format", *itertools.chain(*given.items()),
+        "--member", "metropole", "--key", key, "--api", "http://127.0.0.1:9",
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert fragment in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("version", "height", "field"),
+    [(1, 100, "format_version"), (True, 100, "format_version"), (2, 1, "height")],
+)
+def test_the_client_checks_a_schedule_before_signing(
+    version: object, height: object, field: str
+) -> None:
+    client = Client("http://127.0.0.1:9", signer=crypto.generate_key())
+    with client, pytest.raises(InvalidArgument) as refused:
+        client.schedule_format("metropole", version, height)  # type: ignore[arg-type]
+    assert refused.value.field == field
