@@ -460,3 +460,25 @@ def test_after_a_sigkill_the_witness_keeps_its_size_and_refuses_another_history(
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+def test_run_and_add_log_refuse_bad_input_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_witness(tmp_path)
+    (tmp_path / "state.json").write_text("[]")
+    assert sceau(["witness", "run", "--dir", str(tmp_path)]) == 2
+    assert "damaged" in capsys.readouterr().err
+    bad_vkey = ["--origin", ORIGIN, "--vkey", "not+a+vkey", "--quorum", "1"]
+    assert sceau(["witness", "add-log", "--dir", str(tmp_path), *bad_vkey]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("sceau: error:") and len(error.splitlines()) == 1
+    assert sceau(["witness", "run", "--dir", str(tmp_path / "nowhere")]) == 2
+    assert "sceau witness init" in capsys.readouterr().err
+
+
+def test_the_documented_budgets_are_the_defaults() -> None:
+    text = (REPOSITORY / "docs" / "witnesses.md").read_text()
+    for name in WitnessLimits.__dataclass_fields__:
+        value = getattr(WitnessLimits(), name)
+        assert f"| `{name}` | {value} |" in text, name
