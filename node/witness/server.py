@@ -381,7 +381,11 @@ async def serve(
     ``ready`` is called with the URL once the port is open."""
     host, port = parse_listen(listen)
     guard = ConnectionGuard(name="witness", limits=guard_limits(witness.config))
-    runner = web.AppRunner(create_app(witness, guard), access_log=None)
+    runner = web.AppRunner(
+        create_app(witness, guard),
+        access_log=None,
+        keepalive_timeout=witness.config.limits.keepalive_timeout_ms / 1000,
+    )
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
