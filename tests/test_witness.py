@@ -457,6 +457,10 @@ def test_after_a_sigkill_the_witness_keeps_its_size_and_refuses_another_history(
         assert post_sync(url, request_body(leaves(8), 5))[0] == 200
         with urllib.request.urlopen(url + "/", timeout=10) as response:
             assert json.loads(response.read())["logs"][0]["size"] == 8
+        # One process per folder: a second one would check against its own memory.
+        second = [sys.executable, "-m", "node.tools.cli", "witness", "run", "--dir", str(tmp_path)]
+        refused = subprocess.run(second, cwd=REPOSITORY, capture_output=True, text=True, timeout=30)
+        assert refused.returncode == 2 and "another witness is running" in refused.stderr
     finally:
         process.kill()
         process.wait(timeout=10)
