@@ -223,7 +223,12 @@ class Witness:
                         self.state.save, origin, Latest(checkpoint.size, checkpoint.root)
                     )
                 except StateError as error:
-                    log.error("%s: nothing is cosigned until this is fixed", error)
+                    self._log.log(
+                        logging.ERROR,
+                        ("state", origin),
+                        "%s: nothing is cosigned until this is fixed",
+                        error,
+                    )
                     return self.refuse(Outcome.STATE_NOT_SAVED, "the witness cannot save its state")
             cosignature = cosign(
                 request.checkpoint.text, self.config.name, self._key, int(self._clock_s())
