@@ -486,3 +486,28 @@ def test_the_documented_budgets_are_the_defaults() -> None:
     for name in WitnessLimits.__dataclass_fields__:
         value = getattr(WitnessLimits(), name)
         assert f"| `{name}` | {value} |" in text, name
+
+
+def test_refusals_are_logged_within_the_budget_and_the_rest_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(client: TestClient, witness: Witness) -> str:
+        for _ in range(20):
+            assert (await post(client, b"junk"))[0] == 400
+        return await (await client.get("/metrics")).text()
+
+    with caplog.at_level("INFO", logger="sceau.witness"):
+        metrics = run_with_client(tmp_path, scenario, log_lines_per_minute_max=3)
+    assert len([r for r in caplog.records if "refused (malformed)" in r.getMessage()]) == 3
+    assert "sceau_witness_log_lines_suppressed_total 17" in metrics
+    assert 'sceau_witness_requests_total{outcome="malformed"} 20' in metrics
+
+
+def test_the_port_budget_comes_from_the_limits(tmp_path: Path) -> None:
+    from node.witness.server import guard_limits
+
+    config = write_witness(tmp_path, connections_max=7, connections_per_address_max=2)
+    limits = guard_limits(config)
+    assert (limits.connections_max, limits.connections_per_address_max) == (7, 2)
+    assert limits.unsettled_bytes_max == config.limits.header_bytes_max
+    assert limits.milestones_ms[-1][1] == config.limits.header_timeout_ms
