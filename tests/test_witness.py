@@ -511,3 +511,36 @@ def test_the_port_budget_comes_from_the_limits(tmp_path: Path) -> None:
     assert (limits.connections_max, limits.connections_per_address_max) == (7, 2)
     assert limits.unsettled_bytes_max == config.limits.header_bytes_max
     assert limits.milestones_ms[-1][1] == config.limits.header_timeout_ms
+
+
+def test_idle_connections_cannot_lock_a_member_out(tmp_path: Path) -> None:
+    from aiohttp import ClientSession
+
+    from node.witness.server import serve
+
+    async def main() -> tuple[int, str]:
+        config = write_witness(tmp_path, connections_max=2, connections_per_address_max=2)
+        witness = Witness(config, WITNESS_KEY)
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        server = asyncio.create_task(serve(witness, "127.0.0.1:0", ready=ready.set_result))
+        url = await ready
+        host, port = url.removeprefix("http://").split(":")
+        idle = [await asyncio.open_connection(host, int(port)) for _ in range(2)]
+        try:
+            async with ClientSession() as session:
+                body = request_body(leaves(5), 0)
+                async with session.post(url + "/add-checkpoint", data=body) as response:
+                    status = response.status
+                async with session.get(url + "/metrics") as response:
+                    metrics = await response.text()
+        finally:
+            for _, writer in idle:
+                writer.close()
+            server.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await server
+        return status, metrics
+
+    status, metrics = asyncio.run(main())
+    assert status == 200
+    assert 'sceau_connection_events_total{port="witness",event="evicted:' in metrics
