@@ -73,6 +73,15 @@ def test_every_published_signed_note_verifies_with_its_published_keys(vector: di
     assert note.to_bytes() == vector["note"].encode()
 
 
+@pytest.mark.parametrize("vector", VECTORS["syntax_only_notes"], ids=lambda vector: vector["name"])
+def test_a_published_note_with_blank_lines_in_its_text_parses_to_its_text(vector: dict) -> None:
+    note = Note.parse(vector["note"].encode())
+    assert note.text == vector["text"]
+    assert [signature.name for signature in note.signatures] == vector["names"]
+    assert f"{note.signatures[0].key_id:08x}" == vector["key_id"]
+    assert note.to_bytes() == vector["note"].encode()
+
+
 def test_the_go_example_key_reproduces_the_go_example_signature_byte_for_byte() -> None:
     vector = VECTORS["signed_notes"][1]
     seed = base64.b64decode(vector["skey"].split("+", 4)[4])
