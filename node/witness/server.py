@@ -43,7 +43,6 @@ import asyncio
 import collections
 import contextlib
 import enum
-import json
 import logging
 import signal
 import time
@@ -414,7 +413,3 @@ async def serve(
     finally:
         await runner.cleanup()
         log.info("witness stopped")
-
-
-def status_json(witness: Witness) -> str:
-    return json.dumps(witness.status(), indent=2)
