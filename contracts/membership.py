@@ -1597,7 +1597,8 @@ MEMBERSHIP_QUERY_ROUTES: tuple[QueryRoute, ...] = (
 
 
 class MembershipContract(Contract):
-    """Governance of the consortium: members, node keys, signer delegations, parameters."""
+    """Governance of the consortium: members, issuers, node keys, signer delegations,
+    parameters and (from 1.2) the chain's format schedule."""
 
     name = MEMBERSHIP
     version = "1.2"
