@@ -220,6 +220,7 @@ def test_genesis_create_add_member_and_show(tmp_path: Path) -> None:
     first = Genesis.model_validate_json(genesis_file.read_text())
     assert [member.id for member in first.members] == [member_id for member_id, _ in MEMBERS]
     assert "4 members" in created and first.chain_id.hex() in created
+    assert first.format_version == 2 and "header format 2" in created
 
     newcomer_key = crypto.public_key_to_text(crypto.public_key_bytes(crypto.generate_key()))
     added = assert_ok(

@@ -150,6 +150,7 @@ def command_genesis_create(arguments: argparse.Namespace) -> int:
     import time
 
     document = {
+        "format_version": arguments.format_version,
         "consortium": arguments.consortium,
         "created_at_ms": arguments.created_at_ms or time.time_ns() // 1_000_000,
         "members": [_parse_member(text) for text in arguments.member],
@@ -163,6 +164,14 @@ def command_genesis_create(arguments: argparse.Namespace) -> int:
         f"wrote {arguments.out}: {len(genesis.members)} members, chain_id {genesis.chain_id.hex()}"
     )
     print("contracts: " + ", ".join(f"{c.name} {c.version}" for c in genesis.contracts))
+    print(
+        f"header format {genesis.format_version}"
+        + (
+            ": every block header commits to the log of every act"
+            if genesis.format_version >= 2
+            else ": no log in the headers (the members may schedule format 2 later)"
+        )
+    )
     if len(genesis.members) < 4:
         print(
             "note: a consortium needs at least 4 members to tolerate a faulty one; add "
@@ -1058,6 +1067,14 @@ def _add_genesis_commands(commands: Any) -> None:
     )
     create.add_argument("--out", default="genesis.json", help="output file (genesis.json)")
     create.add_argument("--created-at-ms", type=int, help="creation time (default: now)")
+    create.add_argument(
+        "--format-version",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="header format from block 1 (default 2: headers commit to the log of every act, "
+        "which checkpoints and witnesses need; 1 is the earlier format, see docs/format.md)",
+    )
     _contract_option(create)
     create.add_argument("--force", action="store_true", help="replace an existing file")
     create.set_defaults(handler=command_genesis_create)
