@@ -10,7 +10,9 @@ Commands, for the people who use them:
   add-member`` / ``genesis show``, ``node init``, ``node run``, ``status``;
 * a developer trying sceau, or a contract of their own: ``devnet up`` / ``devnet down``,
   ``genesis contracts`` (what ``--contract`` may name);
-* an application or an agent: ``anchor``, ``act show``, ``act find``, ``act status``.
+* an application or an agent: ``anchor``, ``act show``, ``act find``, ``act status``;
+* a witness's operator, outside the consortium: ``witness init`` / ``add-log`` / ``run``
+  (node/tools/cli_witness.py).
 """
 
 from __future__ import annotations
@@ -1019,6 +1021,9 @@ def build_parser() -> argparse.ArgumentParser:
     from node.tools.cli_governance import CommandParts, add_governance_commands
 
     add_chain_commands(commands)
+    from node.tools.cli_witness import add_witness_commands
+
+    add_witness_commands(commands)
     parts = CommandParts(
         api_options=_api_options,
         wait_option=_wait_option,
@@ -1458,7 +1463,9 @@ def _show_warnings() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    if arguments.handler is not command_node_run:
+    if arguments.handler is not command_node_run and not getattr(
+        arguments.handler, "logs_itself", False
+    ):  # a daemon logs its warnings with the rest of its log
         _show_warnings()
     try:
         return arguments.handler(arguments)
