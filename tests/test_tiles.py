@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ledger import crypto, encoding, merkle, tlog
+from ledger.client import ApiError, AsyncClient
 from ledger.devchain import LocalConsortium
 from ledger.model import ContractRef, Transaction
 from ledger.note import Checkpoint, Note, origin_for, sign_note
@@ -395,3 +396,29 @@ def test_export_tiles_needs_a_folder_a_source_and_a_checkpoint(
     assert not (tmp_path / "m").exists()
     assert sceau(["export", "acts", str(tmp_path / "m"), "--data-dir", data]) == 2
     assert "unexpected argument" in capsys.readouterr().err
+
+
+def test_the_client_library_fetches_log_proofs_and_tlog_proofs(log: Log) -> None:
+    url = str(log.api.client.make_url("")).rstrip("/")
+
+    async def fetch() -> tuple[list[bytes], list[bytes], bytes | None]:
+        async with AsyncClient(url) as client:
+            return (
+                await client.log_inclusion(9, 600),
+                await client.log_consistency(256, 600),
+                await client.tlog_proof(Transaction.from_bytes(log.leaves[9]).tx_id),
+            )
+
+    inclusion, consistency, proof = log.api.run(fetch())
+    assert inclusion == merkle.inclusion_proof(log.leaves, 9)
+    assert consistency == merkle.consistency_proof(log.leaves, 256)
+    assert proof is not None
+    assert verify_tlog_proof(proof, log.api.consortium.genesis).index == 9
+
+    async def beyond() -> None:
+        async with AsyncClient(url) as client:
+            await client.log_inclusion(0, 601)
+
+    with pytest.raises(ApiError) as caught:
+        log.api.run(beyond())
+    assert caught.value.code == "beyond_log" and caught.value.status == 404
