@@ -4,14 +4,17 @@ A four-member devnet (format 2) commits three acts; its members' checkpoint is k
 store of a stopped member (signed here with the members' own keys, as their nodes sign it);
 ``sceau export tiles`` writes the mirror from that data directory; a plain static file server
 (``python -m http.server``) serves it; ``sceau proof --tiles`` makes a ``.tlog-proof`` from the
-mirror alone and ``sceau verify`` checks it from the genesis with a witness policy, the
-witness's cosignature having been added to the exported checkpoint here with
-``ledger.note.cosign`` (a witness process cosigns it in production, docs/witnesses.md).
+mirror alone and ``sceau verify`` checks it from the genesis with a witness policy. The
+cosignature is a real ``sceau witness`` process's: the test submits the checkpoint to its
+add-checkpoint endpoint (as the members' nodes do, docs/witnesses.md) and adds the answer to
+the mirror's checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import socket
 import subprocess
 import sys
@@ -23,29 +26,39 @@ from ledger import crypto, tlog
 from ledger.client import Client
 from ledger.model import quorum_size, sha256
 from ledger.note import (
+    AddCheckpointRequest,
     Checkpoint,
     KeyType,
     Note,
+    NoteSignature,
     NoteVerifierKey,
     TlogProof,
-    cosign,
     origin_for,
     sign_note,
 )
 from ledger.store import ChainStore
+from node.tools.cli import main
 from node.tools.devnet import devnet_down, devnet_up
 from node.tools.launch import read_genesis
 
 SCEAU = [sys.executable, "-m", "node.tools.cli"]
-WITNESS = "witness.example.org/prefecture"
-WITNESS_KEY = crypto.key_from_seed(sha256(b"test-mirror/witness"))
+WITNESS = "prefecture-valbrune.example/witness"
 COMMAND_TIMEOUT_S = 30.0
 
 
 def sceau(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """``sceau`` in a process of its own."""
     return subprocess.run(
         [*SCEAU, *arguments], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
     )
+
+
+def sceau_here(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """``sceau`` in this process (the same code; a CLI start costs a second of a busy CPU)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(list(arguments))
+    return subprocess.CompletedProcess(arguments, status, out.getvalue(), err.getvalue())
 
 
 def _free_port() -> int:
@@ -73,6 +86,36 @@ def _serve(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
                 server.kill()
                 raise
             time.sleep(0.05)
+
+
+def _witness_cosignatures(
+    folder: Path, genesis_file: Path, note: Note
+) -> tuple[str, tuple[NoteSignature, ...]]:
+    """A real witness's vkey and its cosignature of ``note``: ``sceau witness init``, ``add-log``
+    with the genesis, ``run``, then one add-checkpoint request from size 0."""
+    created = sceau_here("witness", "init", "--name", WITNESS, "--dir", str(folder))
+    assert created.returncode == 0, created.stderr
+    vkey = created.stdout.splitlines()[0]
+    added = sceau_here("witness", "add-log", "--dir", str(folder), "--genesis", str(genesis_file))
+    assert added.returncode == 0, added.stderr
+    witness = subprocess.Popen(
+        [*SCEAU, "witness", "run", "--dir", str(folder), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert witness.stdout is not None
+        url = witness.stdout.readline().split("listening on ", 1)[1].strip()
+        request = urllib.request.Request(
+            f"{url}/add-checkpoint", data=AddCheckpointRequest(0, (), note).to_bytes()
+        )
+        with urllib.request.urlopen(request, timeout=COMMAND_TIMEOUT_S) as answer:
+            lines = answer.read().decode().splitlines()
+    finally:
+        witness.terminate()
+        witness.wait(timeout=10)
+    return vkey, tuple(NoteSignature.parse_line(line) for line in lines)
 
 
 def test_a_proof_made_from_a_static_mirror_verifies_with_a_witness_policy(
@@ -125,10 +168,11 @@ def test_a_proof_made_from_a_static_mirror_verifies_with_a_witness_policy(
     size = header.log_size
     assert (mirror / tlog.tile_path(0, 0, size)).stat().st_size == 32 * size
     assert (mirror / tlog.tile_path(None, 0, size)).is_file()
-    again = sceau("export", "tiles", str(mirror), "--data-dir", str(data_dir))
+    again = sceau_here("export", "tiles", str(mirror), "--data-dir", str(data_dir))
     assert again.returncode == 0, again.stderr
     note = Note.parse((mirror / "checkpoint").read_bytes())
-    cosigned = note.with_signatures(cosign(note.text, WITNESS, WITNESS_KEY, int(time.time())))
+    vkey, cosignatures = _witness_cosignatures(tmp_path / "witness", genesis_file, note)
+    cosigned = note.with_signatures(*cosignatures)
     (mirror / "checkpoint").write_bytes(cosigned.to_bytes())
 
     server, url = _serve(mirror)
@@ -142,16 +186,15 @@ def test_a_proof_made_from_a_static_mirror_verifies_with_a_witness_policy(
         server.wait(timeout=10)
     proof = TlogProof.parse(proof_file.read_bytes())
     assert proof.checkpoint == cosigned
-    vkey = NoteVerifierKey.for_private_key(WITNESS, KeyType.COSIGNATURE_V1, WITNESS_KEY).vkey
     policy = ["--witness", f"prefecture={vkey}", "--witness-quorum", "1"]
-    verified = sceau("verify", str(proof_file), "--genesis", str(genesis_file), *policy)
+    verified = sceau_here("verify", str(proof_file), "--genesis", str(genesis_file), *policy)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.startswith("VERIFIED") and f"entry {proof.index}" in verified.stdout
     assert "prefecture cosigned it (1 of the 1 named, 1 needed)" in verified.stdout
     other = NoteVerifierKey.for_private_key(
         "crc.example.org", KeyType.COSIGNATURE_V1, crypto.key_from_seed(sha256(b"crc"))
     ).vkey
-    refused = sceau(
+    refused = sceau_here(
         "verify", str(proof_file), "--genesis", str(genesis_file), "--witness", f"crc={other}"
     )
     assert refused.returncode == 1
