@@ -9,7 +9,11 @@ is a problem object with its code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
+import http.server
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -422,3 +426,59 @@ def test_the_client_library_fetches_log_proofs_and_tlog_proofs(log: Log) -> None
     with pytest.raises(ApiError) as caught:
         log.api.run(beyond())
     assert caught.value.code == "beyond_log" and caught.value.status == 404
+
+
+@contextlib.contextmanager
+def static_server(folder: Path) -> Iterator[str]:
+    """``folder`` served by the standard library's static file server, from a thread."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_sceau_proof_from_a_mirror_finds_the_act_in_the_entry_bundles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    consortium, store = new_data_dir(tmp_path / "node")
+    leaves = grow(consortium, store, 7)
+    keep_checkpoint(consortium, store)
+    store.close()
+    mirror = tmp_path / "mirror"
+    assert sceau(["export", "tiles", str(mirror), "--data-dir", str(tmp_path / "node/data")]) == 0
+    capsys.readouterr()
+    out = tmp_path / "act.tlog-proof"
+    with static_server(mirror) as url:
+
+        def proof(*options: str) -> int:
+            arguments = ["proof", *options, "--tiles", url, "--out", str(out)]
+            return sceau(arguments)
+
+        for index in (0, 255, 256, 611, 699):
+            tx_id = Transaction.from_bytes(leaves[index]).tx_id.hex()
+            assert proof(tx_id) == 0, capsys.readouterr().err
+            assert f"entry {index} of the log" in capsys.readouterr().err
+            verified = verify_tlog_proof(out.read_bytes(), consortium.genesis)
+            assert verified.index == index and verified.checkpoint.checkpoint.size == 700
+        tx_id = Transaction.from_bytes(leaves[611]).tx_id.hex()
+        assert proof(tx_id, "--index", "611") == 0
+        assert verify_tlog_proof(out.read_bytes(), consortium.genesis).index == 611
+        assert proof(tx_id, "--index", "610") == 2
+        assert "entry 610 is transaction" in capsys.readouterr().err
+        assert proof(tx_id, "--index", "700") == 2
+        assert "covers 700 entries" in capsys.readouterr().err
+        assert proof("cd" * 32) == 2
+        assert "no transaction cdcd" in capsys.readouterr().err
+        (mirror / "sceau-member-changes").unlink()
+        assert proof(tx_id) == 0
+        assert "the mirror has no member-set changes" in capsys.readouterr().err
+        assert verify_tlog_proof(out.read_bytes(), consortium.genesis).index == 611
+        (mirror / "checkpoint").unlink()
+        assert proof(tx_id) == 2
+        assert "serves no checkpoint" in capsys.readouterr().err
