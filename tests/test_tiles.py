@@ -400,6 +400,8 @@ def test_export_tiles_needs_a_folder_a_source_and_a_checkpoint(
     assert not (tmp_path / "m").exists()
     assert sceau(["export", "acts", str(tmp_path / "m"), "--data-dir", data]) == 2
     assert "unexpected argument" in capsys.readouterr().err
+    assert sceau(["export", "tiles", str(tmp_path / "m"), "--data-dir", data, "--out", "x"]) == 2
+    assert "--out is not for 'sceau export tiles'" in capsys.readouterr().err
 
 
 def test_the_client_library_fetches_log_proofs_and_tlog_proofs(log: Log) -> None:

@@ -665,6 +665,11 @@ def command_export_tiles(arguments: argparse.Namespace) -> int:
 
     if arguments.directory is None:
         raise CommandError("sceau export tiles needs the mirror's folder: export tiles DIR")
+    for option in ("format", "out", "bundle", "genesis"):
+        if getattr(arguments, option) is not None:
+            raise CommandError(f"--{option} is not for 'sceau export tiles'")
+    if arguments.repair:
+        raise CommandError("--repair is for exporting a bundle, not tiles")
     target = Path(arguments.directory)
     source, close = _source(arguments)
     try:
