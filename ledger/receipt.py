@@ -27,6 +27,11 @@ it, to someone who holds only the genesis file (docs/audit.md walks through it):
    ``h``'s transactions (a change at ``h − 1`` is in force at ``h``).
 5. **Optionally, the act's status** at a later certified height: a header and certificate (with
    the member-set changes up to it) and a state proof of the act's record under its root.
+6. **Optionally, the act's place in the log of every act** (:class:`LogInclusion`): its log
+   index (format 2: ``header.log_size − header.tx_count + position``), an inclusion proof under
+   a consortium checkpoint (a C2SP signed note a quorum of the member set in force signed,
+   with the member-set changes up to it) and, through that note, the witnesses'
+   cosignatures, which a verifier's :class:`~ledger.logcheck.WitnessPolicy` may demand.
 
 Every header a receipt shows (each member-set change, the block, the status) is held to the
 rules the chain audit applies to one block without its parent or re-execution — the chain, a
@@ -53,7 +58,8 @@ recent certified header close that gap; see docs/audit.md.
 A receipt has a JSON form (readable, stable; bytes as lowercase hex, keys as ``ed25519:``) and
 a compact canonical msgpack form (``to_bytes``). A receipt without a signer authority has no
 ``authority`` field at all, in either form: the receipts of acts signed by a member's node key,
-and every receipt made before authorities existed, keep their bytes.
+and every receipt made before authorities existed, keep their bytes. The same holds for
+``log``.
 """
 
 from __future__ import annotations
