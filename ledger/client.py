@@ -919,6 +919,53 @@ class AsyncClient:
         answer = await self._request("GET", f"/v1/transactions/{tx_hex}", **options)
         return answer.get("receipt") if answer.get("status") == "committed" else None
 
+    async def tlog_proof(self, tx_id: bytes | str) -> bytes | None:
+        """A C2SP ``.tlog-proof`` of a committed transaction (:mod:`ledger.tlogproof`: what
+        ``sceau proof`` writes and ``sceau verify`` checks), made from its receipt's ``log``;
+        None if the transaction is not committed or the node keeps no checkpoint covering it
+        yet (try again after the next block). Nothing of the node is trusted: check the proof.
+        """
+        from ledger.receipt import Receipt
+        from ledger.tlogproof import proof_from_parts
+
+        document = await self.receipt(tx_id)
+        if document is None:
+            return None
+        try:
+            receipt = Receipt.model_validate_json(json.dumps(document))
+        except ValueError as error:
+            raise TransportError(
+                "not_a_sceau_api", self.base_url, f"the node's receipt does not decode: {error}"
+            ) from None
+        log = receipt.log
+        if log is None:
+            return None
+        proof = proof_from_parts(
+            receipt.transaction,
+            log.index,
+            log.inclusion_proof,
+            log.checkpoint.encode(),
+            (*receipt.member_changes, *log.member_changes),
+        )
+        return proof.to_bytes()
+
+    async def log_inclusion(self, index: int, size: int) -> list[bytes]:
+        """The RFC 9162 inclusion proof of entry ``index`` in the log of every act's first
+        ``size`` entries (``GET /v1/log/inclusion``); ApiError 404 ``beyond_log`` past the
+        log's size. Check it against a checkpoint's root, never the node's word."""
+        answer = await self._request(
+            "GET", "/v1/log/inclusion", params={"index": str(index), "size": str(size)}
+        )
+        return [bytes.fromhex(value) for value in answer["proof"]]
+
+    async def log_consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        """The RFC 9162 consistency proof between two sizes of the log of every act
+        (``GET /v1/log/consistency``); ApiError 404 ``beyond_log`` past the log's size."""
+        answer = await self._request(
+            "GET", "/v1/log/consistency", params={"old": str(old_size), "new": str(new_size)}
+        )
+        return [bytes.fromhex(value) for value in answer["proof"]]
+
     # --- writes -------------------------------------------------------------------------------
 
     async def build(self, contract: str, action: str, args: dict[str, Any]) -> Transaction:
@@ -1568,6 +1615,15 @@ class Client:
 
     def receipt(self, tx_id: bytes | str, *, with_status: bool = False) -> dict[str, Any] | None:
         return self._run(self._client.receipt(tx_id, with_status=with_status))
+
+    def tlog_proof(self, tx_id: bytes | str) -> bytes | None:
+        return self._run(self._client.tlog_proof(tx_id))
+
+    def log_inclusion(self, index: int, size: int) -> list[bytes]:
+        return self._run(self._client.log_inclusion(index, size))
+
+    def log_consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        return self._run(self._client.log_consistency(old_size, new_size))
 
     def query(self, contract: str, path: str, *, proof: bool = False) -> dict[str, Any]:
         return self._run(self._client.query(contract, path, proof=proof))
