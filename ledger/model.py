@@ -69,6 +69,8 @@ __all__ = [
 U63_MAX = 2**63 - 1
 U64_MAX = 2**64 - 1
 TRANSACTION_BYTES_MAX = 64 * 1024
+LOG_ENTRY_BYTES_MAX = 2**16 - 1
+"""The largest entry of the log of every act: tlog-tiles prefixes entries with a uint16."""
 """Hard ceiling on one transaction's canonical size, whatever the consortium's parameters."""
 ARGUMENTS_DEPTH_MAX = 8
 MEMBERS_MAX = 256
@@ -358,7 +360,9 @@ class ConsensusParameters(CanonicalModel):
     block_transactions_max: Annotated[StrictInt, Field(ge=1, le=100_000)] = 2_000
     block_bytes_max: Annotated[StrictInt, Field(ge=1024, le=12 * 1024 * 1024)] = 8 * 1024 * 1024
     """At most 12 MiB: a proposal (the block and its envelope) must fit one 16 MiB peer frame."""
-    transaction_bytes_max: Annotated[StrictInt, Field(ge=256, le=TRANSACTION_BYTES_MAX)] = 16_384
+    transaction_bytes_max: Annotated[StrictInt, Field(ge=256, le=LOG_ENTRY_BYTES_MAX)] = 16_384
+    """At most 65,535: a transaction is an entry of the log, which tlog-tiles' entry bundles
+    prefix with a 16-bit length."""
     view_timeout_ms: Annotated[StrictInt, Field(ge=100, le=600_000)] = 2_000
     timestamp_drift_ms_max: Annotated[StrictInt, Field(ge=100, le=3_600_000)] = 10_000
     governance_threshold_percent: Annotated[StrictInt, Field(ge=51, le=100)] = 67
