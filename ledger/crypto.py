@@ -62,7 +62,9 @@ __all__ = [
     "public_key_to_text",
     "save_private_key",
     "sign",
+    "sign_raw",
     "verify",
+    "verify_raw",
 ]
 
 PrivateKey = Ed25519PrivateKey
@@ -191,11 +193,36 @@ def verify(public_key: bytes, domain: Domain, payload: bytes, signature: bytes) 
         return False
     if not isinstance(payload, bytes) or not isinstance(domain, Domain):
         return False
+    return verify_raw(public_key, domain.message(payload), signature)
+
+
+def sign_raw(key: PrivateKey, message: bytes) -> bytes:
+    """Return the 64-byte Ed25519 signature of ``message`` exactly as given, with no domain.
+
+    Only for formats fixed elsewhere that carry their own framing (C2SP signed notes and
+    cosignatures, :mod:`ledger.note`); every sceau message goes through :func:`sign`. A raw
+    message cannot pass for a domain-separated one when it never starts with a byte below
+    0x20 other than a newline, as a signed note's text never does (docs/format.md).
+    """
+    assert isinstance(message, bytes)
+    return key.sign(message)
+
+
+def verify_raw(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """True if ``signature`` is ``public_key``'s Ed25519 signature of ``message`` as given.
+
+    The same strict rules as :func:`verify` (canonical, not small-order key; canonical S).
+    Never raises on hostile input.
+    """
+    if not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
+        return False
+    if not isinstance(message, bytes):
+        return False
     if int.from_bytes(signature[32:], "little") >= _GROUP_ORDER:
         return False
     if not is_acceptable_public_key(public_key):
         return False
-    return _verify_once(public_key, domain.message(payload), signature)
+    return _verify_once(public_key, message, signature)
 
 
 @lru_cache(maxsize=65_536)
