@@ -101,8 +101,9 @@ AIOHTTP_ALLOWED = {
     "node/runtime/observer.py",
     "node/tools/launch.py",
 }
-"""Who may speak HTTP/WebSocket: the client library, the peer transport, the API package (below),
-the observer's follower (it fetches blocks from members' APIs) and the launcher."""
+"""Who may speak HTTP/WebSocket: the client library, the peer transport, the API and witness
+packages (below), the observer's follower (it fetches blocks from members' APIs) and the
+launcher."""
 PLYVEL_ALLOWED = {"ledger/store.py"}
 """Who may touch LevelDB: the store, and nothing else."""
 
@@ -208,6 +209,6 @@ def test_only_named_modules_reach_the_network_stack_or_leveldb(path: Path) -> No
     relative = path.relative_to(ROOT).as_posix()
     roots = imported_roots(path)
     if "aiohttp" in roots:
-        assert relative in AIOHTTP_ALLOWED or relative.startswith("node/api/")
+        assert relative in AIOHTTP_ALLOWED or relative.startswith(("node/api/", "node/witness/"))
     if "plyvel" in roots:
         assert relative in PLYVEL_ALLOWED

@@ -987,6 +987,9 @@ def build_parser() -> argparse.ArgumentParser:
     from node.tools.cli_governance import CommandParts, add_governance_commands
 
     add_chain_commands(commands)
+    from node.tools.cli_witness import add_witness_commands
+
+    add_witness_commands(commands)
     parts = CommandParts(
         api_options=_api_options,
         wait_option=_wait_option,
@@ -1414,7 +1417,9 @@ def _show_warnings() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    if arguments.handler is not command_node_run:
+    if arguments.handler is not command_node_run and not getattr(
+        arguments.handler, "logs_itself", False
+    ):  # a daemon logs its warnings with the rest of its log
         _show_warnings()
     try:
         return arguments.handler(arguments)
