@@ -28,11 +28,12 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
+from support import commit_each, fetch, start_client, start_node
 
 from ledger import crypto, merkle, tlog
 from ledger.client import Client
 from ledger.devchain import LocalConsortium
-from ledger.model import Genesis, Member, Transaction, quorum_size
+from ledger.model import ContractRef, Genesis, Member, Transaction, quorum_size
 from ledger.note import (
     Checkpoint,
     KeyType,
@@ -583,6 +584,88 @@ def test_a_pusher_follows_the_witness_size_others_moved_and_keeps_its_cosignatur
     served = Note.parse(store.checkpoint() or b"")
     assert served.signatures[:3] == note.signatures
     assert [s.name for s in served.signatures[3:]] == [WITNESS.name]  # not other.example's
+
+
+# --- one member's API, in process ---------------------------------------------------------------
+
+
+def test_a_node_serves_no_checkpoint_before_the_first_then_its_latest(tmp_path: Path) -> None:
+    """A consortium of one member: its own signature is a quorum (quorum_size(1) == 1)."""
+
+    consortium = LocalConsortium.create(
+        [("ville", "Ville de Valbrune")],
+        seed=b"checkpoints api",
+        contracts=[
+            ContractRef(name="membership", version="1.0"),
+            ContractRef(name="deeds", version="1.0"),
+        ],
+        format_version=2,
+    )
+    loop, node, config = start_node(tmp_path / "ville", consortium, "ville")
+    client = loop.run_until_complete(start_client(node, config))
+    try:
+        for path in ("/v1/log/checkpoint", "/v1/log/checkpoint.json"):
+            reply = loop.run_until_complete(fetch(client, "GET", path))
+            assert reply.status == 404 and reply.json()["code"] == "no_checkpoint"
+        assert loop.run_until_complete(fetch(client, "GET", "/v1/status")).json()["checkpoint"] == {
+            "size": None, "height": None, "signers": [], "witnesses": []
+        }  # fmt: skip
+        transactions = []
+        for nonce in range(2):
+            reference = f"2026-DEL-{nonce}"
+            transactions.append(
+                Transaction.create(
+                    consortium.keys["ville"],
+                    chain_id=consortium.chain_id,
+                    contract="deeds",
+                    action="anchor",
+                    args={
+                        "issuer": "ville",
+                        "reference": reference,
+                        "kind": "deliberation",
+                        "digest": hashlib.sha256(reference.encode()).digest(),
+                        "act_date": "2026-11-28",
+                        "title": f"Délibération {reference}",
+                    },
+                    nonce=nonce,
+                    expiry_height=1_000,
+                )
+            )
+        commit_each(loop, node, transactions)
+        reply = loop.run_until_complete(fetch(client, "GET", "/v1/log/checkpoint"))
+        assert reply.status == 200 and reply.content_type == "text/plain; charset=utf-8"
+        assert reply.headers["Cache-Control"] == "max-age=2"
+        origin = origin_for(consortium.chain_id)
+        note = Note.parse(reply.body)
+        checkpoint, signers, _, _ = verify_consortium_note(
+            note, origin, member_keys(origin, consortium.genesis.members)
+        )
+        assert signers == ("ville",)
+        tip = node.store.block(node.store.height).header
+        assert (
+            (checkpoint.size, checkpoint.root)
+            == (tip.log_size, tip.log_root)
+            == (2, checkpoint.root)
+        )
+        document = loop.run_until_complete(fetch(client, "GET", "/v1/log/checkpoint.json")).json()
+        assert document == {
+            "origin": origin,
+            "size": 2,
+            "root": tip.log_root.hex(),
+            "height": node.store.height,
+            "signers": ["ville"],
+            "witnesses": [],
+            "note": reply.body.decode(),
+        }
+        status = loop.run_until_complete(fetch(client, "GET", "/v1/status")).json()
+        assert status["checkpoint"] == {
+            "size": 2, "height": node.store.height, "signers": ["ville"], "witnesses": []
+        }  # fmt: skip
+    finally:
+        loop.run_until_complete(client.close())
+        loop.run_until_complete(node.stop())
+        node.store.close()
+        loop.close()
 
 
 # --- a real devnet, a real witness, and a witness that is down ----------------------------------
