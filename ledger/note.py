@@ -52,6 +52,7 @@ __all__ = [
     "NOTE_SIGNATURES_MAX",
     "PROOF_HASHES_MAX",
     "TLOG_PROOF_BYTES_MAX",
+    "TLOG_PROOF_EXTRA_BYTES_MAX",
     "TLOG_PROOF_HEADER",
     "AddCheckpointRequest",
     "Checkpoint",

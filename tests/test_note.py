@@ -11,6 +11,7 @@ our notes in both directions.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from pathlib import Path
 
@@ -69,6 +70,15 @@ def test_every_published_signed_note_verifies_with_its_published_keys(vector: di
     note = Note.parse(vector["note"].encode())
     assert note.text == vector["text"]
     assert [key.name for key in verify_note(note, keys)] == vector["verified"]
+    assert note.to_bytes() == vector["note"].encode()
+
+
+@pytest.mark.parametrize("vector", VECTORS["syntax_only_notes"], ids=lambda vector: vector["name"])
+def test_a_published_note_with_blank_lines_in_its_text_parses_to_its_text(vector: dict) -> None:
+    note = Note.parse(vector["note"].encode())
+    assert note.text == vector["text"]
+    assert [signature.name for signature in note.signatures] == vector["names"]
+    assert f"{note.signatures[0].key_id:08x}" == vector["key_id"]
     assert note.to_bytes() == vector["note"].encode()
 
 
@@ -527,3 +537,51 @@ def test_we_verify_a_checkpoint_that_tlog_scales_signed() -> None:
     assert verify_note(note, [member_vkey(MEMBER_KEYS[2])]) == (member_vkey(MEMBER_KEYS[2]),)
     assert signer.vkey.serialize() == member_vkey(MEMBER_KEYS[2]).vkey
     assert Checkpoint.from_note(note) == Checkpoint(ORIGIN, 3, merkle.root(leaves))
+
+
+# --- properties of the codecs -----------------------------------------------------------------
+
+HASHES = st.lists(st.binary(min_size=32, max_size=32), max_size=PROOF_HASHES_MAX).map(tuple)
+
+
+@given(
+    extra=st.none() | st.binary(min_size=1, max_size=200),
+    index=st.integers(0, 99),
+    proof=HASHES,
+    signer_count=st.integers(1, 4),
+)
+def test_any_tlog_proof_round_trips(
+    extra: bytes | None, index: int, proof: tuple[bytes, ...], signer_count: int
+) -> None:
+    note = signed(Checkpoint(ORIGIN, 100, bytes(32)).text(), *MEMBER_KEYS[:signer_count])
+    value = TlogProof(extra, index, proof, note)
+    assert TlogProof.parse(value.to_bytes()) == value
+
+
+@given(old_size=st.integers(0, 2**63 - 1), proof=HASHES)
+def test_any_add_checkpoint_request_round_trips(old_size: int, proof: tuple[bytes, ...]) -> None:
+    value = AddCheckpointRequest(old_size, proof, signed(checkpoint_text(), MEMBER_KEYS[0]))
+    assert AddCheckpointRequest.parse(value.to_bytes()) == value
+
+
+SOME_BODIES = [
+    signed(checkpoint_text(), MEMBER_KEYS[0]).to_bytes(),
+    AddCheckpointRequest(1, (bytes(32),), signed(checkpoint_text(), MEMBER_KEYS[0])).to_bytes(),
+    TlogProof(b"x", 1, (bytes(32),), signed(checkpoint_text(), MEMBER_KEYS[0])).to_bytes(),
+]
+
+
+@given(
+    body=st.sampled_from(SOME_BODIES),
+    position=st.integers(0, 10_000),
+    junk=st.binary(min_size=0, max_size=8),
+    cut=st.booleans(),
+)
+def test_hostile_bytes_raise_only_note_error(
+    body: bytes, position: int, junk: bytes, cut: bool
+) -> None:
+    position %= len(body)
+    mangled = body[:position] + junk + (b"" if cut else body[position + len(junk) :])
+    for parse in (Note.parse, AddCheckpointRequest.parse, TlogProof.parse):
+        with contextlib.suppress(NoteError):  # anything else fails the test
+            parse(mangled)

@@ -457,6 +457,90 @@ def test_after_a_sigkill_the_witness_keeps_its_size_and_refuses_another_history(
         assert post_sync(url, request_body(leaves(8), 5))[0] == 200
         with urllib.request.urlopen(url + "/", timeout=10) as response:
             assert json.loads(response.read())["logs"][0]["size"] == 8
+        # One process per folder: a second one would check against its own memory.
+        second = [sys.executable, "-m", "node.tools.cli", "witness", "run", "--dir", str(tmp_path)]
+        refused = subprocess.run(second, cwd=REPOSITORY, capture_output=True, text=True, timeout=30)
+        assert refused.returncode == 2 and "another witness is running" in refused.stderr
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+def test_run_and_add_log_refuse_bad_input_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_witness(tmp_path)
+    (tmp_path / "state.json").write_text("[]")
+    assert sceau(["witness", "run", "--dir", str(tmp_path)]) == 2
+    assert "damaged" in capsys.readouterr().err
+    bad_vkey = ["--origin", ORIGIN, "--vkey", "not+a+vkey", "--quorum", "1"]
+    assert sceau(["witness", "add-log", "--dir", str(tmp_path), *bad_vkey]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("sceau: error:") and len(error.splitlines()) == 1
+    assert sceau(["witness", "run", "--dir", str(tmp_path / "nowhere")]) == 2
+    assert "sceau witness init" in capsys.readouterr().err
+
+
+def test_the_documented_budgets_are_the_defaults() -> None:
+    text = (REPOSITORY / "docs" / "witnesses.md").read_text()
+    for name in WitnessLimits.__dataclass_fields__:
+        value = getattr(WitnessLimits(), name)
+        assert f"| `{name}` | {value} |" in text, name
+
+
+def test_refusals_are_logged_within_the_budget_and_the_rest_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(client: TestClient, witness: Witness) -> str:
+        for _ in range(20):
+            assert (await post(client, b"junk"))[0] == 400
+        return await (await client.get("/metrics")).text()
+
+    with caplog.at_level("INFO", logger="sceau.witness"):
+        metrics = run_with_client(tmp_path, scenario, log_lines_per_minute_max=3)
+    assert len([r for r in caplog.records if "refused (malformed)" in r.getMessage()]) == 3
+    assert "sceau_witness_log_lines_suppressed_total 17" in metrics
+    assert 'sceau_witness_requests_total{outcome="malformed"} 20' in metrics
+
+
+def test_the_port_budget_comes_from_the_limits(tmp_path: Path) -> None:
+    from node.witness.server import guard_limits
+
+    config = write_witness(tmp_path, connections_max=7, connections_per_address_max=2)
+    limits = guard_limits(config)
+    assert (limits.connections_max, limits.connections_per_address_max) == (7, 2)
+    assert limits.unsettled_bytes_max == config.limits.header_bytes_max
+    assert limits.milestones_ms[-1][1] == config.limits.header_timeout_ms
+
+
+def test_idle_connections_cannot_lock_a_member_out(tmp_path: Path) -> None:
+    from aiohttp import ClientSession
+
+    from node.witness.server import serve
+
+    async def main() -> tuple[int, str]:
+        config = write_witness(tmp_path, connections_max=2, connections_per_address_max=2)
+        witness = Witness(config, WITNESS_KEY)
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        server = asyncio.create_task(serve(witness, "127.0.0.1:0", ready=ready.set_result))
+        url = await ready
+        host, port = url.removeprefix("http://").split(":")
+        idle = [await asyncio.open_connection(host, int(port)) for _ in range(2)]
+        try:
+            async with ClientSession() as session:
+                body = request_body(leaves(5), 0)
+                async with session.post(url + "/add-checkpoint", data=body) as response:
+                    status = response.status
+                async with session.get(url + "/metrics") as response:
+                    metrics = await response.text()
+        finally:
+            for _, writer in idle:
+                writer.close()
+            server.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await server
+        return status, metrics
+
+    status, metrics = asyncio.run(main())
+    assert status == 200
+    assert 'sceau_connection_events_total{port="witness",event="evicted:' in metrics

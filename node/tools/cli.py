@@ -10,7 +10,9 @@ Commands, for the people who use them:
   add-member`` / ``genesis show``, ``node init``, ``node run``, ``status``;
 * a developer trying sceau, or a contract of their own: ``devnet up`` / ``devnet down``,
   ``genesis contracts`` (what ``--contract`` may name);
-* an application or an agent: ``anchor``, ``act show``, ``act find``, ``act status``.
+* an application or an agent: ``anchor``, ``act show``, ``act find``, ``act status``;
+* a witness's operator, outside the consortium: ``witness init`` / ``add-log`` / ``run``
+  (node/tools/cli_witness.py).
 """
 
 from __future__ import annotations

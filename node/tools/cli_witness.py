@@ -136,12 +136,13 @@ def command_add_log(arguments: argparse.Namespace) -> int:
 
 def command_run(arguments: argparse.Namespace) -> int:
     from node.witness.server import Witness, serve
-    from node.witness.state import StateError
+    from node.witness.state import StateError, lock_directory
 
     configuration = _load(arguments.dir)
     listen = arguments.listen or configuration.listen
     try:
         _config_module().parse_listen(listen)
+        lock = lock_directory(configuration.directory)
         key = crypto.load_private_key(configuration.key_path)
         witness = Witness(configuration, key)
     except (_config_module().ConfigError, crypto.KeyFileError, StateError) as error:
@@ -161,6 +162,8 @@ def command_run(arguments: argparse.Namespace) -> int:
         asyncio.run(serve(witness, listen, ready=ready))
     except OSError as error:
         raise CommandError(f"cannot listen on {listen}: {error.strerror}") from None
+    finally:
+        lock.close()  # type: ignore[attr-defined]
     return 0
 
 

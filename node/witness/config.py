@@ -77,6 +77,8 @@ class WitnessLimits:
     """A connection must complete its request headers within this time."""
     request_timeout_ms: int = 10_000
     """A request body must arrive within this time (408 otherwise)."""
+    keepalive_timeout_ms: int = 15_000
+    """An idle kept-alive connection is closed after this time."""
     evidence_files_max: int = 100
     """Refused but validly signed conflicting checkpoints kept in ``DIR/evidence``; the oldest
     go first."""

@@ -43,7 +43,6 @@ import asyncio
 import collections
 import contextlib
 import enum
-import json
 import logging
 import signal
 import time
@@ -223,7 +222,12 @@ class Witness:
                         self.state.save, origin, Latest(checkpoint.size, checkpoint.root)
                     )
                 except StateError as error:
-                    log.error("%s: nothing is cosigned until this is fixed", error)
+                    self._log.log(
+                        logging.ERROR,
+                        ("state", origin),
+                        "%s: nothing is cosigned until this is fixed",
+                        error,
+                    )
                     return self.refuse(Outcome.STATE_NOT_SAVED, "the witness cannot save its state")
             cosignature = cosign(
                 request.checkpoint.text, self.config.name, self._key, int(self._clock_s())
@@ -381,7 +385,11 @@ async def serve(
     ``ready`` is called with the URL once the port is open."""
     host, port = parse_listen(listen)
     guard = ConnectionGuard(name="witness", limits=guard_limits(witness.config))
-    runner = web.AppRunner(create_app(witness, guard), access_log=None)
+    runner = web.AppRunner(
+        create_app(witness, guard),
+        access_log=None,
+        keepalive_timeout=witness.config.limits.keepalive_timeout_ms / 1000,
+    )
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -405,7 +413,3 @@ async def serve(
     finally:
         await runner.cleanup()
         log.info("witness stopped")
-
-
-def status_json(witness: Witness) -> str:
-    return json.dumps(witness.status(), indent=2)

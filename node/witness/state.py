@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import json
 import os
 import tempfile
@@ -27,9 +28,10 @@ from pathlib import Path
 
 from ledger import merkle
 
-__all__ = ["STATE_FILE", "Evidence", "Latest", "StateError", "WitnessState"]
+__all__ = ["STATE_FILE", "Evidence", "Latest", "StateError", "WitnessState", "lock_directory"]
 
 STATE_FILE = "state.json"
+LOCK_FILE = "witness.lock"
 EVIDENCE_DIRECTORY = "evidence"
 STATE_BYTES_MAX = 16 * 1024 * 1024
 
@@ -71,6 +73,23 @@ def write_atomically(path: Path, data: bytes) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+def lock_directory(directory: Path) -> object:
+    """Hold ``DIR/witness.lock`` for as long as the returned file stays open; StateError if
+    another process holds it. Two witnesses on one state would each check against their own
+    memory, and could together cosign two histories: one process per folder."""
+    path = Path(directory) / LOCK_FILE
+    try:
+        handle = open(path, "a+b")  # noqa: SIM115 - held open for the process's life
+    except OSError as error:
+        raise StateError(f"cannot open {path}: {error.strerror}") from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise StateError(f"another witness is running on {directory} ({path} is locked)") from None
+    return handle
 
 
 class WitnessState:
