@@ -384,11 +384,19 @@ class CheckpointService:
         self._members = members
         self.witness_keys = tuple(witness_keys)
         self.metrics = CheckpointMetrics()
+        self._keys_for: tuple[tuple[Member, ...], Mapping[str, NoteVerifierKey]] = ((), {})
         self.listeners: list[Callable[[], None]] = []
         """Called whenever a new checkpoint is kept (the witnesses' pushers wake up)."""
         self.gatherer = Gatherer(limits, self._load_kept())
         self.gatherer.tip = store.height
         self.gatherer.set_members(member.id for member in members())
+
+    def _keys(self) -> Mapping[str, NoteVerifierKey]:
+        """The note keys of the member set in force, built again only when it changed."""
+        members = tuple(self._members())
+        if self._keys_for[0] != members:
+            self._keys_for = (members, member_keys(self.origin, members))
+        return self._keys_for[1]
 
     def _load_kept(self) -> KeptCheckpoint | None:
         """The checkpoint the store kept (written by this node: trusted), or None."""
@@ -419,11 +427,10 @@ class CheckpointService:
     ) -> bytes | None:
         """This node committed ``height``: sign its checkpoint (a member in the set in force
         after it, unless ``sign`` is False) and return the signature to send, or None."""
-        members = self._members()
         if log_size is None or log_root is None:
             self.gatherer.committed(height, None)
             return None
-        keys = member_keys(self.origin, members)
+        keys = self._keys()
         checkpoint = Checkpoint(self.origin, log_size, log_root)
         own = None
         if sign and self._key is not None and self.member_id in keys:
@@ -469,7 +476,7 @@ class CheckpointService:
         the kept one, or its cosignatures merged if it is the same checkpoint. Returns what
         happened (``kept``, ``merged``, ``older``); raises NoteError if it does not verify."""
         note = Note.parse(data)
-        keys = member_keys(self.origin, self._members())
+        keys = self._keys()
         checkpoint, signers, members, cosignatures = verify_consortium_note(
             note, self.origin, keys, self.witness_keys
         )
