@@ -59,7 +59,7 @@ from node.runtime.checkpoints import (
 )
 from node.runtime.config import ConfigError, PeerLimits, WitnessSettings, load_config
 from node.runtime.wire import CheckpointSignature, FrameLimits, decode_frame, scan_frame
-from node.runtime.witnesses import Failure, WitnessPusher
+from node.runtime.witnesses import ANSWER_BYTES_MAX, Failure, WitnessPusher
 from node.tools.devnet import MemberProcess, _free_ports, devnet_down, devnet_up, read_observers
 
 CHAIN_ID = hashlib.sha256(b"checkpoints test chain").digest()
@@ -80,6 +80,7 @@ MEMBERS = tuple(
 )
 OUTSIDER = crypto.key_from_seed(b"o" * 32)
 WITNESS_KEY = crypto.key_from_seed(b"w" * 32)
+NOTE_TEXT = Checkpoint(ORIGIN, 9, bytes(32)).text()
 WITNESS = NoteVerifierKey.for_private_key(
     "prefecture.example/w", KeyType.COSIGNATURE_V1, WITNESS_KEY
 )
@@ -584,6 +585,37 @@ def test_a_pusher_follows_the_witness_size_others_moved_and_keeps_its_cosignatur
     served = Note.parse(store.checkpoint() or b"")
     assert served.signatures[:3] == note.signatures
     assert [s.name for s in served.signatures[3:]] == [WITNESS.name]  # not other.example's
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (lambda body: web.Response(body=b"x" * (ANSWER_BYTES_MAX + 1)), Failure.BAD_ANSWER),
+        (
+            lambda body: web.Response(text=cosign(NOTE_TEXT, "w.other", OUTSIDER, 7).line()),
+            Failure.BAD_ANSWER,
+        ),
+        (lambda body: web.Response(status=403, text="not enough signatures"), Failure.NOT_SIGNED),
+        (lambda body: web.Response(status=404, text="unknown origin"), Failure.UNKNOWN_LOG),
+        (lambda body: web.Response(status=422, text="bad proof"), Failure.BAD_PROOF),
+        (lambda body: web.Response(status=500), Failure.HTTP_STATUS),
+        (lambda body: _size_answer(0), Failure.FORKED),  # 0 again: another root at size 0?
+    ],
+    ids=["too-large", "other-key", "403", "404", "422", "500", "same-size"],
+)
+def test_each_failed_push_is_counted_by_its_reason_and_backs_off(
+    chain: tuple[LocalConsortium, ChainStore],
+    answer: Callable[[bytes], web.Response],
+    reason: Failure,
+) -> None:
+    consortium, store = chain
+    service = CheckpointService(store, members=lambda: consortium.genesis.members)
+    assert service.offer_note(_consortium_note(consortium, store, 9).to_bytes()) == "kept"
+    pusher, requests = _run_pusher(service, answer, 0.3)
+    assert len(requests) == 1  # then half a second of backoff
+    assert pusher.state.failures == {reason: 1} and pusher.backoff_ms == 500
+    assert pusher.state.last_error is not None and pusher.state.last_error.startswith(reason)
+    assert service.kept is not None and service.kept.cosignatures == ()
 
 
 # --- one member's node, in process --------------------------------------------------------------

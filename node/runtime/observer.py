@@ -61,6 +61,7 @@ from node.runtime.checkpoints import CheckpointService
 from node.runtime.config import ObserverSettings
 from node.runtime.daemon import NodeMetrics
 from node.runtime.mempool import Mempool, MempoolLimits
+from node.runtime.witnesses import read_bounded
 
 __all__ = ["Follower", "ObserverNode", "StoreReplayer"]
 
@@ -327,7 +328,7 @@ class Follower:
             async with session.get(url) as response:
                 if response.status != 200:
                     return "none" if response.status == 404 else "http_status"
-                body = await response.content.read(NOTE_BYTES_MAX + 1)
+                body = await read_bounded(response, NOTE_BYTES_MAX)
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
             return "unreachable"
         if len(body) > NOTE_BYTES_MAX:

@@ -53,7 +53,14 @@ from ledger.note import (
 from node.runtime.checkpoints import CheckpointService, KeptCheckpoint
 from node.runtime.config import WitnessSettings
 
-__all__ = ["ANSWER_BYTES_MAX", "BACKOFF_INITIAL_MS", "Failure", "WitnessPusher", "Witnesses"]
+__all__ = [
+    "ANSWER_BYTES_MAX",
+    "BACKOFF_INITIAL_MS",
+    "Failure",
+    "WitnessPusher",
+    "Witnesses",
+    "read_bounded",
+]
 
 log = logging.getLogger("sceau.witnesses")
 
@@ -64,6 +71,17 @@ CONFLICTS_PER_PUSH_MAX = 8
 """Requests of one push: each 409 teaches the witness's size, which other members' pushes
 may have moved meanwhile (a 409 repeating the size sent is a fork, never retried at once)."""
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
+
+
+async def read_bounded(response: aiohttp.ClientResponse, limit_bytes: int) -> bytes:
+    """The body of ``response``, read until its end or until it exceeds ``limit_bytes`` (then
+    ``limit_bytes + 1`` bytes or more are returned, never the rest)."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(16 * 1024):
+        body += chunk
+        if len(body) > limit_bytes:
+            break
+    return bytes(body)
 
 
 class Failure(enum.StrEnum):
@@ -208,7 +226,7 @@ class WitnessPusher:
         started = time.monotonic()
         try:
             async with self._session().post(url, data=body, timeout=timeout) as response:
-                answer = await response.content.read(ANSWER_BYTES_MAX + 1)
+                answer = await read_bounded(response, ANSWER_BYTES_MAX)
                 status = response.status
                 media = response.headers.get("Content-Type", "")
         except TimeoutError:
