@@ -45,6 +45,13 @@ sends goes through :meth:`Node.on_frame` in this order, each step cheap next to 
 4. only then is the frame decoded (:func:`node.runtime.wire.decode_frame`) and handed to the
    replica.
 
+A ``checkpoint_signature`` frame (a member's signature of a committed block's checkpoint,
+node/runtime/checkpoints.py) is small, and also charged to a budget of its own per peer
+(:attr:`PeerLimits.checkpoint_signatures_per_s`), since each costs a verification; the
+:class:`~node.runtime.checkpoints.CheckpointService` counts what it refuses by reason. After
+each commit of a format-2 block the node signs its checkpoint and sends the signature; the
+witnesses' pushers (node/runtime/witnesses.py) run as tasks of their own, off this path.
+
 Every refusal is counted in ``NodeMetrics.frames_rejected`` as ``<reason>:<kind>`` and per
 peer in ``NodeMetrics.frames_rejected_by_peer`` (both in /metrics), and logged through a
 :class:`LogAggregator`: the first lines of each kind per peer, then one summary line per
@@ -81,7 +88,12 @@ from ledger.model import (
 )
 from ledger.store import ChainStore
 from node.runtime.application import ChainApplication
-from node.runtime.checkpoints import SIGN_AGE_MAX_MS, CheckpointService, SignatureRefused
+from node.runtime.checkpoints import (
+    SIGN_AGE_MAX_MS,
+    CheckpointService,
+    Refusal,
+    SignatureRefused,
+)
 from node.runtime.config import PeerLimits, RuntimeSettings, WitnessSettings
 from node.runtime.mempool import Mempool
 from node.runtime.wire import (
@@ -104,7 +116,7 @@ log = logging.getLogger("sceau.node")
 QUIET_REFUSALS = frozenset({"old_height"})
 """Refusals that honest peers cause too (a primary retransmits its proposal until it sees the
 commit): counted, neither logged nor held against the peer."""
-QUIET_SIGNATURE_REFUSALS = frozenset({"stale", "too_far_ahead"})
+QUIET_SIGNATURE_REFUSALS = frozenset({Refusal.STALE, Refusal.TOO_FAR_AHEAD})
 """Checkpoint signatures honest members send too (after a quorum formed; while this node
 catches up): counted, not logged."""
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
