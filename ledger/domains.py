@@ -47,3 +47,8 @@ ALL_TAGS = (
 
 assert len(set(ALL_TAGS)) == len(ALL_TAGS), "domain tags must be distinct"
 assert all(0 < len(tag) <= 64 and tag.isascii() for tag in ALL_TAGS)
+# Every signed message starts with the byte len(tag): with tags of 11 to 31 bytes that byte is
+# an ASCII control character other than newline (0x0B..0x1F), which the text of a signed note
+# never holds. So no sceau signature is ever also a valid signed-note signature (members sign
+# checkpoints as notes with the same key, docs/format.md "Checkpoints"), nor the reverse.
+assert all(11 <= len(tag) <= 31 for tag in ALL_TAGS), "a tag is 11 to 31 bytes (see above)"

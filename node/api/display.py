@@ -632,5 +632,26 @@ class NodeStatus(BaseModel):
     uptime_s: Count
 
 
+class CheckpointWitness(Document):
+    name: str
+    """The cosignature's key name (the witness's name in its vkey)."""
+    timestamp: Count
+    """When the witness cosigned, POSIX seconds."""
+
+
+class CheckpointDocument(Document):
+    """``GET /v1/log/checkpoint.json``: the latest consortium checkpoint, decoded."""
+
+    origin: str
+    size: Count
+    root: Hash
+    height: HeightNumber | None
+    """The height of the block header whose log it is."""
+    signers: list[MemberIdText]
+    witnesses: list[CheckpointWitness]
+    note: str
+    """The signed note itself, as ``GET /v1/log/checkpoint`` serves it."""
+
+
 class Health(Document):
     status: Literal["ok"]

@@ -25,6 +25,7 @@ from ledger import encoding
 from ledger.bundle import block_frame, genesis_frame
 from ledger.model import ModelDecodeError, Transaction
 from ledger.namespace import CONTRACT_NAME_PATTERN
+from ledger.note import NoteError, cosignature_timestamp
 from ledger.queryproof import QUERY_ANSWER_BYTES_MAX, build_query_proof, reads_are_proven
 from ledger.store import CorruptionError, StoreError
 from node.api import display
@@ -75,6 +76,9 @@ __all__ = ["Handlers"]
 
 log = logging.getLogger("sceau.api")
 
+NOTE_TEXT = "text/plain; charset=utf-8"
+CHECKPOINT_CACHE_CONTROL = "max-age=2"
+"""A checkpoint changes with every block; clients and caches may keep one two seconds."""
 QUERY_FAILURE_KINDS_LOGGED_MAX = 256
 """Kinds of query failure (contract, exception type) logged with their traceback; the
 others are only counted, so that a failing plug-in cannot flood the log."""
@@ -482,6 +486,44 @@ class Handlers:
             f"the contract {contract_name} failed to answer ({type(error).__name__}); "
             "the error is in the node's log",
         )
+
+    # --- the log's checkpoints --------------------------------------------------------------
+
+    def _kept_checkpoint(self) -> Any:
+        kept = self.node.checkpoints.kept
+        if kept is None:
+            raise ProblemError("no_checkpoint", "the members have not signed a checkpoint yet")
+        return kept
+
+    async def get_log_checkpoint(self, request: web.Request) -> web.Response:
+        query_parameters(request, ())
+        kept = self._kept_checkpoint()
+        return web.Response(
+            body=kept.note.to_bytes(),
+            headers={"Content-Type": NOTE_TEXT, "Cache-Control": CHECKPOINT_CACHE_CONTROL},
+        )
+
+    async def get_log_checkpoint_json(self, request: web.Request) -> web.Response:
+        query_parameters(request, ())
+        kept = self._kept_checkpoint()
+        checkpoint = kept.checkpoint
+        witnesses = []
+        for cosignature in kept.cosignatures:
+            try:
+                timestamp = cosignature_timestamp(cosignature)
+            except NoteError:
+                continue
+            witnesses.append({"name": cosignature.name, "timestamp": timestamp})
+        document = {
+            "origin": checkpoint.origin,
+            "size": checkpoint.size,
+            "root": checkpoint.root,
+            "height": kept.height,
+            "signers": list(kept.signers),
+            "witnesses": witnesses,
+            "note": kept.note.to_bytes().decode(),
+        }
+        return respond(request, document, headers={"Cache-Control": CHECKPOINT_CACHE_CONTROL})
 
     # --- operations ---------------------------------------------------------------------------
 

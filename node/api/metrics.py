@@ -35,7 +35,7 @@ class _MetricsText:
     def family(
         self,
         name: str,
-        kind: Literal["counter", "gauge", "histogram"],
+        kind: Literal["counter", "gauge", "histogram", "summary"],
         help_text: str,
         samples: Iterable[tuple[str, Mapping[str, object], float]] = (),
     ) -> None:
@@ -173,4 +173,101 @@ def metrics_text(
         "by contract.",
         [("", {"contract": name}, count) for name, count in sorted((query_failures or {}).items())],
     )
+    _checkpoint_metrics(out, node)
     return out.text()
+
+
+def _checkpoint_metrics(out: _MetricsText, node: Node) -> None:
+    """Checkpoints kept and signatures gathered (node/runtime/checkpoints.py), and each
+    witness's pushes (node/runtime/witnesses.py)."""
+    service = node.checkpoints
+    gatherer = service.gatherer
+    kept = service.kept
+    out.single(
+        "sceau_checkpoints_kept_total",
+        "counter",
+        "Consortium checkpoints kept (a quorum of the members signed a larger size).",
+        service.metrics.kept,
+    )
+    out.single(
+        "sceau_checkpoint_size",
+        "gauge",
+        "Size of the log in the latest consortium checkpoint (0 before the first).",
+        0 if kept is None else kept.checkpoint.size,
+    )
+    out.single(
+        "sceau_checkpoint_height",
+        "gauge",
+        "Height of the block whose log the latest consortium checkpoint is.",
+        0 if kept is None or kept.height is None else kept.height,
+    )
+    out.single(
+        "sceau_checkpoints_signed_total",
+        "counter",
+        "Checkpoints this member signed.",
+        service.metrics.signed,
+    )
+    out.single(
+        "sceau_checkpoint_signatures_received_total",
+        "counter",
+        "Checkpoint signatures received from other members.",
+        gatherer.received,
+    )
+    out.family(
+        "sceau_checkpoint_signatures_refused_total",
+        "counter",
+        "Checkpoint signatures dropped, by reason.",
+        [
+            ("", {"reason": str(reason)}, count)
+            for reason, count in sorted(gatherer.refused.items())
+        ],
+    )
+    out.family(
+        "sceau_checkpoint_fetches_total",
+        "counter",
+        "An observer's fetches of its sources' checkpoints, by outcome.",
+        [("", {"outcome": name}, n) for name, n in sorted(service.metrics.fetched.items())],
+    )
+    witnesses = getattr(node, "witnesses", None)
+    states = [pusher.state for pusher in witnesses.pushers] if witnesses is not None else []
+    out.family(
+        "sceau_witness_pushes_total",
+        "counter",
+        "add-checkpoint requests sent to each witness.",
+        [("", {"witness": state.name}, state.pushes) for state in states],
+    )
+    out.family(
+        "sceau_witness_cosignatures_total",
+        "counter",
+        "Checkpoints each witness cosigned for this node.",
+        [("", {"witness": state.name}, state.cosignatures) for state in states],
+    )
+    out.family(
+        "sceau_witness_cosigned_size",
+        "gauge",
+        "Size of the last checkpoint each witness cosigned for this node.",
+        [("", {"witness": state.name}, state.cosigned_size or 0) for state in states],
+    )
+    out.family(
+        "sceau_witness_failures_total",
+        "counter",
+        "Failed pushes to each witness, by reason.",
+        [
+            ("", {"witness": state.name, "reason": str(reason)}, count)
+            for state in states
+            for reason, count in sorted(state.failures.items())
+        ],
+    )
+    out.family(
+        "sceau_witness_latency_ms",
+        "summary",
+        "Milliseconds of each push to a witness, answered or not.",
+        [
+            sample
+            for state in states
+            for sample in (
+                ("_sum", {"witness": state.name}, round(state.latency_sum_ms, 3)),
+                ("_count", {"witness": state.name}, state.latency_count),
+            )
+        ],
+    )

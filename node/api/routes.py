@@ -308,6 +308,27 @@ _NODE_ROUTES: tuple[Route, ...] = (
     ),
     Route(
         method="GET",
+        path="/v1/log/checkpoint",
+        handler="get_log_checkpoint",
+        summary="The latest consortium checkpoint of the log of every act: a C2SP signed note "
+        "(text/plain) signed by a quorum of the members, with the witnesses' cosignatures "
+        "gathered so far (also tlog-tiles' <prefix>/checkpoint)",
+        tag="log",
+        responses={200: "text"},
+        problems=("no_checkpoint",),
+    ),
+    Route(
+        method="GET",
+        path="/v1/log/checkpoint.json",
+        handler="get_log_checkpoint_json",
+        summary="The latest consortium checkpoint, decoded: origin, size, root, height, "
+        "signing members, witnesses, and the note",
+        tag="log",
+        responses={200: display.CheckpointDocument},
+        problems=("no_checkpoint",),
+    ),
+    Route(
+        method="GET",
         path="/v1/status",
         handler="get_status",
         summary="This node's status",

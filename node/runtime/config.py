@@ -26,6 +26,11 @@ Example::
     [peer_limits]                     # what one peer's frames may cost (PeerLimits)
     # small_frame_bytes_per_s = 1048576
 
+    [[witnesses]]                     # witnesses this member pushes its checkpoints to
+    name = "prefecture"
+    url = "https://witness.prefecture.example"   # the witness's add-checkpoint prefix
+    vkey = "prefecture.example/witness+1a2b3c4d+BP…"   # its cosignature vkey (type 04)
+
 Each field of these tables can be overridden too, by ``SCEAU_<TABLE>__<FIELD>`` (two
 underscores), e.g. ``SCEAU_RUNTIME__STATUS_INTERVAL_MS=2000``. Every setting is listed in
 docs/operations.md (section 3, "Runtime tuning"), every bound of the node's memory in its
@@ -50,6 +55,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ledger.note import KeyType, NoteError, NoteVerifierKey
 from node.runtime.wire import GOSSIP_TRANSACTIONS_MAX
 
 __all__ = [
@@ -58,6 +64,7 @@ __all__ = [
     "ObserverSettings",
     "PeerLimits",
     "RuntimeSettings",
+    "WitnessSettings",
     "load_config",
 ]
 
@@ -99,6 +106,11 @@ class PeerLimits:
     again: the same block is still let through, the replica does not execute it twice)."""
     fetches_outstanding_max: int = 8
     """Block requests per peer whose (large) responses are accepted outside the budget."""
+    checkpoint_signatures_per_s: int = 100
+    """Refill rate of each peer's budget of ``checkpoint_signature`` frames (each costs an
+    Ed25519 verification): an honest member sends one per block it commits."""
+    checkpoint_signatures_burst: int = 512
+    """That budget when full: a member that catches up signs every block it commits."""
     log_lines_per_interval_max: int = 5
     """Lines logged per (kind of event, peer) in each interval; the rest are summed up."""
     log_interval_ms: int = 10_000
@@ -157,6 +169,43 @@ class RuntimeSettings(BaseModel):
 
 
 FollowUrl = Annotated[str, Field(pattern=r"^https?://[^\s/?#]{1,253}(?:/[^\s?#]{0,512})?$")]
+
+WITNESSES_MAX = 16
+
+
+class WitnessSettings(BaseModel):
+    """One ``[[witnesses]]`` entry: a tlog-witness this member pushes its consortium
+    checkpoints to (node/runtime/witnesses.py), and whose cosignatures it keeps."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    """A short label for status, metrics and logs."""
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]{1,253}(?:/[^\s?#]{0,512})?$")]
+    """The witness's submission prefix: checkpoints go to ``<url>/add-checkpoint``."""
+    vkey: Annotated[str, Field(min_length=1, max_length=1024)]
+    """The witness's cosignature verifier key (type 04), as ``sceau witness vkey`` prints it."""
+    request_timeout_ms: Annotated[int, Field(ge=100, le=60_000)] = 5_000
+    """Deadline of one push, connection and answer included."""
+    backoff_max_ms: Annotated[int, Field(ge=100, le=3_600_000)] = 60_000
+    """Longest wait after failed pushes (doubles from half a second)."""
+
+    @model_validator(mode="after")
+    def _a_cosignature_vkey(self) -> Self:
+        try:
+            key = NoteVerifierKey.parse_vkey(self.vkey)
+        except NoteError as error:
+            raise ValueError(f"witness {self.name}: vkey is not a verifier key ({error})") from None
+        if key.key_type is not KeyType.COSIGNATURE_V1:
+            raise ValueError(
+                f"witness {self.name}: vkey is of type {key.key_type:02x}, not a cosignature/v1 "
+                "key (type 04): give the vkey `sceau witness vkey` prints"
+            )
+        return self
+
+    @property
+    def key(self) -> NoteVerifierKey:
+        return NoteVerifierKey.parse_vkey(self.vkey)
 
 
 class ObserverSettings(BaseModel):
@@ -224,6 +273,9 @@ class NodeConfig(BaseModel):
     """The daemon's tuning: the ``[runtime]`` table (see :class:`RuntimeSettings`)."""
     peer_limits: PeerLimits = PeerLimits()
     """What one peer's frames may cost: the ``[peer_limits]`` table (see :class:`PeerLimits`)."""
+    witnesses: Annotated[tuple[WitnessSettings, ...], Field(max_length=WITNESSES_MAX)] = ()
+    """The ``[[witnesses]]`` entries: where a member pushes its checkpoints, and whose
+    cosignatures an observer keeps on the checkpoints it fetches."""
     observer: ObserverSettings | None = None
     """With an ``[observer]`` table the node is an observer: it follows the chain from the
     members' APIs, verifies and re-executes every block, serves the read API, signs nothing."""
@@ -237,6 +289,16 @@ class NodeConfig(BaseModel):
             )
         if self.observer is not None and (self.key_file is not None or self.member_id):
             raise ValueError("an observer holds no key: remove member_id and key_file")
+        return self
+
+    @model_validator(mode="after")
+    def _witnesses_differ(self) -> Self:
+        names = [witness.name for witness in self.witnesses]
+        if len(set(names)) != len(names):
+            raise ValueError("two [[witnesses]] share a name")
+        keys = [witness.key for witness in self.witnesses]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two [[witnesses]] share a vkey")
         return self
 
     @model_validator(mode="after")

@@ -60,7 +60,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,9 +81,11 @@ from ledger.model import (
 )
 from ledger.store import ChainStore
 from node.runtime.application import ChainApplication
-from node.runtime.config import PeerLimits, RuntimeSettings
+from node.runtime.checkpoints import CheckpointService, SignatureRefused
+from node.runtime.config import PeerLimits, RuntimeSettings, WitnessSettings
 from node.runtime.mempool import Mempool
 from node.runtime.wire import (
+    CheckpointSignature,
     FrameError,
     FrameHeader,
     FrameLimits,
@@ -93,6 +95,7 @@ from node.runtime.wire import (
     encode_frame,
     scan_frame,
 )
+from node.runtime.witnesses import Witnesses
 
 __all__ = ["LogAggregator", "Node", "NodeMetrics", "PeerLimits", "replica_config_for"]
 
@@ -101,6 +104,9 @@ log = logging.getLogger("sceau.node")
 QUIET_REFUSALS = frozenset({"old_height"})
 """Refusals that honest peers cause too (a primary retransmits its proposal until it sees the
 commit): counted, neither logged nor held against the peer."""
+QUIET_SIGNATURE_REFUSALS = frozenset({"stale", "too_far_ahead"})
+"""Checkpoint signatures honest members send too (after a quorum formed; while this node
+catches up): counted, not logged."""
 LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
 """The buckets of /metrics' commit latency histogram: part of the metrics' format, not tuning."""
 
@@ -275,6 +281,7 @@ class Node:
         clock_ms: Callable[[], int] | None = None,
         peer_limits: PeerLimits | None = None,
         settings: RuntimeSettings | None = None,
+        witnesses: Sequence[WitnessSettings] = (),
     ) -> None:
         self.member_id = member_id
         self.settings = settings or RuntimeSettings()
@@ -335,6 +342,19 @@ class Node:
         ``rejected_proposal_views_max`` keys, each with at most
         ``rejected_proposals_per_view_max`` hashes and one None."""
         self._proposal_in_hand: bytes | None = None
+        self.checkpoints = CheckpointService(
+            store,
+            member_id=member_id,
+            key=key,
+            members=application.members,
+            witness_keys=[witness.key for witness in witnesses],
+        )
+        """The consortium checkpoints (node/runtime/checkpoints.py)."""
+        self.witnesses = Witnesses(witnesses, self.checkpoints, warn=self.log.warning)
+        """The pushers of the configured witnesses (node/runtime/witnesses.py)."""
+        self._signature_budgets: dict[str, _ByteBucket] = {}
+        """Per member, its budget of checkpoint signature frames; a member's goes when it
+        leaves the member set."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -355,12 +375,14 @@ class Node:
         assert self.transport is not None, "attach a transport before starting"
         await self.transport.start()
         self._ticker = asyncio.create_task(self._tick_forever(), name="sceau-ticker")
+        self.witnesses.start()
 
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        await self.witnesses.stop()
         if self.transport is not None:
             await self.transport.close()
         for waiters in self._waiters.values():
@@ -414,6 +436,9 @@ class Node:
         if isinstance(message, TransactionGossip):
             self._on_gossip(sender, message)
             return
+        if isinstance(message, CheckpointSignature):
+            self._on_checkpoint_signature(sender, message)
+            return
         self._proposal_in_hand = header.block_hash
         try:
             actions = self.replica.on_message(sender, message, now_ms=self._clock_ms())
@@ -446,6 +471,10 @@ class Node:
             return None
         if kind == "block_response" and large:
             return "unsolicited"
+        if kind == "checkpoint_signature" and not self._signature_budget(sender).take(
+            1, time.monotonic()
+        ):
+            return "over_budget"
         if not self._budget(sender, large).take(header.size_bytes, time.monotonic()):
             return "over_budget"
         return None
@@ -460,6 +489,18 @@ class Node:
             else:
                 capacity, rate = limits.small_frame_burst_bytes, limits.small_frame_bytes_per_s
             bucket = self._budgets[(sender, large)] = _ByteBucket(capacity, rate, time.monotonic())
+        return bucket
+
+    def _signature_budget(self, sender: str) -> _ByteBucket:
+        """The peer's budget of checkpoint signature frames (each costs a verification)."""
+        bucket = self._signature_budgets.get(sender)
+        if bucket is None:
+            limits = self.peer_limits
+            bucket = self._signature_budgets[sender] = _ByteBucket(
+                limits.checkpoint_signatures_burst,
+                limits.checkpoint_signatures_per_s,
+                time.monotonic(),
+            )
         return bucket
 
     def _proposal_admission(self, sender: str, header: FrameHeader) -> str | None:
@@ -518,6 +559,21 @@ class Node:
                 self.metrics.frames_rejected[f"gossip_{rejection.code}"] += 1
         if added:
             self._execute(self.replica.on_transactions())
+
+    def _on_checkpoint_signature(self, sender: str, frame: CheckpointSignature) -> None:
+        """Another member's signature of a checkpoint: gathered, or counted and dropped."""
+        try:
+            self.checkpoints.receive(
+                sender, frame.height, frame.log_size, frame.log_root, frame.signature
+            )
+        except SignatureRefused as refused:
+            if refused.reason not in QUIET_SIGNATURE_REFUSALS:
+                self.log.warning(
+                    (f"checkpoint signature refused: {refused.reason}", sender),
+                    "refused the checkpoint signature of %s: %s",
+                    sender,
+                    str(refused)[:200],
+                )
 
     def submit(self, transaction: Transaction) -> bool:
         """A client's transaction: admit it (raises Rejection), gossip it, wake the replica.
@@ -651,6 +707,8 @@ class Node:
             del self._budgets[key]
         for peer in [peer for peer in self._fetches_outstanding if peer not in members]:
             del self._fetches_outstanding[peer]
+        for peer in [peer for peer in self._signature_budgets if peer not in members]:
+            del self._signature_budgets[peer]
 
     def _commit(self, block: Block, certificate: CommitCertificate) -> list[Any]:
         members_before = self.application.members()
@@ -672,6 +730,7 @@ class Node:
             certificate.view,
             len(block.transactions),
         )
+        self._sign_checkpoint(block)
         member_set_changed = self.application.members() != members_before
         if member_set_changed:
             self._forget_departed_peers()
@@ -686,6 +745,23 @@ class Node:
                 self.member_id,
             )
         return actions
+
+    def _sign_checkpoint(self, block: Block) -> None:
+        """Sign the checkpoint of a format-2 block just committed and send the signature to
+        the other members (node/runtime/checkpoints.py): a signature and a small frame."""
+        header = block.header
+        signature = self.checkpoints.committed(block.height, header.log_size, header.log_root)
+        if signature is None or self.transport is None:
+            return
+        assert header.log_size is not None and header.log_root is not None
+        frame = CheckpointSignature(
+            sender=self.member_id,
+            height=block.height,
+            log_size=header.log_size,
+            log_root=header.log_root,
+            signature=signature,
+        )
+        self.transport.broadcast(encode_frame(frame))
 
     # --- queries for the API ------------------------------------------------------------------
 
@@ -721,6 +797,7 @@ class Node:
             "peers_connected": sorted(peers),
             "mempool_transactions": len(self.mempool),
             "mempool_bytes": self.mempool.size_bytes,
+            "checkpoint": self.checkpoints.status(self.witnesses.status()),
             "uptime_s": round(time.monotonic() - self.started_at, 1),
         }
 

@@ -27,6 +27,15 @@ always-empty mempool, a :class:`ChainApplication` over the store, metrics, and a
 says it is an observer, its tip and the source it follows. Submissions are refused by the API
 (``observer_read_only``). The observer opens no peer port: the members never learn of it, and
 it is never needed for progress.
+
+After a round that brought blocks, and in the next few rounds
+(:data:`CHECKPOINT_FETCHES_AFTER_PROGRESS`), the follower also fetches the source's
+consortium checkpoint (``GET /v1/log/checkpoint``) and offers it to its
+:class:`~node.runtime.checkpoints.CheckpointService`. It is kept if a quorum of the member set
+in force at the observer's tip signed it, its size is within the observer's own log and its
+root is the observer's own root at that size; the cosignatures of the witnesses the
+observer's configuration lists are kept with it, any other signature is left out. The
+observer then serves it as a member serves its own.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -45,8 +54,10 @@ from contracts.engine import Engine, InvalidProposalError
 from ledger.audit import BlockRefused, ChainFollower, Replayed, ReplayError
 from ledger.bundle import BundleError, parse_frames
 from ledger.model import Block, CommitCertificate, Genesis, Member, Transaction
+from ledger.note import NOTE_BYTES_MAX, NoteError, NoteVerifierKey
 from ledger.store import ChainStore, StoreError
 from node.runtime.application import ChainApplication
+from node.runtime.checkpoints import CheckpointService
 from node.runtime.config import ObserverSettings
 from node.runtime.daemon import NodeMetrics
 from node.runtime.mempool import Mempool, MempoolLimits
@@ -59,6 +70,12 @@ BUNDLE_MEDIA_TYPE = "application/vnd.sceau.bundle"
 IDLE_POLLS_PER_SOURCE = 20
 """Once caught up, the follower asks the next source after this many polls without a new
 block, so that a member that lags or stopped committing does not hold it back."""
+
+
+CHECKPOINT_FETCHES_AFTER_PROGRESS = 8
+"""Polls after one that brought blocks (this one included) that also fetch the source's
+checkpoint: the members' quorum and the witnesses' cosignatures come a little after the
+block. An idle observer asks nothing more."""
 
 
 class StoreReplayer:
@@ -101,7 +118,13 @@ class ObserverNode:
     that node/api/ reads), with the :class:`Follower` as its one task."""
 
     def __init__(
-        self, store: ChainStore, engine: Engine, settings: ObserverSettings, genesis: Genesis
+        self,
+        store: ChainStore,
+        engine: Engine,
+        settings: ObserverSettings,
+        genesis: Genesis,
+        *,
+        witness_keys: Sequence[NoteVerifierKey] = (),
     ) -> None:
         self.member_id = ""
         self.store = store
@@ -113,6 +136,10 @@ class ObserverNode:
         self.replica = _NoReplica()
         self.transport = None
         self.started_at = time.monotonic()
+        self.checkpoints = CheckpointService(
+            store, members=self.application.members, witness_keys=witness_keys
+        )
+        """The consortium checkpoints fetched from the sources (see the module doc)."""
         self.follower = Follower(self, genesis)
         self._task: asyncio.Task[None] | None = None
 
@@ -159,6 +186,7 @@ class ObserverNode:
             "sources": list(self.settings.follow),
             "source_tip_height": follower.source_tip,
             "blocks_refused": follower.blocks_refused,
+            "checkpoint": self.checkpoints.status(),
             "uptime_s": round(time.monotonic() - self.started_at, 1),
         }
 
@@ -182,6 +210,7 @@ class Follower:
         self._session: aiohttp.ClientSession | None = None
         self._next = 0
         self._idle_polls = 0
+        self._checkpoint_fetches_left = CHECKPOINT_FETCHES_AFTER_PROGRESS
         store = node.store
         tip = store.tip
         position: dict[str, Any] = {}
@@ -225,6 +254,11 @@ class Follower:
                 if outcome is not None:
                     break
                 self._next += 1  # this source failed: the next one
+            if outcome is True:
+                self._checkpoint_fetches_left = CHECKPOINT_FETCHES_AFTER_PROGRESS
+            if outcome is not None and self.source is not None and self._checkpoint_fetches_left:
+                self._checkpoint_fetches_left -= 1
+                await self.fetch_checkpoint(self.source)
             if outcome is True:  # blocks appended: ask again at once
                 wait_s = idle_s
                 self._idle_polls = 0
@@ -279,17 +313,46 @@ class Follower:
             log.info("observer at height %d (from %s)", height, source)
         return appended > 0
 
-    async def _fetch(self, source: str, first: int) -> bytes | None:
-        settings = self.settings
+    async def fetch_checkpoint(self, source: str) -> str:
+        """Fetch ``source``'s consortium checkpoint and offer it to the observer's checkpoints
+        (see the module doc); returns the outcome, also counted in the metrics."""
+        outcome = await self._checkpoint_outcome(source)
+        self.node.checkpoints.metrics.fetched[outcome] += 1
+        return outcome
+
+    async def _checkpoint_outcome(self, source: str) -> str:
+        session = self._client()
+        url = f"{source.rstrip('/')}/v1/log/checkpoint"
+        try:
+            async with session.get(url) as response:
+                if response.status != 200:
+                    return "none" if response.status == 404 else "http_status"
+                body = await response.content.read(NOTE_BYTES_MAX + 1)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            return "unreachable"
+        if len(body) > NOTE_BYTES_MAX:
+            return "too_large"
+        try:
+            return self.node.checkpoints.offer_note(body)
+        except NoteError as error:
+            self._failed(source, "bad_checkpoint", self.node.store.height, f"checkpoint: {error}")
+            return "refused"
+
+    def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=settings.request_timeout_ms / 1000)
+                timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout_ms / 1000)
             )
+        return self._session
+
+    async def _fetch(self, source: str, first: int) -> bytes | None:
+        settings = self.settings
+        session = self._client()
         url = f"{source.rstrip('/')}/v1/bundle"
         parameters = {"from": str(first), "count": str(settings.batch_frames_max)}
         limit = settings.response_bytes_max
         try:
-            async with self._session.get(
+            async with session.get(
                 url, params=parameters, headers={"Accept": BUNDLE_MEDIA_TYPE}
             ) as response:
                 tip = response.headers.get("Sceau-Tip-Height", "")

@@ -3,7 +3,9 @@
 Every peer frame is one canonical msgpack map with a ``kind``. Consensus messages are defined
 in :mod:`consensus.messages`; the node adds ``transactions`` (mempool gossip: signed
 transactions a member accepted from its clients, forwarded so that any primary can include
-them). Anything malformed raises a :class:`FrameError` that the daemon counts and drops.
+them) and ``checkpoint_signature`` (a member's signed-note signature of the checkpoint of a
+block it committed, node/runtime/checkpoints.py: no part of consensus). Anything malformed
+raises a :class:`FrameError` that the daemon counts and drops.
 
 Theory of operation: budgets before work
 ----------------------------------------
@@ -51,14 +53,19 @@ from ledger.model import (
     MEMBERS_MAX,
     CanonicalModel,
     ConsensusParameters,
+    Count,
+    Hash32,
+    Height,
     MemberId,
     ModelDecodeError,
+    Signature,
     Transaction,
 )
 
 __all__ = [
     "FRAME_LIMITS",
     "GOSSIP_TRANSACTIONS_MAX",
+    "CheckpointSignature",
     "FrameError",
     "FrameHeader",
     "FrameLimits",
@@ -157,7 +164,7 @@ class FrameLimits:
 
     def bytes_max(self, kind: str) -> int:
         """The largest frame of ``kind`` (a view change may carry its prepared block)."""
-        if kind in ("prepare", "commit", "status", "block_request"):
+        if kind in ("prepare", "commit", "status", "block_request", "checkpoint_signature"):
             return self.small_frame_bytes_max
         if kind in ("pre_prepare", "view_change"):
             return self.proposal_frame_bytes_max
@@ -202,9 +209,22 @@ class TransactionGossip(CanonicalModel):
     sender: MemberId
 
 
+class CheckpointSignature(CanonicalModel):
+    """A member's Ed25519 signed-note signature (64 bytes, key name = the chain's origin) of
+    the checkpoint ``(log_size, log_root)`` of the block it committed at ``height``, sent to
+    the other members so that each gathers a quorum (node/runtime/checkpoints.py)."""
+
+    kind: Literal["checkpoint_signature"] = "checkpoint_signature"
+    sender: MemberId
+    height: Height
+    log_size: Count
+    log_root: Hash32
+    signature: Signature
+
+
 MESSAGE_FIELDS: dict[str, frozenset[str]] = {
     model.model_fields["kind"].default: frozenset(model.model_fields) - {"kind"}
-    for model in (*MESSAGE_TYPES, TransactionGossip)
+    for model in (*MESSAGE_TYPES, TransactionGossip, CheckpointSignature)
 }
 """The fields of each kind of message, but ``kind``: any other is refused by the scan."""
 KINDS = frozenset(MESSAGE_FIELDS)
@@ -217,7 +237,8 @@ def encode_frame(message: Any) -> bytes:
 
 
 def decode_frame(data: bytes) -> Any:
-    """A consensus message or a :class:`TransactionGossip`; raises :class:`FrameError`.
+    """A consensus message, a :class:`TransactionGossip` or a :class:`CheckpointSignature`;
+    raises :class:`FrameError`.
 
     The full, canonical decode: call :func:`scan_frame` first on anything a peer sent.
     """
@@ -225,6 +246,8 @@ def decode_frame(data: bytes) -> Any:
         document = encoding.unpack(data, FRAME_LIMITS)
         if isinstance(document, dict) and document.get("kind") == "transactions":
             return TransactionGossip.from_canonical(document)
+        if isinstance(document, dict) and document.get("kind") == "checkpoint_signature":
+            return CheckpointSignature.from_canonical(document)
         return message_from_document(document)
     except (encoding.EncodingError, ModelDecodeError) as error:
         raise FrameError(str(error)) from None

@@ -133,11 +133,20 @@ def _members_for(count: int) -> list[tuple[str, str]]:
 
 def _write_config(path: Path, values: dict[str, Any]) -> None:
     lines = []
+    tables = []
     for name, value in values.items():
-        # json.dumps writes strings and booleans (true, false) as TOML wants them.
-        rendered = json.dumps(value) if isinstance(value, str | bool) else str(value)
-        lines.append(f"{name} = {rendered}")
-    path.write_text("\n".join(lines) + "\n")
+        if isinstance(value, list | tuple) and all(isinstance(item, dict) for item in value):
+            for item in value:  # an array of tables ([[witnesses]]), after the plain keys
+                tables.append(f"\n[[{name}]]")
+                tables.extend(f"{key} = {_toml_scalar(v)}" for key, v in item.items())
+            continue
+        lines.append(f"{name} = {_toml_scalar(value)}")
+    path.write_text("\n".join(lines + tables) + "\n")
+
+
+def _toml_scalar(value: Any) -> str:
+    # json.dumps writes strings and booleans (true, false) as TOML wants them.
+    return json.dumps(value) if isinstance(value, str | bool) else str(value)
 
 
 def prepare(

@@ -273,6 +273,7 @@ def build_node(config: NodeConfig) -> Node:
             tick_ms=config.tick_ms,
             peer_limits=config.peer_limits,
             settings=config.runtime,
+            witnesses=config.witnesses,
         )
         from node.runtime.transport import PeerTransport
 
@@ -311,7 +312,13 @@ def build_observer(config: NodeConfig) -> ObserverNode:
     assert config.observer is not None, "an observer's configuration"
     genesis, store = _open_chain(config)
     try:
-        return ObserverNode(store, engine_for(genesis), config.observer, genesis)
+        return ObserverNode(
+            store,
+            engine_for(genesis),
+            config.observer,
+            genesis,
+            witness_keys=[witness.key for witness in config.witnesses],
+        )
     except StoreError as error:
         store.close()
         raise StartupError(damaged_store_message(config, error)) from None
