@@ -65,10 +65,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, StrictInt, model_serializer, model_validator
+from pydantic import Field, StrictInt, StrictStr, model_serializer, model_validator
 
-from ledger import encoding, merkle
+from ledger import encoding, merkle, tlog
 from ledger.audit import block_rule_failures
+from ledger.logcheck import CheckpointError, VerifiedCheckpoint, WitnessPolicy, verify_checkpoint
 from ledger.model import (
     MEMBERS_MAX,
     Block,
@@ -85,11 +86,13 @@ from ledger.model import (
     hex_bytes,
 )
 from ledger.namespace import MEMBERS_STATE_KEY, issuer_state_key, signer_state_key
+from ledger.note import NOTE_BYTES_MAX, PROOF_HASHES_MAX, Checkpoint, Note, NoteError, origin_for
 from ledger.state import StateProof, verify_state_proof
 
 __all__ = [
     "MEMBERS_STATE_KEY",
     "AnchorLayout",
+    "LogInclusion",
     "MemberSetChange",
     "ProvenValue",
     "Receipt",
@@ -100,6 +103,10 @@ __all__ = [
     "StatusProof",
     "VerifiedReceipt",
     "certified_members",
+    "changes_before_log_size",
+    "checkpoint_members",
+    "log_inclusion",
+    "log_index",
     "member_set_change",
     "signer_authority",
     "verify_receipt",
@@ -220,13 +227,30 @@ class SignerAuthority(CanonicalModel):
     ]
 
 
+class LogInclusion(CanonicalModel):
+    """A transaction's place in the log of every act, under a consortium checkpoint.
+
+    ``index`` is its leaf in the log, ``inclusion_proof`` leads from it to the root of the
+    log's first ``size`` leaves that ``checkpoint`` (a signed note, with its witnesses'
+    cosignatures) names; ``member_changes`` are the member-set changes after the receipt's
+    block that take effect before the checkpoint, so that the set that signed it is known.
+    """
+
+    index: Annotated[StrictInt, Field(ge=0, le=2**63 - 2)]
+    inclusion_proof: Annotated[tuple[Hash32, ...], Field(max_length=PROOF_HASHES_MAX)]
+    checkpoint: Annotated[StrictStr, Field(min_length=1, max_length=NOTE_BYTES_MAX)]
+    member_changes: Annotated[tuple[MemberSetChange, ...], Field(max_length=MEMBER_SET_CHANGES_MAX)]
+
+
 class Receipt(CanonicalModel):
     """Everything needed to check, offline, that a transaction was committed.
 
     ``authority`` is present only when the signer's right needs a state proof (see
     :class:`SignerAuthority`); a receipt without one has no ``authority`` field at all — not a
     nil — so that the receipts of acts signed by a member's node key, and every receipt made
-    before authorities existed, keep their canonical bytes and their JSON.
+    before authorities existed, keep their canonical bytes and their JSON. ``log`` (the act's
+    place in the log of every act, under a consortium checkpoint) is absent the same way when
+    the node had no checkpoint covering the act.
     """
 
     format: Literal["sceau-receipt/v1"] = "sceau-receipt/v1"
@@ -241,26 +265,35 @@ class Receipt(CanonicalModel):
     member_changes: Annotated[tuple[MemberSetChange, ...], Field(max_length=MEMBER_SET_CHANGES_MAX)]
     status: StatusProof | None = None
     authority: SignerAuthority | None = None
+    log: LogInclusion | None = None
 
     @model_serializer(mode="wrap")
-    def _no_authority_field_without_one(self, handler: Any) -> Any:
+    def _no_optional_field_without_one(self, handler: Any) -> Any:
         dumped = handler(self)
-        if self.authority is None and isinstance(dumped, dict):
-            dumped.pop("authority", None)
+        if isinstance(dumped, dict):
+            for name in _ABSENT_WHEN_NONE:
+                if getattr(self, name) is None:
+                    dumped.pop(name, None)
         return dumped
 
     @classmethod
     def from_canonical(cls, document: Any) -> Self:
-        """As :meth:`CanonicalModel.from_canonical`; an absent ``authority`` is None, and a nil
-        one is refused (one receipt, one byte form)."""
+        """As :meth:`CanonicalModel.from_canonical`; an absent ``authority`` or ``log`` is None,
+        and a nil one is refused (one receipt, one byte form)."""
         if isinstance(document, dict):
-            if "authority" not in document:
-                document = {**document, "authority": None}
-            elif document["authority"] is None:
-                raise ModelDecodeError(
-                    "Receipt.authority: nil is not canonical (a receipt without one omits it)"
-                )
+            for name in _ABSENT_WHEN_NONE:
+                if name not in document:
+                    document = {**document, name: None}
+                elif document[name] is None:
+                    raise ModelDecodeError(
+                        f"Receipt.{name}: nil is not canonical (a receipt without one omits it)"
+                    )
         return super().from_canonical(document)
+
+
+_ABSENT_WHEN_NONE = ("authority", "log")
+"""The receipt's fields that are left out, not nil, when there is none (older receipts keep
+their bytes)."""
 
 
 class SignerRightKind(enum.Enum):
@@ -321,6 +354,11 @@ class VerifiedReceipt:
     issuer: Issuer | None = None
     """The principal's issuer record in force at ``height`` (name, SIRET, status), when the
     principal is an issuer rather than a member."""
+    log_index: int | None = None
+    """The act's place in the log of every act, when the receipt carries a ``log``."""
+    checkpoint: VerifiedCheckpoint | None = None
+    """The consortium checkpoint the act is proven under (its signers, and the witnesses of
+    the policy that cosigned it), when the receipt carries a ``log``."""
 
 
 def verify_receipt(
@@ -329,11 +367,14 @@ def verify_receipt(
     document: bytes | None = None,
     *,
     anchors: Sequence[AnchorLayout],
+    witnesses: WitnessPolicy | None = None,
 ) -> VerifiedReceipt:
     """Check every link of ``receipt`` from ``genesis``; raises :class:`ReceiptError`.
 
     ``anchors`` are the anchoring actions the caller knows (the contracts' declarations).
-    With ``document`` (its bytes), also check that its SHA-256 is the anchored digest.
+    With ``document`` (its bytes), also check that its SHA-256 is the anchored digest. A
+    receipt's ``log`` is checked when present (:func:`_verify_log`); with ``witnesses``, it
+    must be present and its checkpoint cosigned as the policy demands.
     """
     chain_id = genesis.chain_id
     if receipt.chain_id != chain_id:
@@ -377,6 +418,7 @@ def verify_receipt(
         if not matches:
             raise ReceiptError("document", "its SHA-256 is not the anchored digest")
     status, status_height = _verify_status(receipt, transaction, anchor, members, shown)
+    checkpoint = _verify_log(receipt, members, shown, witnesses)
     return VerifiedReceipt(
         transaction=transaction,
         height=receipt.height,
@@ -390,7 +432,121 @@ def verify_receipt(
         status_height=status_height,
         signer_right=signer_right,
         issuer=issuer,
+        log_index=None if receipt.log is None else receipt.log.index,
+        checkpoint=checkpoint,
     )
+
+
+def _verify_log(
+    receipt: Receipt,
+    members: tuple[Member, ...],
+    shown: _ShownHeaders,
+    witnesses: WitnessPolicy | None,
+) -> VerifiedCheckpoint | None:
+    """Check the receipt's place in the log of every act: its index agrees with the certified
+    header (format 2: ``log_size − tx_count + position``), the member sets from the block to
+    the checkpoint are proven, a quorum of the last one signed the checkpoint (and the witness
+    policy is met), and the transaction is leaf ``index`` under the checkpoint's root."""
+    log = receipt.log
+    if log is None:
+        if witnesses is not None:
+            raise ReceiptError(
+                "witnesses",
+                "the receipt carries no checkpoint (no 'log' field), so no witness cosigned "
+                "anything it shows: ask a node that keeps checkpoints for a newer receipt",
+            )
+        return None
+    header = receipt.header
+    if header.log_size is not None:
+        expected = header.log_size - header.tx_count + receipt.position
+        if log.index != expected:
+            raise ReceiptError(
+                "log",
+                f"index {log.index} is not the act's place in the log, {expected} (the "
+                "certified header's log_size - tx_count + position)",
+            )
+    try:
+        note = Note.parse(log.checkpoint.encode())
+        checkpoint = Checkpoint.from_note(note)
+    except NoteError as error:
+        raise ReceiptError("checkpoint", str(error)) from None
+    if log.index >= checkpoint.size:
+        raise ReceiptError(
+            "log", f"index {log.index} is not in the checkpoint's log of size {checkpoint.size}"
+        )
+    later = _follow_to_log_size(
+        members, receipt.height - 1, log.member_changes, checkpoint.size, shown
+    )
+    try:
+        verified = verify_checkpoint(note, origin_for(receipt.chain_id), later, witnesses)
+    except CheckpointError as error:
+        raise ReceiptError(error.step, str(error).removeprefix(error.step + ": ")) from None
+    if not merkle.verify_inclusion(
+        receipt.transaction,
+        log.index,
+        checkpoint.size,
+        list(log.inclusion_proof),
+        checkpoint.root,
+    ):
+        raise ReceiptError(
+            "log", f"the transaction is not leaf {log.index} under the checkpoint's root"
+        )
+    return verified
+
+
+def _follow_to_log_size(
+    members: tuple[Member, ...],
+    previous_height: int,
+    changes: tuple[MemberSetChange, ...],
+    size: int,
+    shown: _ShownHeaders,
+) -> tuple[Member, ...]:
+    """The member set that signs the checkpoint of a log of ``size`` leaves, proven change by
+    change from ``members`` (in force after height ``previous_height``).
+
+    A change committed by a block whose log held fewer than ``size`` leaves is in force where
+    the log reached ``size``; one at exactly ``size`` may be (blocks without transactions
+    keep the size), so it is accepted too; a later one is refused. A format-1 header (no
+    ``log_size``) comes before every checkpoint.
+    """
+    for change in changes:
+        height = change.header.height
+        if height <= previous_height:
+            raise ReceiptError("members", f"member-set changes out of order at height {height}")
+        log_size = change.header.log_size
+        if log_size is not None and log_size > size:
+            raise ReceiptError(
+                "members",
+                f"the change at height {height} comes after the checkpoint (log size "
+                f"{log_size} > {size})",
+            )
+        members = _apply_change(members, change, shown)
+        previous_height = height
+    return members
+
+
+def checkpoint_members(
+    genesis: Genesis, changes: tuple[MemberSetChange, ...], size: int
+) -> tuple[Member, ...]:
+    """The member set that signs a checkpoint of ``size`` leaves, followed from ``genesis``
+    through ``changes`` (each header checked as a receipt's); raises :class:`ReceiptError`.
+    For ``.tlog-proof`` files (:mod:`ledger.tlogproof`)."""
+    shown = _ShownHeaders(genesis, document="proof")
+    return _follow_to_log_size(genesis.members, 0, changes, size, shown)
+
+
+def _apply_change(
+    members: tuple[Member, ...], change: MemberSetChange, shown: _ShownHeaders
+) -> tuple[Member, ...]:
+    """The member set ``change`` commits, its header certified by ``members``."""
+    height = change.header.height
+    shown.check(change.header, change.certificate, members, f"members at height {height}")
+    value = encoding.pack([member.to_canonical() for member in change.members])
+    if not verify_state_proof(
+        change.header.state_root, MEMBERS_STATE_KEY, value, change.proof.proof()
+    ):
+        raise ReceiptError("members", f"the member list of height {height} is not proven")
+    return change.members
 
 
 def _follow_member_sets(
@@ -412,13 +568,7 @@ def _follow_member_sets(
             raise ReceiptError("members", f"member-set changes out of order at height {height}")
         if height + 1 > target_height:
             raise ReceiptError("members", f"a change at height {height} comes after the block")
-        shown.check(change.header, change.certificate, members, f"members at height {height}")
-        value = encoding.pack([member.to_canonical() for member in change.members])
-        if not verify_state_proof(
-            change.header.state_root, MEMBERS_STATE_KEY, value, change.proof.proof()
-        ):
-            raise ReceiptError("members", f"the member list of height {height} is not proven")
-        members = change.members
+        members = _apply_change(members, change, shown)
         previous = height
     return members
 
@@ -830,6 +980,7 @@ def receipt_from_block(
     authority = None
     if anchor is not None and anchor.principal is not None:
         authority = signer_authority(store, block.header, transaction, anchor.principal)
+    log = log_inclusion(store, height, position)
     return Receipt(
         chain_id=store.chain_id,
         transaction=transaction.encoded,
@@ -841,7 +992,58 @@ def receipt_from_block(
         member_changes=tuple(changes),
         status=status,
         authority=authority,
+        log=log,
     )
+
+
+def log_index(store: Any, height: int, position: int) -> int:
+    """The log index of transaction ``position`` of committed block ``height``: from a format 2
+    header, ``log_size − tx_count + position``; before, found in the store's log index."""
+    header = store.block(height).header
+    if header.log_size is not None:
+        return int(header.log_size - header.tx_count + position)
+    low, high = 0, store.log_size  # the first entry of a block at or above ``height``
+    while low < high:
+        middle = (low + high) // 2
+        if store.log_entry_location(middle)[0] < height:
+            low = middle + 1
+        else:
+            high = middle
+    return low + position
+
+
+def log_inclusion(store: Any, height: int, position: int) -> LogInclusion | None:
+    """The place of transaction ``position`` of block ``height`` under the store's kept
+    consortium checkpoint, or None if there is none or it does not cover the transaction."""
+    note_bytes = store.checkpoint()
+    if note_bytes is None:
+        return None
+    checkpoint = Checkpoint.from_note(Note.parse(note_bytes))
+    index = log_index(store, height, position)
+    if index >= checkpoint.size:
+        return None
+    return LogInclusion(
+        index=index,
+        inclusion_proof=tuple(tlog.inclusion_proof(index, checkpoint.size, store.log_hash)),
+        checkpoint=note_bytes.decode(),
+        member_changes=changes_before_log_size(store, height, checkpoint.size),
+    )
+
+
+def changes_before_log_size(
+    store: Any, first_height: int, size: int
+) -> tuple[MemberSetChange, ...]:
+    """The member-set changes committed by blocks from ``first_height`` on whose log held
+    fewer than ``size`` leaves: those in force where the log first reached ``size``."""
+    changes = []
+    for change in store.member_set_changes():
+        committed_by = change - 1
+        if committed_by < max(first_height, 1):
+            continue
+        log_size = store.block(committed_by).header.log_size
+        if log_size is None or log_size < size:
+            changes.append(member_set_change(store, committed_by))
+    return tuple(changes)
 
 
 def signer_authority(

@@ -31,6 +31,7 @@ The package, one concern a module (each imports only those listed before it)::
     query.py       GET /v1/query/{contract}/{path}: the path checks, the recording read view
     prepared.py    the bodies of /v1/transactions/prepare and /signed (ledger/txjson.py)
     metrics.py     GET /metrics in the Prometheus text format
+    log.py         /v1/log/…: the log of every act as C2SP tlog-tiles, and its proofs
     routes.py      the route table (ROUTES, DEBUG_ROUTES), contract reads included
     openapi.py     GET /openapi.json, generated from the route table
     debug.py       the fault-injection handlers (DebugHandlers), guarded by the debug token

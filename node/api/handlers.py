@@ -41,6 +41,7 @@ from node.api.limits import (
     WAITING_SUBMISSIONS_MAX,
     SubmissionLimiter,
 )
+from node.api.log import LogHandlers
 from node.api.metrics import METRICS_EXTRA_KEY, metrics_text
 from node.api.openapi import openapi_document
 from node.api.parameters import (
@@ -67,7 +68,7 @@ from node.api.responses import (
     json_bytes,
     respond,
 )
-from node.api.routes import DEBUG_ROUTES, Route, routes_for
+from node.api.routes import DEBUG_ROUTES, LOG_ROUTES, Route, routes_for
 from node.runtime.config import NodeConfig
 from node.runtime.daemon import Node
 from node.runtime.debug_token import ensure_token
@@ -99,6 +100,8 @@ class Handlers:
         self.query_failures: collections.Counter[str] = collections.Counter()
         """Queries whose contract raised an unexpected error, by contract."""
         self._query_failures_logged: set[tuple[str, str]] = set()
+        self.log = LogHandlers(node)
+        """The log of every act's tiles and proofs (node/api/log.py)."""
 
     def handler(self, route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         """The coroutine that serves ``route``: a method (of :class:`DebugHandlers` for a
@@ -108,6 +111,10 @@ class Handlers:
             debug_method: Callable[[web.Request], Awaitable[web.Response]]
             debug_method = getattr(self.debug, route.handler)
             return debug_method
+        if route in LOG_ROUTES:
+            log_method: Callable[[web.Request], Awaitable[web.Response]]
+            log_method = getattr(self.log, route.handler)
+            return log_method
         if route.contract_query is None:
             method: Callable[[web.Request], Awaitable[web.Response]] = getattr(self, route.handler)
             return method

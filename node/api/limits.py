@@ -33,6 +33,8 @@ __all__ = [
     "QUERY_READS_PROVEN_MAX",
     "STATE_KEY_BYTES_MAX",
     "SUBMISSION_LIMITS",
+    "TILE_CACHE_FULL",
+    "TILE_CACHE_PARTIAL",
     "WAITING_SUBMISSIONS_MAX",
     "WAIT_S_MAX",
     "SubmissionLimiter",
@@ -113,3 +115,12 @@ class SubmissionLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+# --- the log of every act (tiles and proofs, node/api/log.py) -----------------------------------
+
+TILE_CACHE_FULL = "public, max-age=31536000, immutable"
+"""A full tile never changes: caches keep it for a year."""
+TILE_CACHE_PARTIAL = "public, max-age=60"
+"""A partial tile of a given width never changes either, but clients should move on to the
+wider one soon: a short lifetime."""

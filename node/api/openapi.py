@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from node.api import display
+from node.api.log import TILE_MEDIA_TYPE
 from node.api.problems import PROBLEMS
 from node.api.responses import BUNDLE, JSON, MSGPACK, PROBLEM_JSON
 from node.api.routes import ROUTES, Route
@@ -64,6 +65,13 @@ def _success_response(model: type[BaseModel] | str, schemas: Mapping[Any, Any]) 
             "description": "frames of the bundle format sceau-bundle/v1 (docs/audit.md): each a "
             "4-byte big-endian length and a canonical msgpack body",
             "content": {BUNDLE: {"schema": {"type": "string", "contentMediaType": BUNDLE}}},
+        }
+    if model == "tile":
+        return {
+            "description": "a C2SP tlog-tiles tile (hashes) or entry bundle",
+            "content": {
+                TILE_MEDIA_TYPE: {"schema": {"type": "string", "contentMediaType": TILE_MEDIA_TYPE}}
+            },
         }
     if model == "openapi":
         return {

@@ -32,6 +32,8 @@ people)::
     unknown_block             404     no block at this height (yet); no bundle frame there
     unknown_act               404     no act at this reference, digest or issuer
     no_checkpoint             404     /v1/log/checkpoint(.json): no consortium checkpoint yet
+    beyond_log                404     /v1/log/…: a tile, an entry bundle or a proof of a size the
+                                      log of every act has not reached
     contract_not_enabled      404     the consortium does not run this contract
     method_not_allowed        405     the route exists for other methods (see Allow)
     body_too_large            413     the body exceeds api_body_bytes_max
@@ -103,6 +105,7 @@ PROBLEMS: dict[str, ProblemKind] = {
     "unknown_block": ProblemKind(404, "Unknown block"),
     "unknown_act": ProblemKind(404, "Unknown act"),
     "no_checkpoint": ProblemKind(404, "No consortium checkpoint yet"),
+    "beyond_log": ProblemKind(404, "The log has not reached this size"),
     "contract_not_enabled": ProblemKind(404, "The consortium does not run this contract"),
     "method_not_allowed": ProblemKind(405, "Method not allowed"),
     "body_too_large": ProblemKind(413, "The request body is too large"),

@@ -29,6 +29,7 @@ from node.api.limits import (
     STATE_KEY_BYTES_MAX,
     WAIT_S_MAX,
 )
+from node.api.log import ConsistencyDocument, InclusionDocument
 from node.api.parameters import MEMBER_ID
 from node.api.problems import PROBLEMS
 from node.api.query import PATH_CHARACTERS
@@ -37,6 +38,7 @@ from node.runtime.config import NodeConfig
 __all__ = [
     "CONTRACT_ROUTES",
     "DEBUG_ROUTES",
+    "LOG_ROUTES",
     "ROUTES",
     "LinksDocument",
     "Parameter",
@@ -364,6 +366,63 @@ _NODE_ROUTES: tuple[Route, ...] = (
 """The raw state, and the operations of the node."""
 
 
+_SIZE = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+TILE_PATH_PATTERN = r"^(?:entries|[0-9]{1,2})/(?:x[0-9]{3}/){0,6}[0-9]{3}(?:\.p/[0-9]{1,3})?$"
+"""What follows ``/v1/log/tile/`` in a tlog-tiles path (ledger.tlog.parse_tile_path has the
+last word: a level up to 63, a partial width from 1 to 255, no leading zero group)."""
+
+LOG_ROUTES: tuple[Route, ...] = (
+    Route(
+        method="GET",
+        path="/v1/log/tile/{tile:.+}",
+        handler="get_log_tile",
+        summary="The log of every act as C2SP tlog-tiles: tile/<L>/<N>[.p/<W>] (the stored "
+        "hashes of tree level 8·L from N·256, 32 bytes each) or tile/entries/<N>[.p/<W>] (the "
+        "transactions' canonical bytes, each after a uint16 length); a partial tile of any "
+        "width the log covers. Full tiles are immutable (cached a year), partial ones a minute.",
+        tag="log",
+        parameters=(
+            _path(
+                "tile",
+                {"type": "string", "pattern": TILE_PATH_PATTERN},
+                "the tile's path below /v1/log/tile/, e.g. 0/x001/234.p/17 or entries/000",
+            ),
+        ),
+        responses={200: "tile"},
+        problems=("invalid_parameter", "beyond_log"),
+    ),
+    Route(
+        method="GET",
+        path="/v1/log/consistency",
+        handler="get_log_consistency",
+        summary="An RFC 9162 consistency proof between two sizes of the log of every act "
+        "(hashes as lowercase hex)",
+        tag="log",
+        parameters=(
+            _query("old", _SIZE, "the smaller tree size (required)"),
+            _query("new", _SIZE, "the larger tree size, at most the log's (required)"),
+        ),
+        responses={200: ConsistencyDocument},
+        problems=("invalid_parameter", "beyond_log"),
+    ),
+    Route(
+        method="GET",
+        path="/v1/log/inclusion",
+        handler="get_log_inclusion",
+        summary="An RFC 9162 inclusion proof of entry index in the log of every act's first "
+        "size entries (hashes as lowercase hex)",
+        tag="log",
+        parameters=(
+            _query("index", _SIZE, "the entry's index, below size (required)"),
+            _query("size", _SIZE, "the tree size, at most the log's (required)"),
+        ),
+        responses={200: InclusionDocument},
+        problems=("invalid_parameter", "beyond_log"),
+    ),
+)
+"""The log of every act: tiles and proofs (node/api/log.py)."""
+
+
 def _contract_route(contract: str, query: QueryRoute) -> Route:
     """The route of one contract read: its declaration, with its answer's schema."""
     document = getattr(display, query.document, None)
@@ -396,7 +455,7 @@ CONTRACT_ROUTES: tuple[Route, ...] = tuple(
 )
 """The reads the built-in contracts declare (``Contract.query_routes``)."""
 
-ROUTES: tuple[Route, ...] = _CHAIN_ROUTES + CONTRACT_ROUTES + _NODE_ROUTES
+ROUTES: tuple[Route, ...] = _CHAIN_ROUTES + LOG_ROUTES + CONTRACT_ROUTES + _NODE_ROUTES
 """Every route a node serves: one declaration drives the router, OpenAPI and the counters."""
 
 
