@@ -720,9 +720,18 @@ def command_verify(arguments: argparse.Namespace) -> int:
 
     from contracts.registry import receipt_anchors
     from ledger.receipt import ReceiptError, verify_receipt
+    from node.tools.cli_proof import TILE_PROOF_HEADER, witness_policy
     from node.tools.launch import StartupError, read_genesis
 
+    try:
+        with open(arguments.receipt, "rb") as file:
+            is_tlog_proof = file.read(len(TILE_PROOF_HEADER)) == TILE_PROOF_HEADER
+    except OSError as error:
+        raise CommandError(f"cannot read {arguments.receipt}: {error.strerror}") from None
+    if is_tlog_proof:
+        return _verify_tlog_proof(arguments)
     receipt = _read_receipt(arguments.receipt)
+    policy = witness_policy(arguments)
     try:
         genesis = read_genesis(Path(arguments.genesis))
     except StartupError as error:
@@ -734,7 +743,9 @@ def command_verify(arguments: argparse.Namespace) -> int:
         except OSError as error:
             raise CommandError(f"cannot read {arguments.document}: {error.strerror}") from None
     try:
-        proven = verify_receipt(receipt, genesis, document, anchors=receipt_anchors())
+        proven = verify_receipt(
+            receipt, genesis, document, anchors=receipt_anchors(), witnesses=policy
+        )
     except ReceiptError as error:
         print(f"NOT VERIFIED — {error}", file=sys.stderr)
         return EXIT_CHECK_FAILED
@@ -768,7 +779,28 @@ def command_verify(arguments: argparse.Namespace) -> int:
         print(f"  document:  {arguments.document} matches the anchored digest")
     if proven.status_height is not None:
         print(f"  status:    {_status_line(proven.status, proven.status_height)}")
+    if proven.checkpoint is not None:
+        from node.tools.cli_proof import witness_lines
+
+        print(f"  log index: {proven.log_index}")
+        for line in witness_lines(proven.checkpoint, policy):
+            print(line)
     return 0
+
+
+def _verify_tlog_proof(arguments: argparse.Namespace) -> int:
+    """``sceau verify FILE.tlog-proof``: node/tools/cli_proof.py."""
+    from node.tools.cli_proof import verify_tlog_proof_file
+    from node.tools.launch import StartupError, read_genesis
+
+    try:
+        data = Path(arguments.receipt).read_bytes()
+        genesis = read_genesis(Path(arguments.genesis))
+    except OSError as error:
+        raise CommandError(f"cannot read {arguments.receipt}: {error.strerror}") from None
+    except StartupError as error:
+        raise CommandError(str(error)) from None
+    return verify_tlog_proof_file(arguments, data, genesis)
 
 
 def _issuer_line(issuer: Any, height: int) -> str:
@@ -1254,16 +1286,28 @@ def _add_client_commands(commands: Any) -> None:
 
     verify = commands.add_parser(
         "verify",
-        help="check a receipt offline from the genesis (and a document)",
+        help="check a receipt or a .tlog-proof offline from the genesis (and a document)",
         description="Check every link of a receipt — member sets from the genesis, the block's "
         "commit certificate, the transaction's inclusion proof and signature, and optionally "
         "the act's later status — with nothing but the genesis file. With --document, also "
-        "check that the file's SHA-256 is the anchored digest. Exits 1 if anything fails.",
+        "check that the file's SHA-256 is the anchored digest. A .tlog-proof file ('sceau "
+        "proof') is checked the same way: the member sets, a quorum of them signing the "
+        "checkpoint, the entry's inclusion under its root. With --witness, the checkpoint (a "
+        "receipt's 'log' field) must also carry the cosignatures of at least --witness-quorum "
+        "of the named witnesses. Exits 1 if anything fails.",
     )
-    verify.add_argument("receipt", help="the receipt (JSON, or canonical msgpack)")
+    verify.add_argument(
+        "receipt",
+        metavar="FILE",
+        help="the receipt (JSON, or canonical msgpack), or a .tlog-proof file ('sceau proof')",
+    )
     verify.add_argument("--genesis", required=True, help="the consortium's genesis file")
     verify.add_argument("--document", metavar="FILE", help="the document the act anchors")
+    from node.tools.cli_proof import add_proof_command, add_witness_options
+
+    add_witness_options(verify)
     verify.set_defaults(handler=command_verify)
+    add_proof_command(commands, lambda handler: handler)
 
     receipt = commands.add_parser(
         "receipt",

@@ -8,7 +8,9 @@ that wants to keep, check or move its whole chain (docs/audit.md):
 * ``sceau audit BUNDLE --genesis GENESIS`` checks everything in it offline
   (:mod:`ledger.audit`, re-executing the blocks with :mod:`contracts.replay`);
 * ``sceau import BUNDLE --data-dir DIR`` audits a bundle into a fresh node data directory;
-* ``sceau export acts --format csv|jsonl`` writes one row per act for open-data portals.
+* ``sceau export acts --format csv|jsonl`` writes one row per act for open-data portals;
+* ``sceau export tiles DIR`` writes the log of every act as a static tlog-tiles mirror
+  (node/tools/cli_proof.py).
 
 The commands keep node/tools/cli.py's conventions: 0 on success, 1 when a check fails, 2 (with one
 line ``sceau: error: …``) for an error the user can fix. Progress goes to stderr: a bar redrawn
@@ -274,6 +276,12 @@ def command_audit(arguments: argparse.Namespace) -> int:
 
 
 def command_export(arguments: argparse.Namespace) -> int:
+    if arguments.target == "tiles":
+        from node.tools.cli_proof import command_export_tiles
+
+        return command_export_tiles(arguments)
+    if arguments.directory is not None:
+        raise CommandError(f"unexpected argument {arguments.directory!r} after {arguments.target}")
     if arguments.target == "acts":
         return command_export_acts(arguments)
     for option in ("format", "out", "bundle"):
@@ -769,19 +777,26 @@ def _add_export(commands: Any) -> None:
         help="write the chain as a bundle, or its acts as open data (CSV, JSON lines)",
         usage="%(prog)s BUNDLE (--api URL | --data-dir DIR) [--batch N] [--repair]\n"
         "       %(prog)s acts --format {csv,jsonl} (--data-dir DIR | --bundle BUNDLE) "
-        "[--out FILE] [--genesis GENESIS] [--workers N]",
+        "[--out FILE] [--genesis GENESIS] [--workers N]\n"
+        "       %(prog)s tiles FOLDER (--api URL | --data-dir DIR)",
         description="Write the whole chain — genesis, every block with its commit "
         "certificate — to the bundle file BUNDLE, from a node's API or from a stopped node's "
         "data directory. If BUNDLE exists, only the blocks it lacks are appended. Check a "
         "bundle with 'sceau audit'. With 'acts' instead of BUNDLE, write one row per act "
         "(issuer, reference, status, dates, digest, anchoring height and transaction) for an "
-        "open-data portal. Formats: docs/audit.md.",
+        "open-data portal. Formats: docs/audit.md. With 'tiles FOLDER', write the log of "
+        "every act as a static C2SP tlog-tiles mirror (its checkpoint, every tile and entry "
+        "bundle) that any web server can serve; again later, only what changed is written "
+        "(docs/witnesses.md).",
     )
     export.add_argument(
         "target",
-        metavar="BUNDLE|acts",
-        help="the bundle file to write or extend, or the word 'acts' (write ./acts for a "
-        "bundle file of that name)",
+        metavar="BUNDLE|acts|tiles",
+        help="the bundle file to write or extend, the word 'acts', or the word 'tiles' "
+        "(write ./acts or ./tiles for a bundle file of that name)",
+    )
+    export.add_argument(
+        "directory", nargs="?", metavar="FOLDER", help="tiles only: the mirror's folder"
     )
     source = export.add_argument_group("source (one of)")
     source.add_argument(
