@@ -812,6 +812,18 @@ def test_the_metrics_are_prometheus_text(api: Api) -> None:
         "sceau_evidence_total": "counter",
         "sceau_api_requests_total": "counter",
         "sceau_api_query_failures_total": "counter",
+        "sceau_checkpoints_kept_total": "counter",
+        "sceau_checkpoint_size": "gauge",
+        "sceau_checkpoint_height": "gauge",
+        "sceau_checkpoints_signed_total": "counter",
+        "sceau_checkpoint_signatures_received_total": "counter",
+        "sceau_checkpoint_signatures_refused_total": "counter",
+        "sceau_checkpoint_fetches_total": "counter",
+        "sceau_witness_pushes_total": "counter",
+        "sceau_witness_cosignatures_total": "counter",
+        "sceau_witness_cosigned_size": "gauge",
+        "sceau_witness_failures_total": "counter",
+        "sceau_witness_latency_ms": "summary",
     }
     assert samples["sceau_height"] == api.node.store.height
     assert samples["sceau_blocks_committed_total"] >= 1

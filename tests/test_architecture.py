@@ -99,11 +99,12 @@ AIOHTTP_ALLOWED = {
     "node/runtime/transport.py",
     "node/runtime/connections.py",
     "node/runtime/observer.py",
+    "node/runtime/witnesses.py",
     "node/tools/launch.py",
 }
 """Who may speak HTTP/WebSocket: the client library, the peer transport, the API and witness
-packages (below), the observer's follower (it fetches blocks from members' APIs) and the
-launcher."""
+packages (below), the observer's follower (it fetches blocks from members' APIs), the
+members' pushers of checkpoints to witnesses and the launcher."""
 PLYVEL_ALLOWED = {"ledger/store.py"}
 """Who may touch LevelDB: the store, and nothing else."""
 
