@@ -22,7 +22,7 @@ from pathlib import Path
 from contracts.engine import Engine, ProposalLimits
 from contracts.registry import load_contracts
 from ledger import crypto, tlog
-from ledger.bundle import parse_frames
+from ledger.bundle import BundleWriter, parse_frames
 from ledger.devchain import LocalConsortium
 from ledger.model import Block, BlockHeader, Genesis, Transaction, quorum_size
 from ledger.note import AddCheckpointRequest, Checkpoint, Note, origin_for, sign_note
@@ -149,6 +149,15 @@ class ForgedHistory:
         )
         self.store.save_checkpoint(note.to_bytes())
         return note
+
+    def write_bundle(self, path: Path) -> None:
+        """The forged chain as a bundle (``sceau-bundle/v1``), as ``sceau export`` writes one."""
+        writer = BundleWriter.open(path, self.genesis)
+        try:
+            for height in range(1, self.store.height + 1):
+                writer.append(self.store.block(height), self.store.certificate(height))
+        finally:
+            writer.close()
 
     def add_checkpoint_request(self, note: Note, old_size: int) -> bytes:
         """The add-checkpoint body that asks a witness to move from ``old_size`` to ``note``,

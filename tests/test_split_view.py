@@ -12,6 +12,8 @@ same reference, then two more blocks, each built by the real engine and certifie
 commit votes; they sign its checkpoint with their note keys (tests/forgery.py). Every check
 that counts member signatures accepts that history, since a quorum did sign it:
 
+* ``sceau audit`` of the forged chain's bundle passes from the genesis alone; only an auditor
+  holding the genuine bundle (``--since``) sees that history was rewritten;
 * the witness refuses it, whatever old size they claim, keeps the evidence, and still stands
   at the genuine size;
 * ``sceau verify`` without a witness policy accepts the forged act's receipt and its
@@ -274,6 +276,27 @@ def test_the_colluders_certify_a_larger_log_from_the_same_height(attack: Attack)
     assert Checkpoint.from_note(attack.forged_tip).size == attack.cosigned_size + 2
     certificate = store.certificate(attack.genuine_height)
     assert [member for member, _ in certificate.signatures] == sorted(COLLUDERS)
+
+
+def test_the_forged_chain_passes_an_audit_unless_compared_with_the_genuine_one(
+    attack: Attack, tmp_path: Path
+) -> None:
+    """A quorum signed every forged block: from the genesis alone, the chain holds together.
+    Only an auditor who kept the genuine chain sees that it was rewritten."""
+    forged = tmp_path / "forged.bundle"
+    attack.forged.write_bundle(forged)
+    genesis = str(attack.genesis_file)
+    status, out, err = sceau("audit", str(forged), "--genesis", genesis, "--workers", "1")
+    assert status == 0, out + err
+    genuine = tmp_path / "genuine.bundle"
+    genuine.write_bytes(
+        _get(f"{attack.members[SYNDICAT].api_url}/v1/bundle?count={attack.genuine_height + 1}")
+    )
+    status, out, err = sceau(
+        "audit", str(forged), "--genesis", genesis, "--since", str(genuine), "--workers", "1"
+    )
+    assert status == 1, out + err
+    assert f"height {attack.genuine_height}: block_hash" in err and "history was rewritten" in err
 
 
 # --- 2. the witness refuses it, keeps the evidence, stays where it was -------------------------
