@@ -322,7 +322,8 @@ def test_the_witness_refuses_the_forged_checkpoints_and_keeps_the_evidence(attac
     assert any("root_mismatch" in name for name in evidence)
     metrics = _get(attack.witness_url + "/metrics").decode()
     assert "sceau_witness_evidence_recorded_total 2" in metrics
-    # The honest members' pushes are unaffected: the genuine checkpoint is cosigned again.
+    # The genuine history is still the witness's: its checkpoint, as the members push it
+    # (their signatures only), is cosigned again.
     genuine = Note.parse(_get(attack.members[SYNDICAT].api_url + "/v1/log/checkpoint"))
     signed = Note(genuine.text, tuple(s for s in genuine.signatures if s.name != WITNESS_NAME))
     status, body = _post(url, AddCheckpointRequest(size, (), signed).to_bytes())
