@@ -6,6 +6,7 @@ Usage::
     python benchmarks/throughput.py --nodes 4 --seconds 20 --rate 50 --json   # open loop
     python benchmarks/throughput.py --quick --json                   # a few-second smoke run
     python benchmarks/throughput.py --nodes 4 --issuers 1000 --json  # 1,000 issuers sign the load
+    python benchmarks/throughput.py --nodes 4 --witness --json       # members push to a witness
 
 Prints exactly one JSON document on stdout (progress goes to stderr).
 
@@ -45,7 +46,14 @@ Method
    the load stops and the watcher waits (``--drain``) for those to commit. ``node_cpu`` is each
    node process's utime + stime over the window (``/proc/<pid>/stat``) as a fraction of one
    core; ``load_cpu`` is the same for the load process, which shares the machine.
-5. The devnet is always torn down (``finally``).
+5. Checkpoints: every member signs the checkpoint of each block it commits and gathers a
+   quorum of the others' (docs/format.md "Checkpoints"). After the drain, ``checkpoints``
+   reports for each member the kept checkpoint's height and size and its lag behind the tip
+   (in blocks and in transactions), and its signature counters. With ``--witness`` one real
+   ``sceau witness`` runs beside the devnet and every member pushes its checkpoints to it;
+   ``witness`` then reports, per member, the size it last cosigned, the pushes, failures and
+   their mean latency. Compare a run with ``--witness`` to one without, back to back.
+6. The devnet (and the witness) are always torn down (``finally``).
 """
 
 from __future__ import annotations
@@ -441,6 +449,94 @@ def load_process(settings: dict[str, Any], conn: multiprocessing.connection.Conn
 # --- the run ----------------------------------------------------------------------------------
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sceau(*arguments: str) -> str:
+    """Run the sceau CLI of this checkout; its standard output."""
+    import subprocess
+
+    command = [sys.executable, "-m", "node.tools.cli", *arguments]
+    return subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+
+
+def start_witness(directory: Path, genesis: Path, port: int) -> Any:
+    """Add the devnet's log to the witness initialised in ``directory`` and run it."""
+    import subprocess
+
+    sceau("witness", "add-log", "--dir", str(directory), "--genesis", str(genesis))
+    with open(directory / "witness.log", "wb") as witness_log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "node.tools.cli", "witness", "run", "--dir", str(directory)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=witness_log,
+        )
+    line = process.stdout.readline() if process.stdout is not None else b""
+    if b"listening" not in line:
+        process.kill()
+        raise RuntimeError(f"the witness did not start (see {directory / 'witness.log'})")
+    log(f"witness listening on 127.0.0.1:{port}")
+    return process
+
+
+def checkpoint_report(processes: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per member: the kept checkpoint and its lag behind the tip; the witnesses' pushes."""
+    import urllib.request
+
+    def get(url: str) -> bytes:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bytes(response.read())
+
+    checkpoints: dict[str, Any] = {}
+    witnesses: dict[str, Any] = {}
+    for process in processes:
+        status = json.loads(get(f"{process.api_url}/v1/status"))
+        header = json.loads(get(f"{process.api_url}/v1/blocks/{status['height']}"))["header"]
+        kept = status.get("checkpoint") or {}
+        samples = {}
+        for line in get(f"{process.api_url}/metrics").decode().splitlines():
+            if line.startswith(("sceau_checkpoint", "sceau_witness")):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        height, size = kept.get("height"), kept.get("size")
+        log_size = header.get("log_size")
+        checkpoints[process.member_id] = {
+            "tip_height": status["height"],
+            "height": height,
+            "size": size,
+            "lag_blocks": None if height is None else status["height"] - height,
+            "lag_transactions": None if size is None or log_size is None else log_size - size,
+            "signed": samples.get("sceau_checkpoints_signed_total"),
+            "kept": samples.get("sceau_checkpoints_kept_total"),
+            "signatures_received": samples.get("sceau_checkpoint_signatures_received_total"),
+            "signatures_refused": {
+                name: value
+                for name, value in samples.items()
+                if name.startswith("sceau_checkpoint_signatures_refused_total")
+            },
+        }
+        for witness in kept.get("witnesses", []):
+            label = f'{{witness="{witness["name"]}"}}'
+            count = samples.get(f"sceau_witness_latency_ms_count{label}") or 0
+            total = samples.get(f"sceau_witness_latency_ms_sum{label}") or 0
+            witnesses[process.member_id] = {
+                "cosigned_size": witness["cosigned_size"],
+                "last_error": witness["last_error"],
+                "pushes": samples.get(f"sceau_witness_pushes_total{label}"),
+                "cosignatures": samples.get(f"sceau_witness_cosignatures_total{label}"),
+                "failures": {
+                    name: value
+                    for name, value in samples.items()
+                    if name.startswith("sceau_witness_failures_total")
+                },
+                "latency_ms_mean": round(total / count, 1) if count else None,
+            }
+    return checkpoints, witnesses
+
+
 def run(arguments: argparse.Namespace) -> dict[str, Any]:
     from node.tools import devnet
 
@@ -460,10 +556,24 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         log(f"starting a devnet of {arguments.nodes} nodes in {directory}")
         processes = []
         load = None
+        witness = None
+        extra_config: dict[str, Any] = dict(DEVNET_CONFIG)
+        if arguments.witness:
+            witness_dir = Path(temporary) / "witness"
+            (witness_port,) = devnet._free_ports(1)
+            vkey = sceau(
+                "witness", "init", "--name", "bench.example/witness", "--dir", str(witness_dir),
+                "--listen", f"127.0.0.1:{witness_port}",
+            ).split()[0]  # fmt: skip
+            extra_config["witnesses"] = [
+                {"name": "bench", "url": f"http://127.0.0.1:{witness_port}", "vkey": vkey}
+            ]
         try:
             processes = devnet.devnet_up(
-                directory, arguments.nodes, extra_config=DEVNET_CONFIG, issuers=arguments.issuers
+                directory, arguments.nodes, extra_config=extra_config, issuers=arguments.issuers
             )
+            if arguments.witness:
+                witness = start_witness(witness_dir, directory / "genesis.json", witness_port)
             signers = [(process.member_id, process.key_file) for process in processes]
             admission = None
             if arguments.issuers:
@@ -519,7 +629,11 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
             for process in processes:
                 with urllib.request.urlopen(f"{process.api_url}/v1/status", timeout=5) as r:
                     views[process.member_id] = json.loads(r.read())["view"]
+            checkpoints, witnessed = checkpoint_report(processes)
         finally:
+            if witness is not None:
+                witness.terminate()
+                witness.wait(10)
             if load is not None and load.is_alive():
                 load.kill()
             if processes and os.environ.get("THROUGHPUT_DEBUG"):
@@ -567,6 +681,8 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
         "node_cpu": node_cpu,
         "node_cpu_total": round(sum(v for v in node_cpu.values() if v is not None), 3),
         "views_at_end": views,
+        "checkpoints": checkpoints,
+        "witness": witnessed if arguments.witness else None,
         "load_cpu": result["load_cpu"],
         "verify_per_s_per_core": verify["verify_per_s_per_core"],
         "cores": cores,
@@ -576,7 +692,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
             **{key: value for key, value in result.items() if key not in ("load_cpu",)},
             "verify": verify,
             "poll_s": POLL_S,
-            "devnet_config": DEVNET_CONFIG,
+            "devnet_config": extra_config,
             "tick_ms": 50,
         },
         "machine": machine,
@@ -606,6 +722,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=("issuers", "members"),
         default="issuers",
         help="with --issuers: who signs the load (members: only the state holds the issuers)",
+    )
+    parser.add_argument(
+        "--witness",
+        action="store_true",
+        help="run a sceau witness and configure every member to push its checkpoints to it",
     )
     parser.add_argument("--quick", action="store_true", help="a few-second smoke run")
     parser.add_argument("--json", action="store_true", help="print the JSON document only")

@@ -421,6 +421,27 @@ def test_a_member_signs_and_keeps_across_a_restart(
     assert again.kept == service.kept
 
 
+def test_a_member_catching_up_does_not_sign_old_blocks(
+    chain: tuple[LocalConsortium, ChainStore],
+) -> None:
+    consortium, store = chain
+    header = store.block(3).header
+    service = CheckpointService(
+        store,
+        member_id="ville",
+        key=consortium.keys["ville"],
+        members=lambda: consortium.genesis.members,
+    )
+    service.gatherer.tip = 2
+    assert service.committed(3, header.log_size, header.log_root, sign=False) is None
+    assert service.metrics.signed == 0 and service.kept is None
+    text = Checkpoint(service.origin, 9, header.log_root).text()
+    for member_id in ("metropole", "saint-leger", "bourg-est"):  # the others still count
+        own = sign_note(text, service.origin, consortium.keys[member_id]).signature
+        service.receive(member_id, 3, 9, header.log_root, own)
+    assert service.kept is not None and "ville" not in service.kept.signers
+
+
 # --- the frame and the configuration ------------------------------------------------------------
 
 
@@ -476,50 +497,92 @@ def test_witnesses_are_configured_with_their_cosignature_vkey(tmp_path: Path) ->
 # --- a pusher and a witness that lies -----------------------------------------------------------
 
 
-def test_a_witness_that_claims_a_size_the_log_lacks_is_not_asked_in_a_hot_loop(
-    chain: tuple[LocalConsortium, ChainStore],
-) -> None:
-    consortium, store = chain
-    service = CheckpointService(store, members=lambda: consortium.genesis.members)
-    assert service.offer_note(_consortium_note(consortium, store, 9).to_bytes()) == "kept"
+def _run_pusher(
+    service: CheckpointService,
+    answer: Callable[[bytes], web.Response],
+    seconds: float,
+) -> tuple[WitnessPusher, list[bytes]]:
+    """A pusher run for ``seconds`` against an HTTP server on loopback whose add-checkpoint
+    answers each request body with ``answer``; the pusher and the bodies it sent."""
+    import aiohttp
+
     requests: list[bytes] = []
 
-    async def forked(request: web.Request) -> web.Response:
+    async def add_checkpoint(request: web.Request) -> web.Response:
         requests.append(await request.read())
-        return web.Response(
-            status=409, body=b"1000000\n", headers={"Content-Type": "text/x.tlog.size"}
-        )
+        return answer(requests[-1])
 
     async def scenario() -> WitnessPusher:
         app = web.Application()
-        app.router.add_post("/add-checkpoint", forked)
+        app.router.add_post("/add-checkpoint", add_checkpoint)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        settings = WitnessSettings(
-            name="forked", url=f"http://127.0.0.1:{port}", vkey=WITNESS.vkey, backoff_max_ms=60_000
-        )
-        import aiohttp
-
+        url = f"http://127.0.0.1:{port}"
+        settings = WitnessSettings(name="w", url=url, vkey=WITNESS.vkey, backoff_max_ms=60_000)
         async with aiohttp.ClientSession() as session:
             pusher = WitnessPusher(settings, service, lambda: session)
             task = asyncio.create_task(pusher.run())
-            await asyncio.sleep(1.2)
+            await asyncio.sleep(seconds)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await runner.cleanup()
         return pusher
 
-    pusher = asyncio.run(scenario())
+    return asyncio.run(scenario()), requests
+
+
+def _size_answer(size: int) -> web.Response:
+    return web.Response(status=409, body=f"{size}\n".encode(), content_type="text/x.tlog.size")
+
+
+def test_a_witness_that_claims_a_size_the_log_lacks_is_not_asked_in_a_hot_loop(
+    chain: tuple[LocalConsortium, ChainStore],
+) -> None:
+    consortium, store = chain
+    service = CheckpointService(store, members=lambda: consortium.genesis.members)
+    assert service.offer_note(_consortium_note(consortium, store, 9).to_bytes()) == "kept"
+    pusher, requests = _run_pusher(service, lambda body: _size_answer(1_000_000), 1.2)
     # 0.5 s then 1 s of backoff after the first failure: two pushes in 1.2 s, not thousands.
     assert 1 <= len(requests) <= 3
     assert requests[0].startswith(b"old 0\n\n")
     assert pusher.state.failures == {Failure.FORKED: len(requests)}
     assert pusher.state.last_error is not None and "this log only 9" in pusher.state.last_error
     assert pusher.state.cosigned_size is None and service.kept.cosignatures == ()
+
+
+def test_a_pusher_follows_the_witness_size_others_moved_and_keeps_its_cosignature(
+    chain: tuple[LocalConsortium, ChainStore],
+) -> None:
+    consortium, store = chain
+    service = CheckpointService(store, members=lambda: consortium.genesis.members)
+    note = _consortium_note(consortium, store, 9)
+    assert service.offer_note(note.to_bytes()) == "kept"
+    sizes = iter([2, 5])  # two other members' pushes move the witness meanwhile
+
+    def witness(body: bytes) -> web.Response:
+        size = next(sizes, None)
+        if size is not None:
+            return _size_answer(size)
+        other = cosign(note.text, "other.example", OUTSIDER, 1_700_000_000)
+        mine = cosign(note.text, WITNESS.name, WITNESS_KEY, 1_700_000_000)
+        return web.Response(text=other.line() + mine.line())
+
+    pusher, requests = _run_pusher(service, witness, 0.5)
+    assert [body.split(b"\n")[0] for body in requests] == [b"old 0", b"old 2", b"old 5"]
+    head = requests[2].split(b"\n\n")[0].split(b"\n")[1:]
+    proof = [base64.b64decode(line) for line in head]
+    assert merkle.verify_consistency(
+        5, 9, tlog.root_of(5, store.log_hash), tlog.root_of(9, store.log_hash), proof
+    )
+    assert pusher.state.cosigned_size == 9 and pusher.state.last_error is None
+    assert pusher.state.failures == {} and pusher.state.cosignatures == 1
+    served = Note.parse(store.checkpoint() or b"")
+    assert served.signatures[:3] == note.signatures
+    assert [s.name for s in served.signatures[3:]] == [WITNESS.name]  # not other.example's
 
 
 # --- a real devnet, a real witness, and a witness that is down ----------------------------------

@@ -19,7 +19,9 @@ than the kept checkpoint's, the note is built (signatures sorted by key id) and 
 store: the consortium checkpoint, served at ``GET /v1/log/checkpoint``.
 
 Every member signs every format-2 block it commits, so that honest members sign the same
-sizes and a quorum forms at each height. Signatures for heights this node has not committed
+sizes and a quorum forms at each height; only a block committed more than
+:data:`SIGN_AGE_MAX_MS` after its header's time (a node catching up: the others formed that
+quorum long ago) is not signed. Signatures for heights this node has not committed
 yet are held (at most :attr:`CheckpointLimits.heights_ahead_max` heights ahead, one per
 member and height) and checked when it commits them; those for heights further back than
 :attr:`CheckpointLimits.recent_heights_max` or not above the kept checkpoint are dropped. Every
@@ -62,6 +64,12 @@ __all__ = [
     "member_keys",
     "verify_consortium_note",
 ]
+
+
+SIGN_AGE_MAX_MS = 60_000
+"""A member does not sign the checkpoint of a block committed this long after its header's
+time: it is catching up, and thousands of signatures nobody needs any more would only fill its
+peers' budgets."""
 
 
 class Refusal(enum.StrEnum):
@@ -400,9 +408,11 @@ class CheckpointService:
     def kept(self) -> KeptCheckpoint | None:
         return self.gatherer.kept
 
-    def committed(self, height: int, log_size: int | None, log_root: bytes | None) -> bytes | None:
+    def committed(
+        self, height: int, log_size: int | None, log_root: bytes | None, *, sign: bool = True
+    ) -> bytes | None:
         """This node committed ``height``: sign its checkpoint (a member in the set in force
-        after it) and return the signature to send, or None."""
+        after it, unless ``sign`` is False) and return the signature to send, or None."""
         members = self._members()
         if log_size is None or log_root is None:
             self.gatherer.committed(height, None)
@@ -410,7 +420,7 @@ class CheckpointService:
         keys = member_keys(self.origin, members)
         checkpoint = Checkpoint(self.origin, log_size, log_root)
         own = None
-        if self._key is not None and self.member_id in keys:
+        if sign and self._key is not None and self.member_id in keys:
             key = keys[self.member_id]
             if key.public_key == crypto.public_key_bytes(self._key):
                 own = (self.member_id, sign_note(checkpoint.text(), self.origin, self._key))

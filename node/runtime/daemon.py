@@ -81,7 +81,7 @@ from ledger.model import (
 )
 from ledger.store import ChainStore
 from node.runtime.application import ChainApplication
-from node.runtime.checkpoints import CheckpointService, SignatureRefused
+from node.runtime.checkpoints import SIGN_AGE_MAX_MS, CheckpointService, SignatureRefused
 from node.runtime.config import PeerLimits, RuntimeSettings, WitnessSettings
 from node.runtime.mempool import Mempool
 from node.runtime.wire import (
@@ -748,9 +748,13 @@ class Node:
 
     def _sign_checkpoint(self, block: Block) -> None:
         """Sign the checkpoint of a format-2 block just committed and send the signature to
-        the other members (node/runtime/checkpoints.py): a signature and a small frame."""
+        the other members (node/runtime/checkpoints.py): a signature and a small frame. A
+        block older than ``SIGN_AGE_MAX_MS`` (this node is catching up) is not signed."""
         header = block.header
-        signature = self.checkpoints.committed(block.height, header.log_size, header.log_root)
+        fresh = self._clock_ms() - header.timestamp_ms <= SIGN_AGE_MAX_MS
+        signature = self.checkpoints.committed(
+            block.height, header.log_size, header.log_root, sign=fresh
+        )
         if signature is None or self.transport is None:
             return
         assert header.log_size is not None and header.log_root is not None

@@ -9,7 +9,9 @@ the consensus path. When the kept checkpoint grew (node/runtime/checkpoints.py) 
 
     POST <url>/add-checkpoint    old <size the witness has>, a consistency proof, the note
 
-starting from size 0 and learning the witness's size from a 409 answer (``text/x.tlog.size``).
+starting from size 0 and learning the witness's size from a 409 answer (``text/x.tlog.size``);
+every member pushes the same checkpoints, so the witness's size may move between two
+requests, and a push follows at most :data:`CONFLICTS_PER_PUSH_MAX` such answers at once.
 On 200 every cosignature line of the answer that is the configured witness's key and verifies
 is added to the kept note (if it is still the kept checkpoint); lines of other keys are
 ignored.
@@ -58,8 +60,9 @@ log = logging.getLogger("sceau.witnesses")
 ANSWER_BYTES_MAX = 64 * 1024
 """The longest answer of a witness read (a cosignature line is about 150 bytes)."""
 BACKOFF_INITIAL_MS = 500
-CONFLICTS_PER_PUSH_MAX = 2
-"""409 answers followed at once within one push (the first teaches the witness's size)."""
+CONFLICTS_PER_PUSH_MAX = 8
+"""Requests of one push: each 409 teaches the witness's size, which other members' pushes
+may have moved meanwhile (a 409 repeating the size sent is a fork, never retried at once)."""
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
 
 
