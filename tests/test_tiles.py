@@ -11,14 +11,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ledger import crypto, encoding, merkle, tlog
 from ledger.devchain import LocalConsortium
 from ledger.model import ContractRef, Transaction
+from ledger.note import Checkpoint, Note, origin_for, sign_note
+from ledger.store import ChainStore
+from ledger.tlogproof import verify_tlog_proof
 from node.api import API_KEY, ROUTES
 from node.runtime.config import NodeConfig
+from node.tools.cli import main as sceau
 from node.tools.launch import build_node, initialise_data_dir
 from tests.support import NodeApi, Reply, get, problem, start_client
 
@@ -44,7 +49,14 @@ def _transaction(consortium: LocalConsortium, nonce: int) -> Transaction:
         chain_id=consortium.chain_id,
         contract="deeds",
         action="anchor",
-        args={"reference": reference, "digest": hashlib.sha256(reference.encode()).digest()},
+        args={
+            "issuer": MEMBERS[nonce % 4][0],
+            "reference": reference,
+            "kind": "deliberation",
+            "digest": hashlib.sha256(reference.encode()).digest(),
+            "act_date": "2026-12-01",
+            "title": f"Délibération {reference}",
+        },
         nonce=nonce,
         expiry_height=1_000,
     )
@@ -61,20 +73,47 @@ class Log:
         return get(self.api, path, **options)
 
 
-@pytest.fixture(scope="module")
-def log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Log]:
-    folder = tmp_path_factory.mktemp("tiles")
+def grow(consortium: LocalConsortium, store: ChainStore, blocks: int) -> list[bytes]:
+    """Append ``blocks`` blocks of 100 transactions; their canonical bytes."""
+    leaves: list[bytes] = []
+    for _ in range(blocks):
+        first = store.log_size
+        transactions = [_transaction(consortium, first + i) for i in range(100)]
+        timestamp_ms = START_MS + 60_000 * (store.height + 1)
+        consortium.append(store, transactions, {}, timestamp_ms=timestamp_ms)
+        leaves.extend(transaction.encoded for transaction in transactions)
+    return leaves
+
+
+def keep_checkpoint(consortium: LocalConsortium, store: ChainStore) -> Note:
+    """A checkpoint of the tip signed by the first quorum of members, kept by ``store``."""
+    header = store.block(store.height).header
+    origin = origin_for(consortium.chain_id)
+    text = Checkpoint(origin, header.log_size, header.log_root).text()
+    signers = [member_id for member_id, _ in MEMBERS][:3]
+    note = Note(text, tuple(sign_note(text, origin, consortium.keys[m]) for m in signers))
+    store.save_checkpoint(note.to_bytes())
+    return note
+
+
+def new_data_dir(folder: Path) -> tuple[LocalConsortium, ChainStore]:
+    """A consortium's files in ``folder`` (genesis, the first member's key) and the store of
+    a new data directory."""
     consortium = LocalConsortium.create(
         MEMBERS, seed=b"tiles", contracts=CONTRACTS, format_version=2
     )
+    folder.mkdir(exist_ok=True)
     (folder / "genesis.json").write_text(consortium.genesis.model_dump_json())
     crypto.save_private_key(consortium.keys[MEMBERS[0][0]], folder / "node.pem")
-    store = initialise_data_dir(folder / "data", consortium.genesis)
-    leaves: list[bytes] = []
-    for block in range(ENTRIES // 100):
-        transactions = [_transaction(consortium, block * 100 + i) for i in range(100)]
-        consortium.append(store, transactions, {}, timestamp_ms=START_MS + 60_000 * (block + 1))
-        leaves.extend(transaction.encoded for transaction in transactions)
+    return consortium, initialise_data_dir(folder / "data", consortium.genesis)
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Log]:
+    folder = tmp_path_factory.mktemp("tiles")
+    consortium, store = new_data_dir(folder)
+    leaves = grow(consortium, store, ENTRIES // 100)
+    keep_checkpoint(consortium, store)
     store.close()
     config = NodeConfig(
         member_id=MEMBERS[0][0],
@@ -261,3 +300,98 @@ def test_the_log_routes_are_in_the_route_table_and_the_openapi_document(log: Log
     assert counted[("/v1/log/tile/{tile}", 200)] > 0
     assert counted[("/v1/log/consistency", 200)] > 0
     assert not [key for key in counted if key[1] == 500]
+
+
+# --- sceau proof --api, from a node over a real socket ------------------------------------------
+
+
+def test_sceau_proof_from_a_node_is_made_of_the_receipt_and_verifies(
+    log: Log, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = str(log.api.client.make_url("")).rstrip("/")
+    tx_id = Transaction.from_bytes(log.leaves[300]).tx_id.hex()
+    out = tmp_path / "act.tlog-proof"
+    status = log.api.run(
+        asyncio.to_thread(sceau, ["proof", tx_id, "--api", url, "--out", str(out)])
+    )
+    assert status == 0, capsys.readouterr().err
+    verified = verify_tlog_proof(out.read_bytes(), log.api.consortium.genesis)
+    assert verified.index == 300 and verified.checkpoint.checkpoint.size == ENTRIES
+    assert verified.checkpoint.signers == tuple(member_id for member_id, _ in MEMBERS[:3])
+    unknown = log.api.run(asyncio.to_thread(sceau, ["proof", "ab" * 32, "--api", url]))
+    assert unknown == 2 and "no committed transaction" in capsys.readouterr().err
+    assert sceau(["proof", "xyz", "--api", url]) == 2
+    assert "64 hexadecimal digits" in capsys.readouterr().err
+    assert sceau(["proof", tx_id]) == 2
+    assert "exactly one source" in capsys.readouterr().err
+
+
+# --- sceau export tiles --data-dir ----------------------------------------------------------------
+
+
+def test_export_tiles_writes_the_tlog_tiles_tree_then_only_what_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    consortium, store = new_data_dir(tmp_path / "node")
+    leaves = grow(consortium, store, 6)
+    note = keep_checkpoint(consortium, store)
+    store.close()
+    mirror = tmp_path / "mirror"
+    export = ["export", "tiles", str(mirror), "--data-dir", str(tmp_path / "node" / "data")]
+    assert sceau(export) == 0, capsys.readouterr().err
+    assert "7 tile(s) written, 0 full" in capsys.readouterr().out
+    files = sorted(str(path.relative_to(mirror)) for path in mirror.rglob("*") if path.is_file())
+    assert files == [
+        "checkpoint",
+        "sceau-member-changes",
+        "tile/0/000",
+        "tile/0/001",
+        "tile/0/002.p/88",
+        "tile/1/000.p/2",
+        "tile/entries/000",
+        "tile/entries/001",
+        "tile/entries/002.p/88",
+    ]
+    assert (mirror / "checkpoint").read_bytes() == note.to_bytes()
+    hashes = b"".join(merkle.leaf_hash(leaf) for leaf in leaves)
+    assert (mirror / "tile/0/001").read_bytes() == hashes[256 * 32 : 512 * 32]
+    assert (mirror / "tile/0/002.p/88").read_bytes() == hashes[512 * 32 :]
+    level_8 = merkle.root(leaves[:256]) + merkle.root(leaves[256:512])
+    assert (mirror / "tile/1/000.p/2").read_bytes() == level_8
+    assert (
+        tlog.parse_entries_bundle((mirror / "tile/entries/002.p/88").read_bytes()) == leaves[512:]
+    )
+    assert encoding.unpack((mirror / "sceau-member-changes").read_bytes()) == []
+
+    # Again after the log grew: full tiles are left alone (even one damaged since: they never
+    # change, so the export does not read them back), the new ones and the partial ones written.
+    (mirror / "tile/0/000").write_bytes(b"left alone")
+    store = ChainStore.open(tmp_path / "node" / "data" / "chain")
+    leaves += grow(consortium, store, 1)
+    note = keep_checkpoint(consortium, store)
+    store.close()
+    assert sceau(export) == 0
+    assert "3 tile(s) written, 4 full tile(s) already there" in capsys.readouterr().out
+    assert (mirror / "tile/0/000").read_bytes() == b"left alone"
+    hashes = b"".join(merkle.leaf_hash(leaf) for leaf in leaves)
+    assert (mirror / "tile/0/002.p/188").read_bytes() == hashes[512 * 32 :]
+    assert (mirror / "checkpoint").read_bytes() == note.to_bytes()
+    assert not list(mirror.rglob("*.tmp"))
+
+
+def test_export_tiles_needs_a_folder_a_source_and_a_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    consortium, store = new_data_dir(tmp_path / "node")
+    grow(consortium, store, 1)
+    store.close()
+    data = str(tmp_path / "node" / "data")
+    assert sceau(["export", "tiles", "--data-dir", data]) == 2
+    assert "needs the mirror's folder" in capsys.readouterr().err
+    assert sceau(["export", "tiles", str(tmp_path / "m")]) == 2
+    assert "exactly one source" in capsys.readouterr().err
+    assert sceau(["export", "tiles", str(tmp_path / "m"), "--data-dir", data]) == 2
+    assert "keeps no checkpoint yet" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+    assert sceau(["export", "acts", str(tmp_path / "m"), "--data-dir", data]) == 2
+    assert "unexpected argument" in capsys.readouterr().err

@@ -28,6 +28,7 @@ from ledger.tlogproof import (
     proof_from_parts,
     verify_tlog_proof,
 )
+from node.tools.cli import main as sceau
 from tests.logchain import (
     METROPOLE,
     NEWCOMER,
@@ -354,3 +355,52 @@ def test_a_receipt_log_tampered_is_refused(chain: LogChain) -> None:
     with pytest.raises(ReceiptError) as caught:
         verify_receipt(tampered, chain.genesis, anchors=ANCHORS)
     assert caught.value.step == "members"
+
+
+# --- sceau verify -----------------------------------------------------------------------------
+
+
+def test_sceau_verify_checks_tlog_proofs_and_receipts_with_a_witness_policy(
+    chain: LogChain, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    genesis = tmp_path / "genesis.json"
+    genesis.write_text(chain.genesis.model_dump_json())
+    proof = tmp_path / "act.tlog-proof"
+    proof.write_bytes(proof_bytes(chain))
+    named = [f"prefecture={witness_vkey('prefecture')}", f"crc={witness_vkey('crc')}"]
+    policy_options = [option for witness in named for option in ("--witness", witness)]
+    document = tmp_path / "act.pdf"
+    document.write_bytes(document_of("2026-DEL-101"))
+    base = ["verify", str(proof), "--genesis", str(genesis)]
+    assert (
+        sceau([*base, "--document", str(document), *policy_options, "--witness-quorum", "1"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert out.startswith("VERIFIED") and f"entry {NEWCOMER_ACT} of its log" in out
+    assert "signed by 4 of 5 members" in out and "matches the anchored digest" in out
+    assert "prefecture cosigned it (1 of the 2 named, 1 needed)" in out
+    assert sceau([*base, *policy_options]) == 1
+    assert "NOT VERIFIED — witnesses: 1 of the witnesses prefecture, crc" in capsys.readouterr().err
+    tampered = TlogProof.parse(proof.read_bytes())
+    proof.write_bytes(dataclasses.replace(tampered, index=NEWCOMER_ACT - 1).to_bytes())
+    assert sceau(base) == 1
+    assert "NOT VERIFIED — inclusion" in capsys.readouterr().err
+    assert sceau([*base, "--witness-quorum", "1"]) == 2
+    assert "needs at least one --witness" in capsys.readouterr().err
+    assert sceau([*base, "--witness", "prefecture=garbage"]) == 2
+    assert "--witness: witness prefecture" in capsys.readouterr().err
+
+    chain.keep(cosigned(chain.checkpoint(), "prefecture"))
+    receipt = tmp_path / "act.receipt.json"
+    receipt.write_text(receipt_of(chain, "2026-DEL-101").model_dump_json())
+    on_receipt = ["verify", str(receipt), "--genesis", str(genesis)]
+    assert sceau([*on_receipt, "--witness", named[0]]) == 0
+    out = capsys.readouterr().out
+    assert f"log index: {NEWCOMER_ACT}" in out and "prefecture cosigned it" in out
+    assert sceau([*on_receipt, *policy_options]) == 1
+    assert "NOT VERIFIED — witnesses" in capsys.readouterr().err
+    bare = receipt_of(chain, "2026-DEL-101").model_copy(update={"log": None})
+    receipt.write_text(bare.model_dump_json())
+    assert sceau(on_receipt) == 0
+    assert sceau([*on_receipt, "--witness", named[0]]) == 1
+    assert "no checkpoint (no 'log' field)" in capsys.readouterr().err

@@ -9,8 +9,15 @@ that wants to keep, check or move its whole chain (docs/audit.md):
   (:mod:`ledger.audit`, re-executing the blocks with :mod:`contracts.replay`);
 * ``sceau import BUNDLE --data-dir DIR`` audits a bundle into a fresh node data directory;
 * ``sceau export acts --format csv|jsonl`` writes one row per act for open-data portals;
-* ``sceau export tiles DIR`` writes the log of every act as a static tlog-tiles mirror
-  (node/tools/cli_proof.py).
+* ``sceau export tiles DIR --api URL | --data-dir DIR`` writes the log of every act as a
+  static C2SP tlog-tiles tree (``DIR/checkpoint``, ``DIR/tile/…``) that any web server can
+  serve: a *mirror*. It is incremental: full tiles already written are skipped (they never
+  change), partial tiles and the checkpoint are written again. Every file is written to a
+  temporary name then renamed, and the checkpoint last, so a mirror never names tiles it lacks.
+  Beside the tiles, ``DIR/sceau-member-changes`` holds the member-set changes from the genesis
+  to the set that signed the checkpoint (canonical msgpack, docs/format.md), so that proofs
+  made from the mirror (``sceau proof --tiles``, node/tools/cli_proof.py) can be checked even
+  after the member set changed.
 
 The commands keep node/tools/cli.py's conventions: 0 on success, 1 when a check fails, 2 (with one
 line ``sceau: error: …``) for an error the user can fix. Progress goes to stderr: a bar redrawn
@@ -24,6 +31,7 @@ import csv
 import datetime
 import io
 import json
+import os
 import shutil
 import sys
 import time
@@ -36,7 +44,19 @@ from typing import IO, Any
 
 from node.tools.conventions import EXIT_CHECK_FAILED, EXIT_USAGE, CommandError, api_url
 
-__all__ = ["ACT_COLUMNS", "act_rows", "add_chain_commands", "add_node_check"]
+__all__ = [
+    "ACT_COLUMNS",
+    "MEMBER_CHANGES_FILE",
+    "HttpTileSource",
+    "StoreTileSource",
+    "TileSource",
+    "act_rows",
+    "add_chain_commands",
+    "add_node_check",
+    "command_export_tiles",
+    "receipt_from_api",
+    "write_atomically",
+]
 
 EXPORT_BATCH_FRAMES_DEFAULT = 64
 EXPORT_BATCH_FRAMES_MAX = 256
@@ -277,8 +297,6 @@ def command_audit(arguments: argparse.Namespace) -> int:
 
 def command_export(arguments: argparse.Namespace) -> int:
     if arguments.target == "tiles":
-        from node.tools.cli_proof import command_export_tiles
-
         return command_export_tiles(arguments)
     if arguments.directory is not None:
         raise CommandError(f"unexpected argument {arguments.directory!r} after {arguments.target}")
@@ -437,6 +455,244 @@ def _export_from_api(arguments: argparse.Namespace) -> tuple[int, int]:
                     return
 
     return _export(arguments, genesis, tip, blocks)
+
+
+# --- sceau export tiles: the log of every act as a static mirror ---------------------------
+
+MEMBER_CHANGES_FILE = "sceau-member-changes"
+"""The mirror's file of member-set changes (a canonical msgpack array of MemberSetChange)."""
+TILES_HTTP_TIMEOUT_S = 60.0
+TILE_BYTES_MAX = 256 * (2 + 64 * 1024)
+"""The largest tile or entry bundle read: 256 entries of at most 64 KiB (the transaction
+size limit's ceiling) with their length prefixes."""
+CHECKPOINT_BYTES_MAX = 64 * 1024
+MEMBER_CHANGES_BYTES_MAX = 64 * 1024 * 1024
+
+
+# --- where the log comes from: a store, a node, a mirror --------------------------------------
+
+
+class TileSource:
+    """The log of every act as tiles: from a stopped node's store, a node's API or a mirror."""
+
+    description: str
+
+    def checkpoint(self) -> bytes:
+        raise NotImplementedError
+
+    def tile(self, level: int | None, index: int, width: int) -> bytes:
+        raise NotImplementedError
+
+    def member_changes(self, size: int) -> tuple[Any, ...] | None:
+        """The member-set changes up to a checkpoint of ``size``; None if unknown."""
+        raise NotImplementedError
+
+
+class StoreTileSource(TileSource):
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.description = str(store.path)
+
+    def checkpoint(self) -> bytes:
+        note = self.store.checkpoint()
+        if note is None:
+            raise CommandError(
+                f"the node of {self.description} keeps no checkpoint yet: its members sign one "
+                "with each committed block of a format 2 chain"
+            )
+        return bytes(note)
+
+    def tile(self, level: int | None, index: int, width: int) -> bytes:
+        from ledger import tlog
+
+        start = index * tlog.TILE_WIDTH
+        if level is None:
+            return tlog.entries_bundle(self.store.log_entries(start, width))
+        return b"".join(self.store.log_hashes(tlog.TILE_HEIGHT * level, start, width))
+
+    def member_changes(self, size: int) -> tuple[Any, ...]:
+        from ledger.receipt import changes_before_log_size
+
+        return changes_before_log_size(self.store, 1, size)
+
+
+class HttpTileSource(TileSource):
+    """A node's API (``prefix`` ``/v1/log``) or a static mirror (``prefix`` empty)."""
+
+    def __init__(self, base: str, *, node: bool) -> None:
+        self.base = base.rstrip("/")
+        self.node = node
+        self.prefix = f"{self.base}/v1/log" if node else self.base
+        self.description = base
+
+    def checkpoint(self) -> bytes:
+        body = _fetch(f"{self.prefix}/checkpoint", CHECKPOINT_BYTES_MAX, missing_ok=True)
+        if body is None:
+            raise CommandError(
+                f"{self.description} serves no checkpoint (yet): a node serves one once its "
+                "members signed one; a mirror once 'sceau export tiles' wrote one"
+            )
+        return body
+
+    def tile(self, level: int | None, index: int, width: int) -> bytes:
+        from ledger import tlog
+
+        body = _fetch(f"{self.prefix}/{tlog.tile_path(level, index, width)}", TILE_BYTES_MAX)
+        assert body is not None
+        return body
+
+    def member_changes(self, size: int) -> tuple[Any, ...] | None:
+        if self.node:
+            return self._changes_from_receipt(size)
+        body = _fetch(f"{self.base}/{MEMBER_CHANGES_FILE}", MEMBER_CHANGES_BYTES_MAX, True)
+        return None if body is None else _decode_member_changes(body, self.description)
+
+    def _changes_from_receipt(self, size: int) -> tuple[Any, ...] | None:
+        """The changes a node's receipt of the log's last entry carries: the checkpoint's size
+        is a block's log size, so that block's member set signed it."""
+        from ledger import tlog
+        from ledger.model import Transaction
+
+        last = size - 1
+        tile_index, offset = divmod(last, tlog.TILE_WIDTH)
+        width = offset + 1
+        entries = tlog.parse_entries_bundle(self.tile(None, tile_index, width))
+        tx_id = Transaction.from_bytes(entries[offset]).tx_id
+        receipt = receipt_from_api(self.base, tx_id.hex())
+        return None if receipt is None else tuple(receipt.member_changes)
+
+
+def _fetch(url: str, bytes_max: int, missing_ok: bool = False) -> bytes | None:
+    """GET ``url`` (at most ``bytes_max`` bytes); None for a 404 if ``missing_ok``."""
+    try:
+        with urllib.request.urlopen(url, timeout=TILES_HTTP_TIMEOUT_S) as response:
+            body = bytes(response.read(bytes_max + 1))
+    except urllib.error.HTTPError as error:
+        if error.code == 404 and missing_ok:
+            return None
+        raise CommandError(f"{url}: {error.code} {_problem_detail(error)}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise CommandError(f"cannot reach {url}: {getattr(error, 'reason', error)}") from None
+    if len(body) > bytes_max:
+        raise CommandError(f"{url}: the answer exceeds {bytes_max} bytes")
+    return body
+
+
+def _problem_detail(error: urllib.error.HTTPError) -> str:
+    try:
+        problem = json.loads(error.read(64 * 1024))
+        return f"{problem['code']}: {problem['detail']}"
+    except (ValueError, KeyError, TypeError):
+        return str(error.reason)
+
+
+def _decode_member_changes(data: bytes, where: str) -> tuple[Any, ...]:
+    from ledger import encoding
+    from ledger.model import ModelDecodeError
+    from ledger.receipt import MemberSetChange
+
+    try:
+        listed = encoding.unpack(data)
+        if not isinstance(listed, list):
+            raise ModelDecodeError("not an array")
+        return tuple(MemberSetChange.from_canonical(change) for change in listed)
+    except (encoding.EncodingError, ModelDecodeError) as error:
+        raise CommandError(f"{where}/{MEMBER_CHANGES_FILE} does not decode: {error}") from None
+
+
+def receipt_from_api(api: str, tx_id: str) -> Any:
+    """The receipt of a committed transaction from a node, or None if it is not committed."""
+    from ledger.receipt import Receipt
+
+    body = _fetch(f"{api}/v1/transactions/{tx_id}", 64 * 1024 * 1024, missing_ok=True)
+    if body is None:
+        return None
+    try:
+        document = json.loads(body)
+        if document.get("status") != "committed" or document.get("receipt") is None:
+            return None
+        return Receipt.model_validate_json(json.dumps(document["receipt"]))
+    except (ValueError, AttributeError) as error:
+        raise CommandError(f"{api} sent a receipt that does not decode: {error}") from None
+
+
+def _source(arguments: argparse.Namespace) -> tuple[TileSource, Callable[[], None]]:
+    """The source of ``--api`` or ``--data-dir``, and what closes it."""
+    if (arguments.api is None) == (arguments.data_dir is None):
+        raise CommandError("give exactly one source: --api URL or --data-dir DIR")
+    if arguments.api is not None:
+        return HttpTileSource(arguments.api, node=True), lambda: None
+    store = _open_store(arguments.data_dir)
+    return StoreTileSource(store), store.close
+
+
+# --- sceau export tiles -------------------------------------------------------------------------
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise CommandError(f"cannot write {path}: {error.strerror}") from None
+
+
+def _tiles_of(size: int) -> list[tuple[int | None, int, int]]:
+    """Every tile ``(level or None, index, width)`` of a log of ``size`` leaves: the full ones
+    and the partial one of each level (entry bundles first)."""
+    from ledger import tlog
+
+    tiles: list[tuple[int | None, int, int]] = []
+    levels: list[tuple[int | None, int]] = [(None, size)]
+    level = 0
+    while level * tlog.TILE_HEIGHT < 64 and size >> (level * tlog.TILE_HEIGHT):
+        levels.append((level, size >> (level * tlog.TILE_HEIGHT)))
+        level += 1
+    for tile_level, count in levels:
+        full, partial = divmod(count, tlog.TILE_WIDTH)
+        tiles.extend((tile_level, index, tlog.TILE_WIDTH) for index in range(full))
+        if partial:
+            tiles.append((tile_level, full, partial))
+    return tiles
+
+
+def command_export_tiles(arguments: argparse.Namespace) -> int:
+    """``sceau export tiles DIR``: see the module doc."""
+    from ledger import encoding, tlog
+    from ledger.note import Checkpoint, Note, NoteError
+
+    if arguments.directory is None:
+        raise CommandError("sceau export tiles needs the mirror's folder: export tiles DIR")
+    target = Path(arguments.directory)
+    source, close = _source(arguments)
+    try:
+        note = source.checkpoint()
+        try:
+            size = Checkpoint.from_note(Note.parse(note)).size
+        except NoteError as error:
+            raise CommandError(f"{source.description}: the checkpoint: {error}") from None
+        written = skipped = 0
+        for level, index, width in _tiles_of(size):
+            path = target / tlog.tile_path(level, index, width)
+            if width == tlog.TILE_WIDTH and path.is_file():
+                skipped += 1  # a full tile never changes
+                continue
+            write_atomically(path, source.tile(level, index, width))
+            written += 1
+        changes = source.member_changes(size)
+        if changes is not None:
+            listed = encoding.pack([change.to_canonical() for change in changes])
+            write_atomically(target / MEMBER_CHANGES_FILE, listed)
+        write_atomically(target / "checkpoint", note)
+    finally:
+        close()
+    print(
+        f"{target}: the log of {size:,} entries, {written} tile(s) written, {skipped} full "
+        "tile(s) already there; serve the folder as it is (e.g. python -m http.server)"
+    )
+    return 0
 
 
 # --- sceau import -----------------------------------------------------------------------------

@@ -1,14 +1,7 @@
-"""``sceau export tiles``, ``sceau proof`` and ``sceau verify FILE.tlog-proof``: the log of every
-act outside the node.
+"""``sceau proof`` and ``sceau verify FILE.tlog-proof``: one act's place in the log of every
+act, outside the node. (A mirror of the log's tiles is made by ``sceau export tiles``,
+node/tools/cli_chain.py.)
 
-* ``sceau export tiles DIR --api URL | --data-dir DIR`` writes the log as a static C2SP
-  tlog-tiles tree (``DIR/checkpoint``, ``DIR/tile/…``) that any web server can serve: a
-  *mirror*. It is incremental: full tiles already written are skipped (they never change),
-  partial tiles and the checkpoint are written again. Every file is written to a temporary name
-  then renamed, and the checkpoint last, so a mirror never names tiles it lacks.
-  Beside the tiles, ``DIR/sceau-member-changes`` holds the member-set changes from the genesis
-  to the set that signed the checkpoint (canonical msgpack, docs/format.md), so that proofs
-  made from the mirror can be checked even after the member set changed.
 * ``sceau proof TX_ID --api URL | --tiles URL`` writes a ``.tlog-proof`` (c2sp.org/tlog-proof,
   with sceau's extra data: :mod:`ledger.tlogproof`): from a node, out of the transaction's
   receipt (its ``log`` field); from a mirror, out of its checkpoint and tiles alone.
@@ -22,265 +15,28 @@ signatures by whoever verifies it.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from node.tools.cli_chain import (
+    HttpTileSource,
+    TileSource,
+    receipt_from_api,
+    write_atomically,
+)
 from node.tools.conventions import EXIT_CHECK_FAILED, CommandError
 
 __all__ = [
-    "MEMBER_CHANGES_FILE",
     "add_proof_command",
     "add_witness_options",
-    "command_export_tiles",
     "command_proof",
     "verify_tlog_proof_file",
     "witness_policy",
 ]
 
-MEMBER_CHANGES_FILE = "sceau-member-changes"
-"""The mirror's file of member-set changes (a canonical msgpack array of MemberSetChange)."""
-HTTP_TIMEOUT_S = 60.0
-TILE_BYTES_MAX = 256 * (2 + 64 * 1024)
-"""The largest tile or entry bundle read: 256 entries of at most 64 KiB (the transaction
-size limit's ceiling) with their length prefixes."""
-CHECKPOINT_BYTES_MAX = 64 * 1024
-MEMBER_CHANGES_BYTES_MAX = 64 * 1024 * 1024
 TILE_PROOF_HEADER = b"c2sp.org/tlog-proof@v1\n"
-
-
-# --- where the log comes from: a store, a node, a mirror --------------------------------------
-
-
-class _Source:
-    """The log of every act as tiles: from a stopped node's store, a node's API or a mirror."""
-
-    description: str
-
-    def checkpoint(self) -> bytes:
-        raise NotImplementedError
-
-    def tile(self, level: int | None, index: int, width: int) -> bytes:
-        raise NotImplementedError
-
-    def member_changes(self, size: int) -> tuple[Any, ...] | None:
-        """The member-set changes up to a checkpoint of ``size``; None if unknown."""
-        raise NotImplementedError
-
-
-class _StoreSource(_Source):
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.description = str(store.path)
-
-    def checkpoint(self) -> bytes:
-        note = self.store.checkpoint()
-        if note is None:
-            raise CommandError(
-                f"the node of {self.description} keeps no checkpoint yet: its members sign one "
-                "with each committed block of a format 2 chain"
-            )
-        return bytes(note)
-
-    def tile(self, level: int | None, index: int, width: int) -> bytes:
-        from ledger import tlog
-
-        start = index * tlog.TILE_WIDTH
-        if level is None:
-            return tlog.entries_bundle(self.store.log_entries(start, width))
-        return b"".join(self.store.log_hashes(tlog.TILE_HEIGHT * level, start, width))
-
-    def member_changes(self, size: int) -> tuple[Any, ...]:
-        from ledger.receipt import changes_before_log_size
-
-        return changes_before_log_size(self.store, 1, size)
-
-
-class _HttpSource(_Source):
-    """A node's API (``prefix`` ``/v1/log``) or a static mirror (``prefix`` empty)."""
-
-    def __init__(self, base: str, *, node: bool) -> None:
-        self.base = base.rstrip("/")
-        self.node = node
-        self.prefix = f"{self.base}/v1/log" if node else self.base
-        self.description = base
-
-    def checkpoint(self) -> bytes:
-        body = _fetch(f"{self.prefix}/checkpoint", CHECKPOINT_BYTES_MAX, missing_ok=True)
-        if body is None:
-            raise CommandError(
-                f"{self.description} serves no checkpoint (yet): a node serves one once its "
-                "members signed one; a mirror once 'sceau export tiles' wrote one"
-            )
-        return body
-
-    def tile(self, level: int | None, index: int, width: int) -> bytes:
-        from ledger import tlog
-
-        body = _fetch(f"{self.prefix}/{tlog.tile_path(level, index, width)}", TILE_BYTES_MAX)
-        assert body is not None
-        return body
-
-    def member_changes(self, size: int) -> tuple[Any, ...] | None:
-        if self.node:
-            return self._changes_from_receipt(size)
-        body = _fetch(f"{self.base}/{MEMBER_CHANGES_FILE}", MEMBER_CHANGES_BYTES_MAX, True)
-        return None if body is None else _decode_member_changes(body, self.description)
-
-    def _changes_from_receipt(self, size: int) -> tuple[Any, ...] | None:
-        """The changes a node's receipt of the log's last entry carries: the checkpoint's size
-        is a block's log size, so that block's member set signed it."""
-        from ledger import tlog
-        from ledger.model import Transaction
-
-        last = size - 1
-        tile_index, offset = divmod(last, tlog.TILE_WIDTH)
-        width = offset + 1
-        entries = tlog.parse_entries_bundle(self.tile(None, tile_index, width))
-        tx_id = Transaction.from_bytes(entries[offset]).tx_id
-        receipt = _receipt_from_api(self.base, tx_id.hex())
-        return None if receipt is None else tuple(receipt.member_changes)
-
-
-def _fetch(url: str, bytes_max: int, missing_ok: bool = False) -> bytes | None:
-    """GET ``url`` (at most ``bytes_max`` bytes); None for a 404 if ``missing_ok``."""
-    try:
-        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
-            body = bytes(response.read(bytes_max + 1))
-    except urllib.error.HTTPError as error:
-        if error.code == 404 and missing_ok:
-            return None
-        raise CommandError(f"{url}: {error.code} {_problem_detail(error)}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise CommandError(f"cannot reach {url}: {getattr(error, 'reason', error)}") from None
-    if len(body) > bytes_max:
-        raise CommandError(f"{url}: the answer exceeds {bytes_max} bytes")
-    return body
-
-
-def _problem_detail(error: urllib.error.HTTPError) -> str:
-    try:
-        problem = json.loads(error.read(64 * 1024))
-        return f"{problem['code']}: {problem['detail']}"
-    except (ValueError, KeyError, TypeError):
-        return str(error.reason)
-
-
-def _decode_member_changes(data: bytes, where: str) -> tuple[Any, ...]:
-    from ledger import encoding
-    from ledger.model import ModelDecodeError
-    from ledger.receipt import MemberSetChange
-
-    try:
-        listed = encoding.unpack(data)
-        if not isinstance(listed, list):
-            raise ModelDecodeError("not an array")
-        return tuple(MemberSetChange.from_canonical(change) for change in listed)
-    except (encoding.EncodingError, ModelDecodeError) as error:
-        raise CommandError(f"{where}/{MEMBER_CHANGES_FILE} does not decode: {error}") from None
-
-
-def _receipt_from_api(api: str, tx_id: str) -> Any:
-    """The receipt of a committed transaction from a node, or None if it is not committed."""
-    from ledger.receipt import Receipt
-
-    body = _fetch(f"{api}/v1/transactions/{tx_id}", 64 * 1024 * 1024, missing_ok=True)
-    if body is None:
-        return None
-    try:
-        document = json.loads(body)
-        if document.get("status") != "committed" or document.get("receipt") is None:
-            return None
-        return Receipt.model_validate_json(json.dumps(document["receipt"]))
-    except (ValueError, AttributeError) as error:
-        raise CommandError(f"{api} sent a receipt that does not decode: {error}") from None
-
-
-def _source(arguments: argparse.Namespace) -> tuple[_Source, Callable[[], None]]:
-    """The source of ``--api`` or ``--data-dir``, and what closes it."""
-    if (arguments.api is None) == (arguments.data_dir is None):
-        raise CommandError("give exactly one source: --api URL or --data-dir DIR")
-    if arguments.api is not None:
-        return _HttpSource(arguments.api, node=True), lambda: None
-    from node.tools.cli_chain import _open_store
-
-    store = _open_store(arguments.data_dir)
-    return _StoreSource(store), store.close
-
-
-# --- sceau export tiles -------------------------------------------------------------------------
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise CommandError(f"cannot write {path}: {error.strerror}") from None
-
-
-def _tiles_of(size: int) -> list[tuple[int | None, int, int]]:
-    """Every tile ``(level or None, index, width)`` of a log of ``size`` leaves: the full ones
-    and the partial one of each level (entry bundles first)."""
-    from ledger import tlog
-
-    tiles: list[tuple[int | None, int, int]] = []
-    levels: list[tuple[int | None, int]] = [(None, size)]
-    level = 0
-    while level * tlog.TILE_HEIGHT < 64 and size >> (level * tlog.TILE_HEIGHT):
-        levels.append((level, size >> (level * tlog.TILE_HEIGHT)))
-        level += 1
-    for tile_level, count in levels:
-        full, partial = divmod(count, tlog.TILE_WIDTH)
-        tiles.extend((tile_level, index, tlog.TILE_WIDTH) for index in range(full))
-        if partial:
-            tiles.append((tile_level, full, partial))
-    return tiles
-
-
-def command_export_tiles(arguments: argparse.Namespace) -> int:
-    """``sceau export tiles DIR``: see the module doc."""
-    from ledger import encoding, tlog
-    from ledger.note import Checkpoint, Note, NoteError
-
-    if arguments.directory is None:
-        raise CommandError("sceau export tiles needs the mirror's folder: export tiles DIR")
-    target = Path(arguments.directory)
-    source, close = _source(arguments)
-    try:
-        note = source.checkpoint()
-        try:
-            size = Checkpoint.from_note(Note.parse(note)).size
-        except NoteError as error:
-            raise CommandError(f"{source.description}: the checkpoint: {error}") from None
-        written = skipped = 0
-        for level, index, width in _tiles_of(size):
-            path = target / tlog.tile_path(level, index, width)
-            if width == tlog.TILE_WIDTH and path.is_file():
-                skipped += 1  # a full tile never changes
-                continue
-            _write_atomically(path, source.tile(level, index, width))
-            written += 1
-        changes = source.member_changes(size)
-        if changes is not None:
-            listed = encoding.pack([change.to_canonical() for change in changes])
-            _write_atomically(target / MEMBER_CHANGES_FILE, listed)
-        _write_atomically(target / "checkpoint", note)
-    finally:
-        close()
-    print(
-        f"{target}: the log of {size:,} entries, {written} tile(s) written, {skipped} full "
-        "tile(s) already there; serve the folder as it is (e.g. python -m http.server)"
-    )
-    return 0
 
 
 # --- sceau proof ------------------------------------------------------------------------------
@@ -290,7 +46,7 @@ class _TileHashes:
     """The log's stored hashes read from a source's tiles (each tile fetched once), for
     ``ledger.tlog.inclusion_proof``: any complete subtree of a tree of ``size`` leaves."""
 
-    def __init__(self, source: _Source, size: int) -> None:
+    def __init__(self, source: TileSource, size: int) -> None:
         self.source = source
         self.size = size
         self._tiles: dict[tuple[int, int], bytes] = {}
@@ -326,7 +82,7 @@ class _TileHashes:
         return layer[0]
 
 
-def _find_entry(source: _Source, size: int, tx_id: bytes) -> tuple[int, bytes]:
+def _find_entry(source: TileSource, size: int, tx_id: bytes) -> tuple[int, bytes]:
     """The index and bytes of the transaction ``tx_id`` in the first ``size`` entries."""
     from ledger import encoding, tlog
     from ledger.model import ModelDecodeError, Transaction
@@ -358,7 +114,7 @@ def _proof_from_tiles(arguments: argparse.Namespace, tx_id: bytes) -> tuple[Any,
     from ledger.note import Checkpoint, Note, NoteError
     from ledger.tlogproof import proof_from_parts
 
-    source = _HttpSource(arguments.tiles, node=False)
+    source = HttpTileSource(arguments.tiles, node=False)
     note = source.checkpoint()
     try:
         size = Checkpoint.from_note(Note.parse(note)).size
@@ -394,7 +150,7 @@ def _proof_from_tiles(arguments: argparse.Namespace, tx_id: bytes) -> tuple[Any,
 def _proof_from_api(arguments: argparse.Namespace, tx_id: bytes) -> tuple[Any, str]:
     from ledger.tlogproof import proof_from_parts
 
-    receipt = _receipt_from_api(arguments.api, tx_id.hex())
+    receipt = receipt_from_api(arguments.api, tx_id.hex())
     if receipt is None:
         raise CommandError(f"{arguments.api} has no committed transaction {tx_id.hex()}")
     log = receipt.log
@@ -431,7 +187,7 @@ def command_proof(arguments: argparse.Namespace) -> int:
     if arguments.out is None:
         sys.stdout.write(data.decode())
         return 0
-    _write_atomically(Path(arguments.out), data)
+    write_atomically(Path(arguments.out), data)
     print(
         f"wrote {arguments.out}: entry {proof.index} of the log{remark}; check it with "
         "'sceau verify FILE --genesis GENESIS'",
