@@ -22,6 +22,10 @@ that counts member signatures accepts that history, since a quorum did sign it:
   while the genuine act's receipt and ``.tlog-proof`` (from a member's API) are accepted;
 * attaching the genuine, cosigned checkpoint to the forged act does not help: the act is not
   in that tree.
+
+What a witness does not decide is which history it sees first: a fork after the size it
+cosigned, shown to it before the genuine continuation, is the one it keeps; the honest
+members' pushes are then refused, which their status shows (the last test).
 """
 
 from __future__ import annotations
@@ -46,7 +50,14 @@ from contracts.registry import receipt_anchors
 from ledger import crypto, tlog
 from ledger.client import Client
 from ledger.model import Transaction
-from ledger.note import AddCheckpointRequest, Checkpoint, Note, NoteVerifierKey, verify_note
+from ledger.note import (
+    AddCheckpointRequest,
+    Checkpoint,
+    Note,
+    NoteSignature,
+    NoteVerifierKey,
+    verify_note,
+)
 from ledger.receipt import LogInclusion, Receipt, build_receipt
 from ledger.tlogproof import build_tlog_proof, proof_from_parts
 from node.tools.cli import main as sceau_main
@@ -448,3 +459,58 @@ def genuine_inclusion(attack: Attack, folder: Path) -> tuple[bytes, ...]:
     receipt = Receipt.model_validate_json(path.read_bytes())
     assert receipt.log is not None and receipt.log.index == attack.cosigned_size - 1
     return receipt.log.inclusion_proof
+
+
+# --- 5. what a witness does not decide: which history it sees first ---------------------------
+# This test moves the witness on (to a history of the colluders): it comes last in this file,
+# and the tests above never run after it (pytest keeps the file's order).
+
+
+def test_a_fork_shown_to_the_witness_first_is_the_history_it_keeps(
+    attack: Attack, tmp_path: Path
+) -> None:
+    """Beyond the size it cosigned, a witness cosigns whichever history reaches it first. If the
+    colluders' does, the genuine continuation is the one refused — and the honest members'
+    nodes say so in their status."""
+    size, api = attack.cosigned_size, attack.members[SYNDICAT].api_url
+    url = attack.witness_url + "/add-checkpoint"
+    keys = {
+        member: crypto.load_private_key(attack.members[member].key_file) for member in COLLUDERS
+    }
+    bundle = _get(f"{api}/v1/bundle?count={attack.genuine_height + 1}")
+    fork = ForgedHistory.from_bundle(tmp_path / "fork", bundle, keys)
+    evidence = len(list((attack.witness_dir / "evidence").iterdir()))
+    try:
+        act = fork.anchor(VILLE, "2026-DEL-050", FORGED_DOCUMENT)
+        fork.certify(act)
+        note = fork.checkpoint()
+        status, line = _post(url, fork.add_checkpoint_request(note, size))
+        assert status == 200, line
+        assert attack.witness_size() == size + 1
+        fork.store.save_checkpoint(
+            note.with_signatures(NoteSignature.parse_line(line.strip())).to_bytes()
+        )
+        receipt = build_receipt(fork.store, act.tx_id, anchors=receipt_anchors())
+        assert receipt is not None
+        forged = tmp_path / "forked.json"
+        forged.write_text(receipt.model_dump_json())
+        status, out, err = attack.verify(forged, *attack.policy)
+        assert status == 0 and f"witnesses: {WITNESS_LABEL} cosigned it" in out, err
+    finally:
+        fork.store.close()
+    genuine = _anchor(attack.members[VILLE], "2026-DEL-050", GENUINE_DOCUMENT)
+
+    def refused() -> dict[str, Any] | None:
+        status = json.loads(_get(api + "/v1/status"))["checkpoint"]
+        (witness,) = status["witnesses"]
+        return witness if status["size"] == size + 1 and witness["last_error"] else None
+
+    witness = _wait_for(refused, "the honest member's push refused")
+    assert witness["cosigned_size"] == size
+    assert witness["last_error"].endswith(f"size {size + 1} was cosigned with another root")
+    assert len(list((attack.witness_dir / "evidence").iterdir())) > evidence
+    path = tmp_path / "genuine.json"
+    status, _, err = sceau("receipt", genuine["tx_id"], "--api", api, "--out", str(path))
+    assert status == 0, err
+    status, _, err = attack.verify(path, *attack.policy)
+    assert status == 1 and "NOT VERIFIED — witnesses:" in err, err
