@@ -28,11 +28,12 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
+from support import commit_each, fetch, start_client, start_node
 
 from ledger import crypto, merkle, tlog
 from ledger.client import Client
 from ledger.devchain import LocalConsortium
-from ledger.model import Genesis, Member, Transaction, quorum_size
+from ledger.model import ContractRef, Genesis, Member, Transaction, quorum_size
 from ledger.note import (
     Checkpoint,
     KeyType,
@@ -56,7 +57,7 @@ from node.runtime.checkpoints import (
     member_keys,
     verify_consortium_note,
 )
-from node.runtime.config import ConfigError, WitnessSettings, load_config
+from node.runtime.config import ConfigError, PeerLimits, WitnessSettings, load_config
 from node.runtime.wire import CheckpointSignature, FrameLimits, decode_frame, scan_frame
 from node.runtime.witnesses import Failure, WitnessPusher
 from node.tools.devnet import MemberProcess, _free_ports, devnet_down, devnet_up, read_observers
@@ -583,6 +584,120 @@ def test_a_pusher_follows_the_witness_size_others_moved_and_keeps_its_cosignatur
     served = Note.parse(store.checkpoint() or b"")
     assert served.signatures[:3] == note.signatures
     assert [s.name for s in served.signatures[3:]] == [WITNESS.name]  # not other.example's
+
+
+# --- one member's node, in process --------------------------------------------------------------
+
+
+def _one_member_consortium() -> LocalConsortium:
+    """A format-2 consortium of one member, whose own signature is a quorum (q(1) = 1)."""
+    return LocalConsortium.create(
+        [("ville", "Ville de Valbrune")],
+        seed=b"checkpoints api",
+        contracts=[
+            ContractRef(name="membership", version="1.0"),
+            ContractRef(name="deeds", version="1.0"),
+        ],
+        format_version=2,
+    )
+
+
+def _anchor(consortium: LocalConsortium, nonce: int) -> Transaction:
+    reference = f"2026-DEL-{nonce}"
+    return Transaction.create(
+        consortium.keys["ville"],
+        chain_id=consortium.chain_id,
+        contract="deeds",
+        action="anchor",
+        args={
+            "issuer": "ville",
+            "reference": reference,
+            "kind": "deliberation",
+            "digest": hashlib.sha256(reference.encode()).digest(),
+            "act_date": "2026-11-28",
+            "title": f"Délibération {reference}",
+        },
+        nonce=nonce,
+        expiry_height=1_000,
+    )
+
+
+def test_a_node_serves_no_checkpoint_before_the_first_then_its_latest(tmp_path: Path) -> None:
+    """A consortium of one member: its own signature is a quorum (quorum_size(1) == 1)."""
+    consortium = _one_member_consortium()
+    loop, node, config = start_node(tmp_path / "ville", consortium, "ville")
+    client = loop.run_until_complete(start_client(node, config))
+    try:
+        for path in ("/v1/log/checkpoint", "/v1/log/checkpoint.json"):
+            reply = loop.run_until_complete(fetch(client, "GET", path))
+            assert reply.status == 404 and reply.json()["code"] == "no_checkpoint"
+        assert loop.run_until_complete(fetch(client, "GET", "/v1/status")).json()["checkpoint"] == {
+            "size": None, "height": None, "signers": [], "witnesses": []
+        }  # fmt: skip
+        transactions = [_anchor(consortium, nonce) for nonce in range(2)]
+        commit_each(loop, node, transactions)
+        reply = loop.run_until_complete(fetch(client, "GET", "/v1/log/checkpoint"))
+        assert reply.status == 200 and reply.content_type == "text/plain; charset=utf-8"
+        assert reply.headers["Cache-Control"] == "max-age=2"
+        origin = origin_for(consortium.chain_id)
+        note = Note.parse(reply.body)
+        checkpoint, signers, _, _ = verify_consortium_note(
+            note, origin, member_keys(origin, consortium.genesis.members)
+        )
+        assert signers == ("ville",)
+        tip = node.store.block(node.store.height).header
+        assert (
+            (checkpoint.size, checkpoint.root)
+            == (tip.log_size, tip.log_root)
+            == (2, checkpoint.root)
+        )
+        document = loop.run_until_complete(fetch(client, "GET", "/v1/log/checkpoint.json")).json()
+        assert document == {
+            "origin": origin,
+            "size": 2,
+            "root": tip.log_root.hex(),
+            "height": node.store.height,
+            "signers": ["ville"],
+            "witnesses": [],
+            "note": reply.body.decode(),
+        }
+        status = loop.run_until_complete(fetch(client, "GET", "/v1/status")).json()
+        assert status["checkpoint"] == {
+            "size": 2, "height": node.store.height, "signers": ["ville"], "witnesses": []
+        }  # fmt: skip
+    finally:
+        loop.run_until_complete(client.close())
+        loop.run_until_complete(node.stop())
+        node.store.close()
+        loop.close()
+
+
+def test_a_peer_flooding_signature_frames_is_cut_off_by_its_budget(tmp_path: Path) -> None:
+    consortium = _one_member_consortium()
+    limits = PeerLimits(checkpoint_signatures_per_s=1, checkpoint_signatures_burst=50)
+    loop, node, _ = start_node(tmp_path / "ville", consortium, "ville", peer_limits=limits)
+    try:
+        commit_each(loop, node, [_anchor(consortium, 0)])
+        kept = node.checkpoints.kept
+        assert kept is not None and kept.checkpoint.size == 1
+        frame = CheckpointSignature(
+            sender="metropole", height=1, log_size=1, log_root=kept.checkpoint.root,
+            signature=bytes(64),
+        ).to_bytes()  # fmt: skip
+        node.on_frame("ville-voisine", frame)  # the frame names another sender
+        assert node.metrics.frames_rejected["sender_mismatch:checkpoint_signature"] == 1
+        started = time.monotonic()
+        for _ in range(150):
+            node.on_frame("metropole", frame)
+        refilled = int(time.monotonic() - started) + 1  # one frame a second meanwhile
+        refused = node.metrics.frames_rejected["over_budget:checkpoint_signature"]
+        assert 100 - refilled <= refused <= 100
+        assert node.checkpoints.gatherer.refused[Refusal.STALE] == 150 - refused
+        assert node.checkpoints.kept == kept and node.running
+    finally:
+        loop.run_until_complete(node.stop())
+        node.store.close()
+        loop.close()
 
 
 # --- a real devnet, a real witness, and a witness that is down ----------------------------------

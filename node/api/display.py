@@ -613,6 +613,27 @@ class IssuerDocument(Document):
     issuer: IssuerRecord
 
 
+class WitnessStatus(Document):
+    """One configured witness, as this node saw its last pushes."""
+
+    name: str
+    cosigned_size: Count | None
+    """The size of the last checkpoint it cosigned for this node (None: never)."""
+    last_error: str | None
+    """Why the last push failed (None once one succeeded)."""
+    last_success_ms: Count | None
+    """When a push last succeeded, Unix milliseconds."""
+
+
+class CheckpointStatus(Document):
+    """The ``checkpoint`` member of the node's status."""
+
+    size: Count | None
+    height: HeightNumber | None
+    signers: list[MemberIdText]
+    witnesses: list[WitnessStatus]
+
+
 class NodeStatus(BaseModel):
     """``Node.status()``; more fields may appear in later versions. An observer's has
     ``role`` "observer", no ``member_id``, and ``following`` (the member API it follows)."""
@@ -629,6 +650,8 @@ class NodeStatus(BaseModel):
     peers_connected: list[str]
     mempool_transactions: Count
     mempool_bytes: Count
+    checkpoint: CheckpointStatus | None = None
+    """The latest consortium checkpoint and the witnesses' pushes (GET /v1/log/checkpoint)."""
     uptime_s: Count
 
 

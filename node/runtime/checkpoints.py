@@ -228,6 +228,11 @@ class Gatherer:
         self._ahead: dict[int, dict[str, tuple[int, bytes, bytes]]] = {}
         self._members: frozenset[str] = frozenset()
 
+    def set_members(self, member_ids: Iterable[str]) -> None:
+        """The member set in force at the tip: who may have signatures held ahead of it
+        (set again at each commit of a format-2 block)."""
+        self._members = frozenset(member_ids)
+
     @property
     def held(self) -> int:
         """Signatures held in memory (for tests of the bounds)."""
@@ -383,6 +388,7 @@ class CheckpointService:
         """Called whenever a new checkpoint is kept (the witnesses' pushers wake up)."""
         self.gatherer = Gatherer(limits, self._load_kept())
         self.gatherer.tip = store.height
+        self.gatherer.set_members(member.id for member in members())
 
     def _load_kept(self) -> KeptCheckpoint | None:
         """The checkpoint the store kept (written by this node: trusted), or None."""
