@@ -300,7 +300,7 @@ def command_node_run(arguments: argparse.Namespace) -> int:
 
 
 def command_devnet_up(arguments: argparse.Namespace) -> int:
-    from node.tools.devnet import DevnetError, devnet_up, read_observers
+    from node.tools.devnet import DevnetError, devnet_up, read_observers, read_witnesses
 
     contracts = _contract_refs(arguments.contract)
     try:
@@ -310,6 +310,7 @@ def command_devnet_up(arguments: argparse.Namespace) -> int:
             contracts=contracts,
             observers=arguments.observers,
             issuers=arguments.issuers,
+            witnesses=arguments.witness,
         )
     except DevnetError as error:
         raise CommandError(str(error)) from None
@@ -321,6 +322,12 @@ def command_devnet_up(arguments: argparse.Namespace) -> int:
         print(f"{len(observers)} observers (read only, following the members):")
     for process in observers:
         print(f"  {process.member_id:<28} api {process.api_url:<24} pid {process.pid}")
+    for witness in read_witnesses(Path(arguments.dir)):
+        print(
+            f"witness {witness.name} ({witness.key_name}) at {witness.url}, pid {witness.pid}: "
+            "every member pushes its checkpoints to it; a verifier trusts it with\n"
+            f"  --witness {witness.name}={witness.vkey}"
+        )
     first = processes[0]
     _print_admission(Path(arguments.dir), first)
     print(
@@ -364,7 +371,9 @@ def command_devnet_down(arguments: argparse.Namespace) -> int:
         print(f"stopped {len(stopped)} members: {', '.join(stopped)}")
     if report.observers:
         print(f"stopped {len(report.observers)} observers: {', '.join(report.observers)}")
-    if not stopped and not report.observers:
+    if report.witnesses:
+        print(f"stopped {len(report.witnesses)} witnesses: {', '.join(report.witnesses)}")
+    if not stopped and not report.observers and not report.witnesses:
         print("stopped no node: none of this devnet's nodes was running")
     return 0
 
@@ -1192,14 +1201,23 @@ def _add_devnet_commands(commands: Any) -> None:
         "listed in DIR/issuers.json; proposals of 50, each voted by 3 of 4 members: about 10 s "
         "for 1,000 issuers on 2 cores, 3 minutes for 10,000 (each node executes every admission)",
     )
+    up.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also run a witness NAME (e.g. prefecture; repeat for more, up to 5): a 'sceau "
+        "witness run' process in DIR/witness-NAME that every member pushes its checkpoints to; "
+        "its vkey is printed, for 'sceau verify --witness NAME=VKEY'. See docs/witnesses.md",
+    )
     up.add_argument("--dir", required=True, help="a new folder for keys, configs, data, logs")
     _contract_option(up)
     up.set_defaults(handler=command_devnet_up)
     down = actions.add_parser(
         "down",
         help="stop the devnet recorded in DIR",
-        description="Stop every node recorded in DIR/devnet.json, and any node run by hand "
-        "with one of DIR's member configurations; say which were stopped and which "
+        description="Stop every node and witness recorded in DIR/devnet.json, and any node "
+        "run by hand with one of DIR's member configurations; say which were stopped and which "
         "recorded ones were not (already gone).",
     )
     down.add_argument("--dir", required=True, help="the devnet's folder")

@@ -29,6 +29,15 @@ With ``--issuers N`` (:func:`devnet_up`'s ``issuers``), N issuers (``commune-000
 admitted through real governance over the members' APIs (node/tools/territory.py): their keys
 in DIR/issuers/<id>.pem, their list in DIR/issuers.json.
 
+With ``--witness NAME`` (:func:`devnet_up`'s ``witnesses``), a witness that is no member (as a
+préfecture would run one) is set up in DIR/witness-NAME/ as ``sceau witness init`` and ``add-log
+--genesis`` would, and a real ``sceau witness run`` process serves it on a free loopback port
+before the members start. Every member's configuration names it in ``[[witnesses]]`` (label
+NAME, its URL, its cosignature vkey), so the members push each checkpoint to it and keep its
+cosignatures. It is recorded in devnet.json under ``witnesses`` (with its vkey, what a verifier
+passes to ``sceau verify --witness NAME=VKEY``) and stopped by ``devnet down``; its log is
+DIR/witness-NAME/witness.log.
+
 Each member's node key also signs that member's acts here (a member's node key holds every
 role of its member); a real deployment delegates application keys instead.
 """
@@ -40,6 +49,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -61,11 +71,13 @@ from node.tools.territory import ISSUERS_MAX
 __all__ = [
     "DevnetError",
     "MemberProcess",
+    "WitnessProcess",
     "devnet_down",
     "devnet_stop",
     "devnet_up",
     "read_devnet",
     "read_observers",
+    "read_witnesses",
 ]
 
 log = logging.getLogger("sceau.devnet")
@@ -87,6 +99,13 @@ OBSERVERS_MAX = 10
 OBSERVER_POLL_INTERVAL_MS = 200
 """A devnet's observers ask for new blocks this often once caught up (a demo wants them
 close behind the members)."""
+WITNESSES_MAX = 5
+WITNESS_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+"""A devnet witness's label: also its folder (DIR/witness-NAME) and the first label of its key
+name (NAME.localhost/witness), so lowercase letters, digits and hyphens."""
+WITNESS_BACKOFF_MAX_MS = 2_000
+"""A devnet member retries a failed push to its witness within two seconds (the default, a
+minute, suits a witness across the internet, not one restarted by hand on loopback)."""
 STATE_FILE = "devnet.json"
 PRIVATE_UMASK = 0o077
 """The umask of everything a devnet and its nodes write: files 0600, folders 0700."""
@@ -109,6 +128,23 @@ class MemberProcess:
     start_ticks: int | None = None
     """The process's start time (clock ticks since boot, /proc/PID/stat field 22), recorded by
     :func:`write_devnet`: a PID reused by another process has another one."""
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessProcess:
+    """A devnet's witness: a ``sceau witness run`` process serving ``directory``."""
+
+    name: str
+    """The label members and verifiers give it (``[[witnesses]]`` name, ``--witness NAME=…``)."""
+    key_name: str
+    """The key name of its cosignatures (``NAME.localhost/witness``)."""
+    vkey: str
+    """Its cosignature verifier key (type 04), what a verifier's policy names."""
+    pid: int
+    url: str
+    directory: str
+    log_file: str
+    start_ticks: int | None = None
 
 
 def _free_ports(count: int) -> list[int]:
@@ -368,8 +404,13 @@ def devnet_up(
     contracts: Sequence[ContractRef] | None = None,
     observers: int = 0,
     issuers: int = 0,
+    witnesses: Sequence[str] = (),
 ) -> list[MemberProcess]:
     """Prepare and start a devnet in ``directory``; returns its member processes.
+
+    ``witnesses``: the labels of witnesses to set up and start before the members, each in
+    DIR/witness-NAME with a key of its own; every member pushes its checkpoints to each
+    (:func:`read_witnesses` lists them, with their vkeys).
 
     ``observers``: how many observers to start once the members are ready, each following
     every member's API (:func:`read_observers` lists them).
@@ -387,6 +428,13 @@ def devnet_up(
         raise DevnetError(f"a devnet has 0 to {OBSERVERS_MAX} observers")
     if not 0 <= issuers <= ISSUERS_MAX:
         raise DevnetError(f"a devnet admits 0 to {ISSUERS_MAX} issuers")
+    planned = _plan_witnesses(witnesses)
+    extra_config = dict(extra_config or {})
+    if planned:
+        extra_config["witnesses"] = [
+            *extra_config.get("witnesses", ()),
+            *(witness.settings for witness in planned),
+        ]
     entries = prepare(
         directory.resolve(),
         nodes,
@@ -396,6 +444,8 @@ def devnet_up(
     )
     processes: list[MemberProcess] = []
     try:
+        if planned:
+            _start_witnesses(directory.resolve(), planned, timeout_s)
         for entry in entries:
             child = start_member(entry["dir"])
             processes.append(
@@ -417,10 +467,129 @@ def devnet_up(
         if issuers:
             _admit_issuers(directory.resolve(), processes, issuers)
     except BaseException:  # a failure, or Ctrl-C: leave no node behind
-        if processes:
+        if (directory / STATE_FILE).exists():
             devnet_down(directory)
         raise
     return processes
+
+
+@dataclass(frozen=True, slots=True)
+class _PlannedWitness:
+    """A witness before it exists: its label, new key and port, and the members' entry."""
+
+    name: str
+    key: Any
+    port: int
+
+    @property
+    def key_name(self) -> str:
+        return f"{self.name}.localhost/witness"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def vkey(self) -> str:
+        from ledger.note import KeyType, NoteVerifierKey
+
+        return NoteVerifierKey.for_private_key(self.key_name, KeyType.COSIGNATURE_V1, self.key).vkey
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The ``[[witnesses]]`` entry of every member's configuration."""
+        return {
+            "name": self.name,
+            "url": self.url,
+            "vkey": self.vkey,
+            "backoff_max_ms": WITNESS_BACKOFF_MAX_MS,
+        }
+
+
+def _plan_witnesses(names: Sequence[str]) -> list[_PlannedWitness]:
+    """A key and a port for each witness label, checked before anything is written."""
+    if len(names) > WITNESSES_MAX:
+        raise DevnetError(f"a devnet has 0 to {WITNESSES_MAX} witnesses")
+    for name in names:
+        if not WITNESS_NAME_PATTERN.fullmatch(name):
+            raise DevnetError(
+                f"witness name {name!r:.60}: 1 to 40 lowercase letters, digits and hyphens, "
+                "e.g. prefecture"
+            )
+    if len(set(names)) != len(names):
+        raise DevnetError("a witness name is given twice")
+    ports = _free_ports(len(names))
+    return [
+        _PlannedWitness(name, crypto.generate_key(), port)
+        for name, port in zip(names, ports, strict=True)
+    ]
+
+
+def _start_witnesses(
+    directory: Path, planned: Sequence[_PlannedWitness], timeout_s: float
+) -> list[WitnessProcess]:
+    """Write each witness's folder (what ``sceau witness init`` and ``add-log --genesis``
+    write), start ``sceau witness run`` on it, record it, and wait until it answers."""
+    from node.tools.launch import read_genesis
+    from node.witness.config import WitnessConfig, policy_from_genesis, render_config
+    from node.witness.state import write_atomically
+
+    genesis = read_genesis(directory / "genesis.json")
+    started = read_witnesses(directory)
+    for witness in planned:
+        folder = directory / f"witness-{witness.name}"
+        with _private_files():
+            folder.mkdir()
+            configuration = WitnessConfig(
+                directory=folder, name=witness.key_name, listen=f"127.0.0.1:{witness.port}"
+            )
+            crypto.save_private_key(witness.key, configuration.key_path)
+            genesis_copy = f"genesis-{genesis.chain_id.hex()[:16]}.json"
+            (folder / genesis_copy).write_bytes((directory / "genesis.json").read_bytes())
+            configuration = configuration.with_log(policy_from_genesis(genesis, genesis_copy))
+            write_atomically(folder / "witness.toml", render_config(configuration).encode())
+        log_file = folder / "witness.log"
+        descriptor = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "node.tools.cli", "witness", "run", "--dir", str(folder)],
+                cwd=folder,
+                stdout=descriptor,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                umask=PRIVATE_UMASK,
+            )
+        finally:
+            os.close(descriptor)
+        started.append(
+            WitnessProcess(
+                name=witness.name,
+                key_name=witness.key_name,
+                vkey=witness.vkey,
+                pid=child.pid,
+                url=witness.url,
+                directory=str(folder),
+                log_file=str(log_file),
+            )
+        )
+        write_devnet(directory, read_devnet_or_none(directory), witnesses=started)
+    deadline = time.monotonic() + timeout_s
+    waiting = {process.name: process for process in started}
+    while waiting:
+        for name, process in list(waiting.items()):
+            if not _alive(process.pid):
+                raise DevnetError(f"witness {name} exited during start-up; see {process.log_file}")
+            try:
+                if _get_json(f"{process.url}/").get("logs"):
+                    del waiting[name]
+            except (urllib.error.URLError, OSError, ValueError):
+                continue
+        if waiting and time.monotonic() > deadline:
+            raise DevnetError(f"witnesses not ready after {timeout_s:.0f} s: {sorted(waiting)}")
+        time.sleep(0.1)
+    return started
 
 
 def _admit_issuers(directory: Path, members: list[MemberProcess], count: int) -> None:
@@ -505,11 +674,16 @@ def write_devnet(
     directory: Path,
     processes: list[MemberProcess],
     observers: Sequence[MemberProcess] | None = None,
+    *,
+    witnesses: Sequence[WitnessProcess] | None = None,
 ) -> None:
-    """Record ``processes`` (and ``observers``, default: those recorded) in DIR/devnet.json,
-    each with its start time read now (an observer's once, when first recorded)."""
+    """Record ``processes`` (and ``observers`` and ``witnesses``, default: those recorded) in
+    DIR/devnet.json, each with its start time read now (an observer's or a witness's once,
+    when first recorded)."""
     if observers is None:
         observers = read_observers(directory)
+    if witnesses is None:
+        witnesses = read_witnesses(directory)
     recorded = [
         dataclasses.replace(process, start_ticks=process_start_ticks(process.pid))
         for process in processes
@@ -523,6 +697,15 @@ def write_devnet(
                 else dataclasses.replace(process, start_ticks=process_start_ticks(process.pid))
             )
             for process in observers
+        ]
+    if witnesses:
+        state["witnesses"] = [
+            asdict(
+                process
+                if process.start_ticks is not None
+                else dataclasses.replace(process, start_ticks=process_start_ticks(process.pid))
+            )
+            for process in witnesses
         ]
     target = directory / STATE_FILE
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -568,6 +751,46 @@ def read_devnet(directory: Path) -> list[MemberProcess]:
     return [MemberProcess(**entry) for entry in state["members"]]
 
 
+def read_devnet_or_none(directory: Path) -> list[MemberProcess]:
+    """The members recorded in DIR/devnet.json (none if there is no record)."""
+    try:
+        return read_devnet(directory)
+    except DevnetError:
+        return []
+
+
+def read_witnesses(directory: Path) -> list[WitnessProcess]:
+    """The witnesses recorded in DIR/devnet.json (none if there is no record)."""
+    try:
+        state = json.loads((directory / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [WitnessProcess(**entry) for entry in state.get("witnesses", [])]
+
+
+def _is_witness(process: WitnessProcess) -> str | None:
+    """Why ``process.pid`` is not (any more) this devnet's witness, or None if it is."""
+    if not Path("/proc/self").is_dir():
+        return None
+    try:
+        arguments = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
+        cwd = Path(os.readlink(f"/proc/{process.pid}/cwd"))
+    except OSError:
+        return "no such process"
+    names = [os.fsdecode(argument) for argument in arguments]
+    served = [
+        names[i + 3]
+        for i in range(len(names) - 3)
+        if names[i : i + 3] == ["witness", "run", "--dir"]
+    ]
+    if not any((cwd / folder).resolve() == Path(process.directory).resolve() for folder in served):
+        return f"it does not serve {process.directory}"
+    started = process_start_ticks(process.pid)
+    if process.start_ticks is not None and started != process.start_ticks:
+        return "it started after the witness recorded under this PID"
+    return None
+
+
 def read_observers(directory: Path) -> list[MemberProcess]:
     """The observers recorded in DIR/devnet.json (none if there is no record)."""
     try:
@@ -609,6 +832,8 @@ class StopReport:
     """Members whose node ran without being recorded (started by hand), stopped too."""
     observers: list[str] = dataclasses.field(default_factory=list)
     """Observers stopped (their names are not in ``stopped``)."""
+    witnesses: list[str] = dataclasses.field(default_factory=list)
+    """Witnesses stopped (their labels)."""
 
 
 def devnet_stop(directory: Path) -> StopReport:
@@ -636,15 +861,25 @@ def devnet_stop(directory: Path) -> StopReport:
             running.append(process)
         else:
             skipped[process.member_id] = f"pid {process.pid}: {reason}"
+    witnesses = []
+    for witness in read_witnesses(directory):
+        reason = _is_witness(witness) if _alive(witness.pid) else "no such process"
+        if reason is None:
+            witnesses.append(witness)
+        else:
+            skipped[f"witness {witness.name}"] = f"pid {witness.pid}: {reason}"
     pids = [process.pid for process in running]
     unrecorded = _unrecorded_nodes(directory, pids)
+    # The members first, then their witnesses: a witness outlives every push made to it.
     stop_processes(pids + [pid for _, pid in unrecorded])
+    stop_processes([witness.pid for witness in witnesses])
     (directory / STATE_FILE).unlink(missing_ok=True)
     return StopReport(
         stopped=[process.member_id for process in running if process not in observers],
         skipped=skipped,
         unrecorded=[member_id for member_id, _ in unrecorded],
         observers=[process.member_id for process in running if process in observers],
+        witnesses=[witness.name for witness in witnesses],
     )
 
 
