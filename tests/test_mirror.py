@@ -1,13 +1,14 @@
-"""A static mirror of the log of every act, end to end, with real processes.
+"""Specification: a static mirror of the log of every act is enough to verify an act, with a
+witness policy — live, with real processes, and nothing signed by the test.
 
-A four-member devnet (format 2) commits three acts; its members' checkpoint is kept by the
-store of a stopped member (signed here with the members' own keys, as their nodes sign it);
-``sceau export tiles`` writes the mirror from that data directory; a plain static file server
-(``python -m http.server``) serves it; ``sceau proof --tiles`` makes a ``.tlog-proof`` from the
-mirror alone and ``sceau verify`` checks it from the genesis with a witness policy. The
-cosignature is a real ``sceau witness`` process's: the test submits the checkpoint to its
-add-checkpoint endpoint (as the members' nodes do, docs/witnesses.md) and adds the answer to
-the mirror's checkpoint.
+``sceau devnet up --witness prefecture`` (here :func:`devnet_up` with ``witnesses``) starts
+four members and a real ``sceau witness run`` process that every member pushes its
+checkpoints to. Three acts are anchored; once a member's status shows that the witness
+cosigned a checkpoint covering them, ``sceau export tiles DIR --api URL`` writes the mirror
+from that member, a plain static file server (``python -m http.server``) serves it, ``sceau
+proof --tiles`` makes a ``.tlog-proof`` from the mirror alone and ``sceau verify`` checks it
+offline from the genesis: verified with the préfecture's key in the policy, refused with
+another witness's key. ``devnet down`` stops the witness with the members.
 """
 
 from __future__ import annotations
@@ -15,35 +16,41 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from ledger import crypto, tlog
 from ledger.client import Client
-from ledger.model import quorum_size, sha256
+from ledger.model import sha256
 from ledger.note import (
-    AddCheckpointRequest,
     Checkpoint,
     KeyType,
     Note,
-    NoteSignature,
     NoteVerifierKey,
     TlogProof,
-    origin_for,
-    sign_note,
+    verify_note,
 )
-from ledger.store import ChainStore
 from node.tools.cli import main
-from node.tools.devnet import devnet_down, devnet_up
-from node.tools.launch import read_genesis
+from node.tools.devnet import (
+    DevnetError,
+    MemberProcess,
+    devnet_down,
+    devnet_stop,
+    devnet_up,
+    read_witnesses,
+)
 
 SCEAU = [sys.executable, "-m", "node.tools.cli"]
-WITNESS = "prefecture-valbrune.example/witness"
 COMMAND_TIMEOUT_S = 30.0
+COSIGNED_WITHIN_S = 15.0
 
 
 def sceau(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -61,13 +68,24 @@ def sceau_here(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(arguments, status, out.getvalue(), err.getvalue())
 
 
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return bytes(answer.read())
+
+
+def _get_json(url: str) -> Any:
+    return json.loads(_get(url))
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def _serve(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+@contextlib.contextmanager
+def _static_server(folder: Path) -> Any:
+    """``python -m http.server`` on ``folder``: a plain static host, nothing of sceau's."""
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
@@ -76,126 +94,126 @@ def _serve(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/checkpoint", timeout=1).read()
-            return server, url
-        except OSError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.05)
-
-
-def _witness_cosignatures(
-    folder: Path, genesis_file: Path, note: Note
-) -> tuple[str, tuple[NoteSignature, ...]]:
-    """A real witness's vkey and its cosignature of ``note``: ``sceau witness init``, ``add-log``
-    with the genesis, ``run``, then one add-checkpoint request from size 0."""
-    created = sceau_here("witness", "init", "--name", WITNESS, "--dir", str(folder))
-    assert created.returncode == 0, created.stderr
-    vkey = created.stdout.splitlines()[0]
-    added = sceau_here("witness", "add-log", "--dir", str(folder), "--genesis", str(genesis_file))
-    assert added.returncode == 0, added.stderr
-    witness = subprocess.Popen(
-        [*SCEAU, "witness", "run", "--dir", str(folder), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
     try:
-        assert witness.stdout is not None
-        url = witness.stdout.readline().split("listening on ", 1)[1].strip()
-        request = urllib.request.Request(
-            f"{url}/add-checkpoint", data=AddCheckpointRequest(0, (), note).to_bytes()
-        )
-        with urllib.request.urlopen(request, timeout=COMMAND_TIMEOUT_S) as answer:
-            lines = answer.read().decode().splitlines()
-    finally:
-        witness.terminate()
-        witness.wait(timeout=10)
-    return vkey, tuple(NoteSignature.parse_line(line) for line in lines)
-
-
-def test_a_proof_made_from_a_static_mirror_verifies_with_a_witness_policy(
-    tmp_path: Path,
-) -> None:
-    folder = tmp_path / "devnet"
-    processes = devnet_up(folder, 4)
-    try:
-        member = processes[0]
-        with Client(member.api_url, signer=crypto.load_private_key(member.key_file)) as client:
-            answers = [
-                client.anchor(
-                    issuer=member.member_id,
-                    reference=f"2026-DEL-{number:03d}",
-                    kind="deliberation",
-                    digest=hashlib.sha256(b"act %d" % number).digest(),
-                    act_date="2026-12-01",
-                    title=f"Délibération {number}",
-                    wait_s=10,
-                )
-                for number in range(3)
-            ]
-        assert all(answer["status"] == "committed" for answer in answers)
-        keys = {
-            process.member_id: crypto.load_private_key(process.key_file) for process in processes
-        }
-    finally:
-        devnet_down(folder)
-    genesis_file = next(folder.rglob("genesis.json"))
-    genesis = read_genesis(genesis_file)
-    data_dir = Path(member.config_file).parent / "data"
-    store = ChainStore.open(data_dir / "chain")
-    try:
-        header = store.block(store.height).header
-        assert header.log_size == store.log_size >= 3
-        origin = origin_for(genesis.chain_id)
-        text = Checkpoint(origin, header.log_size, header.log_root).text()
-        signers = sorted(keys)[: quorum_size(len(keys))]
-        store.save_checkpoint(
-            Note(
-                text, tuple(sign_note(text, origin, keys[signer]) for signer in signers)
-            ).to_bytes()
-        )
-    finally:
-        store.close()
-
-    mirror = tmp_path / "mirror"
-    exported = sceau("export", "tiles", str(mirror), "--data-dir", str(data_dir))
-    assert exported.returncode == 0, exported.stderr
-    size = header.log_size
-    assert (mirror / tlog.tile_path(0, 0, size)).stat().st_size == 32 * size
-    assert (mirror / tlog.tile_path(None, 0, size)).is_file()
-    again = sceau_here("export", "tiles", str(mirror), "--data-dir", str(data_dir))
-    assert again.returncode == 0, again.stderr
-    note = Note.parse((mirror / "checkpoint").read_bytes())
-    vkey, cosignatures = _witness_cosignatures(tmp_path / "witness", genesis_file, note)
-    cosigned = note.with_signatures(*cosignatures)
-    (mirror / "checkpoint").write_bytes(cosigned.to_bytes())
-
-    server, url = _serve(mirror)
-    try:
-        tx_id = answers[1]["tx_id"]
-        proof_file = tmp_path / "act.tlog-proof"
-        made = sceau("proof", tx_id, "--tiles", url, "--out", str(proof_file))
-        assert made.returncode == 0, made.stderr
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                _get(f"{url}/checkpoint")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the static server did not start"
+                time.sleep(0.05)
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _wait_until_cosigned(member: MemberProcess, vkey: NoteVerifierKey, size: int) -> Note:
+    """The member's kept checkpoint once its status says the witness cosigned it, it covers
+    ``size`` entries, and it carries the witness's valid cosignature."""
+    deadline = time.monotonic() + COSIGNED_WITHIN_S
+    while True:
+        checkpoint = _get_json(f"{member.api_url}/v1/status")["checkpoint"] or {}
+        cosigned = [w["cosigned_size"] for w in checkpoint.get("witnesses", [])]
+        if cosigned and cosigned[0] is not None and cosigned[0] == checkpoint["size"] >= size:
+            note = Note.parse(_get(f"{member.api_url}/v1/log/checkpoint"))
+            if Checkpoint.from_note(note).size >= size and verify_note(note, [vkey]):
+                return note
+        assert time.monotonic() < deadline, f"not cosigned within {COSIGNED_WITHIN_S} s"
+        time.sleep(0.1)
+
+
+def _anchor_three(member: MemberProcess) -> list[dict[str, Any]]:
+    with Client(member.api_url, signer=crypto.load_private_key(member.key_file)) as client:
+        answers = [
+            client.anchor(
+                issuer=member.member_id,
+                reference=f"2026-DEL-{number:03d}",
+                kind="deliberation",
+                digest=hashlib.sha256(b"act %d" % number).digest(),
+                act_date="2026-12-01",
+                title=f"Délibération {number}",
+                wait_s=10,
+            )
+            for number in range(3)
+        ]
+    assert all(answer["status"] == "committed" for answer in answers)
+    return answers
+
+
+def test_a_proof_made_from_a_static_mirror_verifies_with_the_devnet_witness_policy(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "devnet"
+    try:
+        member = devnet_up(folder, 4, witnesses=("prefecture",))[0]
+        (witness,) = read_witnesses(folder)
+        assert witness.name == "prefecture" and witness.directory == str(
+            folder.resolve() / "witness-prefecture"
+        )
+        vkey = NoteVerifierKey.parse_vkey(witness.vkey)
+        assert vkey.key_type is KeyType.COSIGNATURE_V1
+        assert f'vkey = "{witness.vkey}"' in Path(member.config_file).read_text()
+
+        answers = _anchor_three(member)
+        last = max(int(answer["height"]) for answer in answers)
+        covering = _get_json(f"{member.api_url}/v1/blocks/{last}")["header"]["log_size"]
+        kept = _wait_until_cosigned(member, vkey, covering)
+
+        mirror = tmp_path / "mirror"
+        exported = sceau("export", "tiles", str(mirror), "--api", member.api_url)
+        assert exported.returncode == 0, exported.stderr
+        size = Checkpoint.from_note(kept).size
+        assert (mirror / tlog.tile_path(0, 0, size)).stat().st_size == 32 * size
+        assert (mirror / tlog.tile_path(None, 0, size)).is_file()
+        mirrored = Note.parse((mirror / "checkpoint").read_bytes())
+        assert mirrored == kept and verify_note(mirrored, [vkey])
+        again = sceau_here("export", "tiles", str(mirror), "--api", member.api_url)
+        assert again.returncode == 0, again.stderr
+
+        report = devnet_stop(folder)
+        assert report.witnesses == ["prefecture"] and len(report.stopped) == 4
+        assert not read_witnesses(folder)
+    finally:
+        if (folder / "devnet.json").exists():
+            devnet_down(folder)
+
+    proof_file = tmp_path / "act.tlog-proof"
+    with _static_server(mirror) as url:
+        made = sceau("proof", answers[1]["tx_id"], "--tiles", url, "--out", str(proof_file))
+    assert made.returncode == 0, made.stderr
     proof = TlogProof.parse(proof_file.read_bytes())
-    assert proof.checkpoint == cosigned
-    policy = ["--witness", f"prefecture={vkey}", "--witness-quorum", "1"]
-    verified = sceau_here("verify", str(proof_file), "--genesis", str(genesis_file), *policy)
+    assert proof.checkpoint == kept
+
+    genesis_file = str(folder / "genesis.json")
+    policy = ["--witness", f"prefecture={witness.vkey}", "--witness-quorum", "1"]
+    verified = sceau_here("verify", str(proof_file), "--genesis", genesis_file, *policy)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.startswith("VERIFIED") and f"entry {proof.index}" in verified.stdout
     assert "prefecture cosigned it (1 of the 1 named, 1 needed)" in verified.stdout
+
     other = NoteVerifierKey.for_private_key(
         "crc.example.org", KeyType.COSIGNATURE_V1, crypto.key_from_seed(sha256(b"crc"))
     ).vkey
     refused = sceau_here(
-        "verify", str(proof_file), "--genesis", str(genesis_file), "--witness", f"crc={other}"
+        "verify", str(proof_file), "--genesis", genesis_file, "--witness", f"crc={other}"
     )
     assert refused.returncode == 1
     assert "NOT VERIFIED — witnesses: 0 of the witnesses crc cosigned" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("names", "reason"),
+    [
+        (("Préfecture",), "lowercase letters, digits and hyphens"),
+        (("prefecture", "prefecture"), "given twice"),
+        (tuple(f"w{index}" for index in range(6)), "0 to 5 witnesses"),
+    ],
+)
+def test_devnet_witness_names_are_checked_before_anything_is_written(
+    tmp_path: Path, names: tuple[str, ...], reason: str
+) -> None:
+    with pytest.raises(DevnetError, match=reason):
+        devnet_up(tmp_path / "devnet", 4, witnesses=names)
+    assert not (tmp_path / "devnet").exists()
