@@ -2,7 +2,9 @@
 
 What it does, for real (separate processes, loopback sockets, LevelDB on disk, fsync):
 
-1. starts a devnet of four member nodes (a metropolis, a town, a commune, a water syndicate);
+1. starts a devnet of four member nodes (a metropolis, a town, a commune, a water syndicate),
+   an observer, and the préfecture's witness, which cosigns every checkpoint of the register
+   the members push to it (and would refuse one of a second history);
 2. each member anchors acts through the client library — the documents are hashed locally,
    only their SHA-256 and public metadata go on chain;
 3. one act is amended by a later one, another is withdrawn;
@@ -14,7 +16,12 @@ What it does, for real (separate processes, loopback sockets, LevelDB on disk, f
    it anchors a deliberation in its own name with its own key through a member's API, and a
    resident verifies its receipt, fetched from an observer that follows the chain, offline —
    the receipt proves the commune's right to sign;
-8. a summary: the height on every node and every act with its status.
+8. a journalist mirrors the register as static files (``sceau export tiles``), serves them with
+   a plain static file server, takes a ``.tlog-proof`` of the commune's act from the mirror
+   (``sceau proof --tiles``) and verifies it offline with the genesis and the préfecture's key:
+   the act is in the log, a quorum of members signed the checkpoint, the préfecture cosigned
+   it; with a policy that demands another witness, the proof is refused;
+9. a summary: the height on every node and every act with its status.
 
 It cleans up after itself (``--keep DIR`` keeps the folder) and exits 0 when every check held.
 """
@@ -22,28 +29,39 @@ It cleans up after itself (``--keep DIR`` keeps the folder) and exits 0 when eve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import functools
 import hashlib
+import http.server
+import io
 import json
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from contracts.registry import receipt_anchors
 from ledger import crypto
 from ledger.client import ApiError, Client
-from ledger.model import Genesis
+from ledger.logcheck import WitnessPolicy
+from ledger.model import Genesis, sha256
+from ledger.note import KeyType, NoteVerifierKey
 from ledger.receipt import Receipt, ReceiptError, SignerRightKind, verify_receipt
+from ledger.tlogproof import TlogProofError, verify_tlog_proof
 from node.tools.devnet import (
     MemberProcess,
+    WitnessProcess,
     devnet_down,
     devnet_up,
     read_observers,
+    read_witnesses,
     start_member,
     write_devnet,
 )
@@ -70,6 +88,13 @@ WHILE_DOWN = (
 KILLED = "syndicat-eaux-valbrunois"
 COMMUNE = {"id": "hautmont", "name": "Commune de Hautmont", "siret": "21590321600014"}
 COMMUNE_ACT = ("hautmont", "2026-DEL-003", "deliberation", "Budget primitif 2027 de Hautmont")
+WITNESS = "prefecture"
+"""The label of the préfecture's witness in the devnet, the members' configurations and the
+journalist's policy (``--witness prefecture=VKEY``)."""
+COSIGNED_WITHIN_S = 20.0
+OTHER_WITNESS_SEED = b"chambre regionale des comptes (demo)"
+"""Seed of a witness key that never cosigned anything: the chamber of accounts' in the demo's
+refused policy."""
 
 
 class DemoFailure(Exception):
@@ -96,6 +121,8 @@ class Demo:
         self.members: dict[str, MemberProcess] = {}
         self.clients: dict[str, Client] = {}
         self.anchored: list[tuple[str, str, str]] = []
+        self.commune_act: tuple[str, int, bytes] | None = None
+        """The commune's act: its transaction id, height and document (for the mirror)."""
 
     def client(self, member_id: str, via: str | None = None) -> Client:
         """A client signing with ``member_id``'s key, talking to ``via``'s node."""
@@ -146,14 +173,19 @@ class Demo:
 
     def run(self) -> None:
         say(
-            "starting a devnet of four member nodes and one observer "
+            "starting a devnet of four member nodes, one observer and the préfecture's witness "
             "(separate processes on loopback)…"
         )
-        processes = devnet_up(self.work, 4, observers=1)
+        processes = devnet_up(self.work, 4, observers=1, witnesses=(WITNESS,))
         self.members = {process.member_id: process for process in processes}
         genesis = Genesis.model_validate_json((self.work / "genesis.json").read_text())
         for process in processes:
             say(f"  {process.member_id:<26} {process.name:<36} {process.api_url}")
+        [witness] = read_witnesses(self.work)
+        say(
+            f"  {'witness ' + witness.name:<26} {'Préfecture (not a member)':<36} {witness.url}"
+            "\n  every member pushes each checkpoint of the register to the préfecture's witness"
+        )
 
         say("\neach member anchors its acts (documents hashed locally):")
         receipts = {}
@@ -210,6 +242,7 @@ class Demo:
 
         self.citizen_check(genesis, receipts[("ville-valbrune", "2026-ARR-117")])
         self.commune_joins(genesis)
+        self.mirror_check(genesis, witness)
         self.summary()
 
     def commune_joins(self, genesis: Genesis) -> None:
@@ -242,6 +275,7 @@ class Demo:
             )
         check(anchored.get("status") == "committed", f"the commune's act: {anchored}")
         self.anchored.append((issuer, reference, title))
+        self.commune_act = (anchored["tx_id"], int(anchored["height"]), content)
         say(
             f"  anchored {issuer}/{reference} in its own name, with its own key, through "
             f"ville-valbrune's API, at height {anchored['height']}"
@@ -267,6 +301,101 @@ class Demo:
             f"{COMMUNE['name']} (SIRET {COMMUNE['siret']}), an active issuer, signed with its "
             f"own key, as the state after block {right.proven_at_height} proves"
         )
+
+    def wait_for_cosignature(self, member_id: str, height: int) -> dict[str, Any]:
+        """``member_id``'s checkpoint status once its checkpoint covers ``height`` and the
+        préfecture's witness cosigned it."""
+        deadline = time.monotonic() + COSIGNED_WITHIN_S
+        with Client(self.members[member_id].api_url, timeout_s=2) as client:
+            while True:
+                checkpoint = client.status().get("checkpoint") or {}
+                sizes = [w["cosigned_size"] for w in checkpoint.get("witnesses", [])]
+                if (checkpoint.get("height") or 0) >= height and sizes == [checkpoint["size"]]:
+                    return checkpoint
+                check(
+                    time.monotonic() < deadline,
+                    f"the préfecture's witness did not cosign height {height}: {checkpoint}",
+                )
+                time.sleep(0.1)
+
+    def mirror_check(self, genesis: Genesis, witness: WitnessProcess) -> None:
+        say("\na journalist mirrors the register as static files and checks an act from them:")
+        assert self.commune_act is not None
+        tx_id, height, content = self.commune_act
+        source = "ville-valbrune"
+        checkpoint = self.wait_for_cosignature(source, height)
+        say(
+            f"  the préfecture's witness has cosigned the checkpoint of {checkpoint['size']} "
+            f"entries (every transaction up to height {checkpoint['height']}); its key:\n"
+            f"    {witness.vkey}"
+        )
+        mirror = self.work / "mirror"
+        self.sceau("export", "tiles", str(mirror), "--api", self.members[source].api_url)
+        files = sum(1 for path in mirror.rglob("*") if path.is_file())
+        say(
+            f"  sceau export tiles {mirror.name}/ --api <{source}>: {files} plain files "
+            "(the checkpoint, tiles of hashes, bundles of every transaction)"
+        )
+        proof_file = self.work / "hautmont-2026-DEL-003.tlog-proof"
+        with static_server(mirror) as url:
+            say(f"  served as they are by Python's plain http.server at {url}")
+            self.sceau("proof", tx_id, "--tiles", url, "--out", str(proof_file))
+        say(f"  sceau proof --tiles {url}: {proof_file.name}, from the mirror alone")
+        data = proof_file.read_bytes()
+        policy = WitnessPolicy.parse([f"{witness.name}={witness.vkey}"], 1)
+        try:
+            proven = verify_tlog_proof(
+                data, genesis, content, anchors=receipt_anchors(), witnesses=policy
+            )
+        except TlogProofError as error:
+            raise DemoFailure(f"the proof from the mirror did not verify: {error}") from None
+        signed = proven.checkpoint
+        check(proven.document_matches is True, "the proof does not match the document")
+        check(signed.witnesses == (witness.name,), f"not cosigned: {signed.witnesses}")
+        say("  verified offline, with only the genesis and the préfecture's key:")
+        say(
+            f"    the act {COMMUNE_ACT[0]}/{COMMUNE_ACT[1]} is entry {proven.index} of the log of "
+            "every act, and its document matches"
+        )
+        say(
+            f"    the consortium's checkpoint of {signed.checkpoint.size} entries is signed by "
+            f"{len(signed.signers)} of its {signed.members} members, a quorum"
+        )
+        say(
+            "    the préfecture cosigned that checkpoint; as it never cosigns two inconsistent "
+            "histories, all who demand its cosignature are shown one and the same history"
+        )
+        other = NoteVerifierKey.for_private_key(
+            "chambre-comptes.localhost/witness",
+            KeyType.COSIGNATURE_V1,
+            crypto.key_from_seed(sha256(OTHER_WITNESS_SEED)),
+        )
+        try:
+            verify_tlog_proof(
+                data,
+                genesis,
+                content,
+                anchors=receipt_anchors(),
+                witnesses=WitnessPolicy.parse([f"chambre-comptes={other.vkey}"], 1),
+            )
+            raise DemoFailure("a policy naming a witness that never cosigned was met")
+        except TlogProofError as error:
+            check(error.step == "witnesses", f"refused for another reason: {error}")
+        say(
+            "  the same proof, with a policy demanding the chamber of accounts' cosignature "
+            "instead (a witness this devnet does not run): refused (witnesses)"
+        )
+
+    def sceau(self, *arguments: str) -> str:
+        """Run a ``sceau`` command as a user would type it, in this process (a new process
+        would cost a second of start-up); its output, or a DemoFailure with its error."""
+        from node.tools.cli import main as sceau_main
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = sceau_main(list(arguments))
+        check(status == 0, f"sceau {arguments[0]} {arguments[1]}: {err.getvalue().strip()}")
+        return out.getvalue()
 
     def citizen_check(self, genesis: Genesis, outcome: dict[str, Any]) -> None:
         say("\na citizen checks a document against the register:")
@@ -321,6 +450,27 @@ class Demo:
                 say(f"  {issuer + '/' + reference:<40} {act['status']:<10} {title}")
         finally:
             reader.close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per request would drown the demo's story
+
+
+@contextlib.contextmanager
+def static_server(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` with the standard library's static file server on a free loopback
+    port (bound before its URL is given: no race), in a thread; its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="mirror", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 def main(argv: list[str] | None = None) -> int:
