@@ -14,6 +14,7 @@ another witness's key. ``devnet down`` stops the witness with the members.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -42,10 +43,12 @@ from node.tools.cli import main
 from node.tools.devnet import (
     DevnetError,
     MemberProcess,
+    WitnessProcess,
     devnet_down,
     devnet_stop,
     devnet_up,
     read_witnesses,
+    write_devnet,
 )
 
 SCEAU = [sys.executable, "-m", "node.tools.cli"]
@@ -217,3 +220,40 @@ def test_devnet_witness_names_are_checked_before_anything_is_written(
     with pytest.raises(DevnetError, match=reason):
         devnet_up(tmp_path / "devnet", 4, witnesses=names)
     assert not (tmp_path / "devnet").exists()
+
+
+def test_devnet_down_signals_only_a_process_that_still_serves_the_witness_folder(
+    tmp_path: Path,
+) -> None:
+    """A recorded witness PID now used by an unrelated process is reported, not signalled;
+    a process that serves the recorded folder (``witness run --dir DIR``) is stopped."""
+    folder = tmp_path / "witness-prefecture"
+    folder.mkdir()
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    stranger = subprocess.Popen(sleeper)
+    served = subprocess.Popen([*sleeper, "witness", "run", "--dir", str(folder)])
+    try:
+        record = WitnessProcess(
+            name="prefecture",
+            key_name="prefecture.localhost/witness",
+            vkey="-",
+            pid=stranger.pid,
+            url="http://127.0.0.1:1",
+            directory=str(folder),
+            log_file=str(folder / "witness.log"),
+        )
+        witnesses = [record, dataclasses.replace(record, name="crc", pid=served.pid)]
+        write_devnet(tmp_path, [], witnesses=witnesses)
+        assert [witness.pid for witness in read_witnesses(tmp_path)] == [
+            stranger.pid,
+            served.pid,
+        ]
+        report = devnet_stop(tmp_path)
+        assert report.witnesses == ["crc"] and report.stopped == []
+        assert "does not serve" in report.skipped["witness prefecture"]
+        served.wait(10)
+        assert stranger.poll() is None
+    finally:
+        for process in (stranger, served):
+            process.kill()
+            process.wait()
