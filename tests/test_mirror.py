@@ -1,8 +1,8 @@
 """Specification: a static mirror of the log of every act is enough to verify an act, with a
 witness policy — live, with real processes, and nothing signed by the test.
 
-``sceau devnet up --witness prefecture`` (here :func:`devnet_up` with ``witnesses``) starts
-four members and a real ``sceau witness run`` process that every member pushes its
+``sceau devnet up --witness prefecture`` (:func:`devnet_up` with ``witnesses``) starts four
+members and a real ``sceau witness run`` process that every member pushes its
 checkpoints to. Three acts are anchored; once a member's status shows that the witness
 cosigned a checkpoint covering them, ``sceau export tiles DIR --api URL`` writes the mirror
 from that member, a plain static file server (``python -m http.server``) serves it, ``sceau
@@ -47,6 +47,7 @@ from node.tools.devnet import (
     devnet_down,
     devnet_stop,
     devnet_up,
+    read_devnet,
     read_witnesses,
     write_devnet,
 )
@@ -150,11 +151,14 @@ def test_a_proof_made_from_a_static_mirror_verifies_with_the_devnet_witness_poli
 ) -> None:
     folder = tmp_path / "devnet"
     try:
-        member = devnet_up(folder, 4, witnesses=("prefecture",))[0]
+        started = sceau_here("devnet", "up", "--dir", str(folder), "--witness", "prefecture")
+        assert started.returncode == 0, started.stderr
+        member = read_devnet(folder)[0]
         (witness,) = read_witnesses(folder)
         assert witness.name == "prefecture" and witness.directory == str(
             folder.resolve() / "witness-prefecture"
         )
+        assert f"  --witness prefecture={witness.vkey}\n" in started.stdout
         vkey = NoteVerifierKey.parse_vkey(witness.vkey)
         assert vkey.key_type is KeyType.COSIGNATURE_V1
         assert f'vkey = "{witness.vkey}"' in Path(member.config_file).read_text()
@@ -175,8 +179,10 @@ def test_a_proof_made_from_a_static_mirror_verifies_with_the_devnet_witness_poli
         again = sceau_here("export", "tiles", str(mirror), "--api", member.api_url)
         assert again.returncode == 0, again.stderr
 
-        report = devnet_stop(folder)
-        assert report.witnesses == ["prefecture"] and len(report.stopped) == 4
+        stopped = sceau_here("devnet", "down", "--dir", str(folder))
+        assert stopped.returncode == 0, stopped.stderr
+        assert "stopped 4 members" in stopped.stdout
+        assert "stopped 1 witnesses: prefecture" in stopped.stdout
         assert not read_witnesses(folder)
     finally:
         if (folder / "devnet.json").exists():
