@@ -169,3 +169,32 @@ def test_issuers_quick_run_measures_receipts_with_issuers_in_the_state() -> None
         timed = [name for name in execution if name.endswith("_us_per_tx")]
         assert len(timed) == (4 if entry["issuers"] else 2), execution
         assert all(execution[name] > 0 for name in timed)
+
+
+WITNESSING_SCRIPT = SCRIPT.parent / "witnessing.py"
+
+
+def test_witnessing_quick_run_measures_the_log_checkpoints_bytes_and_a_witness() -> None:
+    """benchmarks/witnessing.py at a small log: every CPU figure beside its bound, the bytes a
+    format 2 header, a signature frame, a note and an add-checkpoint request take, and round
+    trips to a real witness process."""
+    completed = subprocess.run(
+        [sys.executable, str(WITNESSING_SCRIPT), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    assert report["benchmark"] == "witnessing" and report["quick"] is True
+    for name, figures in report["cpu"].items():
+        assert 0 < figures["median_us"] <= figures["p90_us"], name
+    assert report["ratio_log_and_checkpoints_to_verifying_the_block"] > 0
+    sizes = report["bytes"]
+    assert 40 < sizes["header_format_2_minus_format_1"] < 80  # two fields: a count, a hash
+    assert sizes["checkpoint_signature_frame"] < 256
+    assert sizes["consistency_proof_hashes"] >= 1
+    witness = report["witness"]
+    assert witness["rounds"] == 20 and witness["add_checkpoint_ms_median"] > 0
+    assert witness["bound_get_status_ms_median"] > 0
