@@ -202,6 +202,7 @@ def _replayer_audit(
     since: str | None = None,
     on_block: Any = None,
     what: str = "audit",
+    witnesses: Any = None,
 ) -> tuple[Any, Any]:
     """Audit ``bundle`` with the engine replayer, showing progress; returns (report, replayer)."""
     from contracts.replay import EngineReplayer
@@ -225,6 +226,7 @@ def _replayer_audit(
             since=since,
             progress=show,
             on_block=on_block,
+            witnesses=witnesses,
         )
     except ReplaySetupError as error:
         raise CommandError(f"cannot re-execute this chain here: {error}") from None
@@ -257,11 +259,18 @@ def _require_file(path: str | None) -> None:
 
 
 def command_audit(arguments: argparse.Namespace) -> int:
+    from node.tools.cli_proof import witness_policy
+
     _require_file(arguments.bundle)
     _require_file(arguments.since)
+    policy = witness_policy(arguments)
     genesis = _read_genesis(arguments.genesis)
     report, _ = _replayer_audit(
-        arguments.bundle, genesis, workers=arguments.workers, since=arguments.since
+        arguments.bundle,
+        genesis,
+        workers=arguments.workers,
+        since=arguments.since,
+        witnesses=policy,
     )
     if arguments.report:
         document = report.to_document()
@@ -292,7 +301,32 @@ def command_audit(arguments: argparse.Namespace) -> int:
         print(f"header format: {moves} (as the genesis and the members' schedule say)")
     if report.since is not None:
         print(f"extends {report.since} (its {report.since_height} blocks, hash for hash)")
+    for line in _checkpoint_lines(report.checkpoint, policy):
+        print(line)
     return 0
+
+
+def _checkpoint_lines(checkpoint: Any, policy: Any) -> list[str]:
+    """What the audit said of the bundle's checkpoint, in words."""
+    if checkpoint is None:
+        return ["checkpoint: none in this bundle"]
+    lines = [
+        f"checkpoint: size {checkpoint.size:,} (block {checkpoint.height}), root "
+        f"{checkpoint.root.hex()}, signed by {len(checkpoint.signers)} of {checkpoint.members} "
+        f"members ({', '.join(checkpoint.signers)})"
+    ]
+    if policy is not None:
+        lines.append(
+            f"witnesses: {', '.join(checkpoint.witnesses)} cosigned it "
+            f"({len(checkpoint.witnesses)} of the {len(policy.witnesses)} named, "
+            f"{policy.quorum} needed)"
+        )
+    if checkpoint.other_signatures:
+        lines.append(
+            "other signatures, not checked (name+key id; give --witness NAME=VKEY to check "
+            f"cosignatures): {', '.join(checkpoint.other_signatures)}"
+        )
+    return lines
 
 
 # --- sceau export (a bundle) -------------------------------------------------------------------
@@ -314,9 +348,9 @@ def command_export(arguments: argparse.Namespace) -> int:
 
     try:
         if arguments.api is not None:
-            written, writer_height = _export_from_api(arguments)
+            written, writer_height, checkpoint_said = _export_from_api(arguments)
         else:
-            written, writer_height = _export_from_store(arguments)
+            written, writer_height, checkpoint_said = _export_from_store(arguments)
     except TruncatedBundleError as error:
         raise CommandError(
             f"{arguments.target} ends inside frame {error.frames} (byte {error.valid_bytes}): "
@@ -334,6 +368,7 @@ def command_export(arguments: argparse.Namespace) -> int:
             f"wrote {_plural(written, 'block')} to {arguments.target}: it now holds blocks 1 "
             f"to {writer_height}"
         )
+    print(checkpoint_said)
     return 0
 
 
@@ -342,8 +377,11 @@ def _export(
     genesis: Any,
     tip: int,
     blocks: Callable[[int], Iterator[tuple[Any, Any]]],
-) -> tuple[int, int]:
-    """Append blocks from ``blocks(first_height)`` to the bundle until ``tip``."""
+    checkpoint: bytes | None,
+) -> tuple[int, int, str]:
+    """Append blocks from ``blocks(first_height)`` to the bundle until ``tip``, then offer it
+    the source's ``checkpoint`` (None: the source keeps none). Returns the blocks written, the
+    bundle's last height and a line saying which checkpoint the bundle ends with."""
     from ledger.bundle import BundleWriter
 
     with BundleWriter.open(arguments.target, genesis, repair=arguments.repair) as writer:
@@ -366,10 +404,35 @@ def _export(
                 )
         finally:
             progress.close()
-        return writer.height - start, writer.height
+        said = _offer_checkpoint(writer, checkpoint, arguments.target)
+        return writer.height - start, writer.height, said
 
 
-def _export_from_store(arguments: argparse.Namespace) -> tuple[int, int]:
+def _offer_checkpoint(writer: Any, checkpoint: bytes | None, target: str) -> str:
+    """Offer the source's checkpoint to the bundle; the line saying what it ends with."""
+    from ledger.bundle import BundleError, CheckpointOutcome
+
+    own = writer.checkpoint_size
+    kept = "no checkpoint" if own is None else f"its checkpoint of size {own:,}"
+    if checkpoint is None:
+        return f"checkpoint: the source keeps none; {target} carries {kept}"
+    try:
+        outcome = writer.offer_checkpoint(checkpoint)
+    except BundleError as error:
+        return f"checkpoint: the source's is refused ({error}); {target} carries {kept}"
+    size = writer.checkpoint_size if outcome is CheckpointOutcome.WRITTEN else None
+    if outcome is CheckpointOutcome.WRITTEN:
+        return f"checkpoint: size {size:,} written at the end of {target} (check it: sceau audit)"
+    if outcome is CheckpointOutcome.OLDER:
+        return f"checkpoint: the source's is not newer; {target} keeps {kept}"
+    log = "no log (header format 1)" if writer.log_size is None else f"{writer.log_size:,}"
+    return (
+        f"checkpoint: the source's is beyond the log of the bundle's last block ({log}), so "
+        f"not written; {target} carries {kept}"
+    )
+
+
+def _export_from_store(arguments: argparse.Namespace) -> tuple[int, int, str]:
     from ledger.store import StoreError
 
     store = _open_store(arguments.data_dir)
@@ -380,7 +443,10 @@ def _export_from_store(arguments: argparse.Namespace) -> tuple[int, int]:
             for height in range(first, tip + 1):
                 yield store.block(height), store.certificate(height)
 
-        return _export(arguments, store.genesis, tip, blocks)
+        checkpoint = store.checkpoint()
+        return _export(
+            arguments, store.genesis, tip, blocks, None if checkpoint is None else bytes(checkpoint)
+        )
     except StoreError as error:
         raise _damaged(store.path, error, midway=True) from None
     finally:
@@ -434,11 +500,14 @@ def _fetch_frames(api: str, first: int, count: int) -> tuple[Any, list[Any], int
     return genesis, entries, tip
 
 
-def _export_from_api(arguments: argparse.Namespace) -> tuple[int, int]:
+def _export_from_api(arguments: argparse.Namespace) -> tuple[int, int, str]:
     from node.api import BUNDLE_FRAMES_MAX
 
     api = arguments.api
     batch = min(arguments.batch, BUNDLE_FRAMES_MAX)
+    # The checkpoint first, the tip after it: the node signed it for a block it had committed,
+    # so the blocks up to the tip cover it.
+    checkpoint = _fetch(f"{api.rstrip('/')}/v1/log/checkpoint", CHECKPOINT_BYTES_MAX, True)
     genesis, _, tip = _fetch_frames(api, 0, 1)
     if genesis is None:
         raise CommandError(f"{api} sent no genesis frame")
@@ -457,7 +526,7 @@ def _export_from_api(arguments: argparse.Namespace) -> tuple[int, int]:
                 if height > tip:
                     return
 
-    return _export(arguments, genesis, tip, blocks)
+    return _export(arguments, genesis, tip, blocks, checkpoint)
 
 
 # --- sceau export tiles: the log of every act as a static mirror ---------------------------
@@ -709,9 +778,11 @@ def command_export_tiles(arguments: argparse.Namespace) -> int:
 def command_import(arguments: argparse.Namespace) -> int:
     from ledger.bundle import BundleError, BundleReader
     from ledger.store import ChainStore, StoreError
+    from node.tools.cli_proof import witness_policy
     from node.tools.launch import StartupError, engine_for
 
     _require_file(arguments.bundle)
+    policy = witness_policy(arguments)
     if arguments.genesis is not None:
         genesis = _read_genesis(arguments.genesis)
     else:
@@ -740,7 +811,10 @@ def command_import(arguments: argparse.Namespace) -> int:
                     block, certificate, replayed.state_writes
                 ),
                 what="import",
+                witnesses=policy,
             )
+            if report.ok and report.checkpoint is not None:
+                store.save_checkpoint(report.checkpoint.note)
         tip = store.tip
     except BaseException:
         store.close()
@@ -759,6 +833,10 @@ def command_import(arguments: argparse.Namespace) -> int:
         f"{final}, audited against {source} (chain {genesis.chain_id.hex()[:16]}…)"
     )
     print(f"tip: height {tip.height}, block_hash {tip.block_hash.hex()}")
+    for line in _checkpoint_lines(report.checkpoint, policy):
+        print(line)
+    if report.checkpoint is not None:
+        print("the checkpoint is kept: the node serves it until its members sign a newer one")
     if arguments.genesis is None:
         print("compare that chain_id with your consortium's genesis, or pass --genesis")
     return 0
@@ -1045,7 +1123,8 @@ def _add_export(commands: Any) -> None:
         "       %(prog)s tiles FOLDER (--api URL | --data-dir DIR)",
         description="Write the whole chain — genesis, every block with its commit "
         "certificate — to the bundle file BUNDLE, from a node's API or from a stopped node's "
-        "data directory. If BUNDLE exists, only the blocks it lacks are appended. Check a "
+        "data directory, and the latest consortium checkpoint the source keeps (if its blocks "
+        "cover it). If BUNDLE exists, only the blocks it lacks are appended. Check a "
         "bundle with 'sceau audit'. With 'acts' instead of BUNDLE, write one row per act "
         "(issuer, reference, status, dates, digest, anchoring height and transaction) for an "
         "open-data portal. Formats: docs/audit.md. With 'tiles FOLDER', write the log of "
@@ -1103,15 +1182,19 @@ def _add_export(commands: Any) -> None:
 
 
 def _add_audit(commands: Any) -> None:
+    from node.tools.cli_proof import add_witness_options
+
     audit = commands.add_parser(
         "audit",
         help="verify a chain bundle offline from the genesis",
         description="Verify everything in BUNDLE with nothing but the genesis file: heights "
         "and hash links, timestamps, transaction roots, every transaction signature (in "
         "parallel), every commit certificate against the member set in force at its height, "
-        "and, re-executing every block with the contracts, every state root. Stops at the "
-        "first block that fails, naming the height and the field. Exits 0 if everything "
-        "holds, 1 otherwise. See docs/audit.md.",
+        "and, re-executing every block with the contracts, every state root; then the "
+        "consortium checkpoint the bundle may end with (a quorum of the members, its root; "
+        "with --witness, the cosignatures of at least --witness-quorum of the named "
+        "witnesses). Stops at the first block that fails, naming the height and the field. "
+        "Exits 0 if everything holds, 1 otherwise. See docs/audit.md.",
     )
     audit.add_argument("bundle", metavar="BUNDLE", help="the bundle to check")
     audit.add_argument(
@@ -1126,17 +1209,21 @@ def _add_audit(commands: Any) -> None:
     audit.add_argument(
         "--report", metavar="FILE", help="write a JSON report (counts, timing, failures)"
     )
+    add_witness_options(audit)
     _workers_option(audit)
     audit.set_defaults(handler=_command(command_audit))
 
 
 def _add_import(commands: Any) -> None:
+    from node.tools.cli_proof import add_witness_options
+
     importer = commands.add_parser(
         "import",
         help="audit a bundle into a fresh node data directory",
         description="Audit BUNDLE as 'sceau audit' does and write every verified block, with "
         "its certificate and state, into a new chain database in DIR (DIR/chain), so that a "
-        "node started there serves the same chain. Nothing is left in DIR if the audit "
+        "node started there serves the same chain, and the bundle's checkpoint, once "
+        "verified (with only the signatures verified). Nothing is left in DIR if the audit "
         "fails.",
     )
     importer.add_argument("bundle", metavar="BUNDLE", help="the bundle to import")
@@ -1148,5 +1235,6 @@ def _add_import(commands: Any) -> None:
         metavar="GENESIS",
         help="audit against this genesis file (default: the bundle's own genesis)",
     )
+    add_witness_options(importer)
     _workers_option(importer)
     importer.set_defaults(handler=_command(command_import))
