@@ -588,7 +588,7 @@ class BundleWriter:
         target = Path(path)
         try:
             if not target.exists():
-                handle = open(target, "xb")  # noqa: SIM115 (closed by close())
+                handle = open(target, "x+b")  # noqa: SIM115 (closed by close())
                 handle.write(genesis_frame(genesis))
                 tail = _Tail(0, genesis.chain_id, handle.tell())
                 return cls(target, handle, genesis, tail)
