@@ -247,6 +247,15 @@ def verified_only(note: Note, witnesses: int = 0) -> bytes:
     return Note(note.text, tuple(members) + note.signatures[count:]).to_bytes()
 
 
+def test_an_older_bundle_with_a_checkpoint_is_a_valid_since(chain: Chain, tmp_path: Path) -> None:
+    note = chain.note(6, chain.root(2), AFTER_ADMISSION).to_bytes()
+    older = chain.bundle(tmp_path / "older.bundle", up_to=2, note=note)
+    newer = chain.bundle(tmp_path / "newer.bundle", note=chain.notes[4].to_bytes())
+    report = audit_bundle(newer, chain.genesis, EngineReplayer(), workers=1, since=older)
+    assert report.ok, report.failures
+    assert report.since_height == 2 and report.checkpoint is not None
+
+
 # --- a checkpoint that does not verify fails the audit, naming it -----------------------------
 
 
