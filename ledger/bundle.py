@@ -525,7 +525,7 @@ def _scan_tail(path: Path, genesis: Genesis, repair: bool) -> _Tail:
     if last is not None:
         document = _decode_document(last[2], last[0], last[1])
         if _is_checkpoint_frame(document):
-            checkpoint = _decode_checkpoint(document, bundle_format, last[0], last[1])
+            checkpoint = _checkpoint_to_keep(document, bundle_format, last, path, repair)
             end = last[1]
             last = before_last
     if last is None:
@@ -538,6 +538,29 @@ def _scan_tail(path: Path, genesis: Genesis, repair: bool) -> _Tail:
     return _Tail(
         header.height, entry.block.block_hash, end, header.log_size, bundle_format, checkpoint
     )
+
+
+def _checkpoint_to_keep(
+    document: dict[str, Any],
+    bundle_format: str,
+    position: tuple[int, int, bytes],
+    path: Path,
+    repair: bool,
+) -> bytes | None:
+    """The checkpoint a bundle ends with, to write again after the appended blocks. One that
+    is not a checkpoint note raises BundleError, unless ``repair``: it is then dropped."""
+    frame, offset, _ = position
+    try:
+        note = _decode_checkpoint(document, bundle_format, frame, offset)
+        _checkpoint_size(note)
+    except BundleError as error:
+        if repair:
+            return None
+        raise BundleError(
+            f"{path} ends with a checkpoint frame that is not a checkpoint note ({error}); "
+            "--repair drops it"
+        ) from None
+    return note
 
 
 # --- writing ----------------------------------------------------------------------------------

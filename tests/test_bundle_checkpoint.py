@@ -41,6 +41,7 @@ from ledger.audit import AuditReport, audit_bundle
 from ledger.bundle import (
     BUNDLE_FORMAT,
     BUNDLE_FORMAT_V2,
+    BundleError,
     BundleReader,
     BundleWriter,
     CheckpointOutcome,
@@ -338,6 +339,22 @@ def test_a_checkpoint_frame_out_of_place_or_oversized_is_named(
     for path, message in expected.items():
         detail = failure(audit(chain, path))
         assert message in detail, (path.name, detail)
+
+
+def test_a_writer_refuses_to_append_after_a_malformed_checkpoint_unless_repairing(
+    chain: Chain, tmp_path: Path
+) -> None:
+    path = chain.bundle(tmp_path / "garbage.bundle", up_to=3, note=b"not a note\n")
+    before = path.read_bytes()
+    with pytest.raises(BundleError, match="--repair drops it"):
+        BundleWriter.open(path, chain.genesis)
+    assert path.read_bytes() == before
+    with BundleWriter.open(path, chain.genesis, repair=True) as writer:
+        assert writer.checkpoint is None and writer.height == 3
+    # Cut after block 3; still a v2 bundle, now without checkpoint (a valid one).
+    expected = genesis_frame(chain.genesis, BUNDLE_FORMAT_V2) + b"".join(chain.frames[1:4])
+    assert path.read_bytes() == expected
+    assert audit(chain, path).ok
 
 
 # --- witnesses --------------------------------------------------------------------------------
