@@ -51,7 +51,7 @@ Blocks with the same log size hold no transaction after the first, so they share
 that set. Once every block passed, the checkpoint must be a checkpoint of this chain's log, of a
 size the bundle's last block covers, with that root, signed by a quorum of that set, and, with
 a :class:`~ledger.logcheck.WitnessPolicy`, cosigned by enough of its witnesses; any failure is
-named ``checkpoint``. So the audit keeps O(1) for it, whatever the length of the chain.
+named ``checkpoint``. The audit keeps O(1) memory for it, whatever the length of the chain.
 
 Failures. The audit stops at the first block that fails a check, after running every check of
 that block (so a mutated field is named by each check it breaks), and reports the failures of
@@ -94,7 +94,7 @@ from ledger.model import (
     quorum_size,
     vote_payload,
 )
-from ledger.note import Checkpoint, Note, NoteError, origin_for
+from ledger.note import Checkpoint, Note, NoteError, NoteSignature, origin_for
 
 __all__ = [
     "FAILURES_MAX",
@@ -941,6 +941,10 @@ def audit_bundle(
     )
 
 
+_KeyName = tuple[str, int]
+"""A note key by ``(name, key_id)``, as signature lines name it."""
+
+
 def _verify_checkpoint(
     audit: _Audit, data: bytes | None, policy: WitnessPolicy | None
 ) -> BundleCheckpoint | None:
@@ -987,23 +991,16 @@ def _verify_checkpoint(
             "log_root, recomputed by the audit)",
         )
     verified = verify_checkpoint(note, origin, anchor.members, policy)
-    member_keys = member_note_keys(origin, anchor.members)
-    known = {(key.name, key.key_id) for key in member_keys if member_keys[key] in verified.signers}
-    members = sorted(
-        (s for s in note.signatures if (s.name, s.key_id) in known),
-        key=lambda signature: (signature.key_id, signature.signature),
-    )
-    labels = set(verified.witnesses)
-    witness_keys = (
-        set()
-        if policy is None
-        else {(key.name, key.key_id) for label, key in policy.witnesses if label in labels}
-    )
-    cosignatures = [s for s in note.signatures if (s.name, s.key_id) in witness_keys]
+    keys = member_note_keys(origin, anchor.members)
+    signed = {(key.name, key.key_id) for key, member in keys.items() if member in verified.signers}
+    cosigned: set[_KeyName] = set()
+    if policy is not None:
+        labels = set(verified.witnesses)
+        cosigned = {(key.name, key.key_id) for label, key in policy.witnesses if label in labels}
     others = tuple(
         f"{s.name}+{s.key_id:08x}"
         for s in note.signatures
-        if (s.name, s.key_id) not in known and (s.name, s.key_id) not in witness_keys
+        if (s.name, s.key_id) not in signed | cosigned
     )
     return BundleCheckpoint(
         size=checkpoint.size,
@@ -1013,8 +1010,21 @@ def _verify_checkpoint(
         members=verified.members,
         witnesses=verified.witnesses,
         other_signatures=others,
-        note=Note(note.text, tuple(members) + tuple(cosignatures)).to_bytes(),
+        note=_verified_only(note, signed, cosigned),
     )
+
+
+def _verified_only(
+    note: Note, signed: set[tuple[str, int]], cosigned: set[tuple[str, int]]
+) -> bytes:
+    """``note`` with only the verified signatures, each key once: the members' (``signed``)
+    sorted by key id, as nodes keep them, then the witnesses' (``cosigned``) in note order."""
+    first: dict[tuple[str, int], NoteSignature] = {}
+    for signature in note.signatures:
+        first.setdefault((signature.name, signature.key_id), signature)
+    members = sorted((first[key] for key in signed), key=lambda s: (s.key_id, s.signature))
+    witnesses = [s for key, s in first.items() if key in cosigned]
+    return Note(note.text, (*members, *witnesses)).to_bytes()
 
 
 def _run(

@@ -420,14 +420,15 @@ def test_export_audit_and_import_carry_the_checkpoint(
     finally:
         store.close()
 
-    stranger_line = chain.notes[4].with_signatures(
-        sign_note(chain.notes[4].text, "someone", key_for("stranger"))
+    stranger_line = chain.notes[4].with_signatures(  # and a member's line twice
+        sign_note(chain.notes[4].text, "someone", key_for("stranger")),
+        chain.notes[4].signatures[0],
     )
     odd = chain.bundle(tmp_path / "odd.bundle", note=stranger_line.to_bytes())
     shutil.rmtree(target)
     assert sceau_main(["import", str(odd), "--data-dir", str(target), "--workers", "1"]) == 0
     store = ChainStore.open(target / "chain")
     try:
-        assert store.checkpoint() == verified_only(chain.notes[4])  # not the stranger's line
+        assert store.checkpoint() == verified_only(chain.notes[4])  # each member once, no stranger
     finally:
         store.close()
