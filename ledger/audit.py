@@ -41,6 +41,18 @@ tells the replayer that signatures are verified (so it does not verify them agai
 *verified* once its own checks passed and every chunk of its signatures came back valid; only
 then is it handed to ``on_block`` (the import writes it to a store), in height order.
 
+The checkpoint. A bundle may end with the latest consortium checkpoint its exporter knew
+(:mod:`ledger.bundle`, format v2). The audit reads it first (:func:`trailing_checkpoint`: only
+frame lengths and the last frame) to know its size ``s``, and while it checks the blocks it
+notes the first format 2 block whose header has ``log_size == s``: its ``log_root``, which the
+replay recomputed from the transactions, and ``M(h + 1)``, the member set in force after it,
+which is the set whose members signed that header's checkpoint (node/runtime/checkpoints.py).
+Blocks with the same log size hold no transaction after the first, so they share that root and
+that set. Once every block passed, the checkpoint must be a checkpoint of this chain's log, of a
+size the bundle's last block covers, with that root, signed by a quorum of that set, and, with
+a :class:`~ledger.logcheck.WitnessPolicy`, cosigned by enough of its witnesses; any failure is
+named ``checkpoint``. The audit keeps O(1) memory for it, whatever the length of the chain.
+
 Failures. The audit stops at the first block that fails a check, after running every check of
 that block (so a mutated field is named by each check it breaks), and reports the failures of
 that block, at most :data:`FAILURES_MAX`. Blocks after it are not judged: their parent, their
@@ -50,6 +62,7 @@ the height and the field (``header.tx_root``, ``transaction 3``, ``certificate``
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
@@ -66,7 +79,9 @@ from ledger.bundle import (
     BundleReader,
     TruncatedBundleError,
     read_frame_bodies,
+    trailing_checkpoint,
 )
+from ledger.logcheck import CheckpointError, WitnessPolicy, member_note_keys, verify_checkpoint
 from ledger.model import (
     Block,
     BlockHeader,
@@ -79,12 +94,14 @@ from ledger.model import (
     quorum_size,
     vote_payload,
 )
+from ledger.note import Checkpoint, Note, NoteError, NoteSignature, origin_for
 
 __all__ = [
     "FAILURES_MAX",
     "AuditProgress",
     "AuditReport",
     "BlockRefused",
+    "BundleCheckpoint",
     "ChainFollower",
     "Failure",
     "ReplayError",
@@ -191,6 +208,40 @@ class AuditProgress:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BundleCheckpoint:
+    """The checkpoint a bundle ended with, as the audit verified it."""
+
+    size: int
+    root: bytes
+    height: int
+    """The first block whose header has ``log_size == size``: the member set in force after it
+    signed the checkpoint."""
+    signers: tuple[str, ...]
+    """The members whose signature verified, in note order."""
+    members: int
+    """The size of the member set that had to sign."""
+    witnesses: tuple[str, ...]
+    """The witnesses of the policy whose cosignature verified (empty without a policy)."""
+    other_signatures: tuple[str, ...]
+    """``name+keyid`` of every other signature line (witnesses' cosignatures, unchecked
+    without a policy naming their keys; anyone may add a line)."""
+    note: bytes
+    """The note with only the signatures verified: the members', sorted by key id, then the
+    policy's witnesses' (what ``sceau import`` keeps)."""
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "root": self.root.hex(),
+            "height": self.height,
+            "signers": list(self.signers),
+            "members": self.members,
+            "witnesses": list(self.witnesses),
+            "other_signatures": list(self.other_signatures),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AuditReport:
     """The outcome of an audit; :attr:`ok` if every check of every block held."""
 
@@ -213,6 +264,8 @@ class AuditReport:
     since: str | None
     since_height: int | None
     failures: tuple[Failure, ...]
+    checkpoint: BundleCheckpoint | None = None
+    """The bundle's checkpoint, verified (None: the bundle carries none, or the audit failed)."""
 
     @property
     def ok(self) -> bool:
@@ -249,6 +302,7 @@ class AuditReport:
             "seconds": round(self.seconds, 3),
             "transactions_per_s": round(self.transactions_per_s, 1),
             "workers": self.workers,
+            "checkpoint": None if self.checkpoint is None else self.checkpoint.to_document(),
             "failures": [failure.to_document() for failure in self.failures],
         }
 
@@ -506,6 +560,18 @@ class _Chain:
     header_formats: tuple[tuple[int, int], ...] = ()
     """``(from_height, format)``; the replayer checked each header's format against the
     genesis and the schedule (a tuple: a snapshot of the chain shares nothing with it)."""
+    log_size: int | None = 0
+    """The last block's ``log_size`` (None for a format 1 header)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _LogAnchor:
+    """The first checked block whose header commits to the checkpoint's size."""
+
+    height: int
+    log_root: bytes
+    members: tuple[Member, ...]
+    """The member set in force after it: who signs its checkpoint."""
 
 
 class _Audit:
@@ -531,6 +597,9 @@ class _Audit:
         self.verified = _Chain(genesis.chain_id, (), block_hash=genesis.chain_id)
         self.failures: list[Failure] = []
         self._waiting: deque[_Verified] = deque()
+        self.checkpoint_size: int | None = None
+        """The size of the checkpoint the bundle ends with, looked for among the headers."""
+        self.anchor: _LogAnchor | None = None
 
     def start(self) -> None:
         members = self.replayer.start(self.genesis)
@@ -610,6 +679,11 @@ class _Audit:
         if replayed.next_members != chain.members:
             chain.member_set_changes.append(block.height + 1)
         chain.members = replayed.next_members
+        chain.log_size = block.header.log_size
+        size = block.header.log_size
+        if self.anchor is None and size is not None and size == self.checkpoint_size:
+            assert block.header.log_root is not None, "format 2 headers carry both"
+            self.anchor = _LogAnchor(block.height, block.header.log_root, chain.members)
         version = block.header.format_version
         if not chain.header_formats or chain.header_formats[-1][1] != version:
             chain.header_formats = (*chain.header_formats, (block.height, version))
@@ -772,9 +846,10 @@ def _block_hashes(path: str | os.PathLike, genesis: Genesis) -> list[bytes]:
         hashes = []
         for height, body in enumerate(bodies, start=1):
             try:
-                header = BlockHeader.from_canonical(
-                    encoding.unpack(body, FRAME_LIMITS)["block"]["header"]
-                )
+                document = encoding.unpack(body, FRAME_LIMITS)
+                if isinstance(document, dict) and "checkpoint" in document:
+                    break  # the last frame of a v2 bundle: no block (its reader checks it)
+                header = BlockHeader.from_canonical(document["block"]["header"])
             except (encoding.EncodingError, ModelDecodeError, KeyError, TypeError) as error:
                 raise BundleError(f"block {height} does not decode: {error}") from None
             hashes.append(header.block_hash)
@@ -792,11 +867,13 @@ def audit_bundle(
     since: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     on_block: BlockCallback | None = None,
+    witnesses: WitnessPolicy | None = None,
 ) -> AuditReport:
     """Audit the bundle at ``path`` against ``genesis``; see the module doc for the checks.
 
     ``workers`` processes verify the transaction signatures (default: one per core; 1
     verifies them in this process). ``since`` is an older bundle the chain must extend.
+    ``witnesses``: the bundle must end with a checkpoint cosigned as this policy asks.
     ``progress`` is called after each block; ``on_block`` with each verified block, in height
     order. Returns the report; raises :class:`ReplaySetupError` if the chain's contracts
     cannot be run here. Problems of the bundles themselves are failures in the report.
@@ -816,13 +893,21 @@ def audit_bundle(
     signatures = _SignatureChecker(genesis.chain_id, workers)
     audit = _Audit(genesis, replayer, signatures, on_block, since_hashes)
     audit.failures.extend(early)
+    note: bytes | None = None
     try:
         if not audit.failures:
-            _run(audit, Path(path), genesis, progress)
+            note = _run(audit, Path(path), genesis, progress)
         signatures.collect(wait=True)
         audit.release()
     finally:
         signatures.close()
+    checkpoint = None
+    if not audit.failed:
+        try:
+            checkpoint = _verify_checkpoint(audit, note, witnesses)
+        except CheckpointError as error:
+            detail = str(error).removeprefix("checkpoint: ")
+            audit.failures.append(Failure(None, "checkpoint", detail))
     if not audit.failed and since_hashes is not None and len(since_hashes) > audit.chain.height:
         audit.failures.append(
             Failure(
@@ -852,16 +937,110 @@ def audit_bundle(
         since=None if since is None else str(since),
         since_height=None if since_hashes is None else len(since_hashes),
         failures=tuple(audit.first_failures()),
+        checkpoint=checkpoint if not audit.failed else None,
     )
 
 
-def _run(audit: _Audit, path: Path, genesis: Genesis, progress: ProgressCallback | None) -> None:
-    """Read and check the bundle block by block until its end or the first failure."""
+_KeyName = tuple[str, int]
+"""A note key by ``(name, key_id)``, as signature lines name it."""
+
+
+def _verify_checkpoint(
+    audit: _Audit, data: bytes | None, policy: WitnessPolicy | None
+) -> BundleCheckpoint | None:
+    """Check the bundle's checkpoint ``data`` (None: it has none) against the audited chain
+    (module doc, "The checkpoint"). Raises CheckpointError (``step`` ``checkpoint`` unless a
+    signature check failed: ``quorum``, ``witnesses``)."""
+    if data is None:
+        if policy is None:
+            return None
+        named = ", ".join(label for label, _ in policy.witnesses)
+        raise CheckpointError(
+            "witnesses",
+            f"the bundle carries no checkpoint, and a checkpoint cosigned by {policy.quorum} of "
+            f"{named} was asked for",
+        )
+    try:
+        note = Note.parse(data)
+        checkpoint = Checkpoint.from_note(note)
+    except NoteError as error:
+        raise CheckpointError("checkpoint", f"not a checkpoint note: {error}") from None
+    origin = origin_for(audit.genesis.chain_id)
+    if checkpoint.origin != origin:
+        raise CheckpointError(
+            "checkpoint", f"its origin is {checkpoint.origin[:80]!r}, not this log's {origin!r}"
+        )
+    last = audit.chain.log_size
+    if last is None or checkpoint.size > last:
+        covered = "commits to no log (header format 1)" if last is None else f"has log_size {last}"
+        raise CheckpointError(
+            "checkpoint",
+            f"size {checkpoint.size} is beyond the log of the bundle's last block, which {covered}",
+        )
+    anchor = audit.anchor
+    if anchor is None or audit.checkpoint_size != checkpoint.size:
+        raise CheckpointError(
+            "checkpoint",
+            f"no format 2 header of the bundle has log_size {checkpoint.size}: the members sign "
+            "only the sizes of certified headers",
+        )
+    if checkpoint.root != anchor.log_root:
+        raise CheckpointError(
+            "checkpoint",
+            f"its root of size {checkpoint.size} is not the log's (block {anchor.height}'s "
+            "log_root, recomputed by the audit)",
+        )
+    verified = verify_checkpoint(note, origin, anchor.members, policy)
+    keys = member_note_keys(origin, anchor.members)
+    signed = {(key.name, key.key_id) for key, member in keys.items() if member in verified.signers}
+    cosigned: set[_KeyName] = set()
+    if policy is not None:
+        labels = set(verified.witnesses)
+        cosigned = {(key.name, key.key_id) for label, key in policy.witnesses if label in labels}
+    others = tuple(
+        f"{s.name}+{s.key_id:08x}"
+        for s in note.signatures
+        if (s.name, s.key_id) not in signed | cosigned
+    )
+    return BundleCheckpoint(
+        size=checkpoint.size,
+        root=checkpoint.root,
+        height=anchor.height,
+        signers=verified.signers,
+        members=verified.members,
+        witnesses=verified.witnesses,
+        other_signatures=others,
+        note=_verified_only(note, signed, cosigned),
+    )
+
+
+def _verified_only(
+    note: Note, signed: set[tuple[str, int]], cosigned: set[tuple[str, int]]
+) -> bytes:
+    """``note`` with only the verified signatures, each key once: the members' (``signed``)
+    sorted by key id, as nodes keep them, then the witnesses' (``cosigned``) in note order."""
+    first: dict[tuple[str, int], NoteSignature] = {}
+    for signature in note.signatures:
+        first.setdefault((signature.name, signature.key_id), signature)
+    members = sorted((first[key] for key in signed), key=lambda s: (s.key_id, s.signature))
+    witnesses = [s for key, s in first.items() if key in cosigned]
+    return Note(note.text, (*members, *witnesses)).to_bytes()
+
+
+def _run(
+    audit: _Audit, path: Path, genesis: Genesis, progress: ProgressCallback | None
+) -> bytes | None:
+    """Read and check the bundle block by block until its end or the first failure; return
+    the checkpoint note it ends with (None if none, or if it was not read to its end)."""
     try:
         reader = BundleReader(path)
     except BundleError as error:
         audit.failures.append(Failure(None, "bundle", str(error)))
-        return
+        return None
+    ahead = trailing_checkpoint(path)
+    if ahead is not None:
+        with contextlib.suppress(NoteError):  # reported once the blocks are checked
+            audit.checkpoint_size = Checkpoint.from_note(Note.parse(ahead)).size
     with reader:
         if reader.genesis.chain_id != genesis.chain_id:
             audit.failures.append(
@@ -872,11 +1051,11 @@ def _run(audit: _Audit, path: Path, genesis: Genesis, progress: ProgressCallback
                     f"{reader.genesis.chain_id.hex()}), not of {genesis.chain_id.hex()}",
                 )
             )
-            return
+            return None
         audit.start()
         for entry in _entries(reader, audit):
             if audit.failed:
-                return
+                return None
             audit.check(entry.block, entry.certificate)
             if progress is not None:
                 chain = audit.chain
@@ -888,6 +1067,7 @@ def _run(audit: _Audit, path: Path, genesis: Genesis, progress: ProgressCallback
                         bytes_total=reader.size_bytes,
                     )
                 )
+        return reader.checkpoint
 
 
 def _entries(reader: BundleReader, audit: _Audit) -> Iterator[Any]:
@@ -906,7 +1086,10 @@ def _entries(reader: BundleReader, audit: _Audit) -> Iterator[Any]:
         )
     except BundleError as error:
         height = error.frame if error.frame is not None else audit.chain.height + 1
-        if error.part is not None:
+        if error.part == "checkpoint":
+            detail = f"frame {error.frame} (byte {error.offset}): {error.reason}"
+            audit.failures.append(Failure(None, "checkpoint", detail))
+        elif error.part is not None:
             audit.failures.append(Failure(height, error.part, error.reason))
         else:
             detail = f"{error.reason} (at byte {error.offset})"

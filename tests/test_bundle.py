@@ -526,7 +526,7 @@ def test_frames_must_be_canonical_maps_of_exactly_their_fields(
     good = {"block": block.to_canonical(), "certificate": certificate.to_canonical()}
     cases = {
         "another format": (
-            encoding.pack({"format": "sceau-bundle/v2", "genesis": chain.genesis.to_canonical()}),
+            encoding.pack({"format": "sceau-bundle/v3", "genesis": chain.genesis.to_canonical()}),
             [],
             "this version reads",
         ),

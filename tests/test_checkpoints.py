@@ -948,3 +948,30 @@ def test_the_witness_cosigns_and_a_witness_that_is_down_delays_nothing(network: 
     assert 'sceau_witness_cosignatures_total{witness="prefecture"}' in metrics
     assert 'sceau_witness_failures_total{witness="down",reason="unreachable"}' in metrics
     assert 'sceau_witness_cosignatures_total{witness="down"} 0' in metrics
+
+
+def test_an_exported_bundle_carries_the_cosigned_checkpoint_and_audits_with_it(
+    network: Network, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from node.tools.cli import main as sceau_main
+
+    member = network.members[3]
+
+    def cosigned() -> bool:
+        note = Note.parse(_get(f"{member.api_url}/v1/log/checkpoint")[2])
+        return any(
+            (s.name, s.key_id) == (network.witness_vkey.name, network.witness_vkey.key_id)
+            for s in note.signatures
+        )
+
+    _wait_for(cosigned, "a cosigned checkpoint")
+    bundle = tmp_path / "chain.bundle"
+    assert sceau_main(["export", str(bundle), "--api", member.api_url]) == 0
+    assert "written at the end of" in capsys.readouterr().out
+    genesis = network.directory / "genesis.json"
+    policy = ["--witness", f"prefecture={network.witness_vkey.vkey}"]
+    audited = ["audit", str(bundle), "--genesis", str(genesis), "--workers", "1", *policy]
+    assert sceau_main(audited) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "checkpoint: size" in out and "signed by" in out
+    assert "witnesses: prefecture cosigned it (1 of the 1 named, 1 needed)" in out

@@ -202,6 +202,7 @@ def _replayer_audit(
     since: str | None = None,
     on_block: Any = None,
     what: str = "audit",
+    witnesses: Any = None,
 ) -> tuple[Any, Any]:
     """Audit ``bundle`` with the engine replayer, showing progress; returns (report, replayer)."""
     from contracts.replay import EngineReplayer
@@ -225,6 +226,7 @@ def _replayer_audit(
             since=since,
             progress=show,
             on_block=on_block,
+            witnesses=witnesses,
         )
     except ReplaySetupError as error:
         raise CommandError(f"cannot re-execute this chain here: {error}") from None
@@ -259,9 +261,14 @@ def _require_file(path: str | None) -> None:
 def command_audit(arguments: argparse.Namespace) -> int:
     _require_file(arguments.bundle)
     _require_file(arguments.since)
+    policy = _witness_policy(arguments)
     genesis = _read_genesis(arguments.genesis)
     report, _ = _replayer_audit(
-        arguments.bundle, genesis, workers=arguments.workers, since=arguments.since
+        arguments.bundle,
+        genesis,
+        workers=arguments.workers,
+        since=arguments.since,
+        witnesses=policy,
     )
     if arguments.report:
         document = report.to_document()
@@ -292,7 +299,32 @@ def command_audit(arguments: argparse.Namespace) -> int:
         print(f"header format: {moves} (as the genesis and the members' schedule say)")
     if report.since is not None:
         print(f"extends {report.since} (its {report.since_height} blocks, hash for hash)")
+    for line in _checkpoint_lines(report.checkpoint, policy):
+        print(line)
     return 0
+
+
+def _checkpoint_lines(checkpoint: Any, policy: Any) -> list[str]:
+    """What the audit said of the bundle's checkpoint, in words."""
+    if checkpoint is None:
+        return ["checkpoint: none in this bundle"]
+    lines = [
+        f"checkpoint: size {checkpoint.size:,} (block {checkpoint.height}), root "
+        f"{checkpoint.root.hex()}, signed by {len(checkpoint.signers)} of {checkpoint.members} "
+        f"members ({', '.join(checkpoint.signers)})"
+    ]
+    if policy is not None:
+        lines.append(
+            f"witnesses: {', '.join(checkpoint.witnesses)} cosigned it "
+            f"({len(checkpoint.witnesses)} of the {len(policy.witnesses)} named, "
+            f"{policy.quorum} needed)"
+        )
+    if checkpoint.other_signatures:
+        lines.append(
+            "other signatures, not checked (name+key id; give --witness NAME=VKEY to check "
+            f"cosignatures): {', '.join(checkpoint.other_signatures)}"
+        )
+    return lines
 
 
 # --- sceau export (a bundle) -------------------------------------------------------------------
@@ -314,9 +346,9 @@ def command_export(arguments: argparse.Namespace) -> int:
 
     try:
         if arguments.api is not None:
-            written, writer_height = _export_from_api(arguments)
+            written, writer_height, checkpoint_said = _export_from_api(arguments)
         else:
-            written, writer_height = _export_from_store(arguments)
+            written, writer_height, checkpoint_said = _export_from_store(arguments)
     except TruncatedBundleError as error:
         raise CommandError(
             f"{arguments.target} ends inside frame {error.frames} (byte {error.valid_bytes}): "
@@ -334,6 +366,7 @@ def command_export(arguments: argparse.Namespace) -> int:
             f"wrote {_plural(written, 'block')} to {arguments.target}: it now holds blocks 1 "
             f"to {writer_height}"
         )
+    print(checkpoint_said)
     return 0
 
 
@@ -342,8 +375,11 @@ def _export(
     genesis: Any,
     tip: int,
     blocks: Callable[[int], Iterator[tuple[Any, Any]]],
-) -> tuple[int, int]:
-    """Append blocks from ``blocks(first_height)`` to the bundle until ``tip``."""
+    checkpoint: bytes | None,
+) -> tuple[int, int, str]:
+    """Append blocks from ``blocks(first_height)`` to the bundle until ``tip``, then offer it
+    the source's ``checkpoint`` (None: the source keeps none). Returns the blocks written, the
+    bundle's last height and a line saying which checkpoint the bundle ends with."""
     from ledger.bundle import BundleWriter
 
     with BundleWriter.open(arguments.target, genesis, repair=arguments.repair) as writer:
@@ -366,10 +402,35 @@ def _export(
                 )
         finally:
             progress.close()
-        return writer.height - start, writer.height
+        said = _offer_checkpoint(writer, checkpoint, arguments.target)
+        return writer.height - start, writer.height, said
 
 
-def _export_from_store(arguments: argparse.Namespace) -> tuple[int, int]:
+def _offer_checkpoint(writer: Any, checkpoint: bytes | None, target: str) -> str:
+    """Offer the source's checkpoint to the bundle; the line saying what it ends with."""
+    from ledger.bundle import BundleError, CheckpointOutcome
+
+    own = writer.checkpoint_size
+    kept = "no checkpoint" if own is None else f"its checkpoint of size {own:,}"
+    if checkpoint is None:
+        return f"checkpoint: the source keeps none; {target} carries {kept}"
+    try:
+        outcome = writer.offer_checkpoint(checkpoint)
+    except BundleError as error:
+        return f"checkpoint: the source's is refused ({error}); {target} carries {kept}"
+    size = writer.checkpoint_size if outcome is CheckpointOutcome.WRITTEN else None
+    if outcome is CheckpointOutcome.WRITTEN:
+        return f"checkpoint: size {size:,} written at the end of {target} (check it: sceau audit)"
+    if outcome is CheckpointOutcome.OLDER:
+        return f"checkpoint: the source's is not newer; {target} keeps {kept}"
+    log = "no log (header format 1)" if writer.log_size is None else f"{writer.log_size:,}"
+    return (
+        f"checkpoint: the source's is beyond the log of the bundle's last block ({log}), so "
+        f"not written; {target} carries {kept}"
+    )
+
+
+def _export_from_store(arguments: argparse.Namespace) -> tuple[int, int, str]:
     from ledger.store import StoreError
 
     store = _open_store(arguments.data_dir)
@@ -380,7 +441,10 @@ def _export_from_store(arguments: argparse.Namespace) -> tuple[int, int]:
             for height in range(first, tip + 1):
                 yield store.block(height), store.certificate(height)
 
-        return _export(arguments, store.genesis, tip, blocks)
+        checkpoint = store.checkpoint()
+        return _export(
+            arguments, store.genesis, tip, blocks, None if checkpoint is None else bytes(checkpoint)
+        )
     except StoreError as error:
         raise _damaged(store.path, error, midway=True) from None
     finally:
@@ -434,11 +498,14 @@ def _fetch_frames(api: str, first: int, count: int) -> tuple[Any, list[Any], int
     return genesis, entries, tip
 
 
-def _export_from_api(arguments: argparse.Namespace) -> tuple[int, int]:
+def _export_from_api(arguments: argparse.Namespace) -> tuple[int, int, str]:
     from node.api import BUNDLE_FRAMES_MAX
 
     api = arguments.api
     batch = min(arguments.batch, BUNDLE_FRAMES_MAX)
+    # The checkpoint first, the tip after it: the node signed it for a block it had committed,
+    # so the blocks up to the tip cover it.
+    checkpoint = _fetch(f"{api.rstrip('/')}/v1/log/checkpoint", CHECKPOINT_BYTES_MAX, True)
     genesis, _, tip = _fetch_frames(api, 0, 1)
     if genesis is None:
         raise CommandError(f"{api} sent no genesis frame")
@@ -457,7 +524,7 @@ def _export_from_api(arguments: argparse.Namespace) -> tuple[int, int]:
                 if height > tip:
                     return
 
-    return _export(arguments, genesis, tip, blocks)
+    return _export(arguments, genesis, tip, blocks, checkpoint)
 
 
 # --- sceau export tiles: the log of every act as a static mirror ---------------------------
@@ -712,6 +779,7 @@ def command_import(arguments: argparse.Namespace) -> int:
     from node.tools.launch import StartupError, engine_for
 
     _require_file(arguments.bundle)
+    policy = _witness_policy(arguments)
     if arguments.genesis is not None:
         genesis = _read_genesis(arguments.genesis)
     else:
@@ -740,7 +808,10 @@ def command_import(arguments: argparse.Namespace) -> int:
                     block, certificate, replayed.state_writes
                 ),
                 what="import",
+                witnesses=policy,
             )
+            if report.ok and report.checkpoint is not None:
+                store.save_checkpoint(report.checkpoint.note)
         tip = store.tip
     except BaseException:
         store.close()
@@ -759,6 +830,10 @@ def command_import(arguments: argparse.Namespace) -> int:
         f"{final}, audited against {source} (chain {genesis.chain_id.hex()[:16]}…)"
     )
     print(f"tip: height {tip.height}, block_hash {tip.block_hash.hex()}")
+    for line in _checkpoint_lines(report.checkpoint, policy):
+        print(line)
+    if report.checkpoint is not None:
+        print("the checkpoint is kept: the node serves it until its members sign a newer one")
     if arguments.genesis is None:
         print("compare that chain_id with your consortium's genesis, or pass --genesis")
     return 0
@@ -1028,6 +1103,40 @@ def _workers_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _witness_options(parser: argparse.ArgumentParser) -> None:
+    """``--witness NAME=VKEY`` (repeated) and ``--witness-quorum K``, as ``sceau verify`` has
+    them (node/tools/cli_proof.py imports this module, so it cannot be imported from here)."""
+    parser.add_argument(
+        "--witness",
+        action="append",
+        metavar="NAME=VKEY",
+        help="a witness you trust: a name of your choice and its cosignature verifier key "
+        "(<name>+<key id>+<base64>); repeat for each. The bundle's checkpoint must then be "
+        "cosigned by --witness-quorum of them",
+    )
+    parser.add_argument(
+        "--witness-quorum",
+        type=int,
+        metavar="K",
+        help="how many of the named witnesses must have cosigned the checkpoint (default: all)",
+    )
+
+
+def _witness_policy(arguments: argparse.Namespace) -> Any:
+    """The witness policy of ``--witness``/``--witness-quorum``, or None without one."""
+    from ledger.logcheck import WitnessPolicy
+
+    witnesses = arguments.witness or ()
+    if not witnesses:
+        if arguments.witness_quorum is not None:
+            raise CommandError("--witness-quorum needs at least one --witness NAME=VKEY")
+        return None
+    try:
+        return WitnessPolicy.parse(witnesses, arguments.witness_quorum)
+    except ValueError as error:
+        raise CommandError(f"--witness: {error}") from None
+
+
 def add_chain_commands(commands: Any) -> None:
     """Add the chain commands to the ``sceau`` sub-command parser ``commands``."""
     _add_export(commands)
@@ -1045,7 +1154,8 @@ def _add_export(commands: Any) -> None:
         "       %(prog)s tiles FOLDER (--api URL | --data-dir DIR)",
         description="Write the whole chain — genesis, every block with its commit "
         "certificate — to the bundle file BUNDLE, from a node's API or from a stopped node's "
-        "data directory. If BUNDLE exists, only the blocks it lacks are appended. Check a "
+        "data directory, and the latest consortium checkpoint the source keeps (if its blocks "
+        "cover it). If BUNDLE exists, only the blocks it lacks are appended. Check a "
         "bundle with 'sceau audit'. With 'acts' instead of BUNDLE, write one row per act "
         "(issuer, reference, status, dates, digest, anchoring height and transaction) for an "
         "open-data portal. Formats: docs/audit.md. With 'tiles FOLDER', write the log of "
@@ -1109,9 +1219,11 @@ def _add_audit(commands: Any) -> None:
         description="Verify everything in BUNDLE with nothing but the genesis file: heights "
         "and hash links, timestamps, transaction roots, every transaction signature (in "
         "parallel), every commit certificate against the member set in force at its height, "
-        "and, re-executing every block with the contracts, every state root. Stops at the "
-        "first block that fails, naming the height and the field. Exits 0 if everything "
-        "holds, 1 otherwise. See docs/audit.md.",
+        "and, re-executing every block with the contracts, every state root; then the "
+        "consortium checkpoint the bundle may end with (a quorum of the members, its root; "
+        "with --witness, the cosignatures of at least --witness-quorum of the named "
+        "witnesses). Stops at the first block that fails, naming the height and the field. "
+        "Exits 0 if everything holds, 1 otherwise. See docs/audit.md.",
     )
     audit.add_argument("bundle", metavar="BUNDLE", help="the bundle to check")
     audit.add_argument(
@@ -1126,6 +1238,7 @@ def _add_audit(commands: Any) -> None:
     audit.add_argument(
         "--report", metavar="FILE", help="write a JSON report (counts, timing, failures)"
     )
+    _witness_options(audit)
     _workers_option(audit)
     audit.set_defaults(handler=_command(command_audit))
 
@@ -1136,7 +1249,8 @@ def _add_import(commands: Any) -> None:
         help="audit a bundle into a fresh node data directory",
         description="Audit BUNDLE as 'sceau audit' does and write every verified block, with "
         "its certificate and state, into a new chain database in DIR (DIR/chain), so that a "
-        "node started there serves the same chain. Nothing is left in DIR if the audit "
+        "node started there serves the same chain, and the bundle's checkpoint, once "
+        "verified (with only the signatures verified). Nothing is left in DIR if the audit "
         "fails.",
     )
     importer.add_argument("bundle", metavar="BUNDLE", help="the bundle to import")
@@ -1148,5 +1262,6 @@ def _add_import(commands: Any) -> None:
         metavar="GENESIS",
         help="audit against this genesis file (default: the bundle's own genesis)",
     )
+    _witness_options(importer)
     _workers_option(importer)
     importer.set_defaults(handler=_command(command_import))
