@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from ledger import crypto
 from ledger.encoding import INT_MAX, INT_MIN
 from ledger.model import (
+    LOG_ENTRY_BYTES_MAX,
     U63_MAX,
     U64_MAX,
     Block,
@@ -169,7 +170,7 @@ member_sets = st.lists(
 
 @st.composite
 def parameters(draw: st.DrawFn) -> ConsensusParameters:
-    transaction_bytes_max = draw(st.integers(256, 64 * 1024))
+    transaction_bytes_max = draw(st.integers(256, LOG_ENTRY_BYTES_MAX))
     return ConsensusParameters(
         block_transactions_max=draw(st.integers(1, 100_000)),
         block_bytes_max=draw(st.integers(max(1024, transaction_bytes_max), 12 * 1024 * 1024)),

@@ -738,7 +738,8 @@ def command_verify(arguments: argparse.Namespace) -> int:
 
     from contracts.registry import receipt_anchors
     from ledger.receipt import ReceiptError, verify_receipt
-    from node.tools.cli_proof import TILE_PROOF_HEADER, witness_policy
+    from node.tools.cli_proof import TILE_PROOF_HEADER
+    from node.tools.conventions import witness_policy
     from node.tools.launch import StartupError, read_genesis
 
     try:
@@ -1338,9 +1339,10 @@ def _add_client_commands(commands: Any) -> None:
     )
     verify.add_argument("--genesis", required=True, help="the consortium's genesis file")
     verify.add_argument("--document", metavar="FILE", help="the document the act anchors")
-    from node.tools.cli_proof import add_proof_command, add_witness_options
+    from node.tools.cli_proof import add_proof_command
+    from node.tools.conventions import add_witness_options
 
-    add_witness_options(verify)
+    add_witness_options(verify, what="the receipt's or the proof's checkpoint")
     verify.set_defaults(handler=command_verify)
     add_proof_command(commands, lambda handler: handler)
 

@@ -42,7 +42,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from node.tools.conventions import EXIT_CHECK_FAILED, EXIT_USAGE, CommandError, api_url
+from node.tools.conventions import (
+    EXIT_CHECK_FAILED,
+    EXIT_USAGE,
+    CommandError,
+    add_witness_options,
+    api_url,
+    witness_policy,
+)
 
 __all__ = [
     "ACT_COLUMNS",
@@ -261,7 +268,7 @@ def _require_file(path: str | None) -> None:
 def command_audit(arguments: argparse.Namespace) -> int:
     _require_file(arguments.bundle)
     _require_file(arguments.since)
-    policy = _witness_policy(arguments)
+    policy = witness_policy(arguments)
     genesis = _read_genesis(arguments.genesis)
     report, _ = _replayer_audit(
         arguments.bundle,
@@ -779,7 +786,7 @@ def command_import(arguments: argparse.Namespace) -> int:
     from node.tools.launch import StartupError, engine_for
 
     _require_file(arguments.bundle)
-    policy = _witness_policy(arguments)
+    policy = witness_policy(arguments)
     if arguments.genesis is not None:
         genesis = _read_genesis(arguments.genesis)
     else:
@@ -1103,40 +1110,6 @@ def _workers_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _witness_options(parser: argparse.ArgumentParser) -> None:
-    """``--witness NAME=VKEY`` (repeated) and ``--witness-quorum K``, as ``sceau verify`` has
-    them (node/tools/cli_proof.py imports this module, so it cannot be imported from here)."""
-    parser.add_argument(
-        "--witness",
-        action="append",
-        metavar="NAME=VKEY",
-        help="a witness you trust: a name of your choice and its cosignature verifier key "
-        "(<name>+<key id>+<base64>); repeat for each. The bundle's checkpoint must then be "
-        "cosigned by --witness-quorum of them",
-    )
-    parser.add_argument(
-        "--witness-quorum",
-        type=int,
-        metavar="K",
-        help="how many of the named witnesses must have cosigned the checkpoint (default: all)",
-    )
-
-
-def _witness_policy(arguments: argparse.Namespace) -> Any:
-    """The witness policy of ``--witness``/``--witness-quorum``, or None without one."""
-    from ledger.logcheck import WitnessPolicy
-
-    witnesses = arguments.witness or ()
-    if not witnesses:
-        if arguments.witness_quorum is not None:
-            raise CommandError("--witness-quorum needs at least one --witness NAME=VKEY")
-        return None
-    try:
-        return WitnessPolicy.parse(witnesses, arguments.witness_quorum)
-    except ValueError as error:
-        raise CommandError(f"--witness: {error}") from None
-
-
 def add_chain_commands(commands: Any) -> None:
     """Add the chain commands to the ``sceau`` sub-command parser ``commands``."""
     _add_export(commands)
@@ -1238,7 +1211,7 @@ def _add_audit(commands: Any) -> None:
     audit.add_argument(
         "--report", metavar="FILE", help="write a JSON report (counts, timing, failures)"
     )
-    _witness_options(audit)
+    add_witness_options(audit, what="the bundle's checkpoint")
     _workers_option(audit)
     audit.set_defaults(handler=_command(command_audit))
 
@@ -1262,6 +1235,6 @@ def _add_import(commands: Any) -> None:
         metavar="GENESIS",
         help="audit against this genesis file (default: the bundle's own genesis)",
     )
-    _witness_options(importer)
+    add_witness_options(importer, what="the bundle's checkpoint")
     _workers_option(importer)
     importer.set_defaults(handler=_command(command_import))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,12 @@ from node.tools.cli_chain import (
     receipt_from_api,
     write_atomically,
 )
-from node.tools.conventions import EXIT_CHECK_FAILED, CommandError
+from node.tools.conventions import EXIT_CHECK_FAILED, CommandError, witness_policy
 
 __all__ = [
     "add_proof_command",
-    "add_witness_options",
     "command_proof",
     "verify_tlog_proof_file",
-    "witness_policy",
 ]
 
 TILE_PROOF_HEADER = b"c2sp.org/tlog-proof@v1\n"
@@ -199,21 +197,6 @@ def command_proof(arguments: argparse.Namespace) -> int:
 # --- sceau verify FILE.tlog-proof ---------------------------------------------------------------
 
 
-def witness_policy(arguments: argparse.Namespace) -> Any:
-    """The witness policy of ``--witness``/``--witness-quorum``, or None without one."""
-    from ledger.logcheck import WitnessPolicy
-
-    witnesses: Sequence[str] = arguments.witness or ()
-    if not witnesses:
-        if arguments.witness_quorum is not None:
-            raise CommandError("--witness-quorum needs at least one --witness NAME=VKEY")
-        return None
-    try:
-        return WitnessPolicy.parse(witnesses, arguments.witness_quorum)
-    except ValueError as error:
-        raise CommandError(f"--witness: {error}") from None
-
-
 def witness_lines(checkpoint: Any, policy: Any) -> list[str]:
     """What a verified checkpoint showed, in words."""
     signers, witnesses = checkpoint.signers, checkpoint.witnesses
@@ -270,23 +253,6 @@ def _read_document(path: str | None) -> bytes | None:
 
 
 # --- the parsers ------------------------------------------------------------------------------
-
-
-def add_witness_options(parser: argparse.ArgumentParser) -> None:
-    """``--witness NAME=VKEY`` (repeated) and ``--witness-quorum K`` on ``parser``."""
-    parser.add_argument(
-        "--witness",
-        action="append",
-        metavar="NAME=VKEY",
-        help="a witness you trust: a name of your choice and its cosignature verifier key "
-        "(<name>+<key id>+<base64>); repeat for each",
-    )
-    parser.add_argument(
-        "--witness-quorum",
-        type=int,
-        metavar="K",
-        help="how many of the named witnesses must have cosigned the checkpoint (default: all)",
-    )
 
 
 def add_proof_command(

@@ -7,6 +7,7 @@ import it rather than each other.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -15,8 +16,10 @@ __all__ = [
     "EXIT_RECEIPT_NOT_SAVED",
     "EXIT_USAGE",
     "CommandError",
+    "add_witness_options",
     "api_url",
     "api_urls",
+    "witness_policy",
 ]
 
 EXIT_CHECK_FAILED = 1
@@ -66,3 +69,37 @@ def api_url(text: str) -> str:
     if len(urls) != 1:
         raise argparse.ArgumentTypeError("give one URL here, not several")
     return urls[0]
+
+
+def add_witness_options(parser: argparse.ArgumentParser, *, what: str = "the checkpoint") -> None:
+    """``--witness NAME=VKEY`` (repeated) and ``--witness-quorum K``: the witness policy of
+    ``sceau verify``, ``audit`` and ``import`` (docs/witnesses.md)."""
+    parser.add_argument(
+        "--witness",
+        action="append",
+        metavar="NAME=VKEY",
+        help="a witness you trust: a name of your choice and its cosignature verifier key "
+        f"(<name>+<key id>+<base64>); repeat for each. {what[0].upper() + what[1:]} must then "
+        "be cosigned by --witness-quorum of them",
+    )
+    parser.add_argument(
+        "--witness-quorum",
+        type=int,
+        metavar="K",
+        help="how many of the named witnesses must have cosigned the checkpoint (default: all)",
+    )
+
+
+def witness_policy(arguments: argparse.Namespace) -> Any:
+    """The witness policy of ``--witness``/``--witness-quorum``, or None without one."""
+    from ledger.logcheck import WitnessPolicy
+
+    witnesses = arguments.witness or ()
+    if not witnesses:
+        if arguments.witness_quorum is not None:
+            raise CommandError("--witness-quorum needs at least one --witness NAME=VKEY")
+        return None
+    try:
+        return WitnessPolicy.parse(witnesses, arguments.witness_quorum)
+    except ValueError as error:
+        raise CommandError(f"--witness: {error}") from None
