@@ -37,14 +37,7 @@ from ledger.bundle import read_frame_bodies
 from ledger.client import Client, InvalidArgument
 from ledger.devchain import LocalConsortium
 from ledger.model import Block, ContractRef, Transaction
-from node.tools.devnet import (
-    MemberProcess,
-    devnet_down,
-    prepare,
-    start_member,
-    wait_ready,
-    write_devnet,
-)
+from node.tools.devnet import MemberProcess, devnet_down, devnet_up
 
 MARGIN_BLOCKS = 60
 """How far ahead of the tip the members schedule the new format: room for the proposal and
@@ -138,25 +131,8 @@ def wait_for(condition: Any, what: str, deadline_s: float = DEADLINE_S) -> Any:
 @pytest.fixture
 def devnet(tmp_path: Path) -> Iterator[Devnet]:
     directory = tmp_path / "devnet"
-    entries = prepare(directory.resolve(), 4, format_version=1)
-    members: list[MemberProcess] = []
     try:
-        for entry in entries:
-            child = start_member(entry["dir"])
-            members.append(
-                MemberProcess(
-                    member_id=entry["member_id"],
-                    name=entry["name"],
-                    pid=child.pid,
-                    api_url=f"http://127.0.0.1:{entry['api_port']}",
-                    peer_port=entry["peer_port"],
-                    config_file=str(entry["dir"] / "node.toml"),
-                    key_file=str(entry["dir"] / "node.pem"),
-                    log_file=str(entry["dir"] / "node.log"),
-                )
-            )
-            write_devnet(directory, members)
-        wait_ready(members)
+        members = devnet_up(directory, 4, format_version=1)
         yield Devnet(directory=directory, members=members, work=tmp_path)
     finally:
         devnet_down(directory)

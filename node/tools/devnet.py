@@ -328,12 +328,18 @@ def start_member(member_dir: Path) -> subprocess.Popen[bytes]:
     path, which is how :func:`devnet_stop` recognises it.
     """
     member_dir = Path(member_dir).resolve()
-    descriptor = os.open(member_dir / "node.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    config = str(member_dir / "node.toml")
+    return _spawn(["node", "run", "--config", config], member_dir, member_dir / "node.log")
+
+
+def _spawn(arguments: list[str], folder: Path, log_file: Path) -> subprocess.Popen[bytes]:
+    """``sceau ARGUMENTS`` as a detached process in ``folder``, its output appended to
+    ``log_file`` (created 0600), with the devnet's private umask."""
+    descriptor = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        config = str(member_dir / "node.toml")
         return subprocess.Popen(
-            [sys.executable, "-m", "node.tools.cli", "node", "run", "--config", config],
-            cwd=member_dir,
+            [sys.executable, "-m", "node.tools.cli", *arguments],
+            cwd=folder,
             stdout=descriptor,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -405,8 +411,11 @@ def devnet_up(
     observers: int = 0,
     issuers: int = 0,
     witnesses: Sequence[str] = (),
+    format_version: int = 2,
 ) -> list[MemberProcess]:
     """Prepare and start a devnet in ``directory``; returns its member processes.
+
+    ``format_version``: the genesis's header format (see :func:`prepare`).
 
     ``witnesses``: the labels of witnesses to set up and start before the members, each in
     DIR/witness-NAME with a key of its own; every member pushes its checkpoints to each
@@ -441,6 +450,7 @@ def devnet_up(
         tick_ms=tick_ms,
         extra_config=extra_config,
         contracts=contracts,
+        format_version=format_version,
     )
     processes: list[MemberProcess] = []
     try:
@@ -549,20 +559,7 @@ def _start_witnesses(
             configuration = configuration.with_log(policy_from_genesis(genesis, genesis_copy))
             write_atomically(folder / "witness.toml", render_config(configuration).encode())
         log_file = folder / "witness.log"
-        descriptor = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "node.tools.cli", "witness", "run", "--dir", str(folder)],
-                cwd=folder,
-                stdout=descriptor,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                umask=PRIVATE_UMASK,
-            )
-        finally:
-            os.close(descriptor)
+        child = _spawn(["witness", "run", "--dir", str(folder)], folder, log_file)
         started.append(
             WitnessProcess(
                 name=witness.name,
