@@ -342,3 +342,12 @@ def pip_install_into(source: Path, root: Path) -> Path:
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return site
+
+
+def without_receipt_log(document: Any) -> Any:
+    """``document`` with its receipt's ``log`` field left out: the checkpoint a node keeps,
+    which legitimately differs from node to node (another quorum of signers, an older size)."""
+    if isinstance(document, dict) and isinstance(document.get("receipt"), dict):
+        receipt = {key: value for key, value in document["receipt"].items() if key != "log"}
+        return {**document, "receipt": receipt}
+    return document

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from support import without_receipt_log
 
 from ledger import crypto
 from ledger.bundle import parse_frames
@@ -139,17 +140,9 @@ def answers_as_a_member(network: Network, observer: MemberProcess, path: str) ->
     one of the member it took the block from. A receipt's ``log`` is left out: it carries the
     checkpoint each node keeps, which differs from node to node (another quorum of signers,
     an older size); tests/test_checkpoints.py checks an observer's checkpoint."""
-    answer = _without_log(get_json(observer.api_url + path))
-    members = [_without_log(get_json(member.api_url + path)) for member in network.members]
+    answer = without_receipt_log(get_json(observer.api_url + path))
+    members = [without_receipt_log(get_json(member.api_url + path)) for member in network.members]
     assert answer in members, path
-
-
-def _without_log(document: Any) -> Any:
-    """``document`` with its receipt's ``log`` field left out (the node's own checkpoint)."""
-    if isinstance(document, dict) and isinstance(document.get("receipt"), dict):
-        receipt = {key: value for key, value in document["receipt"].items() if key != "log"}
-        return {**document, "receipt": receipt}
-    return document
 
 
 def test_devnet_records_two_observers_that_say_what_they_are(network: Network) -> None:

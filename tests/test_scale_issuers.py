@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import without_receipt_log
 
 from ledger import crypto
 from ledger.client import AsyncClient
@@ -118,17 +119,9 @@ class Territory:
         node to node (another quorum of signers, an older size) and is checked on its own by
         tests/test_checkpoints.py and tests/test_tlog_proof.py."""
         answer = get_json(observer.api_url + path)
-        members = [_without_log(get_json(member.api_url + path)) for member in self.members]
-        assert _without_log(answer) in members, path
+        members = [without_receipt_log(get_json(member.api_url + path)) for member in self.members]
+        assert without_receipt_log(answer) in members, path
         return answer
-
-
-def _without_log(document: Any) -> Any:
-    """``document`` with its receipt's ``log`` field left out (the node's own checkpoint)."""
-    if isinstance(document, dict) and isinstance(document.get("receipt"), dict):
-        receipt = {key: value for key, value in document["receipt"].items() if key != "log"}
-        return {**document, "receipt": receipt}
-    return document
 
 
 @pytest.fixture(scope="module")

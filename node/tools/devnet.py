@@ -686,28 +686,20 @@ def write_devnet(
         for process in processes
     ]
     state: dict[str, Any] = {"members": [asdict(process) for process in recorded]}
-    if observers:
-        state["observers"] = [
-            asdict(
-                process
-                if process.start_ticks is not None
-                else dataclasses.replace(process, start_ticks=process_start_ticks(process.pid))
-            )
-            for process in observers
-        ]
-    if witnesses:
-        state["witnesses"] = [
-            asdict(
-                process
-                if process.start_ticks is not None
-                else dataclasses.replace(process, start_ticks=process_start_ticks(process.pid))
-            )
-            for process in witnesses
-        ]
+    for key, extra in (("observers", observers), ("witnesses", witnesses)):
+        if extra:
+            state[key] = [asdict(_stamped(process)) for process in extra]
     target = directory / STATE_FILE
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(json.dumps(state, indent=2) + "\n")
+
+
+def _stamped(process: Any) -> Any:
+    """``process`` with its start time recorded (kept if it already has one)."""
+    if process.start_ticks is not None:
+        return process
+    return dataclasses.replace(process, start_ticks=process_start_ticks(process.pid))
 
 
 def process_start_ticks(pid: int) -> int | None:
