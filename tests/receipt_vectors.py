@@ -282,9 +282,7 @@ def build_chain(path: Path) -> VectorChain:
     )
     chain.commit(
         chain.anchor(keys[SAINT_AMAND_RECORDS], SAINT_AMAND, "SA-4"),
-        *chain.decided(
-            {"kind": "schedule_format", "format_version": 2, "height": FORMAT_2_HEIGHT}
-        ),
+        *chain.decided({"kind": "schedule_format", "format_version": 2, "height": FORMAT_2_HEIGHT}),
     )
     chain.commit(
         chain.anchor(metropole, METROPOLE, "M-5"),
@@ -547,7 +545,6 @@ class Vector:
 
 def build_vectors(chain: VectorChain) -> list[Vector]:
     """Every vector, genuine first, then each tampered one."""
-    genesis = json.loads(chain.genesis.model_dump_json())
     policy = {"keys": [witness_vkey(WITNESS)], "quorum": 1}
 
     def receipt(reference: str, *, with_status: bool = True) -> Document:
@@ -561,7 +558,10 @@ def build_vectors(chain: VectorChain) -> list[Vector]:
     no_log = _with(m6, lambda document: document.pop("log"))
     other_genesis = json.loads(
         LocalConsortium.create(
-            MEMBERS, seed=SEED, contracts=CONTRACTS, created_at_ms=CREATED_AT_MS,
+            MEMBERS,
+            seed=SEED,
+            contracts=CONTRACTS,
+            created_at_ms=CREATED_AT_MS,
             consortium="Un autre consortium",
         ).genesis.model_dump_json()
     )
@@ -848,14 +848,14 @@ def build_vectors(chain: VectorChain) -> list[Vector]:
         Vector(
             name="checkpoint-origin",
             description="the checkpoint names another log",
-            receipt=_with(
-                m6, _change_checkpoint(lambda lines: ["sceau/" + "00" * 32, *lines[1:]])
-            ),
+            receipt=_with(m6, _change_checkpoint(lambda lines: ["sceau/" + "00" * 32, *lines[1:]])),
         ),
         Vector(
             name="checkpoint-size",
             description="the checkpoint's size with a leading zero",
-            receipt=_with(m6, _change_checkpoint(lambda lines: [lines[0], "0" + lines[1], *lines[2:]])),
+            receipt=_with(
+                m6, _change_checkpoint(lambda lines: [lines[0], "0" + lines[1], *lines[2:]])
+            ),
         ),
         Vector(
             name="witness-cosignature",
@@ -885,6 +885,12 @@ def build_vectors(chain: VectorChain) -> list[Vector]:
             name="repeated-json-key",
             description="the receipt's JSON repeats the key 'height' (another value first)",
             receipt_text=json.dumps(m1).replace('"height": ', '"height": 2, "height": ', 1),
+        ),
+        Vector(
+            name="integer-as-fraction",
+            description="the receipt's height written 1.0: a number with a fraction is not an "
+            "integer field's value, even when it is whole",
+            receipt_text=json.dumps(m1).replace('"height": 1,', '"height": 1.0,', 1),
         ),
         Vector(
             name="public-key-small-order",

@@ -26,12 +26,19 @@
       const genesis = vector.genesis !== undefined ? vector.genesis : file.genesis;
       try {
         const receipt =
-          vector.receipt_text !== undefined ? SceauVerify.parseJson(vector.receipt_text) : vector.receipt;
+          vector.receipt_text !== undefined
+            ? SceauVerify.parseJson(vector.receipt_text)
+            : vector.receipt;
         const result = await SceauVerify.verifyReceipt(receipt, genesis, options);
         outcomes.push({ name: vector.name, ok: true, result: result });
       } catch (error) {
         if (!(error instanceof SceauVerify.ReceiptError)) {
-          outcomes.push({ name: vector.name, ok: false, step: "(crash)", message: String(error && error.stack) });
+          outcomes.push({
+            name: vector.name,
+            ok: false,
+            step: "(crash)",
+            message: String(error && error.stack),
+          });
         } else {
           outcomes.push({ name: vector.name, ok: false, step: error.step, message: error.message });
         }
