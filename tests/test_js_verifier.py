@@ -394,3 +394,48 @@ def test_js_json_refuses_a_repeated_key_and_keeps_large_integers_exact(
         "large": "9007199254740993",
         "plain": {"a": [1, "é", None, True]},
     }
+
+
+def test_without_ed25519_in_webcrypto_nothing_verifies_and_the_reason_is_given(
+    codec_results: dict[str, Any],
+) -> None:
+    assert codec_results["ed25519_supported"] is True
+    assert codec_results["without_ed25519"] == {"supported": False, "step": "format"}
+
+
+# --- docs/audit_receipts.md, section 8: its script runs --------------------------------------
+
+
+def test_the_documented_node_script_checks_a_receipt_and_names_a_refusal(tmp_path: Path) -> None:
+    text = (REPOSITORY / "docs" / "audit_receipts.md").read_text(encoding="utf-8")
+    section = text[text.index("\n## 8. Checking a receipt in a browser") :]
+    (script,) = re.findall(r"\n```js\n(.*?)\n```", section, flags=re.DOTALL)
+    (tmp_path / "check.js").write_text(script + "\n", encoding="utf-8")
+    shutil.copy(VERIFY_JS, tmp_path / "verify.js")
+    (tmp_path / "genesis.json").write_text(GENESIS_TEXT, encoding="utf-8")
+    by_name = {vector["name"]: vector for vector in VECTORS["vectors"]}
+    genuine, tampered = by_name["member-node-key-format-1-amended"], by_name["proposer"]
+    for name, vector in (("genuine", genuine), ("tampered", tampered)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(vector["receipt"]), encoding="utf-8")
+    (tmp_path / "act.pdf").write_bytes(bytes.fromhex(genuine["document_hex"]))
+    node = node_executable()
+
+    def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [node, "check.js", *arguments],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=NODE_TIMEOUT_S,
+            check=False,
+        )
+
+    verified = run("genuine.json", "genesis.json", "act.pdf")
+    assert verified.returncode == 0, verified.stderr
+    lines = verified.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == ["chain", "transaction", "block"]
+    assert any(line.startswith("document: ") for line in lines)
+    assert lines[-1] == "verified: deeds anchor at height 1"
+    refused = run("tampered.json", "genesis.json")
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stdout.startswith("refused: block: header.proposer: is 'ville-valbrune'")

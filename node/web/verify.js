@@ -220,17 +220,44 @@
   }
 
   const importedKeys = new Map();
+  const IMPORTED_KEYS_MAX = 4096;
 
+  function unsupported() {
+    return new ReceiptError(
+      "format",
+      "this browser's WebCrypto cannot verify Ed25519 signatures, so nothing can be checked " +
+        "here: use a recent browser (Chromium 137, Firefox 129, Safari 17 or later)",
+    );
+  }
+
+  /** The WebCrypto key of `key` (null: WebCrypto refuses these bytes), each imported once;
+   * throws a ReceiptError where WebCrypto has no Ed25519 at all. */
   async function importVerifyKey(key) {
     const hex = toHex(key);
     let imported = importedKeys.get(hex);
     if (imported === undefined) {
       imported = subtle()
         .importKey("raw", key, { name: "Ed25519" }, false, ["verify"])
-        .catch(() => null);
-      importedKeys.set(hex, imported);
+        .catch((error) => (error && error.name === "NotSupportedError" ? "unsupported" : null));
+      if (importedKeys.size < IMPORTED_KEYS_MAX) importedKeys.set(hex, imported);
     }
-    return imported;
+    const result = await imported;
+    if (result === "unsupported") throw unsupported();
+    return result;
+  }
+
+  const ED25519_PROBE_KEY = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+  /** True if this browser's WebCrypto verifies Ed25519 (RFC 8032's first test key imports):
+   * a page may ask before it asks for files. */
+  async function ed25519Supported() {
+    try {
+      await importVerifyKey(fromHex(ED25519_PROBE_KEY));
+      return true;
+    } catch (error) {
+      if (error instanceof ReceiptError) return false;
+      throw error;
+    }
   }
 
   /** True if `signature` is `key`'s Ed25519 signature of `message` as given (verify_raw):
@@ -244,12 +271,7 @@
     try {
       return await subtle().verify({ name: "Ed25519" }, imported, signature, message);
     } catch (error) {
-      if (error && error.name === "NotSupportedError") {
-        throw new ReceiptError(
-          "format",
-          "this browser's WebCrypto cannot verify Ed25519 signatures: use a recent browser",
-        );
-      }
+      if (error && error.name === "NotSupportedError") throw unsupported();
       return false;
     }
   }
@@ -2643,6 +2665,7 @@
     decodeCanonical: decodeCanonical,
     encodeCanonical: encodeCanonical,
     verifyEd25519: verifyRaw,
+    ed25519Supported: ed25519Supported,
     isAcceptablePublicKey: isAcceptablePublicKey,
   };
 

@@ -55,6 +55,31 @@ function stepOf(action) {
   }
 }
 
+/** What a fresh copy of verify.js does where WebCrypto has no Ed25519 (an older browser):
+ * importKey refuses the algorithm, as WebCrypto does, with a NotSupportedError. */
+async function withoutEd25519(verifyPath) {
+  const resolved = require.resolve(path.resolve(verifyPath));
+  delete require.cache[resolved];
+  const subtle = globalThis.crypto.subtle;
+  subtle.importKey = async () => {
+    throw new DOMException("Unrecognized name.", "NotSupportedError");
+  };
+  try {
+    const fresh = require(resolved);
+    const acceptableKey = new Uint8Array(32).fill(9); // passes sceau's rules, reaches WebCrypto
+    let step = null;
+    try {
+      await fresh.verifyEd25519(acceptableKey, new Uint8Array(1), new Uint8Array(64));
+    } catch (error) {
+      step = error.step;
+    }
+    return { supported: await fresh.ed25519Supported(), step: step };
+  } finally {
+    delete subtle.importKey;
+    delete require.cache[resolved];
+  }
+}
+
 async function main() {
   const SceauVerify = require(path.resolve(process.argv[2]));
   const cases = JSON.parse(fs.readFileSync(0, "utf8"));
@@ -89,6 +114,8 @@ async function main() {
       ),
     );
   }
+  answers.ed25519_supported = await SceauVerify.ed25519Supported();
+  answers.without_ed25519 = await withoutEd25519(process.argv[2]);
   process.stdout.write(JSON.stringify(answers) + "\n");
 }
 
