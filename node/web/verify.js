@@ -15,6 +15,28 @@
  * Ed25519), which needs a secure context in a browser (https, localhost or a file). The strict
  * Ed25519 rules of sceau (no S >= L, no small-order or non-canonical key) are applied here
  * before WebCrypto is asked, as ledger/crypto.py does before OpenSSL.
+ *
+ * The API (SceauVerify):
+ *   ReceiptError            .name "ReceiptError", .step (one of STEPS; "members at height N"
+ *                           with the height in place of N), .message "<step>: <detail>",
+ *                           .detail (the message without its step)
+ *   STEPS                   the steps a failure may name, in the order they are checked
+ *   parseJson(text)         strict JSON: a repeated key is refused (step "format"); integers
+ *                           beyond 2^53 come back as BigInt, numbers with a fraction or an
+ *                           exponent as JsonFraction (both refused where a receipt needs an
+ *                           integer)
+ *   verifyReceipt(receipt, genesis, {document, witnesses}) -> Promise<result>
+ *                           receipt and genesis: their JSON form (an object, or the text);
+ *                           document: a Uint8Array; witnesses: {keys: [vkey, ...], quorum: K}
+ *   chainId(genesis) -> Promise<hex>;  sha256Hex(bytes) -> Promise<hex>
+ *   decodeCanonical(bytes, limits) / encodeCanonical(value): canonical msgpack (§2)
+ *   ed25519Supported() -> Promise<bool>: whether this browser's WebCrypto verifies Ed25519
+ * result: {txId, chainId, consortium, height, position, timestampMs, blockHash, signers,
+ *   members, quorum, contract, action, act, documentMatches, principal, principalName, issuer,
+ *   signerRight: {principal, role, kind, height, provenAtHeight, expiryHeight}, status,
+ *   statusHeight, logIndex, checkpoint: {origin, size, root, signers, witnesses},
+ *   checks: [{step, detail}]}: hashes as lowercase hex, keys as "ed25519:" text, decoded
+ *   records as plain objects (bytes as hex).
  */
 (function (root) {
   "use strict";
@@ -545,6 +567,8 @@
       for (let index = 0; index < length; index++) {
         const start = reader.offset;
         const first = reader.bytes[start];
+        const container = (first >= 0x80 && first <= 0x9f) || (first >= 0xdc && first <= 0xdf);
+        if (container) throw new EncodingError("not canonical: an array or a map as a map key");
         const key = decodeValue(reader, 0);
         const isKeyType =
           typeof key === "string" ||
@@ -578,6 +602,9 @@
    * rather than silently rounded. */
   function parseJson(text) {
     if (typeof text !== "string") fail("format", "expected JSON text");
+    if (text.length > JSON_CHARACTERS_MAX) {
+      fail("format", "a JSON text of more than " + JSON_CHARACTERS_MAX + " characters is refused");
+    }
     const parser = { text: text, offset: 0, depth: 0 };
     skipSpace(parser);
     const value = parseJsonValue(parser);
@@ -587,6 +614,9 @@
   }
 
   const JSON_DEPTH_MAX = 64;
+  /** The longest JSON text read: far above any receipt a chain gives (one of 4,096 member-set
+   * changes of 256 members would not reach it), it bounds what a dropped file can cost. */
+  const JSON_CHARACTERS_MAX = 256 * 1024 * 1024;
 
   function jsonFail(parser, message) {
     fail("format", "not valid JSON at character " + parser.offset + ": " + message);
@@ -1131,7 +1161,8 @@
   function readLog(value, where) {
     fields(value, where, ["index", "inclusion_proof", "checkpoint", "member_changes"]);
     const checkpoint = readText(value.checkpoint, where + ".checkpoint");
-    if (checkpoint.length < 1 || checkpoint.length > NOTE_BYTES_MAX) {
+    const characters = checkpoint.length > NOTE_BYTES_MAX ? Array.from(checkpoint).length : 1;
+    if (checkpoint.length < 1 || characters > NOTE_BYTES_MAX) {
       formatFail(where + ".checkpoint", "1 to " + NOTE_BYTES_MAX + " characters");
     }
     return {
@@ -2666,6 +2697,7 @@
     encodeCanonical: encodeCanonical,
     verifyEd25519: verifyRaw,
     ed25519Supported: ed25519Supported,
+    JsonFraction: JsonFraction,
     isAcceptablePublicKey: isAcceptablePublicKey,
   };
 
