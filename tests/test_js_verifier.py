@@ -9,6 +9,7 @@ chain: genuine receipts and receipts tampered with one change each) hold both to
    the file cannot drift from the Python verifier;
 2. Node runs every vector through verify.js (one process) and gets ``expect``: the same
    verdict, the same failing step, the same key fields of what a genuine receipt proves;
+   and so on hundreds of receipts changed at random, one change each, anywhere;
 3. headless Chromium does the same from a ``file://`` page, and a screenshot shows the table;
 4. the JavaScript codec decodes and encodes docs/format.md §11.1's canonical examples, refuses
    its reject table, and the Ed25519 edge cases sceau refuses (S ≥ L, small-order and
@@ -21,6 +22,7 @@ JavaScript number cannot hold exactly), the vector says so in ``js_expect``.
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -73,10 +75,12 @@ def expected_of(vector: dict[str, Any]) -> dict[str, Any]:
     return vector.get("js_expect") or vector["expect"]
 
 
-def disagreements(outcomes: list[dict[str, Any]]) -> list[str]:
-    """Every way ``outcomes`` (one per vector, from vectors_runner.js) differ from the vectors'
-    expectations, as sentences (empty: they agree)."""
-    by_name = {vector["name"]: vector for vector in VECTORS["vectors"]}
+def disagreements(
+    outcomes: list[dict[str, Any]], vectors: list[dict[str, Any]] | None = None
+) -> list[str]:
+    """Every way ``outcomes`` (one per vector, from vectors_runner.js) differ from the
+    expectations of ``vectors`` (default: the shared ones), as sentences (empty: they agree)."""
+    by_name = {vector["name"]: vector for vector in vectors or VECTORS["vectors"]}
     assert [outcome["name"] for outcome in outcomes] == list(by_name), "one outcome per vector"
     found = []
     for outcome in outcomes:
@@ -169,6 +173,93 @@ def test_regenerating_the_vectors_gives_the_same_bytes() -> None:
 def test_node_agrees_with_python_on_every_vector() -> None:
     outcomes = run_node(str(RUN_VECTORS_JS), str(VERIFY_JS), str(VECTORS_PATH))
     assert disagreements(outcomes) == []
+
+
+MUTATIONS = 400
+MUTATION_SEED = 20261205
+BEYOND_SAFE_INTEGERS = 2**53 + 1
+
+
+def _leaf_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _leaf_paths(item, (*path, key))]
+    if isinstance(value, list):
+        return [
+            found for index, item in enumerate(value) for found in _leaf_paths(item, (*path, index))
+        ]
+    return [path]
+
+
+def _changed_scalar(value: Any, rng: random.Random) -> Any:
+    """``value`` changed a little: a bit of a hex value, an integer moved, a character."""
+    if isinstance(value, bool) or value is None:
+        return not value
+    if isinstance(value, int):
+        return value + rng.choice([1, -1, 7])
+    assert isinstance(value, str)
+    if value and len(value) % 2 == 0 and re.fullmatch(r"[0-9a-f]+", value):
+        raw = bytearray(bytes.fromhex(value))
+        raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+        return raw.hex()
+    if not value:
+        return "x"
+    index = rng.randrange(len(value))
+    return value[:index] + chr(ord(value[index]) ^ 1 or 65) + value[index + 1 :]
+
+
+def mutated(receipt: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """``receipt`` with one random change: a leaf changed, replaced by a value of another
+    type, a field removed or added, an array item removed or repeated."""
+    changed = json.loads(json.dumps(receipt))
+    path = rng.choice(_leaf_paths(changed))
+    parent: Any = changed
+    for part in path[:-1]:
+        parent = parent[part]
+    key = path[-1]
+    kind = rng.randrange(6)
+    if kind == 0 and isinstance(parent, dict):
+        del parent[key]
+    elif kind == 1 and isinstance(parent, dict):
+        parent["unexpected"] = 1
+    elif kind == 2:
+        parent[key] = rng.choice([None, 0, "", [], {}, True, 1.5, -1, BEYOND_SAFE_INTEGERS])
+    elif kind == 3 and isinstance(parent, list):
+        del parent[key]
+    elif kind == 4 and isinstance(parent, list):
+        parent.insert(key, parent[key])
+    else:
+        parent[key] = _changed_scalar(parent[key], rng)
+    return changed
+
+
+def test_node_agrees_with_python_on_random_changes_to_the_genuine_receipts(
+    tmp_path: Path,
+) -> None:
+    """Beyond the named vectors: one random change at a time, anywhere in a receipt."""
+    rng = random.Random(MUTATION_SEED)
+    genuine = [vector for vector in VECTORS["vectors"] if vector["expect"]["ok"]]
+    vectors = []
+    for number in range(MUTATIONS):
+        source = rng.choice(genuine)
+        receipt = mutated(source["receipt"], rng)
+        text = json.dumps(receipt)
+        document = bytes.fromhex(source["document_hex"]) if "document_hex" in source else None
+        vector = {
+            "name": f"{number}: {source['name']}",
+            "receipt": receipt,
+            "expect": python_verdict(text, GENESIS_TEXT, document, source.get("witnesses")),
+        }
+        if str(BEYOND_SAFE_INTEGERS) in text:  # by design (the module's docstring)
+            vector["js_expect"] = {"ok": False, "step": "format"}
+        for name in ("document_hex", "witnesses"):
+            if name in source:
+                vector[name] = source[name]
+        vectors.append(vector)
+    assert sum(vector["expect"]["ok"] for vector in vectors) < MUTATIONS / 10
+    path = tmp_path / "mutations.json"
+    path.write_text(json.dumps({"genesis": VECTORS["genesis"], "vectors": vectors}))
+    outcomes = run_node(str(RUN_VECTORS_JS), str(VERIFY_JS), str(path))
+    assert disagreements(outcomes, vectors) == []
 
 
 # --- 3. Chromium, from a file:// page -----------------------------------------------------------
