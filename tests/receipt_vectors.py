@@ -28,7 +28,17 @@ times::
 
 Then the tip's checkpoint is signed by three members and cosigned by one witness, and every
 receipt is built from the store with :func:`ledger.receipt.build_receipt`. The tampered vectors
-each change one thing in a genuine receipt's JSON (or in the genesis it is checked against).
+each change one thing in a genuine receipt's JSON (or in the genesis it is checked against);
+two come from a block 6 that a quorum certified against the contracts' rules (an act of a
+suspended issuer, of an issuer never admitted), built with the same functions.
+
+The file: ``{"format": "sceau-receipt-vectors/v1", "genesis": {…}, "vectors": [...]}``, each
+vector ``{"name", "description", "receipt" (its JSON form) or "receipt_text" (for what an
+object cannot hold: a repeated key), "document_hex"?, "witnesses"? ({"keys": [vkey], "quorum":
+K}), "genesis"? (another genesis to check it against), "expect", "js_expect"?}``. ``expect`` is
+``{"ok": true, …}`` with the key fields of what the receipt proved, named as the JavaScript
+result names them, or ``{"ok": false, "step", "message"}``; ``js_expect``, where present, is what
+the JavaScript verifier concludes by design instead (an integer beyond 2^53).
 """
 
 from __future__ import annotations

@@ -2520,6 +2520,18 @@
     return toHex(await chainIdBytes(readGenesis(asObject(genesis, "genesis"))));
   }
 
+  /** The document's bytes from the `document` option (a Uint8Array, an ArrayBuffer or a view
+   * of one), or null without one. */
+  function documentOption(document) {
+    if (document === undefined || document === null) return null;
+    if (document instanceof Uint8Array) return document;
+    if (document instanceof ArrayBuffer) return new Uint8Array(document);
+    if (ArrayBuffer.isView(document)) {
+      return new Uint8Array(document.buffer, document.byteOffset, document.byteLength);
+    }
+    fail("format", "the document must be bytes (a Uint8Array or an ArrayBuffer)");
+  }
+
   /** Check every link of `receipt` from `genesis` (ledger.receipt.verify_receipt); throws a
    * ReceiptError naming the failed step, or returns what the receipt proved. */
   async function verifyReceipt(receiptDocument, genesisDocument, options) {
@@ -2530,10 +2542,7 @@
       options.witnesses === undefined || options.witnesses === null
         ? null
         : await readWitnessPolicy(options.witnesses);
-    const documentBytes =
-      options.document === undefined || options.document === null ? null : options.document;
-    if (documentBytes !== null && !(documentBytes instanceof Uint8Array))
-      fail("format", "the document must be a Uint8Array");
+    const documentBytes = documentOption(options.document);
     const checks = [];
     const chainIdValue = await chainIdBytes(genesis);
     const context = { genesis: genesis, chainId: chainIdValue };
