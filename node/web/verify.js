@@ -46,7 +46,7 @@
   /** A receipt that does not prove what it claims; `step` names the check that failed. */
   class ReceiptError extends Error {
     constructor(step, message) {
-      super(step + ": " + message);
+      super(`${step}: ${message}`);
       this.name = "ReceiptError";
       this.step = step;
       this.detail = message;
@@ -197,8 +197,8 @@
     if (!provider || !provider.subtle) {
       throw new ReceiptError(
         "format",
-        "this browser offers no WebCrypto (crypto.subtle): open the page over https, from " +
-          "localhost or from a file, in a recent browser",
+        `this browser offers no WebCrypto (crypto.subtle): open the page over https, from ` +
+          `localhost or from a file, in a recent browser`,
       );
     }
     return provider.subtle;
@@ -247,8 +247,8 @@
   function unsupported() {
     return new ReceiptError(
       "format",
-      "this browser's WebCrypto cannot verify Ed25519 signatures, so nothing can be checked " +
-        "here: use a recent browser (Chromium 137, Firefox 129, Safari 17 or later)",
+      `this browser's WebCrypto cannot verify Ed25519 signatures, so nothing can be checked ` +
+        `here: use a recent browser (Chromium 137, Firefox 129, Safari 17 or later)`,
     );
   }
 
@@ -366,7 +366,7 @@
   function encodeInteger(value, parts) {
     const big = BigInt(value);
     if (big < INT_MIN || big > INT_MAX) {
-      throw new EncodingError("integer " + big + " is outside [-2^63, 2^64 - 1]");
+      throw new EncodingError(`integer ${big} is outside [-2^63, 2^64 - 1]`);
     }
     const fixed = (code, bytes, number) => {
       const out = new Uint8Array(1 + bytes);
@@ -443,7 +443,7 @@
         encodeValue(item, depthLeft - 1, parts);
       }
     } else {
-      throw new EncodingError("a value of type " + typeof value + " has no canonical encoding");
+      throw new EncodingError(`a value of type ${typeof value} has no canonical encoding`);
     }
   }
 
@@ -455,7 +455,7 @@
     if (!(bytes instanceof Uint8Array)) throw new EncodingError("expected bytes");
     if (bytes.length > limits.totalBytesMax) {
       throw new EncodingError(
-        "document is " + bytes.length + " bytes, more than the limit of " + limits.totalBytesMax,
+        `document is ${bytes.length} bytes, more than the limit of ${limits.totalBytesMax}`,
       );
     }
     if (bytes.length === 0) throw new EncodingError("empty document");
@@ -603,7 +603,7 @@
   function parseJson(text) {
     if (typeof text !== "string") fail("format", "expected JSON text");
     if (text.length > JSON_CHARACTERS_MAX) {
-      fail("format", "a JSON text of more than " + JSON_CHARACTERS_MAX + " characters is refused");
+      fail("format", `a JSON text of more than ${JSON_CHARACTERS_MAX} characters is refused`);
     }
     const parser = { text: text, offset: 0, depth: 0 };
     skipSpace(parser);
@@ -619,7 +619,7 @@
   const JSON_CHARACTERS_MAX = 256 * 1024 * 1024;
 
   function jsonFail(parser, message) {
-    fail("format", "not valid JSON at character " + parser.offset + ": " + message);
+    fail("format", `not valid JSON at character ${parser.offset}: ${message}`);
   }
 
   function skipSpace(parser) {
@@ -667,7 +667,7 @@
 
   function enter(parser) {
     parser.depth++;
-    if (parser.depth > JSON_DEPTH_MAX) jsonFail(parser, "nested deeper than " + JSON_DEPTH_MAX);
+    if (parser.depth > JSON_DEPTH_MAX) jsonFail(parser, `nested deeper than ${JSON_DEPTH_MAX}`);
     parser.offset++;
     skipSpace(parser);
   }
@@ -685,7 +685,7 @@
       if (parser.text[parser.offset] !== '"') jsonFail(parser, "expected a key");
       const key = parseJsonString(parser);
       if (seen.has(key)) {
-        fail("format", "a JSON object repeats the key " + JSON.stringify(key));
+        fail("format", `a JSON object repeats the key ${JSON.stringify(key)}`);
       }
       seen.add(key);
       skipSpace(parser);
@@ -779,28 +779,28 @@
 
   function describe(value) {
     if (value === null) return "null";
-    if (value instanceof JsonFraction) return "the number " + value.text;
+    if (value instanceof JsonFraction) return `the number ${value.text}`;
     if (Array.isArray(value)) return "an array";
     if (typeof value === "bigint") return "an integer";
-    return typeof value === "object" ? "an object" : "a " + typeof value;
+    return typeof value === "object" ? "an object" : `a ${typeof value}`;
   }
 
   function formatFail(where, message) {
-    fail("format", where + ": " + message);
+    fail("format", `${where}: ${message}`);
   }
 
   function fields(value, where, required, optional) {
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
-      formatFail(where, "expected an object, got " + describe(value));
+      formatFail(where, `expected an object, got ${describe(value)}`);
     }
     for (const name of Object.keys(value)) {
       if (!required.includes(name) && !(optional || []).includes(name)) {
-        formatFail(where + "." + name, "unknown field");
+        formatFail(`${where}.${name}`, "unknown field");
       }
     }
     for (const name of required) {
       if (!Object.prototype.hasOwnProperty.call(value, name))
-        formatFail(where + "." + name, "missing field");
+        formatFail(`${where}.${name}`, "missing field");
     }
     return value;
   }
@@ -809,20 +809,18 @@
     if (typeof value === "bigint") {
       formatFail(
         where,
-        "the integer " +
-          value +
-          " is above 2^53: this verifier refuses it (a JavaScript number " +
-          "cannot hold it exactly)",
+        `the integer ${value} is above 2^53: this verifier refuses it (a JavaScript number ` +
+          `cannot hold it exactly)`,
       );
     }
     if (typeof value !== "number" || !Number.isInteger(value)) {
-      formatFail(where, "expected an integer, got " + describe(value));
+      formatFail(where, `expected an integer, got ${describe(value)}`);
     }
     if (!Number.isSafeInteger(value)) {
-      formatFail(where, "the integer " + value + " is beyond 2^53: this verifier refuses it");
+      formatFail(where, `the integer ${value} is beyond 2^53: this verifier refuses it`);
     }
     if (value < minimum || value > maximum) {
-      formatFail(where, "expected an integer from " + minimum + " to " + maximum);
+      formatFail(where, `expected an integer from ${minimum} to ${maximum}`);
     }
     return value;
   }
@@ -839,13 +837,13 @@
 
   function readHex(value, where, length, lengthMax) {
     if (typeof value !== "string")
-      formatFail(where, "expected lowercase hex, got " + describe(value));
+      formatFail(where, `expected lowercase hex, got ${describe(value)}`);
     if (!/^(?:[0-9a-f]{2})*$/.test(value)) formatFail(where, "expected lowercase hex");
     const size = value.length / 2;
     if (length !== null && size !== length)
-      formatFail(where, "expected " + length + " bytes, got " + size);
+      formatFail(where, `expected ${length} bytes, got ${size}`);
     if (lengthMax !== null && size > lengthMax)
-      formatFail(where, "at most " + lengthMax + " bytes, got " + size);
+      formatFail(where, `at most ${lengthMax} bytes, got ${size}`);
     return fromHex(value);
   }
 
@@ -854,7 +852,7 @@
   }
 
   function readText(value, where) {
-    if (typeof value !== "string") formatFail(where, "expected text, got " + describe(value));
+    if (typeof value !== "string") formatFail(where, `expected text, got ${describe(value)}`);
     if (!isWellFormed(value)) formatFail(where, "text that is not valid Unicode");
     return value;
   }
@@ -862,7 +860,7 @@
   function readPattern(value, where, pattern, lengthMax) {
     readText(value, where);
     if (!pattern.test(value) || (lengthMax && value.length > lengthMax)) {
-      formatFail(where, "does not match " + pattern);
+      formatFail(where, `does not match ${pattern}`);
     }
     return value;
   }
@@ -880,7 +878,7 @@
 
   /** A DisplayName: 1 to 128 code points, no control character, no white space at its ends. */
   function displayNameProblem(value) {
-    if (typeof value !== "string") return "expected text, got " + describe(value);
+    if (typeof value !== "string") return `expected text, got ${describe(value)}`;
     if (!isWellFormed(value)) return "text that is not valid Unicode";
     const points = Array.from(value);
     if (points.length < 1 || points.length > 128) return "1 to 128 characters";
@@ -905,13 +903,13 @@
     if (typeof text !== "string" || !text.startsWith("ed25519:")) return null;
     const body = text.slice(8);
     if (!/^[A-Za-z0-9_-]{43}$/.test(body)) return null;
-    const standard = body.replace(/-/g, "+").replace(/_/g, "/") + "=";
+    const standard = `${body.replace(/-/g, "+").replace(/_/g, "/")}=`;
     const raw = base64DecodeCanonical(standard);
     return raw !== null && raw.length === 32 ? raw : null;
   }
 
   function publicKeyToText(key) {
-    return "ed25519:" + base64Encode(key, BASE64URL, false);
+    return `ed25519:${base64Encode(key, BASE64URL, false)}`;
   }
 
   function readPublicKey(value, where) {
@@ -925,9 +923,9 @@
   }
 
   function readArray(value, where, minimum, maximum) {
-    if (!Array.isArray(value)) formatFail(where, "expected an array, got " + describe(value));
+    if (!Array.isArray(value)) formatFail(where, `expected an array, got ${describe(value)}`);
     if (value.length < minimum || value.length > maximum) {
-      formatFail(where, "expected " + minimum + " to " + maximum + " items, got " + value.length);
+      formatFail(where, `expected ${minimum} to ${maximum} items, got ${value.length}`);
     }
     return value;
   }
@@ -935,20 +933,20 @@
   function readMember(value, where) {
     fields(value, where, ["id", "name", "public_key", "endpoint"], ["siret"]);
     const member = {
-      id: readPattern(value.id, where + ".id", MEMBER_ID),
-      name: readDisplayName(value.name, where + ".name"),
-      public_key: readPublicKey(value.public_key, where + ".public_key"),
-      endpoint: readPattern(value.endpoint, where + ".endpoint", ENDPOINT, 260),
+      id: readPattern(value.id, `${where}.id`, MEMBER_ID),
+      name: readDisplayName(value.name, `${where}.name`),
+      public_key: readPublicKey(value.public_key, `${where}.public_key`),
+      endpoint: readPattern(value.endpoint, `${where}.endpoint`, ENDPOINT, 260),
     };
     if (value.siret !== undefined && value.siret !== null) {
-      member.siret = readPattern(value.siret, where + ".siret", SIRET);
+      member.siret = readPattern(value.siret, `${where}.siret`, SIRET);
     }
     return member;
   }
 
   function readMembers(value, where, minimum) {
     return readArray(value, where, minimum, 256).map((member, index) =>
-      readMember(member, where + "." + index),
+      readMember(member, `${where}.${index}`),
     );
   }
 
@@ -973,37 +971,37 @@
     );
     const parameters = {};
     const given = value.parameters === undefined ? {} : value.parameters;
-    fields(given, where + ".parameters", [], Object.keys(PARAMETER_RANGES));
+    fields(given, `${where}.parameters`, [], Object.keys(PARAMETER_RANGES));
     for (const [name, [minimum, maximum, fallback]] of Object.entries(PARAMETER_RANGES)) {
       parameters[name] =
         given[name] === undefined
           ? fallback
-          : readInteger(given[name], where + ".parameters." + name, minimum, maximum);
+          : readInteger(given[name], `${where}.parameters.${name}`, minimum, maximum);
     }
     if (parameters.block_bytes_max < parameters.transaction_bytes_max) {
-      formatFail(where + ".parameters", "block_bytes_max must be at least transaction_bytes_max");
+      formatFail(`${where}.parameters`, "block_bytes_max must be at least transaction_bytes_max");
     }
     const contracts = readArray(
       value.contracts === undefined ? [] : value.contracts,
-      where + ".contracts",
+      `${where}.contracts`,
       0,
       64,
     ).map((contract, index) => {
-      const at = where + ".contracts." + index;
+      const at = `${where}.contracts.${index}`;
       fields(contract, at, ["name", "version"]);
       return {
-        name: readPattern(contract.name, at + ".name", NAME),
-        version: readPattern(contract.version, at + ".version", VERSION, 32),
+        name: readPattern(contract.name, `${at}.name`, NAME),
+        version: readPattern(contract.version, `${at}.version`, VERSION, 32),
       };
     });
     const genesis = {
       format_version:
         value.format_version === undefined
           ? 1
-          : readInteger(value.format_version, where + ".format_version", 1, 2),
-      consortium: readDisplayName(value.consortium, where + ".consortium"),
-      created_at_ms: readCount(value.created_at_ms, where + ".created_at_ms"),
-      members: readMembers(value.members, where + ".members", 1),
+          : readInteger(value.format_version, `${where}.format_version`, 1, 2),
+      consortium: readDisplayName(value.consortium, `${where}.consortium`),
+      created_at_ms: readCount(value.created_at_ms, `${where}.created_at_ms`),
+      members: readMembers(value.members, `${where}.members`, 1),
       parameters: parameters,
       contracts: contracts,
     };
@@ -1015,7 +1013,7 @@
     ]) {
       const duplicate = values.find((item, index) => values.indexOf(item) !== index);
       if (duplicate !== undefined)
-        formatFail(where, label + " " + JSON.stringify(duplicate) + " appears twice");
+        formatFail(where, `${label} ${JSON.stringify(duplicate)} appears twice`);
     }
     return genesis;
   }
@@ -1040,33 +1038,33 @@
       formatFail(where, "log_size and log_root come together, or not at all");
     }
     const header = {
-      chain_id: readHash(value.chain_id, where + ".chain_id"),
-      height: readHeight(value.height, where + ".height"),
-      prev_hash: readHash(value.prev_hash, where + ".prev_hash"),
-      timestamp_ms: readCount(value.timestamp_ms, where + ".timestamp_ms"),
-      proposer: readPattern(value.proposer, where + ".proposer", MEMBER_ID),
-      view: readCount(value.view, where + ".view"),
-      tx_count: readCount(value.tx_count, where + ".tx_count"),
-      tx_root: readHash(value.tx_root, where + ".tx_root"),
-      state_root: readHash(value.state_root, where + ".state_root"),
-      members_hash: readHash(value.members_hash, where + ".members_hash"),
+      chain_id: readHash(value.chain_id, `${where}.chain_id`),
+      height: readHeight(value.height, `${where}.height`),
+      prev_hash: readHash(value.prev_hash, `${where}.prev_hash`),
+      timestamp_ms: readCount(value.timestamp_ms, `${where}.timestamp_ms`),
+      proposer: readPattern(value.proposer, `${where}.proposer`, MEMBER_ID),
+      view: readCount(value.view, `${where}.view`),
+      tx_count: readCount(value.tx_count, `${where}.tx_count`),
+      tx_root: readHash(value.tx_root, `${where}.tx_root`),
+      state_root: readHash(value.state_root, `${where}.state_root`),
+      members_hash: readHash(value.members_hash, `${where}.members_hash`),
     };
     if (hasSize) {
-      header.log_size = readCount(value.log_size, where + ".log_size");
-      header.log_root = readHash(value.log_root, where + ".log_root");
+      header.log_size = readCount(value.log_size, `${where}.log_size`);
+      header.log_root = readHash(value.log_root, `${where}.log_root`);
     }
     return header;
   }
 
   function readCertificate(value, where) {
     fields(value, where, ["height", "view", "block_hash", "signatures"]);
-    const signatures = readArray(value.signatures, where + ".signatures", 1, 256).map(
+    const signatures = readArray(value.signatures, `${where}.signatures`, 1, 256).map(
       (entry, index) => {
-        const at = where + ".signatures." + index;
+        const at = `${where}.signatures.${index}`;
         readArray(entry, at, 2, 2);
         return [
-          readPattern(entry[0], at + ".0", MEMBER_ID),
-          readHex(entry[1], at + ".1", 64, null),
+          readPattern(entry[0], `${at}.0`, MEMBER_ID),
+          readHex(entry[1], `${at}.1`, 64, null),
         ];
       },
     );
@@ -1076,9 +1074,9 @@
       }
     }
     return {
-      height: readHeight(value.height, where + ".height"),
-      view: readCount(value.view, where + ".view"),
-      block_hash: readHash(value.block_hash, where + ".block_hash"),
+      height: readHeight(value.height, `${where}.height`),
+      view: readCount(value.view, `${where}.view`),
+      block_hash: readHash(value.block_hash, `${where}.block_hash`),
       signatures: signatures,
     };
   }
@@ -1088,17 +1086,17 @@
     const otherPath =
       value.other_key_path === null
         ? null
-        : readHash(value.other_key_path, where + ".other_key_path");
+        : readHash(value.other_key_path, `${where}.other_key_path`);
     const otherHash =
       value.other_value_hash === null
         ? null
-        : readHash(value.other_value_hash, where + ".other_value_hash");
+        : readHash(value.other_value_hash, `${where}.other_value_hash`);
     if ((otherPath === null) !== (otherHash === null)) {
       formatFail(where, "other_key_path and other_value_hash go together");
     }
     return {
-      siblings: readArray(value.siblings, where + ".siblings", 0, 256).map((sibling, index) =>
-        readHash(sibling, where + ".siblings." + index),
+      siblings: readArray(value.siblings, `${where}.siblings`, 0, 256).map((sibling, index) =>
+        readHash(sibling, `${where}.siblings.${index}`),
       ),
       other_key_path: otherPath,
       other_value_hash: otherHash,
@@ -1110,16 +1108,16 @@
   function readMemberSetChange(value, where) {
     fields(value, where, ["header", "certificate", "members", "proof"]);
     return {
-      header: readHeader(value.header, where + ".header"),
-      certificate: readCertificate(value.certificate, where + ".certificate"),
-      members: readMembers(value.members, where + ".members", 1),
-      proof: readStateProof(value.proof, where + ".proof"),
+      header: readHeader(value.header, `${where}.header`),
+      certificate: readCertificate(value.certificate, `${where}.certificate`),
+      members: readMembers(value.members, `${where}.members`, 1),
+      proof: readStateProof(value.proof, `${where}.proof`),
     };
   }
 
   function readMemberSetChanges(value, where) {
     return readArray(value, where, 0, MEMBER_SET_CHANGES_MAX).map((change, index) =>
-      readMemberSetChange(change, where + "." + index),
+      readMemberSetChange(change, `${where}.${index}`),
     );
   }
 
@@ -1130,26 +1128,26 @@
   function readStatus(value, where) {
     fields(value, where, ["header", "certificate", "member_changes", "key", "value", "proof"]);
     return {
-      header: readHeader(value.header, where + ".header"),
-      certificate: readCertificate(value.certificate, where + ".certificate"),
-      member_changes: readMemberSetChanges(value.member_changes, where + ".member_changes"),
-      key: readHex(value.key, where + ".key", null, 1024),
-      value: readOptionalValue(value.value, where + ".value", 256 * 1024),
-      proof: readStateProof(value.proof, where + ".proof"),
+      header: readHeader(value.header, `${where}.header`),
+      certificate: readCertificate(value.certificate, `${where}.certificate`),
+      member_changes: readMemberSetChanges(value.member_changes, `${where}.member_changes`),
+      key: readHex(value.key, `${where}.key`, null, 1024),
+      value: readOptionalValue(value.value, `${where}.value`, 256 * 1024),
+      proof: readStateProof(value.proof, `${where}.proof`),
     };
   }
 
   function readAuthority(value, where) {
     fields(value, where, ["parent", "entries"]);
     return {
-      parent: readHeader(value.parent, where + ".parent"),
-      entries: readArray(value.entries, where + ".entries", 1, 4).map((entry, index) => {
-        const at = where + ".entries." + index;
+      parent: readHeader(value.parent, `${where}.parent`),
+      entries: readArray(value.entries, `${where}.entries`, 1, 4).map((entry, index) => {
+        const at = `${where}.entries.${index}`;
         fields(entry, at, ["key", "value", "proof"]);
         return {
-          key: readHex(entry.key, at + ".key", null, 1024),
-          value: readOptionalValue(entry.value, at + ".value", 256 * 1024),
-          proof: readStateProof(entry.proof, at + ".proof"),
+          key: readHex(entry.key, `${at}.key`, null, 1024),
+          value: readOptionalValue(entry.value, `${at}.value`, 256 * 1024),
+          proof: readStateProof(entry.proof, `${at}.proof`),
         };
       }),
     };
@@ -1160,21 +1158,21 @@
 
   function readLog(value, where) {
     fields(value, where, ["index", "inclusion_proof", "checkpoint", "member_changes"]);
-    const checkpoint = readText(value.checkpoint, where + ".checkpoint");
+    const checkpoint = readText(value.checkpoint, `${where}.checkpoint`);
     const characters = checkpoint.length > NOTE_BYTES_MAX ? Array.from(checkpoint).length : 1;
     if (checkpoint.length < 1 || characters > NOTE_BYTES_MAX) {
-      formatFail(where + ".checkpoint", "1 to " + NOTE_BYTES_MAX + " characters");
+      formatFail(`${where}.checkpoint`, `1 to ${NOTE_BYTES_MAX} characters`);
     }
     return {
-      index: readCount(value.index, where + ".index"),
+      index: readCount(value.index, `${where}.index`),
       inclusion_proof: readArray(
         value.inclusion_proof,
-        where + ".inclusion_proof",
+        `${where}.inclusion_proof`,
         0,
         PROOF_HASHES_MAX,
-      ).map((hash, index) => readHash(hash, where + ".inclusion_proof." + index)),
+      ).map((hash, index) => readHash(hash, `${where}.inclusion_proof.${index}`)),
       checkpoint: checkpoint,
-      member_changes: readMemberSetChanges(value.member_changes, where + ".member_changes"),
+      member_changes: readMemberSetChanges(value.member_changes, `${where}.member_changes`),
     };
   }
 
@@ -1198,24 +1196,24 @@
       ["format", "status", "authority", "log"],
     );
     if (value.format !== undefined && value.format !== "sceau-receipt/v1") {
-      formatFail(where + ".format", "expected 'sceau-receipt/v1'");
+      formatFail(`${where}.format`, "expected 'sceau-receipt/v1'");
     }
     const optional = (name, reader) =>
       value[name] === undefined || value[name] === null
         ? null
-        : reader(value[name], where + "." + name);
+        : reader(value[name], `${where}.${name}`);
     return {
       format: "sceau-receipt/v1",
-      chain_id: readHash(value.chain_id, where + ".chain_id"),
-      transaction: readHex(value.transaction, where + ".transaction", null, 64 * 1024),
-      height: readHeight(value.height, where + ".height"),
-      position: readInteger(value.position, where + ".position", 0, 2 ** 31),
-      inclusion_proof: readArray(value.inclusion_proof, where + ".inclusion_proof", 0, 64).map(
-        (hash, index) => readHash(hash, where + ".inclusion_proof." + index),
+      chain_id: readHash(value.chain_id, `${where}.chain_id`),
+      transaction: readHex(value.transaction, `${where}.transaction`, null, 64 * 1024),
+      height: readHeight(value.height, `${where}.height`),
+      position: readInteger(value.position, `${where}.position`, 0, 2 ** 31),
+      inclusion_proof: readArray(value.inclusion_proof, `${where}.inclusion_proof`, 0, 64).map(
+        (hash, index) => readHash(hash, `${where}.inclusion_proof.${index}`),
       ),
-      header: readHeader(value.header, where + ".header"),
-      certificate: readCertificate(value.certificate, where + ".certificate"),
-      member_changes: readMemberSetChanges(value.member_changes, where + ".member_changes"),
+      header: readHeader(value.header, `${where}.header`),
+      certificate: readCertificate(value.certificate, `${where}.certificate`),
+      member_changes: readMemberSetChanges(value.member_changes, `${where}.member_changes`),
       status: optional("status", readStatus),
       authority: optional("authority", readAuthority),
       log: optional("log", readLog),
@@ -1244,17 +1242,16 @@
   function transactionProblem(document) {
     if (!(document instanceof Map)) return "Transaction: expected a map";
     for (const key of document.keys()) {
-      if (!TRANSACTION_FIELDS.includes(key))
-        return "Transaction." + String(key) + ": unknown field";
+      if (!TRANSACTION_FIELDS.includes(key)) return `Transaction.${String(key)}: unknown field`;
     }
     for (const name of TRANSACTION_FIELDS) {
-      if (!document.has(name)) return "Transaction: missing field '" + name + "'";
+      if (!document.has(name)) return `Transaction: missing field '${name}'`;
     }
     const get = (name) => document.get(name);
     const bytesOf = (name, length) =>
       get(name) instanceof Uint8Array && get(name).length === length
         ? null
-        : "Transaction." + name + ": expected " + length + " bytes";
+        : `Transaction.${name}: expected ${length} bytes`;
     const problems = [
       bytesOf("chain_id", 32),
       typeof get("contract") === "string" && NAME.test(get("contract"))
@@ -1285,10 +1282,9 @@
     }
     try {
       const size = encodeCanonical(args, ARGUMENTS_DEPTH_MAX).length;
-      if (size > 64 * 1024)
-        return "Transaction.args: arguments take " + size + " bytes, over 65536";
+      if (size > 64 * 1024) return `Transaction.args: arguments take ${size} bytes, over 65536`;
     } catch (error) {
-      return "Transaction.args: not canonically encodable: " + error.message;
+      return `Transaction.args: not canonically encodable: ${error.message}`;
     }
     return null;
   }
@@ -1409,10 +1405,10 @@
     for (const prefix of ["membership/signer/", "membership/issuer_key/"]) {
       const bytes = utf8(prefix);
       if (key.length >= bytes.length && equalBytes(key.subarray(0, bytes.length), bytes)) {
-        return "'" + prefix + toHex(key.subarray(bytes.length)) + "'";
+        return `'${prefix}${toHex(key.subarray(bytes.length))}'`;
       }
     }
-    return "'" + new TextDecoder("utf-8").decode(key) + "'";
+    return `'${new TextDecoder("utf-8").decode(key)}'`;
   }
 
   /** The anchoring action receipts know (contracts/deeds.py RECEIPT_ANCHOR): a deeds `anchor`,
@@ -1453,7 +1449,7 @@
     if (certificate.height !== header.height) {
       found.push([
         "certificate.height",
-        "is " + certificate.height + ", the block's is " + header.height,
+        `is ${certificate.height}, the block's is ${header.height}`,
       ]);
     }
     if (!equalBytes(certificate.block_hash, hash)) {
@@ -1462,7 +1458,7 @@
     if (certificate.view < header.view) {
       found.push([
         "certificate.view",
-        certificate.view + " is before the view " + header.view + " the block was proposed in",
+        `${certificate.view} is before the view ${header.view} the block was proposed in`,
       ]);
     }
     const byId = new Map(members.map((member) => [member.id, member]));
@@ -1471,7 +1467,7 @@
     let previous = "";
     for (const [memberId, signature] of certificate.signatures) {
       if (signers.has(memberId)) {
-        found.push(["certificate", "'" + memberId + "' signs twice"]);
+        found.push(["certificate", `'${memberId}' signs twice`]);
         continue;
       }
       if (memberId < previous)
@@ -1479,11 +1475,11 @@
       previous = memberId;
       const member = byId.get(memberId);
       if (member === undefined) {
-        found.push(["certificate", "'" + memberId + "' is not a member at this height"]);
+        found.push(["certificate", `'${memberId}' is not a member at this height`]);
       } else if (
         !(await verifySigned(member.public_key, TAG_COMMIT, chainId, payload, signature))
       ) {
-        found.push(["certificate", "bad signature from '" + memberId + "'"]);
+        found.push(["certificate", `bad signature from '${memberId}'`]);
       } else {
         signers.add(memberId);
       }
@@ -1492,12 +1488,8 @@
     if (signers.size < needed) {
       found.push([
         "certificate",
-        signers.size +
-          " valid signatures of distinct members, " +
-          needed +
-          " needed of " +
-          members.length +
-          " members",
+        `${signers.size} valid signatures of distinct members, ${needed} needed of ` +
+          `${members.length} members`,
       ]);
     }
     return found;
@@ -1520,7 +1512,7 @@
       found.push(["header.chain_id", "is not the chain_id of this genesis"]);
     }
     if (header.timestamp_ms <= afterMs)
-      found.push(["header.timestamp_ms", "is not after " + after]);
+      found.push(["header.timestamp_ms", `is not after ${after}`]);
     if (!equalBytes(header.members_hash, await membersHash(members))) {
       found.push(["header.members_hash", "is not the hash of the member set in force"]);
     }
@@ -1528,34 +1520,26 @@
     if (header.proposer !== primary) {
       found.push([
         "header.proposer",
-        "is '" +
-          header.proposer +
-          "', the primary of view " +
-          header.view +
-          " is '" +
-          primary +
-          "'",
+        `is '${header.proposer}', the primary of view ${header.view} is '${primary}'`,
       ]);
     }
     const listed = context.genesis.contracts.map((contract) => contract.name);
     for (const [position, transaction] of transactions) {
-      const name = "transaction " + position;
+      const name = `transaction ${position}`;
       if (!equalBytes(transaction.get("chain_id"), context.chainId)) {
         found.push([name, "chain_id: signed for another chain"]);
       }
       if (transaction.get("expiry_height") < header.height) {
         found.push([
           name,
-          "expiry_height: " +
-            transaction.get("expiry_height") +
-            " is below the block's height " +
-            header.height,
+          `expiry_height: ${transaction.get("expiry_height")} is below the block's height ` +
+            `${header.height}`,
         ]);
       }
       if (!listed.includes(transaction.get("contract"))) {
         found.push([
           name,
-          "contract: '" + transaction.get("contract") + "' is not listed in the genesis",
+          `contract: '${transaction.get("contract")}' is not listed in the genesis`,
         ]);
       }
     }
@@ -1579,9 +1563,8 @@
       if (same !== undefined && !equalBytes(same.hash, hash)) {
         fail(
           step,
-          "header: another certified header of height " +
-            height +
-            " is in this receipt (a quorum certified two blocks at one height)",
+          `header: another certified header of height ${height} is in this receipt (a quorum ` +
+            `certified two blocks at one height)`,
         );
       }
       let parent = null;
@@ -1602,17 +1585,16 @@
         parent === null ? this.context.genesis.created_at_ms : parent.header.timestamp_ms,
         parent === null
           ? "the genesis's created_at_ms"
-          : "the time of block " + parent.header.height + " in this receipt",
+          : `the time of block ${parent.header.height} in this receipt`,
       );
       if (found.length > 0) {
         let [field, detail] = found[0];
         if (field === "header.members_hash") {
           detail +=
-            " at height " +
-            height +
-            " (a member-set change is missing from the receipt, or the header was altered)";
+            ` at height ${height} (a member-set change is missing from the receipt, or the ` +
+            `header was altered)`;
         }
-        fail(step, field + ": " + detail);
+        fail(step, `${field}: ${detail}`);
       }
       this.shown.set(height, { header: header, hash: hash });
       if (checks) {
@@ -1620,20 +1602,11 @@
         checks.push({
           step: step,
           detail:
-            "the header of block " +
-            height +
-            " is certified by " +
-            signers.length +
-            " of the " +
-            members.length +
-            " members in force (" +
-            signers.join(", ") +
-            "; " +
-            quorumSize(members.length) +
-            " needed), " +
-            "names that member set, its proposer is the primary of view " +
-            header.view +
-            ", and its time is after the genesis and the lower blocks shown",
+            `the header of block ${height} is certified by ${signers.length} of the ` +
+            `${members.length} members in force (${signers.join(", ")}; ` +
+            `${quorumSize(members.length)} needed), names that member set, its proposer is the ` +
+            `primary of view ${header.view}, and its time is after the genesis and the lower ` +
+            `blocks shown`,
         });
       }
       return hash;
@@ -1651,7 +1624,7 @@
       change.header,
       change.certificate,
       members,
-      "members at height " + height,
+      `members at height ${height}`,
       [],
       checks,
     );
@@ -1659,17 +1632,13 @@
     if (
       !(await verifyStateProof(change.header.state_root, MEMBERS_STATE_KEY, value, change.proof))
     ) {
-      fail("members", "the member list of height " + height + " is not proven");
+      fail("members", `the member list of height ${height} is not proven`);
     }
     checks.push({
       step: "members",
       detail:
-        "the member set changed at height " +
-        (height + 1) +
-        ": its " +
-        change.members.length +
-        " members are proven by the state of the certified block " +
-        height,
+        `the member set changed at height ${height + 1}: its ${change.members.length} members ` +
+        `are proven by the state of the certified block ${height}`,
     });
     return change.members;
   }
@@ -1679,9 +1648,9 @@
     for (const change of changes) {
       const height = change.header.height;
       if (height <= previous)
-        fail("members", "member-set changes out of order at height " + height);
+        fail("members", `member-set changes out of order at height ${height}`);
       if (height + 1 > targetHeight)
-        fail("members", "a change at height " + height + " comes after the block");
+        fail("members", `a change at height ${height} comes after the block`);
       members = await applyChange(members, change, shown, checks);
       previous = height;
     }
@@ -1692,18 +1661,13 @@
     for (const change of changes) {
       const height = change.header.height;
       if (height <= previousHeight)
-        fail("members", "member-set changes out of order at height " + height);
+        fail("members", `member-set changes out of order at height ${height}`);
       const logSize = change.header.log_size;
       if (logSize !== undefined && logSize > size) {
         fail(
           "members",
-          "the change at height " +
-            height +
-            " comes after the checkpoint (log size " +
-            logSize +
-            " > " +
-            size +
-            ")",
+          `the change at height ${height} comes after the checkpoint (log size ${logSize} > ` +
+            `${size})`,
         );
       }
       members = await applyChange(members, change, shown, checks);
@@ -1729,18 +1693,18 @@
     try {
       document = decodeCanonical(value);
     } catch (error) {
-      fail("signer", "the issuer record does not decode: " + error.message);
+      fail("signer", `the issuer record does not decode: ${error.message}`);
     }
     const problem = (() => {
       if (!(document instanceof Map)) return "Issuer: expected a map";
       for (const key of document.keys())
-        if (!ISSUER_FIELDS.includes(key)) return "Issuer." + String(key) + ": unknown field";
+        if (!ISSUER_FIELDS.includes(key)) return `Issuer.${String(key)}: unknown field`;
       for (const name of ISSUER_FIELDS)
-        if (!document.has(name)) return "Issuer: missing field '" + name + "'";
+        if (!document.has(name)) return `Issuer: missing field '${name}'`;
       const get = (name) => document.get(name);
       if (!isMemberId(get("id"))) return "Issuer.id: not a member id";
       const nameProblem = displayNameProblem(get("name"));
-      if (nameProblem !== null) return "Issuer.name: " + nameProblem;
+      if (nameProblem !== null) return `Issuer.name: ${nameProblem}`;
       if (get("siret") !== null && !(typeof get("siret") === "string" && SIRET.test(get("siret"))))
         return "Issuer.siret: 14 digits or nil";
       if (!(get("public_key") instanceof Uint8Array && isAcceptablePublicKey(get("public_key"))))
@@ -1749,11 +1713,11 @@
         return "Issuer.status: active, suspended or removed";
       for (const name of ["admitted_height", "status_height"]) {
         if (!isInteger(get(name)) || BigInt(get(name)) < 1n || BigInt(get(name)) > U63_MAX)
-          return "Issuer." + name + ": not a height";
+          return `Issuer.${name}: not a height`;
       }
       return null;
     })();
-    if (problem !== null) fail("signer", "the issuer record does not decode: " + problem);
+    if (problem !== null) fail("signer", `the issuer record does not decode: ${problem}`);
     return document;
   }
 
@@ -1774,11 +1738,8 @@
     if (parent.height !== header.height - 1) {
       fail(
         "signer",
-        "the authority's header is of height " +
-          parent.height +
-          ", not the block's parent (" +
-          (header.height - 1) +
-          ")",
+        `the authority's header is of height ${parent.height}, not the block's parent ` +
+          `(${header.height - 1})`,
       );
     }
     const parentHash = await blockHash(parent);
@@ -1789,9 +1750,8 @@
     if (same !== null && !equalBytes(same.hash, parentHash)) {
       fail(
         "signer",
-        "another header of height " +
-          parent.height +
-          " is certified in this receipt (a quorum certified a block on another parent)",
+        `another header of height ${parent.height} is certified in this receipt (a quorum ` +
+          `certified a block on another parent)`,
       );
     }
     const proven = [];
@@ -1799,21 +1759,18 @@
       if (!allowed.some((key) => equalBytes(key, entry.key))) {
         fail(
           "signer",
-          "the authority proves " +
-            describeKey(entry.key) +
-            ": neither the principal's issuer record nor the signer key's delegations",
+          `the authority proves ${describeKey(entry.key)}: neither the principal's issuer ` +
+            `record nor the signer key's delegations`,
         );
       }
       if (proven.some((item) => equalBytes(item.key, entry.key))) {
-        fail("signer", "the authority proves " + describeKey(entry.key) + " twice");
+        fail("signer", `the authority proves ${describeKey(entry.key)} twice`);
       }
       if (!(await verifyStateProof(parent.state_root, entry.key, entry.value, entry.proof))) {
         fail(
           "signer",
-          "the proof of " +
-            describeKey(entry.key) +
-            " does not verify under the state of block " +
-            parent.height,
+          `the proof of ${describeKey(entry.key)} does not verify under the state of block ` +
+            `${parent.height}`,
         );
       }
       proven.push({ key: entry.key, value: entry.value });
@@ -1834,9 +1791,7 @@
     if (extra !== undefined) {
       fail(
         "signer",
-        "the authority proves " +
-          describeKey(extra.key) +
-          ", which this signer's right does not need",
+        `the authority proves ${describeKey(extra.key)}, which this signer's right does not need`,
       );
     }
     fail("signer", "the authority's entries are out of order");
@@ -1847,59 +1802,41 @@
     if (entry === undefined) {
       fail(
         "signer",
-        "'" +
-          principal +
-          "' is not a member at height " +
-          height +
-          ", and the authority does not prove its issuer record (membership/issuer/" +
-          principal +
-          ")",
+        `'${principal}' is not a member at height ${height}, and the authority does not prove ` +
+          `its issuer record (membership/issuer/${principal})`,
       );
     }
     if (entry.value === null) {
       fail(
         "signer",
-        "'" + principal + "' is neither a member nor an admitted issuer at height " + height,
+        `'${principal}' is neither a member nor an admitted issuer at height ${height}`,
       );
     }
     const issuer = readIssuerRecord(entry.value);
     if (issuer.get("id") !== principal) {
-      fail(
-        "signer",
-        "the issuer record is '" + issuer.get("id") + "''s, not '" + principal + "''s",
-      );
+      fail("signer", `the issuer record is '${issuer.get("id")}''s, not '${principal}''s`);
     }
     if (issuer.get("status") !== "active") {
       fail(
         "signer",
-        "the issuer '" +
-          principal +
-          "' is " +
-          issuer.get("status") +
-          " at height " +
-          height +
-          " (since height " +
-          issuer.get("status_height") +
-          "): its keys sign nothing",
+        `the issuer '${principal}' is ${issuer.get("status")} at height ${height} (since height ` +
+          `${issuer.get("status_height")}): its keys sign nothing`,
       );
     }
     return issuer;
   }
 
   function delegated(value, principal, role, height) {
-    if (value === null) fail("signer", "the signer key holds no delegation at height " + height);
+    if (value === null) fail("signer", `the signer key holds no delegation at height ${height}`);
     let delegations;
     try {
       delegations = decodeCanonical(value);
     } catch (error) {
-      fail("signer", "the signer's delegations do not decode: " + error.message);
+      fail("signer", `the signer's delegations do not decode: ${error.message}`);
     }
     const entry = delegations instanceof Map ? delegations.get(principal) : undefined;
     if (entry === undefined || entry === null) {
-      fail(
-        "signer",
-        "the signer key holds no delegation from '" + principal + "' at height " + height,
-      );
+      fail("signer", `the signer key holds no delegation from '${principal}' at height ${height}`);
     }
     const roles = entry instanceof Map ? entry.get("roles") : undefined;
     const expiry = entry instanceof Map ? entry.get("expiry_height") : undefined;
@@ -1908,29 +1845,19 @@
       !roles.every((held) => typeof held === "string") ||
       !(expiry === null || isInteger(expiry))
     ) {
-      fail("signer", "the signer's delegation from '" + principal + "' does not decode");
+      fail("signer", `the signer's delegation from '${principal}' does not decode`);
     }
     if (!roles.includes(role)) {
       fail(
         "signer",
-        "the signer key may not " +
-          role +
-          " for '" +
-          principal +
-          "' (it holds " +
-          JSON.stringify(roles) +
-          ")",
+        `the signer key may not ${role} for '${principal}' (it holds ${JSON.stringify(roles)})`,
       );
     }
     if (expiry !== null && height > expiry) {
       fail(
         "signer",
-        "the signer's delegation from '" +
-          principal +
-          "' expired at height " +
-          expiry +
-          ", before the block's height " +
-          height,
+        `the signer's delegation from '${principal}' expired at height ${expiry}, before the ` +
+          `block's height ${height}`,
       );
     }
     return expiry === null ? null : plain(expiry);
@@ -1961,20 +1888,15 @@
       if (authority !== null) {
         fail(
           "signer",
-          "the signer is the node key of member '" +
-            principal +
-            "', which the member sets prove: the receipt carries an authority it does not need",
+          `the signer is the node key of member '${principal}', which the member sets prove: ` +
+            `the receipt carries an authority it does not need`,
         );
       }
       checks.push({
         step: "signer",
         detail:
-          "the signer is the node key of member " +
-          principal +
-          " (" +
-          member.name +
-          "), in force at height " +
-          height,
+          `the signer is the node key of member ${principal} (${member.name}), in force at ` +
+          `height ${height}`,
       });
       return { right: right, issuer: null };
     }
@@ -1984,23 +1906,17 @@
         checks.push({
           step: "signer",
           detail:
-            "the act is issued for member " +
-            principal +
-            " by another key; this receipt (made before authorities existed) does not prove " +
-            "the delegation: the certifying quorum vouched for it",
+            `the act is issued for member ${principal} by another key; this receipt (made ` +
+            `before authorities existed) does not prove the delegation: the certifying quorum ` +
+            `vouched for it`,
         });
         return { right: right, issuer: null };
       }
       fail(
         "signer",
-        "'" +
-          principal +
-          "' is not a member at height " +
-          height +
-          ", and the receipt does not prove that the signer may act for it (no authority: the " +
-          "issuer's record and the signer's delegations in the state of block " +
-          (height - 1) +
-          " are missing)",
+        `'${principal}' is not a member at height ${height}, and the receipt does not prove ` +
+          `that the signer may act for it (no authority: the issuer's record and the signer's ` +
+          `delegations in the state of block ${height - 1} are missing)`,
       );
     }
     right.provenAtHeight = height - 1;
@@ -2017,12 +1933,8 @@
         checks.push({
           step: "signer",
           detail:
-            "the signer is the own key of the issuer " +
-            principal +
-            " (" +
-            issuer.get("name") +
-            "), active in the state of block " +
-            (height - 1),
+            `the signer is the own key of the issuer ${principal} (${issuer.get("name")}), ` +
+            `active in the state of block ${height - 1}`,
         });
         return { right: right, issuer: issuer };
       }
@@ -2032,12 +1944,8 @@
     if (delegations === undefined) {
       fail(
         "signer",
-        "the signer is not '" +
-          principal +
-          "''s own key, and the receipt does not prove its delegations " +
-          "(membership/signer/<key> in the state of block " +
-          (height - 1) +
-          ")",
+        `the signer is not '${principal}''s own key, and the receipt does not prove its ` +
+          `delegations (membership/signer/<key> in the state of block ${height - 1})`,
       );
     }
     right.expiryHeight = delegated(delegations.value, principal, right.role, height);
@@ -2050,7 +1958,7 @@
         " delegated " +
         right.role +
         " to the signer key" +
-        (right.expiryHeight === null ? "" : " until height " + right.expiryHeight) +
+        (right.expiryHeight === null ? "" : ` until height ${right.expiryHeight}`) +
         ", as the state of block " +
         (height - 1) +
         " proves" +
@@ -2089,20 +1997,18 @@
       try {
         record = decodeCanonical(status.value);
       } catch (error) {
-        fail("status", "the record does not decode: " + error.message);
+        fail("status", `the record does not decode: ${error.message}`);
       }
     }
     checks.push({
       step: "status",
       detail:
         record === null
-          ? "the state of the certified block " +
-            status.header.height +
-            " holds no record of this act"
+          ? `the state of the certified block ${status.header.height} holds no record of this act`
           : "the act's record in the state of the certified block " +
             status.header.height +
             " is proven" +
-            (record instanceof Map && record.has("status") ? ": " + record.get("status") : ""),
+            (record instanceof Map && record.has("status") ? `: ${record.get("status")}` : ""),
     });
     return { record: record, height: status.header.height };
   }
@@ -2129,23 +2035,22 @@
   function checkNoteCharacters(text, what) {
     for (const character of text) {
       if (character < " " && character !== "\n") {
-        throw new NoteError(what + " contains the control character " + JSON.stringify(character));
+        throw new NoteError(`${what} contains the control character ${JSON.stringify(character)}`);
       }
     }
   }
 
   function decodeNoteBase64(text, what) {
     const raw = base64DecodeCanonical(text);
-    if (raw === null) throw new NoteError(what + " is not valid base64 in its canonical form");
+    if (raw === null) throw new NoteError(`${what} is not valid base64 in its canonical form`);
     return raw;
   }
 
   function parseDecimal(text, what) {
     if (!/^(?:0|[1-9][0-9]{0,18})$/.test(text) || BigInt(text) > SIZE_MAX) {
       throw new NoteError(
-        what +
-          " must be a decimal number without leading zeros, not " +
-          JSON.stringify(text.slice(0, 40)),
+        `${what} must be a decimal number without leading zeros, not ` +
+          `${JSON.stringify(text.slice(0, 40))}`,
       );
     }
     return BigInt(text);
@@ -2154,7 +2059,7 @@
   function parseNote(text) {
     const bytes = utf8(text);
     if (bytes.length > NOTE_BYTES_MAX)
-      throw new NoteError("a note is at most " + NOTE_BYTES_MAX + " bytes, not " + bytes.length);
+      throw new NoteError(`a note is at most ${NOTE_BYTES_MAX} bytes, not ${bytes.length}`);
     checkNoteCharacters(text, "the note");
     const split = text.lastIndexOf("\n\n");
     if (split < 0)
@@ -2166,7 +2071,7 @@
       throw new NoteError("a note's last signature line ends with a newline");
     const lines = block.slice(0, -1).split("\n");
     if (lines.length > NOTE_SIGNATURES_MAX)
-      throw new NoteError("a note carries at most " + NOTE_SIGNATURES_MAX + " signatures");
+      throw new NoteError(`a note carries at most ${NOTE_SIGNATURES_MAX} signatures`);
     const signatures = lines.map((line) => {
       if (!line.startsWith(EM_DASH_PREFIX))
         throw new NoteError("a signature line starts with an em dash and a space");
@@ -2176,12 +2081,12 @@
       const [name, blobText] = parts;
       if (!isValidKeyName(name))
         throw new NoteError(
-          JSON.stringify(name.slice(0, 80)) + " is not a valid key name (non-empty, no space or +)",
+          `${JSON.stringify(name.slice(0, 80))} is not a valid key name (non-empty, no space or +)`,
         );
-      const blob = decodeNoteBase64(blobText, "the signature of " + name.slice(0, 80));
+      const blob = decodeNoteBase64(blobText, `the signature of ${name.slice(0, 80)}`);
       if (blob.length <= 4)
         throw new NoteError(
-          "the signature of " + name.slice(0, 80) + " is shorter than a key id and one byte",
+          `the signature of ${name.slice(0, 80)} is shorter than a key id and one byte`,
         );
       const keyId = ((blob[0] << 24) | (blob[1] << 16) | (blob[2] << 8) | blob[3]) >>> 0;
       return { name: name, keyId: keyId, signature: blob.slice(4) };
@@ -2234,21 +2139,21 @@
     const keyIdText = text.slice(first + 1, second);
     if (!isValidKeyName(name))
       throw new NoteError(
-        JSON.stringify(name.slice(0, 80)) + " is not a valid key name (non-empty, no space or +)",
+        `${JSON.stringify(name.slice(0, 80))} is not a valid key name (non-empty, no space or +)`,
       );
     if (!/^[0-9a-f]{8}$/.test(keyIdText))
       throw new NoteError("a verifier key's id is 8 lowercase hexadecimal digits");
     const material = decodeNoteBase64(text.slice(second + 1), "the verifier key's key material");
     if (material.length === 0) throw new NoteError("the verifier key has no key material");
     if (material[0] !== 0x01 && material[0] !== 0x04)
-      throw new NoteError("unsupported key type 0x" + material[0].toString(16).padStart(2, "0"));
+      throw new NoteError(`unsupported key type 0x${material[0].toString(16).padStart(2, "0")}`);
     if (material.length !== 33) throw new NoteError("an Ed25519 key is 32 bytes");
     const publicKey = material.slice(1);
     if (!isAcceptablePublicKey(publicKey))
       throw new NoteError("the public key is not an acceptable 32-byte Ed25519 key");
     const key = await noteKey(name, material[0], publicKey, name);
     if (key.keyId !== parseInt(keyIdText, 16))
-      throw new NoteError("the key id " + keyIdText + " does not match the name, type and key");
+      throw new NoteError(`the key id ${keyIdText} does not match the name, type and key`);
     return key;
   }
 
@@ -2266,22 +2171,19 @@
         keys.push(await parseVkey(text));
       } catch (error) {
         if (!(error instanceof NoteError)) throw error;
-        fail("witnesses", "a witness key: " + error.message);
+        fail("witnesses", `a witness key: ${error.message}`);
       }
     }
     for (const key of keys) {
       if (key.type !== 0x04)
-        fail("witnesses", "witness " + key.name + ": its key is not a cosignature/v1 key (0x04)");
+        fail("witnesses", `witness ${key.name}: its key is not a cosignature/v1 key (0x04)`);
       if (keys.filter((other) => other.name === key.name).length > 1)
         fail("witnesses", "a witness policy names each witness once");
     }
     const quorum =
       options.quorum === undefined || options.quorum === null ? keys.length : options.quorum;
     if (!Number.isInteger(quorum) || quorum < 1 || quorum > keys.length) {
-      fail(
-        "witnesses",
-        "the witness quorum is between 1 and the " + keys.length + " witnesses named",
-      );
+      fail("witnesses", `the witness quorum is between 1 and the ${keys.length} witnesses named`);
     }
     return { keys: keys, quorum: quorum };
   }
@@ -2291,7 +2193,7 @@
     if (signature.length !== 72) return false;
     const timestamp = readUnsigned({ bytes: signature, offset: 0 }, 8);
     if (timestamp > SIZE_MAX) return false;
-    const message = utf8("cosignature/v1\ntime " + timestamp.toString() + "\n" + text);
+    const message = utf8(`cosignature/v1\ntime ${timestamp.toString()}\n${text}`);
     return verifyRaw(key.publicKey, message, signature.subarray(8));
   }
 
@@ -2300,24 +2202,22 @@
   async function verifyNote(note, keys) {
     const known = new Map();
     for (const key of keys) {
-      const id = key.name + "+" + key.keyId;
+      const id = `${key.name}+${key.keyId}`;
       const already = known.get(id);
       if (
         already !== undefined &&
         !(already.type === key.type && equalBytes(already.publicKey, key.publicKey))
       ) {
-        throw new NoteError("two verifier keys are both " + key.name + "+" + keyIdHex(key.keyId));
+        throw new NoteError(`two verifier keys are both ${key.name}+${keyIdHex(key.keyId)}`);
       }
       if (already === undefined) known.set(id, key);
     }
     const verified = [];
     for (const signature of note.signatures) {
-      const key = known.get(signature.name + "+" + signature.keyId);
+      const key = known.get(`${signature.name}+${signature.keyId}`);
       if (key === undefined) continue;
       if (!(await noteSignatureVerifies(key, note.text, signature.signature))) {
-        throw new NoteError(
-          "the signature of " + key.name + "+" + keyIdHex(key.keyId) + " does not verify",
-        );
+        throw new NoteError(`the signature of ${key.name}+${keyIdHex(key.keyId)} does not verify`);
       }
       if (!verified.includes(key)) verified.push(key);
     }
@@ -2338,11 +2238,8 @@
     if (checkpoint.origin !== origin) {
       fail(
         "checkpoint",
-        "its origin is " +
-          JSON.stringify(checkpoint.origin.slice(0, 80)) +
-          ", not this log's '" +
-          origin +
-          "'",
+        `its origin is ${JSON.stringify(checkpoint.origin.slice(0, 80))}, not this log's ` +
+          `'${origin}'`,
       );
     }
     const keys = [];
@@ -2353,31 +2250,26 @@
       verified = await verifyNote(note, keys);
     } catch (error) {
       if (!(error instanceof NoteError)) throw error;
-      fail("quorum", "the members' signatures: " + error.message);
+      fail("quorum", `the members' signatures: ${error.message}`);
     }
     const signers = verified.map((key) => key.label);
     const needed = quorumSize(members.length);
     if (signers.length < needed) {
       fail(
         "quorum",
-        signers.length +
-          " of the " +
-          members.length +
-          " members signed it (" +
-          signers.join(", ") +
-          "); a checkpoint needs " +
-          needed,
+        `${signers.length} of the ${members.length} members signed it (${signers.join(", ")}); ` +
+          `a checkpoint needs ${needed}`,
       );
     }
     let witnesses = [];
     if (policy !== null) {
-      const known = new Set(policy.keys.map((key) => key.name + "+" + key.keyId));
-      if (note.signatures.some((signature) => known.has(signature.name + "+" + signature.keyId))) {
+      const known = new Set(policy.keys.map((key) => `${key.name}+${key.keyId}`));
+      if (note.signatures.some((signature) => known.has(`${signature.name}+${signature.keyId}`))) {
         try {
           witnesses = (await verifyNote(note, policy.keys)).map((key) => key.label);
         } catch (error) {
           if (!(error instanceof NoteError)) throw error;
-          fail("witnesses", "a cosignature: " + error.message);
+          fail("witnesses", `a cosignature: ${error.message}`);
         }
       }
       if (witnesses.length < policy.quorum) {
@@ -2388,7 +2280,7 @@
             " of the witnesses " +
             named +
             " cosigned this checkpoint" +
-            (witnesses.length ? " (" + witnesses.join(", ") + ")" : "") +
+            (witnesses.length ? ` (${witnesses.join(", ")})` : "") +
             "; the policy needs " +
             policy.quorum,
         );
@@ -2409,8 +2301,8 @@
       if (policy !== null) {
         fail(
           "witnesses",
-          "the receipt carries no checkpoint (no 'log' field), so no witness cosigned " +
-            "anything it shows: ask a node that keeps checkpoints for a newer receipt",
+          `the receipt carries no checkpoint (no 'log' field), so no witness cosigned anything ` +
+            `it shows: ask a node that keeps checkpoints for a newer receipt`,
         );
       }
       return null;
@@ -2421,11 +2313,8 @@
       if (log.index !== expected) {
         fail(
           "log",
-          "index " +
-            log.index +
-            " is not the act's place in the log, " +
-            expected +
-            " (the certified header's log_size - tx_count + position)",
+          `index ${log.index} is not the act's place in the log, ${expected} (the certified ` +
+            `header's log_size - tx_count + position)`,
         );
       }
     }
@@ -2439,10 +2328,7 @@
       fail("checkpoint", error.message);
     }
     if (log.index >= checkpoint.size) {
-      fail(
-        "log",
-        "index " + log.index + " is not in the checkpoint's log of size " + checkpoint.size,
-      );
+      fail("log", `index ${log.index} is not in the checkpoint's log of size ${checkpoint.size}`);
     }
     const later = await followToLogSize(
       members,
@@ -2454,7 +2340,7 @@
     );
     const verified = await verifyCheckpoint(
       note,
-      "sceau/" + toHex(receipt.chain_id),
+      `sceau/${toHex(receipt.chain_id)}`,
       later,
       policy,
     );
@@ -2467,7 +2353,7 @@
         checkpoint.root,
       ))
     ) {
-      fail("log", "the transaction is not leaf " + log.index + " under the checkpoint's root");
+      fail("log", `the transaction is not leaf ${log.index} under the checkpoint's root`);
     }
     checks.push({
       step: "checkpoint",
@@ -2483,15 +2369,12 @@
         ")" +
         (policy === null
           ? ""
-          : " and cosigned by the witnesses " +
-            verified.witnesses.join(", ") +
-            " (" +
-            policy.quorum +
-            " needed)"),
+          : ` and cosigned by the witnesses ${verified.witnesses.join(", ")} (${policy.quorum} ` +
+            `needed)`),
     });
     checks.push({
       step: "log",
-      detail: "the transaction is entry " + log.index + " of the log under that checkpoint",
+      detail: `the transaction is entry ${log.index} of the log under that checkpoint`,
     });
     return verified;
   }
@@ -2501,7 +2384,7 @@
   function asObject(value, what) {
     if (typeof value === "string") return parseJson(value);
     if (value === null || typeof value !== "object")
-      fail("format", what + ": expected an object or JSON text");
+      fail("format", `${what}: expected an object or JSON text`);
     return value;
   }
 
@@ -2510,7 +2393,7 @@
     try {
       bytes = encodeCanonical(genesis);
     } catch (error) {
-      fail("format", "genesis: " + error.message);
+      fail("format", `genesis: ${error.message}`);
     }
     return sha256(bytes);
   }
@@ -2552,21 +2435,18 @@
     checks.push({
       step: "chain",
       detail:
-        "the receipt is for the consortium of this genesis, " +
-        genesis.consortium +
-        " (chain " +
-        toHex(chainIdValue) +
-        ")",
+        `the receipt is for the consortium of this genesis, ${genesis.consortium} (chain ` +
+        `${toHex(chainIdValue)})`,
     });
 
     let transaction;
     try {
       transaction = decodeCanonical(receipt.transaction);
     } catch (error) {
-      fail("transaction", "does not decode: " + error.message);
+      fail("transaction", `does not decode: ${error.message}`);
     }
     const problem = transactionProblem(transaction);
-    if (problem !== null) fail("transaction", "does not decode: " + problem);
+    if (problem !== null) fail("transaction", `does not decode: ${problem}`);
     if (!equalBytes(transaction.get("chain_id"), chainIdValue))
       fail("transaction", "signed for another consortium");
     const txId = await sha256(encodeCanonical(mapWithout(transaction, "signature")));
@@ -2581,11 +2461,8 @@
     checks.push({
       step: "transaction",
       detail:
-        "the transaction " +
-        toHex(txId) +
-        " is canonically encoded and its signature by " +
-        publicKeyToText(transaction.get("signer")) +
-        " verifies",
+        `the transaction ${toHex(txId)} is canonically encoded and its signature by ` +
+        `${publicKeyToText(transaction.get("signer"))} verifies`,
     });
 
     const shown = new ShownHeaders(context);
@@ -2606,7 +2483,7 @@
       checks,
     );
     if (receipt.header.height !== receipt.height)
-      fail("block", "the header is of height " + receipt.header.height);
+      fail("block", `the header is of height ${receipt.header.height}`);
 
     const included = await verifyInclusion(
       receipt.transaction,
@@ -2619,13 +2496,8 @@
     checks.push({
       step: "inclusion",
       detail:
-        "the transaction is entry " +
-        receipt.position +
-        " of the " +
-        receipt.header.tx_count +
-        " transactions of block " +
-        receipt.height +
-        " (its tx_root)",
+        `the transaction is entry ${receipt.position} of the ${receipt.header.tx_count} ` +
+        `transactions of block ${receipt.height} (its tx_root)`,
     });
 
     const args = transaction.get("args");
@@ -2643,7 +2515,7 @@
       if (!matches) fail("document", "its SHA-256 is not the anchored digest");
       checks.push({
         step: "document",
-        detail: "the document's SHA-256 is the anchored digest " + toHex(act.get("digest")),
+        detail: `the document's SHA-256 is the anchored digest ${toHex(act.get("digest"))}`,
       });
     }
     const status = await verifyStatus(receipt, transaction, anchor, members, shown, checks);
