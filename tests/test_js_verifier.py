@@ -9,7 +9,7 @@ chain: genuine receipts and receipts tampered with one change each) hold both to
    the file cannot drift from the Python verifier;
 2. Node runs every vector through verify.js (one process) and gets ``expect``: the same
    verdict, the same failing step, the same key fields of what a genuine receipt proves;
-   and so on hundreds of receipts changed at random, one change each, anywhere;
+   and so on hundreds of receipts and genesis files changed at random, one change each;
 3. headless Chromium does the same from a ``file://`` page, and a screenshot shows the table;
 4. the JavaScript codec decodes and encodes docs/format.md §11.1's canonical examples, refuses
    its reject table, and the Ed25519 edge cases sceau refuses (S ≥ L, small-order and
@@ -257,6 +257,40 @@ def test_node_agrees_with_python_on_random_changes_to_the_genuine_receipts(
         vectors.append(vector)
     assert sum(vector["expect"]["ok"] for vector in vectors) < MUTATIONS / 10
     path = tmp_path / "mutations.json"
+    path.write_text(json.dumps({"genesis": VECTORS["genesis"], "vectors": vectors}))
+    outcomes = run_node(str(RUN_VECTORS_JS), str(VERIFY_JS), str(path))
+    assert disagreements(outcomes, vectors) == []
+
+
+GENESIS_MUTATIONS = 200
+AWKWARD_TEXTS = (" x", "x ", "\u00a0x", "x\u3000", "a\tb", "é" * 128, "é" * 129, "\U0001f642" * 129)
+
+
+def test_node_agrees_with_python_on_genesis_files_changed_at_random(tmp_path: Path) -> None:
+    """A genesis file as people write it: defaults left out (a parameter, the contracts, the
+    format), awkward names, wrong types; what each verifier reads decides the chain_id."""
+    rng = random.Random(MUTATION_SEED + 1)
+    source = next(vector for vector in VECTORS["vectors"] if vector["name"] == "member-delegate")
+    receipt_text = json.dumps(source["receipt"])
+    vectors = []
+    for number in range(GENESIS_MUTATIONS):
+        genesis = mutated(VECTORS["genesis"], rng)
+        if rng.randrange(4) == 0:
+            genesis["consortium"] = rng.choice(AWKWARD_TEXTS)
+        for name in ("format_version", "parameters", "contracts"):
+            if rng.randrange(8) == 0:
+                genesis.pop(name, None)
+        vectors.append(
+            {
+                "name": f"genesis {number}",
+                "receipt": source["receipt"],
+                "genesis": genesis,
+                "expect": python_verdict(receipt_text, json.dumps(genesis)),
+            }
+        )
+    verdicts = {vector["expect"].get("step", "ok") for vector in vectors}
+    assert verdicts == {"ok", "chain", "format"}, verdicts
+    path = tmp_path / "genesis-mutations.json"
     path.write_text(json.dumps({"genesis": VECTORS["genesis"], "vectors": vectors}))
     outcomes = run_node(str(RUN_VECTORS_JS), str(VERIFY_JS), str(path))
     assert disagreements(outcomes, vectors) == []
