@@ -44,6 +44,7 @@ from node.api.limits import (
 from node.api.log import LogHandlers
 from node.api.metrics import METRICS_EXTRA_KEY, metrics_text
 from node.api.openapi import openapi_document
+from node.api.page import PageHandlers
 from node.api.parameters import (
     HEX,
     contract_parameter,
@@ -68,7 +69,6 @@ from node.api.responses import (
     json_bytes,
     respond,
 )
-from node.api.page import PageHandlers
 from node.api.routes import DEBUG_ROUTES, LOG_ROUTES, PAGE_ROUTES, Route, routes_for
 from node.runtime.config import NodeConfig
 from node.runtime.daemon import Node
