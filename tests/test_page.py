@@ -2,8 +2,9 @@
 
 One devnet for the module: four members and one issuer admitted by governance, real processes
 and sockets, set up before the browser (each test names ``devnet`` first: Playwright's loop,
-once running, would stop the devnet's synchronous clients). Four real documents are anchored: a deliberation signed by a member's node key, a
-building permit signed by the issuer's own key, and a deliberation later amended by a third.
+once running, would stop the devnet's synchronous clients). Four real documents are
+anchored: a deliberation signed by a member's node key, a building permit signed by the
+issuer's own key, and a deliberation later amended by a third.
 Each test drives the page as a resident would (the file input, the language switch, a link,
 the keyboard), waits for the outcome the page writes in its aria-live result area, and saves a
 screenshot in build/screenshots/page-<name>.png.
