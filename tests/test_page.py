@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import json
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -352,3 +353,35 @@ def test_keyboard_only_reaches_the_file_input_and_the_result_is_announced(
         assert "Document authentique" in region.inner_text()
         assert page.get_by_label("Choisir le document à vérifier").count() == 1
         screenshot(page, "page-keyboard")
+
+
+def test_on_plain_http_from_another_host_the_page_says_it_needs_a_secure_context(
+    devnet: Devnet, browser: Any
+) -> None:
+    """The node's own page, as a reader would get it from http://registre.example (served
+    here by Playwright, without DNS): not a secure context, so no WebCrypto."""
+    with urllib.request.urlopen(f"{devnet.api_url}/", timeout=10) as answer:
+        html, policy = answer.read(), answer.headers["Content-Security-Policy"]
+    context = browser.new_context(locale="fr-FR")
+    try:
+        page = context.new_page()
+        page.route(
+            "http://registre.example/**",
+            lambda route: route.fulfill(
+                body=html,
+                content_type="text/html; charset=utf-8",
+                headers={"Content-Security-Policy": policy},
+            ),
+        )
+        page.goto("http://registre.example/")
+        assert page.evaluate("window.isSecureContext") is False
+        notice = page.locator("#insecure")
+        assert notice.is_visible() and notice.get_attribute("role") == "alert"
+        assert "https://" in notice.inner_text() and "sceau page" in notice.inner_text()
+        assert page.locator("#verify-button").is_disabled()
+        page.set_input_files("#document-input", devnet.documents[MEMBER_REFERENCE])
+        page.wait_for_function("document.getElementById('result').innerText.includes('https')")
+        assert page.locator("#result article").count() == 0
+        screenshot(page, "page-insecure-context")
+    finally:
+        context.close()

@@ -33,6 +33,9 @@
         "disponible que sur une adresse https://, sur localhost ou depuis un fichier ouvert " +
         "sur votre ordinateur. Ouvrez cette page en https, ou demandez à la collectivité le " +
         "fichier de vérification hors ligne (« sceau page »).",
+      unsupported_title: "Ce navigateur ne peut pas vérifier les signatures.",
+      unsupported_body: "Il ne sait pas vérifier les signatures Ed25519 que porte le " +
+        "registre. Utilisez une version récente de Firefox, Chrome, Edge ou Safari.",
       choose_heading: "1. Le document",
       document_label: "Choisir le document à vérifier",
       document_hint: "n'importe quel fichier : PDF, image, tableur…",
@@ -58,6 +61,7 @@
       footer: "Tout le code de cette page est dans la page elle-même, lisible ; elle ne " +
         "charge rien d'autre.",
       consortium: "Registre du consortium « {name} » — identifiant {chain}",
+      consortium_name: "Registre du consortium « {name} »",
       consortium_unknown: "Aucune genèse dans cette page : choisissez le fichier de genèse " +
         "du consortium dans « Vérifier hors ligne ».",
       chosen_document: "Document : {name} ({size})",
@@ -173,6 +177,9 @@
         "an https:// address, on localhost, or from a file opened on your computer. Open this " +
         "page over https, or ask the authority for the offline verification file " +
         "(\"sceau page\").",
+      unsupported_title: "This browser cannot verify the signatures.",
+      unsupported_body: "It cannot verify the Ed25519 signatures the register carries. Use a " +
+        "recent version of Firefox, Chrome, Edge or Safari.",
       choose_heading: "1. The document",
       document_label: "Choose the document to verify",
       document_hint: "any file: PDF, image, spreadsheet…",
@@ -197,6 +204,7 @@
         "fingerprint: it is not found.",
       footer: "All of this page's code is in the page itself, readable; it loads nothing else.",
       consortium: "Register of the consortium \"{name}\" — identifier {chain}",
+      consortium_name: "Register of the consortium \"{name}\"",
       consortium_unknown: "This page holds no genesis: choose the consortium's genesis file " +
         "under \"Verify offline\".",
       chosen_document: "Document: {name} ({size})",
@@ -303,6 +311,9 @@
   };
   var LANGUAGES = ["fr", "en"];
   var ACTIVE_STATUSES = ["in_force", "amended"];
+  // RFC 8032's first test key: a browser that cannot import it cannot verify any signature,
+  // and would otherwise report every receipt as forged.
+  var ED25519_PROBE_KEY = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
 
   var configuration = readConfiguration();
   var state = {
@@ -312,7 +323,8 @@
     chainId: null,
     documentFile: null,
     receiptFile: null,
-    secure: false,     // WebCrypto is there (a secure context) and verify.js is loaded
+    secure: false,     // WebCrypto with Ed25519 is there (a secure context), verify.js too
+    started: null,     // a promise, settled once the page knows whether it can verify
     shown: null,       // what the result area shows: re-drawn when the language changes
     run: 0             // the current verification; an older one that ends is ignored
   };
@@ -479,9 +491,9 @@
       line.textContent = text("consortium_unknown");
       return;
     }
-    line.textContent = text("consortium", {
+    line.textContent = text(state.chainId ? "consortium" : "consortium_name", {
       name: String(state.genesis.consortium),
-      chain: state.chainId ? state.chainId.slice(0, 16) + "…" : "…"
+      chain: state.chainId ? state.chainId.slice(0, 16) + "…" : ""
     });
   }
 
@@ -887,9 +899,14 @@
   }
 
   function verifyChosen() {
+    return state.started.then(verifyChosenNow);
+  }
+
+  function verifyChosenNow() {
     var run = begin();
     if (!state.secure) {
-      finish(run, { kind: "message", key: "insecure_body" });
+      finish(run, { kind: "message", key: window.isSecureContext ? "unsupported_body"
+        : "insecure_body" });
       return Promise.resolve();
     }
     if (!state.documentFile) {
@@ -953,7 +970,7 @@
   /* ``#act=<issuer>/<reference>``: that act's receipt from the node, verified (no document). */
   function verifyLinkedAct() {
     var match = /^#act=([^/]+)\/(.+)$/.exec(window.location.hash);
-    if (!match || configuration.api === null || !state.genesis) {
+    if (!match || configuration.api === null || !state.genesis || !state.secure) {
       return Promise.resolve();
     }
     var expected;
@@ -1122,15 +1139,31 @@
     translatePage();
     var secure = window.isSecureContext && window.crypto && window.crypto.subtle &&
       typeof SceauVerify === "object";
-    state.secure = Boolean(secure);
     if (!secure) {
       $("insecure").hidden = false;
       $("verify-button").disabled = true;
-      return;
+      return Promise.resolve();
     }
-    computeChainId();
-    verifyLinkedAct();
+    return supportsEd25519().then(function (supported) {
+      if (!supported) {
+        $("unsupported").hidden = false;
+        $("verify-button").disabled = true;
+        return;
+      }
+      state.secure = true;
+      computeChainId();
+      verifyLinkedAct();
+    });
   }
 
-  start();
+  function supportsEd25519() {
+    var key = new Uint8Array(32);
+    for (var index = 0; index < 32; index += 1) {
+      key[index] = parseInt(ED25519_PROBE_KEY.substr(index * 2, 2), 16);
+    }
+    return window.crypto.subtle.importKey("raw", key, { name: "Ed25519" }, false, ["verify"])
+      .then(function () { return true; }, function () { return false; });
+  }
+
+  state.started = start();
 })();
