@@ -220,17 +220,44 @@
   }
 
   const importedKeys = new Map();
+  const IMPORTED_KEYS_MAX = 4096;
 
+  function unsupported() {
+    return new ReceiptError(
+      "format",
+      "this browser's WebCrypto cannot verify Ed25519 signatures, so nothing can be checked " +
+        "here: use a recent browser (Chromium 137, Firefox 129, Safari 17 or later)",
+    );
+  }
+
+  /** The WebCrypto key of `key` (null: WebCrypto refuses these bytes), each imported once;
+   * throws a ReceiptError where WebCrypto has no Ed25519 at all. */
   async function importVerifyKey(key) {
     const hex = toHex(key);
     let imported = importedKeys.get(hex);
     if (imported === undefined) {
       imported = subtle()
         .importKey("raw", key, { name: "Ed25519" }, false, ["verify"])
-        .catch(() => null);
-      importedKeys.set(hex, imported);
+        .catch((error) => (error && error.name === "NotSupportedError" ? "unsupported" : null));
+      if (importedKeys.size < IMPORTED_KEYS_MAX) importedKeys.set(hex, imported);
     }
-    return imported;
+    const result = await imported;
+    if (result === "unsupported") throw unsupported();
+    return result;
+  }
+
+  const ED25519_PROBE_KEY = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+  /** True if this browser's WebCrypto verifies Ed25519 (RFC 8032's first test key imports):
+   * a page may ask before it asks for files. */
+  async function ed25519Supported() {
+    try {
+      await importVerifyKey(fromHex(ED25519_PROBE_KEY));
+      return true;
+    } catch (error) {
+      if (error instanceof ReceiptError) return false;
+      throw error;
+    }
   }
 
   /** True if `signature` is `key`'s Ed25519 signature of `message` as given (verify_raw):
@@ -244,12 +271,7 @@
     try {
       return await subtle().verify({ name: "Ed25519" }, imported, signature, message);
     } catch (error) {
-      if (error && error.name === "NotSupportedError") {
-        throw new ReceiptError(
-          "format",
-          "this browser's WebCrypto cannot verify Ed25519 signatures: use a recent browser",
-        );
-      }
+      if (error && error.name === "NotSupportedError") throw unsupported();
       return false;
     }
   }
@@ -306,7 +328,13 @@
       parts.push(new Uint8Array([codes[1], length >> 8, length & 0xff]));
     } else if (length <= 0xffffffff) {
       parts.push(
-        new Uint8Array([codes[2], length >>> 24, (length >> 16) & 0xff, (length >> 8) & 0xff, length & 0xff]),
+        new Uint8Array([
+          codes[2],
+          length >>> 24,
+          (length >> 16) & 0xff,
+          (length >> 8) & 0xff,
+          length & 0xff,
+        ]),
       );
     } else {
       throw new EncodingError("a length above 2^32 - 1 has no msgpack form");
@@ -366,12 +394,16 @@
       if (depthLeft <= 0) throw new EncodingError("containers nest deeper than the depth limit");
       header(parts, 0x90, 15, [null, 0xdc, 0xdd], value.length);
       for (const item of value) encodeValue(item, depthLeft - 1, parts);
-    } else if (value instanceof Map || (typeof value === "object" && value.constructor === Object)) {
+    } else if (
+      value instanceof Map ||
+      (typeof value === "object" && value.constructor === Object)
+    ) {
       if (depthLeft <= 0) throw new EncodingError("containers nest deeper than the depth limit");
       const entries = [];
       const pairs = value instanceof Map ? Array.from(value.entries()) : Object.entries(value);
       for (const [key, item] of pairs) {
-        const isInteger = typeof key === "bigint" || (typeof key === "number" && Number.isSafeInteger(key));
+        const isInteger =
+          typeof key === "bigint" || (typeof key === "number" && Number.isSafeInteger(key));
         if (!(typeof key === "string" || key instanceof Uint8Array || isInteger)) {
           throw new EncodingError("map keys must be text, bytes or integers");
         }
@@ -407,7 +439,8 @@
     if (bytes.length === 0) throw new EncodingError("empty document");
     const reader = { bytes: bytes, offset: 0, limits: limits };
     const value = decodeValue(reader, limits.depthMax);
-    if (reader.offset !== bytes.length) throw new EncodingError("trailing bytes after the document");
+    if (reader.offset !== bytes.length)
+      throw new EncodingError("trailing bytes after the document");
     return value;
   }
 
@@ -461,14 +494,19 @@
     if (code >= 0xd0 && code <= 0xd3) {
       const size = 1 << (code - 0xd0);
       const value = BigInt.asIntN(size * 8, readUnsigned(reader, size));
-      if (value >= 0n) throw new EncodingError("not canonical: a non-negative integer in a signed family");
+      if (value >= 0n)
+        throw new EncodingError("not canonical: a non-negative integer in a signed family");
       const minimum = [-32n, -128n, -32768n, -2147483648n][code - 0xd0];
       if (value >= minimum) notShortest();
       return integerValue(value);
     }
     if ((code >= 0xa0 && code <= 0xbf) || (code >= 0xd9 && code <= 0xdb)) {
-      const length = code <= 0xbf ? code & 0x1f : readLength(reader, code, [0xd9, 0xda, 0xdb], [32, 0x100, 0x10000]);
-      if (length > reader.limits.strBytesMax) throw new EncodingError("a text is longer than the limit");
+      const length =
+        code <= 0xbf
+          ? code & 0x1f
+          : readLength(reader, code, [0xd9, 0xda, 0xdb], [32, 0x100, 0x10000]);
+      if (length > reader.limits.strBytesMax)
+        throw new EncodingError("a text is longer than the limit");
       try {
         return utf8Decoder.decode(take(reader, length));
       } catch (error) {
@@ -478,23 +516,30 @@
     }
     if (code >= 0xc4 && code <= 0xc6) {
       const length = readLength(reader, code, [0xc4, 0xc5, 0xc6], [0, 0x100, 0x10000]);
-      if (length > reader.limits.binBytesMax) throw new EncodingError("bytes longer than the limit");
+      if (length > reader.limits.binBytesMax)
+        throw new EncodingError("bytes longer than the limit");
       return take(reader, length).slice();
     }
     if ((code >= 0x90 && code <= 0x9f) || code === 0xdc || code === 0xdd) {
-      const length = code <= 0x9f ? code & 0x0f : readLength(reader, code, [null, 0xdc, 0xdd], [0, 16, 0x10000]);
+      const length =
+        code <= 0x9f ? code & 0x0f : readLength(reader, code, [null, 0xdc, 0xdd], [0, 16, 0x10000]);
       if (depthLeft <= 0) throw new EncodingError("containers nest deeper than the depth limit");
-      if (length > reader.limits.arrayLengthMax) throw new EncodingError("an array is longer than the limit");
-      if (length > reader.bytes.length - reader.offset) throw new EncodingError("truncated document");
+      if (length > reader.limits.arrayLengthMax)
+        throw new EncodingError("an array is longer than the limit");
+      if (length > reader.bytes.length - reader.offset)
+        throw new EncodingError("truncated document");
       const items = [];
       for (let index = 0; index < length; index++) items.push(decodeValue(reader, depthLeft - 1));
       return items;
     }
     if ((code >= 0x80 && code <= 0x8f) || code === 0xde || code === 0xdf) {
-      const length = code <= 0x8f ? code & 0x0f : readLength(reader, code, [null, 0xde, 0xdf], [0, 16, 0x10000]);
+      const length =
+        code <= 0x8f ? code & 0x0f : readLength(reader, code, [null, 0xde, 0xdf], [0, 16, 0x10000]);
       if (depthLeft <= 0) throw new EncodingError("containers nest deeper than the depth limit");
-      if (length > reader.limits.mapLengthMax) throw new EncodingError("a map is longer than the limit");
-      if (2 * length > reader.bytes.length - reader.offset) throw new EncodingError("truncated document");
+      if (length > reader.limits.mapLengthMax)
+        throw new EncodingError("a map is longer than the limit");
+      if (2 * length > reader.bytes.length - reader.offset)
+        throw new EncodingError("truncated document");
       const map = new Map();
       let previous = null;
       for (let index = 0; index < length; index++) {
@@ -502,21 +547,26 @@
         const first = reader.bytes[start];
         const key = decodeValue(reader, 0);
         const isKeyType =
-          typeof key === "string" || typeof key === "number" || typeof key === "bigint" ||
+          typeof key === "string" ||
+          typeof key === "number" ||
+          typeof key === "bigint" ||
           key instanceof Uint8Array;
         if (!isKeyType || first === 0xc0 || first === 0xc2 || first === 0xc3) {
           throw new EncodingError("not canonical: a map key that is not text, bytes or an integer");
         }
         const encodedKey = reader.bytes.subarray(start, reader.offset);
         if (previous !== null && compareBytes(previous, encodedKey) >= 0) {
-          throw new EncodingError("not canonical: map keys are not sorted by their encoding, or repeat");
+          throw new EncodingError(
+            "not canonical: map keys are not sorted by their encoding, or repeat",
+          );
         }
         previous = encodedKey;
         map.set(key, decodeValue(reader, depthLeft - 1));
       }
       return map;
     }
-    if (code === 0xca || code === 0xcb) throw new EncodingError("not canonical: floats are not allowed");
+    if (code === 0xca || code === 0xcb)
+      throw new EncodingError("not canonical: floats are not allowed");
     if (code === 0xc1) throw new EncodingError("malformed msgpack: 0xc1 is never used");
     throw new EncodingError("not canonical: extension types are not allowed");
   }
@@ -553,7 +603,11 @@
     if (character === "{") return parseJsonObject(parser);
     if (character === "[") return parseJsonArray(parser);
     if (character === '"') return parseJsonString(parser);
-    for (const [word, value] of [["true", true], ["false", false], ["null", null]]) {
+    for (const [word, value] of [
+      ["true", true],
+      ["false", false],
+      ["null", null],
+    ]) {
       if (parser.text.startsWith(word, parser.offset)) {
         parser.offset += word.length;
         return value;
@@ -564,11 +618,21 @@
     );
     if (match === null || match[0] === "" || match[0] === "-") jsonFail(parser, "expected a value");
     parser.offset += match[0].length;
-    if (match[1] === undefined && match[2] === undefined) {
-      const big = BigInt(match[0]);
-      return integerValue(big);
+    if (match[1] === undefined && match[2] === undefined) return integerValue(BigInt(match[0]));
+    return new JsonFraction(match[0]);
+  }
+
+  /** A JSON number written with a fraction or an exponent (`1.0`, `1e3`): never an integer
+   * field's value, even when its value is whole, as the Python models (strict integers) read
+   * it. Kept as its text. */
+  class JsonFraction {
+    constructor(text) {
+      this.text = text;
     }
-    return Number(match[0]);
+
+    toJSON() {
+      return Number(this.text);
+    }
   }
 
   function enter(parser) {
@@ -608,7 +672,12 @@
     parser.depth--;
     const result = {};
     for (const key of Object.keys(object)) {
-      Object.defineProperty(result, key, { value: object[key], enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(result, key, {
+        value: object[key],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return result;
   }
@@ -646,7 +715,16 @@
         continue;
       }
       const escape = parser.text[parser.offset++];
-      const simple = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" };
+      const simple = {
+        '"': '"',
+        "\\": "\\",
+        "/": "/",
+        b: "\b",
+        f: "\f",
+        n: "\n",
+        r: "\r",
+        t: "\t",
+      };
       if (escape in simple) {
         text += simple[escape];
       } else if (escape === "u") {
@@ -671,6 +749,7 @@
 
   function describe(value) {
     if (value === null) return "null";
+    if (value instanceof JsonFraction) return "the number " + value.text;
     if (Array.isArray(value)) return "an array";
     if (typeof value === "bigint") return "an integer";
     return typeof value === "object" ? "an object" : "a " + typeof value;
@@ -690,7 +769,8 @@
       }
     }
     for (const name of required) {
-      if (!Object.prototype.hasOwnProperty.call(value, name)) formatFail(where + "." + name, "missing field");
+      if (!Object.prototype.hasOwnProperty.call(value, name))
+        formatFail(where + "." + name, "missing field");
     }
     return value;
   }
@@ -699,7 +779,9 @@
     if (typeof value === "bigint") {
       formatFail(
         where,
-        "the integer " + value + " is above 2^53: this verifier refuses it (a JavaScript number " +
+        "the integer " +
+          value +
+          " is above 2^53: this verifier refuses it (a JavaScript number " +
           "cannot hold it exactly)",
       );
     }
@@ -726,11 +808,14 @@
   }
 
   function readHex(value, where, length, lengthMax) {
-    if (typeof value !== "string") formatFail(where, "expected lowercase hex, got " + describe(value));
+    if (typeof value !== "string")
+      formatFail(where, "expected lowercase hex, got " + describe(value));
     if (!/^(?:[0-9a-f]{2})*$/.test(value)) formatFail(where, "expected lowercase hex");
     const size = value.length / 2;
-    if (length !== null && size !== length) formatFail(where, "expected " + length + " bytes, got " + size);
-    if (lengthMax !== null && size > lengthMax) formatFail(where, "at most " + lengthMax + " bytes, got " + size);
+    if (length !== null && size !== length)
+      formatFail(where, "expected " + length + " bytes, got " + size);
+    if (lengthMax !== null && size > lengthMax)
+      formatFail(where, "at most " + lengthMax + " bytes, got " + size);
     return fromHex(value);
   }
 
@@ -801,7 +886,8 @@
 
   function readPublicKey(value, where) {
     const raw = publicKeyFromText(value);
-    if (raw === null) formatFail(where, "expected a public key as ed25519:<43 base64url characters>");
+    if (raw === null)
+      formatFail(where, "expected a public key as ed25519:<43 base64url characters>");
     if (!isAcceptablePublicKey(raw)) {
       formatFail(where, "not an acceptable Ed25519 public key (wrong length, or small order)");
     }
@@ -849,29 +935,42 @@
   /** The genesis from its JSON file, with the defaults of §5.5 filled in. */
   function readGenesis(value) {
     const where = "genesis";
-    fields(value, where, ["consortium", "created_at_ms", "members"], ["format_version", "parameters", "contracts"]);
+    fields(
+      value,
+      where,
+      ["consortium", "created_at_ms", "members"],
+      ["format_version", "parameters", "contracts"],
+    );
     const parameters = {};
     const given = value.parameters === undefined ? {} : value.parameters;
     fields(given, where + ".parameters", [], Object.keys(PARAMETER_RANGES));
     for (const [name, [minimum, maximum, fallback]] of Object.entries(PARAMETER_RANGES)) {
       parameters[name] =
-        given[name] === undefined ? fallback : readInteger(given[name], where + ".parameters." + name, minimum, maximum);
+        given[name] === undefined
+          ? fallback
+          : readInteger(given[name], where + ".parameters." + name, minimum, maximum);
     }
     if (parameters.block_bytes_max < parameters.transaction_bytes_max) {
       formatFail(where + ".parameters", "block_bytes_max must be at least transaction_bytes_max");
     }
-    const contracts = readArray(value.contracts === undefined ? [] : value.contracts, where + ".contracts", 0, 64).map(
-      (contract, index) => {
-        const at = where + ".contracts." + index;
-        fields(contract, at, ["name", "version"]);
-        return {
-          name: readPattern(contract.name, at + ".name", NAME),
-          version: readPattern(contract.version, at + ".version", VERSION, 32),
-        };
-      },
-    );
+    const contracts = readArray(
+      value.contracts === undefined ? [] : value.contracts,
+      where + ".contracts",
+      0,
+      64,
+    ).map((contract, index) => {
+      const at = where + ".contracts." + index;
+      fields(contract, at, ["name", "version"]);
+      return {
+        name: readPattern(contract.name, at + ".name", NAME),
+        version: readPattern(contract.version, at + ".version", VERSION, 32),
+      };
+    });
     const genesis = {
-      format_version: value.format_version === undefined ? 1 : readInteger(value.format_version, where + ".format_version", 1, 2),
+      format_version:
+        value.format_version === undefined
+          ? 1
+          : readInteger(value.format_version, where + ".format_version", 1, 2),
       consortium: readDisplayName(value.consortium, where + ".consortium"),
       created_at_ms: readCount(value.created_at_ms, where + ".created_at_ms"),
       members: readMembers(value.members, where + ".members", 1),
@@ -885,13 +984,25 @@
       ["contracts: contract name", genesis.contracts.map((contract) => contract.name)],
     ]) {
       const duplicate = values.find((item, index) => values.indexOf(item) !== index);
-      if (duplicate !== undefined) formatFail(where, label + " " + JSON.stringify(duplicate) + " appears twice");
+      if (duplicate !== undefined)
+        formatFail(where, label + " " + JSON.stringify(duplicate) + " appears twice");
     }
     return genesis;
   }
 
   function readHeader(value, where) {
-    const names = ["chain_id", "height", "prev_hash", "timestamp_ms", "proposer", "view", "tx_count", "tx_root", "state_root", "members_hash"];
+    const names = [
+      "chain_id",
+      "height",
+      "prev_hash",
+      "timestamp_ms",
+      "proposer",
+      "view",
+      "tx_count",
+      "tx_root",
+      "state_root",
+      "members_hash",
+    ];
     fields(value, where, names, ["log_size", "log_root"]);
     const hasSize = value.log_size !== undefined && value.log_size !== null;
     const hasRoot = value.log_root !== undefined && value.log_root !== null;
@@ -919,11 +1030,16 @@
 
   function readCertificate(value, where) {
     fields(value, where, ["height", "view", "block_hash", "signatures"]);
-    const signatures = readArray(value.signatures, where + ".signatures", 1, 256).map((entry, index) => {
-      const at = where + ".signatures." + index;
-      readArray(entry, at, 2, 2);
-      return [readPattern(entry[0], at + ".0", MEMBER_ID), readHex(entry[1], at + ".1", 64, null)];
-    });
+    const signatures = readArray(value.signatures, where + ".signatures", 1, 256).map(
+      (entry, index) => {
+        const at = where + ".signatures." + index;
+        readArray(entry, at, 2, 2);
+        return [
+          readPattern(entry[0], at + ".0", MEMBER_ID),
+          readHex(entry[1], at + ".1", 64, null),
+        ];
+      },
+    );
     for (let index = 1; index < signatures.length; index++) {
       if (!(signatures[index - 1][0] < signatures[index][0])) {
         formatFail(where, "signatures must be sorted by member id, each member once");
@@ -939,8 +1055,14 @@
 
   function readStateProof(value, where) {
     fields(value, where, ["siblings", "other_key_path", "other_value_hash"]);
-    const otherPath = value.other_key_path === null ? null : readHash(value.other_key_path, where + ".other_key_path");
-    const otherHash = value.other_value_hash === null ? null : readHash(value.other_value_hash, where + ".other_value_hash");
+    const otherPath =
+      value.other_key_path === null
+        ? null
+        : readHash(value.other_key_path, where + ".other_key_path");
+    const otherHash =
+      value.other_value_hash === null
+        ? null
+        : readHash(value.other_value_hash, where + ".other_value_hash");
     if ((otherPath === null) !== (otherHash === null)) {
       formatFail(where, "other_key_path and other_value_hash go together");
     }
@@ -1014,9 +1136,12 @@
     }
     return {
       index: readCount(value.index, where + ".index"),
-      inclusion_proof: readArray(value.inclusion_proof, where + ".inclusion_proof", 0, PROOF_HASHES_MAX).map(
-        (hash, index) => readHash(hash, where + ".inclusion_proof." + index),
-      ),
+      inclusion_proof: readArray(
+        value.inclusion_proof,
+        where + ".inclusion_proof",
+        0,
+        PROOF_HASHES_MAX,
+      ).map((hash, index) => readHash(hash, where + ".inclusion_proof." + index)),
       checkpoint: checkpoint,
       member_changes: readMemberSetChanges(value.member_changes, where + ".member_changes"),
     };
@@ -1029,22 +1154,33 @@
     fields(
       value,
       where,
-      ["chain_id", "transaction", "height", "position", "inclusion_proof", "header", "certificate", "member_changes"],
+      [
+        "chain_id",
+        "transaction",
+        "height",
+        "position",
+        "inclusion_proof",
+        "header",
+        "certificate",
+        "member_changes",
+      ],
       ["format", "status", "authority", "log"],
     );
     if (value.format !== undefined && value.format !== "sceau-receipt/v1") {
       formatFail(where + ".format", "expected 'sceau-receipt/v1'");
     }
     const optional = (name, reader) =>
-      value[name] === undefined || value[name] === null ? null : reader(value[name], where + "." + name);
+      value[name] === undefined || value[name] === null
+        ? null
+        : reader(value[name], where + "." + name);
     return {
       format: "sceau-receipt/v1",
       chain_id: readHash(value.chain_id, where + ".chain_id"),
       transaction: readHex(value.transaction, where + ".transaction", null, 64 * 1024),
       height: readHeight(value.height, where + ".height"),
       position: readInteger(value.position, where + ".position", 0, 2 ** 31),
-      inclusion_proof: readArray(value.inclusion_proof, where + ".inclusion_proof", 0, 64).map((hash, index) =>
-        readHash(hash, where + ".inclusion_proof." + index),
+      inclusion_proof: readArray(value.inclusion_proof, where + ".inclusion_proof", 0, 64).map(
+        (hash, index) => readHash(hash, where + ".inclusion_proof." + index),
       ),
       header: readHeader(value.header, where + ".header"),
       certificate: readCertificate(value.certificate, where + ".certificate"),
@@ -1057,7 +1193,16 @@
 
   // --- the transaction, from its canonical bytes (§5.6) ---------------------------------------
 
-  const TRANSACTION_FIELDS = ["chain_id", "contract", "action", "args", "signer", "nonce", "expiry_height", "signature"];
+  const TRANSACTION_FIELDS = [
+    "chain_id",
+    "contract",
+    "action",
+    "args",
+    "signer",
+    "nonce",
+    "expiry_height",
+    "signature",
+  ];
   const ARGUMENTS_DEPTH_MAX = 8;
 
   function isInteger(value) {
@@ -1068,23 +1213,34 @@
   function transactionProblem(document) {
     if (!(document instanceof Map)) return "Transaction: expected a map";
     for (const key of document.keys()) {
-      if (!TRANSACTION_FIELDS.includes(key)) return "Transaction." + String(key) + ": unknown field";
+      if (!TRANSACTION_FIELDS.includes(key))
+        return "Transaction." + String(key) + ": unknown field";
     }
     for (const name of TRANSACTION_FIELDS) {
       if (!document.has(name)) return "Transaction: missing field '" + name + "'";
     }
     const get = (name) => document.get(name);
     const bytesOf = (name, length) =>
-      get(name) instanceof Uint8Array && get(name).length === length ? null : "Transaction." + name + ": expected " + length + " bytes";
+      get(name) instanceof Uint8Array && get(name).length === length
+        ? null
+        : "Transaction." + name + ": expected " + length + " bytes";
     const problems = [
       bytesOf("chain_id", 32),
-      typeof get("contract") === "string" && NAME.test(get("contract")) ? null : "Transaction.contract: not a contract name",
-      typeof get("action") === "string" && NAME.test(get("action")) ? null : "Transaction.action: not an action name",
+      typeof get("contract") === "string" && NAME.test(get("contract"))
+        ? null
+        : "Transaction.contract: not a contract name",
+      typeof get("action") === "string" && NAME.test(get("action"))
+        ? null
+        : "Transaction.action: not an action name",
       get("signer") instanceof Uint8Array && isAcceptablePublicKey(get("signer"))
         ? null
         : "Transaction.signer: not an acceptable Ed25519 public key (wrong length, or small order)",
-      isInteger(get("nonce")) && BigInt(get("nonce")) >= 0n && BigInt(get("nonce")) <= INT_MAX ? null : "Transaction.nonce: expected an integer from 0 to 2^64 - 1",
-      isInteger(get("expiry_height")) && BigInt(get("expiry_height")) >= 1n && BigInt(get("expiry_height")) <= U63_MAX
+      isInteger(get("nonce")) && BigInt(get("nonce")) >= 0n && BigInt(get("nonce")) <= INT_MAX
+        ? null
+        : "Transaction.nonce: expected an integer from 0 to 2^64 - 1",
+      isInteger(get("expiry_height")) &&
+      BigInt(get("expiry_height")) >= 1n &&
+      BigInt(get("expiry_height")) <= U63_MAX
         ? null
         : "Transaction.expiry_height: expected an integer from 1 to 2^63 - 1",
       bytesOf("signature", 64),
@@ -1098,7 +1254,8 @@
     }
     try {
       const size = encodeCanonical(args, ARGUMENTS_DEPTH_MAX).length;
-      if (size > 64 * 1024) return "Transaction.args: arguments take " + size + " bytes, over 65536";
+      if (size > 64 * 1024)
+        return "Transaction.args: arguments take " + size + " bytes, over 65536";
     } catch (error) {
       return "Transaction.args: not canonically encodable: " + error.message;
     }
@@ -1121,7 +1278,12 @@
       const object = {};
       for (const [key, item] of value) {
         const name = key instanceof Uint8Array ? toHex(key) : String(key);
-        Object.defineProperty(object, name, { value: plain(item), enumerable: true, writable: true, configurable: true });
+        Object.defineProperty(object, name, {
+          value: plain(item),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       return object;
     }
@@ -1258,13 +1420,19 @@
   async function certificateFailures(certificate, header, hash, members, chainId) {
     const found = [];
     if (certificate.height !== header.height) {
-      found.push(["certificate.height", "is " + certificate.height + ", the block's is " + header.height]);
+      found.push([
+        "certificate.height",
+        "is " + certificate.height + ", the block's is " + header.height,
+      ]);
     }
     if (!equalBytes(certificate.block_hash, hash)) {
       found.push(["certificate.block_hash", "is not the hash of the block's header"]);
     }
     if (certificate.view < header.view) {
-      found.push(["certificate.view", certificate.view + " is before the view " + header.view + " the block was proposed in"]);
+      found.push([
+        "certificate.view",
+        certificate.view + " is before the view " + header.view + " the block was proposed in",
+      ]);
     }
     const byId = new Map(members.map((member) => [member.id, member]));
     const payload = encodeCanonical([certificate.height, certificate.view, certificate.block_hash]);
@@ -1275,12 +1443,15 @@
         found.push(["certificate", "'" + memberId + "' signs twice"]);
         continue;
       }
-      if (memberId < previous) found.push(["certificate", "the signatures are not sorted by member id"]);
+      if (memberId < previous)
+        found.push(["certificate", "the signatures are not sorted by member id"]);
       previous = memberId;
       const member = byId.get(memberId);
       if (member === undefined) {
         found.push(["certificate", "'" + memberId + "' is not a member at this height"]);
-      } else if (!(await verifySigned(member.public_key, TAG_COMMIT, chainId, payload, signature))) {
+      } else if (
+        !(await verifySigned(member.public_key, TAG_COMMIT, chainId, payload, signature))
+      ) {
         found.push(["certificate", "bad signature from '" + memberId + "'"]);
       } else {
         signers.add(memberId);
@@ -1290,7 +1461,12 @@
     if (signers.size < needed) {
       found.push([
         "certificate",
-        signers.size + " valid signatures of distinct members, " + needed + " needed of " + members.length + " members",
+        signers.size +
+          " valid signatures of distinct members, " +
+          needed +
+          " needed of " +
+          members.length +
+          " members",
       ]);
     }
     return found;
@@ -1298,18 +1474,37 @@
 
   /** Every rule a certified header must hold without its parent or replay
    * (ledger.audit.block_rule_failures), header fields first. */
-  async function blockRuleFailures(header, hash, certificate, transactions, members, context, afterMs, after) {
+  async function blockRuleFailures(
+    header,
+    hash,
+    certificate,
+    transactions,
+    members,
+    context,
+    afterMs,
+    after,
+  ) {
     const found = [];
     if (!equalBytes(header.chain_id, context.chainId)) {
       found.push(["header.chain_id", "is not the chain_id of this genesis"]);
     }
-    if (header.timestamp_ms <= afterMs) found.push(["header.timestamp_ms", "is not after " + after]);
+    if (header.timestamp_ms <= afterMs)
+      found.push(["header.timestamp_ms", "is not after " + after]);
     if (!equalBytes(header.members_hash, await membersHash(members))) {
       found.push(["header.members_hash", "is not the hash of the member set in force"]);
     }
     const primary = members[header.view % members.length].id;
     if (header.proposer !== primary) {
-      found.push(["header.proposer", "is '" + header.proposer + "', the primary of view " + header.view + " is '" + primary + "'"]);
+      found.push([
+        "header.proposer",
+        "is '" +
+          header.proposer +
+          "', the primary of view " +
+          header.view +
+          " is '" +
+          primary +
+          "'",
+      ]);
     }
     const listed = context.genesis.contracts.map((contract) => contract.name);
     for (const [position, transaction] of transactions) {
@@ -1318,13 +1513,24 @@
         found.push([name, "chain_id: signed for another chain"]);
       }
       if (transaction.get("expiry_height") < header.height) {
-        found.push([name, "expiry_height: " + transaction.get("expiry_height") + " is below the block's height " + header.height]);
+        found.push([
+          name,
+          "expiry_height: " +
+            transaction.get("expiry_height") +
+            " is below the block's height " +
+            header.height,
+        ]);
       }
       if (!listed.includes(transaction.get("contract"))) {
-        found.push([name, "contract: '" + transaction.get("contract") + "' is not listed in the genesis"]);
+        found.push([
+          name,
+          "contract: '" + transaction.get("contract") + "' is not listed in the genesis",
+        ]);
       }
     }
-    return found.concat(await certificateFailures(certificate, header, hash, members, context.chainId));
+    return found.concat(
+      await certificateFailures(certificate, header, hash, members, context.chainId),
+    );
   }
 
   /** The certified headers a receipt shows, checked in increasing height order
@@ -1340,11 +1546,20 @@
       const hash = await blockHash(header);
       const same = this.shown.get(height);
       if (same !== undefined && !equalBytes(same.hash, hash)) {
-        fail(step, "header: another certified header of height " + height + " is in this receipt (a quorum certified two blocks at one height)");
+        fail(
+          step,
+          "header: another certified header of height " +
+            height +
+            " is in this receipt (a quorum certified two blocks at one height)",
+        );
       }
       let parent = null;
       for (const shown of this.shown.values()) {
-        if (shown.header.height < height && (parent === null || shown.header.height > parent.header.height)) parent = shown;
+        if (
+          shown.header.height < height &&
+          (parent === null || shown.header.height > parent.header.height)
+        )
+          parent = shown;
       }
       const found = await blockRuleFailures(
         header,
@@ -1354,12 +1569,17 @@
         members,
         this.context,
         parent === null ? this.context.genesis.created_at_ms : parent.header.timestamp_ms,
-        parent === null ? "the genesis's created_at_ms" : "the time of block " + parent.header.height + " in this receipt",
+        parent === null
+          ? "the genesis's created_at_ms"
+          : "the time of block " + parent.header.height + " in this receipt",
       );
       if (found.length > 0) {
         let [field, detail] = found[0];
         if (field === "header.members_hash") {
-          detail += " at height " + height + " (a member-set change is missing from the receipt, or the header was altered)";
+          detail +=
+            " at height " +
+            height +
+            " (a member-set change is missing from the receipt, or the header was altered)";
         }
         fail(step, field + ": " + detail);
       }
@@ -1369,9 +1589,19 @@
         checks.push({
           step: step,
           detail:
-            "the header of block " + height + " is certified by " + signers.length + " of the " + members.length +
-            " members in force (" + signers.join(", ") + "; " + quorumSize(members.length) + " needed), " +
-            "names that member set, its proposer is the primary of view " + header.view +
+            "the header of block " +
+            height +
+            " is certified by " +
+            signers.length +
+            " of the " +
+            members.length +
+            " members in force (" +
+            signers.join(", ") +
+            "; " +
+            quorumSize(members.length) +
+            " needed), " +
+            "names that member set, its proposer is the primary of view " +
+            header.view +
             ", and its time is after the genesis and the lower blocks shown",
         });
       }
@@ -1386,15 +1616,29 @@
 
   async function applyChange(members, change, shown, checks) {
     const height = change.header.height;
-    await shown.check(change.header, change.certificate, members, "members at height " + height, [], checks);
+    await shown.check(
+      change.header,
+      change.certificate,
+      members,
+      "members at height " + height,
+      [],
+      checks,
+    );
     const value = encodeCanonical(change.members);
-    if (!(await verifyStateProof(change.header.state_root, MEMBERS_STATE_KEY, value, change.proof))) {
+    if (
+      !(await verifyStateProof(change.header.state_root, MEMBERS_STATE_KEY, value, change.proof))
+    ) {
       fail("members", "the member list of height " + height + " is not proven");
     }
     checks.push({
       step: "members",
-      detail: "the member set changed at height " + (height + 1) + ": its " + change.members.length +
-        " members are proven by the state of the certified block " + height,
+      detail:
+        "the member set changed at height " +
+        (height + 1) +
+        ": its " +
+        change.members.length +
+        " members are proven by the state of the certified block " +
+        height,
     });
     return change.members;
   }
@@ -1403,8 +1647,10 @@
     let previous = fromHeight - 1;
     for (const change of changes) {
       const height = change.header.height;
-      if (height <= previous) fail("members", "member-set changes out of order at height " + height);
-      if (height + 1 > targetHeight) fail("members", "a change at height " + height + " comes after the block");
+      if (height <= previous)
+        fail("members", "member-set changes out of order at height " + height);
+      if (height + 1 > targetHeight)
+        fail("members", "a change at height " + height + " comes after the block");
       members = await applyChange(members, change, shown, checks);
       previous = height;
     }
@@ -1414,10 +1660,20 @@
   async function followToLogSize(members, previousHeight, changes, size, shown, checks) {
     for (const change of changes) {
       const height = change.header.height;
-      if (height <= previousHeight) fail("members", "member-set changes out of order at height " + height);
+      if (height <= previousHeight)
+        fail("members", "member-set changes out of order at height " + height);
       const logSize = change.header.log_size;
       if (logSize !== undefined && logSize > size) {
-        fail("members", "the change at height " + height + " comes after the checkpoint (log size " + logSize + " > " + size + ")");
+        fail(
+          "members",
+          "the change at height " +
+            height +
+            " comes after the checkpoint (log size " +
+            logSize +
+            " > " +
+            size +
+            ")",
+        );
       }
       members = await applyChange(members, change, shown, checks);
       previousHeight = height;
@@ -1427,7 +1683,15 @@
 
   // --- the signer's right (§7.10) ------------------------------------------------------------
 
-  const ISSUER_FIELDS = ["id", "name", "siret", "public_key", "status", "admitted_height", "status_height"];
+  const ISSUER_FIELDS = [
+    "id",
+    "name",
+    "siret",
+    "public_key",
+    "status",
+    "admitted_height",
+    "status_height",
+  ];
 
   function readIssuerRecord(value) {
     let document;
@@ -1438,17 +1702,23 @@
     }
     const problem = (() => {
       if (!(document instanceof Map)) return "Issuer: expected a map";
-      for (const key of document.keys()) if (!ISSUER_FIELDS.includes(key)) return "Issuer." + String(key) + ": unknown field";
-      for (const name of ISSUER_FIELDS) if (!document.has(name)) return "Issuer: missing field '" + name + "'";
+      for (const key of document.keys())
+        if (!ISSUER_FIELDS.includes(key)) return "Issuer." + String(key) + ": unknown field";
+      for (const name of ISSUER_FIELDS)
+        if (!document.has(name)) return "Issuer: missing field '" + name + "'";
       const get = (name) => document.get(name);
       if (!isMemberId(get("id"))) return "Issuer.id: not a member id";
       const nameProblem = displayNameProblem(get("name"));
       if (nameProblem !== null) return "Issuer.name: " + nameProblem;
-      if (get("siret") !== null && !(typeof get("siret") === "string" && SIRET.test(get("siret")))) return "Issuer.siret: 14 digits or nil";
-      if (!(get("public_key") instanceof Uint8Array && isAcceptablePublicKey(get("public_key")))) return "Issuer.public_key: not an acceptable Ed25519 public key";
-      if (!["active", "suspended", "removed"].includes(get("status"))) return "Issuer.status: active, suspended or removed";
+      if (get("siret") !== null && !(typeof get("siret") === "string" && SIRET.test(get("siret"))))
+        return "Issuer.siret: 14 digits or nil";
+      if (!(get("public_key") instanceof Uint8Array && isAcceptablePublicKey(get("public_key"))))
+        return "Issuer.public_key: not an acceptable Ed25519 public key";
+      if (!["active", "suspended", "removed"].includes(get("status")))
+        return "Issuer.status: active, suspended or removed";
       for (const name of ["admitted_height", "status_height"]) {
-        if (!isInteger(get(name)) || BigInt(get(name)) < 1n || BigInt(get(name)) > U63_MAX) return "Issuer." + name + ": not a height";
+        if (!isInteger(get(name)) || BigInt(get(name)) < 1n || BigInt(get(name)) > U63_MAX)
+          return "Issuer." + name + ": not a height";
       }
       return null;
     })();
@@ -1471,7 +1741,14 @@
   async function provenValues(authority, header, allowed, shown) {
     const parent = authority.parent;
     if (parent.height !== header.height - 1) {
-      fail("signer", "the authority's header is of height " + parent.height + ", not the block's parent (" + (header.height - 1) + ")");
+      fail(
+        "signer",
+        "the authority's header is of height " +
+          parent.height +
+          ", not the block's parent (" +
+          (header.height - 1) +
+          ")",
+      );
     }
     const parentHash = await blockHash(parent);
     if (!equalBytes(parentHash, header.prev_hash)) {
@@ -1479,18 +1756,34 @@
     }
     const same = shown.at(parent.height);
     if (same !== null && !equalBytes(same.hash, parentHash)) {
-      fail("signer", "another header of height " + parent.height + " is certified in this receipt (a quorum certified a block on another parent)");
+      fail(
+        "signer",
+        "another header of height " +
+          parent.height +
+          " is certified in this receipt (a quorum certified a block on another parent)",
+      );
     }
     const proven = [];
     for (const entry of authority.entries) {
       if (!allowed.some((key) => equalBytes(key, entry.key))) {
-        fail("signer", "the authority proves " + describeKey(entry.key) + ": neither the principal's issuer record nor the signer key's delegations");
+        fail(
+          "signer",
+          "the authority proves " +
+            describeKey(entry.key) +
+            ": neither the principal's issuer record nor the signer key's delegations",
+        );
       }
       if (proven.some((item) => equalBytes(item.key, entry.key))) {
         fail("signer", "the authority proves " + describeKey(entry.key) + " twice");
       }
       if (!(await verifyStateProof(parent.state_root, entry.key, entry.value, entry.proof))) {
-        fail("signer", "the proof of " + describeKey(entry.key) + " does not verify under the state of block " + parent.height);
+        fail(
+          "signer",
+          "the proof of " +
+            describeKey(entry.key) +
+            " does not verify under the state of block " +
+            parent.height,
+        );
       }
       proven.push({ key: entry.key, value: entry.value });
     }
@@ -1503,11 +1796,17 @@
 
   function onlyNeeded(proven, needed) {
     const same =
-      proven.length === needed.length && proven.every((item, index) => equalBytes(item.key, needed[index]));
+      proven.length === needed.length &&
+      proven.every((item, index) => equalBytes(item.key, needed[index]));
     if (same) return;
     const extra = proven.find((item) => !needed.some((key) => equalBytes(key, item.key)));
     if (extra !== undefined) {
-      fail("signer", "the authority proves " + describeKey(extra.key) + ", which this signer's right does not need");
+      fail(
+        "signer",
+        "the authority proves " +
+          describeKey(extra.key) +
+          ", which this signer's right does not need",
+      );
     }
     fail("signer", "the authority's entries are out of order");
   }
@@ -1515,17 +1814,43 @@
   function activeIssuer(proven, key, principal, height) {
     const entry = provenGet(proven, key);
     if (entry === undefined) {
-      fail("signer", "'" + principal + "' is not a member at height " + height + ", and the authority does not prove its issuer record (membership/issuer/" + principal + ")");
+      fail(
+        "signer",
+        "'" +
+          principal +
+          "' is not a member at height " +
+          height +
+          ", and the authority does not prove its issuer record (membership/issuer/" +
+          principal +
+          ")",
+      );
     }
     if (entry.value === null) {
-      fail("signer", "'" + principal + "' is neither a member nor an admitted issuer at height " + height);
+      fail(
+        "signer",
+        "'" + principal + "' is neither a member nor an admitted issuer at height " + height,
+      );
     }
     const issuer = readIssuerRecord(entry.value);
     if (issuer.get("id") !== principal) {
-      fail("signer", "the issuer record is '" + issuer.get("id") + "''s, not '" + principal + "''s");
+      fail(
+        "signer",
+        "the issuer record is '" + issuer.get("id") + "''s, not '" + principal + "''s",
+      );
     }
     if (issuer.get("status") !== "active") {
-      fail("signer", "the issuer '" + principal + "' is " + issuer.get("status") + " at height " + height + " (since height " + issuer.get("status_height") + "): its keys sign nothing");
+      fail(
+        "signer",
+        "the issuer '" +
+          principal +
+          "' is " +
+          issuer.get("status") +
+          " at height " +
+          height +
+          " (since height " +
+          issuer.get("status_height") +
+          "): its keys sign nothing",
+      );
     }
     return issuer;
   }
@@ -1540,7 +1865,10 @@
     }
     const entry = delegations instanceof Map ? delegations.get(principal) : undefined;
     if (entry === undefined || entry === null) {
-      fail("signer", "the signer key holds no delegation from '" + principal + "' at height " + height);
+      fail(
+        "signer",
+        "the signer key holds no delegation from '" + principal + "' at height " + height,
+      );
     }
     const roles = entry instanceof Map ? entry.get("roles") : undefined;
     const expiry = entry instanceof Map ? entry.get("expiry_height") : undefined;
@@ -1552,10 +1880,27 @@
       fail("signer", "the signer's delegation from '" + principal + "' does not decode");
     }
     if (!roles.includes(role)) {
-      fail("signer", "the signer key may not " + role + " for '" + principal + "' (it holds " + JSON.stringify(roles) + ")");
+      fail(
+        "signer",
+        "the signer key may not " +
+          role +
+          " for '" +
+          principal +
+          "' (it holds " +
+          JSON.stringify(roles) +
+          ")",
+      );
     }
     if (expiry !== null && height > expiry) {
-      fail("signer", "the signer's delegation from '" + principal + "' expired at height " + expiry + ", before the block's height " + height);
+      fail(
+        "signer",
+        "the signer's delegation from '" +
+          principal +
+          "' expired at height " +
+          expiry +
+          ", before the block's height " +
+          height,
+      );
     }
     return expiry === null ? null : plain(expiry);
   }
@@ -1564,29 +1909,68 @@
   async function verifySigner(receipt, transaction, anchor, members, shown, checks) {
     const authority = receipt.authority;
     if (anchor === null) {
-      if (authority !== null) fail("signer", "only the receipt of an act issued for a principal carries an authority");
+      if (authority !== null)
+        fail("signer", "only the receipt of an act issued for a principal carries an authority");
       return { right: null, issuer: null };
     }
     const principal = anchor.principal(transaction.get("args"));
     if (typeof principal !== "string") fail("signer", "the act does not name who it is issued for");
     const height = receipt.height;
     const signer = transaction.get("signer");
-    const right = { principal: principal, role: anchor.role, kind: "member_node_key", height: height, provenAtHeight: null, expiryHeight: null };
+    const right = {
+      principal: principal,
+      role: anchor.role,
+      kind: "member_node_key",
+      height: height,
+      provenAtHeight: null,
+      expiryHeight: null,
+    };
     const member = members.find((candidate) => candidate.id === principal);
     if (member !== undefined && equalBytes(member.public_key, signer)) {
       if (authority !== null) {
-        fail("signer", "the signer is the node key of member '" + principal + "', which the member sets prove: the receipt carries an authority it does not need");
+        fail(
+          "signer",
+          "the signer is the node key of member '" +
+            principal +
+            "', which the member sets prove: the receipt carries an authority it does not need",
+        );
       }
-      checks.push({ step: "signer", detail: "the signer is the node key of member " + principal + " (" + member.name + "), in force at height " + height });
+      checks.push({
+        step: "signer",
+        detail:
+          "the signer is the node key of member " +
+          principal +
+          " (" +
+          member.name +
+          "), in force at height " +
+          height,
+      });
       return { right: right, issuer: null };
     }
     if (authority === null) {
       if (member !== undefined) {
         right.kind = "not_proven";
-        checks.push({ step: "signer", detail: "the act is issued for member " + principal + " by another key; this receipt (made before authorities existed) does not prove the delegation: the certifying quorum vouched for it" });
+        checks.push({
+          step: "signer",
+          detail:
+            "the act is issued for member " +
+            principal +
+            " by another key; this receipt (made before authorities existed) does not prove " +
+            "the delegation: the certifying quorum vouched for it",
+        });
         return { right: right, issuer: null };
       }
-      fail("signer", "'" + principal + "' is not a member at height " + height + ", and the receipt does not prove that the signer may act for it (no authority: the issuer's record and the signer's delegations in the state of block " + (height - 1) + " are missing)");
+      fail(
+        "signer",
+        "'" +
+          principal +
+          "' is not a member at height " +
+          height +
+          ", and the receipt does not prove that the signer may act for it (no authority: the " +
+          "issuer's record and the signer's delegations in the state of block " +
+          (height - 1) +
+          " are missing)",
+      );
     }
     right.provenAtHeight = height - 1;
     const issuerKey = issuerStateKey(principal);
@@ -1599,23 +1983,47 @@
       if (equalBytes(issuer.get("public_key"), signer)) {
         onlyNeeded(proven, [issuerKey]);
         right.kind = "issuer_key";
-        checks.push({ step: "signer", detail: "the signer is the own key of the issuer " + principal + " (" + issuer.get("name") + "), active in the state of block " + (height - 1) });
+        checks.push({
+          step: "signer",
+          detail:
+            "the signer is the own key of the issuer " +
+            principal +
+            " (" +
+            issuer.get("name") +
+            "), active in the state of block " +
+            (height - 1),
+        });
         return { right: right, issuer: issuer };
       }
       needed = [issuerKey, signerKey];
     }
     const delegations = provenGet(proven, signerKey);
     if (delegations === undefined) {
-      fail("signer", "the signer is not '" + principal + "''s own key, and the receipt does not prove its delegations (membership/signer/<key> in the state of block " + (height - 1) + ")");
+      fail(
+        "signer",
+        "the signer is not '" +
+          principal +
+          "''s own key, and the receipt does not prove its delegations " +
+          "(membership/signer/<key> in the state of block " +
+          (height - 1) +
+          ")",
+      );
     }
     right.expiryHeight = delegated(delegations.value, principal, right.role, height);
     onlyNeeded(proven, needed);
     right.kind = "delegated";
     checks.push({
       step: "signer",
-      detail: principal + " delegated " + right.role + " to the signer key" +
+      detail:
+        principal +
+        " delegated " +
+        right.role +
+        " to the signer key" +
         (right.expiryHeight === null ? "" : " until height " + right.expiryHeight) +
-        ", as the state of block " + (height - 1) + " proves" + (issuer === null ? "" : " (an active issuer)"),
+        ", as the state of block " +
+        (height - 1) +
+        " proves" +
+        (issuer === null ? "" : " (an active issuer)"),
     });
     return { right: right, issuer: issuer };
   }
@@ -1625,13 +2033,24 @@
   async function verifyStatus(receipt, transaction, anchor, members, shown, checks) {
     const status = receipt.status;
     if (status === null) return { record: null, height: null };
-    if (status.header.height < receipt.height) fail("status", "the status is certified before the act's block");
-    const later = await followMemberSets(members, receipt.height, status.member_changes, status.header.height, shown, checks);
+    if (status.header.height < receipt.height)
+      fail("status", "the status is certified before the act's block");
+    const later = await followMemberSets(
+      members,
+      receipt.height,
+      status.member_changes,
+      status.header.height,
+      shown,
+      checks,
+    );
     await shown.check(status.header, status.certificate, later, "status", [], checks);
     if (anchor === null) fail("status", "only the receipt of an anchored act carries a status");
     const key = anchor.recordKey(transaction.get("args"));
-    if (key === null || !equalBytes(status.key, key)) fail("status", "the proven key is not this act's record");
-    if (!(await verifyStateProof(status.header.state_root, status.key, status.value, status.proof))) {
+    if (key === null || !equalBytes(status.key, key))
+      fail("status", "the proven key is not this act's record");
+    if (
+      !(await verifyStateProof(status.header.state_root, status.key, status.value, status.proof))
+    ) {
       fail("status", "the state proof does not verify");
     }
     let record = null;
@@ -1644,10 +2063,15 @@
     }
     checks.push({
       step: "status",
-      detail: record === null
-        ? "the state of the certified block " + status.header.height + " holds no record of this act"
-        : "the act's record in the state of the certified block " + status.header.height + " is proven" +
-          (record instanceof Map && record.has("status") ? ": " + record.get("status") : ""),
+      detail:
+        record === null
+          ? "the state of the certified block " +
+            status.header.height +
+            " holds no record of this act"
+          : "the act's record in the state of the certified block " +
+            status.header.height +
+            " is proven" +
+            (record instanceof Map && record.has("status") ? ": " + record.get("status") : ""),
     });
     return { record: record, height: status.header.height };
   }
@@ -1657,7 +2081,9 @@
   const NOTE_SIGNATURES_MAX = 64;
   const SIZE_MAX = (1n << 63n) - 1n;
   const EM_DASH_PREFIX = "\u2014 ";
-  const PYTHON_SPACE = /[\s\u001c-\u001f\u0085]/u;
+  /** The characters Python's str.isspace() calls white space (key names may hold none). */
+  const PYTHON_SPACE =
+    /[\t\n\v\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
 
   class NoteError extends Error {}
 
@@ -1685,31 +2111,47 @@
 
   function parseDecimal(text, what) {
     if (!/^(?:0|[1-9][0-9]{0,18})$/.test(text) || BigInt(text) > SIZE_MAX) {
-      throw new NoteError(what + " must be a decimal number without leading zeros, not " + JSON.stringify(text.slice(0, 40)));
+      throw new NoteError(
+        what +
+          " must be a decimal number without leading zeros, not " +
+          JSON.stringify(text.slice(0, 40)),
+      );
     }
     return BigInt(text);
   }
 
   function parseNote(text) {
     const bytes = utf8(text);
-    if (bytes.length > NOTE_BYTES_MAX) throw new NoteError("a note is at most " + NOTE_BYTES_MAX + " bytes, not " + bytes.length);
+    if (bytes.length > NOTE_BYTES_MAX)
+      throw new NoteError("a note is at most " + NOTE_BYTES_MAX + " bytes, not " + bytes.length);
     checkNoteCharacters(text, "the note");
     const split = text.lastIndexOf("\n\n");
-    if (split < 0) throw new NoteError("a note's text is separated from its signatures by a blank line");
+    if (split < 0)
+      throw new NoteError("a note's text is separated from its signatures by a blank line");
     const body = text.slice(0, split + 1);
     const block = text.slice(split + 2);
     if (block === "") throw new NoteError("a note carries at least one signature");
-    if (!block.endsWith("\n")) throw new NoteError("a note's last signature line ends with a newline");
+    if (!block.endsWith("\n"))
+      throw new NoteError("a note's last signature line ends with a newline");
     const lines = block.slice(0, -1).split("\n");
-    if (lines.length > NOTE_SIGNATURES_MAX) throw new NoteError("a note carries at most " + NOTE_SIGNATURES_MAX + " signatures");
+    if (lines.length > NOTE_SIGNATURES_MAX)
+      throw new NoteError("a note carries at most " + NOTE_SIGNATURES_MAX + " signatures");
     const signatures = lines.map((line) => {
-      if (!line.startsWith(EM_DASH_PREFIX)) throw new NoteError("a signature line starts with an em dash and a space");
+      if (!line.startsWith(EM_DASH_PREFIX))
+        throw new NoteError("a signature line starts with an em dash and a space");
       const parts = line.slice(EM_DASH_PREFIX.length).split(" ");
-      if (parts.length !== 2) throw new NoteError("a signature line is '\u2014 <key name> <base64 signature>'");
+      if (parts.length !== 2)
+        throw new NoteError("a signature line is '\u2014 <key name> <base64 signature>'");
       const [name, blobText] = parts;
-      if (!isValidKeyName(name)) throw new NoteError(JSON.stringify(name.slice(0, 80)) + " is not a valid key name (non-empty, no space or +)");
+      if (!isValidKeyName(name))
+        throw new NoteError(
+          JSON.stringify(name.slice(0, 80)) + " is not a valid key name (non-empty, no space or +)",
+        );
       const blob = decodeNoteBase64(blobText, "the signature of " + name.slice(0, 80));
-      if (blob.length <= 4) throw new NoteError("the signature of " + name.slice(0, 80) + " is shorter than a key id and one byte");
+      if (blob.length <= 4)
+        throw new NoteError(
+          "the signature of " + name.slice(0, 80) + " is shorter than a key id and one byte",
+        );
       const keyId = ((blob[0] << 24) | (blob[1] << 16) | (blob[2] << 8) | blob[3]) >>> 0;
       return { name: name, keyId: keyId, signature: blob.slice(4) };
     });
@@ -1719,7 +2161,8 @@
   function parseCheckpointText(text) {
     if (!text.endsWith("\n")) throw new NoteError("a checkpoint's text ends with a newline");
     const lines = text.slice(0, -1).split("\n");
-    if (lines.length < 3) throw new NoteError("a checkpoint has at least three lines: origin, size, root");
+    if (lines.length < 3)
+      throw new NoteError("a checkpoint has at least three lines: origin, size, root");
     if (lines.some((line) => line === "")) throw new NoteError("a checkpoint has no empty line");
     const size = parseDecimal(lines[1], "a checkpoint's size");
     const rootHash = decodeNoteBase64(lines[2], "a checkpoint's root");
@@ -1736,7 +2179,13 @@
   }
 
   async function noteKey(name, type, publicKey, label) {
-    return { name: name, type: type, publicKey: publicKey, keyId: await noteKeyId(name, type, publicKey), label: label };
+    return {
+      name: name,
+      type: type,
+      publicKey: publicKey,
+      keyId: await noteKeyId(name, type, publicKey),
+      label: label,
+    };
   }
 
   function keyIdHex(keyId) {
@@ -1745,22 +2194,30 @@
 
   /** A witness's verifier-key text `<name>+<key id>+base64(0x04 || key)` (parse_vkey). */
   async function parseVkey(text) {
-    if (typeof text !== "string" || text.length > 1024) throw new NoteError("a verifier key is a text of at most 1024 characters");
+    if (typeof text !== "string" || text.length > 1024)
+      throw new NoteError("a verifier key is a text of at most 1024 characters");
     const first = text.indexOf("+");
     const second = first < 0 ? -1 : text.indexOf("+", first + 1);
     if (second < 0) throw new NoteError("a verifier key has the form <name>+<key id>+<base64 key>");
     const name = text.slice(0, first);
     const keyIdText = text.slice(first + 1, second);
-    if (!isValidKeyName(name)) throw new NoteError(JSON.stringify(name.slice(0, 80)) + " is not a valid key name (non-empty, no space or +)");
-    if (!/^[0-9a-f]{8}$/.test(keyIdText)) throw new NoteError("a verifier key's id is 8 lowercase hexadecimal digits");
+    if (!isValidKeyName(name))
+      throw new NoteError(
+        JSON.stringify(name.slice(0, 80)) + " is not a valid key name (non-empty, no space or +)",
+      );
+    if (!/^[0-9a-f]{8}$/.test(keyIdText))
+      throw new NoteError("a verifier key's id is 8 lowercase hexadecimal digits");
     const material = decodeNoteBase64(text.slice(second + 1), "the verifier key's key material");
     if (material.length === 0) throw new NoteError("the verifier key has no key material");
-    if (material[0] !== 0x01 && material[0] !== 0x04) throw new NoteError("unsupported key type 0x" + material[0].toString(16).padStart(2, "0"));
+    if (material[0] !== 0x01 && material[0] !== 0x04)
+      throw new NoteError("unsupported key type 0x" + material[0].toString(16).padStart(2, "0"));
     if (material.length !== 33) throw new NoteError("an Ed25519 key is 32 bytes");
     const publicKey = material.slice(1);
-    if (!isAcceptablePublicKey(publicKey)) throw new NoteError("the public key is not an acceptable 32-byte Ed25519 key");
+    if (!isAcceptablePublicKey(publicKey))
+      throw new NoteError("the public key is not an acceptable 32-byte Ed25519 key");
     const key = await noteKey(name, material[0], publicKey, name);
-    if (key.keyId !== parseInt(keyIdText, 16)) throw new NoteError("the key id " + keyIdText + " does not match the name, type and key");
+    if (key.keyId !== parseInt(keyIdText, 16))
+      throw new NoteError("the key id " + keyIdText + " does not match the name, type and key");
     return key;
   }
 
@@ -1770,7 +2227,8 @@
     if (options === null || typeof options !== "object" || !Array.isArray(options.keys)) {
       fail("witnesses", "a witness policy is {keys: [verifier keys], quorum: K}");
     }
-    if (options.keys.length < 1 || options.keys.length > 32) fail("witnesses", "a witness policy names 1 to 32 witnesses");
+    if (options.keys.length < 1 || options.keys.length > 32)
+      fail("witnesses", "a witness policy names 1 to 32 witnesses");
     const keys = [];
     for (const text of options.keys) {
       try {
@@ -1781,12 +2239,18 @@
       }
     }
     for (const key of keys) {
-      if (key.type !== 0x04) fail("witnesses", "witness " + key.name + ": its key is not a cosignature/v1 key (0x04)");
-      if (keys.filter((other) => other.name === key.name).length > 1) fail("witnesses", "a witness policy names each witness once");
+      if (key.type !== 0x04)
+        fail("witnesses", "witness " + key.name + ": its key is not a cosignature/v1 key (0x04)");
+      if (keys.filter((other) => other.name === key.name).length > 1)
+        fail("witnesses", "a witness policy names each witness once");
     }
-    const quorum = options.quorum === undefined || options.quorum === null ? keys.length : options.quorum;
+    const quorum =
+      options.quorum === undefined || options.quorum === null ? keys.length : options.quorum;
     if (!Number.isInteger(quorum) || quorum < 1 || quorum > keys.length) {
-      fail("witnesses", "the witness quorum is between 1 and the " + keys.length + " witnesses named");
+      fail(
+        "witnesses",
+        "the witness quorum is between 1 and the " + keys.length + " witnesses named",
+      );
     }
     return { keys: keys, quorum: quorum };
   }
@@ -1807,7 +2271,10 @@
     for (const key of keys) {
       const id = key.name + "+" + key.keyId;
       const already = known.get(id);
-      if (already !== undefined && !(already.type === key.type && equalBytes(already.publicKey, key.publicKey))) {
+      if (
+        already !== undefined &&
+        !(already.type === key.type && equalBytes(already.publicKey, key.publicKey))
+      ) {
         throw new NoteError("two verifier keys are both " + key.name + "+" + keyIdHex(key.keyId));
       }
       if (already === undefined) known.set(id, key);
@@ -1817,7 +2284,9 @@
       const key = known.get(signature.name + "+" + signature.keyId);
       if (key === undefined) continue;
       if (!(await noteSignatureVerifies(key, note.text, signature.signature))) {
-        throw new NoteError("the signature of " + key.name + "+" + keyIdHex(key.keyId) + " does not verify");
+        throw new NoteError(
+          "the signature of " + key.name + "+" + keyIdHex(key.keyId) + " does not verify",
+        );
       }
       if (!verified.includes(key)) verified.push(key);
     }
@@ -1836,10 +2305,18 @@
       fail("checkpoint", error.message);
     }
     if (checkpoint.origin !== origin) {
-      fail("checkpoint", "its origin is " + JSON.stringify(checkpoint.origin.slice(0, 80)) + ", not this log's '" + origin + "'");
+      fail(
+        "checkpoint",
+        "its origin is " +
+          JSON.stringify(checkpoint.origin.slice(0, 80)) +
+          ", not this log's '" +
+          origin +
+          "'",
+      );
     }
     const keys = [];
-    for (const member of members) keys.push(await noteKey(origin, 0x01, member.public_key, member.id));
+    for (const member of members)
+      keys.push(await noteKey(origin, 0x01, member.public_key, member.id));
     let verified;
     try {
       verified = await verifyNote(note, keys);
@@ -1850,7 +2327,16 @@
     const signers = verified.map((key) => key.label);
     const needed = quorumSize(members.length);
     if (signers.length < needed) {
-      fail("quorum", signers.length + " of the " + members.length + " members signed it (" + signers.join(", ") + "); a checkpoint needs " + needed);
+      fail(
+        "quorum",
+        signers.length +
+          " of the " +
+          members.length +
+          " members signed it (" +
+          signers.join(", ") +
+          "); a checkpoint needs " +
+          needed,
+      );
     }
     let witnesses = [];
     if (policy !== null) {
@@ -1865,11 +2351,24 @@
       }
       if (witnesses.length < policy.quorum) {
         const named = policy.keys.map((key) => key.label).join(", ");
-        fail("witnesses", witnesses.length + " of the witnesses " + named + " cosigned this checkpoint" +
-          (witnesses.length ? " (" + witnesses.join(", ") + ")" : "") + "; the policy needs " + policy.quorum);
+        fail(
+          "witnesses",
+          witnesses.length +
+            " of the witnesses " +
+            named +
+            " cosigned this checkpoint" +
+            (witnesses.length ? " (" + witnesses.join(", ") + ")" : "") +
+            "; the policy needs " +
+            policy.quorum,
+        );
       }
     }
-    return { checkpoint: checkpoint, signers: signers, members: members.length, witnesses: witnesses };
+    return {
+      checkpoint: checkpoint,
+      signers: signers,
+      members: members.length,
+      witnesses: witnesses,
+    };
   }
 
   /** The receipt's place in the log of every act (ledger.receipt._verify_log). */
@@ -1877,7 +2376,11 @@
     const log = receipt.log;
     if (log === null) {
       if (policy !== null) {
-        fail("witnesses", "the receipt carries no checkpoint (no 'log' field), so no witness cosigned anything it shows: ask a node that keeps checkpoints for a newer receipt");
+        fail(
+          "witnesses",
+          "the receipt carries no checkpoint (no 'log' field), so no witness cosigned " +
+            "anything it shows: ask a node that keeps checkpoints for a newer receipt",
+        );
       }
       return null;
     }
@@ -1885,7 +2388,14 @@
     if (header.log_size !== undefined) {
       const expected = header.log_size - header.tx_count + receipt.position;
       if (log.index !== expected) {
-        fail("log", "index " + log.index + " is not the act's place in the log, " + expected + " (the certified header's log_size - tx_count + position)");
+        fail(
+          "log",
+          "index " +
+            log.index +
+            " is not the act's place in the log, " +
+            expected +
+            " (the certified header's log_size - tx_count + position)",
+        );
       }
     }
     let note;
@@ -1898,20 +2408,60 @@
       fail("checkpoint", error.message);
     }
     if (log.index >= checkpoint.size) {
-      fail("log", "index " + log.index + " is not in the checkpoint's log of size " + checkpoint.size);
+      fail(
+        "log",
+        "index " + log.index + " is not in the checkpoint's log of size " + checkpoint.size,
+      );
     }
-    const later = await followToLogSize(members, receipt.height - 1, log.member_changes, checkpoint.size, shown, checks);
-    const verified = await verifyCheckpoint(note, "sceau/" + toHex(receipt.chain_id), later, policy);
-    if (!(await verifyInclusion(receipt.transaction, log.index, checkpoint.size, log.inclusion_proof, checkpoint.root))) {
+    const later = await followToLogSize(
+      members,
+      receipt.height - 1,
+      log.member_changes,
+      checkpoint.size,
+      shown,
+      checks,
+    );
+    const verified = await verifyCheckpoint(
+      note,
+      "sceau/" + toHex(receipt.chain_id),
+      later,
+      policy,
+    );
+    if (
+      !(await verifyInclusion(
+        receipt.transaction,
+        log.index,
+        checkpoint.size,
+        log.inclusion_proof,
+        checkpoint.root,
+      ))
+    ) {
       fail("log", "the transaction is not leaf " + log.index + " under the checkpoint's root");
     }
     checks.push({
       step: "checkpoint",
-      detail: "the checkpoint of the log of every act at size " + checkpoint.size + " is signed by " +
-        verified.signers.length + " of the " + verified.members + " members in force (" + verified.signers.join(", ") + ")" +
-        (policy === null ? "" : " and cosigned by the witnesses " + verified.witnesses.join(", ") + " (" + policy.quorum + " needed)"),
+      detail:
+        "the checkpoint of the log of every act at size " +
+        checkpoint.size +
+        " is signed by " +
+        verified.signers.length +
+        " of the " +
+        verified.members +
+        " members in force (" +
+        verified.signers.join(", ") +
+        ")" +
+        (policy === null
+          ? ""
+          : " and cosigned by the witnesses " +
+            verified.witnesses.join(", ") +
+            " (" +
+            policy.quorum +
+            " needed)"),
     });
-    checks.push({ step: "log", detail: "the transaction is entry " + log.index + " of the log under that checkpoint" });
+    checks.push({
+      step: "log",
+      detail: "the transaction is entry " + log.index + " of the log under that checkpoint",
+    });
     return verified;
   }
 
@@ -1919,7 +2469,8 @@
 
   function asObject(value, what) {
     if (typeof value === "string") return parseJson(value);
-    if (value === null || typeof value !== "object") fail("format", what + ": expected an object or JSON text");
+    if (value === null || typeof value !== "object")
+      fail("format", what + ": expected an object or JSON text");
     return value;
   }
 
@@ -1944,15 +2495,29 @@
     options = options || {};
     const genesis = readGenesis(asObject(genesisDocument, "genesis"));
     const receipt = readReceipt(asObject(receiptDocument, "receipt"));
-    const policy = options.witnesses === undefined || options.witnesses === null ? null : await readWitnessPolicy(options.witnesses);
-    const documentBytes = options.document === undefined || options.document === null ? null : options.document;
-    if (documentBytes !== null && !(documentBytes instanceof Uint8Array)) fail("format", "the document must be a Uint8Array");
+    const policy =
+      options.witnesses === undefined || options.witnesses === null
+        ? null
+        : await readWitnessPolicy(options.witnesses);
+    const documentBytes =
+      options.document === undefined || options.document === null ? null : options.document;
+    if (documentBytes !== null && !(documentBytes instanceof Uint8Array))
+      fail("format", "the document must be a Uint8Array");
     const checks = [];
     const chainIdValue = await chainIdBytes(genesis);
     const context = { genesis: genesis, chainId: chainIdValue };
 
-    if (!equalBytes(receipt.chain_id, chainIdValue)) fail("chain", "the receipt is for another consortium than this genesis");
-    checks.push({ step: "chain", detail: "the receipt is for the consortium of this genesis, " + genesis.consortium + " (chain " + toHex(chainIdValue) + ")" });
+    if (!equalBytes(receipt.chain_id, chainIdValue))
+      fail("chain", "the receipt is for another consortium than this genesis");
+    checks.push({
+      step: "chain",
+      detail:
+        "the receipt is for the consortium of this genesis, " +
+        genesis.consortium +
+        " (chain " +
+        toHex(chainIdValue) +
+        ")",
+    });
 
     let transaction;
     try {
@@ -1962,23 +2527,73 @@
     }
     const problem = transactionProblem(transaction);
     if (problem !== null) fail("transaction", "does not decode: " + problem);
-    if (!equalBytes(transaction.get("chain_id"), chainIdValue)) fail("transaction", "signed for another consortium");
+    if (!equalBytes(transaction.get("chain_id"), chainIdValue))
+      fail("transaction", "signed for another consortium");
     const txId = await sha256(encodeCanonical(mapWithout(transaction, "signature")));
-    const signatureValid = await verifySigned(transaction.get("signer"), TAG_TRANSACTION, transaction.get("chain_id"), txId, transaction.get("signature"));
+    const signatureValid = await verifySigned(
+      transaction.get("signer"),
+      TAG_TRANSACTION,
+      transaction.get("chain_id"),
+      txId,
+      transaction.get("signature"),
+    );
     if (!signatureValid) fail("transaction", "the signature does not verify");
-    checks.push({ step: "transaction", detail: "the transaction " + toHex(txId) + " is canonically encoded and its signature by " + publicKeyToText(transaction.get("signer")) + " verifies" });
+    checks.push({
+      step: "transaction",
+      detail:
+        "the transaction " +
+        toHex(txId) +
+        " is canonically encoded and its signature by " +
+        publicKeyToText(transaction.get("signer")) +
+        " verifies",
+    });
 
     const shown = new ShownHeaders(context);
-    const members = await followMemberSets(genesis.members, 1, receipt.member_changes, receipt.height, shown, checks);
-    const hash = await shown.check(receipt.header, receipt.certificate, members, "block", [[receipt.position, transaction]], checks);
-    if (receipt.header.height !== receipt.height) fail("block", "the header is of height " + receipt.header.height);
+    const members = await followMemberSets(
+      genesis.members,
+      1,
+      receipt.member_changes,
+      receipt.height,
+      shown,
+      checks,
+    );
+    const hash = await shown.check(
+      receipt.header,
+      receipt.certificate,
+      members,
+      "block",
+      [[receipt.position, transaction]],
+      checks,
+    );
+    if (receipt.header.height !== receipt.height)
+      fail("block", "the header is of height " + receipt.header.height);
 
-    const included = await verifyInclusion(receipt.transaction, receipt.position, receipt.header.tx_count, receipt.inclusion_proof, receipt.header.tx_root);
+    const included = await verifyInclusion(
+      receipt.transaction,
+      receipt.position,
+      receipt.header.tx_count,
+      receipt.inclusion_proof,
+      receipt.header.tx_root,
+    );
     if (!included) fail("inclusion", "the transaction is not in the block's tx_root");
-    checks.push({ step: "inclusion", detail: "the transaction is entry " + receipt.position + " of the " + receipt.header.tx_count + " transactions of block " + receipt.height + " (its tx_root)" });
+    checks.push({
+      step: "inclusion",
+      detail:
+        "the transaction is entry " +
+        receipt.position +
+        " of the " +
+        receipt.header.tx_count +
+        " transactions of block " +
+        receipt.height +
+        " (its tx_root)",
+    });
 
     const args = transaction.get("args");
-    const anchor = transaction.get("contract") === DEEDS_ANCHOR.contract && transaction.get("action") === DEEDS_ANCHOR.action ? DEEDS_ANCHOR : null;
+    const anchor =
+      transaction.get("contract") === DEEDS_ANCHOR.contract &&
+      transaction.get("action") === DEEDS_ANCHOR.action
+        ? DEEDS_ANCHOR
+        : null;
     const signed = await verifySigner(receipt, transaction, anchor, members, shown, checks);
     const act = anchor === null ? null : args;
     let matches = null;
@@ -1986,13 +2601,17 @@
       if (act === null) fail("document", "the transaction anchors no document");
       matches = equalBytes(await sha256(documentBytes), act.get("digest"));
       if (!matches) fail("document", "its SHA-256 is not the anchored digest");
-      checks.push({ step: "document", detail: "the document's SHA-256 is the anchored digest " + toHex(act.get("digest")) });
+      checks.push({
+        step: "document",
+        detail: "the document's SHA-256 is the anchored digest " + toHex(act.get("digest")),
+      });
     }
     const status = await verifyStatus(receipt, transaction, anchor, members, shown, checks);
     const verified = await verifyLog(receipt, members, shown, policy, context, checks);
 
     const principal = signed.right === null ? null : signed.right.principal;
-    const principalMember = principal === null ? undefined : members.find((member) => member.id === principal);
+    const principalMember =
+      principal === null ? undefined : members.find((member) => member.id === principal);
     return {
       txId: toHex(txId),
       chainId: toHex(chainIdValue),
@@ -2009,19 +2628,27 @@
       act: act === null ? null : plain(act),
       documentMatches: matches,
       principal: principal,
-      principalName: principalMember !== undefined ? principalMember.name : signed.issuer !== null ? signed.issuer.get("name") : null,
+      principalName:
+        principalMember !== undefined
+          ? principalMember.name
+          : signed.issuer !== null
+            ? signed.issuer.get("name")
+            : null,
       issuer: signed.issuer === null ? null : issuerForPeople(signed.issuer),
       signerRight: signed.right,
       status: status.record === null ? null : plain(status.record),
       statusHeight: status.height,
       logIndex: receipt.log === null ? null : receipt.log.index,
-      checkpoint: verified === null ? null : {
-        origin: verified.checkpoint.origin,
-        size: verified.checkpoint.size,
-        root: toHex(verified.checkpoint.root),
-        signers: verified.signers,
-        witnesses: verified.witnesses,
-      },
+      checkpoint:
+        verified === null
+          ? null
+          : {
+              origin: verified.checkpoint.origin,
+              size: verified.checkpoint.size,
+              root: toHex(verified.checkpoint.root),
+              signers: verified.signers,
+              witnesses: verified.witnesses,
+            },
       checks: checks,
     };
   }
@@ -2038,6 +2665,7 @@
     decodeCanonical: decodeCanonical,
     encodeCanonical: encodeCanonical,
     verifyEd25519: verifyRaw,
+    ed25519Supported: ed25519Supported,
     isAcceptablePublicKey: isAcceptablePublicKey,
   };
 
