@@ -32,7 +32,9 @@ import pytest
 from contracts.registry import receipt_anchors
 from ledger import crypto
 from ledger.client import Client
-from ledger.model import Genesis
+from ledger.logcheck import WitnessPolicy
+from ledger.model import Genesis, sha256
+from ledger.note import KeyType, NoteVerifierKey
 from ledger.receipt import Receipt, ReceiptError, verify_receipt
 from node.tools.cli import main
 from node.tools.devnet import devnet_down, devnet_up
@@ -175,12 +177,17 @@ def checked_steps(article: Any) -> list[str]:
     ]
 
 
-def python_refusal(receipt: dict[str, Any], genesis_file: Path, document: bytes | None) -> str:
+def python_refusal(
+    receipt: dict[str, Any],
+    genesis_file: Path,
+    document: bytes | None,
+    witnesses: WitnessPolicy | None = None,
+) -> str:
     """The step Python's verifier names when it refuses ``receipt`` (the receipt's JSON)."""
     genesis = Genesis.model_validate_json(genesis_file.read_text())
     parsed = Receipt.model_validate_json(json.dumps(receipt))
     with pytest.raises(ReceiptError) as refused:
-        verify_receipt(parsed, genesis, document, anchors=receipt_anchors())
+        verify_receipt(parsed, genesis, document, anchors=receipt_anchors(), witnesses=witnesses)
     return refused.value.step
 
 
@@ -266,10 +273,10 @@ def test_a_receipt_a_hostile_node_altered_is_refused_naming_the_check(
         screenshot(page, "page-refused-hostile-node")
 
 
-def _offline_page(devnet: Devnet, folder: Path) -> Path:
+def _offline_page(devnet: Devnet, folder: Path, *options: str) -> Path:
     out = folder / "verifier.html"
     status, printed, errors = sceau_here(
-        "page", "--out", str(out), "--genesis", str(devnet.genesis_file)
+        "page", "--out", str(out), "--genesis", str(devnet.genesis_file), *options
     )
     assert status == 0, errors
     assert "for use offline" in printed
@@ -309,6 +316,29 @@ def test_an_altered_receipt_file_is_refused_offline(
         assert refused.get_attribute("data-step") == step
         assert "This receipt file is not a valid proof" in refused.inner_text()
         screenshot(page, "page-offline-refused")
+
+
+def test_an_offline_file_with_a_witness_policy_refuses_a_checkpoint_no_witness_cosigned(
+    devnet: Devnet, browser: Any, tmp_path: Path
+) -> None:
+    """The devnet runs no witness: a file that requires the préfecture's cosignature refuses
+    every receipt's checkpoint, as ``sceau verify --witness`` does."""
+    vkey = NoteVerifierKey.for_private_key(
+        "prefecture.example/witness", KeyType.COSIGNATURE_V1, crypto.key_from_seed(sha256(b"p"))
+    ).vkey
+    verifier = _offline_page(devnet, tmp_path, "--witness", f"prefecture={vkey}")
+    document = devnet.documents[PERMIT_REFERENCE]
+    receipt = json.loads(devnet.permit_receipt.read_text())
+    policy = WitnessPolicy.parse([f"prefecture={vkey}"], None)
+    step = python_refusal(receipt, devnet.genesis_file, document.read_bytes(), policy)
+    assert step == "witnesses"
+    with opened(browser, verifier.as_uri(), locale="en-GB") as page:
+        page.set_input_files("#receipt-input", devnet.permit_receipt)
+        page.set_input_files("#document-input", document)
+        refused = outcome(page, "refused")
+        assert refused.get_attribute("data-step") == step
+        assert 'The check "witness cosignatures" failed.' in refused.inner_text()
+        screenshot(page, "page-offline-witness-policy")
 
 
 def test_an_amended_act_shows_its_status_and_links_to_the_amending_act(
