@@ -1,10 +1,10 @@
 """The verification page in a real browser (headless Chromium) against a live devnet.
 
-One devnet for the module: four members and one issuer admitted by governance, real processes
-and sockets, set up before the browser (each test names ``devnet`` first: Playwright's loop,
-once running, would stop the devnet's synchronous clients). Four real documents are
-anchored: a deliberation signed by a member's node key, a building permit signed by the
-issuer's own key, and a deliberation later amended by a third.
+One devnet for the module: four members, an observer and one issuer admitted by governance,
+real processes and sockets, set up before the browser (each test names ``devnet`` first:
+Playwright's loop, once running, would stop the devnet's synchronous clients). Four real
+documents are anchored: a deliberation signed by a member's node key, a building permit signed
+by the issuer's own key, and a deliberation later amended by a third.
 Each test drives the page as a resident would (the file input, the language switch, a link,
 the keyboard), waits for the outcome the page writes in its aria-live result area, and saves a
 screenshot in build/screenshots/page-<name>.png.
@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,13 +38,14 @@ from ledger.model import Genesis, sha256
 from ledger.note import KeyType, NoteVerifierKey
 from ledger.receipt import Receipt, ReceiptError, verify_receipt
 from node.tools.cli import main
-from node.tools.devnet import devnet_down, devnet_up
+from node.tools.devnet import devnet_down, devnet_up, read_observers
 from node.tools.territory import read_issuers
 from tests.browser import browser, screenshot
 
 __all__ = ["browser"]  # the fixture, used by name
 
 OUTCOME_TIMEOUT_MS = 20_000
+CATCH_UP_S = 20.0
 MEMBER_REFERENCE = "2026-DEL-042"
 AMENDED_REFERENCE = "2026-DEL-043"
 AMENDING_REFERENCE = "2026-DEL-051"
@@ -55,6 +57,8 @@ class Devnet:
     """The module's devnet: where its first member answers, its genesis, the documents."""
 
     api_url: str
+    observer_url: str
+    """An observer's API: it serves the page too, from the copy of the chain it verified."""
     folder: Path
     genesis_file: Path
     documents: dict[str, Path]
@@ -81,12 +85,25 @@ def _anchor(client: Client, folder: Path, issuer: str, reference: str, **fields:
     return path, answer["tx_id"]
 
 
+def _height(api_url: str) -> int:
+    with urllib.request.urlopen(f"{api_url}/v1/status", timeout=5) as answer:
+        return int(json.load(answer)["height"])
+
+
+def _wait_until_caught_up(observer_url: str, member_url: str) -> None:
+    tip = _height(member_url)
+    deadline = time.monotonic() + CATCH_UP_S
+    while _height(observer_url) < tip:
+        assert time.monotonic() < deadline, f"the observer is not at height {tip} in time"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     base = tmp_path_factory.mktemp("page")
     folder, documents_folder = base / "devnet", base / "documents"
     documents_folder.mkdir()
-    members = devnet_up(folder, 4, issuers=1)
+    members = devnet_up(folder, 4, issuers=1, observers=1)
     try:
         member = members[0]
         (issuer,) = read_issuers(folder)
@@ -126,8 +143,11 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
             "--out", str(permit_receipt),
         )  # fmt: skip
         assert status == 0, errors
+        (observer,) = read_observers(folder)
+        _wait_until_caught_up(observer.api_url, member.api_url)
         yield Devnet(
             api_url=member.api_url,
+            observer_url=observer.api_url,
             folder=base,
             genesis_file=folder / "genesis.json",
             documents=documents,
@@ -210,10 +230,10 @@ def test_a_genuine_document_is_verified_in_french(devnet: Devnet, browser: Any) 
         screenshot(page, "page-verified-fr")
 
 
-def test_the_same_document_in_english_after_switching_language(
+def test_the_same_in_english_from_an_observer_after_switching_language(
     devnet: Devnet, browser: Any
 ) -> None:
-    with opened(browser, f"{devnet.api_url}/", locale="en-GB") as page:
+    with opened(browser, f"{devnet.observer_url}/", locale="en-GB") as page:
         assert page.get_attribute("html", "lang") == "en"
         page.get_by_role("button", name="Français").click()
         assert page.get_attribute("html", "lang") == "fr"
