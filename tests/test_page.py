@@ -17,6 +17,7 @@ checks that no request left the page's origin.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
@@ -191,6 +192,25 @@ def outcome(page: Any, kind: str) -> Any:
     return page.locator(selector)
 
 
+def drop(page: Any, *paths: Path) -> None:
+    """Drop ``paths`` together on the page's drop zone, as a reader drags them from a folder."""
+    files = [
+        {"name": path.name, "data": base64.b64encode(path.read_bytes()).decode()} for path in paths
+    ]
+    transfer = page.evaluate_handle(
+        """files => {
+            const transfer = new DataTransfer();
+            for (const file of files) {
+                const bytes = Uint8Array.from(atob(file.data), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], file.name));
+            }
+            return transfer;
+        }""",
+        files,
+    )
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+
+
 def checked_steps(article: Any) -> list[str]:
     return [
         item.get_attribute("data-step") for item in article.locator(".checks li[data-step]").all()
@@ -310,9 +330,10 @@ def test_the_offline_file_verifies_a_document_and_its_receipt_file_from_disk(
     receipt = devnet.permit_receipt
     with opened(browser, verifier.as_uri()) as page:
         assert page.locator("#offline").get_attribute("open") is not None
-        page.set_input_files("#receipt-input", receipt)
-        page.set_input_files("#document-input", devnet.documents[PERMIT_REFERENCE])
+        drop(page, devnet.documents[PERMIT_REFERENCE], receipt)
         verified = outcome(page, "verified")
+        chosen = page.inner_text("#chosen")
+        assert f"{PERMIT_REFERENCE}.pdf" in chosen and receipt.name in chosen
         text = verified.inner_text()
         assert devnet.issuer_name in text and PERMIT_REFERENCE in text
         assert "signer" in checked_steps(verified)
