@@ -340,6 +340,29 @@ def test_the_offline_file_verifies_a_document_and_its_receipt_file_from_disk(
         screenshot(page, "page-offline-verified")
 
 
+def test_a_file_written_without_genesis_takes_the_genesis_file_from_the_reader(
+    devnet: Devnet, browser: Any, tmp_path: Path
+) -> None:
+    verifier = tmp_path / "verifier.html"
+    status, printed, errors = sceau_here("page", "--out", str(verifier), "--lang", "en")
+    assert status == 0, errors
+    assert "the reader chooses the consortium's genesis file" in printed
+    with opened(browser, verifier.as_uri(), locale="fr-FR") as page:
+        assert page.get_attribute("html", "lang") == "en"
+        assert page.locator("#genesis-field").is_visible()
+        page.set_input_files("#document-input", devnet.documents[PERMIT_REFERENCE])
+        page.set_input_files("#receipt-input", devnet.permit_receipt)
+        page.wait_for_function("document.getElementById('result').innerText.includes('genesis')")
+        drop(page, devnet.genesis_file)
+        page.wait_for_function(
+            "document.getElementById('consortium').innerText.includes('identifier')"
+        )
+        page.get_by_role("button", name="Verify", exact=True).click()
+        verified = outcome(page, "verified")
+        assert PERMIT_REFERENCE in verified.inner_text()
+        assert "genesis.json" in page.inner_text("#chosen")
+
+
 def test_an_altered_receipt_file_is_refused_offline(
     devnet: Devnet, browser: Any, tmp_path: Path
 ) -> None:
