@@ -9,8 +9,8 @@ to a file that works from disk (node/tools/cli_page.py).
 
 The page's scripts and style are inline, so the policy names them by their SHA-256
 (:func:`content_security_policy`): a node that serves the page allows nothing else to run on
-it, and the page can reach no origin but its own (``connect-src 'self'``) — or, for a file
-written with an API URL, that node alone.
+it, and the page can reach no origin but its own (``connect-src 'self'``); a file for offline
+use can reach none at all.
 """
 
 from __future__ import annotations
@@ -136,8 +136,9 @@ def render_page(
 
     ``genesis``: the genesis file's JSON object (a :class:`~ledger.model.Genesis` dumped as
     JSON), or None for a page whose reader chooses the genesis file. ``api``: ``""`` for a page
-    served by a node (it asks its own origin), an ``http(s)`` URL for a file that asks that
-    node, None for a file that works offline only. ``language``: ``"fr"`` or ``"en"``, or None
+    served by a node (it asks its own origin), an ``http(s)`` URL for a page hosted elsewhere
+    that asks that node (which must then allow those cross-origin reads: a node does not by
+    default), None for a file that works offline only. ``language``: ``"fr"`` or ``"en"``, or None
     to follow the reader's browser. ``witnesses``: the cosignatures required on the log
     checkpoint a receipt carries, or None.
     """
