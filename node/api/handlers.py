@@ -44,6 +44,7 @@ from node.api.limits import (
 from node.api.log import LogHandlers
 from node.api.metrics import METRICS_EXTRA_KEY, metrics_text
 from node.api.openapi import openapi_document
+from node.api.page import PageHandlers
 from node.api.parameters import (
     HEX,
     contract_parameter,
@@ -68,7 +69,7 @@ from node.api.responses import (
     json_bytes,
     respond,
 )
-from node.api.routes import DEBUG_ROUTES, LOG_ROUTES, Route, routes_for
+from node.api.routes import DEBUG_ROUTES, LOG_ROUTES, PAGE_ROUTES, Route, routes_for
 from node.runtime.config import NodeConfig
 from node.runtime.daemon import Node
 from node.runtime.debug_token import ensure_token
@@ -102,6 +103,8 @@ class Handlers:
         self._query_failures_logged: set[tuple[str, str]] = set()
         self.log = LogHandlers(node)
         """The log of every act's tiles and proofs (node/api/log.py)."""
+        self.page = PageHandlers(node)
+        """The verification page (node/api/page.py)."""
 
     def handler(self, route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         """The coroutine that serves ``route``: a method (of :class:`DebugHandlers` for a
@@ -111,6 +114,10 @@ class Handlers:
             debug_method: Callable[[web.Request], Awaitable[web.Response]]
             debug_method = getattr(self.debug, route.handler)
             return debug_method
+        if route in PAGE_ROUTES:
+            page_method: Callable[[web.Request], Awaitable[web.Response]]
+            page_method = getattr(self.page, route.handler)
+            return page_method
         if route in LOG_ROUTES:
             log_method: Callable[[web.Request], Awaitable[web.Response]]
             log_method = getattr(self.log, route.handler)

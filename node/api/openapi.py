@@ -73,6 +73,11 @@ def _success_response(model: type[BaseModel] | str, schemas: Mapping[Any, Any]) 
                 TILE_MEDIA_TYPE: {"schema": {"type": "string", "contentMediaType": TILE_MEDIA_TYPE}}
             },
         }
+    if model == "html":
+        return {
+            "description": "an HTML page, self-contained (its scripts and style inline)",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
     if model == "openapi":
         return {
             "description": "an OpenAPI 3.1 document",

@@ -39,6 +39,7 @@ __all__ = [
     "CONTRACT_ROUTES",
     "DEBUG_ROUTES",
     "LOG_ROUTES",
+    "PAGE_ROUTES",
     "ROUTES",
     "LinksDocument",
     "Parameter",
@@ -423,6 +424,39 @@ LOG_ROUTES: tuple[Route, ...] = (
 """The log of every act: tiles and proofs (node/api/log.py)."""
 
 
+_LANGUAGE_PARAMETER = _query(
+    "lang",
+    {"type": "string", "enum": ["fr", "en"]},
+    "the page's language (default: the reader's browser's)",
+)
+
+PAGE_ROUTES: tuple[Route, ...] = (
+    Route(
+        method="GET",
+        path="/",
+        handler="get_page",
+        summary="The verification page (HTML): a resident drops a document, their browser "
+        "hashes it, fetches its act's receipt and verifies it against this node's genesis "
+        "(docs/page.md)",
+        tag="page",
+        parameters=(_LANGUAGE_PARAMETER,),
+        responses={200: "html"},
+        problems=("invalid_parameter",),
+    ),
+    Route(
+        method="GET",
+        path="/verify",
+        handler="get_page",
+        summary="The verification page again, at a path that says what it is",
+        tag="page",
+        parameters=(_LANGUAGE_PARAMETER,),
+        responses={200: "html"},
+        problems=("invalid_parameter",),
+    ),
+)
+"""The verification page (node/api/page.py, node/web/)."""
+
+
 def _contract_route(contract: str, query: QueryRoute) -> Route:
     """The route of one contract read: its declaration, with its answer's schema."""
     document = getattr(display, query.document, None)
@@ -455,7 +489,9 @@ CONTRACT_ROUTES: tuple[Route, ...] = tuple(
 )
 """The reads the built-in contracts declare (``Contract.query_routes``)."""
 
-ROUTES: tuple[Route, ...] = _CHAIN_ROUTES + LOG_ROUTES + CONTRACT_ROUTES + _NODE_ROUTES
+ROUTES: tuple[Route, ...] = (
+    _CHAIN_ROUTES + LOG_ROUTES + CONTRACT_ROUTES + _NODE_ROUTES + PAGE_ROUTES
+)
 """Every route a node serves: one declaration drives the router, OpenAPI and the counters."""
 
 

@@ -12,7 +12,9 @@ Commands, for the people who use them:
   ``genesis contracts`` (what ``--contract`` may name);
 * an application or an agent: ``anchor``, ``act show``, ``act find``, ``act status``;
 * a witness's operator, outside the consortium: ``witness init`` / ``add-log`` / ``run``
-  (node/tools/cli_witness.py).
+  (node/tools/cli_witness.py);
+* a collectivity publishing its acts: ``page --out`` writes the verification page every node
+  serves at ``/`` as one HTML file that works offline (node/tools/cli_page.py).
 """
 
 from __future__ import annotations
@@ -1043,6 +1045,9 @@ def build_parser() -> argparse.ArgumentParser:
     from node.tools.cli_witness import add_witness_commands
 
     add_witness_commands(commands)
+    from node.tools.cli_page import add_page_command
+
+    add_page_command(commands)
     parts = CommandParts(
         api_options=_api_options,
         wait_option=_wait_option,
