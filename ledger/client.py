@@ -910,8 +910,8 @@ class AsyncClient:
         return answer["acts"]
 
     async def members(self) -> list[dict[str, Any]]:
-        """The member set in force: each member's ``id``, ``name``, ``public_key`` and peer
-        ``endpoint``."""
+        """The member set in force: each member's ``id``, ``name``, ``public_key``, peer
+        ``endpoint`` and, when it has one, ``siret`` (membership 1.3)."""
         return (await self._request("GET", "/v1/members"))["members"]
 
     async def issuers(
