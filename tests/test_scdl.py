@@ -471,18 +471,22 @@ def test_the_api_export_of_a_devnet_passes_the_schema(tmp_path: Path) -> None:
     members = devnet_up(tmp_path / "devnet", 4)
     try:
         first = members[0]
+        document = tmp_path / "deliberation-42.pdf"
+        document.write_bytes(b"%PDF-1.7 deliberation 42")
+        anchored = sceau(
+            "anchor", document, "--issuer", first.member_id, "--reference", "2026-DEL-042",
+            "--kind", "deliberation", "--date", "2026-11-28", "--title",
+            "Réseau de chaleur, tranche 2", "--url", "https://example.org/2026-DEL-042.pdf",
+            "--subject-code", "7.5", "--subject-name", "finances locales/subventions",
+            "--votes", "entitled=45,cast=41,for=30,against=8,abstention=3",
+            "--budget-year", "2026", "--budget-name", "budget principal",
+            "--control-entity", "PREF069", "--control-date", CONTROL_DATE,
+            "--api", first.api_url, "--key", first.key_file,
+        )  # fmt: skip
+        assert_ok(anchored)
+        tx_id = re.search(r"transaction ([0-9a-f]{64}): committed", anchored.stdout)
+        assert tx_id is not None, anchored.stdout
         with Client(first.api_url, signer=crypto.load_private_key(first.key_file)) as client:
-            outcome = client.anchor(
-                issuer=first.member_id,
-                reference="2026-DEL-042",
-                kind="deliberation",
-                digest=hashlib.sha256(b"deliberation 42").digest(),
-                act_date="2026-11-28",
-                title="Réseau de chaleur, tranche 2",
-                url="https://example.org/2026-DEL-042.pdf",
-                deliberation=FULL,
-            )
-            assert outcome["status"] == "committed"
             client.anchor(
                 issuer=first.member_id,
                 reference="2026-DEC-001",
@@ -491,6 +495,8 @@ def test_the_api_export_of_a_devnet_passes_the_schema(tmp_path: Path) -> None:
                 act_date="2026-11-29",
                 title="Arrêté",
             )
+            act = client.act(first.member_id, "2026-DEL-042")
+        assert {name: act[name] for name in FULL} == FULL
         out = tmp_path / "deliberations.csv"
         result = sceau(
             "export", "acts", "--format", "scdl-deliberations", "--api", first.api_url,
@@ -503,7 +509,9 @@ def test_the_api_export_of_a_devnet_passes_the_schema(tmp_path: Path) -> None:
         assert row["DELIB_ID"] == "2026-DEL-042" and re.fullmatch(r"\d{14}", row["COLL_SIRET"])
         assert row["VOTE_POUR"] == "30" and row["PREF_ID"] == "PREF069"
         [proof] = rows_of(tmp_path / "deliberations.csv.proofs.csv")
-        assert proof["tx_id"] == outcome["tx_id"] and proof["height"] == str(outcome["height"])
+        assert proof["tx_id"] == tx_id.group(1)
+        assert proof["height"] == str(act["anchored_height"])
+        assert proof["digest"] == hashlib.sha256(document.read_bytes()).hexdigest()
     finally:
         devnet_down(tmp_path / "devnet")
     assert time.monotonic() - started < 60
