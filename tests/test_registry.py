@@ -227,9 +227,9 @@ def pins(*specs: str) -> list[tuple[str, str]]:
 
 
 def test_a_new_genesis_pins_membership_and_deeds_and_each_contract_asked_at_its_version() -> None:
-    assert pins() == [(MEMBERSHIP, "1.2"), ("deeds", "1.0")]
-    assert pins("alpha") == [(MEMBERSHIP, "1.2"), ("deeds", "1.0"), ("alpha", "2.1")]
-    assert pins(" alpha=2.1 ", "deeds=1.0") == pins("alpha")
+    assert pins() == [(MEMBERSHIP, "1.3"), ("deeds", "1.1")]
+    assert pins("alpha") == [(MEMBERSHIP, "1.3"), ("deeds", "1.1"), ("alpha", "2.1")]
+    assert pins(" alpha=2.1 ", "deeds=1.1") == pins("alpha")
 
 
 @pytest.mark.parametrize(
