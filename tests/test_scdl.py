@@ -453,6 +453,23 @@ def test_one_issuer_and_the_proof_columns(
     assert status == 2 and "--issuer nobody: neither a member nor an issuer" in errors
 
 
+def test_a_bundle_exports_the_same_files_as_the_data_directory(
+    chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "chain.bundle"
+    assert main(["export", str(bundle), "--data-dir", str(chain.path)]) == 0
+    from_store, from_bundle = tmp_path / "store.csv", tmp_path / "bundle.csv"
+    assert export(chain, from_store, "--skip-incomplete", capsys=capsys)[0] == 0
+    common = ["export", "acts", "--format", "scdl-deliberations", "--skip-incomplete"]
+    status = main([*common, "--bundle", str(bundle), "--workers", "1", "--out", str(from_bundle)])
+    assert status == 0, capsys.readouterr().err
+    assert from_bundle.read_bytes() == from_store.read_bytes()
+    proofs = ".proofs.csv"
+    assert (tmp_path / f"bundle.csv{proofs}").read_bytes() == (
+        tmp_path / f"store.csv{proofs}"
+    ).read_bytes()
+
+
 def test_the_export_needs_an_out_file_and_one_source(
     chain: Chain, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -466,11 +483,30 @@ def test_the_export_needs_an_out_file_and_one_source(
     assert "--skip-incomplete is for --format scdl-deliberations" in capsys.readouterr().err
 
 
+NEW_SIRET = "20004697700019"
+
+
 def test_the_api_export_of_a_devnet_passes_the_schema(tmp_path: Path) -> None:
+    """A member's SIRET set by vote (sceau governance set-siret), a deliberation anchored with
+    its data by 'sceau anchor', exported through the API."""
     started = time.monotonic()
     members = devnet_up(tmp_path / "devnet", 4)
     try:
         first = members[0]
+        proposed = sceau(
+            "governance", "set-siret", first.member_id, "--siret", NEW_SIRET,
+            "--member", first.member_id, "--key", first.key_file, "--api", first.api_url,
+        )  # fmt: skip
+        assert "open, waiting for the other members' votes" in assert_ok(proposed)
+        proposal_id = re.search(r"proposal ([0-9a-f]{64})", proposed.stdout)
+        assert proposal_id is not None, proposed.stdout
+        for voter in members[1:3]:
+            voted = sceau(
+                "governance", "vote", proposal_id.group(1), "--yes", "--member", voter.member_id,
+                "--key", voter.key_file, "--api", voter.api_url,
+            )  # fmt: skip
+            assert_ok(voted)
+        assert "passed" in voted.stdout, voted.stdout
         document = tmp_path / "deliberation-42.pdf"
         document.write_bytes(b"%PDF-1.7 deliberation 42")
         anchored = sceau(
@@ -506,7 +542,7 @@ def test_the_api_export_of_a_devnet_passes_the_schema(tmp_path: Path) -> None:
         assert "1 deliberations" in result.stderr
         assert scdl_problems(out.read_bytes()) == []
         [row] = rows_of(out)
-        assert row["DELIB_ID"] == "2026-DEL-042" and re.fullmatch(r"\d{14}", row["COLL_SIRET"])
+        assert row["DELIB_ID"] == "2026-DEL-042" and row["COLL_SIRET"] == NEW_SIRET
         assert row["VOTE_POUR"] == "30" and row["PREF_ID"] == "PREF069"
         [proof] = rows_of(tmp_path / "deliberations.csv.proofs.csv")
         assert proof["tx_id"] == tx_id.group(1)
