@@ -342,6 +342,12 @@ class Member(CanonicalModel):
     def _may_be_absent(cls) -> frozenset[str]:
         return frozenset({"siret"})
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
+        # The serializer above returns a plain map, which would leave the API's schema of a
+        # member empty: describe the fields instead (``siret`` optional, as it is).
+        return handler({key: value for key, value in core_schema.items() if key != "serialization"})
+
 
 ISSUER_ACTIVE = "active"
 ISSUER_SUSPENDED = "suspended"

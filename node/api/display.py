@@ -589,7 +589,7 @@ class ProposalDocument(Document):
     proposer: MemberIdText
     change: dict[str, Any] = Field(
         description="admit, remove, set_parameters, admit_issuers, suspend_issuer, "
-        "reinstate_issuer or remove_issuer"
+        "reinstate_issuer, remove_issuer, schedule_format or set_member_siret"
     )
     created_height: HeightNumber
     expiry_height: HeightNumber
