@@ -34,6 +34,16 @@ timestamp, action, resulting status, tx_id, signer key, and the action's ``by_re
 ``reason`` / ``decision_reference``. The act named by ``by_reference`` gets a new link in its
 record but no history entry: the change is recorded once, in the history of the act it changes.
 
+Deliberation data (version 1.1). The anchoring of a ``deliberation`` may also carry what the
+open-data format of deliberations (SCDL "Délibérations") publishes: its subject in the ACTES
+nomenclature (``subject_code``, ``subject_name``), its vote counts (``votes``: ``entitled``,
+``cast``, ``for``, ``against``, ``abstention``), its budget (``budget_year``, ``budget_name``)
+and its control of legality (``control_entity``, the prefecture or sub-prefecture that received
+it, and ``control_date``). Each is optional and checked (:data:`DELIBERATION_ARGUMENTS`); an act
+of another kind may not carry them. An act record holds only the ones given, so an act anchored
+under 1.1 without them has the very bytes it would have had under 1.0, and a chain that pins
+1.0 refuses them as unexpected arguments, as it always did.
+
 Who may sign: the issuer's own node key holds every role; another key acts for the issuer only
 through a delegation of the role ``deeds.issue`` (anchor) or ``deeds.status`` (amend,
 supersede, withdraw, annul), read by the engine from the membership state
@@ -71,6 +81,7 @@ Personal data stays off chain
 The chain is replicated to every member and kept forever; it cannot forget. It therefore holds
 no personal data: the document itself stays with the issuer (only its digest is anchored), the
 free text fields are short and bounded and must describe the act, never name a private person.
+Vote counts are counts: who voted what stays in the minutes, off chain.
 When an act concerns a person (a permit, an individual decision), the issuer may anchor a
 *salted commitment* (:func:`person_commitment`) instead: the salt stays with the issuer, who
 can prove the link by revealing it; once the salt is destroyed, nobody can link the on-chain
@@ -112,6 +123,7 @@ __all__ = [
     "DEEDS",
     "DEEDS_KEYS",
     "DEEDS_QUERY_ROUTES",
+    "DELIBERATION_ARGUMENTS",
     "KINDS",
     "LINKS_PER_LIST_MAX",
     "PERSON_COMMITMENT_TAG",
@@ -120,7 +132,9 @@ __all__ = [
     "RECEIPT_ANCHOR",
     "ROLE_ISSUE",
     "ROLE_STATUS",
+    "SUBJECT_CODES",
     "TERMINAL_STATUSES",
+    "VOTE_COUNTS",
     "Act",
     "DeedsContract",
     "DeedsStateKeys",
@@ -164,6 +178,20 @@ rules, asserted rather than checked."""
 QUERY_LIMIT_DEFAULT = 100
 QUERY_LIMIT_MAX = 1000
 QUERY_PATH_CHARACTERS_MAX = 1024
+SUBJECT_NAME_CHARACTERS_MAX = 256
+BUDGET_NAME_CHARACTERS_MAX = 256
+VOTE_COUNT_MAX = 100_000
+"""The largest vote count: far above any assembly (the largest council has a few hundred)."""
+SUBJECT_CODES = frozenset(
+    f"{theme}.{sub}"
+    for theme, subs in ((1, 7), (2, 3), (3, 6), (4, 5), (5, 8), (6, 5), (7, 10), (8, 9), (9, 4))
+    for sub in range(1, subs + 1)
+)
+"""The level-2 subjects of the ACTES nomenclature (1.1 to 1.7, …, 9.1 to 9.4): the values
+SCDL "Délibérations" allows in DELIB_MATIERE_CODE."""
+VOTE_COUNTS = ("entitled", "cast", "for", "against", "abstention")
+"""The counts of a deliberation's ``votes``: members entitled to vote, members who took part
+(present or represented), votes for, against, and abstentions."""
 PERSON_SALT_BYTES_MIN = 16
 PERSON_SALT_BYTES_MAX = 255
 """The salt's length is hashed as one byte."""
@@ -286,6 +314,15 @@ class Act:
     supersedes: tuple[str, ...] = ()
     history_length: int = 0
     """How many history entries the act has (the next entry's sequence number)."""
+    subject_code: str | None = None
+    """Version 1.1, deliberations only, like the fields below: absent from the record when
+    None (never nil), so that a record without them keeps 1.0's bytes."""
+    subject_name: str | None = None
+    votes: Mapping[str, int] | None = None
+    budget_year: str | None = None
+    budget_name: str | None = None
+    control_entity: str | None = None
+    control_date: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The stored form (and the ``act/`` answer): a plain map with lists, not tuples."""
@@ -294,6 +331,11 @@ class Act:
         record = {name: getattr(self, name) for name in _ACT_FIELDS}
         for name in LINK_LISTS:
             record[name] = list(record[name])
+        for name in DELIBERATION_FIELDS:
+            if record[name] is None:
+                del record[name]
+            elif name == "votes":
+                record[name] = dict(record[name])
         return record
 
     @classmethod
@@ -417,6 +459,63 @@ def _text(characters_max: int) -> Validator:
     return validate
 
 
+def _subject_code(value: Any) -> str | None:
+    if type(value) is not str:
+        return "expected a string"
+    if not re.fullmatch(r"[0-9]\.[0-9]{1,2}", value) or value not in SUBJECT_CODES:
+        return (
+            "expected an ACTES subject code: 1.1-1.7, 2.1-2.3, 3.1-3.6, 4.1-4.5, 5.1-5.8, "
+            "6.1-6.5, 7.1-7.10, 8.1-8.9 or 9.1-9.4"
+        )
+    return None
+
+
+def _votes(value: Any) -> str | None:
+    if not isinstance(value, dict) or sorted(value) != sorted(VOTE_COUNTS):
+        return "expected a map of exactly " + ", ".join(VOTE_COUNTS)
+    for name in VOTE_COUNTS:
+        count = value[name]
+        if type(count) is not int or not 0 <= count <= VOTE_COUNT_MAX:
+            return f"{name}: expected an integer from 0 to {VOTE_COUNT_MAX}"
+    entitled, cast = value["entitled"], value["cast"]
+    if cast > entitled:
+        return f"cast ({cast}) exceeds entitled ({entitled})"
+    if value["for"] + value["against"] > cast:
+        return f"for + against ({value['for'] + value['against']}) exceeds cast ({cast})"
+    if value["for"] + value["against"] + value["abstention"] > entitled:
+        return "for + against + abstention exceeds entitled"
+    return None
+
+
+_BUDGET_YEAR = re.compile(r"([0-9]{4})(?:/([0-9]{4}))?")
+
+
+def _budget_year(value: Any) -> str | None:
+    if type(value) is not str:
+        return "expected a string"
+    match = _BUDGET_YEAR.fullmatch(value)
+    if match is None:
+        return "expected a year YYYY, or two years YYYY/YYYY"
+    first, second = match.groups()
+    if second is not None and int(second) != int(first) + 1:
+        return "the second year follows the first (2026/2027)"
+    return None
+
+
+_CONTROL_ENTITY = re.compile(r"PREF[0-9]{2}[0-9AB]|SPREF[0-9]{2}[0-9AB][0-9]|SGAR[0-9]{2}[0-9AB]")
+
+
+def _control_entity(value: Any) -> str | None:
+    if type(value) is not str:
+        return "expected a string"
+    if not _CONTROL_ENTITY.fullmatch(value):
+        return (
+            "expected PREFNNN (a prefecture), SPREFNNNM (a sub-prefecture) or SGARNNN, NNN "
+            "the département on three characters (075, 02A), M the arrondissement digit"
+        )
+    return None
+
+
 def _url(value: Any) -> str | None:
     if type(value) is not str:
         return "expected a string"
@@ -444,34 +543,63 @@ _STATUS_REASON = (
     _Argument("decision_reference", _text(DECISION_REFERENCE_CHARACTERS_MAX), required=False),
 )
 
-ACTION_ARGUMENTS: dict[str, tuple[_Argument, ...]] = {
-    "anchor": (
-        _ISSUER,
-        _REFERENCE_ARGUMENT,
-        _Argument("kind", _kind),
-        _Argument("digest", _digest),
-        _Argument("act_date", _act_date),
-        _Argument("title", _text(TITLE_CHARACTERS_MAX)),
-        _Argument("legal_basis", _text(LEGAL_BASIS_CHARACTERS_MAX), required=False),
-        _Argument("url", _url, required=False),
-        _Argument("person_commitment", _digest, required=False),
-    ),
+_ANCHOR_1_0 = (
+    _ISSUER,
+    _REFERENCE_ARGUMENT,
+    _Argument("kind", _kind),
+    _Argument("digest", _digest),
+    _Argument("act_date", _act_date),
+    _Argument("title", _text(TITLE_CHARACTERS_MAX)),
+    _Argument("legal_basis", _text(LEGAL_BASIS_CHARACTERS_MAX), required=False),
+    _Argument("url", _url, required=False),
+    _Argument("person_commitment", _digest, required=False),
+)
+DELIBERATION_ARGUMENTS = (
+    _Argument("subject_code", _subject_code, required=False),
+    _Argument("subject_name", _text(SUBJECT_NAME_CHARACTERS_MAX), required=False),
+    _Argument("votes", _votes, required=False),
+    _Argument("budget_year", _budget_year, required=False),
+    _Argument("budget_name", _text(BUDGET_NAME_CHARACTERS_MAX), required=False),
+    _Argument("control_entity", _control_entity, required=False),
+    _Argument("control_date", _act_date, required=False),
+)
+"""The deliberation data of version 1.1's ``anchor``, only for the kind ``deliberation``."""
+DELIBERATION_FIELDS = tuple(argument.name for argument in DELIBERATION_ARGUMENTS)
+_DEPENDENT_ARGUMENTS = (("budget_name", "budget_year"), ("control_date", "control_entity"))
+"""(argument, the argument it needs): a budget's name goes with its year, the date of the
+control of legality with the authority that received the act."""
+
+_STATUS_ACTIONS: dict[str, tuple[_Argument, ...]] = {
     "amend": (_ISSUER, _REFERENCE_ARGUMENT, _BY_REFERENCE),
     "supersede": (_ISSUER, _REFERENCE_ARGUMENT, _BY_REFERENCE),
     "withdraw": _STATUS_REASON,
     "annul": _STATUS_REASON,
 }
-"""Each action's arguments, in the order they are checked."""
+ACTION_ARGUMENTS_1_0: dict[str, tuple[_Argument, ...]] = {"anchor": _ANCHOR_1_0, **_STATUS_ACTIONS}
+"""Version 1.0's actions and their arguments, in the order they are checked."""
+ACTION_ARGUMENTS: dict[str, tuple[_Argument, ...]] = {
+    "anchor": _ANCHOR_1_0 + DELIBERATION_ARGUMENTS,
+    **_STATUS_ACTIONS,
+}
+"""Version 1.1's: 1.0's, and the deliberation data on ``anchor``. Amending and superseding
+only link two anchored acts: each new version of an act is anchored, with its own data."""
 
 _NAME_IN_REASON_CHARACTERS_MAX = 64
 
 
-def check_arguments(action: str, arguments: dict[str, Any]) -> None:
+def check_arguments(
+    action: str,
+    arguments: dict[str, Any],
+    actions: Mapping[str, tuple[_Argument, ...]] = ACTION_ARGUMENTS,
+) -> None:
     """Raise ``Rejection("invalid_arguments", "<field>: <why>")`` for the first bad argument.
 
-    Unexpected keys come first (in sorted order), then the arguments in declared order.
+    Unexpected keys come first (in sorted order), then the arguments in declared order, then
+    the rules between arguments (deliberation data only on a deliberation, a budget's name with
+    its year, a control date with its authority). ``actions`` is the version's
+    (:data:`ACTION_ARGUMENTS_1_0` or :data:`ACTION_ARGUMENTS`).
     """
-    expected = ACTION_ARGUMENTS.get(action)
+    expected = actions.get(action)
     if expected is None:
         raise Rejection("unknown_action", f"{DEEDS} has no action {action[:32]!r}")
     names = {argument.name for argument in expected}
@@ -487,6 +615,20 @@ def check_arguments(action: str, arguments: dict[str, Any]) -> None:
         why = argument.validate(arguments[argument.name])
         if why is not None:
             raise Rejection("invalid_arguments", f"{argument.name}: {why}")
+    if action == "anchor":
+        _check_deliberation_data(arguments)
+
+
+def _check_deliberation_data(arguments: dict[str, Any]) -> None:
+    given = [name for name in DELIBERATION_FIELDS if name in arguments]
+    if given and arguments["kind"] != "deliberation":
+        raise Rejection(
+            "invalid_arguments",
+            f"{given[0]}: only a deliberation carries it (this act is a {arguments['kind']})",
+        )
+    for name, needed in _DEPENDENT_ARGUMENTS:
+        if name in arguments and needed not in arguments:
+            raise Rejection("invalid_arguments", f"{name}: given without {needed}")
 
 
 # --- the contract -----------------------------------------------------------------------------
@@ -630,12 +772,24 @@ class DeedsContract(Contract):
     """Anchoring and lifecycle of administrative acts (see the module docstring)."""
 
     name: ClassVar[str] = DEEDS
-    version: ClassVar[str] = "1.0"
+    version: ClassVar[str] = "1.1"
+    older_versions: ClassVar[tuple[str, ...]] = ("1.0",)
     query_routes: ClassVar[tuple[QueryRoute, ...]] = DEEDS_QUERY_ROUTES
     receipt_anchors: ClassVar[tuple[AnchorLayout, ...]] = (RECEIPT_ANCHOR,)
 
+    def __init__(self, *, rules: str = "1.1") -> None:
+        self._arguments = ACTION_ARGUMENTS_1_0 if rules == "1.0" else ACTION_ARGUMENTS
+        """1.1 only adds the deliberation data to ``anchor``; everything else is the same
+        code, and an act without them is stored exactly as 1.0 stores it."""
+
+    @classmethod
+    def at_version(cls, version: str) -> DeedsContract:
+        if version not in (cls.version, *cls.older_versions):
+            raise ValueError(f"{cls.name} {cls.version} does not run version {version}")
+        return cls(rules=version)
+
     def check(self, transaction: Transaction) -> None:
-        check_arguments(transaction.action, transaction.args)
+        check_arguments(transaction.action, transaction.args, self._arguments)
 
     def apply(self, transaction: Transaction, state: StateView, context: BlockContext) -> Any:
         """Apply one action; return ``{"issuer", "reference", "status"}`` or raise Rejection.
@@ -689,6 +843,7 @@ def _anchor(transaction: Transaction, state: StateView, context: BlockContext) -
         legal_basis=arguments.get("legal_basis"),
         url=arguments.get("url"),
         person_commitment=arguments.get("person_commitment"),
+        **{name: arguments.get(name) for name in DELIBERATION_FIELDS},
         status=IN_FORCE,
         anchored_height=context.height,
         anchored_timestamp_ms=context.timestamp_ms,

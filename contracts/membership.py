@@ -35,9 +35,16 @@ like a newer one (same state root), and only refuses, from that height, the bloc
 it cannot build or check. A scheduled entry whose height is not reached yet may be moved (the
 same version, another height); one in force never changes.
 
+*Members' SIRETs* (version 1.3). A member may carry its SIRET (the establishment number that
+open-data exports name a collectivity by, docs/format.md §5.2): an ``admit`` change may give
+it, and a ``set_member_siret`` change sets or clears it. A member without one has no ``siret``
+field at all (never nil), so member sets written before 1.3 keep their bytes.
+
 *Versions.* A chain that pins 1.0 runs 1.0's rules: the issuers' changes do not parse there, and
 everything else is the same code, which finds no issuer in a 1.0 chain's state. Likewise a chain
 that pins 1.0 or 1.1 does not know ``schedule_format``: it keeps its genesis format for good.
+A chain that pins 1.0 to 1.2 refuses a ``siret`` in an ``admit`` change (an unexpected field,
+as before) and does not know ``set_member_siret``.
 
 *Governance.* A change to the member set or to the consensus parameters is a proposal
 (``propose``), voted on by members (``vote``). It passes when the yes votes of current members
@@ -165,6 +172,7 @@ __all__ = [
     "Remove",
     "ScheduleFormat",
     "SetIssuerStatus",
+    "SetMemberSiret",
     "SetParameters",
     "issuer_key",
     "required_votes",
@@ -432,7 +440,26 @@ class ScheduleFormat:
         }
 
 
-Change = Admit | Remove | SetParameters | AdmitIssuers | SetIssuerStatus | ScheduleFormat
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetMemberSiret:
+    """Set (or, with None, clear) the SIRET of the member ``member_id`` (version 1.3)."""
+
+    member_id: str
+    siret: str | None
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {"kind": "set_member_siret", "member_id": self.member_id, "siret": self.siret}
+
+
+Change = (
+    Admit
+    | Remove
+    | SetParameters
+    | AdmitIssuers
+    | SetIssuerStatus
+    | ScheduleFormat
+    | SetMemberSiret
+)
 
 OPEN = "open"
 PASSED = "passed"
@@ -556,14 +583,17 @@ def _invalid(field_name: str, why: str) -> Rejection:
     return Rejection("invalid_arguments", f"{field_name}: {why}")
 
 
-def _require_fields(document: Any, names: tuple[str, ...], where: str = "") -> None:
-    """Check that ``document`` is a map with exactly the fields ``names``, or raise
-    invalid_arguments naming the first field (``where`` is the path to the document)."""
+def _require_fields(
+    document: Any, names: tuple[str, ...], where: str = "", optional: tuple[str, ...] = ()
+) -> None:
+    """Check that ``document`` is a map with exactly the fields ``names`` (and perhaps some of
+    ``optional``), or raise invalid_arguments naming the first field (``where`` is the path to
+    the document)."""
     if not isinstance(document, dict) or not all(isinstance(key, str) for key in document):
         raise _invalid(where or "args", "expected a map with text keys")
     prefix = f"{where}." if where else ""
     for name in sorted(document):
-        if name not in names:
+        if name not in names and name not in optional:
             raise _invalid(prefix + name, "unexpected argument")
     for name in names:
         if name not in document:
@@ -615,9 +645,19 @@ def _parse_change(
     return parser(document)
 
 
-def _parse_admit(document: dict[str, Any]) -> Admit:
+_MEMBER_FIELDS_1_0 = ("id", "name", "public_key", "endpoint")
+"""A member's fields before 1.3; 1.3 adds the optional ``siret``."""
+assert set(Member.model_fields) == {*_MEMBER_FIELDS_1_0, "siret"}
+
+
+def _parse_admit_1_0(document: dict[str, Any]) -> Admit:
+    """An ``admit`` of versions 1.0 to 1.2: a ``siret`` is an unexpected field there."""
+    return _parse_admit(document, optional=())
+
+
+def _parse_admit(document: dict[str, Any], optional: tuple[str, ...] = ("siret",)) -> Admit:
     _require_fields(document, ("kind", "member"), "change")
-    _require_fields(document["member"], tuple(Member.model_fields), "change.member")
+    _require_fields(document["member"], _MEMBER_FIELDS_1_0, "change.member", optional)
     try:
         member = Member.from_canonical(document["member"])
     except ModelDecodeError as error:
@@ -688,6 +728,22 @@ def _parse_schedule_format(document: dict[str, Any]) -> ScheduleFormat:
     return ScheduleFormat(format_version=version, height=height)
 
 
+_SIRET = TypeAdapter(Siret)
+
+
+def _parse_set_member_siret(document: dict[str, Any]) -> SetMemberSiret:
+    _require_fields(document, ("kind", "member_id", "siret"), "change")
+    siret = document["siret"]
+    if siret is not None:
+        try:
+            siret = _SIRET.validate_python(siret, strict=True)
+        except ValidationError:
+            raise _invalid("change.siret", "expected 14 digits, or nil to clear it") from None
+    return SetMemberSiret(
+        member_id=_member_id(document["member_id"], "change.member_id"), siret=siret
+    )
+
+
 def _parse_issuer_status(document: dict[str, Any]) -> SetIssuerStatus:
     _require_fields(document, ("kind", "issuer_id"), "change")
     return SetIssuerStatus(
@@ -696,7 +752,7 @@ def _parse_issuer_status(document: dict[str, Any]) -> SetIssuerStatus:
 
 
 _CHANGE_PARSERS_1_0: dict[str, Callable[[dict[str, Any]], Change]] = {
-    "admit": _parse_admit,
+    "admit": _parse_admit_1_0,
     "remove": _parse_remove,
     "set_parameters": _parse_set_parameters,
 }
@@ -707,11 +763,17 @@ _CHANGE_PARSERS_1_1: dict[str, Callable[[dict[str, Any]], Change]] = {
     **dict.fromkeys(_ISSUER_TRANSITIONS, _parse_issuer_status),
 }
 """The changes of version 1.1: 1.0's and the issuers'."""
-_CHANGE_PARSERS: dict[str, Callable[[dict[str, Any]], Change]] = {
+_CHANGE_PARSERS_1_2: dict[str, Callable[[dict[str, Any]], Change]] = {
     **_CHANGE_PARSERS_1_1,
     "schedule_format": _parse_schedule_format,
 }
 """The changes of version 1.2: 1.1's and the format schedule."""
+_CHANGE_PARSERS: dict[str, Callable[[dict[str, Any]], Change]] = {
+    **_CHANGE_PARSERS_1_2,
+    "admit": _parse_admit,
+    "set_member_siret": _parse_set_member_siret,
+}
+"""The changes of version 1.3: 1.2's, a member's SIRET in ``admit`` and ``set_member_siret``."""
 
 
 def _parse_vote(args: dict[str, Any]) -> VoteArguments:
@@ -891,6 +953,9 @@ def _check_change(change: Change, state: StateView, context: BlockContext) -> No
                 "invalid_issuer_transition",
                 f"{change.kind} does not apply to an issuer that is {issuer.status}",
             )
+    elif isinstance(change, SetMemberSiret):
+        if all(member.id != change.member_id for member in members):
+            raise Rejection("unknown_member", f"{change.member_id!r} is not a member")
     elif isinstance(change, Remove):
         if all(member.id != change.member_id for member in members):
             raise Rejection("unknown_member", f"{change.member_id!r} is not a member")
@@ -1043,6 +1108,14 @@ def _apply_change(change: Change, state: StateView, context: BlockContext) -> No
         if status == ISSUER_REMOVED:
             state.delete(issuer_key_index(issuer.public_key))
             _drop_delegations_of(state, issuer.id)
+    elif isinstance(change, SetMemberSiret):
+        _write_members(
+            state,
+            [
+                _with_siret(member, change.siret) if member.id == change.member_id else member
+                for member in members
+            ],
+        )
     elif isinstance(change, Remove):
         _write_members(state, [member for member in members if member.id != change.member_id])
         _drop_delegations_of(state, change.member_id)
@@ -1222,6 +1295,14 @@ def _replaced(member: Member, **changes: Any) -> Member:
     return Member.from_canonical({**member.to_canonical(), **changes})
 
 
+def _with_siret(member: Member, siret: str | None) -> Member:
+    """The member with that SIRET, or with none (the field then absent, never nil)."""
+    document = {**member.to_canonical(), "siret": siret}
+    if siret is None:
+        del document["siret"]
+    return Member.from_canonical(document)
+
+
 def _replaced_issuer(issuer: Issuer, **changes: Any) -> Issuer:
     return Issuer.from_canonical({**issuer.to_canonical(), **changes})
 
@@ -1387,8 +1468,14 @@ _COMMON_ACTIONS: dict[str, _Action] = {
 }
 _ACTIONS_1_0 = _actions(_CHANGE_PARSERS_1_0)
 _ACTIONS_1_1 = _actions(_CHANGE_PARSERS_1_1)
+_ACTIONS_1_2 = _actions(_CHANGE_PARSERS_1_2)
 _ACTIONS = _actions(_CHANGE_PARSERS)
-_ACTIONS_BY_VERSION = {"1.0": _ACTIONS_1_0, "1.1": _ACTIONS_1_1, "1.2": _ACTIONS}
+_ACTIONS_BY_VERSION = {
+    "1.0": _ACTIONS_1_0,
+    "1.1": _ACTIONS_1_1,
+    "1.2": _ACTIONS_1_2,
+    "1.3": _ACTIONS,
+}
 
 
 # --- queries ----------------------------------------------------------------------------------
@@ -1598,18 +1685,19 @@ MEMBERSHIP_QUERY_ROUTES: tuple[QueryRoute, ...] = (
 
 class MembershipContract(Contract):
     """Governance of the consortium: members, issuers, node keys, signer delegations,
-    parameters and (from 1.2) the chain's format schedule."""
+    parameters, (from 1.2) the chain's format schedule and (from 1.3) members' SIRETs."""
 
     name = MEMBERSHIP
-    version = "1.2"
-    older_versions = ("1.1", "1.0")
+    version = "1.3"
+    older_versions = ("1.2", "1.1", "1.0")
     query_routes = MEMBERSHIP_QUERY_ROUTES
 
-    def __init__(self, *, rules: str = "1.2") -> None:
+    def __init__(self, *, rules: str = "1.3") -> None:
         self._actions = _ACTIONS_BY_VERSION[rules]
-        """1.1 adds the issuers' changes to 1.0, 1.2 the format schedule to 1.1; everything
-        else is the same code: a 1.0 chain has no issuer and a 1.0 or 1.1 chain no format
-        schedule, so the rules that read them find none."""
+        """1.1 adds the issuers' changes to 1.0, 1.2 the format schedule to 1.1, 1.3 the
+        members' SIRETs to 1.2; everything else is the same code: a 1.0 chain has no issuer, a
+        1.0 or 1.1 chain no format schedule and a chain before 1.3 no member SIRET (unless its
+        genesis gave one), so the rules that read them find none."""
 
     @classmethod
     def at_version(cls, version: str) -> MembershipContract:

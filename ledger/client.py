@@ -158,6 +158,18 @@ _DISPLAY_NAME: TypeAdapter[str] = TypeAdapter(DisplayName)
 _SIRET: TypeAdapter[str] = TypeAdapter(Siret)
 _ISSUER_FIELDS = ("id", "name", "siret", "public_key")
 _ISSUER_STATUS_CHANGES = ("suspend_issuer", "reinstate_issuer", "remove_issuer")
+DELIBERATION_FIELDS = (
+    "subject_code",
+    "subject_name",
+    "votes",
+    "budget_year",
+    "budget_name",
+    "control_entity",
+    "control_date",
+)
+"""The deliberation data an ``anchor`` may carry from deeds 1.1 (docs/contracts.md); the node
+checks each value and names the one it refuses."""
+VOTE_COUNTS = ("entitled", "cast", "for", "against", "abstention")
 _STATUS_CHANGES: dict[str, tuple[str, ...]] = {
     "amend": ("by_reference",),
     "supersede": ("by_reference",),
@@ -450,6 +462,30 @@ def check_issuer_application(value: object, field: str = "issuer") -> dict[str, 
         "siret": siret,
         "public_key": _public_key(value["public_key"], f"{field}.public_key"),
     }
+
+
+def _deliberation(value: object) -> dict[str, Any]:
+    """The deliberation data of an anchoring (a map of some of DELIBERATION_FIELDS), checked in
+    its shape here; the values are the deeds contract's to check (its refusal names the field).
+    None values are left out: an act stores only the data given."""
+    if not isinstance(value, dict):
+        raise InvalidArgument("deliberation", "expected a map of " + ", ".join(DELIBERATION_FIELDS))
+    data: dict[str, Any] = {}
+    for name in sorted(value):
+        if name not in DELIBERATION_FIELDS:
+            raise InvalidArgument(f"deliberation.{str(name)[:40]}", "not a deliberation field")
+        if value[name] is None:
+            continue
+        if name == "votes":
+            votes = value[name]
+            if not isinstance(votes, dict) or sorted(votes) != sorted(VOTE_COUNTS):
+                raise InvalidArgument(
+                    "deliberation.votes", "expected a map of " + ", ".join(VOTE_COUNTS)
+                )
+            data[name] = dict(votes)
+        else:
+            data[name] = _text(value[name], f"deliberation.{name}")
+    return data
 
 
 def _issuer_applications(issuers: object) -> list[dict[str, Any]]:
@@ -874,8 +910,8 @@ class AsyncClient:
         return answer["acts"]
 
     async def members(self) -> list[dict[str, Any]]:
-        """The member set in force: each member's ``id``, ``name``, ``public_key`` and peer
-        ``endpoint``."""
+        """The member set in force: each member's ``id``, ``name``, ``public_key``, peer
+        ``endpoint`` and, when it has one, ``siret`` (membership 1.3)."""
         return (await self._request("GET", "/v1/members"))["members"]
 
     async def issuers(
@@ -1132,14 +1168,18 @@ class AsyncClient:
         legal_basis: str | None = None,
         url: str | None = None,
         person_commitment: bytes | str | None = None,
+        deliberation: dict[str, Any] | None = None,
         wait_s: float | None = DEFAULT_WAIT_S,
     ) -> dict[str, Any]:
         """Anchor an act: its document's SHA-256 and public metadata (deeds ``anchor``).
 
         ``digest`` and ``person_commitment`` are 32 bytes or 64 hex characters; ``act_date`` a
-        ``datetime.date`` or ``YYYY-MM-DD``. Returns the committed status document (with its
-        ``receipt``) plus ``tx_id`` and ``digest`` (hex); see :meth:`submit` for ``wait_s``
-        and what it raises. Bad inputs raise :class:`InvalidArgument` before anything is sent.
+        ``datetime.date`` or ``YYYY-MM-DD``. ``deliberation`` (deeds 1.1, a deliberation only)
+        maps some of :data:`DELIBERATION_FIELDS` to their values, e.g. ``{"subject_code":
+        "7.5", "votes": {"entitled": 33, "cast": 30, "for": 25, "against": 3, "abstention":
+        2}}``. Returns the committed status document (with its ``receipt``) plus ``tx_id`` and
+        ``digest`` (hex); see :meth:`submit` for ``wait_s`` and what it raises. Bad inputs
+        raise :class:`InvalidArgument` before anything is sent.
         """
         args: dict[str, Any] = {
             "issuer": _text(issuer, "issuer"),
@@ -1155,6 +1195,8 @@ class AsyncClient:
             args["url"] = _text(url, "url")
         if person_commitment is not None:
             args["person_commitment"] = _digest(person_commitment, "person_commitment")
+        if deliberation is not None:
+            args.update(_deliberation(deliberation))
         _check_wait(wait_s)
         transaction = await self.build("deeds", "anchor", args)
         answer = await self.submit(transaction, wait_s=wait_s)
@@ -1172,6 +1214,7 @@ class AsyncClient:
         legal_basis: str | None = None,
         url: str | None = None,
         person_commitment: bytes | str | None = None,
+        deliberation: dict[str, Any] | None = None,
         wait_s: float | None = DEFAULT_WAIT_S,
     ) -> dict[str, Any]:
         """Hash a file locally (it is never sent) and anchor its digest (see :meth:`anchor`).
@@ -1186,6 +1229,7 @@ class AsyncClient:
             legal_basis=legal_basis,
             url=url,
             person_commitment=person_commitment,
+            deliberation=deliberation,
             wait_s=wait_s,
         )
 
@@ -1290,11 +1334,12 @@ class AsyncClient:
     ) -> dict[str, Any]:
         """Propose a governance ``change`` (a membership change document: ``admit``,
         ``remove``, ``set_parameters``, ``admit_issuers``, ``suspend_issuer``,
-        ``reinstate_issuer`` or ``remove_issuer``) as the member ``proposer``, whose vote
-        it carries. Returns the committed status document plus ``tx_id`` and
-        ``proposal_id`` (hex; the same); its ``result`` is ``{"proposal_id", "status"}``
-        (``passed`` with ``effective_height`` when this vote alone decided it). The node
-        checks the change; see :meth:`submit` for ``wait_s`` and what it raises."""
+        ``reinstate_issuer``, ``remove_issuer``, ``schedule_format`` or ``set_member_siret``)
+        as the member ``proposer``, whose vote it carries. Returns the committed status
+        document plus ``tx_id`` and ``proposal_id`` (hex; the same); its ``result`` is
+        ``{"proposal_id", "status"}`` (``passed`` with ``effective_height`` when this vote
+        alone decided it). The node checks the change; see :meth:`submit` for ``wait_s`` and
+        what it raises."""
         proposer = _principal(proposer, "proposer")
         if not isinstance(change, dict) or not isinstance(change.get("kind"), str):
             raise InvalidArgument("change", "expected a change map with its 'kind'")
@@ -1382,6 +1427,29 @@ class AsyncClient:
             if type(value) is not int or not low <= value <= high:
                 raise InvalidArgument(name, f"expected an integer from {low} to {high}")
         change = {"kind": "schedule_format", "format_version": format_version, "height": height}
+        return await self.propose(proposer, change, wait_s=wait_s)
+
+    async def set_member_siret(
+        self,
+        proposer: str,
+        member_id: str,
+        siret: str | None,
+        *,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        """Propose to set the SIRET of the member ``member_id`` (14 digits), or with None to
+        clear it (membership 1.3); ``unknown_member`` if it is not a member. See
+        :meth:`propose`."""
+        if siret is not None:
+            try:
+                siret = _SIRET.validate_python(siret, strict=True)
+            except ValidationError:
+                raise InvalidArgument("siret", "expected 14 digits, or None") from None
+        change = {
+            "kind": "set_member_siret",
+            "member_id": _principal(member_id, "member_id"),
+            "siret": siret,
+        }
         return await self.propose(proposer, change, wait_s=wait_s)
 
     async def _issuer_status(
@@ -1651,6 +1719,7 @@ class Client:
         legal_basis: str | None = None,
         url: str | None = None,
         person_commitment: bytes | str | None = None,
+        deliberation: dict[str, Any] | None = None,
         wait_s: float | None = DEFAULT_WAIT_S,
     ) -> dict[str, Any]:
         return self._run(
@@ -1664,6 +1733,7 @@ class Client:
                 legal_basis=legal_basis,
                 url=url,
                 person_commitment=person_commitment,
+                deliberation=deliberation,
                 wait_s=wait_s,
             )
         )
@@ -1680,6 +1750,7 @@ class Client:
         legal_basis: str | None = None,
         url: str | None = None,
         person_commitment: bytes | str | None = None,
+        deliberation: dict[str, Any] | None = None,
         wait_s: float | None = DEFAULT_WAIT_S,
     ) -> dict[str, Any]:
         return self._run(
@@ -1693,6 +1764,7 @@ class Client:
                 legal_basis=legal_basis,
                 url=url,
                 person_commitment=person_commitment,
+                deliberation=deliberation,
                 wait_s=wait_s,
             )
         )
@@ -1797,6 +1869,16 @@ class Client:
         return self._run(
             self._client.schedule_format(proposer, format_version, height, wait_s=wait_s)
         )
+
+    def set_member_siret(
+        self,
+        proposer: str,
+        member_id: str,
+        siret: str | None,
+        *,
+        wait_s: float | None = DEFAULT_WAIT_S,
+    ) -> dict[str, Any]:
+        return self._run(self._client.set_member_siret(proposer, member_id, siret, wait_s=wait_s))
 
     def suspend_issuer(
         self, proposer: str, issuer_id: str, *, wait_s: float | None = DEFAULT_WAIT_S

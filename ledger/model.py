@@ -306,13 +306,47 @@ def _describe(model_name: str, error: ValidationError) -> str:
 # --- members and genesis ----------------------------------------------------------------------
 
 
+Siret = Annotated[StrictStr, Field(pattern=r"^[0-9]{14}$")]
+"""A French establishment number (SIRET): 14 digits."""
+
+
 class Member(CanonicalModel):
-    """A member collectivity: its id, display name, node key and peer endpoint."""
+    """A member collectivity: its id, display name, node key and peer endpoint, and optionally
+    its SIRET (what open-data exports name it by)."""
 
     id: MemberId
     name: DisplayName
     public_key: PublicKey
     endpoint: Endpoint
+    siret: Siret | None = None
+    """Absent, never nil, when the member has none: so every member set written before the
+    field existed keeps its bytes, hence its members_hash and its genesis its chain_id
+    (docs/format.md §5.2). Membership 1.3 lets governance set it."""
+
+    @model_serializer(mode="wrap")
+    def _no_siret_when_none(self, handler: Any) -> Any:
+        dumped = handler(self)
+        if self.siret is None and isinstance(dumped, dict):
+            dumped.pop("siret", None)
+        return dumped
+
+    @model_validator(mode="before")
+    @classmethod
+    def _siret_absent_not_nil(cls, data: Any, info: ValidationInfo) -> Any:
+        canonical = info.context is _CANONICAL_CONTEXT
+        if canonical and isinstance(data, dict) and "siret" in data and data["siret"] is None:
+            raise ValueError("a nil siret is not canonical (a member without one omits it)")
+        return data
+
+    @classmethod
+    def _may_be_absent(cls) -> frozenset[str]:
+        return frozenset({"siret"})
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
+        # The serializer above returns a plain map, which would leave the API's schema of a
+        # member empty: describe the fields instead (``siret`` optional, as it is).
+        return handler({key: value for key, value in core_schema.items() if key != "serialization"})
 
 
 ISSUER_ACTIVE = "active"
@@ -320,8 +354,6 @@ ISSUER_SUSPENDED = "suspended"
 ISSUER_REMOVED = "removed"
 ISSUER_STATUSES = (ISSUER_ACTIVE, ISSUER_SUSPENDED, ISSUER_REMOVED)
 """An issuer signs only while ``active``; a removed issuer's id is never given again."""
-Siret = Annotated[StrictStr, Field(pattern=r"^[0-9]{14}$")]
-"""A French establishment number (SIRET): 14 digits."""
 
 
 class Issuer(CanonicalModel):

@@ -240,5 +240,5 @@ def test_clear_errors_for_what_cannot_be_asked(territory: Territory) -> None:
 def test_genesis_contracts_says_membership_still_runs_1_0() -> None:
     output = assert_ok(sceau("genesis", "contracts"))
     line = next(line for line in output.splitlines() if line.startswith("membership"))
-    assert "1.2" in line and "also runs 1.1, 1.0" in line, line
+    assert "1.3" in line and "also runs 1.2, 1.1, 1.0" in line, line
     assert "admitted issuer" in " ".join(assert_ok(sceau("anchor", "--help")).split())

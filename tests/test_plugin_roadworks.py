@@ -155,11 +155,11 @@ def test_the_installed_plugin_is_listed_and_a_genesis_pins_it(
     create += ["--member", f"{ISSUER},Métropole de Valbrune,{key},127.0.0.1:7400"]
     out = tmp_path / "genesis.json"
     shown = ok(sceau(*create, "--contract", "roadworks", "--out", out, site=plugin_site))
-    assert "contracts: membership 1.2, deeds 1.0, roadworks 0.1" in shown
+    assert "contracts: membership 1.3, deeds 1.1, roadworks 0.1" in shown
     genesis = Genesis.model_validate_json(out.read_text())
     assert [(ref.name, ref.version) for ref in genesis.contracts] == [
-        ("membership", "1.2"),
-        ("deeds", "1.0"),
+        ("membership", "1.3"),
+        ("deeds", "1.1"),
         ("roadworks", "0.1"),
     ]
 
@@ -194,7 +194,7 @@ def test_a_plugin_runs_on_a_devnet_is_queried_and_its_chain_audits_only_where_in
     started = ok(
         sceau("devnet", "up", "--dir", devnet_dir, "--contract", "roadworks", site=plugin_site)
     )
-    assert "contracts: membership 1.2, deeds 1.0, roadworks 0.1" in started
+    assert "contracts: membership 1.3, deeds 1.1, roadworks 0.1" in started
     members = read_devnet(devnet_dir)
     first = next(member for member in members if member.member_id == ISSUER)
     api = first.api_url

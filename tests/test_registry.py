@@ -227,9 +227,9 @@ def pins(*specs: str) -> list[tuple[str, str]]:
 
 
 def test_a_new_genesis_pins_membership_and_deeds_and_each_contract_asked_at_its_version() -> None:
-    assert pins() == [(MEMBERSHIP, "1.2"), ("deeds", "1.0")]
-    assert pins("alpha") == [(MEMBERSHIP, "1.2"), ("deeds", "1.0"), ("alpha", "2.1")]
-    assert pins(" alpha=2.1 ", "deeds=1.0") == pins("alpha")
+    assert pins() == [(MEMBERSHIP, "1.3"), ("deeds", "1.1")]
+    assert pins("alpha") == [(MEMBERSHIP, "1.3"), ("deeds", "1.1"), ("alpha", "2.1")]
+    assert pins(" alpha=2.1 ", "deeds=1.1") == pins("alpha")
 
 
 @pytest.mark.parametrize(
@@ -256,8 +256,8 @@ def test_lists_the_installed_contracts_with_their_versions_and_packages() -> Non
 
     assert [(c.name, c.version, c.target) for c in listed] == [
         ("alpha", "2.1", f"{__name__}:AlphaContract"),
-        ("deeds", "1.0", "contracts.deeds:DeedsContract"),
-        (MEMBERSHIP, "1.2", "contracts.membership:MembershipContract"),
+        ("deeds", "1.1", "contracts.deeds:DeedsContract"),
+        (MEMBERSHIP, "1.3", "contracts.membership:MembershipContract"),
     ]
     found = {contract.name: contract for contract in installed_contracts()}
     assert found["deeds"].distribution == found[MEMBERSHIP].distribution == "sceau"

@@ -511,6 +511,21 @@ class ActRecord(Document):
     superseded_by: str | None
     supersedes: list[str]
     history_length: Count
+    subject_code: str | None = Field(
+        default=None,
+        description="deeds 1.1, deliberations only (absent when not given, like the fields "
+        "below): the ACTES subject code, e.g. 7.5",
+    )
+    subject_name: str | None = None
+    votes: dict[str, Count] | None = Field(
+        default=None, description="entitled, cast, for, against, abstention (counts)"
+    )
+    budget_year: str | None = None
+    budget_name: str | None = None
+    control_entity: str | None = Field(
+        default=None, description="PREFNNN, SPREFNNNM or SGARNNN: who received the act"
+    )
+    control_date: str | None = None
 
 
 class DigestMatch(Document):
@@ -574,7 +589,7 @@ class ProposalDocument(Document):
     proposer: MemberIdText
     change: dict[str, Any] = Field(
         description="admit, remove, set_parameters, admit_issuers, suspend_issuer, "
-        "reinstate_issuer or remove_issuer"
+        "reinstate_issuer, remove_issuer, schedule_format or set_member_siret"
     )
     created_height: HeightNumber
     expiry_height: HeightNumber

@@ -106,13 +106,16 @@ def command_key_show(arguments: argparse.Namespace) -> int:
 
 def _parse_member(text: str) -> dict[str, Any]:
     parts = text.split(",")
-    if len(parts) != 4:
+    if len(parts) not in (4, 5):
         raise CommandError(
-            f"--member {text!r}: expected ID,NAME,PUBLIC_KEY,HOST:PORT (four comma-separated "
-            "fields; the name may not contain a comma)"
+            f"--member {text!r}: expected ID,NAME,PUBLIC_KEY,HOST:PORT[,SIRET] (four or five "
+            "comma-separated fields; the name may not contain a comma)"
         )
-    member_id, name, public_key, endpoint = (part.strip() for part in parts)
-    return {"id": member_id, "name": name, "public_key": public_key, "endpoint": endpoint}
+    member_id, name, public_key, endpoint = (part.strip() for part in parts[:4])
+    member = {"id": member_id, "name": name, "public_key": public_key, "endpoint": endpoint}
+    if len(parts) == 5:
+        member["siret"] = parts[4].strip()
+    return member
 
 
 def _genesis_from_json(document: dict[str, Any]) -> Any:
@@ -198,6 +201,7 @@ def command_genesis_add_member(arguments: argparse.Namespace) -> int:
             "name": arguments.name,
             "public_key": arguments.public_key,
             "endpoint": arguments.endpoint,
+            **({} if arguments.siret is None else {"siret": arguments.siret}),
         }
     )
     genesis = _genesis_from_json(document)
@@ -530,7 +534,45 @@ _ANCHOR_OPTIONS = {
     "title": "--title",
     "legal_basis": "--legal-basis",
     "url": "--url",
+    "subject_code": "--subject-code",
+    "subject_name": "--subject-name",
+    "votes": "--votes",
+    "budget_year": "--budget-year",
+    "budget_name": "--budget-name",
+    "control_entity": "--control-entity",
+    "control_date": "--control-date",
 }
+_DELIBERATION_OPTIONS = (
+    "subject_code",
+    "subject_name",
+    "votes",
+    "budget_year",
+    "budget_name",
+    "control_entity",
+    "control_date",
+)
+"""The anchor's deliberation data (deeds 1.1): arguments named as the contract names them."""
+
+
+def _votes(text: str) -> dict[str, int]:
+    """An argparse type: ``entitled=N,cast=N,for=N,against=N,abstention=N``, each once (the
+    contract checks the counts and how they add up)."""
+    from contracts.deeds import VOTE_COUNTS
+
+    votes: dict[str, int] = {}
+    for part in text.split(","):
+        name, separator, value = part.strip().partition("=")
+        if not separator or name not in VOTE_COUNTS or name in votes:
+            raise argparse.ArgumentTypeError(
+                "expected " + ",".join(f"{count}=N" for count in VOTE_COUNTS) + ", each once"
+            )
+        if not value.isdigit() or len(value) > 6:
+            raise argparse.ArgumentTypeError(f"{name}: expected a count, got {value[:20]!r}")
+        votes[name] = int(value)
+    if sorted(votes) != sorted(VOTE_COUNTS):
+        missing = [count for count in VOTE_COUNTS if count not in votes]
+        raise argparse.ArgumentTypeError("missing " + ", ".join(missing))
+    return votes
 
 
 def _receipt_path(arguments: argparse.Namespace) -> Path:
@@ -596,7 +638,15 @@ def command_anchor(arguments: argparse.Namespace) -> int:
         "legal_basis": arguments.legal_basis,
         "url": arguments.url,
     }
-    _check_deeds_arguments("anchor", args, _ANCHOR_OPTIONS)
+    deliberation = {name: getattr(arguments, name) for name in _DELIBERATION_OPTIONS}
+    _check_deeds_arguments("anchor", {**args, **deliberation}, _ANCHOR_OPTIONS)
+    given = [name for name in _DELIBERATION_OPTIONS if deliberation[name] is not None]
+    if given and arguments.kind != "deliberation":
+        raise CommandError(
+            f"{_ANCHOR_OPTIONS[given[0]]}: only a deliberation carries it (--kind deliberation)"
+        )
+    if given:
+        args["deliberation"] = {name: deliberation[name] for name in given}
     receipt_path = _receipt_path(arguments)
     try:
         digest = digest_of_file(arguments.file)
@@ -1101,15 +1151,16 @@ def _add_genesis_commands(commands: Any) -> None:
     create = actions.add_parser(
         "create",
         help="write a genesis from a list of members",
-        description="Write a genesis (JSON). Each --member is ID,NAME,PUBLIC_KEY,HOST:PORT; "
-        "the public key is what 'sceau key generate' printed.",
+        description="Write a genesis (JSON). Each --member is ID,NAME,PUBLIC_KEY,HOST:PORT "
+        "or ID,NAME,PUBLIC_KEY,HOST:PORT,SIRET; the public key is what 'sceau key generate' "
+        "printed, the SIRET the collectivity's 14 digits (optional).",
     )
     create.add_argument("--consortium", required=True, help="the consortium's display name")
     create.add_argument(
         "--member",
         action="append",
         default=[],
-        metavar="ID,NAME,KEY,ENDPOINT",
+        metavar="ID,NAME,KEY,ENDPOINT[,SIRET]",
         help="a member (repeat for each)",
     )
     create.add_argument("--out", default="genesis.json", help="output file (genesis.json)")
@@ -1136,6 +1187,9 @@ def _add_genesis_commands(commands: Any) -> None:
     add.add_argument("--name", required=True, help="display name")
     add.add_argument("--public-key", required=True, help="ed25519:<base64url>")
     add.add_argument("--endpoint", required=True, help="peer endpoint HOST:PORT")
+    add.add_argument(
+        "--siret", help="the collectivity's SIRET, 14 digits (optional; open-data exports)"
+    )
     add.set_defaults(handler=command_genesis_add_member)
     show = actions.add_parser("show", help="summarise a genesis and print its chain_id")
     show.add_argument("genesis", help="the genesis file")
@@ -1275,6 +1329,48 @@ def _add_client_commands(commands: Any) -> None:
         "--url",
         help="http(s) URL of the published document (optional), at most "
         f"{deeds.URL_CHARACTERS_MAX} characters",
+    )
+    data = anchor.add_argument_group(
+        "deliberation data (a deliberation only; what SCDL open data publishes)",
+        "Optional, each checked as the deeds contract (1.1) checks it. Counts and subjects, "
+        "never names: nothing personal goes on chain (docs/contracts.md).",
+    )
+    data.add_argument(
+        "--subject-code",
+        metavar="CODE",
+        help="its ACTES subject, e.g. 7.5 (1.1-1.7, 2.1-2.3, 3.1-3.6, 4.1-4.5, 5.1-5.8, "
+        "6.1-6.5, 7.1-7.10, 8.1-8.9, 9.1-9.4)",
+    )
+    data.add_argument(
+        "--subject-name",
+        metavar="TEXT",
+        help="the subject's name, e.g. 'finances locales/subventions' (at most "
+        f"{deeds.SUBJECT_NAME_CHARACTERS_MAX} characters)",
+    )
+    data.add_argument(
+        "--votes",
+        type=_votes,
+        metavar="COUNTS",
+        help="entitled=N,cast=N,for=N,against=N,abstention=N: members entitled to vote, "
+        "present or represented, for, against, abstaining",
+    )
+    data.add_argument("--budget-year", metavar="YEAR", help="the budget year, 2026 or 2026/2027")
+    data.add_argument(
+        "--budget-name",
+        metavar="TEXT",
+        help="the budget it affects, e.g. 'budget principal' (with --budget-year)",
+    )
+    data.add_argument(
+        "--control-entity",
+        metavar="ID",
+        help="who received it for the control of legality: PREFNNN, SPREFNNNM or SGARNNN "
+        "(NNN the département on three characters, 075 or 02A)",
+    )
+    data.add_argument(
+        "--control-date",
+        type=_calendar_date,
+        metavar="DATE",
+        help="when they received it, YYYY-MM-DD (with --control-entity)",
     )
     anchor.add_argument(
         "--receipt",

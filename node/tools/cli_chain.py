@@ -8,7 +8,9 @@ that wants to keep, check or move its whole chain (docs/audit.md):
 * ``sceau audit BUNDLE --genesis GENESIS`` checks everything in it offline
   (:mod:`ledger.audit`, re-executing the blocks with :mod:`contracts.replay`);
 * ``sceau import BUNDLE --data-dir DIR`` audits a bundle into a fresh node data directory;
-* ``sceau export acts --format csv|jsonl`` writes one row per act for open-data portals;
+* ``sceau export acts --format csv|jsonl`` writes one row per act for open-data portals, and
+  ``--format scdl-deliberations`` the deliberations in force as SCDL "Délibérations" open data
+  with a companion file of their proofs (:mod:`node.tools.scdl`);
 * ``sceau export tiles DIR --api URL | --data-dir DIR`` writes the log of every act as a
   static C2SP tlog-tiles tree (``DIR/checkpoint``, ``DIR/tile/…``) that any web server can
   serve: a *mirror*. It is incremental: full tiles already written are skipped (they never
@@ -1014,7 +1016,17 @@ def _write_acts(rows: Iterator[dict[str, Any]], output_format: str, out: IO[str]
 
 def command_export_acts(arguments: argparse.Namespace) -> int:
     if arguments.format is None:
-        raise CommandError("sceau export acts needs --format csv or --format jsonl")
+        raise CommandError(
+            "sceau export acts needs --format csv, --format jsonl or --format scdl-deliberations"
+        )
+    if arguments.format == SCDL_FORMAT:
+        return command_export_scdl(arguments)
+    for option in ("issuer", "skip_incomplete", "proof_columns"):
+        if getattr(arguments, option):
+            raise CommandError(
+                f"--{option.replace('_', '-')} is for --format {SCDL_FORMAT}, not "
+                f"{arguments.format}"
+            )
     if (arguments.bundle is None) == (arguments.data_dir is None):
         raise CommandError("give exactly one source: --data-dir DIR or --bundle BUNDLE")
     if arguments.api is not None or arguments.repair:
@@ -1049,6 +1061,112 @@ def command_export_acts(arguments: argparse.Namespace) -> int:
     return 0
 
 
+SCDL_FORMAT = "scdl-deliberations"
+
+
+def command_export_scdl(arguments: argparse.Namespace) -> int:
+    """``sceau export acts --format scdl-deliberations --out FILE``: the deliberations in force
+    as SCDL "Délibérations" 2.1.5 open data, and FILE.proofs.csv (node/tools/scdl.py)."""
+
+    if arguments.out is None:
+        raise CommandError(
+            f"--format {SCDL_FORMAT} needs --out FILE (its proofs go beside it, FILE.proofs.csv)"
+        )
+    sources = [arguments.api, arguments.data_dir, arguments.bundle]
+    if sum(source is not None for source in sources) != 1:
+        raise CommandError("give exactly one source: --api URL, --data-dir DIR or --bundle BUNDLE")
+    if arguments.repair:
+        raise CommandError("--repair is for exporting a bundle, not acts")
+    if arguments.api is not None:
+        export, height = _scdl_from_api(arguments)
+    elif arguments.data_dir is not None:
+        from ledger.store import StoreError
+
+        store = _open_store(arguments.data_dir)
+        try:
+            _require_deeds(store.genesis)
+            export = _scdl_export(store, arguments.issuer)
+            height = store.height
+        except StoreError as error:
+            raise _damaged(store.path, error) from None
+        finally:
+            store.close()
+    else:
+        state, height = _replayed_state(arguments)
+        export = _scdl_export(state, arguments.issuer)
+    for act in export.incomplete:
+        print(("skipped " if arguments.skip_incomplete else "") + act.describe(), file=sys.stderr)
+    if export.incomplete and not arguments.skip_incomplete:
+        print(
+            f"sceau: error: {len(export.incomplete)} deliberation(s) in force lack values the "
+            f"SCDL schema requires (above): nothing written. Complete them, or export the "
+            "valid rows only with --skip-incomplete",
+            file=sys.stderr,
+        )
+        return EXIT_CHECK_FAILED
+    target = Path(arguments.out)
+    proofs = target.with_name(target.name + ".proofs.csv")
+    _write_files(
+        {
+            target: export.scdl_text(proof_columns=arguments.proof_columns),
+            proofs: export.proofs_text(),
+        }
+    )
+    skipped = f", {len(export.incomplete)} incomplete skipped" if export.incomplete else ""
+    print(
+        f"{len(export.rows):,} deliberations as of height {height} ({SCDL_FORMAT}{skipped}): "
+        f"{target}, proofs in {proofs}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _scdl_export(state: Any, issuer: str | None) -> Any:
+    from node.tools import scdl
+
+    collectivities = scdl.collectivities_from_state(state)
+    _require_known_issuer(issuer, collectivities)
+    return scdl.build_export(collectivities, scdl.acts_from_state(state, issuer))
+
+
+def _require_known_issuer(issuer: str | None, collectivities: Any) -> None:
+    if issuer is not None and issuer not in collectivities:
+        raise CommandError(f"--issuer {issuer}: neither a member nor an issuer of this chain")
+
+
+def _scdl_from_api(arguments: argparse.Namespace) -> tuple[Any, int]:
+    """The export as a node answers (its answers are not proofs: each row's proof is in the
+    companion file, for 'sceau receipt' to fetch and check against the genesis)."""
+    from ledger.client import ApiError, Client, TransportError
+    from node.tools import scdl
+
+    try:
+        with Client(arguments.api) as client:
+            height = client.status()["height"]
+            collectivities = scdl.collectivities_from_api(client)
+            _require_known_issuer(arguments.issuer, collectivities)
+            issuers = [arguments.issuer] if arguments.issuer else sorted(collectivities)
+            export = scdl.build_export(collectivities, scdl.acts_from_api(client, issuers))
+    except (TransportError, ApiError, scdl.PagingError) as error:
+        raise CommandError(f"{arguments.api}: {error}") from None
+    return export, height
+
+
+def _write_files(contents: dict[Path, str]) -> None:
+    """Write each file through a temporary one, all or none: both are in place only once both
+    are written (a failure removes the temporary files and leaves older files as they were)."""
+    temporaries = {path: path.with_name(path.name + ".tmp") for path in contents}
+    try:
+        for path, text in contents.items():
+            temporaries[path].write_text(text, encoding="utf-8", newline="")
+        for path, temporary in temporaries.items():
+            temporary.replace(path)
+    except OSError as error:
+        for temporary in temporaries.values():
+            temporary.unlink(missing_ok=True)
+        raise CommandError(f"cannot write {error.filename}: {error.strerror}") from None
+
+
 def _require_deeds(genesis: Any) -> None:
     if all(contract.name != "deeds" for contract in genesis.contracts):
         raise CommandError("this consortium does not run the deeds contract: it has no acts")
@@ -1056,6 +1174,12 @@ def _require_deeds(genesis: Any) -> None:
 
 def _acts_from_bundle(arguments: argparse.Namespace, out: IO[str]) -> tuple[int, int]:
     """Replay (and so audit) the bundle, then write the acts of its last state."""
+    state, height = _replayed_state(arguments)
+    return _write_acts(act_rows(state), arguments.format, out), height
+
+
+def _replayed_state(arguments: argparse.Namespace) -> tuple[Any, int]:
+    """The last state of the bundle, replayed (and so audited), and its height."""
     from ledger.bundle import BundleError, BundleReader
 
     _require_file(arguments.bundle)
@@ -1074,7 +1198,7 @@ def _acts_from_bundle(arguments: argparse.Namespace, out: IO[str]) -> tuple[int,
     if not report.ok:
         _print_failures(report)
         raise CommandError(f"{arguments.bundle} does not pass the audit: no acts exported")
-    return _write_acts(act_rows(replayer.state), arguments.format, out), report.blocks
+    return replayer.state, report.blocks
 
 
 # --- the parser -------------------------------------------------------------------------------
@@ -1124,6 +1248,8 @@ def _add_export(commands: Any) -> None:
         usage="%(prog)s BUNDLE (--api URL | --data-dir DIR) [--batch N] [--repair]\n"
         "       %(prog)s acts --format {csv,jsonl} (--data-dir DIR | --bundle BUNDLE) "
         "[--out FILE] [--genesis GENESIS] [--workers N]\n"
+        "       %(prog)s acts --format scdl-deliberations --out FILE (--api URL | --data-dir "
+        "DIR | --bundle BUNDLE) [--issuer ID] [--skip-incomplete] [--proof-columns]\n"
         "       %(prog)s tiles FOLDER (--api URL | --data-dir DIR)",
         description="Write the whole chain — genesis, every block with its commit "
         "certificate — to the bundle file BUNDLE, from a node's API or from a stopped node's "
@@ -1131,7 +1257,9 @@ def _add_export(commands: Any) -> None:
         "cover it). If BUNDLE exists, only the blocks it lacks are appended. Check a "
         "bundle with 'sceau audit'. With 'acts' instead of BUNDLE, write one row per act "
         "(issuer, reference, status, dates, digest, anchoring height and transaction) for an "
-        "open-data portal. Formats: docs/audit.md. With 'tiles FOLDER', write the log of "
+        "open-data portal, or, with --format scdl-deliberations, the deliberations in force as "
+        "SCDL 'Délibérations' 2.1.5 open data and FILE.proofs.csv beside it (docs/operations.md"
+        "). Formats: docs/audit.md. With 'tiles FOLDER', write the log of "
         "every act as a static C2SP tlog-tiles mirror (its checkpoint, every tile and entry "
         "bundle) that any web server can serve; again later, only what changed is written "
         "(docs/witnesses.md).",
@@ -1174,8 +1302,36 @@ def _add_export(commands: Any) -> None:
         "frame off and continue; without it such a bundle is refused",
     )
     acts = export.add_argument_group("acts options")
-    acts.add_argument("--format", choices=("csv", "jsonl"), help="CSV (RFC 4180) or JSON lines")
-    acts.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
+    acts.add_argument(
+        "--format",
+        choices=("csv", "jsonl", SCDL_FORMAT),
+        help="CSV (RFC 4180), JSON lines, or SCDL 'Délibérations' 2.1.5 (the deliberations in "
+        "force, one row each; needs --out)",
+    )
+    acts.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write to FILE (default: standard output; scdl-deliberations also writes "
+        "FILE.proofs.csv: each row's anchoring transaction, height and digest)",
+    )
+    acts.add_argument(
+        "--issuer",
+        metavar="ID",
+        help="scdl-deliberations: only this member's or issuer's deliberations (default: every "
+        "collectivity's)",
+    )
+    acts.add_argument(
+        "--skip-incomplete",
+        action="store_true",
+        help="scdl-deliberations: write the valid rows and list on stderr the deliberations "
+        "that lack a required value (default: list them and write nothing, exit status 1)",
+    )
+    acts.add_argument(
+        "--proof-columns",
+        action="store_true",
+        help="scdl-deliberations: also add issuer, tx_id, height, digest to FILE itself "
+        "(validators flag columns the schema does not have)",
+    )
     acts.add_argument(
         "--genesis",
         metavar="GENESIS",

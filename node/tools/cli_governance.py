@@ -439,6 +439,9 @@ def _change_summary(change: dict[str, Any]) -> str:
     if kind == "set_parameters":
         values = change.get("parameters", {})
         return "set_parameters " + ", ".join(f"{k}={v}" for k, v in values.items())
+    if kind == "set_member_siret":
+        siret = change.get("siret")
+        return f"set_member_siret {change.get('member_id')} " + (siret or "(cleared)")
     if kind == "schedule_format":
         return (
             f"schedule_format: header format {change.get('format_version')} from height "
@@ -485,6 +488,29 @@ def command_governance_schedule_format(arguments: argparse.Namespace) -> int:
         f"{arguments.height} (sceau status shows the schedule and the formats a node knows)"
     )
     return 0
+
+
+def command_governance_set_siret(arguments: argparse.Namespace) -> int:
+    siret = None if arguments.clear else arguments.siret
+    outcome = _write(
+        arguments,
+        lambda client: client.set_member_siret(
+            arguments.member, arguments.member_id, siret, wait_s=arguments.wait
+        ),
+    )
+    if outcome is None:
+        return EXIT_CHECK_FAILED
+    what = f"SIRET {siret}" if siret is not None else "no SIRET"
+    print(f"{arguments.member_id}: {what}: " + _proposal_line(outcome))
+    if (outcome.get("result") or {}).get("status") == "open":
+        print(_vote_hint(outcome["proposal_id"]))
+    return 0
+
+
+def _siret(text: str) -> str:
+    if not (len(text) == 14 and text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"a SIRET is 14 digits, not {text[:40]!r}")
+    return text
 
 
 def _format_version(text: str) -> int:
@@ -693,6 +719,21 @@ def _add_governance_commands(commands: Any, parts: CommandParts) -> None:
     _member_option(scheduling, "proposes")
     _write_options(scheduling, parts)
     scheduling.set_defaults(handler=command_governance_schedule_format, parts=parts)
+
+    setting = actions.add_parser(
+        "set-siret",
+        help="propose to set or clear a member's SIRET (membership 1.3)",
+        description="Propose that the member MEMBER_ID's SIRET be SIRET (14 digits), or none "
+        "with --clear. Open-data exports (sceau export acts --format scdl-deliberations) name "
+        "a collectivity by its SIRET. A chain that pins membership 1.2 or earlier refuses it.",
+    )
+    setting.add_argument("member_id", type=_principal, metavar="MEMBER_ID")
+    value = setting.add_mutually_exclusive_group(required=True)
+    value.add_argument("--siret", type=_siret, help="the member's SIRET, 14 digits")
+    value.add_argument("--clear", action="store_true", help="the member has no SIRET any more")
+    _member_option(setting, "proposes")
+    _write_options(setting, parts)
+    setting.set_defaults(handler=command_governance_set_siret, parts=parts)
 
     vote = actions.add_parser(
         "vote",

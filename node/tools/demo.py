@@ -21,7 +21,11 @@ What it does, for real (separate processes, loopback sockets, LevelDB on disk, f
    (``sceau proof --tiles``) and verifies it offline with the genesis and the préfecture's key:
    the act is in the log, a quorum of members signed the checkpoint, the préfecture cosigned
    it; with a policy that demands another witness, the proof is refused;
-9. a summary: the height on every node and every act with its status.
+9. the deliberations in force are published as open data: ``sceau export acts --format
+   scdl-deliberations`` writes ``demo-data/deliberations.csv`` (SCDL "Délibérations" 2.1.5:
+   the members' and the commune's SIRETs, subjects, votes, budgets, control of legality) and
+   its companion of proofs, checked against the schema's rules, each row's receipt verified;
+10. a summary: the height on every node and every act with its status.
 
 It cleans up after itself (``--keep DIR`` keeps the folder) and exits 0 when every check held.
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import dataclasses
 import functools
 import hashlib
@@ -55,6 +60,7 @@ from ledger.model import Genesis, sha256
 from ledger.note import KeyType, NoteVerifierKey
 from ledger.receipt import Receipt, ReceiptError, SignerRightKind, verify_receipt
 from ledger.tlogproof import TlogProofError, verify_tlog_proof
+from node.tools import scdl
 from node.tools.devnet import (
     MemberProcess,
     WitnessProcess,
@@ -65,6 +71,7 @@ from node.tools.devnet import (
     start_member,
     write_devnet,
 )
+from node.tools.territory import siret
 
 ACTS = (
     ("metropole-valbrune", "2026-DEL-042", "deliberation", "Plan local d'urbanisme, révision 3"),
@@ -86,8 +93,61 @@ WHILE_DOWN = (
     ("metropole-valbrune", "2026-DEC-019", "decision", "Attribution du marché de voirie"),
 )
 KILLED = "syndicat-eaux-valbrunois"
-COMMUNE = {"id": "hautmont", "name": "Commune de Hautmont", "siret": "21590321600014"}
+COMMUNE = {"id": "hautmont", "name": "Commune de Hautmont", "siret": siret(59_321)}
+"""A fictitious SIRET, well-formed (14 digits, SIREN and SIRET passing the Luhn check)."""
 COMMUNE_ACT = ("hautmont", "2026-DEL-003", "deliberation", "Budget primitif 2027 de Hautmont")
+CONTROL = {"control_entity": "PREF069", "control_date": "2026-12-02"}
+"""The préfecture that received the deliberations for the control of legality, and when."""
+DELIBERATION_DATA: dict[str, dict[str, Any]] = {
+    "2026-DEL-042": {
+        "subject_code": "2.1",
+        "subject_name": "urbanisme/documents d'urbanisme",
+        "votes": {"entitled": 69, "cast": 63, "for": 48, "against": 11, "abstention": 4},
+        **CONTROL,
+    },
+    "2026-DEL-043": {
+        "subject_code": "7.10",
+        "subject_name": "finances locales/divers",
+        "votes": {"entitled": 43, "cast": 39, "for": 33, "against": 6, "abstention": 0},
+        "budget_year": "2026",
+        "budget_name": "budget principal",
+    },
+    "2026-DEL-051": {
+        "subject_code": "2.1",
+        "subject_name": "urbanisme/documents d'urbanisme",
+        "votes": {"entitled": 69, "cast": 60, "for": 51, "against": 5, "abstention": 4},
+        **CONTROL,
+    },
+    "2026-DEL-012": {
+        "subject_code": "7.5",
+        "subject_name": "finances locales/subventions",
+        "votes": {"entitled": 19, "cast": 17, "for": 17, "against": 0, "abstention": 0},
+        "budget_year": "2026",
+        "budget_name": "budget principal",
+        "control_entity": "SPREF0692",
+        "control_date": "2026-12-03",
+    },
+    "2026-DEL-005": {
+        "subject_code": "8.8",
+        "subject_name": "domaines de compétences par thèmes/environnement",
+        "votes": {"entitled": 24, "cast": 22, "for": 20, "against": 1, "abstention": 1},
+        "budget_year": "2027",
+        "budget_name": "budget annexe de l'eau",
+        **CONTROL,
+    },
+    "2026-DEL-003": {
+        "subject_code": "7.1",
+        "subject_name": "finances locales/décisions budgétaires",
+        "votes": {"entitled": 15, "cast": 14, "for": 12, "against": 1, "abstention": 1},
+        "budget_year": "2027",
+        "budget_name": "budget principal",
+        **CONTROL,
+    },
+}
+"""What SCDL open data publishes of each deliberation (deeds 1.1): subject, votes (counts,
+never names), budget, control of legality."""
+DATA_FOLDER = "demo-data"
+"""Where the demo writes the open data it publishes (relative to the current folder)."""
 WITNESS = "prefecture"
 """The label of the préfecture's witness in the devnet, the members' configurations and the
 journalist's policy (``--witness prefecture=VKEY``)."""
@@ -116,8 +176,9 @@ def check(condition: bool, what: str) -> None:
 
 
 class Demo:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, data_folder: Path = Path(DATA_FOLDER)) -> None:
         self.work = work
+        self.data_folder = data_folder
         self.members: dict[str, MemberProcess] = {}
         self.clients: dict[str, Client] = {}
         self.anchored: list[tuple[str, str, str]] = []
@@ -150,6 +211,8 @@ class Demo:
             digest=hashlib.sha256(content).digest(),
             act_date="2026-11-28",
             title=title,
+            url=_published_at(issuer, reference),
+            deliberation=DELIBERATION_DATA.get(reference) if kind == "deliberation" else None,
         )
         check(
             outcome.get("status") == "committed", f"{issuer}/{reference} not committed: {outcome}"
@@ -243,6 +306,7 @@ class Demo:
         self.citizen_check(genesis, receipts[("ville-valbrune", "2026-ARR-117")])
         self.commune_joins(genesis)
         self.mirror_check(genesis, witness)
+        self.open_data(genesis)
         self.summary()
 
     def commune_joins(self, genesis: Genesis) -> None:
@@ -272,6 +336,8 @@ class Demo:
                 digest=hashlib.sha256(content).digest(),
                 act_date="2026-11-28",
                 title=title,
+                url=_published_at(issuer, reference),
+                deliberation=DELIBERATION_DATA[reference],
             )
         check(anchored.get("status") == "committed", f"the commune's act: {anchored}")
         self.anchored.append((issuer, reference, title))
@@ -386,6 +452,44 @@ class Demo:
             "instead (a witness this devnet does not run): refused (witnesses)"
         )
 
+    def open_data(self, genesis: Genesis) -> None:
+        say("\nthe deliberations in force are published as open data (SCDL 'Délibérations'):")
+        self.data_folder.mkdir(parents=True, exist_ok=True)
+        out = self.data_folder / "deliberations.csv"
+        source = self.members["saint-leger-les-vignes"].api_url
+        self.sceau(
+            "export", "acts", "--format", "scdl-deliberations", "--api", source, "--out", str(out)
+        )
+        problems = scdl.check_scdl(out.read_bytes())
+        check(not problems, f"{out} breaks the SCDL rules: {problems}")
+        rows = _csv_rows(out)
+        proofs = _csv_rows(out.with_name(out.name + ".proofs.csv"))
+        in_force = {"2026-DEL-042", "2026-DEL-051", "2026-DEL-012", "2026-DEL-005", "2026-DEL-003"}
+        check({row["DELIB_ID"] for row in rows} == in_force, f"rows: {rows}")
+        say(
+            f"  {out}: {len(rows)} deliberations in force (2026-DEL-043, withdrawn, is left "
+            "out), valid against the schema's rules: 17 columns in order, UTF-8, SIRETs, "
+            "ACTES subjects, dates, vote counts, préfecture codes"
+        )
+        titles = {(issuer, reference): title for issuer, reference, title in self.anchored}
+        with Client(source) as reader:
+            for row in proofs:
+                fetched = reader.receipt(row["tx_id"], with_status=True)
+                check(fetched is not None, f"no receipt for {row['tx_id']}")
+                receipt = Receipt.model_validate_json(json.dumps(fetched))
+                content = document(
+                    row["issuer"], row["DELIB_ID"], titles[(row["issuer"], row["DELIB_ID"])]
+                )
+                proven = verify_receipt(receipt, genesis, content, anchors=receipt_anchors())
+                check(
+                    proven.act is not None and proven.act["reference"] == row["DELIB_ID"],
+                    f"the receipt of {row['tx_id']} does not anchor {row['DELIB_ID']}",
+                )
+        say(
+            f"  {out.name}.proofs.csv: each row's anchoring transaction; all {len(proofs)} "
+            "receipts verified offline from the genesis, with their documents"
+        )
+
     def sceau(self, *arguments: str) -> str:
         """Run a ``sceau`` command as a user would type it, in this process (a new process
         would cost a second of start-up); its output, or a DemoFailure with its error."""
@@ -452,6 +556,15 @@ class Demo:
             reader.close()
 
 
+def _published_at(issuer: str, reference: str) -> str:
+    return f"https://actes.valbrunois.example/{issuer}/{reference}.pdf"
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per request would drown the demo's story
@@ -478,9 +591,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m node.tools.demo", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it afterwards")
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        default=DATA_FOLDER,
+        help=f"where to write the open data it publishes (default ./{DATA_FOLDER})",
+    )
     arguments = parser.parse_args(argv)
     work = Path(arguments.keep) if arguments.keep else Path(tempfile.mkdtemp(prefix="sceau-demo-"))
-    demo = Demo(work)
+    demo = Demo(work, Path(arguments.data))
     status = 0
     try:
         demo.run()

@@ -66,7 +66,7 @@ from ledger import crypto
 from ledger.model import ConsensusParameters, ContractRef, Genesis, Member
 from node.runtime.debug_token import ensure_token
 from node.tools.launch import initialise_data_dir
-from node.tools.territory import ISSUERS_MAX
+from node.tools.territory import ISSUERS_MAX, siret
 
 __all__ = [
     "DevnetError",
@@ -292,8 +292,9 @@ def _prepare(
                 name=entry["name"],
                 public_key=crypto.public_key_bytes(keys[entry["member_id"]]),
                 endpoint=f"127.0.0.1:{entry['peer_port']}",
+                siret=siret(900_000 + index, siren_prefix="20"),
             )
-            for entry in entries
+            for index, entry in enumerate(entries)
         ),
         parameters=ConsensusParameters(view_timeout_ms=view_timeout_ms),
         contracts=contracts,

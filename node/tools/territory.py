@@ -119,12 +119,13 @@ def _luhn_digit(digits: str) -> str:
     return str((10 - total % 10) % 10)
 
 
-def siret(index: int) -> str:
+def siret(index: int, *, siren_prefix: str = "21") -> str:
     """A valid-looking SIRET for the ``index``-th commune: SIREN ``21`` + 6 digits + a Luhn
-    digit (communes' SIRENs start with 21), then the NIC ``0001`` + the digit that makes the
-    14 digits pass the Luhn check, as real SIRETs do. Distinct for 0 ≤ index < 10**6."""
-    assert 0 <= index < 10**6
-    siren = f"21{index:06d}"
+    digit (communes' SIRENs start with 21; ``siren_prefix="20"`` makes an intercommunality's),
+    then the NIC ``0001`` + the digit that makes the 14 digits pass the Luhn check, as real
+    SIRETs do. Distinct for 0 ≤ index < 10**6. Fictitious: no real establishment is meant."""
+    assert 0 <= index < 10**6 and len(siren_prefix) == 2 and siren_prefix.isdigit()
+    siren = f"{siren_prefix}{index:06d}"
     siren += _luhn_digit(siren)
     body = siren + "0001"
     return body + _luhn_digit(body)
