@@ -535,6 +535,28 @@ class Demo:
             raise DemoFailure("the receipt verified an altered document")
         except ReceiptError as error:
             say(f"  the same receipt with the altered copy: refused ({error.step})")
+        self.browser_page(outcome, document(issuer, reference, title), reference)
+
+    def browser_page(self, outcome: dict[str, Any], content: bytes, reference: str) -> None:
+        """Leave the reader what a resident uses without Python: the verification page as one
+        offline file (``sceau page``), with a document and its receipt beside it."""
+        self.data_folder.mkdir(parents=True, exist_ok=True)
+        page = self.data_folder / "verify.html"
+        self.sceau(
+            "page", "--genesis", str(self.work / "genesis.json"), "--out", str(page), "--force"
+        )
+        (self.data_folder / f"{reference}.txt").write_bytes(content)
+        (self.data_folder / f"{reference}.receipt.json").write_text(
+            json.dumps(outcome["receipt"], indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        [observer] = read_observers(self.work)
+        say(
+            f"  the same check in a browser: every node serves the verification page at / "
+            f"(while the demo runs, {observer.api_url}/ among them); {page} is that page as one "
+            f"offline file — open it and drop "
+            f"{reference}.txt with {reference}.receipt.json: the browser verifies the receipt "
+            "itself, from the genesis embedded in the page"
+        )
 
     def summary(self) -> None:
         # The last block may still be on its way to a member (each commits once it holds the
