@@ -502,3 +502,32 @@ def test_errors_never_print_a_traceback(tmp_path: Path) -> None:
     assert not failures, "\n".join(failures)
     usage = sceau("anchor", document, "--kind", "poem")
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_a_node_that_dies_at_start_up_is_reported_with_the_end_of_its_log(tmp_path: Path) -> None:
+    """The demo removes its folder on the way out: the error itself carries the log's end."""
+    from node.tools.devnet import DevnetError, MemberProcess, wait_ready
+
+    log = tmp_path / "node.log"
+    log.write_text(
+        "".join(f"line {number}\n" for number in range(20)) + "sceau: error: port taken\n"
+    )
+    process = MemberProcess(
+        member_id="ville-valbrune",
+        name="Ville de Valbrune",
+        pid=2**22 + 1,  # above Linux's largest pid_max (2**22): no such process
+        api_url="http://127.0.0.1:9",
+        peer_port=9,
+        config_file=str(tmp_path / "node.toml"),
+        key_file=str(tmp_path / "node.pem"),
+        log_file=str(log),
+    )
+    try:
+        wait_ready([process], timeout_s=5)
+    except DevnetError as error:
+        message = str(error)
+    else:
+        raise AssertionError("a dead process was reported ready")
+    assert "ville-valbrune exited during start-up" in message
+    assert message.endswith("  | sceau: error: port taken")
+    assert "line 13" in message and "line 12" not in message  # the last 8 lines only

@@ -368,6 +368,7 @@ def wait_ready(processes: list[MemberProcess], timeout_s: float = 60.0) -> None:
             if not _alive(process.pid):
                 raise DevnetError(
                     f"{process.member_id} exited during start-up; see {process.log_file}"
+                    + _log_tail(process.log_file)
                 )
             try:
                 status = _get_json(f"{process.api_url}/v1/status")
@@ -380,6 +381,24 @@ def wait_ready(processes: list[MemberProcess], timeout_s: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise DevnetError(f"not ready after {timeout_s:.0f} s: {sorted(waiting)}")
         time.sleep(0.2)
+
+
+LOG_TAIL_LINES = 8
+LOG_TAIL_BYTES_MAX = 4096
+
+
+def _log_tail(log_file: str) -> str:
+    """The last lines of a process's log, for an error that outlives its folder (the demo
+    removes its temporary folder on the way out): at most ``LOG_TAIL_LINES`` lines of the last
+    ``LOG_TAIL_BYTES_MAX`` bytes, or nothing if the log cannot be read."""
+    try:
+        with open(log_file, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - LOG_TAIL_BYTES_MAX))
+            tail = handle.read().decode("utf-8", "replace").splitlines()[-LOG_TAIL_LINES:]
+    except OSError:
+        return ""
+    return "".join(f"\n  | {line}" for line in tail)
 
 
 def _alive(pid: int) -> bool:
@@ -578,7 +597,10 @@ def _start_witnesses(
     while waiting:
         for name, process in list(waiting.items()):
             if not _alive(process.pid):
-                raise DevnetError(f"witness {name} exited during start-up; see {process.log_file}")
+                raise DevnetError(
+                    f"witness {name} exited during start-up; see {process.log_file}"
+                    + _log_tail(process.log_file)
+                )
             try:
                 if _get_json(f"{process.url}/").get("logs"):
                     del waiting[name]
@@ -656,7 +678,10 @@ def start_observers(
     while waiting:
         for name, process in list(waiting.items()):
             if not _alive(process.pid):
-                raise DevnetError(f"{name} exited during start-up; see {process.log_file}")
+                raise DevnetError(
+                    f"{name} exited during start-up; see {process.log_file}"
+                    + _log_tail(process.log_file)
+                )
             try:
                 if _get_json(f"{process.api_url}/v1/status").get("role") == "observer":
                     del waiting[name]
