@@ -1,4 +1,5 @@
-"""Layers point down: node → consensus, contracts → ledger; inside node: tools → api → runtime.
+"""Layers point down: node → consensus, contracts → ledger; inside node: tools → api → runtime,
+and the verification page's sources (node/web) are a leaf that the API and the CLI render.
 
 The consensus core must stay sans-I/O: no clock, socket, randomness, thread or storage; the
 simulator (its driver) is the one module allowed randomness and time. ``ledger`` is the bottom
@@ -213,3 +214,19 @@ def test_only_named_modules_reach_the_network_stack_or_leveldb(path: Path) -> No
         assert relative in AIOHTTP_ALLOWED or relative.startswith(("node/api/", "node/witness/"))
     if "plyvel" in roots:
         assert relative in PLYVEL_ALLOWED
+
+
+@pytest.mark.parametrize("path", modules("node/web"), ids=lambda path: path.name)
+def test_the_verification_page_is_a_leaf_that_only_reads_its_own_files(path: Path) -> None:
+    """``node/web`` renders the page from its own sources: the API (``node/api/page.py``) and
+    ``sceau page`` build on it, never the other way, and it opens no socket nor database."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    project = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+        if node.module.split(".")[0] in PACKAGES
+    }
+    assert all(module.startswith("node.web") for module in project), project
+    assert not imported_roots(path) & {"aiohttp", "plyvel", "asyncio", "socket", "http"}
+    assert "urllib.request" not in ast.unparse(tree)  # urllib.parse only parses
