@@ -141,33 +141,14 @@ class LogChain:
         return transaction
 
     def commit(self, *transactions: Transaction) -> Block:
-        members = self.engine.members(self.store)
         height = self.store.height + 1
-        view = height - 1
-        proposer = members[view % len(members)].id
-        timestamp_ms = FIRST_BLOCK_MS + (height - 1) * BLOCK_INTERVAL_MS
-        result = self.engine.execute(
-            self.store, transactions, height=height, timestamp_ms=timestamp_ms, proposer=proposer
+        return commit_block(
+            self.engine,
+            self.store,
+            self.consortium,
+            transactions,
+            timestamp_ms=FIRST_BLOCK_MS + (height - 1) * BLOCK_INTERVAL_MS,
         )
-        assert not result.rejected, result.rejected
-        header = BlockHeader(
-            chain_id=self.genesis.chain_id,
-            height=height,
-            prev_hash=self.store.tip.block_hash,
-            timestamp_ms=timestamp_ms,
-            proposer=proposer,
-            view=view,
-            tx_count=len(result.accepted),
-            tx_root=merkle.root([transaction.encoded for transaction in result.accepted]),
-            state_root=result.state_root,
-            members_hash=result.members_hash,
-            **result.header_log_fields(),
-        )
-        block = Block(header=header, transactions=result.accepted)
-        signers = [member.id for member in members][: quorum_size(len(members))]
-        certificate = self.consortium.certify(block, members=members, signers=signers)
-        self.store.append_block(block, certificate, result.state_writes)
-        return block
 
     def checkpoint(self, height: int | None = None, signers: Sequence[str] | None = None) -> Note:
         """The consortium checkpoint of block ``height``'s header (default the tip), signed by
@@ -192,3 +173,42 @@ def cosigned(note: Note, *witnesses: str) -> Note:
     return note.with_signatures(
         *(cosign(note.text, name, key_for(name), COSIGNED_AT_S) for name in witnesses)
     )
+
+
+def commit_block(
+    engine: Engine,
+    store: ChainStore,
+    consortium: LocalConsortium,
+    transactions: Sequence[Transaction],
+    *,
+    timestamp_ms: int,
+) -> Block:
+    """Execute ``transactions`` as the next block on ``store`` (all must apply), proposed in
+    view ``height − 1`` by that view's primary, certified by the first quorum of the member set
+    in force, and appended: a block as the consensus would commit it, without a network."""
+    members = engine.members(store)
+    height = store.height + 1
+    view = height - 1
+    proposer = members[view % len(members)].id
+    result = engine.execute(
+        store, transactions, height=height, timestamp_ms=timestamp_ms, proposer=proposer
+    )
+    assert not result.rejected, result.rejected
+    header = BlockHeader(
+        chain_id=consortium.genesis.chain_id,
+        height=height,
+        prev_hash=store.tip.block_hash,
+        timestamp_ms=timestamp_ms,
+        proposer=proposer,
+        view=view,
+        tx_count=len(result.accepted),
+        tx_root=merkle.root([transaction.encoded for transaction in result.accepted]),
+        state_root=result.state_root,
+        members_hash=result.members_hash,
+        **result.header_log_fields(),
+    )
+    block = Block(header=header, transactions=result.accepted)
+    signers = [member.id for member in members][: quorum_size(len(members))]
+    certificate = consortium.certify(block, members=members, signers=signers)
+    store.append_block(block, certificate, result.state_writes)
+    return block

@@ -70,7 +70,6 @@ from ledger.model import (
     Member,
     Transaction,
     members_hash,
-    quorum_size,
     sha256,
 )
 from ledger.namespace import MEMBERS_STATE_KEY
@@ -83,6 +82,7 @@ from ledger.receipt import (
     verify_receipt,
 )
 from ledger.store import ChainStore
+from tests.logchain import commit_block
 
 VECTORS_PATH = Path(__file__).resolve().parent / "data" / "receipt_vectors.json"
 FORMAT = "sceau-receipt-vectors/v1"
@@ -202,33 +202,14 @@ class VectorChain:
         return [proposal, *votes]
 
     def commit(self, *transactions: Transaction) -> Block:
-        members = self.engine.members(self.store)
         height = self.store.height + 1
-        view = height - 1
-        proposer = members[view % len(members)].id
-        timestamp_ms = FIRST_BLOCK_MS + (height - 1) * BLOCK_INTERVAL_MS
-        result = self.engine.execute(
-            self.store, transactions, height=height, timestamp_ms=timestamp_ms, proposer=proposer
+        return commit_block(
+            self.engine,
+            self.store,
+            self.consortium,
+            transactions,
+            timestamp_ms=FIRST_BLOCK_MS + (height - 1) * BLOCK_INTERVAL_MS,
         )
-        assert not result.rejected, result.rejected
-        header = BlockHeader(
-            chain_id=self.genesis.chain_id,
-            height=height,
-            prev_hash=self.store.tip.block_hash,
-            timestamp_ms=timestamp_ms,
-            proposer=proposer,
-            view=view,
-            tx_count=len(result.accepted),
-            tx_root=merkle.root([transaction.encoded for transaction in result.accepted]),
-            state_root=result.state_root,
-            members_hash=result.members_hash,
-            **result.header_log_fields(),
-        )
-        block = Block(header=header, transactions=result.accepted)
-        signers = [member.id for member in members][: quorum_size(len(members))]
-        certificate = self.consortium.certify(block, members=members, signers=signers)
-        self.store.append_block(block, certificate, result.state_writes)
-        return block
 
     def keep_checkpoint(self, signers: Sequence[str], witnesses: Sequence[str]) -> Note:
         """Sign the tip's checkpoint with ``signers``' node keys, cosign it with

@@ -26,15 +26,16 @@ from test_cli import assert_ok, sceau
 
 from contracts.engine import Engine
 from contracts.registry import load_contracts, receipt_anchors
-from ledger import crypto, merkle
+from ledger import crypto
 from ledger.client import Client
 from ledger.devchain import LocalConsortium
-from ledger.model import Block, BlockHeader, ContractRef, Transaction, quorum_size
+from ledger.model import ContractRef, Transaction
 from ledger.receipt import build_receipt, verify_receipt
 from ledger.store import ChainStore
 from node.tools import scdl
 from node.tools.cli import main
 from node.tools.devnet import devnet_down, devnet_up
+from tests.logchain import commit_block
 
 # --- the schema, read independently -------------------------------------------------------------
 
@@ -192,34 +193,14 @@ class Chain:
         return self.transaction(issuer, "deeds", action, issuer=issuer, reference=reference, **args)
 
     def commit(self, *transactions: Transaction) -> None:
-        members = self.engine.members(self.store)
         height = self.store.height + 1
-        timestamp_ms = 1_772_000_000_000 + height * 60_000
-        result = self.engine.execute(
+        commit_block(
+            self.engine,
             self.store,
+            self.consortium,
             transactions,
-            height=height,
-            timestamp_ms=timestamp_ms,
-            proposer=members[(height - 1) % len(members)].id,
+            timestamp_ms=1_772_000_000_000 + height * 60_000,
         )
-        assert not result.rejected, result.rejected
-        header = BlockHeader(
-            chain_id=self.consortium.genesis.chain_id,
-            height=height,
-            prev_hash=self.store.tip.block_hash,
-            timestamp_ms=timestamp_ms,
-            proposer=members[(height - 1) % len(members)].id,
-            view=height - 1,
-            tx_count=len(result.accepted),
-            tx_root=merkle.root([transaction.encoded for transaction in result.accepted]),
-            state_root=result.state_root,
-            members_hash=result.members_hash,
-            **result.header_log_fields(),
-        )
-        block = Block(header=header, transactions=result.accepted)
-        signers = [member.id for member in members][: quorum_size(len(members))]
-        certificate = self.consortium.certify(block, members=members, signers=signers)
-        self.store.append_block(block, certificate, result.state_writes)
 
     def vote_through(self, change: dict[str, Any]) -> None:
         proposal = self.transaction(
