@@ -53,6 +53,7 @@ from ledger.namespace import StateNamespace
 from ledger.queryproof import QueryProof
 from ledger.receipt import AnchorLayout, build_receipt, receipt_from_block
 from ledger.store import ChainStore, CorruptionError
+from node.api.limits import BATCH_TRANSACTIONS_MAX
 from node.runtime.application import ChainApplication
 from node.runtime.mempool import Mempool
 
@@ -326,6 +327,41 @@ class SubmitRequest(Document):
     transaction: Annotated[
         str, Field(pattern=r"^(?:[0-9a-f]{2})+$", description="canonical bytes, lowercase hex")
     ]
+
+
+class BatchSubmitRequest(Document):
+    """Transactions to submit together: the hex of each one's canonical msgpack bytes."""
+
+    transactions: Annotated[
+        list[
+            Annotated[
+                str,
+                Field(pattern=r"^(?:[0-9a-f]{2})+$", description="canonical bytes, lowercase hex"),
+            ]
+        ],
+        Field(min_length=1, max_length=BATCH_TRANSACTIONS_MAX),
+    ]
+
+
+class BatchOutcome(Document):
+    """What became of one transaction of a batch."""
+
+    tx_id: Hash
+    status: Literal["pending", "committed", "rejected", "unknown"] = Field(
+        description="unknown: admitted, then dropped before the answer (see GET "
+        "/v1/transactions/{tx_id})"
+    )
+    code: str | None = Field(default=None, description="a rejection's stable code")
+    reason: str | None = Field(default=None, description="a rejection's reason, for people")
+    height: HeightNumber | None = Field(default=None, description="a committed one's block")
+
+
+class BatchAnswer(Document):
+    """The outcome of every transaction of a batch, in the batch's order (200 whatever they
+    are: a rejection is one transaction's, as the codes of POST /v1/transactions say)."""
+
+    admitted: Count = Field(description="transactions this request added to the mempool")
+    transactions: list[BatchOutcome]
 
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]

@@ -47,6 +47,7 @@ from node.api.openapi import openapi_document
 from node.api.page import PageHandlers
 from node.api.parameters import (
     HEX,
+    batch_items,
     contract_parameter,
     parse_boolean,
     parse_bounded,
@@ -57,7 +58,7 @@ from node.api.parameters import (
     transaction_hex,
 )
 from node.api.prepared import prepared_description, read_json_object, signed_transaction
-from node.api.problems import ProblemError, rejection_problem
+from node.api.problems import ProblemError, rejection_code, rejection_problem
 from node.api.query import RecordingView, query_path
 from node.api.responses import (
     BUNDLE,
@@ -144,6 +145,12 @@ class Handlers:
     def _charge_submission(self, request: web.Request) -> None:
         """One token of the client's bucket, before its body is read; else rate_limited.
         An observer refuses every submission first (observer_read_only)."""
+        self._refuse_on_observer()
+        retry_after_s = self.limiter.take(request.remote or "unknown")
+        if retry_after_s is not None:
+            raise self._rate_limited(retry_after_s)
+
+    def _refuse_on_observer(self) -> None:
         observer = self.config.observer
         if observer is not None:
             raise ProblemError(
@@ -151,14 +158,85 @@ class Handlers:
                 "this node is an observer: it serves the chain but accepts no transaction; "
                 f"submit to a member ({', '.join(observer.follow)})",
             )
-        retry_after_s = self.limiter.take(request.remote or "unknown")
-        if retry_after_s is not None:
-            raise ProblemError(
+
+    def _rate_limited(self, retry_after_s: float) -> ProblemError:
+        return ProblemError(
+            "rate_limited",
+            f"at most {self.config.api_submissions_per_s:g} submissions per second from "
+            f"one address (bursts of {self.config.api_submission_burst})",
+            headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
+        )
+
+    async def submit_batch(self, request: web.Request) -> web.Response:
+        """``POST /v1/transactions/batch``: many signed transactions, one outcome each.
+
+        The body's size is bounded as for one transaction; the number of transactions is read
+        from it, and the client's bucket charged one token per transaction, before anything
+        is decoded or verified. A bucket with fewer tokens admits that many, in order; the
+        rest answer ``rate_limited`` (send them again). One transaction that does not decode
+        refuses the whole batch (``invalid_transaction``, naming its index): nothing of it
+        is admitted. Admission is one pass (``Node.submit_many``): one dry run for the batch.
+        """
+        self._refuse_on_observer()
+        wait_s = parse_wait(query_parameters(request, ("wait",)).get("wait"))
+        items = batch_items(await self._read_submission_body(request, batch=True), request)
+        granted, retry_after_s = self.limiter.take_up_to(request.remote or "unknown", len(items))
+        if granted == 0:
+            assert retry_after_s is not None
+            raise self._rate_limited(retry_after_s)
+        transactions = [_decoded(data, f"transactions[{i}]: ") for i, data in enumerate(items)]
+        outcomes: list[bool | Rejection] = list(self.node.submit_many(transactions[:granted]))
+        if granted < len(transactions):
+            limited = Rejection(
                 "rate_limited",
-                f"at most {self.config.api_submissions_per_s:g} submissions per second from "
-                f"one address (bursts of {self.config.api_submission_burst})",
-                headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
+                f"over this address's rate limit ({self.config.api_submissions_per_s:g} "
+                f"transactions per second, bursts of {self.config.api_submission_burst}): "
+                f"send it again in {max(1, math.ceil(retry_after_s or 1))} s",
             )
+            outcomes.extend([limited] * (len(transactions) - granted))
+        admitted = sum(outcome is True for outcome in outcomes)
+        waited = [
+            transaction.tx_id
+            for transaction, outcome in zip(transactions, outcomes, strict=True)
+            if not isinstance(outcome, Rejection)
+        ]
+        if wait_s > 0 and waited and self.waiting < WAITING_SUBMISSIONS_MAX:
+            self.waiting += 1
+            try:
+                await self._await_outcomes(waited, wait_s)
+            finally:
+                self.waiting -= 1
+        answer = [
+            self._batch_outcome(transaction.tx_id, outcome)
+            for transaction, outcome in zip(transactions, outcomes, strict=True)
+        ]
+        return respond(request, {"admitted": admitted, "transactions": answer})
+
+    def _batch_outcome(self, tx_id: bytes, outcome: bool | Rejection) -> dict[str, Any]:
+        """One transaction's entry of a batch's answer (display.BatchOutcome)."""
+        if isinstance(outcome, Rejection):
+            code = rejection_code(outcome)
+            return {"tx_id": tx_id, "status": "rejected", "code": code, "reason": outcome.reason}
+        node = self.node
+        location = node.store.transaction_location(tx_id)
+        if location is not None:
+            return {"tx_id": tx_id, "status": "committed", "height": location[0]}
+        if tx_id in node.mempool:
+            return {"tx_id": tx_id, "status": "pending"}
+        rejection = node.mempool.rejection(tx_id)
+        if rejection is not None:
+            return self._batch_outcome(tx_id, rejection)
+        return {"tx_id": tx_id, "status": "unknown"}
+
+    async def _await_outcomes(self, tx_ids: list[bytes], wait_s: float) -> None:
+        """Wait up to ``wait_s`` in all for every one of ``tx_ids`` to be settled."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        for tx_id in tx_ids:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            await self._await_outcome(tx_id, remaining)
 
     async def _submit(
         self, request: web.Request, transaction: Transaction, wait_s: float
@@ -228,25 +306,23 @@ class Handlers:
         return await request.read()  # aiohttp raises HTTPRequestEntityTooLarge over the limit
 
     async def _read_transaction(self, request: web.Request) -> Transaction:
+        body = await self._read_submission_body(request, batch=False)
+        data = body if request.content_type in MSGPACK_TYPES else transaction_hex(body)
+        return _decoded(data)
+
+    async def _read_submission_body(self, request: web.Request, *, batch: bool) -> bytes:
+        """The body of a submission, JSON or msgpack, within ``api_body_bytes_max``."""
         media_type = request.content_type
         if media_type != JSON and media_type not in MSGPACK_TYPES:
+            json_form = '{"transactions": ["<hex>", …]}' if batch else '{"transaction": "<hex>"}'
+            msgpack_form = "an array of the canonical bytes" if batch else "the canonical bytes"
             raise ProblemError(
-                "unsupported_media_type",
-                f'send {JSON} ({{"transaction": "<hex>"}}) or {MSGPACK} (the canonical bytes)',
+                "unsupported_media_type", f"send {JSON} ({json_form}) or {MSGPACK} ({msgpack_form})"
             )
         limit = self.config.api_body_bytes_max
         if request.content_length is not None and request.content_length > limit:
             raise ProblemError("body_too_large", f"the body exceeds {limit} bytes")
-        body = await request.read()  # aiohttp raises HTTPRequestEntityTooLarge over the limit
-        data = body if media_type in MSGPACK_TYPES else transaction_hex(body)
-        try:
-            return Transaction.from_bytes(data, SUBMISSION_LIMITS)
-        except ModelDecodeError as error:
-            raise ProblemError("invalid_transaction", str(error)) from None
-        except encoding.EncodingError as error:
-            raise ProblemError(
-                "invalid_transaction", f"transaction: not canonical msgpack: {error}"
-            ) from None
+        return await request.read()  # aiohttp raises HTTPRequestEntityTooLarge over the limit
 
     async def _await_outcome(self, tx_id: bytes, wait_s: float) -> None:
         """Wait up to ``wait_s`` for ``tx_id`` to be committed or rejected."""
@@ -568,6 +644,19 @@ class Handlers:
     async def get_openapi(self, request: web.Request) -> web.Response:
         query_parameters(request, ())
         return web.Response(body=self.openapi, content_type=JSON, charset="utf-8")
+
+
+def _decoded(data: bytes, where: str = "") -> Transaction:
+    """The transaction of canonical bytes; an ``invalid_transaction`` problem otherwise
+    (``where`` names a batch's member)."""
+    try:
+        return Transaction.from_bytes(data, SUBMISSION_LIMITS)
+    except ModelDecodeError as error:
+        raise ProblemError("invalid_transaction", f"{where}{error}") from None
+    except encoding.EncodingError as error:
+        raise ProblemError(
+            "invalid_transaction", f"{where}transaction: not canonical msgpack: {error}"
+        ) from None
 
 
 _ERROR_TEXT_CHARACTERS_MAX = 300

@@ -20,6 +20,8 @@ from ledger.queryproof import (
 )
 
 __all__ = [
+    "BATCH_LIMITS",
+    "BATCH_TRANSACTIONS_MAX",
     "BUNDLE_FRAMES_MAX",
     "BUNDLE_RESPONSE_BYTES_MAX",
     "CLIENTS_TRACKED_MAX",
@@ -73,6 +75,21 @@ SUBMISSION_LIMITS = encoding.DecodeLimits(
 """A transaction's arguments take at most TRANSACTION_BYTES_MAX encoded bytes and nest at
 most ARGUMENTS_DEPTH_MAX deep (ledger.model); the transaction map adds one level and a few
 hundred bytes of fixed fields."""
+BATCH_TRANSACTIONS_MAX = 1000
+"""Transactions one ``POST /v1/transactions/batch`` may carry (the body stays within the
+node's ``api_body_bytes_max`` too): a batch is admitted in one pass on the event loop, so it
+stays a few tens of milliseconds of work."""
+BATCH_LIMITS = encoding.DecodeLimits(
+    total_bytes_max=64 * 1024 * 1024,
+    depth_max=1,
+    str_bytes_max=0,
+    bin_bytes_max=SUBMISSION_LIMITS.total_bytes_max,
+    array_length_max=BATCH_TRANSACTIONS_MAX,
+    map_length_max=0,
+)
+"""A batch's msgpack body: one array of at most BATCH_TRANSACTIONS_MAX byte strings, each a
+transaction's canonical bytes (decoded afterwards with SUBMISSION_LIMITS); the body's size is
+bounded before by ``api_body_bytes_max`` (at most 64 MiB)."""
 
 
 # --- rate limiting ----------------------------------------------------------------------------
@@ -112,6 +129,20 @@ class SubmissionLimiter:
         while len(self._buckets) > self.clients_max:
             self._buckets.popitem(last=False)
         return None if allowed else (1 - tokens) / self.rate_per_s
+
+    def take_up_to(self, client: str, count: int) -> tuple[int, float | None]:
+        """Spend up to ``count`` tokens of ``client`` (a batch charges one per transaction):
+        how many it had, and the seconds until the next one is due when it had fewer."""
+        assert count >= 1
+        now = self._clock()
+        tokens, updated_at = self._buckets.pop(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - updated_at) * self.rate_per_s)
+        granted = min(count, int(tokens))
+        tokens -= granted
+        self._buckets[client] = (tokens, now)
+        while len(self._buckets) > self.clients_max:
+            self._buckets.popitem(last=False)
+        return granted, None if granted == count else (1 - tokens) / self.rate_per_s
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -118,6 +118,16 @@ def _operation(route: Route, schemas: Mapping[Any, Any]) -> dict[str, Any]:
                 MSGPACK: {"schema": {"type": "string", "contentMediaType": MSGPACK}},
             },
         }
+    if route.batch:
+        operation["requestBody"] = {
+            "required": True,
+            "description": "signed transactions: the hex of each one's canonical bytes, or a "
+            "canonical msgpack array of their canonical bytes (each a byte string)",
+            "content": {
+                JSON: {"schema": schemas[(display.BatchSubmitRequest, "validation")]},
+                MSGPACK: {"schema": {"type": "string", "contentMediaType": MSGPACK}},
+            },
+        }
     return operation
 
 
@@ -127,6 +137,8 @@ def openapi_document(routes: tuple[Route, ...] = ROUTES) -> dict[str, Any]:
         (model, "serialization") for model in _models(routes)
     ]
     keys.append((display.SubmitRequest, "validation"))
+    if any(route.batch for route in routes):
+        keys.append((display.BatchSubmitRequest, "validation"))
     keys.extend((r.request_model, "validation") for r in routes if r.request_model is not None)
     schemas, definitions = models_json_schema(keys, ref_template=_REF)
     paths: dict[str, dict[str, Any]] = {}

@@ -15,13 +15,14 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from contracts.base import QueryParameter
-from ledger import jsonstrict
-from node.api.limits import HEIGHT_MAX, WAIT_S_MAX
+from ledger import encoding, jsonstrict
+from node.api.limits import BATCH_LIMITS, BATCH_TRANSACTIONS_MAX, HEIGHT_MAX, WAIT_S_MAX
 from node.api.problems import ProblemError
 
 __all__ = [
     "HEX",
     "MEMBER_ID",
+    "batch_items",
     "contract_parameter",
     "parse_boolean",
     "parse_bounded",
@@ -74,6 +75,51 @@ def transaction_hex(body: bytes) -> bytes:
             "transaction: expected the lowercase hex of the transaction's canonical bytes",
         )
     return bytes.fromhex(text)
+
+
+def batch_items(body: bytes, request: web.Request) -> list[bytes]:
+    """The canonical bytes of each transaction of a batch's body, not decoded yet: a canonical
+    msgpack array of byte strings, or ``{"transactions": ["<hex>", …]}``; 1 to
+    BATCH_TRANSACTIONS_MAX of them (``invalid_body`` otherwise)."""
+    expected = f"1 to {BATCH_TRANSACTIONS_MAX} transactions"
+    if request.content_type == "application/json":
+        try:
+            document = jsonstrict.loads(body)
+        except jsonstrict.DuplicateKeyError as error:
+            raise ProblemError("invalid_body", str(error)) from None
+        except ValueError:  # not JSON, not UTF-8, or nested beyond the stack
+            raise ProblemError("invalid_body", "the body is not JSON") from None
+        if not isinstance(document, dict) or set(document) != {"transactions"}:
+            raise ProblemError(
+                "invalid_body", 'expected {"transactions": ["<hex>", …]} and nothing else'
+            )
+        texts = document["transactions"]
+        if not isinstance(texts, list) or not 1 <= len(texts) <= BATCH_TRANSACTIONS_MAX:
+            raise ProblemError("invalid_body", f"transactions: expected a list of {expected}")
+        for index, text in enumerate(texts):
+            if not isinstance(text, str) or not HEX.fullmatch(text):
+                raise ProblemError(
+                    "invalid_transaction",
+                    f"transactions[{index}]: expected the lowercase hex of the transaction's "
+                    "canonical bytes",
+                )
+        return [bytes.fromhex(text) for text in texts]
+    try:
+        items = encoding.unpack(body, BATCH_LIMITS)
+    except encoding.EncodingError as error:
+        raise ProblemError(
+            "invalid_body", f"expected a canonical msgpack array of {expected}: {error}"
+        ) from None
+    if (
+        not isinstance(items, list)
+        or not items
+        or not all(isinstance(item, bytes) for item in items)
+    ):
+        raise ProblemError(
+            "invalid_body",
+            f"expected a msgpack array of {expected}, each its canonical bytes as a byte string",
+        )
+    return items
 
 
 def parse_tx_id(text: str) -> bytes:

@@ -76,6 +76,7 @@ __all__ = [
     "ProblemError",
     "ProblemKind",
     "http_problem",
+    "rejection_code",
     "rejection_problem",
 ]
 
@@ -171,8 +172,14 @@ class ProblemError(Exception):
         )
 
 
+def rejection_code(rejection: Rejection) -> str:
+    """The code a client sees for ``rejection``: its own, or ``rejected`` for a plug-in's
+    code that is not one."""
+    return rejection.code if _CODE.fullmatch(rejection.code) else "rejected"
+
+
 def rejection_problem(rejection: Rejection, tx_id: bytes) -> ProblemError:
-    code = rejection.code if _CODE.fullmatch(rejection.code) else "rejected"
+    code = rejection_code(rejection)
     status = REJECTION_STATUS.get(code, 422)
     headers = {"Retry-After": "1"} if status in (429, 503) else None
     return ProblemError(

@@ -21,6 +21,7 @@ from contracts.registry import query_routes
 from ledger.namespace import CONTRACT_NAME_PATTERN
 from node.api import display
 from node.api.limits import (
+    BATCH_TRANSACTIONS_MAX,
     BUNDLE_FRAMES_MAX,
     BUNDLE_RESPONSE_BYTES_MAX,
     HEIGHT_MAX,
@@ -84,6 +85,8 @@ class Route:
     submission: bool = False
     rejections: bool = False
     """The route submits a transaction: it may answer every rejection of one."""
+    batch: bool = False
+    """The route's body is a batch of transactions (display.BatchSubmitRequest, or msgpack)."""
     request_model: type[BaseModel] | None = None
     """The JSON body of a route other than the submission, for the OpenAPI document."""
     contract_query: tuple[str, QueryRoute] | None = None
@@ -136,6 +139,25 @@ _CHAIN_ROUTES: tuple[Route, ...] = (
         ),
         submission=True,
         rejections=True,
+    ),
+    Route(
+        method="POST",
+        path="/v1/transactions/batch",
+        handler="submit_batch",
+        summary=f"Submit up to {BATCH_TRANSACTIONS_MAX} signed transactions in one request: "
+        "admitted in order in one pass (each sees the batch's earlier ones), each charged to "
+        "the client's rate limit; the answer gives each one's outcome, in order",
+        tag="transactions",
+        parameters=(_WAIT_PARAMETER,),
+        responses={200: display.BatchAnswer},
+        problems=(
+            "observer_read_only",
+            "rate_limited",
+            *_BODY_PROBLEMS,
+            "invalid_transaction",
+            "invalid_parameter",
+        ),
+        batch=True,
     ),
     Route(
         method="POST",

@@ -218,6 +218,55 @@ class ChainApplication:
         self.mempool.add(transaction, height=self._tip.height)
         return True
 
+    def submit_many(self, transactions: list[Transaction]) -> list[bool | Rejection]:
+        """Admit a batch in order: for each, True (admitted), False (already known) or its
+        :class:`~contracts.base.Rejection`; the batch's admitted transactions keep its order.
+
+        The door of :meth:`submit`, with one dry run for the whole batch instead of one per
+        transaction: each transaction runs on the tip plus the batch's earlier admitted ones,
+        as the block that includes them in this order will run it (a second anchor of one
+        reference in the same batch is refused here, not in the block). Rules 1–3 and the
+        mempool's room are checked per transaction first, so that a full pool verifies no
+        signature; a transaction the dry run refuses leaves the pool again.
+        """
+        outcomes: list[bool | Rejection] = []
+        candidates: list[Transaction] = []
+        height = self._tip.height
+        for transaction in transactions:
+            try:
+                replay = admission.screen(
+                    transaction,
+                    committed=self.store,
+                    earlier=self.mempool,
+                    height=height + 1,
+                    parameters=self._parameters,
+                )
+                if replay is not None:
+                    outcomes.append(False)
+                    continue
+                self.mempool.check_room(transaction)
+            except Rejection as rejection:  # not remembered, as by submit: it may come again
+                outcomes.append(rejection)
+                continue
+            # Held at once: a later transaction of the batch sees its room taken, and a copy of
+            # it later in the batch is known (False), as it would be in two requests.
+            self.mempool.add(transaction, height=height)
+            candidates.append(transaction)
+            outcomes.append(True)
+        if not candidates:
+            return outcomes
+        refused = {
+            transaction.tx_id: rejection for transaction, rejection in self._dry_run(candidates)
+        }
+        if refused:
+            self.mempool.remove(refused)
+            for tx_id, rejection in refused.items():
+                self.mempool.remember_rejection(tx_id, rejection)
+            for index, transaction in enumerate(transactions):
+                if outcomes[index] is True and transaction.tx_id in refused:
+                    outcomes[index] = refused[transaction.tx_id]
+        return outcomes
+
     def _dry_run(
         self, transactions: list[Transaction]
     ) -> tuple[tuple[Transaction, Rejection], ...]:

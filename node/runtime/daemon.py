@@ -651,6 +651,38 @@ class Node:
             self._execute(self.replica.on_transactions())
         return added
 
+    def submit_many(self, transactions: list[Transaction]) -> list[bool | Rejection]:
+        """A client's batch: admitted in one pass (``ChainApplication.submit_many``), each
+        outcome in order (True admitted, False already known, or its Rejection); the admitted
+        ones are gossiped together and the replica is woken once."""
+        if self.halted_for_upgrade:
+            rejection = Rejection("upgrade_required", self.formats.warning() or "upgrade sceau")
+            return [rejection] * len(transactions)
+        outcomes = self.application.submit_many(transactions)
+        now = time.monotonic()
+        added = False
+        for transaction, outcome in zip(transactions, outcomes, strict=True):
+            if outcome is True:
+                added = True
+                self._submitted_at[transaction.tx_id] = now
+                self._gossip.append(transaction)
+        if not added:
+            return outcomes
+        if len(self._submitted_at) > self.mempool.limits.transactions_max:
+            self._forget_stale_submissions()
+        if len(self._gossip) >= self.settings.gossip_batch_transactions_max:
+            self._flush_gossip()
+        elif not self._gossip_flush_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # driven synchronously (tests, tools): send now
+                self._flush_gossip()
+            else:
+                self._gossip_flush_scheduled = True
+                loop.call_soon(self._flush_gossip)
+        self._execute(self.replica.on_transactions())
+        return outcomes
+
     def _flush_gossip(self) -> None:
         self._gossip_flush_scheduled = False
         batch, self._gossip = self._gossip, []

@@ -166,6 +166,9 @@ class ObserverNode:
     def submit(self, transaction: Transaction) -> bool:
         raise AssertionError("the API refuses submissions to an observer")
 
+    def submit_many(self, transactions: list[Transaction]) -> list[bool]:
+        raise AssertionError("the API refuses submissions to an observer")
+
     async def wait_for_commit(self, tx_id: bytes, timeout_s: float) -> bool:
         return self.store.transaction_location(tx_id) is not None
 
