@@ -89,6 +89,8 @@ from ledger.model import DisplayName, MemberId, ModelDecodeError, Siret, Transac
 __all__ = [
     "ACT_DATE_MAX",
     "ACT_DATE_MIN",
+    "ANCHOR_FIELDS",
+    "BATCH_TRANSACTIONS_MAX",
     "ISSUERS_PER_PROPOSAL_MAX",
     "ApiError",
     "AsyncClient",
@@ -125,6 +127,28 @@ ENDPOINTS_MAX = 64
 """Base URLs one client takes at most (a consortium has a few dozen members)."""
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 """Answers that say "not now" rather than "never": the submission goes on elsewhere."""
+BATCH_TRANSACTIONS_MAX = 1_000
+"""Transactions one ``POST /v1/transactions/batch`` carries at most (the node's own bound,
+node/api/limits.py): :meth:`AsyncClient.submit_many` splits a longer list."""
+BATCH_BODY_BYTES_MAX = 1024 * 1024 - 16 * 1024
+"""A batch request's body stays under a node's default ``api_body_bytes_max`` (1 MiB):
+:meth:`AsyncClient.submit_many` starts a new request before a batch would reach it."""
+BUSY_CODES = frozenset({"rate_limited", "mempool_full", "signer_quota"})
+"""A batch's outcomes that say "not now": :meth:`AsyncClient.submit_many` with ``wait_s``
+sends those transactions again."""
+ANCHOR_FIELDS = (
+    "issuer",
+    "reference",
+    "kind",
+    "digest",
+    "act_date",
+    "title",
+    "legal_basis",
+    "url",
+    "person_commitment",
+    "deliberation",
+)
+"""The keys of one act given to :meth:`AsyncClient.anchor_many` (``anchor``'s arguments)."""
 DIGEST_BYTES = 32
 """A SHA-256: document digests, person commitments and transaction ids."""
 ACT_DATE_MIN = datetime.date.min
@@ -692,6 +716,59 @@ def _retried(error: ApiError) -> bool:
     return isinstance(error, TransportError) or error.status in RETRIED_STATUSES
 
 
+def _batches(transactions: Sequence[Transaction]) -> list[list[int]]:
+    """The indices of ``transactions`` in consecutive batches of at most
+    BATCH_TRANSACTIONS_MAX, each body under BATCH_BODY_BYTES_MAX (one at least)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for index, transaction in enumerate(transactions):
+        length = len(transaction.encoded) + 5  # a byte string's header: 5 bytes at most
+        if current and (
+            len(current) >= BATCH_TRANSACTIONS_MAX or size + length > BATCH_BODY_BYTES_MAX
+        ):
+            batches.append(current)
+            current, size = [], 0
+        current.append(index)
+        size += length
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _anchor_arguments(
+    *,
+    issuer: str,
+    reference: str,
+    kind: str,
+    digest: bytes | str,
+    act_date: datetime.date | str,
+    title: str,
+    legal_basis: str | None = None,
+    url: str | None = None,
+    person_commitment: bytes | str | None = None,
+    deliberation: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The arguments of a deeds ``anchor``, each checked (InvalidArgument names the field)."""
+    args: dict[str, Any] = {
+        "issuer": _text(issuer, "issuer"),
+        "reference": _text(reference, "reference"),
+        "kind": _text(kind, "kind"),
+        "digest": _digest(digest, "digest"),
+        "act_date": _act_date(act_date, "act_date"),
+        "title": _text(title, "title"),
+    }
+    if legal_basis is not None:
+        args["legal_basis"] = _text(legal_basis, "legal_basis")
+    if url is not None:
+        args["url"] = _text(url, "url")
+    if person_commitment is not None:
+        args["person_commitment"] = _digest(person_commitment, "person_commitment")
+    if deliberation is not None:
+        args.update(_deliberation(deliberation))
+    return args
+
+
 # --- the asynchronous client ------------------------------------------------------------------
 
 
@@ -1017,10 +1094,18 @@ class AsyncClient:
         if not isinstance(args, dict):
             raise InvalidArgument("args", f"expected a dict, not {type(args).__name__}")
         height = (await self.status())["height"]
+        return self._sign(contract, action, args, await self.chain_id(), height)
+
+    def _sign(
+        self, contract: str, action: str, args: dict[str, Any], chain_id: bytes, height: int
+    ) -> Transaction:
+        """A transaction signed by the client's key, expiring ``expiry_blocks`` after
+        ``height`` (the tip the node last told)."""
+        assert self.signer is not None
         try:
             return Transaction.create(
                 self.signer,
-                chain_id=await self.chain_id(),
+                chain_id=chain_id,
                 contract=contract,
                 action=action,
                 args=args,
@@ -1137,6 +1222,145 @@ class AsyncClient:
             ),
         )
 
+    async def submit_many(
+        self, transactions: Sequence[Transaction], *, wait_s: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Submit signed transactions together (``POST /v1/transactions/batch``): one outcome
+        per transaction, in their order.
+
+        An outcome is the node's: ``tx_id``, ``status`` — ``committed`` (with its block's
+        ``height``), ``pending``, ``rejected`` (with ``code`` and ``reason``) or ``unknown`` —
+        and nothing is raised for one transaction's fate: look each outcome's ``status``.
+        The node admits a batch in order, each transaction after the batch's earlier ones (a
+        reference anchored twice in one batch: the second is ``duplicate_reference``). A
+        list longer than :data:`BATCH_TRANSACTIONS_MAX`, or than a node's default body size,
+        goes in several requests, in order.
+
+        Without ``wait_s`` (or 0): each batch goes once, to the first endpoint that answers.
+        With ``wait_s``: as :meth:`submit` does for one, the transactions not yet settled are
+        sent again (the same bytes: each is committed at most once) to the endpoints in turn,
+        with ``?wait=``, until each is committed or finally rejected, or ``wait_s`` passes;
+        busy refusals (``rate_limited``, ``mempool_full``, ``signer_quota``) are retried. The
+        outcome of a transaction not settled by then is its last one (``pending``: it may
+        still commit; :meth:`transaction` tells later). A committed outcome has no receipt:
+        :meth:`receipt` fetches it. Raises :class:`ApiError` when a node refuses a whole
+        request (``invalid_transaction``, ``body_too_large``…) or, without any answer to a
+        batch, the last endpoint's error.
+        """
+        if isinstance(transactions, Transaction) or not isinstance(transactions, Sequence):
+            raise InvalidArgument("transactions", "expected a list of signed transactions")
+        for index, transaction in enumerate(transactions):
+            if not isinstance(transaction, Transaction):
+                raise InvalidArgument(
+                    f"transactions[{index}]",
+                    f"expected a Transaction, not {type(transaction).__name__}",
+                )
+        _check_wait(wait_s)
+        outcomes: list[dict[str, Any]] = [
+            {"tx_id": transaction.tx_id.hex(), "status": "unknown"} for transaction in transactions
+        ]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (wait_s or 0)
+        for indices in _batches(transactions):
+            if wait_s:
+                await self._carry_many(transactions, indices, outcomes, deadline)
+            else:
+                await self._submit_batch_once(transactions, indices, outcomes)
+        return outcomes
+
+    async def _submit_batch_once(
+        self, transactions: Sequence[Transaction], indices: list[int], outcomes: list[Any]
+    ) -> None:
+        last: ApiError | None = None
+        for endpoint, url in self._in_turn():
+            try:
+                answer = await self._post_batch(url, [transactions[i] for i in indices], 0)
+            except ApiError as error:
+                if not _retried(error):
+                    raise
+                last = error
+                continue
+            self._preferred = endpoint
+            for index, outcome in zip(indices, answer["transactions"], strict=True):
+                outcomes[index] = outcome
+            return
+        assert last is not None, "a client has at least one endpoint"
+        raise last
+
+    async def _carry_many(
+        self,
+        transactions: Sequence[Transaction],
+        indices: list[int],
+        outcomes: list[Any],
+        deadline: float,
+    ) -> None:
+        """The loop of :meth:`submit_many` with ``wait_s``, for one batch (see there)."""
+        loop = asyncio.get_running_loop()
+        unsettled = indices
+        answered = False
+        last: ApiError | None = None
+        backoff_s = BACKOFF_S_MIN
+        attempt = 0
+        while unsettled and (remaining_s := deadline - loop.time()) > 0:
+            endpoint = (self._preferred + attempt) % len(self.endpoints)
+            url = self.endpoints[endpoint]
+            attempt += 1
+            step_s = min(self.retry_interval_s, remaining_s)
+            started = loop.time()
+            try:
+                answer = await self._post_batch(url, [transactions[i] for i in unsettled], step_s)
+            except ApiError as error:
+                if not _retried(error):
+                    raise
+                last = error
+                if attempt % len(self.endpoints) == 0:
+                    await asyncio.sleep(min(backoff_s, max(0.0, deadline - loop.time())))
+                    backoff_s = min(backoff_s * 2, BACKOFF_S_MAX)
+                continue
+            answered = True
+            still: list[int] = []
+            for index, outcome in zip(unsettled, answer["transactions"], strict=True):
+                outcomes[index] = outcome
+                status = outcome["status"]
+                if status == "committed" or (
+                    status == "rejected" and outcome.get("code") not in BUSY_CODES
+                ):
+                    continue
+                still.append(index)
+            if len(still) < len(unsettled):
+                self._preferred = endpoint
+            if still and loop.time() - started < step_s / 2:
+                # Answered at once without settling them (busy, or too many waiting): no spin.
+                await asyncio.sleep(min(backoff_s, max(0.0, deadline - loop.time())))
+                backoff_s = min(backoff_s * 2, BACKOFF_S_MAX)
+            else:
+                backoff_s = BACKOFF_S_MIN
+            unsettled = still
+        if not answered and last is not None:
+            raise last
+
+    async def _post_batch(
+        self, url: str, transactions: list[Transaction], wait_s: float
+    ) -> dict[str, Any]:
+        """One ``POST /v1/transactions/batch`` to ``url`` (raises :class:`ApiError`)."""
+        parameters = {"wait": f"{min(wait_s, WAIT_STEP_S_MAX):.3f}"} if wait_s > 0 else {}
+        answer: dict[str, Any] = await self._request_one(
+            url,
+            "POST",
+            "/v1/transactions/batch",
+            data=encoding.pack([transaction.encoded for transaction in transactions]),
+            headers={"Content-Type": "application/msgpack"},
+            params=parameters,
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=self.timeout_s, sock_read=wait_s + self.timeout_s
+            ),
+        )
+        if len(answer.get("transactions", ())) != len(transactions):
+            raise TransportError(
+                "not_a_sceau_api", url, f"{url} answered a batch without an outcome for each"
+            )
+        return answer
+
     def _notify(self, tx_id: str, url: str, outcome: str, detail: str = "") -> None:
         if self.observer is not None:
             self.observer(SubmissionEvent(tx_id=tx_id, api_url=url, outcome=outcome, detail=detail))
@@ -1181,26 +1405,68 @@ class AsyncClient:
         ``digest`` (hex); see :meth:`submit` for ``wait_s`` and what it raises. Bad inputs
         raise :class:`InvalidArgument` before anything is sent.
         """
-        args: dict[str, Any] = {
-            "issuer": _text(issuer, "issuer"),
-            "reference": _text(reference, "reference"),
-            "kind": _text(kind, "kind"),
-            "digest": _digest(digest, "digest"),
-            "act_date": _act_date(act_date, "act_date"),
-            "title": _text(title, "title"),
-        }
-        if legal_basis is not None:
-            args["legal_basis"] = _text(legal_basis, "legal_basis")
-        if url is not None:
-            args["url"] = _text(url, "url")
-        if person_commitment is not None:
-            args["person_commitment"] = _digest(person_commitment, "person_commitment")
-        if deliberation is not None:
-            args.update(_deliberation(deliberation))
+        args = _anchor_arguments(
+            issuer=issuer,
+            reference=reference,
+            kind=kind,
+            digest=digest,
+            act_date=act_date,
+            title=title,
+            legal_basis=legal_basis,
+            url=url,
+            person_commitment=person_commitment,
+            deliberation=deliberation,
+        )
         _check_wait(wait_s)
         transaction = await self.build("deeds", "anchor", args)
         answer = await self.submit(transaction, wait_s=wait_s)
         return {**answer, "tx_id": transaction.tx_id.hex(), "digest": args["digest"].hex()}
+
+    async def anchor_many(
+        self, acts: Sequence[dict[str, Any]], *, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> list[dict[str, Any]]:
+        """Anchor many acts in few requests (a council session's acts): each act a dict of
+        :meth:`anchor`'s arguments (:data:`ANCHOR_FIELDS`: ``issuer``, ``reference``,
+        ``kind``, ``digest``, ``act_date``, ``title`` and the optional ones).
+
+        Every act is checked, then all are signed (one status read) and submitted with
+        :meth:`submit_many`; returns one outcome per act, in order, with its ``tx_id`` and
+        ``digest`` (hex): ``committed`` (with ``height``; :meth:`receipt` fetches its
+        receipt), ``rejected`` (``code``, ``reason``: that act only) or, when ``wait_s``
+        passed first, ``pending``. A bad act raises :class:`InvalidArgument` naming it
+        (``acts[3].act_date``) before anything is sent.
+        """
+        if isinstance(acts, dict) or not isinstance(acts, Sequence):
+            raise InvalidArgument("acts", "expected a list of acts (dicts of anchor's arguments)")
+        _check_wait(wait_s)
+        arguments = []
+        for index, act in enumerate(acts):
+            if not isinstance(act, dict):
+                raise InvalidArgument(f"acts[{index}]", "expected a dict of anchor's arguments")
+            unknown = sorted(str(name) for name in act if name not in ANCHOR_FIELDS)
+            if unknown:
+                raise InvalidArgument(f"acts[{index}].{unknown[0][:40]}", "not an anchor argument")
+            try:
+                arguments.append(_anchor_arguments(**act))
+            except TypeError:
+                missing = [name for name in ANCHOR_FIELDS[:6] if name not in act]
+                raise InvalidArgument(f"acts[{index}].{missing[0]}", "missing") from None
+            except InvalidArgument as error:
+                raise InvalidArgument(f"acts[{index}].{error.field}", error.why) from None
+        if not arguments:
+            return []
+        if self.signer is None:
+            raise InvalidArgument(
+                "signer", "this client has no signer key: give one to sign transactions"
+            )
+        height = (await self.status())["height"]
+        chain_id = await self.chain_id()
+        transactions = [self._sign("deeds", "anchor", args, chain_id, height) for args in arguments]
+        outcomes = await self.submit_many(transactions, wait_s=wait_s)
+        return [
+            {**outcome, "digest": args["digest"].hex()}
+            for outcome, args in zip(outcomes, arguments, strict=True)
+        ]
 
     async def anchor_file(
         self,
@@ -1706,6 +1972,16 @@ class Client:
 
     def wait_for_commit(self, tx_id: bytes | str, *, timeout_s: float = 30.0) -> Any:
         return self._run(self._client.wait_for_commit(tx_id, timeout_s=timeout_s))
+
+    def submit_many(
+        self, transactions: Sequence[Transaction], *, wait_s: float | None = None
+    ) -> list[dict[str, Any]]:
+        return self._run(self._client.submit_many(transactions, wait_s=wait_s))
+
+    def anchor_many(
+        self, acts: Sequence[dict[str, Any]], *, wait_s: float | None = DEFAULT_WAIT_S
+    ) -> list[dict[str, Any]]:
+        return self._run(self._client.anchor_many(acts, wait_s=wait_s))
 
     def anchor(
         self,

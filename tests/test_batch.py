@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import msgpack
@@ -20,9 +22,12 @@ from aiohttp.test_utils import TestClient
 from support import NodeApi, Reply, start_client, write_node_files
 
 from contracts.base import Rejection
+from contracts.registry import receipt_anchors
 from ledger import crypto
+from ledger.client import AsyncClient, InvalidArgument, _batches
 from ledger.devchain import LocalConsortium
 from ledger.model import ContractRef, Transaction
+from ledger.receipt import Receipt, verify_receipt
 from node.api import API_KEY, SubmissionLimiter, display, openapi_document
 from node.api.limits import BATCH_TRANSACTIONS_MAX
 from node.tools.launch import build_node
@@ -285,3 +290,83 @@ def test_the_openapi_document_describes_the_batch_route() -> None:
     content = operation["requestBody"]["content"]
     assert set(content) == {"application/json", "application/msgpack"}
     assert "200" in operation["responses"] and "429" in operation["responses"]
+
+
+# --- the client library -------------------------------------------------------------------------
+
+
+def acts(prefix: str, count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "issuer": MEMBER,
+            "reference": f"{prefix}-{index:02}",
+            "kind": "deliberation",
+            "digest": hashlib.sha256(f"{prefix} {index}".encode()).digest(),
+            "act_date": "2026-11-28",
+            "title": f"Délibération {prefix} {index}",
+        }
+        for index in range(count)
+    ]
+
+
+def library(api: Api, *urls: str) -> AsyncClient:
+    live = str(api.client.make_url("")).rstrip("/")
+    return AsyncClient([*urls, live], signer=api.consortium.keys[MEMBER], retry_interval_s=1)
+
+
+def test_anchor_many_anchors_a_session_and_each_receipt_verifies(api: Api) -> None:
+    session = acts("2026/CONSEIL-12", 12)
+    session[5]["reference"] = session[4]["reference"]  # one reference twice: that act only
+
+    async def anchor() -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        async with library(api) as client:
+            outcomes = await client.anchor_many(session, wait_s=10)
+            return outcomes, await client.receipt(outcomes[0]["tx_id"])
+
+    outcomes, receipt = api.run(anchor())
+    assert [outcome["status"] for outcome in outcomes].count("committed") == 11
+    assert (outcomes[5]["status"], outcomes[5]["code"]) == ("rejected", "duplicate_reference")
+    for act, outcome in zip(session, outcomes, strict=True):
+        assert outcome["digest"] == act["digest"].hex()
+    assert receipt is not None
+    proven = verify_receipt(
+        Receipt.model_validate_json(json.dumps(receipt)),
+        api.consortium.genesis,
+        anchors=receipt_anchors(),
+    )
+    assert proven.transaction.tx_id.hex() == outcomes[0]["tx_id"]
+    assert proven.height == outcomes[0]["height"]
+
+
+def test_submit_many_goes_on_past_a_dead_endpoint_and_splits_long_lists(api: Api) -> None:
+    dead = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    batch = [api.anchor(f"2026/CARRIED-{index}") for index in range(3)]
+
+    async def submit() -> list[dict[str, Any]]:
+        async with library(api, dead) as client:
+            return await client.submit_many(batch, wait_s=10)
+
+    outcomes = api.run(submit())
+    assert [outcome["status"] for outcome in outcomes] == ["committed"] * 3
+    assert [outcome["tx_id"] for outcome in outcomes] == [tx.tx_id.hex() for tx in batch]
+    small = SimpleNamespace(encoded=b"\x00" * 100)
+    assert [len(group) for group in _batches([small] * 2500)] == [1000, 1000, 500]
+    large = SimpleNamespace(encoded=b"\x00" * 300_000)
+    assert [len(group) for group in _batches([large] * 7)] == [3, 3, 1]
+
+
+def test_anchor_many_names_a_bad_act_before_sending_anything(api: Api) -> None:
+    session = acts("2026/BAD", 3)
+    session[2]["act_date"] = "2026-02-30"
+    with pytest.raises(InvalidArgument) as refused:
+        api.run(library(api).anchor_many(session))
+    assert refused.value.field == "acts[2].act_date"
+    del session[2]["title"]
+    with pytest.raises(InvalidArgument, match=r"acts\[2\]\.title"):
+        api.run(library(api).anchor_many(session))
+    session[2] = {**session[1], "colour": "blue"}
+    with pytest.raises(InvalidArgument, match=r"acts\[2\]\.colour"):
+        api.run(library(api).anchor_many(session))
+    digests = {act["digest"] for act in session}
+    pending = [tx.args.get("digest") for tx in api.node.mempool.candidates()]
+    assert not digests.intersection(pending)  # nothing was signed nor sent
