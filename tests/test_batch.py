@@ -10,8 +10,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,7 +35,8 @@ from ledger.model import ContractRef, Transaction
 from ledger.receipt import Receipt, verify_receipt
 from node.api import API_KEY, SubmissionLimiter, display, openapi_document
 from node.api.limits import BATCH_TRANSACTIONS_MAX
-from node.tools.launch import build_node
+from node.tools.devnet import _free_ports
+from node.tools.launch import build_node, initialise_data_dir
 
 MEMBER = "metropole-valbrune"
 MSGPACK = {"Content-Type": "application/msgpack"}
@@ -370,3 +376,112 @@ def test_anchor_many_names_a_bad_act_before_sending_anything(api: Api) -> None:
     digests = {act["digest"] for act in session}
     pending = [tx.args.get("digest") for tx in api.node.mempool.candidates()]
     assert not digests.intersection(pending)  # nothing was signed nor sent
+
+
+# --- sceau anchor --batch -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def node_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A one-member consortium's ``sceau node run`` process: its API URL and key file."""
+    folder = tmp_path_factory.mktemp("cli")
+    peer_port, api_port = _free_ports(2)
+    consortium = LocalConsortium.create(
+        [(MEMBER, "Métropole de Valbrune")],
+        seed=b"sceau batch cli",
+        contracts=[
+            ContractRef(name="membership", version="1.0"),
+            ContractRef(name="deeds", version="1.0"),
+        ],
+        base_port=peer_port,
+    )
+    (folder / "genesis.json").write_text(consortium.genesis.model_dump_json(indent=2))
+    crypto.save_private_key(consortium.keys[MEMBER], folder / "node.pem")
+    (folder / "node.toml").write_text(
+        f'member_id = "{MEMBER}"\ndata_dir = "data"\ngenesis_file = "genesis.json"\n'
+        f'key_file = "node.pem"\npeer_listen = "127.0.0.1:{peer_port}"\n'
+        f'api_listen = "127.0.0.1:{api_port}"\n'
+    )
+    initialise_data_dir(folder / "data", consortium.genesis).close()
+    with open(folder / "node.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "node.tools.cli", "node", "run", "--config", "node.toml"],
+            cwd=folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not _healthy(url):
+            assert process.poll() is None and time.monotonic() < deadline, (
+                folder / "node.log"
+            ).read_text()[-2000:]
+            time.sleep(0.2)
+        yield url, folder / "node.pem"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def sceau(*arguments: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "node.tools.cli", *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_sceau_anchor_batch_anchors_every_document_of_a_csv(
+    node_process: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, key = node_process
+    session = tmp_path / "session"
+    session.mkdir()
+    rows = ["file,reference,title,kind"]
+    for index in range(6):
+        (session / f"acte-{index}.pdf").write_bytes(f"%PDF-1.7 acte {index}\n".encode())
+        kind = "decree" if index == 5 else ""
+        rows.append(f"acte-{index}.pdf,2026-CM-{index:03},Délibération n° {index},{kind}")
+    rows.append("acte-0.pdf,2026-CM-000,Again,")  # its receipt twice: refused before sending
+    csv_file = session / "session.csv"
+    csv_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    common = [
+        "anchor", "--batch", csv_file, "--issuer", MEMBER, "--kind", "deliberation",
+        "--date", "2026-11-28", "--api", url, "--key", key,
+    ]  # fmt: skip
+    twice = sceau(*common)
+    assert twice.returncode == 2 and "line 8" in twice.stderr and "twice" in twice.stderr
+    assert not list(session.glob("*.receipt.json"))
+
+    csv_file.write_text("\n".join(rows[:-1]) + "\n", encoding="utf-8")
+    done = sceau(*common)
+    assert done.returncode == 0, done.stderr
+    assert "6 of 6 documents anchored" in done.stdout
+    for index in range(6):
+        document = session / f"acte-{index}.pdf"
+        receipt = json.loads(Path(f"{document}.receipt.json").read_text())
+        digest = hashlib.sha256(document.read_bytes()).hexdigest()
+        assert f"{document}: sha256 {digest}" in done.stdout
+        assert receipt["chain_id"] and receipt["height"] >= 1
+
+    # Again: the receipts exist (refused without --force); with --force each act is refused
+    # by the consortium (the references are taken): exit 1, each rejection reported.
+    exists = sceau(*common)
+    assert exists.returncode == 2 and "--force" in exists.stderr
+    again = sceau(*common, "--force")
+    assert again.returncode == 1 and again.stderr.count("duplicate_reference") == 6
+    assert "0 of 6 documents anchored" in again.stdout
+    conflicting = sceau(*common, "--title", "A title")
+    assert conflicting.returncode == 2 and "--title: not with --batch" in conflicting.stderr
+    alone = sceau("anchor", "--issuer", MEMBER, "--api", url, "--key", key)
+    assert alone.returncode == 2 and "FILE, --reference, --kind, --date, --title" in alone.stderr

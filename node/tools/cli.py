@@ -629,6 +629,23 @@ def _save_receipt(path: Path, outcome: dict[str, Any]) -> int:
 def command_anchor(arguments: argparse.Namespace) -> int:
     from ledger.client import digest_of_file
 
+    if arguments.batch is not None:
+        return _anchor_batch(arguments)
+    missing = [
+        option
+        for option, value in (
+            ("FILE", arguments.file),
+            ("--reference", arguments.reference),
+            ("--kind", arguments.kind),
+            ("--date", arguments.date),
+            ("--title", arguments.title),
+        )
+        if value is None
+    ]
+    if missing:
+        raise CommandError(
+            f"anchor: {', '.join(missing)} required (or --batch CSV for several documents)"
+        )
     args = {
         "issuer": arguments.issuer,
         "reference": arguments.reference,
@@ -665,6 +682,146 @@ def command_anchor(arguments: argparse.Namespace) -> int:
     if status == "committed" and outcome.get("receipt") is not None:
         return _save_receipt(receipt_path, outcome)
     return 0
+
+
+BATCH_COLUMNS = ("file", "reference", "title", "kind", "date", "legal_basis", "url")
+"""The columns of ``sceau anchor --batch``'s CSV: the first three required, the others
+defaulting to the options --kind, --date, --legal-basis and --url."""
+BATCH_ROWS_MAX = 10_000
+"""Documents one ``sceau anchor --batch`` anchors at most (the client library sends them in
+requests of up to 1,000)."""
+
+
+def _batch_rows(arguments: argparse.Namespace) -> list[dict[str, Any]]:
+    """The acts of ``--batch CSV``: each row checked as the deeds contract checks it, its
+    document hashed and its receipt's path free, before anything is signed. Raises
+    CommandError naming the line and column."""
+    import csv
+
+    from ledger.client import digest_of_file
+
+    path = Path(arguments.batch)
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            rows = list(reader)
+    except OSError as error:
+        raise CommandError(f"--batch {path}: cannot read it ({error.strerror})") from None
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise CommandError(f"--batch {path}: not a UTF-8 CSV file ({error})") from None
+    unknown = [column for column in columns if column not in BATCH_COLUMNS]
+    absent = [column for column in BATCH_COLUMNS[:3] if column not in columns]
+    if unknown or absent or len(set(columns)) != len(columns):
+        raise CommandError(
+            f"--batch {path}: the first line names the columns, each once: file, reference, "
+            f"title, and optionally kind, date, legal_basis, url"
+            + (f" (unknown: {unknown[0][:40]})" if unknown else "")
+        )
+    if not 1 <= len(rows) <= BATCH_ROWS_MAX:
+        raise CommandError(f"--batch {path}: expected 1 to {BATCH_ROWS_MAX} documents")
+    defaults = {
+        "kind": arguments.kind,
+        "date": arguments.date,
+        "legal_basis": arguments.legal_basis,
+        "url": arguments.url,
+    }
+    acts: list[dict[str, Any]] = []
+    receipts: set[Path] = set()
+    for number, row in enumerate(rows, start=2):
+        where = f"--batch {path} line {number}"
+        if None in row or any(value is None for value in row.values()):
+            raise CommandError(f"{where}: expected {len(columns)} columns")
+        values = {name: row.get(name) or defaults.get(name) for name in BATCH_COLUMNS}
+        for name in ("file", "reference", "title", "kind", "date"):
+            if not values[name]:
+                option = f" (or --{name})" if name in ("kind", "date") else ""
+                raise CommandError(f"{where}: {name} is empty{option}")
+        if values["kind"] not in ACT_KINDS:
+            raise CommandError(f"{where}: kind: one of {', '.join(ACT_KINDS)}")
+        try:
+            _calendar_date(values["date"])
+        except argparse.ArgumentTypeError as error:
+            raise CommandError(f"{where}: date: {error}") from None
+        args = {
+            "issuer": arguments.issuer,
+            "reference": values["reference"],
+            "kind": values["kind"],
+            "act_date": values["date"],
+            "title": values["title"],
+            "legal_basis": values["legal_basis"],
+            "url": values["url"],
+        }
+        options = {name: f"{where}: {name}" for name in args}
+        options.update(issuer="--issuer", act_date=f"{where}: date")
+        _check_deeds_arguments("anchor", args, options)
+        document = path.parent / values["file"]
+        receipt = Path(f"{document}.receipt.json")
+        if receipt in receipts:
+            raise CommandError(f"{where}: {values['file']} appears twice")
+        receipts.add(receipt)
+        if receipt.exists() and not arguments.force:
+            raise CommandError(
+                f"{where}: the receipt file {receipt} exists; use --force to replace it"
+            )
+        try:
+            digest = digest_of_file(document)
+        except OSError as error:
+            raise CommandError(f"{where}: cannot read {document}: {error.strerror}") from None
+        act = {name: value for name, value in args.items() if value is not None}
+        acts.append({"act": {**act, "digest": digest}, "file": document, "receipt": receipt})
+    return acts
+
+
+def _anchor_batch(arguments: argparse.Namespace) -> int:
+    """``sceau anchor --batch CSV``: every document of the CSV in few requests (the client
+    library's ``anchor_many``); each receipt saved beside its document."""
+    given = [
+        option
+        for option, value in (
+            ("FILE", arguments.file),
+            ("--reference", arguments.reference),
+            ("--title", arguments.title),
+            ("--receipt", arguments.receipt),
+            *((_ANCHOR_OPTIONS[name], getattr(arguments, name)) for name in _DELIBERATION_OPTIONS),
+        )
+        if value is not None
+    ]
+    if given:
+        raise CommandError(f"{given[0]}: not with --batch (the CSV gives each document's own)")
+    rows = _batch_rows(arguments)
+    with _client(arguments, signer=True) as client:
+        outcomes = _rejection_or(
+            lambda: client.anchor_many([row["act"] for row in rows], wait_s=arguments.wait)
+        )
+        status = 0
+        unconfirmed = 0
+        for row, outcome in zip(rows, outcomes, strict=True):
+            state = outcome["status"]
+            print(f"{row['file']}: sha256 {outcome['digest']}")
+            if state == "rejected":
+                _print_rejection(outcome)
+                status = EXIT_CHECK_FAILED
+                continue
+            if state != "committed":
+                print(f"transaction {outcome['tx_id']}: {state}")
+                unconfirmed += 1
+                continue
+            print(f"transaction {outcome['tx_id']}: committed at height {outcome['height']}")
+            receipt = _rejection_or(lambda outcome=outcome: client.receipt(outcome["tx_id"]))
+            if receipt is None:  # a node that has not committed it yet: fetch it later
+                print(f"fetch its receipt with 'sceau receipt {outcome['tx_id']} --api URL'")
+                continue
+            saved = _save_receipt(row["receipt"], {"tx_id": outcome["tx_id"], "receipt": receipt})
+            status = status or saved
+    committed = sum(outcome["status"] == "committed" for outcome in outcomes)
+    print(f"{committed} of {len(rows)} documents anchored")
+    if unconfirmed:
+        raise _NotConfirmed(
+            f"{unconfirmed} transaction(s) not confirmed within --wait {arguments.wait:g} s: "
+            "they may still commit; look them up with 'sceau receipt TX_ID'"
+        )
+    return status
 
 
 def _check_act_name(arguments: argparse.Namespace) -> None:
@@ -1293,11 +1450,21 @@ def _add_client_commands(commands: Any) -> None:
         "anchor",
         help="anchor a document as an act (hashes it locally, waits for commit)",
         description="Hash FILE locally (the document never leaves this machine), submit its "
-        "SHA-256 with the act's metadata, wait for commit and save the receipt.",
+        "SHA-256 with the act's metadata, wait for commit and save the receipt. With --batch "
+        "CSV, the same for every document the CSV lists, in few requests.",
     )
     from contracts import deeds
 
-    anchor.add_argument("file", help="the document (PDF, …)")
+    anchor.add_argument("file", nargs="?", help="the document (PDF, …)")
+    anchor.add_argument(
+        "--batch",
+        metavar="CSV",
+        help="anchor several documents (a session's acts): a UTF-8 CSV whose first line names "
+        "its columns: file, reference, title, and optionally kind, date, legal_basis, url "
+        "(default: --kind, --date, --legal-basis, --url); a file's path is relative to the "
+        "CSV's folder; each receipt goes to FILE.receipt.json beside its document. Instead of "
+        "FILE, --reference, --title and --receipt",
+    )
     anchor.add_argument(
         "--issuer",
         required=True,
@@ -1305,20 +1472,17 @@ def _add_client_commands(commands: Any) -> None:
     )
     anchor.add_argument(
         "--reference",
-        required=True,
         help=f"the issuer's reference, e.g. 2026-DEL-042: 1 to {deeds.REFERENCE_CHARACTERS_MAX} "
         "characters of A-Z a-z 0-9 . _ / -",
     )
-    anchor.add_argument("--kind", required=True, choices=ACT_KINDS, help="the kind of act")
+    anchor.add_argument("--kind", choices=ACT_KINDS, help="the kind of act")
     anchor.add_argument(
         "--date",
-        required=True,
         type=_calendar_date,
         help=f"the act's date, YYYY-MM-DD, from {ACT_DATE_FIRST} to {ACT_DATE_LAST}",
     )
     anchor.add_argument(
         "--title",
-        required=True,
         help=f"public title, 1 to {deeds.TITLE_CHARACTERS_MAX} characters (no personal data)",
     )
     anchor.add_argument(
