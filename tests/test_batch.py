@@ -291,6 +291,21 @@ def test_the_batch_admission_matches_the_block_that_includes_it(api: Api) -> Non
         assert api.run(api.node.wait_for_commit(transaction.tx_id, 5))
 
 
+def test_a_failing_dry_run_leaves_nothing_unchecked_in_the_mempool(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    application = api.node.application
+
+    def broken(transactions: list[Transaction]) -> Any:
+        raise RuntimeError("a bug in a contract's apply")
+
+    monkeypatch.setattr(application, "_dry_run", broken)
+    batch = [api.anchor(f"2026/BROKEN-{index}") for index in range(3)]
+    with pytest.raises(RuntimeError):
+        application.submit_many(batch)
+    assert not any(transaction.tx_id in api.node.mempool for transaction in batch)
+
+
 def test_the_openapi_document_describes_the_batch_route() -> None:
     operation = openapi_document()["paths"]["/v1/transactions/batch"]["post"]
     content = operation["requestBody"]["content"]

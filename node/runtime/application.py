@@ -255,9 +255,12 @@ class ChainApplication:
             outcomes.append(True)
         if not candidates:
             return outcomes
-        refused = {
-            transaction.tx_id: rejection for transaction, rejection in self._dry_run(candidates)
-        }
+        try:
+            rejected = self._dry_run(candidates)
+        except BaseException:  # a bug: nothing unchecked may stay in the pool
+            self.mempool.remove(transaction.tx_id for transaction in candidates)
+            raise
+        refused = {transaction.tx_id: rejection for transaction, rejection in rejected}
         if refused:
             self.mempool.remove(refused)
             for tx_id, rejection in refused.items():
