@@ -830,12 +830,41 @@ def is_integer(value: Any, minimum: int, maximum: int) -> bool:
     return type(value) is int and minimum <= value <= maximum
 
 
+_ACCEPTED_MAX = 4096
+_ACCEPTED_MEMBER_IDS: set[str] = set()
+_ACCEPTED_NAMES: set[str] = set()
+_ACCEPTED_SIGNERS: set[bytes] = set()
+"""Values a check below accepted: a chain repeats a few member ids, contract and action names
+and signers' keys, each then checked by a set lookup. Bounded: a memory is emptied when full,
+so values from a hostile peer can cost it speed for a while, never memory."""
+
+
+def _accepted(memory: set[Any], value: Any) -> bool:
+    if len(memory) >= _ACCEPTED_MAX:
+        memory.clear()
+    memory.add(value)
+    return True
+
+
 def is_member_id(value: Any) -> bool:
-    return type(value) is str and _MEMBER_ID.fullmatch(value) is not None
+    return type(value) is str and (
+        value in _ACCEPTED_MEMBER_IDS
+        or (_MEMBER_ID.fullmatch(value) is not None and _accepted(_ACCEPTED_MEMBER_IDS, value))
+    )
 
 
 def _is_name(value: Any) -> bool:
-    return type(value) is str and _NAME.fullmatch(value) is not None
+    return type(value) is str and (
+        value in _ACCEPTED_NAMES
+        or (_NAME.fullmatch(value) is not None and _accepted(_ACCEPTED_NAMES, value))
+    )
+
+
+def _is_signer(value: Any) -> bool:
+    return type(value) is bytes and (
+        value in _ACCEPTED_SIGNERS
+        or (crypto.is_acceptable_public_key(value) and _accepted(_ACCEPTED_SIGNERS, value))
+    )
 
 
 def _nests_within(value: Any, depth_left: int) -> bool:
@@ -888,7 +917,7 @@ def decoded_transaction(document: Any, encoded: bytes | None = None) -> Transact
         and _is_name(document["contract"])
         and _is_name(document["action"])
         and _are_arguments(arguments)
-        and crypto.is_acceptable_public_key(document["signer"])
+        and _is_signer(document["signer"])
         and is_integer(document["nonce"], 0, U64_MAX)
         and is_integer(document["expiry_height"], 1, U63_MAX)
         and is_signature(document["signature"])

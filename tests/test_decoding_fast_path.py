@@ -323,3 +323,16 @@ def test_a_refused_field_is_named_as_before(name: str) -> None:
     document = decoded({**transaction_document(), name: "x" * 70})
     with pytest.raises(ModelDecodeError, match=f"Transaction.{name}"):
         Transaction.from_decoded(document)
+
+
+def test_remembered_values_stay_bounded_and_only_accepted_ones_are_remembered() -> None:
+    from ledger import model
+
+    for index in range(model._ACCEPTED_MAX + 10):
+        assert model.is_member_id(f"m{index}")
+    assert len(model._ACCEPTED_MEMBER_IDS) <= model._ACCEPTED_MAX
+    for bad in ("M", "a-", "", "a" * 49, b"m1", ["m1"]):
+        assert not model.is_member_id(bad)
+        assert not model._is_name(bad)
+    assert not model._is_signer(bytes(32)) and bytes(32) not in model._ACCEPTED_SIGNERS
+    assert "M" not in model._ACCEPTED_MEMBER_IDS and "a-" not in model._ACCEPTED_NAMES
