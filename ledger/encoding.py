@@ -311,7 +311,8 @@ def _check_decoded(value: Any, depth_left: int) -> None:
         return
     keys = tuple(value)
     if keys not in _SORTED_KEYS:
-        _check_keys(keys)
+        _check_map(value, keys, depth_left)
+        return
     for item in value.values():
         item_kind = type(item)
         if item_kind is list or item_kind is dict or item_kind is float:
@@ -324,11 +325,12 @@ names, whose order is then checked once (a set lookup instead of a comparison pe
 _SORTED_KEYS_SIZE_MAX = 1024
 
 
-def _check_keys(keys: tuple[Any, ...]) -> None:
-    """Reject a decoded map's keys unless they are text, bytes or integers sorted by their
-    encoding (distinct: the decoder keeps one entry per key, and the re-encoding compares)."""
+def _check_map(value: dict, keys: tuple[Any, ...], depth_left: int) -> None:
+    """Check a decoded map whose keys are not known sorted: each key (text, bytes or an
+    integer, sorted by its encoding: distinct, as the re-encoding compares) then its value, in
+    order; a small set of short text keys found sorted is remembered."""
     previous = b""
-    for key in keys:
+    for key, item in value.items():
         key_kind = type(key)
         if key_kind is not str and key_kind is not bytes and key_kind is not int:
             raise NonCanonicalError(f"map key of type {key_kind.__name__} is not allowed")
@@ -336,6 +338,9 @@ def _check_keys(keys: tuple[Any, ...]) -> None:
         if encoded <= previous:
             raise NonCanonicalError("map keys are not sorted by their encoding")
         previous = encoded
+        item_kind = type(item)
+        if item_kind is list or item_kind is dict or item_kind is float:
+            _check_decoded(item, depth_left - 1)
     if len(keys) <= _KEY_ORDER_KEYS_MAX and all(
         type(key) is str and len(key) <= _KEY_ORDER_KEY_CHARACTERS_MAX for key in keys
     ):

@@ -903,11 +903,11 @@ def _are_arguments(arguments: Any) -> bool:
 def decoded_transaction(document: Any, encoded: bytes | None = None) -> Transaction | None:
     """The transaction of a decoded canonical map, or None to leave it to pydantic.
 
-    ``encoded`` is set too: ``encoded`` when given (the bytes it was decoded from), else the
-    document's encoding. The document is canonical (the decoder checked it, or it is part of a
-    canonical document), so the maps keep their canonical order and the encoding is the
-    transaction's bytes: they bound the size of its arguments, and they are the transaction's
-    Merkle leaf, needed anyway.
+    ``tx_id`` is set, and ``encoded`` too: ``encoded`` when given (the bytes it was decoded
+    from), else the document's encoding. The document is canonical (the decoder checked it, or
+    it is part of a canonical document), so the maps keep their canonical order and the encoding
+    is the transaction's bytes: they bound the size of its arguments, and they are the
+    transaction's Merkle leaf, needed anyway.
     """
     if type(document) is not dict or document.keys() != _TRANSACTION_FIELDS:
         return None
@@ -941,6 +941,11 @@ def decoded_transaction(document: Any, encoded: bytes | None = None) -> Transact
         },
     )
     transaction.__dict__["encoded"] = encoded
+    # The signed body is the canonical document less its signature (taking out an entry keeps
+    # the others in canonical order): its id costs a copy and an encoding, not a model dump.
+    body = dict(document)
+    del body["signature"]
+    transaction.__dict__["tx_id"] = sha256(encoding.pack_decoded(body))
     return transaction
 
 

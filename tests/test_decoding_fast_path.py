@@ -13,6 +13,7 @@ every rule (lengths, ranges, patterns, types, nesting, size).
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
 
 import pytest
@@ -114,7 +115,22 @@ def outcome(build: Any, document: Any) -> tuple[str, Any]:
         model = build(document)
     except (ModelDecodeError, FrameError, encoding.EncodingError) as error:
         return ("refused", f"{type(error).__name__}: {error}")
-    return ("accepted", (type(model).__name__, model.to_bytes(), model))
+    return ("accepted", (type(model).__name__, model.to_bytes(), model, identities(model)))
+
+
+def identities(model: Any) -> list[bytes]:
+    """The ids of the transactions ``model`` is or carries (the fast path computes them)."""
+    if isinstance(model, Transaction):
+        return [model.tx_id, model.encoded]
+    block = getattr(model, "block", model)
+    if isinstance(block, Block):
+        return [
+            block.block_hash,
+            *(t.tx_id for t in block.transactions),
+            *block.transaction_leaves(),
+        ]
+    carried = getattr(model, "transactions", None) or ()
+    return [transaction.tx_id for transaction in carried]
 
 
 def assert_same(fast: Any, slow: Any, document: Any) -> None:
@@ -192,6 +208,9 @@ def test_the_fast_path_builds_transactions_it_accepts() -> None:
     assert transaction is not None
     assert transaction == Transaction.from_canonical(decoded(transaction_document()))
     assert transaction.encoded == encoding.pack(transaction_document())
+    unsigned = {key: value for key, value in transaction_document().items() if key != "signature"}
+    assert transaction.tx_id == hashlib.sha256(encoding.pack(unsigned)).digest()
+    assert "tx_id" in transaction.__dict__  # computed by the fast path, not by the property
     assert transaction.signature_is_valid()
 
 
