@@ -876,3 +876,14 @@ def test_unpack_of_a_mutated_encoding_is_canonical_or_an_encoding_error(
     elif position < len(document):
         del document[position]
     assert_decodes_canonically_or_is_refused(bytes(document))
+
+
+def test_a_map_is_checked_entry_by_entry_in_order():
+    """A float value before a bad key is refused for the float, as it always was: remembering
+    sorted key sets changed no error message."""
+    float_then_nil_key = b"\x82\xa1a\xcb" + struct.pack(">d", 1.5) + b"\xc0\x01"
+    with pytest.raises(NonCanonicalError, match="floats are not allowed"):
+        unpack(float_then_nil_key)
+    nil_key_then_float = b"\x82\xc0\x01\xa1a\xcb" + struct.pack(">d", 1.5)
+    with pytest.raises(NonCanonicalError, match="map key of type NoneType"):
+        unpack(nil_key_then_float)
