@@ -30,6 +30,7 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 from ledger import crypto, domains, encoding
 from ledger.model import (
     MEMBERS_MAX,
+    U63_MAX,
     Block,
     CanonicalModel,
     CommitCertificate,
@@ -39,6 +40,11 @@ from ledger.model import (
     ModelDecodeError,
     Signature,
     View,
+    built,
+    decoded_block,
+    is_integer,
+    is_member_id,
+    is_signature,
     vote_payload,
 )
 
@@ -59,6 +65,7 @@ __all__ = [
     "ViewChange",
     "decode_message",
     "encode_message",
+    "message_from_decoded",
     "message_from_document",
     "message_size_bytes",
 ]
@@ -316,7 +323,25 @@ def encode_message(message: Any) -> bytes:
 
 def decode_message(data: bytes, limits: encoding.DecodeLimits = encoding.DEFAULT_LIMITS) -> Any:
     """Decode a peer message; raises ModelDecodeError or EncodingError on bad input."""
-    return message_from_document(encoding.unpack(data, limits))
+    return message_from_decoded(encoding.unpack(data, limits))
+
+
+def message_from_decoded(document: Any) -> Any:
+    """As :func:`message_from_document`, for a document that :func:`ledger.encoding.unpack` has
+    just returned and that nobody else holds.
+
+    The messages that carry blocks (proposals, catch-up responses) are built by a direct check
+    of their fields, their blocks' and their transactions' (:func:`ledger.model.decoded_block`);
+    a document that this check does not accept goes through pydantic, which accepts or refuses
+    it, with its message, exactly as before.
+    """
+    kind = document.get("kind") if type(document) is dict else None
+    message = None
+    if kind == "pre_prepare":
+        message = _decoded_pre_prepare(document)
+    elif kind == "block_response":
+        message = _decoded_block_response(document)
+    return message if message is not None else message_from_document(document)
 
 
 def message_from_document(document: Any) -> Any:
@@ -385,3 +410,65 @@ def message_size_bytes(message: Any) -> int:
             for block, certificate in message.blocks
         )
     return len(message.to_bytes())
+
+
+# --- the decoding fast path (see ledger.model's) ---------------------------------------------
+
+_PRE_PREPARE_FIELDS = frozenset(PrePrepare.model_fields)
+_BLOCK_RESPONSE_FIELDS = frozenset(BlockResponse.model_fields)
+for _model in (PrePrepare, BlockResponse):
+    assert _model.__pydantic_post_init__ is None and not _model.__private_attributes__
+
+
+def _decoded_pre_prepare(document: dict[str, Any]) -> PrePrepare | None:
+    """The proposal of a decoded canonical map, or None to leave it to pydantic."""
+    if document.keys() != _PRE_PREPARE_FIELDS:
+        return None
+    height = document["height"]
+    if not (
+        is_integer(height, 1, U63_MAX)
+        and is_integer(document["view"], 0, U63_MAX)
+        and is_member_id(document["sender"])
+        and is_signature(document["signature"])
+    ):
+        return None
+    block = decoded_block(document["block"])
+    if block is None or block.height != height:
+        return None
+    return built(
+        PrePrepare,
+        {
+            "kind": "pre_prepare",
+            "height": height,
+            "view": document["view"],
+            "block": block,
+            "sender": document["sender"],
+            "signature": document["signature"],
+        },
+    )
+
+
+def _decoded_block_response(document: dict[str, Any]) -> BlockResponse | None:
+    """The catch-up response of a decoded canonical map, or None to leave it to pydantic."""
+    if document.keys() != _BLOCK_RESPONSE_FIELDS or not is_member_id(document["sender"]):
+        return None
+    entries = document["blocks"]
+    if type(entries) is not list or len(entries) > BLOCKS_PER_RESPONSE_MAX:
+        return None
+    blocks = []
+    for entry in entries:
+        if type(entry) is not list or len(entry) != 2:
+            return None
+        block = decoded_block(entry[0])
+        if block is None:
+            return None
+        try:
+            # Small, and validated as pydantic would inside the response: by pydantic.
+            certificate = CommitCertificate.model_validate(entry[1])
+        except ValidationError:
+            return None
+        blocks.append((block, certificate))
+    return built(
+        BlockResponse,
+        {"kind": "block_response", "blocks": tuple(blocks), "sender": document["sender"]},
+    )

@@ -50,6 +50,7 @@ __all__ = [
     "UnsupportedTypeError",
     "canonical_form",
     "pack",
+    "pack_decoded",
     "unpack",
 ]
 
@@ -150,9 +151,34 @@ def canonical_form(value: Any, *, depth_max: int = DEFAULT_LIMITS.depth_max) -> 
     return _canonical(value, depth_max)
 
 
+def pack_decoded(value: Any) -> bytes:
+    """The canonical encoding of a value that :func:`unpack` returned (or a part of it).
+
+    Such a value is canonical as it is, maps in canonical order included: it is encoded without
+    the walk that :func:`pack` makes to check and sort an arbitrary value.
+    """
+    return _packb(value)
+
+
+def _msgpack_packb(value: Any) -> bytes:
+    return msgpack.packb(value, **_PACKER_OPTIONS)
+
+
+try:
+    import msgspec
+except ImportError:  # a platform without its wheel: msgpack's packer gives the same bytes
+    _encode = _msgpack_packb
+else:
+    _encode = msgspec.msgpack.Encoder().encode
+    """msgspec's encoder writes what msgpack's does with the options above (shortest forms,
+    unsigned families for non-negative integers, bin for bytes, maps in their order) at twice
+    its speed; tests/test_encoding.py holds the two to the same bytes. Only values already made
+    canonical reach it (:func:`_canonical`, or a decoded value): no float, tuple or subclass."""
+
+
 def _packb(value: Any) -> bytes:
     try:
-        return msgpack.packb(value, **_PACKER_OPTIONS)
+        return _encode(value)
     except UnicodeEncodeError as error:
         # A str holding a lone surrogate has no UTF-8 form, hence no canonical encoding.
         raise UnsupportedTypeError(f"text that is not valid Unicode: {error.reason}") from None
@@ -283,6 +309,26 @@ def _check_decoded(value: Any, depth_left: int) -> None:
             if item_kind is list or item_kind is dict or item_kind is float:
                 _check_decoded(item, depth_left - 1)
         return
+    keys = tuple(value)
+    if keys not in _SORTED_KEYS:
+        _check_map(value, keys, depth_left)
+        return
+    for item in value.values():
+        item_kind = type(item)
+        if item_kind is list or item_kind is dict or item_kind is float:
+            _check_decoded(item, depth_left - 1)
+
+
+_SORTED_KEYS: set[tuple[str, ...]] = set()
+"""Key tuples of decoded maps already found sorted: records of one kind repeat the same field
+names, whose order is then checked once (a set lookup instead of a comparison per key)."""
+_SORTED_KEYS_SIZE_MAX = 1024
+
+
+def _check_map(value: dict, keys: tuple[Any, ...], depth_left: int) -> None:
+    """Check a decoded map whose keys are not known sorted: each key (text, bytes or an
+    integer, sorted by its encoding: distinct, as the re-encoding compares) then its value, in
+    order; a small set of short text keys found sorted is remembered."""
     previous = b""
     for key, item in value.items():
         key_kind = type(key)
@@ -295,6 +341,14 @@ def _check_decoded(value: Any, depth_left: int) -> None:
         item_kind = type(item)
         if item_kind is list or item_kind is dict or item_kind is float:
             _check_decoded(item, depth_left - 1)
+    if len(keys) <= _KEY_ORDER_KEYS_MAX and all(
+        type(key) is str and len(key) <= _KEY_ORDER_KEY_CHARACTERS_MAX for key in keys
+    ):
+        # Only small sets of short text keys are remembered, and the whole memory is dropped
+        # when full: maps from a hostile peer can cost it its speed for a while, never memory.
+        if len(_SORTED_KEYS) >= _SORTED_KEYS_SIZE_MAX:
+            _SORTED_KEYS.clear()
+        _SORTED_KEYS.add(keys)
 
 
 _KEY_ORDER_CACHE: dict[tuple[str, ...], tuple[str, ...]] = {}

@@ -268,7 +268,19 @@ class CanonicalModel(BaseModel):
         cls, data: bytes, limits: encoding.DecodeLimits = encoding.DEFAULT_LIMITS
     ) -> Self:
         """Decode canonical bytes; raises :class:`ModelDecodeError` (or an EncodingError)."""
-        return cls.from_canonical(encoding.unpack(data, limits))
+        return cls.from_decoded(encoding.unpack(data, limits))
+
+    @classmethod
+    def from_decoded(cls, document: Any) -> Self:
+        """As :meth:`from_canonical`, for a document that :func:`ledger.encoding.unpack` has just
+        returned and that nobody else holds: the model may keep its maps and lists.
+
+        The hot models (transactions, block headers, blocks) are built by a direct check of
+        their fields (:func:`_decoded_transaction`); a document that this check does not accept
+        goes through pydantic (:meth:`from_canonical`), which accepts or refuses it, with its
+        message, exactly as before.
+        """
+        return cls.from_canonical(document)
 
 
 @functools.cache
@@ -550,9 +562,19 @@ class Transaction(CanonicalModel):
         fields and never coerces a value, so re-encoding would give ``data`` back: every node
         decodes every transaction at least twice (gossip, block), so it is not done.
         """
-        transaction = super().from_bytes(data, limits)
-        transaction.__dict__["encoded"] = bytes(data)
+        document = encoding.unpack(data, limits)
+        data = bytes(data)
+        transaction = decoded_transaction(document, data)
+        if transaction is None:
+            transaction = cls.from_canonical(document)
+            transaction.__dict__["encoded"] = data
         return transaction
+
+    @classmethod
+    def from_decoded(cls, document: Any) -> Transaction:
+        """As :meth:`CanonicalModel.from_decoded`, checked without pydantic when it can be."""
+        transaction = decoded_transaction(document)
+        return transaction if transaction is not None else cls.from_canonical(document)
 
     def with_private_arguments(self) -> Transaction:
         """A copy whose ``args`` is a deep copy, keeping this transaction's id and bytes.
@@ -651,6 +673,12 @@ class BlockHeader(CanonicalModel):
     def _may_be_absent(cls) -> frozenset[str]:
         return LOG_FIELDS
 
+    @classmethod
+    def from_decoded(cls, document: Any) -> BlockHeader:
+        """As :meth:`CanonicalModel.from_decoded`, checked without pydantic when it can be."""
+        header = _decoded_header(document)
+        return header if header is not None else cls.from_canonical(document)
+
     @property
     def format_version(self) -> int:
         """1 without the log fields, 2 with them (docs/format.md §4)."""
@@ -675,6 +703,12 @@ class Block(CanonicalModel):
                 f"{len(self.transactions)} transactions"
             )
         return self
+
+    @classmethod
+    def from_decoded(cls, document: Any) -> Block:
+        """As :meth:`CanonicalModel.from_decoded`, checked without pydantic when it can be."""
+        block = decoded_block(document)
+        return block if block is not None else cls.from_canonical(document)
 
     @property
     def height(self) -> int:
@@ -744,3 +778,235 @@ class CommitCertificate(CanonicalModel):
                 f"certificate for height {self.height}: {len(self.signatures)} signatures, "
                 f"{needed} needed of {len(members)} members"
             )
+
+
+# --- the decoding fast path -------------------------------------------------------------------
+#
+# Building a transaction with pydantic costs over half of its decoding, and a node decodes every
+# transaction at least twice (submission or gossip, then the proposal). The functions below
+# check a freshly decoded canonical document field by field, with the very rules of the fields
+# above, and build the model without pydantic. They accept a subset of what pydantic accepts,
+# never more: anything else (a missing, extra or doubtful field) returns None and goes through
+# pydantic, which refuses it with its own message, or accepts it, exactly as before.
+# tests/test_model.py holds both paths to the same answers.
+
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+""":data:`Name`'s pattern (pydantic's ``$`` is the end of the text: hence fullmatch)."""
+_MEMBER_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?")
+""":data:`MemberId`'s pattern."""
+_TRANSACTION_FIELDS = frozenset(Transaction.model_fields)
+_HEADER_FIELDS = frozenset(BlockHeader.model_fields)
+_HEADER_FIELDS_FORMAT_1 = _HEADER_FIELDS - LOG_FIELDS
+_BLOCK_FIELDS = frozenset(Block.model_fields)
+_set_attribute = object.__setattr__
+
+
+def built(cls: type[CanonicalModel], values: dict[str, Any]) -> Any:
+    """A model of ``cls`` holding ``values`` (every field, in field order, already checked), as
+    pydantic's ``model_construct`` builds it, without its per-field bookkeeping."""
+    model = cls.__new__(cls)
+    _set_attribute(model, "__dict__", values)
+    _set_attribute(model, "__pydantic_fields_set__", set(values))
+    _set_attribute(model, "__pydantic_extra__", None)
+    _set_attribute(model, "__pydantic_private__", None)
+    return model
+
+
+for _model in (Transaction, BlockHeader, Block):
+    # built() skips what these models do not have: say so if one of them ever gets it.
+    assert _model.__pydantic_post_init__ is None and not _model.__private_attributes__
+
+
+def is_hash(value: Any) -> bool:
+    return type(value) is bytes and len(value) == 32
+
+
+def is_signature(value: Any) -> bool:
+    return type(value) is bytes and len(value) == crypto.SIGNATURE_BYTES
+
+
+def is_integer(value: Any, minimum: int, maximum: int) -> bool:
+    """A StrictInt in ``[minimum, maximum]`` (a bool is no integer here, as in pydantic)."""
+    return type(value) is int and minimum <= value <= maximum
+
+
+_ACCEPTED_MAX = 4096
+_ACCEPTED_MEMBER_IDS: set[str] = set()
+_ACCEPTED_NAMES: set[str] = set()
+_ACCEPTED_SIGNERS: set[bytes] = set()
+"""Values a check below accepted: a chain repeats a few member ids, contract and action names
+and signers' keys, each then checked by a set lookup. Bounded: a memory is emptied when full,
+so values from a hostile peer can cost it speed for a while, never memory."""
+
+
+def _accepted(memory: set[Any], value: Any) -> bool:
+    if len(memory) >= _ACCEPTED_MAX:
+        memory.clear()
+    memory.add(value)
+    return True
+
+
+def is_member_id(value: Any) -> bool:
+    return type(value) is str and (
+        value in _ACCEPTED_MEMBER_IDS
+        or (_MEMBER_ID.fullmatch(value) is not None and _accepted(_ACCEPTED_MEMBER_IDS, value))
+    )
+
+
+def _is_name(value: Any) -> bool:
+    return type(value) is str and (
+        value in _ACCEPTED_NAMES
+        or (_NAME.fullmatch(value) is not None and _accepted(_ACCEPTED_NAMES, value))
+    )
+
+
+def _is_signer(value: Any) -> bool:
+    return type(value) is bytes and (
+        value in _ACCEPTED_SIGNERS
+        or (crypto.is_acceptable_public_key(value) and _accepted(_ACCEPTED_SIGNERS, value))
+    )
+
+
+def _nests_within(value: Any, depth_left: int) -> bool:
+    """True if the containers of a decoded value nest at most ``depth_left`` levels."""
+    kind = type(value)
+    if kind is dict:
+        items: Any = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return True
+    if depth_left <= 0:
+        return False
+    for item in items:
+        item_kind = type(item)
+        if (item_kind is dict or item_kind is list) and not _nests_within(item, depth_left - 1):
+            return False
+    return True
+
+
+def _are_arguments(arguments: Any) -> bool:
+    """True if decoded ``arguments`` are a map with text keys nesting at most
+    :data:`ARGUMENTS_DEPTH_MAX` levels (the decoder checked everything else of
+    :data:`Arguments` but their size)."""
+    if type(arguments) is not dict:
+        return False
+    for key, item in arguments.items():
+        if type(key) is not str:
+            return False
+        kind = type(item)
+        if (kind is dict or kind is list) and not _nests_within(item, ARGUMENTS_DEPTH_MAX - 1):
+            return False
+    return True
+
+
+def decoded_transaction(document: Any, encoded: bytes | None = None) -> Transaction | None:
+    """The transaction of a decoded canonical map, or None to leave it to pydantic.
+
+    ``tx_id`` is set, and ``encoded`` too: ``encoded`` when given (the bytes it was decoded
+    from), else the document's encoding. The document is canonical (the decoder checked it, or
+    it is part of a canonical document), so the maps keep their canonical order and the encoding
+    is the transaction's bytes: they bound the size of its arguments, and they are the
+    transaction's Merkle leaf, needed anyway.
+    """
+    if type(document) is not dict or document.keys() != _TRANSACTION_FIELDS:
+        return None
+    arguments = document["args"]
+    if not (
+        is_hash(document["chain_id"])
+        and _is_name(document["contract"])
+        and _is_name(document["action"])
+        and _are_arguments(arguments)
+        and _is_signer(document["signer"])
+        and is_integer(document["nonce"], 0, U64_MAX)
+        and is_integer(document["expiry_height"], 1, U63_MAX)
+        and is_signature(document["signature"])
+    ):
+        return None
+    if encoded is None:
+        encoded = encoding.pack_decoded(document)
+    if len(encoded) > TRANSACTION_BYTES_MAX:
+        return None  # the arguments may still fit: pydantic weighs them alone
+    transaction = built(
+        Transaction,
+        {
+            "chain_id": document["chain_id"],
+            "contract": document["contract"],
+            "action": document["action"],
+            "args": arguments,
+            "signer": document["signer"],
+            "nonce": document["nonce"],
+            "expiry_height": document["expiry_height"],
+            "signature": document["signature"],
+        },
+    )
+    transaction.__dict__["encoded"] = encoded
+    # The signed body is the canonical document less its signature (taking out an entry keeps
+    # the others in canonical order): its id costs a copy and an encoding, not a model dump.
+    body = dict(document)
+    del body["signature"]
+    transaction.__dict__["tx_id"] = sha256(encoding.pack_decoded(body))
+    return transaction
+
+
+def _decoded_header(document: Any) -> BlockHeader | None:
+    """The block header of a decoded canonical map, or None to leave it to pydantic."""
+    if type(document) is not dict:
+        return None
+    keys = document.keys()
+    if keys == _HEADER_FIELDS:
+        log_size = document["log_size"]
+        log_root = document["log_root"]
+        if not (is_integer(log_size, 0, U63_MAX) and is_hash(log_root)):
+            return None
+    elif keys == _HEADER_FIELDS_FORMAT_1:
+        log_size = log_root = None
+    else:
+        return None
+    if not (
+        is_hash(document["chain_id"])
+        and is_integer(document["height"], 1, U63_MAX)
+        and is_hash(document["prev_hash"])
+        and is_integer(document["timestamp_ms"], 0, U63_MAX)
+        and is_member_id(document["proposer"])
+        and is_integer(document["view"], 0, U63_MAX)
+        and is_integer(document["tx_count"], 0, U63_MAX)
+        and is_hash(document["tx_root"])
+        and is_hash(document["state_root"])
+        and is_hash(document["members_hash"])
+    ):
+        return None
+    return built(
+        BlockHeader,
+        {
+            "chain_id": document["chain_id"],
+            "height": document["height"],
+            "prev_hash": document["prev_hash"],
+            "timestamp_ms": document["timestamp_ms"],
+            "proposer": document["proposer"],
+            "view": document["view"],
+            "tx_count": document["tx_count"],
+            "tx_root": document["tx_root"],
+            "state_root": document["state_root"],
+            "members_hash": document["members_hash"],
+            "log_size": log_size,
+            "log_root": log_root,
+        },
+    )
+
+
+def decoded_block(document: Any) -> Block | None:
+    """The block of a decoded canonical map, or None to leave it to pydantic."""
+    if type(document) is not dict or document.keys() != _BLOCK_FIELDS:
+        return None
+    header = _decoded_header(document["header"])
+    entries = document["transactions"]
+    if header is None or type(entries) is not list or header.tx_count != len(entries):
+        return None
+    transactions = []
+    for entry in entries:
+        transaction = decoded_transaction(entry)
+        if transaction is None:
+            return None
+        transactions.append(transaction)
+    return built(Block, {"header": header, "transactions": tuple(transactions)})

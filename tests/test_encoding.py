@@ -454,6 +454,56 @@ def test_unpack_rejects_unsorted_map_keys(value: dict, data: st.DataObject):
 
 
 @settings(max_examples=60)
+@given(st.dictionaries(st.text(max_size=8), scalars, min_size=2, max_size=6), st.data())
+def test_a_key_order_seen_sorted_lets_no_other_order_through(value: dict, data: st.DataObject):
+    """unpack remembers key tuples found sorted; the same keys in another order are still
+    refused, before and after the memory is full and dropped."""
+    entries = sorted((canonical(key), canonical(item)) for key, item in value.items())
+    shuffled = data.draw(st.permutations(entries), label="order")
+    assume(shuffled != entries)
+    family = length_families("map", len(entries))[0]
+    sorted_document = header(family, len(entries)) + b"".join(k + v for k, v in entries)
+    shuffled_document = header(family, len(entries)) + b"".join(k + v for k, v in shuffled)
+    assert unpack(sorted_document) == value
+    with pytest.raises(NonCanonicalError):
+        unpack(shuffled_document)
+    for index in range(encoding._SORTED_KEYS_SIZE_MAX + 1):  # fills and drops the memory
+        unpack(pack({f"k{index}": 1}))
+    assert len(encoding._SORTED_KEYS) <= encoding._SORTED_KEYS_SIZE_MAX
+    with pytest.raises(NonCanonicalError):
+        unpack(shuffled_document)
+    assert unpack(sorted_document) == value
+
+
+@settings(max_examples=300)
+@given(canonical_values())
+def test_msgspecs_encoder_writes_msgpacks_bytes(value: Any):
+    """encoding may encode with msgspec (when installed) or msgpack: the same bytes."""
+    msgspec = pytest.importorskip("msgspec")
+    value = encoding.canonical_form(value)
+    expected = msgpack.packb(value, use_bin_type=True, strict_types=True)
+    assert msgspec.msgpack.Encoder().encode(value) == expected
+    assert pack(value) == expected
+
+
+HEADER_EDGES = (
+    *(0, 127, 128, 255, 256, 2**16 - 1, 2**16, 2**32 - 1, 2**32, 2**64 - 1),
+    *(-1, -32, -33, -128, -129, -(2**15), -(2**15) - 1, -(2**31), -(2**31) - 1, -(2**63)),
+    *("", "a" * 31, "a" * 32, "a" * 255, "a" * 256, "a" * 65_536),
+    *(b"", b"a" * 255, b"a" * 256, b"a" * 65_536, [0] * 15, [0] * 16, [0] * 65_536),
+    *({str(n): n for n in range(16)}, {str(n): n for n in range(65_536)}),
+)
+
+
+@pytest.mark.parametrize("value", HEADER_EDGES)
+def test_msgspecs_encoder_writes_msgpacks_headers(value: Any):
+    msgspec = pytest.importorskip("msgspec")
+    value = encoding.canonical_form(value)
+    expected = msgpack.packb(value, use_bin_type=True, strict_types=True)
+    assert msgspec.msgpack.Encoder().encode(value) == expected == pack(value)
+
+
+@settings(max_examples=60)
 @given(st.dictionaries(map_keys, scalars, min_size=1, max_size=6), scalars, st.data())
 def test_unpack_rejects_duplicate_map_keys(value: dict, other: Any, data: st.DataObject):
     entries = sorted((canonical(key), canonical(item)) for key, item in value.items())
@@ -826,3 +876,14 @@ def test_unpack_of_a_mutated_encoding_is_canonical_or_an_encoding_error(
     elif position < len(document):
         del document[position]
     assert_decodes_canonically_or_is_refused(bytes(document))
+
+
+def test_a_map_is_checked_entry_by_entry_in_order():
+    """A float value before a bad key is refused for the float, as it always was: remembering
+    sorted key sets changed no error message."""
+    float_then_nil_key = b"\x82\xa1a\xcb" + struct.pack(">d", 1.5) + b"\xc0\x01"
+    with pytest.raises(NonCanonicalError, match="floats are not allowed"):
+        unpack(float_then_nil_key)
+    nil_key_then_float = b"\x82\xc0\x01\xa1a\xcb" + struct.pack(">d", 1.5)
+    with pytest.raises(NonCanonicalError, match="map key of type NoneType"):
+        unpack(nil_key_then_float)

@@ -47,7 +47,7 @@ from typing import Annotated, Any, Literal
 import msgpack
 from pydantic import Field
 
-from consensus.messages import BLOCKS_PER_RESPONSE_MAX, MESSAGE_TYPES, message_from_document
+from consensus.messages import BLOCKS_PER_RESPONSE_MAX, MESSAGE_TYPES, message_from_decoded
 from ledger import encoding
 from ledger.model import (
     MEMBERS_MAX,
@@ -60,6 +60,9 @@ from ledger.model import (
     ModelDecodeError,
     Signature,
     Transaction,
+    built,
+    decoded_transaction,
+    is_member_id,
 )
 
 __all__ = [
@@ -208,6 +211,42 @@ class TransactionGossip(CanonicalModel):
     ]
     sender: MemberId
 
+    @classmethod
+    def from_decoded(cls, document: Any) -> TransactionGossip:
+        """As :meth:`CanonicalModel.from_decoded`: the transactions are checked without
+        pydantic when they can be (:func:`ledger.model.decoded_transaction`)."""
+        gossip = _decoded_gossip(document)
+        return gossip if gossip is not None else cls.from_canonical(document)
+
+
+_GOSSIP_FIELDS = frozenset(TransactionGossip.model_fields)
+assert TransactionGossip.__pydantic_post_init__ is None
+assert not TransactionGossip.__private_attributes__
+
+
+def _decoded_gossip(document: Any) -> TransactionGossip | None:
+    """The gossip of a decoded canonical map, or None to leave it to pydantic."""
+    if type(document) is not dict or document.keys() != _GOSSIP_FIELDS:
+        return None
+    entries = document["transactions"]
+    if not (
+        document["kind"] == "transactions"
+        and is_member_id(document["sender"])
+        and type(entries) is list
+        and 1 <= len(entries) <= GOSSIP_TRANSACTIONS_MAX
+    ):
+        return None
+    transactions = []
+    for entry in entries:
+        transaction = decoded_transaction(entry)
+        if transaction is None:
+            return None
+        transactions.append(transaction)
+    return built(
+        TransactionGossip,
+        {"kind": "transactions", "transactions": tuple(transactions), "sender": document["sender"]},
+    )
+
 
 class CheckpointSignature(CanonicalModel):
     """A member's Ed25519 signed-note signature (64 bytes, key name = the chain's origin) of
@@ -245,10 +284,10 @@ def decode_frame(data: bytes) -> Any:
     try:
         document = encoding.unpack(data, FRAME_LIMITS)
         if isinstance(document, dict) and document.get("kind") == "transactions":
-            return TransactionGossip.from_canonical(document)
+            return TransactionGossip.from_decoded(document)
         if isinstance(document, dict) and document.get("kind") == "checkpoint_signature":
             return CheckpointSignature.from_canonical(document)
-        return message_from_document(document)
+        return message_from_decoded(document)
     except (encoding.EncodingError, ModelDecodeError) as error:
         raise FrameError(str(error)) from None
 

@@ -20,7 +20,6 @@ Commands, for the people who use them:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
 import logging
@@ -281,7 +280,7 @@ def command_node_init(arguments: argparse.Namespace) -> int:
 
 def command_node_run(arguments: argparse.Namespace) -> int:
     from ledger.store import StoreError
-    from node.tools.launch import StartupError, damaged_store_message, run_node
+    from node.tools.launch import StartupError, damaged_store_message, run_node_until_stopped
 
     config = _config(arguments)
     logging.basicConfig(
@@ -289,7 +288,7 @@ def command_node_run(arguments: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        asyncio.run(run_node(config))
+        run_node_until_stopped(config)
     except StartupError as error:
         raise CommandError(str(error)) from None
     except StoreError as error:

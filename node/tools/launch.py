@@ -4,7 +4,8 @@
 replica, transport) and refuses to start, with a clear message, when something does not fit:
 no chain database, a genesis file that is not the chain's, a member id that is not in the
 member set, a key that is not the member's, a contract missing or in another version.
-:func:`run_node` adds the HTTP API and runs until SIGINT/SIGTERM.
+:func:`run_node` adds the HTTP API and runs until SIGINT/SIGTERM, on the event loop that
+:func:`event_loop_factory` chooses (asyncio's own unless ``SCEAU_EVENT_LOOP=uvloop``).
 
 Both listening ports go through a :class:`~node.runtime.connections.ConnectionGuard` (caps on open
 connections, per source address too, a deadline and a byte budget for the request headers,
@@ -19,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import signal
 import ssl
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,13 +44,17 @@ if TYPE_CHECKING:  # imported where used: aiohttp is not loaded for commands tha
     from node.runtime.transport import TransportConfig
 
 __all__ = [
+    "EVENT_LOOPS",
+    "EVENT_LOOP_VARIABLE",
     "StartupError",
     "build_node",
     "build_observer",
     "damaged_store_message",
+    "event_loop_factory",
     "initialise_data_dir",
     "read_genesis",
     "run_node",
+    "run_node_until_stopped",
 ]
 
 log = logging.getLogger("sceau.node")
@@ -327,6 +334,56 @@ def build_observer(config: NodeConfig) -> ObserverNode:
         raise
 
 
+EVENT_LOOP_VARIABLE = "SCEAU_EVENT_LOOP"
+EVENT_LOOPS = ("asyncio", "uvloop")
+"""The event loops a node can run on: Python's own (the default), or uvloop when installed
+(``pip install 'sceau[uvloop]'``) and chosen with ``SCEAU_EVENT_LOOP=uvloop``.
+
+uvloop is not the default: when ``accept()`` fails (out of file descriptors), uvloop closes the
+listening socket for good and reports nothing, where asyncio pauses, retries and lets
+:func:`~node.runtime.connections.install_accept_error_handler` count the failures
+(docs/security-outsider.md). A node on uvloop trades that for a cheaper loop."""
+
+
+def event_loop_factory(
+    environment: Mapping[str, str] | None = None,
+) -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The name and the factory of the event loop that ``SCEAU_EVENT_LOOP`` chooses.
+
+    Raises StartupError for a name that is not in :data:`EVENT_LOOPS`; uvloop chosen but not
+    installed falls back to asyncio's loop, with a warning.
+    """
+    environment = os.environ if environment is None else environment
+    choice = environment.get(EVENT_LOOP_VARIABLE, "asyncio").strip() or "asyncio"
+    if choice not in EVENT_LOOPS:
+        raise StartupError(
+            f"{EVENT_LOOP_VARIABLE}={choice!r}: the event loop is one of {', '.join(EVENT_LOOPS)}"
+        )
+    if choice == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.warning(
+                "%s=uvloop but uvloop is not installed: the standard event loop runs",
+                EVENT_LOOP_VARIABLE,
+            )
+        else:
+            return "uvloop", uvloop.new_event_loop
+    return "asyncio", asyncio.new_event_loop
+
+
+def run_node_until_stopped(config: NodeConfig) -> None:
+    """Run :func:`run_node` on the event loop that :func:`event_loop_factory` chooses."""
+    _, factory = event_loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(run_node(config))
+
+
+def running_event_loop_name() -> str:
+    """``uvloop`` or ``asyncio``: the module of the running loop, as the startup log says it."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
+
+
 async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) -> None:
     """Run a node and its API until SIGINT or SIGTERM."""
     from aiohttp import web
@@ -379,10 +436,11 @@ async def run_node(config: NodeConfig, *, ready: asyncio.Event | None = None) ->
         )
         await site.start()
         log.info(
-            "%s running: height %d, API on %s",
+            "%s running: height %d, API on %s, event loop %s",
             role,
             node.store.height,
             config.api_listen,
+            running_event_loop_name(),
         )
         if ready is not None:
             ready.set()

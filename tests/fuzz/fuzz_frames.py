@@ -13,7 +13,8 @@ Usage::
     as a forged frame must raise ``BadFrame``), then through :func:`node.runtime.wire.decode_frame`,
     which may only raise :class:`~node.runtime.wire.FrameError`. A frame that decodes must
     re-encode to exactly its own bytes: one message, one byte form, so nothing unsigned slips
-    through.
+    through. And pydantic alone (the path of anything the direct field check does not take)
+    must give the same message, or refuse with the same message.
 ``replica``
     The bytes are a script (see :mod:`fuzz_support`): a starting point, then up to twelve
     frames that a fresh :class:`~consensus.replica.Replica` of a four-member consortium
@@ -37,6 +38,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import atheris
 
@@ -46,9 +48,18 @@ import atheris
 with atheris.instrument_imports(include=["ledger", "consensus", "node"]):
     import fuzz_support
 
+    from consensus.messages import message_from_document
     from ledger import encoding
+    from ledger.model import ModelDecodeError
     from node.runtime.transport import SESSION_KEY_BYTES, BadFrame, FrameOpener, FrameSealer
-    from node.runtime.wire import FRAME_LIMITS, FrameError, decode_frame, encode_frame
+    from node.runtime.wire import (
+        FRAME_LIMITS,
+        CheckpointSignature,
+        FrameError,
+        TransactionGossip,
+        decode_frame,
+        encode_frame,
+    )
 
 SESSION_KEY = bytes(range(SESSION_KEY_BYTES))
 FRAME_BYTES_MAX = FRAME_LIMITS.total_bytes_max
@@ -70,9 +81,26 @@ def fuzz_decode(data: bytes) -> None:
         raise AssertionError("unsealed bytes were accepted as an authenticated frame")
     try:
         message = decode_frame(data)
-    except FrameError:
+    except FrameError as error:
+        assert decoded_by_pydantic(data) == ("refused", str(error)), "the two paths differ"
         return
     assert encode_frame(message) == data, "a frame decoded to a message with other bytes"
+    assert decoded_by_pydantic(data) == ("accepted", message), "the two paths differ"
+
+
+def decoded_by_pydantic(data: bytes) -> tuple[str, Any]:
+    """What pydantic alone makes of a frame (decode_frame builds the messages that carry blocks
+    or transactions by a direct field check): the same message, or the same refusal."""
+    try:
+        document = encoding.unpack(data, FRAME_LIMITS)
+        kind = document.get("kind") if isinstance(document, dict) else None
+        if kind == "transactions":
+            return ("accepted", TransactionGossip.from_canonical(document))
+        if kind == "checkpoint_signature":
+            return ("accepted", CheckpointSignature.from_canonical(document))
+        return ("accepted", message_from_document(document))
+    except (encoding.EncodingError, ModelDecodeError) as error:
+        return ("refused", str(error))
 
 
 # --- target: unpack ---------------------------------------------------------------------------
