@@ -110,6 +110,9 @@ INTERNAL_NODE_TAG = _INTERNAL_TAG
 """First byte of an internal node's record, ``0x01 || left || right`` (for tree walkers)."""
 _LEAF_RECORD_BYTES_MIN = 1 + HASH_BYTES
 _INTERNAL_RECORD_BYTES = 1 + 2 * HASH_BYTES
+_LEAF_VALUE_BYTES_REMEMBERED_MAX = 1024
+"""Larger leaves (a member set, a big record) are not kept in memory: read when needed."""
+_LEAF_RECORD_BYTES_REMEMBERED_MAX = _LEAF_RECORD_BYTES_MIN + _LEAF_VALUE_BYTES_REMEMBERED_MAX
 _CANONICAL_FIELDS = frozenset({"siblings", "other_key_path", "other_value_hash"})
 
 
@@ -234,6 +237,13 @@ class _Internal:
 
 def _leaf_record(path: bytes, value: bytes) -> bytes:
     return _LEAF_TAG + path + value
+
+
+def _decode_made(record: bytes) -> _Leaf | _Internal:
+    """Decode a record this process built (a tree update's): no check against its hash."""
+    if record[:1] == _INTERNAL_TAG:
+        return _Internal(record[1:33], record[33:65])
+    return _Leaf(record[1:_LEAF_RECORD_BYTES_MIN], record[_LEAF_RECORD_BYTES_MIN:])
 
 
 def _decode_record(hash_of_node: bytes, record: bytes | None) -> _Leaf | _Internal:
@@ -366,8 +376,39 @@ class SparseMerkleTree:
     ``StateCorruptionError`` when a node they need is missing or damaged.
     """
 
-    def __init__(self, nodes: NodeReader) -> None:
+    def __init__(self, nodes: NodeReader, *, nodes_remembered_max: int = 0) -> None:
+        """``nodes_remembered_max`` above 0 keeps up to that many nodes in memory (see
+        :meth:`remember`), so that the next blocks' updates, which walk the same top of the
+        tree, neither read nor check them again."""
         self._nodes = nodes
+        self._generation_max = nodes_remembered_max // 2
+        # Hash -> decoded node, or the record of a node this tree made (decoded when read).
+        self._recent: dict[bytes, _Leaf | _Internal | bytes] = {}
+        self._older: dict[bytes, _Leaf | _Internal | bytes] = {}
+
+    def remember(self, new_nodes: Mapping[bytes, bytes]) -> None:
+        """Keep the nodes of an update that was just stored (a :class:`StateUpdate`'s
+        ``new_nodes``): the next update reads most of the top ones again.
+
+        Only records this tree built go here: they are not checked against their hashes when
+        read (a hash names one record). Nothing is kept unless the tree was made with
+        ``nodes_remembered_max``; large leaves are not kept.
+        """
+        if self._generation_max:
+            self._recent.update(
+                (hash_of_node, record)
+                for hash_of_node, record in new_nodes.items()
+                if len(record) <= _LEAF_RECORD_BYTES_REMEMBERED_MAX
+            )
+            if len(self._recent) >= self._generation_max:
+                self._older, self._recent = self._recent, {}
+
+    def _keep(self, hash_of_node: bytes, node: _Leaf | _Internal) -> None:
+        """Two generations: when the recent one is full it becomes the older one, and the
+        older one is dropped; a node read from the older one moves back to the recent one."""
+        self._recent[hash_of_node] = node
+        if len(self._recent) >= self._generation_max:
+            self._older, self._recent = self._recent, {}
 
     def get(self, root: bytes, key: bytes) -> bytes | None:
         """Return the value of ``key`` in the state ``root``, or ``None`` if it has none.
@@ -422,7 +463,7 @@ class SparseMerkleTree:
             current, depth, prefix = pending.pop()
             if current == EMPTY_ROOT:
                 continue
-            node = self._read(current)
+            node = self._read_stored(current)
             if isinstance(node, _Leaf):
                 _check_leaf_position(current, node, prefix, depth)
                 yield node.path, node.value
@@ -436,6 +477,23 @@ class SparseMerkleTree:
     # --- reading ----------------------------------------------------------------------------
 
     def _read(self, hash_of_node: bytes) -> _Leaf | _Internal:
+        """The node, from memory if it is remembered, else read from the store and checked."""
+        node = self._recent.get(hash_of_node)
+        if node is None:
+            node = self._older.get(hash_of_node)
+            if node is None:
+                node = self._read_stored(hash_of_node)
+                if isinstance(node, _Leaf) and len(node.value) > _LEAF_VALUE_BYTES_REMEMBERED_MAX:
+                    return node
+            if self._generation_max:
+                self._keep(hash_of_node, node)
+        if type(node) is bytes:  # made by this tree: decoded once, not checked
+            node = _decode_made(node)
+            self._recent[hash_of_node] = node
+        return node  # type: ignore[return-value]
+
+    def _read_stored(self, hash_of_node: bytes) -> _Leaf | _Internal:
+        """The node as stored, checked against its hash (never from memory)."""
         return _decode_record(hash_of_node, self._nodes.get_node(hash_of_node))
 
     def _walk(self, root: bytes, path: bytes) -> tuple[list[bytes], _Leaf | None]:
