@@ -703,3 +703,60 @@ def test_single_key_updates_in_a_large_tree_touch_logarithmically_many_nodes():
     update = tree.update(root, batch)
     assert counting.reads <= len(batch) * nodes_max
     assert len(update.new_nodes) <= len(batch) * nodes_max
+
+
+# --- remembered nodes -------------------------------------------------------------------------
+
+
+def test_a_tree_that_remembers_nodes_gives_the_same_roots_and_reads_its_own_nodes_from_memory():
+    """Block after block, a tree keeping the nodes it made gives the roots and proofs of the
+    naive reference and reads none of them back (a small memory forgets some: same roots);
+    a node read from the store is still checked, and ``leaves`` always reads the store."""
+    store = MemoryNodeStore()
+    counting = CountingReader(store)
+    remembering = SparseMerkleTree(counting, nodes_remembered_max=10_000)
+    small = SparseMerkleTree(store, nodes_remembered_max=16)
+    plain = SparseMerkleTree(store)
+    contents: dict[bytes, bytes] = {}
+    root = EMPTY_ROOT
+    for block in range(12):
+        changes: dict[bytes, bytes | None] = {b"act/%d/%d" % (block, n): b"v" for n in range(9)}
+        if block:
+            changes[b"act/%d/0" % (block - 1)] = None
+            changes[b"act/%d/1" % (block - 1)] = b"withdrawn"
+        counting.reads = 0
+        update = remembering.update(root, changes)
+        assert counting.reads == 0, "every node of this tree was made and remembered by it"
+        assert update == plain.update(root, changes) == small.update(root, changes)
+        store.put_nodes(update.new_nodes)
+        remembering.remember(update.new_nodes)
+        small.remember(update.new_nodes)
+        for key, value in changes.items():
+            if value is None:
+                contents.pop(key, None)
+            else:
+                contents[key] = value
+        root = update.root
+        assert root == reference_root(contents)
+        for key in (b"act/%d/3" % block, b"act/absent"):
+            assert remembering.prove(root, key) == plain.prove(root, key) == small.prove(root, key)
+            assert remembering.get(root, key) == plain.get(root, key) == small.get(root, key)
+    counting.reads = 0
+    assert dict(remembering.leaves(root)) == dict(plain.leaves(root))
+    assert counting.reads >= len(contents), "an integrity walk reads every node from the store"
+    record = store._records[root]
+    damaged = SparseMerkleTree(
+        ReplacingReader(store, {root: record[:-1] + bytes([record[-1] ^ 1])}),
+        nodes_remembered_max=64,
+    )
+    with pytest.raises(StateCorruptionError):
+        damaged.get(root, b"act/0/3")
+
+
+def test_a_tree_without_memory_keeps_nothing():
+    store, tree = new_tree()
+    update = tree.update(EMPTY_ROOT, {b"a": b"1", b"b": b"2"})
+    tree.remember(update.new_nodes)
+    store.put_nodes(update.new_nodes)
+    tree.get(update.root, b"a")
+    assert tree._recent == {} and tree._older == {}
