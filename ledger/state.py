@@ -452,8 +452,11 @@ class SparseMerkleTree:
         for earlier, later in itertools.pairwise(sorted_changes):
             assert earlier[0] != later[0], "two keys with one key path: SHA-256 collision"
         new_nodes: dict[bytes, bytes] = {}
+        # The paths as integers too: the descent splits each run of changes with one shift
+        # and one bisection (big-endian paths of one length sort as their integers do).
+        numbers = [int.from_bytes(path) for path, _ in sorted_changes]
         new_root, _ = self._update_subtree(
-            root, 0, sorted_changes, 0, len(sorted_changes), new_nodes
+            root, 0, sorted_changes, numbers, 0, len(sorted_changes), new_nodes
         )
         return StateUpdate(root=new_root, new_nodes=new_nodes)
 
@@ -541,11 +544,13 @@ class SparseMerkleTree:
         subtree: bytes,
         depth: int,
         changes: list[_Change],
+        numbers: list[int],
         low: int,
         high: int,
         new_nodes: dict[bytes, bytes],
     ) -> tuple[bytes, _Kind | None]:
-        """Apply ``changes[low:high]``, all within the subtree at ``depth``, to ``subtree``.
+        """Apply ``changes[low:high]``, all within the subtree at ``depth``, to ``subtree``
+        (``numbers`` are the changes' paths as integers).
 
         Returns the new subtree hash and its kind, or ``None`` as the kind when no change
         falls in the subtree: it is then kept by hash and never read.
@@ -563,12 +568,13 @@ class SparseMerkleTree:
             return _update_leaf(subtree, node, depth, changes[low:high], new_nodes)
         if depth == KEY_PATH_BITS:
             raise StateCorruptionError(subtree, "internal node below the last key bit")
-        split = bisect.bisect_left(
-            changes, _right_half_start(changes[low][0], depth), low, high, key=itemgetter(0)
+        shift = KEY_PATH_BITS - 1 - depth  # as _right_half_start, on the integers
+        split = bisect.bisect_left(numbers, (numbers[low] >> shift | 1) << shift, low, high)
+        left, left_kind = self._update_subtree(
+            node.left, depth + 1, changes, numbers, low, split, new_nodes
         )
-        left, left_kind = self._update_subtree(node.left, depth + 1, changes, low, split, new_nodes)
         right, right_kind = self._update_subtree(
-            node.right, depth + 1, changes, split, high, new_nodes
+            node.right, depth + 1, changes, numbers, split, high, new_nodes
         )
         if left == node.left and right == node.right:
             return subtree, _Kind.INTERNAL
