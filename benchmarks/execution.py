@@ -18,7 +18,8 @@ members in turn, half by distinct issuers) goes through what a node does with it
 * ``admit``: ``Engine.check`` of each transaction (the mempool's door verifies its
   signature; ``crypto``'s cache of verified signatures is emptied first, as for transactions
   this node has never seen): the one signature check each node must make;
-* ``build``: ``Engine.build_proposal`` (the primary), signatures already verified;
+* ``build``: ``Engine.build_proposal`` (the primary), signatures already verified, with the
+  directory kept from the previous height as a node keeps it (``keep_reads_of``);
 * ``validate``: ``Engine.process_proposal`` of the same block decoded from its bytes, on a
   second store holding the same chain (a replica gets the block from the wire and has not
   built it; decoding is not timed), signatures already verified;
@@ -56,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import library_versions, load_average_1m, machine_info
 
 from contracts.engine import Engine, ExecutionResult, ProposalLimits
-from contracts.membership import ISSUERS_PER_ADMISSION_MAX
+from contracts.membership import ISSUERS_PER_ADMISSION_MAX, Directory
 from contracts.registry import contract_refs, load_contracts
 from ledger import crypto
 from ledger.devchain import LocalConsortium
@@ -100,6 +101,7 @@ class Chain:
         self.replica = ChainStore.create(path / "replica", self.genesis, genesis_state)
         """The same chain in a second store: a replica validates a block it did not build."""
         self.nonces = itertools.count()
+        self.directories: dict[Path, Directory] = {}
         self.acts = itertools.count()
 
     def transaction(
@@ -134,6 +136,17 @@ class Chain:
             members_hash=result.members_hash,
             **result.header_log_fields(),
         )
+
+    def directory(self, store: ChainStore) -> Directory:
+        """The directory in force on ``store``, keeping what the one of the previous height
+        read of issuers and keys, as a node does after a block that changed no membership
+        (``ChainApplication._refresh_directory``; the blocks timed here are acts only)."""
+        directory = self.engine.directory(store)
+        previous = self.directories.get(store.path)
+        if previous is not None and previous.members == directory.members:
+            directory.keep_reads_of(previous)
+        self.directories[store.path] = directory
+        return directory
 
     def timestamp_ms(self, height: int) -> int:
         return self.genesis.created_at_ms + height * BLOCK_INTERVAL_MS
@@ -239,7 +252,7 @@ def one_round(chain: Chain, issuers: Sequence[IssuerIdentity], size: int) -> dic
     transactions = chain.anchors(issuers, size)
     for transaction in transactions:  # as they arrive: decoded, id and bytes computed
         transaction.tx_id  # noqa: B018
-    directory = engine.directory(store)  # a node keeps it from one commit to the next
+    directory = chain.directory(store)
     height = store.height + 1
     clear_signature_caches()
     admit_ns, _ = cpu_ns(lambda: [engine.check(transaction) for transaction in transactions])
@@ -265,7 +278,7 @@ def one_round(chain: Chain, issuers: Sequence[IssuerIdentity], size: int) -> dic
     for transaction in received.transactions:  # the replica admitted them from gossip
         transaction.tx_id  # noqa: B018
     replica = chain.replica
-    replica_directory = engine.directory(replica)
+    replica_directory = chain.directory(replica)
     validate_ns, validated = cpu_ns(
         lambda: engine.process_proposal(replica, received, replica_directory)
     )
