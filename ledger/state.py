@@ -578,6 +578,8 @@ class SparseMerkleTree:
         )
         if left == node.left and right == node.right:
             return subtree, _Kind.INTERNAL
+        if left != EMPTY_ROOT and right != EMPTY_ROOT:  # the usual case, no compression
+            return _internal(left, right, new_nodes), _Kind.INTERNAL
         return self._join(left, left_kind, right, right_kind, new_nodes)
 
     def _join(
