@@ -112,7 +112,8 @@ _LEAF_RECORD_BYTES_MIN = 1 + HASH_BYTES
 _INTERNAL_RECORD_BYTES = 1 + 2 * HASH_BYTES
 _LEAF_VALUE_BYTES_REMEMBERED_MAX = 1024
 """Larger leaves (a member set, a big record) are not kept in memory: read when needed."""
-_LEAF_RECORD_BYTES_REMEMBERED_MAX = _LEAF_RECORD_BYTES_MIN + _LEAF_VALUE_BYTES_REMEMBERED_MAX
+UPDATES_REMEMBERED = 8
+"""The stored updates whose records a remembering tree holds (:meth:`SparseMerkleTree.remember`)."""
 _CANONICAL_FIELDS = frozenset({"siblings", "other_key_path", "other_value_hash"})
 
 
@@ -377,36 +378,27 @@ class SparseMerkleTree:
     """
 
     def __init__(self, nodes: NodeReader, *, nodes_remembered_max: int = 0) -> None:
-        """``nodes_remembered_max`` above 0 keeps up to that many nodes in memory (see
-        :meth:`remember`), so that the next blocks' updates, which walk the same top of the
-        tree, neither read nor check them again."""
+        """``nodes_remembered_max`` above 0 keeps up to that many decoded nodes in memory,
+        and the records of the last updates stored (:meth:`remember`), so that the next
+        blocks' updates, which walk the same top of the tree, neither read nor check them
+        again."""
         self._nodes = nodes
         self._generation_max = nodes_remembered_max // 2
-        # Hash -> decoded node, or the record of a node this tree made (decoded when read).
-        self._recent: dict[bytes, _Leaf | _Internal | bytes] = {}
-        self._older: dict[bytes, _Leaf | _Internal | bytes] = {}
+        self._recent: dict[bytes, _Leaf | _Internal] = {}
+        self._older: dict[bytes, _Leaf | _Internal] = {}
+        self._made: tuple[Mapping[bytes, bytes], ...] = ()
 
     def remember(self, new_nodes: Mapping[bytes, bytes]) -> None:
-        """Keep the nodes of an update that was just stored (a :class:`StateUpdate`'s
-        ``new_nodes``): the next update reads most of the top ones again.
+        """Keep the records of an update that was just stored (a :class:`StateUpdate`'s
+        ``new_nodes``, held as it is: no copy): the next update reads the top ones again.
 
-        Only records this tree built go here: they are not checked against their hashes when
-        read (a hash names one record). Nothing is kept unless the tree was made with
-        ``nodes_remembered_max``; large leaves are not kept (an update whose records average
-        at most two inner nodes' bytes is kept whole: its memory stays bounded all the same).
+        The last :data:`UPDATES_REMEMBERED` updates are kept; a node read from them is decoded
+        then kept like one read from the store. Only records this tree built go here: they
+        are not checked against their hashes (a hash names one record). Nothing is kept
+        unless the tree was made with ``nodes_remembered_max``.
         """
         if self._generation_max:
-            if sum(map(len, new_nodes.values())) <= len(new_nodes) * _INTERNAL_RECORD_BYTES * 2:
-                # The usual update (inner nodes, small leaves): taken whole, at C speed.
-                self._recent.update(new_nodes)
-            else:
-                self._recent.update(
-                    (hash_of_node, record)
-                    for hash_of_node, record in new_nodes.items()
-                    if len(record) <= _LEAF_RECORD_BYTES_REMEMBERED_MAX
-                )
-            if len(self._recent) >= self._generation_max:
-                self._older, self._recent = self._recent, {}
+            self._made = (new_nodes, *self._made[: UPDATES_REMEMBERED - 1])
 
     def _keep(self, hash_of_node: bytes, node: _Leaf | _Internal) -> None:
         """Two generations: when the recent one is full it becomes the older one, and the
@@ -487,18 +479,22 @@ class SparseMerkleTree:
     def _read(self, hash_of_node: bytes) -> _Leaf | _Internal:
         """The node, from memory if it is remembered, else read from the store and checked."""
         node = self._recent.get(hash_of_node)
+        if node is not None:
+            return node
+        node = self._older.get(hash_of_node)
         if node is None:
-            node = self._older.get(hash_of_node)
-            if node is None:
+            for made in self._made:
+                record = made.get(hash_of_node)
+                if record is not None:  # made by this tree: decoded, not checked
+                    node = _decode_made(record)
+                    break
+            else:
                 node = self._read_stored(hash_of_node)
-                if isinstance(node, _Leaf) and len(node.value) > _LEAF_VALUE_BYTES_REMEMBERED_MAX:
-                    return node
-            if self._generation_max:
-                self._keep(hash_of_node, node)
-        if type(node) is bytes:  # made by this tree: decoded once, not checked
-            node = _decode_made(node)
-            self._recent[hash_of_node] = node
-        return node  # type: ignore[return-value]
+            if isinstance(node, _Leaf) and len(node.value) > _LEAF_VALUE_BYTES_REMEMBERED_MAX:
+                return node
+        if self._generation_max:
+            self._keep(hash_of_node, node)
+        return node
 
     def _read_stored(self, hash_of_node: bytes) -> _Leaf | _Internal:
         """The node as stored, checked against its hash (never from memory)."""

@@ -82,8 +82,10 @@ __all__ = [
 
 RECENT_BLOCKS_CHECKED = 4096
 STATE_NODES_REMEMBERED = 65_536
-"""State tree nodes kept decoded in memory (about 20 MB): the top of the tree, which every
-block's update walks and rewrites, is then neither read from LevelDB nor checked again."""
+"""State tree nodes kept decoded in memory (about 20 MB), besides the records of the last
+blocks' updates (``ledger.state.UPDATES_REMEMBERED``, a few MB each at 300 anchors a block): the
+top of the tree, which every block's update walks and rewrites, is then neither read from
+LevelDB nor checked again."""
 RECENT_BYTES_CHECKED = 32 * 1024 * 1024
 """Opening checks that the heights below the tip have their block and certificate, down to
 4,096 heights or 32 MiB of block records, whichever comes first.
