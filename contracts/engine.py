@@ -89,6 +89,8 @@ class CommittedState(Protocol):
 
     def log_frontier(self) -> tlog.LogFrontier: ...
 
+    def preview_log(self, leaves: Sequence[bytes]) -> tlog.LogFrontier: ...
+
 
 class InvalidProposalError(Exception):
     """A proposed block that a correct replica must refuse; the message says why."""
@@ -149,6 +151,10 @@ class _Run:
     results: list[Any] = field(default_factory=list)
     rejected: list[tuple[Transaction, Rejection]] = field(default_factory=list)
     seen: set[bytes] = field(default_factory=set)
+    contexts: dict[bytes, BlockContext] = field(default_factory=dict)
+    """The block's context with each signer's delegations, made once per signer: the
+    directory is the block's, so a signer's delegations are the same for all its
+    transactions."""
 
     def accept(self, transaction: Transaction, result: Any) -> None:
         self.accepted.append(transaction)
@@ -467,7 +473,7 @@ class Engine:
                     parameters=block.parameters,
                     check=self.check,
                 )
-                result = self._apply(transaction, run.overlay, block, directory)
+                result = self._apply(transaction, run, block)
             except Rejection as rejection:
                 run.reject(transaction, rejection)
                 continue
@@ -498,7 +504,7 @@ class Engine:
         leaves = [transaction.encoded for transaction in run.accepted]
         if tx_root is None:
             tx_root = merkle.root(leaves)
-        log = state.log_frontier().extended(merkle.leaf_hash(leaf) for leaf in leaves)
+        log = state.preview_log(leaves)  # the store's append reuses these hashes
         return ExecutionResult(
             accepted=tuple(run.accepted),
             results=tuple(run.results),
@@ -512,18 +518,16 @@ class Engine:
             log_root=log.root,
         )
 
-    def _apply(
-        self,
-        transaction: Transaction,
-        block_overlay: _Overlay,
-        block: BlockContext,
-        directory: Directory,
-    ) -> Any:
+    def _apply(self, transaction: Transaction, run: _Run, block: BlockContext) -> Any:
         """Apply an admitted transaction on its own overlay; keep its writes if it returns."""
         contract = self.contracts[transaction.contract]
-        context = dataclasses.replace(
-            block, signer_delegations=directory.delegations_for(transaction.signer)
-        )
+        block_overlay = run.overlay
+        context = run.contexts.get(transaction.signer)
+        if context is None:
+            context = dataclasses.replace(
+                block, signer_delegations=run.directory.delegations_for(transaction.signer)
+            )
+            run.contexts[transaction.signer] = context
         transaction_overlay = _Overlay(block_overlay)
         try:
             # The contract gets its own copy of the arguments: whatever it does to them,
@@ -570,3 +574,6 @@ class _EmptyState:
 
     def log_frontier(self) -> tlog.LogFrontier:
         return tlog.EMPTY_FRONTIER
+
+    def preview_log(self, leaves: Sequence[bytes]) -> tlog.LogFrontier:
+        return tlog.EMPTY_FRONTIER.extended(merkle.leaf_hash(leaf) for leaf in leaves)

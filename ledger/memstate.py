@@ -31,7 +31,7 @@ the nodes reachable from the latest root: memory in proportion to the state, sam
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from ledger import tlog
 from ledger.merkle import leaf_hash
@@ -113,6 +113,7 @@ class MemoryState:
         self.state_root = EMPTY_ROOT
         self.height = 0
         self._log = tlog.EMPTY_FRONTIER
+        self._log_preview: tuple[tlog.LogFrontier, list[bytes], tlog.LogFrontier] | None = None
         if initial_state:
             self._apply(initial_state, self._tree.update(EMPTY_ROOT, initial_state))
 
@@ -135,8 +136,10 @@ class MemoryState:
 
     def preview_state_root(self, state_writes: Mapping[bytes, bytes | None]) -> bytes:
         """The root ``state_writes`` would give; the update is kept for :meth:`commit`."""
-        update = self._tree.update(self.state_root, state_writes)
-        self._previews.remember(self.state_root, state_writes, update)
+        update = self._previews.find(self.state_root, state_writes)
+        if update is None:  # not already previewed (a primary's block, validated again)
+            update = self._tree.update(self.state_root, state_writes)
+            self._previews.remember(self.state_root, state_writes, update)
         return update.root
 
     def transaction_location(self, tx_id: bytes) -> tuple[int, int] | None:
@@ -145,6 +148,12 @@ class MemoryState:
     def log_frontier(self) -> tlog.LogFrontier:
         """The frontier of the log of every act (ledger.tlog) after the committed blocks."""
         return self._log
+
+    def preview_log(self, leaves: Sequence[bytes]) -> tlog.LogFrontier:
+        """The log's frontier after ``leaves``; kept for :meth:`commit` (hashed once)."""
+        after = self._log.extended(leaf_hash(leaf) for leaf in leaves)
+        self._log_preview = (self._log, list(leaves), after)
+        return after
 
     def state_prove(self, key: bytes) -> StateProof:
         return self._tree.prove(self.state_root, key)
@@ -160,7 +169,13 @@ class MemoryState:
 
         ``log_leaves`` are the block's transactions' canonical bytes, appended to the log (a
         caller that never asks for the log may leave it out)."""
-        self._log = self._log.extended(leaf_hash(leaf) for leaf in log_leaves)
+        leaves = list(log_leaves)
+        preview = self._log_preview
+        if preview is not None and preview[0] == self._log and preview[1] == leaves:
+            self._log = preview[2]
+        else:
+            self._log = self._log.extended(leaf_hash(leaf) for leaf in leaves)
+        self._log_preview = None
         update = self._previews.find(self.state_root, state_writes)
         if update is None:
             update = self._tree.update(self.state_root, state_writes)

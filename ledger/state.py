@@ -110,6 +110,10 @@ INTERNAL_NODE_TAG = _INTERNAL_TAG
 """First byte of an internal node's record, ``0x01 || left || right`` (for tree walkers)."""
 _LEAF_RECORD_BYTES_MIN = 1 + HASH_BYTES
 _INTERNAL_RECORD_BYTES = 1 + 2 * HASH_BYTES
+_LEAF_VALUE_BYTES_REMEMBERED_MAX = 1024
+"""Larger leaves (a member set, a big record) are not kept in memory: read when needed."""
+UPDATES_REMEMBERED = 8
+"""The stored updates whose records a remembering tree holds (:meth:`SparseMerkleTree.remember`)."""
 _CANONICAL_FIELDS = frozenset({"siblings", "other_key_path", "other_value_hash"})
 
 
@@ -234,6 +238,13 @@ class _Internal:
 
 def _leaf_record(path: bytes, value: bytes) -> bytes:
     return _LEAF_TAG + path + value
+
+
+def _decode_made(record: bytes) -> _Leaf | _Internal:
+    """Decode a record this process built (a tree update's): no check against its hash."""
+    if record[:1] == _INTERNAL_TAG:
+        return _Internal(record[1:33], record[33:65])
+    return _Leaf(record[1:_LEAF_RECORD_BYTES_MIN], record[_LEAF_RECORD_BYTES_MIN:])
 
 
 def _decode_record(hash_of_node: bytes, record: bytes | None) -> _Leaf | _Internal:
@@ -366,8 +377,35 @@ class SparseMerkleTree:
     ``StateCorruptionError`` when a node they need is missing or damaged.
     """
 
-    def __init__(self, nodes: NodeReader) -> None:
+    def __init__(self, nodes: NodeReader, *, nodes_remembered_max: int = 0) -> None:
+        """``nodes_remembered_max`` above 0 keeps up to that many decoded nodes in memory,
+        and the records of the last updates stored (:meth:`remember`), so that the next
+        blocks' updates, which walk the same top of the tree, neither read nor check them
+        again."""
         self._nodes = nodes
+        self._generation_max = nodes_remembered_max // 2
+        self._recent: dict[bytes, _Leaf | _Internal] = {}
+        self._older: dict[bytes, _Leaf | _Internal] = {}
+        self._made: tuple[Mapping[bytes, bytes], ...] = ()
+
+    def remember(self, new_nodes: Mapping[bytes, bytes]) -> None:
+        """Keep the records of an update that was just stored (a :class:`StateUpdate`'s
+        ``new_nodes``, held as it is: no copy): the next update reads the top ones again.
+
+        The last :data:`UPDATES_REMEMBERED` updates are kept; a node read from them is decoded
+        then kept like one read from the store. Only records this tree built go here: they
+        are not checked against their hashes (a hash names one record). Nothing is kept
+        unless the tree was made with ``nodes_remembered_max``.
+        """
+        if self._generation_max:
+            self._made = (new_nodes, *self._made[: UPDATES_REMEMBERED - 1])
+
+    def _keep(self, hash_of_node: bytes, node: _Leaf | _Internal) -> None:
+        """Two generations: when the recent one is full it becomes the older one, and the
+        older one is dropped; a node read from the older one moves back to the recent one."""
+        self._recent[hash_of_node] = node
+        if len(self._recent) >= self._generation_max:
+            self._older, self._recent = self._recent, {}
 
     def get(self, root: bytes, key: bytes) -> bytes | None:
         """Return the value of ``key`` in the state ``root``, or ``None`` if it has none.
@@ -406,8 +444,11 @@ class SparseMerkleTree:
         for earlier, later in itertools.pairwise(sorted_changes):
             assert earlier[0] != later[0], "two keys with one key path: SHA-256 collision"
         new_nodes: dict[bytes, bytes] = {}
+        # The paths as integers too: the descent splits each run of changes with one shift
+        # and one bisection (big-endian paths of one length sort as their integers do).
+        numbers = [int.from_bytes(path) for path, _ in sorted_changes]
         new_root, _ = self._update_subtree(
-            root, 0, sorted_changes, 0, len(sorted_changes), new_nodes
+            root, 0, sorted_changes, numbers, 0, len(sorted_changes), new_nodes
         )
         return StateUpdate(root=new_root, new_nodes=new_nodes)
 
@@ -422,7 +463,7 @@ class SparseMerkleTree:
             current, depth, prefix = pending.pop()
             if current == EMPTY_ROOT:
                 continue
-            node = self._read(current)
+            node = self._read_stored(current)
             if isinstance(node, _Leaf):
                 _check_leaf_position(current, node, prefix, depth)
                 yield node.path, node.value
@@ -436,6 +477,27 @@ class SparseMerkleTree:
     # --- reading ----------------------------------------------------------------------------
 
     def _read(self, hash_of_node: bytes) -> _Leaf | _Internal:
+        """The node, from memory if it is remembered, else read from the store and checked."""
+        node = self._recent.get(hash_of_node)
+        if node is not None:
+            return node
+        node = self._older.get(hash_of_node)
+        if node is None:
+            for made in self._made:
+                record = made.get(hash_of_node)
+                if record is not None:  # made by this tree: decoded, not checked
+                    node = _decode_made(record)
+                    break
+            else:
+                node = self._read_stored(hash_of_node)
+            if isinstance(node, _Leaf) and len(node.value) > _LEAF_VALUE_BYTES_REMEMBERED_MAX:
+                return node
+        if self._generation_max:
+            self._keep(hash_of_node, node)
+        return node
+
+    def _read_stored(self, hash_of_node: bytes) -> _Leaf | _Internal:
+        """The node as stored, checked against its hash (never from memory)."""
         return _decode_record(hash_of_node, self._nodes.get_node(hash_of_node))
 
     def _walk(self, root: bytes, path: bytes) -> tuple[list[bytes], _Leaf | None]:
@@ -478,11 +540,13 @@ class SparseMerkleTree:
         subtree: bytes,
         depth: int,
         changes: list[_Change],
+        numbers: list[int],
         low: int,
         high: int,
         new_nodes: dict[bytes, bytes],
     ) -> tuple[bytes, _Kind | None]:
-        """Apply ``changes[low:high]``, all within the subtree at ``depth``, to ``subtree``.
+        """Apply ``changes[low:high]``, all within the subtree at ``depth``, to ``subtree``
+        (``numbers`` are the changes' paths as integers).
 
         Returns the new subtree hash and its kind, or ``None`` as the kind when no change
         falls in the subtree: it is then kept by hash and never read.
@@ -500,15 +564,18 @@ class SparseMerkleTree:
             return _update_leaf(subtree, node, depth, changes[low:high], new_nodes)
         if depth == KEY_PATH_BITS:
             raise StateCorruptionError(subtree, "internal node below the last key bit")
-        split = bisect.bisect_left(
-            changes, _right_half_start(changes[low][0], depth), low, high, key=itemgetter(0)
+        shift = KEY_PATH_BITS - 1 - depth  # as _right_half_start, on the integers
+        split = bisect.bisect_left(numbers, (numbers[low] >> shift | 1) << shift, low, high)
+        left, left_kind = self._update_subtree(
+            node.left, depth + 1, changes, numbers, low, split, new_nodes
         )
-        left, left_kind = self._update_subtree(node.left, depth + 1, changes, low, split, new_nodes)
         right, right_kind = self._update_subtree(
-            node.right, depth + 1, changes, split, high, new_nodes
+            node.right, depth + 1, changes, numbers, split, high, new_nodes
         )
         if left == node.left and right == node.right:
             return subtree, _Kind.INTERNAL
+        if left != EMPTY_ROOT and right != EMPTY_ROOT:  # the usual case, no compression
+            return _internal(left, right, new_nodes), _Kind.INTERNAL
         return self._join(left, left_kind, right, right_kind, new_nodes)
 
     def _join(

@@ -44,11 +44,12 @@ costs a few milliseconds whatever the chain's length; ``sceau node check`` check
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,11 @@ __all__ = [
 ]
 
 RECENT_BLOCKS_CHECKED = 4096
+STATE_NODES_REMEMBERED = 65_536
+"""State tree nodes kept decoded in memory (about 20 MB), besides the records of the last
+blocks' updates (``ledger.state.UPDATES_REMEMBERED``, a few MB each at 300 anchors a block): the
+top of the tree, which every block's update walks and rewrites, is then neither read from
+LevelDB nor checked again."""
 RECENT_BYTES_CHECKED = 32 * 1024 * 1024
 """Opening checks that the heights below the tip have their block and certificate, down to
 4,096 heights or 32 MiB of block records, whichever comes first.
@@ -145,10 +151,15 @@ class ChainStore:
         self._safety_saves = 0
         self._safety: tuple[bytes, int, int] | None = None
         self._defer_witness = False
-        self._tree = SparseMerkleTree(_NodeReader(self._get))
+        self._tree = SparseMerkleTree(
+            _NodeReader(self._get), nodes_remembered_max=STATE_NODES_REMEMBERED
+        )
         self._previews = StateUpdateCache(PREVIEWS_REMEMBERED)
         self._tip_members_hash: bytes | None = None
         self._log: tlog.LogFrontier | None = None
+        self._log_previews: collections.deque[
+            tuple[tlog.LogFrontier, list[bytes], tuple[tlog.LogFrontier, dict]]
+        ] = collections.deque(maxlen=PREVIEWS_REMEMBERED)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -517,9 +528,32 @@ class ChainStore:
         The update is remembered (a few of them), so that appending the block whose writes
         these are does not compute the same tree nodes a second time.
         """
-        update = self._tree_call(self._tree.update, self._tip.state_root, state_writes)
-        self._previews.remember(self._tip.state_root, state_writes, update)
+        update = self._previews.find(self._tip.state_root, state_writes)
+        if update is None:  # not already previewed (a primary's block, validated again)
+            update = self._tree_call(self._tree.update, self._tip.state_root, state_writes)
+            self._previews.remember(self._tip.state_root, state_writes, update)
         return update.root
+
+    def preview_log(self, leaves: Sequence[bytes]) -> tlog.LogFrontier:
+        """The log's frontier after ``leaves`` appended at the tip; writes nothing.
+
+        The new hashes are remembered (a few previews), so that appending the block of these
+        leaves does not hash them a second time.
+        """
+        frontier = self.log_frontier()
+        appended = tlog.append(frontier, leaves)
+        self._log_previews.append((frontier, list(leaves), appended))
+        return appended[0]
+
+    def _log_append(
+        self, leaves: list[bytes]
+    ) -> tuple[tlog.LogFrontier, dict[tuple[int, int], bytes]]:
+        """The log after ``leaves`` and its new hashes: a preview's, or computed now."""
+        frontier = self.log_frontier()
+        for base, previewed, appended in self._log_previews:
+            if base == frontier and previewed == leaves:
+                return appended
+        return tlog.append(frontier, leaves)
 
     def _state_update(self, state_writes: Mapping[bytes, bytes | None]) -> StateUpdate:
         root = self._tip.state_root
@@ -550,7 +584,7 @@ class ChainStore:
         )
         tip = Tip(header.height, block.block_hash, update.root)
         member_set_changed = header.members_hash != self._members_hash_at_tip()
-        appended = tlog.append(self.log_frontier(), block.transaction_leaves())
+        appended = self._log_append(block.transaction_leaves())
         assert header.log_size is None or (header.log_size, header.log_root) == (
             appended[0].size,
             appended[0].root,
@@ -563,8 +597,10 @@ class ChainStore:
             raise self._damaged(_store_error(error)) from None
         self._log = appended[0]
         self._tip = tip
+        self._tree.remember(update.new_nodes)
         self._tip_members_hash = header.members_hash
         self._previews.clear()
+        self._log_previews.clear()
         self._record_witness()
         return tip
 

@@ -198,3 +198,27 @@ def test_witnessing_quick_run_measures_the_log_checkpoints_bytes_and_a_witness()
     witness = report["witness"]
     assert witness["rounds"] == 20 and witness["add_checkpoint_ms_median"] > 0
     assert witness["bound_get_status_ms_median"] > 0
+
+
+EXECUTION_SCRIPT = SCRIPT.parent / "execution.py"
+
+
+def test_execution_quick_run_times_each_phase_of_a_block_beside_its_bound() -> None:
+    """benchmarks/execution.py at a small chain: a block of anchors admitted, built, validated
+    by a replica and appended, each phase's CPU per transaction beside the signature's."""
+    completed = subprocess.run(
+        [sys.executable, str(EXECUTION_SCRIPT), "--quick", "--rounds", "2", "--block", "20"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    assert report["benchmark"] == "execution" and report["quick"] is True
+    assert report["chain"]["transactions_per_block"] == 20 and report["chain"]["rounds"] == 2
+    phases = {"admit", "build", "validate", "append", "bound_verify"}
+    assert report["cpu_us_per_tx"].keys() == report["cpu_us_per_tx_min"].keys() == phases
+    for name in phases:
+        assert 0 < report["cpu_us_per_tx_min"][name] <= report["cpu_us_per_tx"][name], name
+    assert all(ratio > 0 for ratio in report["ratio_bound_to_node"].values())

@@ -158,6 +158,18 @@ class CountingReader:
         return self.store.get_node(node_hash)
 
 
+class RecordingReader:
+    """Wraps a node store and records the hashes read."""
+
+    def __init__(self, store: MemoryNodeStore) -> None:
+        self.store = store
+        self.read: set[bytes] = set()
+
+    def get_node(self, node_hash: bytes) -> bytes | None:
+        self.read.add(node_hash)
+        return self.store.get_node(node_hash)
+
+
 class ReplacingReader:
     """Wraps a node store and answers chosen hashes with chosen (corrupt) records."""
 
@@ -703,3 +715,62 @@ def test_single_key_updates_in_a_large_tree_touch_logarithmically_many_nodes():
     update = tree.update(root, batch)
     assert counting.reads <= len(batch) * nodes_max
     assert len(update.new_nodes) <= len(batch) * nodes_max
+
+
+# --- remembered nodes -------------------------------------------------------------------------
+
+
+def test_a_tree_that_remembers_nodes_gives_the_same_roots_and_reads_its_own_nodes_from_memory():
+    """Block after block, a tree keeping the nodes it made gives the roots and proofs of the
+    naive reference and reads none of the last update's back (a small memory forgets some:
+    same roots); a node read from the store is still checked, ``leaves`` reads the store."""
+    store = MemoryNodeStore()
+    counting = RecordingReader(store)
+    remembering = SparseMerkleTree(counting, nodes_remembered_max=10_000)
+    small = SparseMerkleTree(store, nodes_remembered_max=16)
+    plain = SparseMerkleTree(store)
+    contents: dict[bytes, bytes] = {}
+    root = EMPTY_ROOT
+    last_made: dict[bytes, bytes] = {}
+    for block in range(12):
+        changes: dict[bytes, bytes | None] = {b"act/%d/%d" % (block, n): b"v" for n in range(9)}
+        if block:
+            changes[b"act/%d/0" % (block - 1)] = None
+            changes[b"act/%d/1" % (block - 1)] = b"withdrawn"
+        counting.read.clear()
+        update = remembering.update(root, changes)
+        assert not counting.read & last_made.keys(), "the last update's nodes are in memory"
+        last_made = update.new_nodes
+        assert update == plain.update(root, changes) == small.update(root, changes)
+        store.put_nodes(update.new_nodes)
+        remembering.remember(update.new_nodes)
+        small.remember(update.new_nodes)
+        for key, value in changes.items():
+            if value is None:
+                contents.pop(key, None)
+            else:
+                contents[key] = value
+        root = update.root
+        assert root == reference_root(contents)
+        for key in (b"act/%d/3" % block, b"act/absent"):
+            assert remembering.prove(root, key) == plain.prove(root, key) == small.prove(root, key)
+            assert remembering.get(root, key) == plain.get(root, key) == small.get(root, key)
+    counting.read.clear()
+    assert dict(remembering.leaves(root)) == dict(plain.leaves(root))
+    assert len(counting.read) >= len(contents), "an integrity walk reads the store's nodes"
+    record = store._records[root]
+    damaged = SparseMerkleTree(
+        ReplacingReader(store, {root: record[:-1] + bytes([record[-1] ^ 1])}),
+        nodes_remembered_max=64,
+    )
+    with pytest.raises(StateCorruptionError):
+        damaged.get(root, b"act/0/3")
+
+
+def test_a_tree_without_memory_keeps_nothing():
+    store, tree = new_tree()
+    update = tree.update(EMPTY_ROOT, {b"a": b"1", b"b": b"2"})
+    tree.remember(update.new_nodes)
+    store.put_nodes(update.new_nodes)
+    tree.get(update.root, b"a")
+    assert tree._recent == {} and tree._older == {} and tree._made == ()

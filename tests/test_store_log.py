@@ -121,3 +121,30 @@ def test_the_latest_checkpoint_is_kept_and_replaced(
         store.save_checkpoint(b"first")
         store.save_checkpoint(b"second")
         assert store.checkpoint() == b"second"
+
+
+def test_a_previewed_log_is_hashed_once_and_only_for_its_own_leaves(
+    consortium: LocalConsortium, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine previews the log of the block it executes; the append reuses those hashes
+    when the block holds the same leaves on the same log, and computes them otherwise."""
+    appends = []
+    original = tlog.append
+    monkeypatch.setattr(tlog, "append", lambda *args: appends.append(1) or original(*args))
+    with ChainStore.create(tmp_path / "chain", consortium.genesis) as store:
+        leaves = _grow(consortium, store, [3])
+        transactions = [_anchor(consortium, 3 + i) for i in range(4)]
+        block_leaves = [transaction.encoded for transaction in transactions]
+        previewed = store.preview_log(block_leaves)
+        store.preview_log(block_leaves[:2])  # another candidate block, never appended
+        appends.clear()
+        consortium.append(store, transactions, {}, timestamp_ms=START_MS + 120_000)
+        assert appends == [], "the append took the preview's hashes"
+        leaves += block_leaves
+        assert store.log_frontier() == previewed
+        assert store.log_frontier().root == merkle.root(leaves)
+        assert store.log_hashes(0, 0, 7) == [merkle.leaf_hash(leaf) for leaf in leaves]
+        store.preview_log(block_leaves[:1])  # stale: the log moved on
+        leaves += _grow(consortium, store, [2])
+        assert appends == [1, 1], "a preview of other leaves, or of an old log, is not used"
+        assert store.log_frontier().root == merkle.root(leaves)
