@@ -32,14 +32,22 @@ Step 6 needs contract code, which this bottom layer may not import: it is asked 
 is, hash for hash, in the new one: a consortium cannot rewrite history unnoticed by a monitor
 that keeps its bundles.
 
-Parallel signatures. Ed25519 verification is most of the work that does not depend on the
-state, so it runs in a pool of worker processes, over chunks of ``(public_key, tx_id,
-signature)`` computed here, each worker calling :func:`ledger.crypto.verify` exactly as a node
-does. The parent decodes, checks and replays block after block while the workers verify; it
-keeps at most ``SIGNATURE_CHUNKS_IN_FLIGHT_PER_WORKER`` chunks per worker outstanding, and
-tells the replayer that signatures are verified (so it does not verify them again). A block is
-*verified* once its own checks passed and every chunk of its signatures came back valid; only
-then is it handed to ``on_block`` (the import writes it to a store), in height order.
+Pipelined across processes. Re-executing block ``h`` needs the state after block ``h - 1``,
+so it runs in this process, one block after the other; everything else about a frame needs
+only the frame. A pool of worker processes therefore reads ahead of the re-execution: this
+process reads frames (their lengths checked first) and hands each to a worker, which decodes
+it (:func:`ledger.bundle.decode_frame`: canonical form, models), computes every transaction's
+id and canonical bytes (sent back with the block, so they are not computed again here), their
+Merkle root, and verifies every transaction signature with :func:`ledger.crypto.verify`
+exactly as a node does. Results are taken in frame order, so a frame that does not decode, or
+the truncated end of a bundle, is reported only once every block before it was checked, as
+without workers. The read-ahead is bounded: at most ``READ_AHEAD_BLOCKS_PER_WORKER`` frames
+per worker and :data:`READ_AHEAD_BYTES_MAX` bytes of bodies besides the next frame. The
+replayer is told that signatures are verified (so it does not verify them again). A block is
+*verified* once its own checks passed and its signatures are valid; only then is it handed to
+``on_block`` (the import writes it to a store), in height order. With one worker, each frame
+is prepared in this process when its turn comes. :class:`ChainFollower`, which is handed
+decoded blocks one at a time, verifies their signatures in its own process.
 
 The checkpoint. A bundle may end with the latest consortium checkpoint its exporter knew
 (:mod:`ledger.bundle`, format v2). The audit reads it first (:func:`trailing_checkpoint`: only
