@@ -17,7 +17,10 @@ What it does
    this run would build; the build time is reported apart (``null`` when cached).
 2. **Export** it to a bundle (``ledger.bundle``), timed.
 3. **Audit** the bundle exactly as ``sceau audit`` does (``ledger.audit.audit_bundle`` with
-   ``contracts.replay.EngineReplayer``), signatures verified by one worker process per core.
+   ``contracts.replay.EngineReplayer``), with one worker process per core decoding the blocks
+   and verifying their signatures ahead of the re-execution. Besides its wall-clock rate, the
+   CPU time it took in the main process and in the workers is reported per transaction: on a
+   shared machine, the figure to compare between runs.
 4. **Measure the bound** in the same run: Ed25519 verifications per second on one core, over
    fresh signatures (distinct keys, messages and signatures, so that ``ledger.crypto``'s cache
    of verifications never answers), in batches before and after the audit (the best batch
@@ -36,6 +39,7 @@ import hashlib
 import itertools
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -219,6 +223,21 @@ def verify_rate(count: int, label: bytes) -> dict[str, float]:
     return {"per_s": count / wall, "per_s_cpu": count / cpu if cpu > 0 else 0.0}
 
 
+# --- the CPU time of the audit ----------------------------------------------------------------
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time (user + system) of this process, and of its children that ended.
+
+    The audit's workers end (and are waited for) before ``audit_bundle`` returns, so the
+    difference of two readings around it is the CPU time of the audit in every process: a
+    figure that other work on a shared machine changes little, unlike the wall clock.
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime)
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -238,8 +257,10 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     try:
         genesis, bundle_bytes, export_s = export_bundle(store_path, bundle)
         rates = [verify_rate(verifications, b"before %d" % i) for i in range(VERIFY_BATCHES)]
-        log(f"auditing with {workers} signature workers")
+        log(f"auditing with {workers} workers")
+        before = cpu_seconds()
         report = audit_bundle(bundle, genesis, EngineReplayer(), workers=workers)
+        after = cpu_seconds()
         rates += [verify_rate(verifications, b"after %d" % i) for i in range(VERIFY_BATCHES)]
     finally:
         bundle.unlink(missing_ok=True)
@@ -248,6 +269,8 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     verify_per_s = max(rate["per_s"] for rate in rates)
     bound = verify_per_s * cores
     audit_tx_per_s = report.transactions / report.seconds
+    main_cpu_s, workers_cpu_s = (after[0] - before[0], after[1] - before[1])
+    transactions_audited = max(report.transactions, 1)
     return {
         "benchmark": "audit",
         "schema_version": SCHEMA_VERSION,
@@ -271,6 +294,14 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
             "seconds": round(report.seconds, 3),
             "workers": workers,
             "transactions_per_s": round(audit_tx_per_s, 1),
+            "cpu_s": {"main": round(main_cpu_s, 3), "workers": round(workers_cpu_s, 3)},
+            "cpu_us_per_transaction": {
+                "main": round(main_cpu_s / transactions_audited * 1e6, 1),
+                "workers": round(workers_cpu_s / transactions_audited * 1e6, 1),
+                "total": round((main_cpu_s + workers_cpu_s) / transactions_audited * 1e6, 1),
+            },
+            "cpu_is": "user + system time of the auditing process (main) and of its worker "
+            "processes; the main process re-executes the blocks, one after the other",
         },
         "ed25519": {
             "verify_per_s_per_core": round(verify_per_s, 1),

@@ -32,14 +32,22 @@ Step 6 needs contract code, which this bottom layer may not import: it is asked 
 is, hash for hash, in the new one: a consortium cannot rewrite history unnoticed by a monitor
 that keeps its bundles.
 
-Parallel signatures. Ed25519 verification is most of the work that does not depend on the
-state, so it runs in a pool of worker processes, over chunks of ``(public_key, tx_id,
-signature)`` computed here, each worker calling :func:`ledger.crypto.verify` exactly as a node
-does. The parent decodes, checks and replays block after block while the workers verify; it
-keeps at most ``SIGNATURE_CHUNKS_IN_FLIGHT_PER_WORKER`` chunks per worker outstanding, and
-tells the replayer that signatures are verified (so it does not verify them again). A block is
-*verified* once its own checks passed and every chunk of its signatures came back valid; only
-then is it handed to ``on_block`` (the import writes it to a store), in height order.
+Pipelined across processes. Re-executing block ``h`` needs the state after block ``h - 1``,
+so it runs in this process, one block after the other; everything else about a frame needs
+only the frame. A pool of worker processes therefore reads ahead of the re-execution: this
+process reads frames (their lengths checked first) and hands each to a worker, which decodes
+it (:func:`ledger.bundle.decode_frame`: canonical form, models), computes every transaction's
+id and canonical bytes (sent back with the block, so they are not computed again here), their
+Merkle root, and verifies every transaction signature with :func:`ledger.crypto.verify`
+exactly as a node does. Results are taken in frame order, so a frame that does not decode, or
+the truncated end of a bundle, is reported only once every block before it was checked, as
+without workers. The read-ahead is bounded: at most ``READ_AHEAD_BLOCKS_PER_WORKER`` frames
+per worker and :data:`READ_AHEAD_BYTES_MAX` bytes of bodies besides the next frame. The
+replayer is told that signatures are verified (so it does not verify them again). A block is
+*verified* once its own checks passed and its signatures are valid; only then is it handed to
+``on_block`` (the import writes it to a store), in height order. With one worker, each frame
+is prepared in this process when its turn comes. :class:`ChainFollower`, which is handed
+decoded blocks one at a time, verifies their signatures in its own process.
 
 The checkpoint. A bundle may end with the latest consortium checkpoint its exporter knew
 (:mod:`ledger.bundle`, format v2). The audit reads it first (:func:`trailing_checkpoint`: only
@@ -75,9 +83,11 @@ from typing import Any, Protocol
 from ledger import crypto, domains, encoding, merkle
 from ledger.bundle import (
     FRAME_LIMITS,
+    BundleEntry,
     BundleError,
     BundleReader,
     TruncatedBundleError,
+    decode_frame,
     read_frame_bodies,
     trailing_checkpoint,
 )
@@ -120,6 +130,13 @@ SIGNATURE_CHUNK_SIZE = 256
 """Transaction signatures per task sent to a worker."""
 SIGNATURE_CHUNKS_IN_FLIGHT_PER_WORKER = 8
 """Bounds the signatures (and blocks awaiting them) held in memory while workers verify."""
+READ_AHEAD_BLOCKS_PER_WORKER = 4
+"""Frames handed to the workers ahead of the block being re-executed, per worker: enough
+that a worker never waits for the next one, few enough to bound what is held decoded."""
+READ_AHEAD_BYTES_MAX = 64 * 1024 * 1024
+"""Bytes of frame bodies read ahead at most, besides the next frame (which may alone be up to
+``FRAME_BYTES_MAX``): the read-ahead holds at most this plus one frame, and their decoded
+blocks, however large the blocks of a bundle are."""
 REPORT_FORMAT = "sceau-audit-report/v1"
 
 
@@ -505,6 +522,22 @@ class _SignatureChecker:
         self.collect(wait=False)
         return self.chunks_sent
 
+    def record(self, height: int, bad_positions: Sequence[int]) -> int:
+        """Note the signatures of the block at ``height``, verified by a worker that prepared
+        it (the positions that do not verify); return the sequence number of the last chunk
+        sent so far, which is all that block waits for."""
+        for position in bad_positions:
+            self.failures.append(
+                Failure(height, f"transaction {position}", "the signature does not verify")
+            )
+        self.collect(wait=False)
+        return self.chunks_sent
+
+    @property
+    def pool(self) -> Any:
+        """The worker processes (None with one worker: everything runs in this process)."""
+        return self._pool
+
     def collect(self, *, wait: bool) -> None:
         """Take the results that are ready, in order; wait while too many are outstanding
         (or for all of them, with ``wait``)."""
@@ -527,6 +560,94 @@ class _SignatureChecker:
         if self._pool is not None:
             self._pool.terminate()
             self._pool.join()
+
+
+# --- frames decoded and verified ahead, in worker processes -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A frame as a worker prepared it: decoded, with what needs only the frame itself."""
+
+    frame: int
+    offset: int
+    body_bytes: int
+    decoded: BundleEntry | bytes | BundleError
+    """The block entry, the checkpoint note, or why the frame does not decode."""
+    tx_root: bytes | None
+    """The Merkle root of the block's transactions (None: not a block)."""
+    bad_signatures: tuple[int, ...]
+    """The positions of the transactions whose signature does not verify."""
+
+
+def _prepare_frame(
+    chain_id: bytes, bundle_format: str, frame: int, offset: int, body: bytes
+) -> _Prepared:
+    """Everything about frame ``frame`` that needs neither its parent nor the state (run in a
+    worker): decode it, compute each transaction's id and canonical bytes (sent back with the
+    block, so the auditor does not compute them again), their Merkle root, and verify their
+    signatures exactly as :func:`verify_transaction_signatures` does."""
+    try:
+        decoded = decode_frame(body, frame, offset, bundle_format)
+    except BundleError as error:
+        return _Prepared(frame, offset, len(body), error, None, ())
+    if isinstance(decoded, bytes):
+        return _Prepared(frame, offset, len(body), decoded, None, ())
+    transactions = decoded.block.transactions
+    triples = [
+        (transaction.signer, transaction.tx_id, transaction.signature)
+        for transaction in transactions
+    ]
+    bad = verify_transaction_signatures(chain_id, triples)
+    tx_root = merkle.root(decoded.block.transaction_leaves())
+    return _Prepared(frame, offset, len(body), decoded, tx_root, tuple(bad))
+
+
+def _prepared_frames(
+    reader: BundleReader, chain_id: bytes, pool: Any, workers: int
+) -> Iterator[_Prepared]:
+    """The frames of ``reader`` prepared by the ``pool``'s workers, in frame order.
+
+    Reads ahead at most ``workers × READ_AHEAD_BLOCKS_PER_WORKER`` frames and
+    :data:`READ_AHEAD_BYTES_MAX` bytes of bodies besides the next frame, so the workers decode
+    and verify the next blocks while the caller re-executes this one. Without a pool, each
+    frame is prepared here when asked for. An error reading the frames themselves (a bad
+    length, a truncated end) is raised after every frame before it was yielded.
+    """
+    frames = reader.frames()
+    if pool is None:
+        for frame, offset, body in frames:
+            yield _prepare_frame(chain_id, reader.format, frame, offset, body)
+        return
+    blocks_max = workers * READ_AHEAD_BLOCKS_PER_WORKER
+    pending: deque[tuple[Any, int]] = deque()
+    bytes_ahead = 0
+    unread: BundleError | None = None
+    exhausted = False
+    while True:
+        while (
+            not exhausted
+            and len(pending) < blocks_max
+            and (not pending or bytes_ahead < READ_AHEAD_BYTES_MAX)
+        ):
+            try:
+                frame, offset, body = next(frames)
+            except StopIteration:
+                exhausted = True
+                break
+            except BundleError as error:
+                unread, exhausted = error, True
+                break
+            task = (chain_id, reader.format, frame, offset, body)
+            pending.append((pool.apply_async(_prepare_frame, task), len(body)))
+            bytes_ahead += len(body)
+        if not pending:
+            break
+        result, size = pending.popleft()
+        bytes_ahead -= size
+        yield result.get()
+    if unread is not None:
+        raise unread
 
 
 # --- the audit --------------------------------------------------------------------------------
@@ -609,15 +730,23 @@ class _Audit:
             )
         self.chain.members = members
 
-    def check(self, block: Block, certificate: CommitCertificate) -> None:
+    def check(
+        self, block: Block, certificate: CommitCertificate, prepared: _Prepared | None = None
+    ) -> None:
         """Every check of the next block; on success the chain moves on to it.
 
-        Failures are reported at the height the block should have (its place in the
-        bundle), whatever its header says.
+        ``prepared``: a worker decoded the block, computed its transactions' Merkle root and
+        verified their signatures (otherwise they are computed, and the signatures sent to the
+        workers, here). Failures are reported at the height the block should have (its place
+        in the bundle), whatever its header says.
         """
         height = self.chain.height + 1
-        found = self._header_failures(block, certificate, height)
-        last_chunk = self.signatures.submit(block, height)
+        tx_root = None if prepared is None else prepared.tx_root
+        found = self._header_failures(block, certificate, height, tx_root)
+        if prepared is None:
+            last_chunk = self.signatures.submit(block, height)
+        else:
+            last_chunk = self.signatures.record(height, prepared.bad_signatures)
         replayed = None
         try:
             replayed = self.replayer.execute(block, signatures_verified=True)
@@ -645,10 +774,15 @@ class _Audit:
         return [Failure(height, "block_hash", detail)]
 
     def _header_failures(
-        self, block: Block, certificate: CommitCertificate, expected: int
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        expected: int,
+        tx_root: bytes | None = None,
     ) -> list[Failure]:
         """The rules of :func:`block_rule_failures`, and those that need the chain so far
-        (the height, the link to the parent, the whole list of transactions)."""
+        (the height, the link to the parent, the whole list of transactions, whose Merkle
+        root is ``tx_root`` when a worker computed it)."""
         chain, header = self.chain, block.header
         found: list[tuple[str, str]] = []
         if header.height != expected:
@@ -656,7 +790,9 @@ class _Audit:
         if header.prev_hash != chain.block_hash:
             parent = "the chain_id" if expected == 1 else f"the hash of block {chain.height}"
             found.append(("header.prev_hash", f"is not {parent}"))
-        if merkle.root(block.transaction_leaves()) != header.tx_root:
+        if tx_root is None:
+            tx_root = merkle.root(block.transaction_leaves())
+        if tx_root != header.tx_root:
             found.append(("header.tx_root", "does not match the transactions"))
         found += block_rule_failures(
             header,
@@ -1053,10 +1189,12 @@ def _run(
             )
             return None
         audit.start()
-        for entry in _entries(reader, audit):
+        signatures = audit.signatures
+        prepared = _prepared_frames(reader, genesis.chain_id, signatures.pool, signatures.workers)
+        for entry, frame in _entries(reader, audit, prepared):
             if audit.failed:
                 return None
-            audit.check(entry.block, entry.certificate)
+            audit.check(entry.block, entry.certificate, frame)
             if progress is not None:
                 chain = audit.chain
                 progress(
@@ -1070,10 +1208,16 @@ def _run(
         return reader.checkpoint
 
 
-def _entries(reader: BundleReader, audit: _Audit) -> Iterator[Any]:
-    """The bundle's entries; a frame that cannot be read becomes a failure at its height."""
+def _entries(
+    reader: BundleReader, audit: _Audit, prepared: Iterator[_Prepared]
+) -> Iterator[tuple[BundleEntry, _Prepared]]:
+    """The bundle's entries, with how each frame was prepared; a frame that cannot be read
+    becomes a failure at its height."""
     try:
-        yield from reader
+        for frame in prepared:
+            entry = reader.take(frame.frame, frame.offset, frame.body_bytes, frame.decoded)
+            if entry is not None:
+                yield entry, frame
     except TruncatedBundleError as error:
         audit.failures.append(
             Failure(

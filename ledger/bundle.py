@@ -75,6 +75,7 @@ __all__ = [
     "TruncatedBundleError",
     "block_frame",
     "checkpoint_frame",
+    "decode_frame",
     "encode_frame",
     "genesis_frame",
     "parse_frames",
@@ -138,6 +139,10 @@ class BundleError(ValueError):
         self.part = part
         self.reason = message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The audit's workers send decoding errors back to the auditor: keep where and what.
+        return (_rebuild_error, (type(self), self.reason, self.frame, self.offset, self.part))
+
 
 class TruncatedBundleError(BundleError):
     """The bundle ends inside a frame: a writer stopped mid-frame (a crash, a full disk).
@@ -150,6 +155,16 @@ class TruncatedBundleError(BundleError):
         super().__init__(message, frame=frame, offset=offset)
         self.frames = frame
         self.valid_bytes = offset
+
+
+def _rebuild_error(
+    kind: type[BundleError], reason: str, frame: int | None, offset: int | None, part: str | None
+) -> BundleError:
+    """A BundleError unpickled: the one :meth:`BundleError.__reduce__` described."""
+    if issubclass(kind, TruncatedBundleError):
+        assert frame is not None and offset is not None
+        return kind(reason, frame=frame, offset=offset)
+    return kind(reason, frame=frame, offset=offset, part=part)
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +388,19 @@ def _block_entry(document: dict[str, Any], body_bytes: int, frame: int, offset: 
     )
 
 
+def decode_frame(body: bytes, frame: int, offset: int, bundle_format: str) -> BundleEntry | bytes:
+    """Decode the body of frame ``frame`` (not frame 0) of a bundle of ``bundle_format``: its
+    block entry, or the note bytes of a checkpoint frame. Raises BundleError naming the frame.
+
+    Needs nothing but the frame, so it may run in another process (the audit's workers);
+    :meth:`BundleReader.take` then checks where the frame stands in the bundle.
+    """
+    document = _decode_document(body, frame, offset)
+    if _is_checkpoint_frame(document):
+        return _decode_checkpoint(document, bundle_format, frame, offset)
+    return _block_entry(document, len(body), frame, offset)
+
+
 def trailing_checkpoint(path: str | os.PathLike) -> bytes | None:
     """The checkpoint note a bundle ends with, found by reading only frame lengths and the last
     frame; None if there is none, or the bundle cannot be read this far (its reader reports
@@ -446,21 +474,43 @@ class BundleReader:
 
     def __iter__(self) -> Iterator[BundleEntry]:
         for frame, offset, body in self._frames:
-            if self.checkpoint is not None:
-                raise BundleError(
-                    "follows the checkpoint frame, which ends a bundle",
-                    frame=frame,
-                    offset=offset,
-                    part="checkpoint",
-                )
-            document = _decode_document(body, frame, offset)
-            if _is_checkpoint_frame(document):
-                self.checkpoint = _decode_checkpoint(document, self.format, frame, offset)
-                self.bytes_read = offset + LENGTH_BYTES + len(body)
-                continue
-            entry = _block_entry(document, len(body), frame, offset)
-            self.bytes_read = offset + entry.size_bytes
-            yield entry
+            decoded: BundleEntry | bytes | BundleError
+            try:
+                decoded = decode_frame(body, frame, offset, self.format)
+            except BundleError as error:
+                decoded = error
+            entry = self.take(frame, offset, len(body), decoded)
+            if entry is not None:
+                yield entry
+
+    def frames(self) -> Iterator[tuple[int, int, bytes]]:
+        """``(frame, offset, body)`` of every frame after frame 0, undecoded: for a reader
+        that decodes them elsewhere (:func:`decode_frame`, in worker processes) and hands each
+        back to :meth:`take`, in frame order. Raises as iteration would for the frames
+        themselves (a bad length, :class:`TruncatedBundleError`)."""
+        return self._frames
+
+    def take(
+        self, frame: int, offset: int, body_bytes: int, decoded: BundleEntry | bytes | BundleError
+    ) -> BundleEntry | None:
+        """Account for frame ``frame`` (``body_bytes`` long), which :func:`decode_frame` gave
+        as ``decoded`` (or refused with that BundleError): the entry, or None for the
+        checkpoint frame (then in :attr:`checkpoint`). Frames are taken in order; raises
+        BundleError exactly where iteration would."""
+        if self.checkpoint is not None:
+            raise BundleError(
+                "follows the checkpoint frame, which ends a bundle",
+                frame=frame,
+                offset=offset,
+                part="checkpoint",
+            )
+        if isinstance(decoded, BundleError):
+            raise decoded
+        self.bytes_read = offset + LENGTH_BYTES + body_bytes
+        if isinstance(decoded, bytes):
+            self.checkpoint = decoded
+            return None
+        return decoded
 
     def close(self) -> None:
         self._handle.close()

@@ -740,6 +740,8 @@ def test_the_audit_benchmark_quick_run_reports_its_figures(tmp_path: Path) -> No
     assert report["chain"]["transactions"] == report["audit"]["transactions"] == 200
     assert report["chain"]["cached"] is False and report["chain"]["build_s"] > 0
     assert report["audit"]["ok"] is True and report["audit"]["transactions_per_s"] > 0
+    cpu = report["audit"]["cpu_us_per_transaction"]
+    assert cpu["main"] > 0 and cpu["total"] == pytest.approx(cpu["main"] + cpu["workers"], abs=0.2)
     assert report["ed25519"]["verify_per_s_per_core"] > 0
     assert report["cores"] >= 1 and report["audit"]["workers"] == report["cores"]
     bound = report["ed25519"]["verify_per_s_per_core"] * report["cores"]

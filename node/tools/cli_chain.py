@@ -1229,8 +1229,8 @@ def _workers_option(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=_positive,
         metavar="N",
-        help="processes verifying transaction signatures in parallel (default: one per core; "
-        "1 verifies them in the main process)",
+        help="processes decoding the blocks and verifying their signatures ahead of the "
+        "re-execution (default: one per core; 1 does it all in the main process)",
     )
 
 
