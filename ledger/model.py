@@ -1003,10 +1003,20 @@ def decoded_block(document: Any) -> Block | None:
     entries = document["transactions"]
     if header is None or type(entries) is not list or header.tx_count != len(entries):
         return None
+    transactions = decoded_transactions(entries)
+    if transactions is None:
+        return None
+    return built(Block, {"header": header, "transactions": transactions})
+
+
+def decoded_transactions(entries: list[Any]) -> tuple[Transaction, ...] | None:
+    """The transactions of decoded canonical maps (a block's, a gossip frame's), each by
+    :func:`decoded_transaction`; None as soon as one is left to pydantic, which then judges
+    the whole document (one refusal, the same message)."""
     transactions = []
     for entry in entries:
         transaction = decoded_transaction(entry)
         if transaction is None:
             return None
         transactions.append(transaction)
-    return built(Block, {"header": header, "transactions": tuple(transactions)})
+    return tuple(transactions)

@@ -636,18 +636,7 @@ class Node:
             if len(self._submitted_at) > self.mempool.limits.transactions_max:
                 self._forget_stale_submissions()
             self._gossip.append(transaction)
-            if len(self._gossip) >= self.settings.gossip_batch_transactions_max:
-                self._flush_gossip()
-            elif not self._gossip_flush_scheduled:
-                # Sent once the event loop has handled what is ready now: the submissions that
-                # arrived together travel in one frame, and none waits for the next tick.
-                try:
-                    loop = asyncio.get_running_loop()
-                except RuntimeError:  # driven synchronously (tests, tools): send now
-                    self._flush_gossip()
-                else:
-                    self._gossip_flush_scheduled = True
-                    loop.call_soon(self._flush_gossip)
+            self._gossip_soon()
             self._execute(self.replica.on_transactions())
         return added
 
@@ -670,6 +659,14 @@ class Node:
             return outcomes
         if len(self._submitted_at) > self.mempool.limits.transactions_max:
             self._forget_stale_submissions()
+        self._gossip_soon()
+        self._execute(self.replica.on_transactions())
+        return outcomes
+
+    def _gossip_soon(self) -> None:
+        """Send the gathered gossip at once when it fills a frame; otherwise once the event
+        loop has handled what is ready now, so that the submissions that arrived together
+        travel in one frame and none waits for the next tick."""
         if len(self._gossip) >= self.settings.gossip_batch_transactions_max:
             self._flush_gossip()
         elif not self._gossip_flush_scheduled:
@@ -680,8 +677,6 @@ class Node:
             else:
                 self._gossip_flush_scheduled = True
                 loop.call_soon(self._flush_gossip)
-        self._execute(self.replica.on_transactions())
-        return outcomes
 
     def _flush_gossip(self) -> None:
         self._gossip_flush_scheduled = False

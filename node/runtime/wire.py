@@ -61,7 +61,7 @@ from ledger.model import (
     Signature,
     Transaction,
     built,
-    decoded_transaction,
+    decoded_transactions,
     is_member_id,
 )
 
@@ -236,15 +236,12 @@ def _decoded_gossip(document: Any) -> TransactionGossip | None:
         and 1 <= len(entries) <= GOSSIP_TRANSACTIONS_MAX
     ):
         return None
-    transactions = []
-    for entry in entries:
-        transaction = decoded_transaction(entry)
-        if transaction is None:
-            return None
-        transactions.append(transaction)
+    transactions = decoded_transactions(entries)
+    if transactions is None:
+        return None
     return built(
         TransactionGossip,
-        {"kind": "transactions", "transactions": tuple(transactions), "sender": document["sender"]},
+        {"kind": "transactions", "transactions": transactions, "sender": document["sender"]},
     )
 
 
