@@ -294,3 +294,14 @@ def test_sceau_anchor_refuses_bad_deliberation_data_before_signing(
     error = capsys.readouterr().err
     assert expected in error, error
     assert not (tmp_path / "deliberation.pdf.receipt.json").exists()
+
+
+def test_the_client_and_the_command_line_name_the_deliberation_data_as_the_contract_does() -> None:
+    """Three lists of one fact: the contract's (the rule), the client library's (ledger cannot
+    import contracts) and the command line's (it starts without importing either)."""
+    from contracts.deeds import DELIBERATION_FIELDS as contract_fields
+    from ledger.client import DELIBERATION_FIELDS as client_fields
+    from node.tools.cli import _DELIBERATION_OPTIONS as command_line_fields
+
+    assert client_fields == contract_fields
+    assert command_line_fields == contract_fields
