@@ -30,7 +30,7 @@ from urllib.parse import quote
 import pytest
 import support
 from aiohttp.test_utils import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support import NodeApi, Reply, fetch, get, start_client, write_node_files
 from yarl import URL
@@ -1209,6 +1209,7 @@ SEGMENTS = (
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(template="/{}", segments=["/0", "x"], quoted=False, query={}, accept=None)
 @given(
     template=st.sampled_from(TEMPLATES),
     segments=st.lists(SEGMENTS, min_size=2, max_size=2),
@@ -1226,6 +1227,10 @@ def test_random_paths_and_queries_never_fail_the_node(
 ) -> None:
     safe = "" if quoted else "/"
     path = template.format(*(quote(segment, safe=safe) for segment in segments))
+    if path.startswith("//"):
+        # "//0" is a scheme-relative URL to an HTTP client, which refuses to send it as a path:
+        # the node gets the same first segment, its slash encoded.
+        path = "/%2F" + path[2:]
     headers = {} if accept is None else {"Accept": accept}
     url = URL(path, encoded=True).with_query(query) if query else URL(path, encoded=True)
     reply = get(api, url, headers=headers)
