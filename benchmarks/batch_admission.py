@@ -31,7 +31,6 @@ The modes run in turn within each round, so that a slower stretch of the machine
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import statistics
 import sys
@@ -43,6 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from batch_submission import presign as signed_anchors
 from machine import library_versions, load_average_1m, machine_info
 
 from ledger import crypto
@@ -86,28 +86,9 @@ def build(folder: Path) -> tuple[Any, LocalConsortium]:
 
 
 def presign(consortium: LocalConsortium, count: int, tag: str) -> list[bytes]:
-    key = consortium.keys[MEMBER]
-    encoded = []
-    for index in range(count):
-        reference = f"2026/{tag}-{index:05}"
-        transaction = Transaction.create(
-            key,
-            chain_id=consortium.chain_id,
-            contract="deeds",
-            action="anchor",
-            args={
-                "issuer": MEMBER,
-                "reference": reference,
-                "kind": "deliberation",
-                "digest": hashlib.sha256(reference.encode()).digest(),
-                "act_date": "2026-11-28",
-                "title": f"Délibération {reference}",
-            },
-            nonce=index,
-            expiry_height=1_000_000,
-        )
-        encoded.append(transaction.encoded)
-    return encoded
+    """``count`` anchors signed by the member's node key, as canonical bytes: the same
+    transactions ``batch_submission.py`` sends a node over HTTP."""
+    return [transaction.encoded for transaction in signed_anchors(consortium, MEMBER, count, tag)]
 
 
 def decoded(encoded: list[bytes]) -> list[Transaction]:
